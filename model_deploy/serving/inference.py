@@ -1,0 +1,255 @@
+"""SageMaker inference handler of the review sentiment model.
+
+The SageMaker PyTorch serving container imports this file from ``model.tar.gz/code/`` and calls
+``model_fn(model_dir)`` once, then ``input_fn(body, content_type)`` -> ``predict_fn(reviews, model)`` ->
+``output_fn(predictions, accept)`` per request. It is self-contained on purpose: it imports nothing from the
+template, only the standard library, ``torch`` and ``transformers`` (``requirements.txt`` next to it).
+
+Requests (one or more reviews):
+
+- ``application/json``: ``{"features": ["text", ...]}`` (what the course's clients send), ``{"inputs": ...}``
+  (the Hugging Face style) or a JSON list of strings;
+- ``application/jsonlines``: one such object per line;
+- ``text/csv``: one review per line (a line with unquoted commas is still one review; quote multi-line reviews).
+
+Responses, in the ``Accept`` type (``application/json``: a list; ``application/jsonlines``: one line each), one
+result per review in request order::
+
+    {"predicted_label": 1, "sentiment": "positive", "probability": 0.93,
+     "probabilities": {"negative": 0.02, "neutral": 0.05, "positive": 0.93}}
+
+A bad request raises :class:`InvalidRequest`, whose ``status_code`` (400, 406, 413 or 415) the serving layer
+returns with the message; it never yields a prediction for input it did not understand.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+logger = logging.getLogger(__name__)
+
+JSON = "application/json"
+JSON_LINES = "application/jsonlines"
+CSV = "text/csv"
+CONTENT_TYPES = (JSON, JSON_LINES, CSV)
+ACCEPT_TYPES = (JSON, JSON_LINES)
+_ALIASES = {"application/x-jsonlines": JSON_LINES, "application/jsonl": JSON_LINES}
+
+SENTIMENT_NAMES = {-1: "negative", 0: "neutral", 1: "positive"}
+"""Sentiment value -> name; the values themselves come from the model's own ``config.id2label``."""
+
+MAX_REVIEWS_PER_REQUEST = int(os.environ.get("MAX_REVIEWS_PER_REQUEST", "64"))
+"""More reviews than this in one request is refused (413): one request is one batch through the model."""
+
+try:  # In the serving container: an error the toolkit answers with our status code instead of a 500.
+    from sagemaker_inference.errors import BaseInferenceToolkitError as _ServingError
+except ImportError:  # Elsewhere (tests, the local server): the same constructor and attributes.
+
+    class _ServingError(Exception):  # type: ignore[no-redef]
+        def __init__(self, status_code: int, message: str, phrase: str) -> None:
+            self.status_code = status_code
+            self.message = message
+            self.phrase = phrase
+            super().__init__(status_code, message, phrase)
+
+
+class InvalidRequest(_ServingError, ValueError):
+    """A client error: ``status_code`` is the HTTP status, ``message`` names the problem and where."""
+
+    def __init__(self, message: str, status_code: int = 400) -> None:
+        super().__init__(status_code, message, message)
+
+    def __str__(self) -> str:
+        return self.message
+
+
+@dataclass
+class SentimentModel:
+    """What ``model_fn`` loads once: the model, its tokenizer, and how class indices map to sentiments."""
+
+    model: Any
+    tokenizer: Any
+    sentiments: list[int]
+    """Class index -> sentiment value (-1, 0, 1), read from the model's ``id2label``."""
+    max_length: int
+    device: torch.device
+
+
+# ------------------------------------------------------------------------------------------ model_fn
+def model_fn(model_dir: str) -> SentimentModel:
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    model = AutoModelForSequenceClassification.from_pretrained(model_dir).to(device).eval()
+    sentiments = _sentiments_by_class(model.config.id2label)
+    max_length = _max_length(tokenizer, model.config)
+    logger.info("loaded %s on %s: classes %s, max length %d", model_dir, device, sentiments, max_length)
+    return SentimentModel(model, tokenizer, sentiments, max_length, device)
+
+
+def _sentiments_by_class(id2label: dict[int, str]) -> list[int]:
+    try:
+        sentiments = [int(id2label[index]) for index in range(len(id2label))]
+    except (KeyError, ValueError) as error:
+        raise ValueError(f"the model's id2label {id2label} does not map class indices to -1/0/1") from error
+    if sorted(sentiments) != sorted(SENTIMENT_NAMES):
+        raise ValueError(f"the model's id2label {id2label} does not cover the sentiments -1, 0 and 1")
+    return sentiments
+
+
+def _max_length(tokenizer: Any, config: Any) -> int:
+    """The tokenizer's ``model_max_length`` (training saves its ``--max-seq-length`` there), within bounds."""
+    positions = getattr(config, "max_position_embeddings", 512)
+    if config.model_type in ("roberta", "xlm-roberta", "camembert"):
+        positions -= config.pad_token_id + 1  # RoBERTa's positions start after the padding index
+    return min(tokenizer.model_max_length, positions)
+
+
+# ------------------------------------------------------------------------------------------ input_fn
+def input_fn(request_body: str | bytes | bytearray, request_content_type: str) -> list[str]:
+    """Parse a request into its reviews; refuse anything that is not one or more non-empty strings."""
+    content_type = _media_type(request_content_type)
+    if content_type not in CONTENT_TYPES:
+        raise InvalidRequest(
+            f"unsupported content type {request_content_type!r}; use one of {', '.join(CONTENT_TYPES)}", 415
+        )
+    text = _decode(request_body)
+    if not text.strip():
+        raise InvalidRequest("the request body is empty")
+    if content_type == JSON:
+        reviews = _reviews_from_json(_load_json(text, "the body"), "the body")
+    elif content_type == JSON_LINES:
+        reviews = _reviews_from_json_lines(text)
+    else:
+        reviews = _reviews_from_csv(text)
+    if len(reviews) > MAX_REVIEWS_PER_REQUEST:
+        raise InvalidRequest(
+            f"{len(reviews)} reviews in one request; at most {MAX_REVIEWS_PER_REQUEST} "
+            "(MAX_REVIEWS_PER_REQUEST): split the request",
+            413,
+        )
+    return reviews
+
+
+def _media_type(header: str | None) -> str:
+    """``application/json; charset=utf-8`` -> ``application/json``."""
+    media_type = (header or "").split(";")[0].strip().lower()
+    return _ALIASES.get(media_type, media_type)
+
+
+def _decode(body: str | bytes | bytearray) -> str:
+    if isinstance(body, str):
+        return body
+    if isinstance(body, bytes | bytearray):
+        try:
+            return bytes(body).decode("utf-8")
+        except UnicodeDecodeError as error:
+            raise InvalidRequest(f"the body is not UTF-8 text (byte {error.start})") from error
+    raise InvalidRequest(f"the body is a {type(body).__name__}, not text")
+
+
+def _load_json(text: str, where: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as error:
+        raise InvalidRequest(f"{where} is not valid JSON: {error.msg} at line {error.lineno}") from error
+
+
+def _reviews_from_json(document: Any, where: str) -> list[str]:
+    if isinstance(document, dict):
+        keys = [key for key in ("features", "inputs") if key in document]
+        if len(keys) != 1:
+            raise InvalidRequest(
+                f"{where} must have exactly one of the keys 'features' or 'inputs'; it has {sorted(document)}"
+            )
+        key = keys[0]
+        return _checked_reviews(document[key], f"{where}: {key}")
+    return _checked_reviews(document, where)
+
+
+def _checked_reviews(value: Any, where: str) -> list[str]:
+    """A string or a non-empty list of non-empty strings; the message says which item is wrong."""
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list):
+        raise InvalidRequest(f"{where} must be a string or a list of strings, not {type(value).__name__}")
+    if not value:
+        raise InvalidRequest(f"{where} is an empty list: send at least one review")
+    for index, review in enumerate(value):
+        if not isinstance(review, str):
+            raise InvalidRequest(f"{where}[{index}] is a {type(review).__name__}, not a string")
+        if not review.strip():
+            raise InvalidRequest(f"{where}[{index}] is empty")
+    return value
+
+
+def _reviews_from_json_lines(text: str) -> list[str]:
+    reviews = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue  # blank lines (e.g. a trailing newline) separate nothing
+        where = f"line {number}"
+        reviews.extend(_reviews_from_json(_load_json(line, where), where))
+    return reviews
+
+
+def _reviews_from_csv(text: str) -> list[str]:
+    reviews = []
+    reader = csv.reader(io.StringIO(text.rstrip("\r\n")))
+    for row in reader:
+        review = ",".join(row)  # unquoted commas split a review into fields: put it back together
+        if not review.strip():
+            raise InvalidRequest(f"line {reader.line_num} is empty")
+        reviews.append(review)
+    return reviews
+
+
+# ------------------------------------------------------------------------------------------ predict_fn
+def predict_fn(reviews: list[str], model: SentimentModel) -> list[dict[str, Any]]:
+    """All reviews of a request in one batch, each truncated to the model's max length."""
+    encoded = model.tokenizer(
+        reviews, truncation=True, max_length=model.max_length, padding=True, return_tensors="pt"
+    ).to(model.device)
+    with torch.inference_mode():
+        probabilities = torch.softmax(model.model(**encoded).logits.float(), dim=-1).cpu()
+    results = []
+    for row in probabilities.tolist():
+        best = max(range(len(row)), key=row.__getitem__)
+        by_name = {SENTIMENT_NAMES[sentiment]: row[index] for index, sentiment in enumerate(model.sentiments)}
+        results.append(
+            {
+                "predicted_label": model.sentiments[best],
+                "sentiment": SENTIMENT_NAMES[model.sentiments[best]],
+                "probability": row[best],
+                "probabilities": {name: by_name[name] for name in SENTIMENT_NAMES.values()},
+            }
+        )
+    return results
+
+
+# ------------------------------------------------------------------------------------------ output_fn
+def output_fn(predictions: list[dict[str, Any]], accept: str) -> tuple[str, str]:
+    """Serialize in the first supported type of ``Accept``; returns (body, content type)."""
+    media_type = _accepted_type(accept)
+    if media_type == JSON:
+        return json.dumps(predictions), JSON
+    return "".join(json.dumps(prediction) + "\n" for prediction in predictions), JSON_LINES
+
+
+def _accepted_type(accept: str | None) -> str:
+    """``*/*`` or nothing means JSON; ``a, b;q=0.5`` takes the first supported of the list."""
+    candidates = [_media_type(part) for part in (accept or "").split(",")]
+    for candidate in candidates:
+        if candidate in ("", "*/*", "application/*"):
+            return JSON
+        if candidate in ACCEPT_TYPES:
+            return candidate
+    raise InvalidRequest(f"cannot answer in {accept!r}; accept one of {', '.join(ACCEPT_TYPES)}", 406)
