@@ -1,0 +1,221 @@
+"""The role SageMaker Pipelines and the jobs it starts run as, limited to this project's resources."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from aws_cdk import ArnFormat, Stack
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_s3 as s3
+from constructs import Construct
+
+from infra.nag import acknowledge, nag_spelling
+
+# The account that publishes the SageMaker framework images (Deep Learning Containers) in most regions.
+DEEP_LEARNING_CONTAINERS_ACCOUNT = "763104351884"
+
+
+@dataclass(frozen=True)
+class ExecutionRoleProps:
+    role_name: str
+    pipeline_name: str
+    data_bucket: s3.IBucket
+    artifacts_bucket: s3.IBucket
+    encryption_key: kms.IKey
+    feature_group_arn: str
+    model_package_group_arn: str
+    model_packages_arn: str
+    glue_database_name: str
+    athena_workgroup_arn: str
+
+
+class SageMakerExecutionRole(Construct):
+    """Assumed by SageMaker for the pipeline and its processing/training jobs; passed on only to SageMaker."""
+
+    def __init__(self, scope: Construct, construct_id: str, props: ExecutionRoleProps) -> None:
+        super().__init__(scope, construct_id)
+        stack = Stack.of(self)
+
+        def sagemaker_arn(resource: str, name: str) -> str:
+            return stack.format_arn(service="sagemaker", resource=resource, resource_name=name)
+
+        self.role = iam.Role(
+            self,
+            "Role",
+            role_name=props.role_name,
+            assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"),
+            description="SageMaker pipeline and job role of this project only",
+        )
+        glue_tables = stack.format_arn(
+            service="glue", resource="table", resource_name=f"{props.glue_database_name}/*"
+        )
+        sagemaker_logs = stack.format_arn(
+            service="logs",
+            resource="log-group",
+            resource_name="/aws/sagemaker/*",
+            arn_format=ArnFormat.COLON_RESOURCE_NAME,
+        )
+        framework_images = stack.format_arn(
+            service="ecr", account=DEEP_LEARNING_CONTAINERS_ACCOUNT, resource="repository", resource_name="*"
+        )
+        statements = [
+            iam.PolicyStatement(
+                sid="FeatureStoreRecords",
+                actions=[
+                    "sagemaker:DescribeFeatureGroup",
+                    "sagemaker:PutRecord",
+                    "sagemaker:GetRecord",
+                    "sagemaker:BatchGetRecord",
+                ],
+                resources=[props.feature_group_arn],
+            ),
+            iam.PolicyStatement(
+                sid="RegisterModels",
+                actions=[
+                    "sagemaker:DescribeModelPackageGroup",
+                    "sagemaker:CreateModelPackage",
+                    "sagemaker:DescribeModelPackage",
+                    "sagemaker:UpdateModelPackage",
+                    "sagemaker:AddTags",
+                ],
+                resources=[props.model_package_group_arn, props.model_packages_arn],
+            ),
+            # SageMaker Pipelines names the jobs of its steps "pipelines-<execution id>-<step>-<suffix>".
+            iam.PolicyStatement(
+                sid="PipelineStepJobs",
+                actions=[
+                    "sagemaker:CreateProcessingJob",
+                    "sagemaker:DescribeProcessingJob",
+                    "sagemaker:StopProcessingJob",
+                    "sagemaker:CreateTrainingJob",
+                    "sagemaker:DescribeTrainingJob",
+                    "sagemaker:StopTrainingJob",
+                    "sagemaker:AddTags",
+                ],
+                resources=[
+                    sagemaker_arn("processing-job", "pipelines-*"),
+                    sagemaker_arn("training-job", "pipelines-*"),
+                ],
+            ),
+            # Pipelines records each execution as a trial of an experiment named after the pipeline.
+            iam.PolicyStatement(
+                sid="PipelineExperiments",
+                actions=[
+                    "sagemaker:CreateExperiment",
+                    "sagemaker:DescribeExperiment",
+                    "sagemaker:CreateTrial",
+                    "sagemaker:DescribeTrial",
+                    "sagemaker:CreateTrialComponent",
+                    "sagemaker:DescribeTrialComponent",
+                    "sagemaker:AssociateTrialComponent",
+                    "sagemaker:AddTags",
+                ],
+                resources=[
+                    sagemaker_arn("experiment", props.pipeline_name),
+                    sagemaker_arn("experiment-trial", "*"),
+                    sagemaker_arn("experiment-trial-component", "*"),
+                ],
+            ),
+            iam.PolicyStatement(
+                sid="PassOnlyToSageMaker",
+                actions=["iam:PassRole"],
+                resources=[self.role.role_arn],
+                conditions={"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}},
+            ),
+            iam.PolicyStatement(
+                sid="QueryCatalog",
+                actions=[
+                    "athena:StartQueryExecution",
+                    "athena:GetQueryExecution",
+                    "athena:GetQueryResults",
+                    "athena:StopQueryExecution",
+                    "athena:GetWorkGroup",
+                ],
+                resources=[props.athena_workgroup_arn],
+            ),
+            iam.PolicyStatement(
+                sid="ReadCatalog",
+                actions=["glue:GetDatabase", "glue:GetTable", "glue:GetTables", "glue:GetPartitions"],
+                resources=[
+                    stack.format_arn(service="glue", resource="catalog"),
+                    stack.format_arn(
+                        service="glue", resource="database", resource_name=props.glue_database_name
+                    ),
+                    glue_tables,
+                ],
+            ),
+            iam.PolicyStatement(
+                sid="JobLogs",
+                actions=[
+                    "logs:CreateLogGroup",
+                    "logs:CreateLogStream",
+                    "logs:PutLogEvents",
+                    "logs:DescribeLogStreams",
+                ],
+                resources=[sagemaker_logs],
+            ),
+            iam.PolicyStatement(
+                sid="PullFrameworkImages",
+                actions=[
+                    "ecr:BatchCheckLayerAvailability",
+                    "ecr:GetDownloadUrlForLayer",
+                    "ecr:BatchGetImage",
+                ],
+                resources=[framework_images],
+            ),
+            # AWS requires "*": ecr:GetAuthorizationToken has no resource-level permissions.
+            iam.PolicyStatement(sid="EcrLogin", actions=["ecr:GetAuthorizationToken"], resources=["*"]),
+            # AWS requires "*": cloudwatch:PutMetricData has no resource-level permissions; the namespace
+            # condition keeps it to SageMaker's own metrics.
+            iam.PolicyStatement(
+                sid="JobMetrics",
+                actions=["cloudwatch:PutMetricData"],
+                resources=["*"],
+                conditions={"StringLike": {"cloudwatch:namespace": "/aws/sagemaker/*"}},
+            ),
+        ]
+        for statement in statements:
+            self.role.add_to_policy(statement)
+        props.data_bucket.grant_read_write(self.role)
+        props.artifacts_bucket.grant_read_write(self.role)
+        props.encryption_key.grant_encrypt_decrypt(self.role)
+
+        wildcard_resources = [
+            props.data_bucket.arn_for_objects("*"),
+            props.artifacts_bucket.arn_for_objects("*"),
+            props.model_packages_arn,
+            *(sagemaker_arn(job, "pipelines-*") for job in ("processing-job", "training-job")),
+            sagemaker_arn("experiment-trial", "*"),
+            sagemaker_arn("experiment-trial-component", "*"),
+            glue_tables,
+            sagemaker_logs,
+            framework_images,
+            "*",
+        ]
+        acknowledge(
+            self.role,
+            "AwsSolutions-IAM5",
+            "Every wildcard is scoped to this project: objects in its two buckets (jobs write keys they "
+            "choose), CDK's S3/KMS grant actions (s3:GetObject*, kms:GenerateDataKey*, ...) on its own buckets "
+            "and key, its model package versions, the jobs SageMaker Pipelines names 'pipelines-*', the trials "
+            "of its pipeline's experiment, its Glue database's tables, SageMaker's log groups, the framework "
+            "image repositories; '*' only for the two actions AWS grants on no narrower resource "
+            "(ecr:GetAuthorizationToken; cloudwatch:PutMetricData, with a namespace condition).",
+            [
+                *(f"Action::{action}" for action in _GRANT_WILDCARD_ACTIONS),
+                *(f"Resource::{nag_spelling(self, resource)}" for resource in wildcard_resources),
+            ],
+        )
+
+
+# The actions CDK's grant_read_write / grant_encrypt_decrypt spell with a suffix wildcard.
+_GRANT_WILDCARD_ACTIONS = (
+    "s3:GetObject*",
+    "s3:GetBucket*",
+    "s3:List*",
+    "s3:DeleteObject*",
+    "s3:Abort*",
+    "kms:GenerateDataKey*",
+    "kms:ReEncrypt*",
+)

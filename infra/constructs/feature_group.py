@@ -1,0 +1,131 @@
+"""The review feature group, built from the shared schema in ``model_build/steps/features.py``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from aws_cdk import RemovalPolicy, Stack
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_sagemaker as sagemaker
+from constructs import Construct
+
+from infra.nag import acknowledge, nag_spelling
+from model_build.steps import features
+
+
+def offline_store_table_name(feature_group_name: str) -> str:
+    """The Glue table of the offline store: the group's name with underscores, which Athena needs."""
+    return feature_group_name.replace("-", "_")
+
+
+@dataclass(frozen=True)
+class FeatureGroupProps:
+    feature_group_name: str
+    data_bucket: s3.IBucket
+    offline_store_prefix: str
+    glue_database_name: str
+    encryption_key: kms.IKey
+    online_store: bool = False
+    removal_policy: RemovalPolicy = RemovalPolicy.DESTROY
+    """Deleting the group leaves its offline store files in S3; only its online records would be lost."""
+
+
+class ReviewFeatureGroup(Construct):
+    """An ``AWS::SageMaker::FeatureGroup`` with an encrypted offline store registered in the Glue catalog."""
+
+    def __init__(self, scope: Construct, construct_id: str, props: FeatureGroupProps) -> None:
+        super().__init__(scope, construct_id)
+        stack = Stack.of(self)
+        self.feature_group_name = props.feature_group_name
+        self.offline_store_table_name = offline_store_table_name(props.feature_group_name)
+        self.offline_store_uri = f"s3://{props.data_bucket.bucket_name}/{props.offline_store_prefix}"
+        self.role = iam.Role(
+            self,
+            "OfflineStoreRole",
+            assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"),
+            description="Lets Feature Store write the offline store and register its Glue table",
+        )
+        offline_store_objects = props.data_bucket.arn_for_objects(f"{props.offline_store_prefix}/*")
+        self.role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["s3:PutObject", "s3:PutObjectAcl", "s3:GetObject"],
+                resources=[offline_store_objects],
+            )
+        )
+        self.role.add_to_policy(
+            iam.PolicyStatement(actions=["s3:GetBucketAcl"], resources=[props.data_bucket.bucket_arn])
+        )
+        self.role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["glue:GetDatabase", "glue:GetTable", "glue:CreateTable", "glue:UpdateTable"],
+                resources=[
+                    stack.format_arn(service="glue", resource="catalog"),
+                    stack.format_arn(
+                        service="glue", resource="database", resource_name=props.glue_database_name
+                    ),
+                    stack.format_arn(
+                        service="glue",
+                        resource="table",
+                        resource_name=f"{props.glue_database_name}/{self.offline_store_table_name}",
+                    ),
+                ],
+            )
+        )
+        props.encryption_key.grant_encrypt_decrypt(self.role)
+        acknowledge(
+            self.role,
+            "AwsSolutions-IAM5",
+            "Feature Store writes objects under keys it generates below the offline-store prefix, so the "
+            "object resource ends in '/*'; the KMS actions are CDK's encrypt/decrypt grant on this project's "
+            "key only, spelled with suffix wildcards (kms:GenerateDataKey*, kms:ReEncrypt*).",
+            [
+                "Action::kms:GenerateDataKey*",
+                "Action::kms:ReEncrypt*",
+                "Resource::" + nag_spelling(self, offline_store_objects),
+            ],
+        )
+
+        self.feature_group = sagemaker.CfnFeatureGroup(
+            self,
+            "FeatureGroup",
+            feature_group_name=props.feature_group_name,
+            description="Tokenized reviews with their sentiment label and split",
+            record_identifier_feature_name=features.RECORD_IDENTIFIER,
+            event_time_feature_name=features.EVENT_TIME,
+            feature_definitions=[
+                sagemaker.CfnFeatureGroup.FeatureDefinitionProperty(
+                    feature_name=definition.as_cfn()["FeatureName"],
+                    feature_type=definition.as_cfn()["FeatureType"],
+                )
+                for definition in features.FEATURE_DEFINITIONS
+            ],
+            offline_store_config={
+                "S3StorageConfig": {
+                    "S3Uri": self.offline_store_uri,
+                    "KmsKeyId": props.encryption_key.key_arn,
+                },
+                "DataCatalogConfig": {
+                    "Catalog": "AwsDataCatalog",
+                    "Database": props.glue_database_name,
+                    "TableName": self.offline_store_table_name,
+                },
+                "DisableGlueTableCreation": False,
+            },
+            online_store_config=(
+                {"EnableOnlineStore": True, "SecurityConfig": {"KmsKeyId": props.encryption_key.key_arn}}
+                if props.online_store
+                else None
+            ),
+            role_arn=self.role.role_arn,
+        )
+        self.feature_group.apply_removal_policy(props.removal_policy)
+        # Feature Store checks the role's permissions when the group is created: wait for its policy too.
+        self.feature_group.node.add_dependency(self.role.node.find_child("DefaultPolicy"))
+
+    @property
+    def arn(self) -> str:
+        return Stack.of(self).format_arn(
+            service="sagemaker", resource="feature-group", resource_name=self.feature_group_name
+        )

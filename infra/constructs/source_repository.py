@@ -1,0 +1,70 @@
+"""Where the pipelines get the project's code: GitHub through CodeConnections, or a CodeCommit repository."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from aws_cdk import RemovalPolicy
+from aws_cdk import aws_codecommit as codecommit
+from aws_cdk import aws_codepipeline as codepipeline
+from aws_cdk import aws_codepipeline_actions as actions
+from constructs import Construct
+
+from infra.settings import SourceType
+
+
+@dataclass(frozen=True)
+class SourceRepositoryProps:
+    source_type: SourceType
+    repository_name: str
+    branch: str
+    repository_owner: str | None = None
+    """The GitHub user or organization; needed for ``github``."""
+    code_connection_arn: str | None = None
+    """An AVAILABLE CodeConnections connection to GitHub; needed for ``github``."""
+    removal_policy: RemovalPolicy = RemovalPolicy.RETAIN
+    """For a CodeCommit repository, which holds the code itself."""
+
+
+class SourceRepository(Construct):
+    """Makes the Source action of a pipeline, creating the CodeCommit repository when that is the source.
+
+    CodeCommit is closed to new AWS customers, so GitHub (through a connection) is the source to use in a new
+    account; CodeCommit stays an option for accounts that have it, and is the default only because it needs
+    no connection, which lets ``cdk synth`` run without any context.
+    """
+
+    def __init__(self, scope: Construct, construct_id: str, props: SourceRepositoryProps) -> None:
+        super().__init__(scope, construct_id)
+        self.props = props
+        self.repository: codecommit.Repository | None = None
+        if props.source_type == "codecommit":
+            self.repository = codecommit.Repository(
+                self,
+                "Repository",
+                repository_name=props.repository_name,
+                description="The MLOps template: model build, model deploy and infrastructure code",
+            )
+            self.repository.apply_removal_policy(props.removal_policy)
+        elif not (props.code_connection_arn and props.repository_owner):
+            raise ValueError("a github source needs code_connection_arn and repository_owner")
+
+    def source_action(self, output: codepipeline.Artifact, *, start_on_push: bool) -> codepipeline.IAction:
+        """The Source action; ``start_on_push`` starts the pipeline on every push to the branch."""
+        if self.repository is not None:
+            return actions.CodeCommitSourceAction(
+                action_name="Source",
+                repository=self.repository,
+                branch=self.props.branch,
+                output=output,
+                trigger=actions.CodeCommitTrigger.EVENTS if start_on_push else actions.CodeCommitTrigger.NONE,
+            )
+        return actions.CodeStarConnectionsSourceAction(
+            action_name="Source",
+            connection_arn=self.props.code_connection_arn,  # type: ignore[arg-type]  # checked above
+            owner=self.props.repository_owner,  # type: ignore[arg-type]
+            repo=self.props.repository_name,
+            branch=self.props.branch,
+            output=output,
+            trigger_on_push=start_on_push,
+        )

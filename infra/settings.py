@@ -1,0 +1,150 @@
+"""Deployment settings read from CDK context (``cdk.json`` or ``cdk synth -c key=value``).
+
+Names of resources never live here: they come from :mod:`pipelines.config`. These settings only choose how a
+deployment behaves (what to keep on ``cdk destroy``, where the source code comes from, when to retrain).
+Every value is parsed once, with an error that names the context key and what it accepts.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+SourceType = Literal["github", "codecommit"]
+SOURCE_TYPES: tuple[SourceType, ...] = ("github", "codecommit")
+
+_CONNECTION_ARN = re.compile(
+    r"^arn:aws[a-z-]*:(codeconnections|codestar-connections):[a-z0-9-]+:\d{12}:connection/.+$"
+)
+# EventBridge schedule expressions: rate(1 day), rate(7 days), or a six-field cron(...).
+_SCHEDULE = re.compile(r"^(rate\(([1-9]\d*) (minute|minutes|hour|hours|day|days)\)|cron\(\S+( \S+){5}\))$")
+_GITHUB_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
+_BRANCH = re.compile(r"^[^\s~^:?*\[\\]+$")
+
+
+class SettingsError(ValueError):
+    """A CDK context value that cannot be used; the message names the key."""
+
+
+@dataclass(frozen=True)
+class InfraSettings:
+    """How one deployment behaves. Defaults make ``cdk synth`` work with no context at all."""
+
+    project_name: str | None = None
+    """Overrides ``MLOPS_PROJECT_NAME`` / the config default when set (context ``projectName``)."""
+    environment: str | None = None
+    """Overrides ``MLOPS_ENVIRONMENT`` / the config default when set (context ``environment``)."""
+    retain_data: bool = True
+    """Keep the KMS key, buckets, model registry (and online store) on ``cdk destroy``."""
+    online_store: bool = False
+    """Also create the Feature Store online store (billed per request and storage)."""
+    source_type: SourceType = "codecommit"
+    code_connection_arn: str | None = None
+    repository_owner: str | None = None
+    repository_name: str | None = None
+    """Defaults to the project name when not given."""
+    branch: str = "main"
+    retrain_schedule: str | None = None
+    """An EventBridge schedule expression that also starts the build pipeline, or None for pushes only."""
+    noncurrent_version_retention_days: int = 90
+
+    def __post_init__(self) -> None:
+        if self.source_type not in SOURCE_TYPES:
+            raise SettingsError(
+                f"context sourceType={self.source_type!r}: use one of {', '.join(SOURCE_TYPES)}"
+            )
+        if self.source_type == "github":
+            if not self.code_connection_arn:
+                raise SettingsError(
+                    "context sourceType='github' needs codeConnectionArn: create a GitHub connection in the "
+                    "console (Developer Tools > Settings > Connections), then pass "
+                    "-c codeConnectionArn=arn:aws:codeconnections:<region>:<account>:connection/<id>"
+                )
+            if not self.repository_owner:
+                raise SettingsError(
+                    "context sourceType='github' needs repositoryOwner (the GitHub user or org)"
+                )
+        if self.code_connection_arn and not _CONNECTION_ARN.match(self.code_connection_arn):
+            raise SettingsError(
+                f"context codeConnectionArn={self.code_connection_arn!r} is not a CodeConnections ARN "
+                "(arn:aws:codeconnections:<region>:<account>:connection/<id>)"
+            )
+        for key, value in (
+            ("repositoryOwner", self.repository_owner),
+            ("repositoryName", self.repository_name),
+        ):
+            if value is not None and not _GITHUB_NAME.match(value):
+                raise SettingsError(f"context {key}={value!r}: use letters, digits, '.', '_' and '-' only")
+        if not _BRANCH.match(self.branch):
+            raise SettingsError(f"context branch={self.branch!r} is not a valid git branch name")
+        if self.retrain_schedule is not None and not _SCHEDULE.match(self.retrain_schedule):
+            raise SettingsError(
+                f"context retrainSchedule={self.retrain_schedule!r}: use an EventBridge schedule expression "
+                "such as 'rate(7 days)' or 'cron(0 3 ? * MON *)', or leave it empty for no schedule"
+            )
+        if self.noncurrent_version_retention_days < 1:
+            raise SettingsError(
+                f"context noncurrentVersionRetentionDays={self.noncurrent_version_retention_days}: must be >= 1"
+            )
+
+    @classmethod
+    def from_context(cls, context: Mapping[str, Any] | Callable[[str], Any]) -> InfraSettings:
+        """Parse the settings from a mapping, or from ``node.try_get_context``.
+
+        Values given with ``-c key=value`` on the command line always arrive as strings, so booleans and
+        integers accept their string spellings too.
+        """
+        get = context if callable(context) else context.get
+        connection_arn = _optional_str(get, "codeConnectionArn")
+        source_type = _optional_str(get, "sourceType")
+        if source_type is None:
+            # GitHub is the recommended source, but it cannot work without a connection; CodeCommit needs none,
+            # which keeps `cdk synth` with no context working (CI), while a connection ARN alone picks GitHub.
+            source_type = "github" if connection_arn else "codecommit"
+        return cls(
+            project_name=_optional_str(get, "projectName"),
+            environment=_optional_str(get, "environment"),
+            retain_data=_bool(get, "retainData", default=True),
+            online_store=_bool(get, "onlineStore", default=False),
+            source_type=source_type,  # type: ignore[arg-type]  # checked in __post_init__
+            code_connection_arn=connection_arn,
+            repository_owner=_optional_str(get, "repositoryOwner"),
+            repository_name=_optional_str(get, "repositoryName"),
+            branch=_optional_str(get, "branch") or "main",
+            retrain_schedule=_optional_str(get, "retrainSchedule"),
+            noncurrent_version_retention_days=_int(get, "noncurrentVersionRetentionDays", default=90),
+        )
+
+
+def _optional_str(get: Callable[[str], Any], key: str) -> str | None:
+    value = get(key)
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise SettingsError(f"context {key}={value!r}: expected a string")
+    return value.strip() or None
+
+
+def _bool(get: Callable[[str], Any], key: str, *, default: bool) -> bool:
+    value = get(key)
+    if value is None:
+        return default
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+        return value.strip().lower() == "true"
+    raise SettingsError(f"context {key}={value!r}: expected true or false")
+
+
+def _int(get: Callable[[str], Any], key: str, *, default: int) -> int:
+    value = get(key)
+    if value is None:
+        return default
+    if isinstance(value, bool):
+        raise SettingsError(f"context {key}={value!r}: expected a whole number")
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise SettingsError(f"context {key}={value!r}: expected a whole number") from None

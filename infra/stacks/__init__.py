@@ -1,0 +1,1 @@
+"""The stacks of the template; each only composes constructs from ``infra.constructs``."""

@@ -1,0 +1,84 @@
+"""Data: the KMS key, the three buckets, the Glue catalog of the raw reviews and the Athena workgroup."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_cdk import CfnOutput, RemovalPolicy, Stack
+from constructs import Construct
+
+from infra.constructs.athena_workgroup import AthenaWorkgroup, AthenaWorkgroupProps
+from infra.constructs.encryption_key import EncryptionKey, EncryptionKeyProps
+from infra.constructs.raw_reviews_catalog import RawReviewsCatalog, RawReviewsCatalogProps
+from infra.constructs.secure_bucket import SecureBucket, SecureBucketProps
+from infra.settings import InfraSettings
+from pipelines.config import ProjectConfig
+
+
+class DataStack(Stack):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: ProjectConfig,
+        settings: InfraSettings,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(scope, construct_id, **kwargs)
+        removal_policy = RemovalPolicy.RETAIN if settings.retain_data else RemovalPolicy.DESTROY
+        self.key = EncryptionKey(self, "EncryptionKey", EncryptionKeyProps(config.prefix, removal_policy)).key
+
+        def bucket(construct_id: str, name_prefix: str, logs: SecureBucket | None) -> SecureBucket:
+            return SecureBucket(
+                self,
+                construct_id,
+                SecureBucketProps(
+                    name_prefix=name_prefix,
+                    encryption_key=self.key if logs else None,
+                    server_access_logs_bucket=logs.bucket if logs else None,
+                    removal_policy=removal_policy,
+                    noncurrent_version_retention_days=settings.noncurrent_version_retention_days,
+                ),
+            )
+
+        access_logs = bucket("AccessLogsBucket", config.access_logs_bucket_prefix, None)
+        self.access_logs_bucket = access_logs.bucket
+        self.data_bucket = bucket("DataBucket", config.data_bucket_prefix, access_logs).bucket
+        self.artifacts_bucket = bucket("ArtifactsBucket", config.artifacts_bucket_prefix, access_logs).bucket
+
+        self.catalog = RawReviewsCatalog(
+            self,
+            "RawReviewsCatalog",
+            RawReviewsCatalogProps(
+                database_name=config.glue_database_name,
+                table_name=config.raw_reviews_table_name,
+                data_bucket=self.data_bucket,
+                raw_prefix=config.raw_reviews_prefix,
+                encryption_key=self.key,
+            ),
+        )
+        self.workgroup = AthenaWorkgroup(
+            self,
+            "AthenaWorkgroup",
+            AthenaWorkgroupProps(
+                name=config.athena_workgroup_name,
+                results_bucket=self.artifacts_bucket,
+                results_prefix=config.athena_results_prefix,
+                encryption_key=self.key,
+            ),
+        )
+
+        outputs = {
+            "KmsKeyArn": self.key.key_arn,
+            "DataBucketName": self.data_bucket.bucket_name,
+            "ArtifactsBucketName": self.artifacts_bucket.bucket_name,
+            "AccessLogsBucketName": self.access_logs_bucket.bucket_name,
+            "RawReviewsUri": f"s3://{self.data_bucket.bucket_name}/{config.raw_reviews_prefix}/",
+            "GlueDatabaseName": self.catalog.database_name,
+            "RawReviewsTableName": self.catalog.table_name,
+            "CrawlerName": self.catalog.crawler_name,
+            "AthenaWorkgroupName": self.workgroup.name,
+        }
+        for name, value in outputs.items():
+            CfnOutput(self, name, value=value)

@@ -1,0 +1,49 @@
+"""Feature Store: the review feature group, its offline store in the data bucket."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_cdk import CfnOutput, RemovalPolicy, Stack
+from aws_cdk import aws_kms as kms
+from constructs import Construct
+
+from infra.constructs.feature_group import FeatureGroupProps, ReviewFeatureGroup
+from infra.constructs.secure_bucket import import_project_bucket
+from infra.settings import InfraSettings
+from pipelines.config import ProjectConfig
+
+
+class FeatureStoreStack(Stack):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: ProjectConfig,
+        settings: InfraSettings,
+        encryption_key: kms.IKey,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(scope, construct_id, **kwargs)
+        data_bucket = import_project_bucket(self, "DataBucket", config.data_bucket_prefix, encryption_key)
+        # The offline store's files stay in the bucket whatever happens to the group; only the online store
+        # holds records nowhere else, so the group is kept when it has one and data is to be kept.
+        keep = settings.retain_data and settings.online_store
+        self.feature_group = ReviewFeatureGroup(
+            self,
+            "ReviewFeatureGroup",
+            FeatureGroupProps(
+                feature_group_name=config.feature_group_name,
+                data_bucket=data_bucket,
+                offline_store_prefix=config.feature_store_prefix,
+                glue_database_name=config.glue_database_name,
+                encryption_key=encryption_key,
+                online_store=settings.online_store,
+                removal_policy=RemovalPolicy.RETAIN if keep else RemovalPolicy.DESTROY,
+            ),
+        )
+        CfnOutput(self, "FeatureGroupName", value=self.feature_group.feature_group_name)
+        CfnOutput(self, "FeatureGroupArn", value=self.feature_group.arn)
+        CfnOutput(self, "OfflineStoreUri", value=self.feature_group.offline_store_uri)
+        CfnOutput(self, "OfflineStoreTableName", value=self.feature_group.offline_store_table_name)
