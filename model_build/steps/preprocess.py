@@ -1,0 +1,736 @@
+"""The processing step: raw review CSVs -> labelled, split, tokenized Parquet and Feature Store records.
+
+SageMaker Processing runs it as ``python3 preprocess.py --args`` with the raw files under
+``/opt/ml/processing/input/data`` and writes under ``/opt/ml/processing/output``; the local mode passes other
+folders. Outputs, one subfolder each (the pipeline's processing outputs)::
+
+    train/ validation/ test/   <input-stem>-<8 hex>.parquet   review_id, sentiment, label_id, input_ids,
+                                                              attention_mask, review_body, date, split_type
+    features/                  <input-stem>-<8 hex>.parquet   the Feature Store records (features.FEATURE_NAMES)
+    rejects/                   <input-stem>-<8 hex>.csv       every dropped row unchanged + reject_reason,
+                                                              source_file, source_row
+    summary.json               the counts printed at the end
+
+Every output file is named after its input file (stem + a hash of its path under the input folder), so
+instances that each get a shard of the files (``ShardedByS3Key``) never write the same name.
+
+How rows are decided, in two passes over the files so that memory stays flat however many rows come in:
+
+1. *Scan*: read every file in chunks, give each row its ``review_id`` (a hash of the raw row's values) and
+   either its label or why it is rejected (``missing_review_text``, ``invalid_rating``). Only 9 bytes a row
+   are kept. Then duplicates of an earlier row (``duplicate_review``) and, with ``--balance-dataset``, rows
+   beyond the smallest class's count (``balanced_out``) are marked.
+2. *Process*: read the files again in chunks; write rejects; tokenize the kept rows' text in one batched call
+   per chunk; write the split and feature Parquet files; optionally put the records into the Feature Store.
+
+The split is a function of ``(seed, review_id)`` alone: hashed into [0, 1) and cut at the ratios, so it is
+stratified in expectation within every class and a row lands in the same split whichever other files an
+instance sees. Balancing and duplicate detection need the class counts, so they are per instance when the
+input is sharded.
+
+Exit status: 2 for invalid arguments (argparse), 1 for input that cannot be processed (missing folder, no CSV,
+a file without ``Review Text`` or ``Rating``, an unreadable file, no valid row) and for failed ingestion.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import gzip
+import hashlib
+import itertools
+import json
+import os
+import sys
+import time
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import features
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+from tqdm import tqdm
+
+if TYPE_CHECKING:
+    from tokenizers import Tokenizer
+
+# Rows are tokenized in one batched Rust call per chunk; that parallelism is the point of batching. Set before
+# `tokenizers` is imported (it reads the variable once); nothing here forks after tokenizing.
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "true")
+
+SPLIT_OUTPUTS: tuple[str, ...] = features.SPLITS
+REJECTS = "rejects"
+FEATURES = "features"
+SUMMARY_FILE = "summary.json"
+
+# Why a row is not kept; the order is the order of the checks.
+MISSING_TEXT = "missing_review_text"
+INVALID_RATING = "invalid_rating"
+DUPLICATE = "duplicate_review"
+BALANCED_OUT = "balanced_out"
+REJECT_REASONS: tuple[str, ...] = (MISSING_TEXT, INVALID_RATING, DUPLICATE, BALANCED_OUT)
+# A row's decision is one int8: a label id (0, 1, 2) when kept, or a negative reject code.
+REJECT_CODES: dict[str, int] = {reason: -(index + 1) for index, reason in enumerate(REJECT_REASONS)}
+REASON_BY_CODE: dict[int, str] = {code: reason for reason, code in REJECT_CODES.items()}
+
+REJECT_EXTRA_COLUMNS: tuple[str, ...] = ("reject_reason", "source_file", "source_row")
+"""Appended to the raw columns in ``rejects/``; ``source_row`` counts data rows from 1 (the header is row 0)."""
+
+SPLIT_SCHEMA = pa.schema(
+    [
+        ("review_id", pa.string()),
+        ("sentiment", pa.int64()),
+        ("label_id", pa.int64()),
+        ("input_ids", pa.list_(pa.int32())),
+        ("attention_mask", pa.list_(pa.int32())),
+        ("review_body", pa.string()),
+        ("date", pa.string()),
+        ("split_type", pa.string()),
+    ]
+)
+"""The train/validation/test files. Sequences are not padded: training pads each batch to its longest."""
+
+_ARROW_TYPES = {"Integral": pa.int64(), "Fractional": pa.float64(), "String": pa.string()}
+FEATURE_SCHEMA = pa.schema([(f.name, _ARROW_TYPES[f.type]) for f in features.FEATURE_DEFINITIONS])
+"""The Feature Store records, typed as ``features.FEATURE_DEFINITIONS`` says (``input_ids`` as a JSON list)."""
+
+_TRUE = {"true", "1", "yes", "y", "on"}
+_FALSE = {"false", "0", "no", "n", "off"}
+
+
+class InputError(Exception):
+    """Input the step cannot process; the message names the file, column or folder."""
+
+
+# --------------------------------------------------------------------------------------------- arguments
+
+
+def str_to_bool(value: str) -> bool:
+    """argparse type for booleans: SageMaker passes ``ParameterBoolean`` values as the strings true/false."""
+    lowered = str(value).strip().lower()
+    if lowered in _TRUE:
+        return True
+    if lowered in _FALSE:
+        return False
+    raise argparse.ArgumentTypeError(f"expected true/false, 1/0 or yes/no, got {value!r}")
+
+
+def _ratio(value: str) -> float:
+    number = float(value)
+    if not 0.0 <= number <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {value}")
+    return number
+
+
+def _positive_int(value: str) -> int:
+    number = int(value)
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return number
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--input-data", type=Path, default=Path("/opt/ml/processing/input/data"))
+    parser.add_argument("--output-data", type=Path, default=Path("/opt/ml/processing/output"))
+    parser.add_argument(
+        "--pretrained-model", default="roberta-base", help="Hugging Face model id or a local folder."
+    )
+    parser.add_argument("--max-seq-length", type=_positive_int, default=128)
+    parser.add_argument("--balance-dataset", type=str_to_bool, default=True)
+    parser.add_argument("--train-split-percentage", type=_ratio, default=0.90)
+    parser.add_argument("--validation-split-percentage", type=_ratio, default=0.05)
+    parser.add_argument("--test-split-percentage", type=_ratio, default=0.05)
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument(
+        "--feature-group-name", default="", help="Put the records into this feature group; empty: do not."
+    )
+    parser.add_argument("--chunk-size", type=_positive_int, default=20_000, help="Rows read per chunk.")
+    parser.add_argument("--ingest-workers", type=_positive_int, default=4, help="Threads putting records.")
+    args = parser.parse_args(argv)
+    total = args.train_split_percentage + args.validation_split_percentage + args.test_split_percentage
+    if abs(total - 1.0) > 1e-6:
+        parser.error(
+            "--train-split-percentage + --validation-split-percentage + --test-split-percentage must be 1, "
+            f"got {args.train_split_percentage} + {args.validation_split_percentage} + "
+            f"{args.test_split_percentage} = {total:g}"
+        )
+    return args
+
+
+# ------------------------------------------------------------------------------------------------ input
+
+
+@dataclass(frozen=True)
+class Source:
+    """One input CSV: its path, its path under the input folder, and the stem its outputs are named by."""
+
+    path: Path
+    relative: str
+
+    @property
+    def output_stem(self) -> str:
+        name = Path(self.relative).name
+        stem = name[: -len(".csv.gz")] if name.lower().endswith(".csv.gz") else name[: -len(".csv")]
+        return f"{stem}-{hashlib.sha1(self.relative.encode()).hexdigest()[:8]}"
+
+
+def find_sources(input_data: Path) -> tuple[list[Source], list[str]]:
+    """Every ``*.csv`` and ``*.csv.gz`` under ``input_data`` (or that one file), sorted; and the files ignored."""
+    if input_data.is_file():
+        return [Source(input_data, input_data.name)], []
+    if not input_data.is_dir():
+        raise InputError(f"the input folder {input_data} does not exist")
+    sources, ignored = [], []
+    for path in sorted(p for p in input_data.rglob("*") if p.is_file()):
+        relative = path.relative_to(input_data).as_posix()
+        if path.name.lower().endswith((".csv", ".csv.gz")):
+            sources.append(Source(path, relative))
+        else:
+            ignored.append(relative)
+    if not sources:
+        raise InputError(f"no CSV files (*.csv, *.csv.gz) under {input_data}")
+    return sources, ignored
+
+
+def read_header(source: Source) -> list[str]:
+    """The header row exactly as written (pandas renames an empty name to ``Unnamed: 0``; rejects keep it)."""
+    opener = gzip.open if source.relative.lower().endswith(".gz") else open
+    try:
+        with opener(source.path, "rt", encoding="utf-8", newline="") as handle:
+            header = next(csv.reader(handle), None)
+    except (OSError, UnicodeDecodeError, csv.Error) as error:
+        raise InputError(f"{source.relative}: cannot be read as a UTF-8 CSV file: {error}") from error
+    if not header:
+        raise InputError(
+            f"{source.relative}: the file is empty; expected a header with "
+            f"{features.TEXT_COLUMN!r} and {features.RATING_COLUMN!r}"
+        )
+    missing = [name for name in (features.TEXT_COLUMN, features.RATING_COLUMN) if name not in header]
+    if missing:
+        raise InputError(
+            f"{source.relative}: missing column {' and '.join(map(repr, missing))} "
+            f"(found: {', '.join(repr(name) for name in header)})"
+        )
+    return header
+
+
+def read_chunks(source: Source, chunk_size: int) -> Iterator[pd.DataFrame]:
+    """The file's rows as strings, exactly as written (empty fields stay ``""``), ``chunk_size`` at a time."""
+    try:
+        reader = pd.read_csv(
+            source.path,
+            dtype=str,
+            keep_default_na=False,
+            na_filter=False,
+            encoding="utf-8",
+            chunksize=chunk_size,
+        )
+        with reader:
+            for chunk in reader:
+                yield chunk.fillna("")  # fields missing from a short row
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError, EOFError) as error:
+        raise InputError(f"{source.relative}: cannot be read as a CSV file: {error}") from error
+
+
+# ------------------------------------------------------------------------------------- labels, ids, split
+
+
+def row_ids(frame: pd.DataFrame) -> np.ndarray:
+    """64-bit ids from a hash of each row's raw values (every column, the unnamed index included).
+
+    The same row gets the same id in every run, whatever the file is called or where it sits in the input.
+    """
+    digests = b"".join(
+        hashlib.sha1("\x1f".join(row).encode()).digest()[:8]
+        for row in frame.itertuples(index=False, name=None)
+    )
+    return np.frombuffer(digests, dtype=">u8").astype(np.uint64)
+
+
+def review_id_strings(ids: np.ndarray) -> list[str]:
+    """The ``review_id`` feature: 16 hex characters (the first 64 bits of the row's SHA-1)."""
+    return [f"{int(value):016x}" for value in ids]
+
+
+def row_codes(frame: pd.DataFrame) -> np.ndarray:
+    """Each row's label id (0, 1, 2), or the code of why it cannot be used (no text, rating not 1-5).
+
+    Only these two columns decide: a review without a title or an age is still a review.
+    """
+    text_missing = frame[features.TEXT_COLUMN].str.strip().eq("").to_numpy()
+    rating = pd.to_numeric(frame[features.RATING_COLUMN].str.strip(), errors="coerce").to_numpy(float)
+    with np.errstate(invalid="ignore"):
+        valid_rating = np.isin(rating, list(features.SENTIMENT_BY_RATING))  # "5" and "5.0", not "4.5"
+    label_by_rating = np.full(6, -1, dtype=np.int8)
+    for stars, sentiment in features.SENTIMENT_BY_RATING.items():
+        label_by_rating[stars] = features.LABEL_ID_BY_SENTIMENT[sentiment]
+    codes = np.where(valid_rating, label_by_rating[np.where(valid_rating, rating, 0).astype(int)], 0)
+    codes = np.where(valid_rating, codes, REJECT_CODES[INVALID_RATING])
+    return np.where(text_missing, REJECT_CODES[MISSING_TEXT], codes).astype(np.int8)
+
+
+def _mix64(values: np.ndarray) -> np.ndarray:
+    """SplitMix64's finalizer: a bijection on 64-bit integers that scatters nearby inputs uniformly."""
+    x = values.astype(np.uint64)
+    with np.errstate(over="ignore"):
+        x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return x ^ (x >> np.uint64(31))
+
+
+def hash_keys(ids: np.ndarray, seed: int, purpose: str) -> np.ndarray:
+    """Per-row pseudo-random keys from ``(seed, purpose, review_id)``: distinct ids give distinct keys."""
+    salt = int.from_bytes(hashlib.sha1(f"{seed}:{purpose}".encode()).digest()[:8], "big")
+    return _mix64(ids.astype(np.uint64) ^ np.uint64(salt))
+
+
+def assign_splits(ids: np.ndarray, seed: int, ratios: Sequence[float]) -> np.ndarray:
+    """Split index per row (0 train, 1 validation, 2 test): its key in [0, 1) cut at the cumulative ratios."""
+    unit = (hash_keys(ids, seed, "split") >> np.uint64(11)).astype(np.float64) * 2.0**-53
+    bounds = np.cumsum(ratios)[:-1]
+    return np.searchsorted(bounds, unit, side="right").astype(np.int8)
+
+
+def mark_duplicates(ids: np.ndarray, codes: np.ndarray) -> None:
+    """Reject (in place) every kept row whose raw values equal an earlier kept row's: it would count twice."""
+    kept = np.flatnonzero(codes >= 0)
+    _, first = np.unique(ids[kept], return_index=True)
+    duplicate = np.ones(kept.size, dtype=bool)
+    duplicate[first] = False
+    codes[kept[duplicate]] = REJECT_CODES[DUPLICATE]
+
+
+def balance(ids: np.ndarray, codes: np.ndarray, seed: int) -> dict[int, int]:
+    """Downsample (in place) every class to the smallest present class's count; returns the counts before.
+
+    Which rows stay is decided by a per-row hash key, not by position, so it does not depend on file order.
+    Like the course's ``groupby('sentiment')`` sampling, a class with no rows at all does not count.
+    """
+    counts = {label: int(np.count_nonzero(codes == label)) for label in features.SENTIMENT_BY_LABEL_ID}
+    present = [count for count in counts.values() if count > 0]
+    if not present:
+        return counts
+    target = min(present)
+    keys = hash_keys(ids, seed, "balance")
+    for label, count in counts.items():
+        if count > target:
+            members = np.flatnonzero(codes == label)
+            # Keys are distinct (distinct ids after deduplication), so exactly `target` keys are <= the cut.
+            cut = np.partition(keys[members], target - 1)[target - 1]
+            codes[members[keys[members] > cut]] = REJECT_CODES[BALANCED_OUT]
+    return counts
+
+
+# ------------------------------------------------------------------------------------------- tokenizing
+
+
+def load_tokenizer(pretrained_model: str, max_seq_length: int) -> Tokenizer:
+    """The model's fast (Rust) tokenizer, set to truncate at ``max_seq_length`` and not to pad.
+
+    ``AutoTokenizer`` resolves the model id or folder; we then call its backend directly, which is what the
+    ``transformers`` wrapper runs underneath, without the per-row Python conversion the wrapper adds.
+    """
+    from transformers import AutoTokenizer
+
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(pretrained_model)
+    except (OSError, ValueError) as error:
+        raise InputError(
+            f"--pretrained-model {pretrained_model!r}: cannot load its tokenizer: {error}"
+        ) from error
+    if not tokenizer.is_fast:
+        raise InputError(f"--pretrained-model {pretrained_model!r} has no fast (tokenizers) tokenizer")
+    from tokenizers import Tokenizer
+
+    backend = Tokenizer.from_str(tokenizer.backend_tokenizer.to_str())  # a copy: leave the wrapper as it was
+    backend.enable_truncation(max_length=max_seq_length)
+    backend.no_padding()
+    return backend
+
+
+@dataclass(frozen=True)
+class Tokenized:
+    """Token ids of a batch of texts as one flat array plus row offsets (the layout of an Arrow list)."""
+
+    values: np.ndarray
+    offsets: np.ndarray
+
+    def lists(self) -> pa.ListArray:
+        return pa.ListArray.from_arrays(pa.array(self.offsets, pa.int32()), pa.array(self.values, pa.int32()))
+
+    def ones(self) -> pa.ListArray:
+        """The attention mask: unpadded sequences attend to every token."""
+        ones = np.ones(self.values.size, dtype=np.int32)
+        return pa.ListArray.from_arrays(pa.array(self.offsets, pa.int32()), pa.array(ones))
+
+    def json_lists(self) -> list[str]:
+        """``input_ids`` as the Feature Store stores it: a JSON list per row."""
+        return [
+            "[" + ",".join(map(str, self.values[start:end].tolist())) + "]"
+            for start, end in itertools.pairwise(self.offsets.tolist())
+        ]
+
+
+def tokenize(tokenizer: Tokenizer, texts: Sequence[str]) -> Tokenized:
+    """One batched call for all texts (Rust threads), truncated, special tokens added, not padded."""
+    ids = [encoding.ids for encoding in tokenizer.encode_batch_fast(list(texts))]
+    offsets = np.zeros(len(ids) + 1, dtype=np.int64)
+    np.cumsum([len(row) for row in ids], out=offsets[1:])
+    values = np.fromiter(itertools.chain.from_iterable(ids), dtype=np.int32, count=int(offsets[-1]))
+    return Tokenized(values, offsets)
+
+
+# ---------------------------------------------------------------------------------------------- output
+
+
+@dataclass
+class Counts:
+    """What happened to every row read; ``read == kept + rejected`` is checked before anything is reported."""
+
+    read: int = 0
+    kept: int = 0
+    rejected: Counter[str] = field(default_factory=Counter)
+    by_split: dict[str, Counter[str]] = field(
+        default_factory=lambda: {split: Counter() for split in SPLIT_OUTPUTS}
+    )
+    files: dict[str, int] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        sentiments = features.SENTIMENT_NAMES.values()
+        return {
+            "read": self.read,
+            "kept": self.kept,
+            "rejected": {reason: self.rejected[reason] for reason in REJECT_REASONS},
+            "splits": {split: sum(self.by_split[split].values()) for split in SPLIT_OUTPUTS},
+            "sentiments": {name: sum(c[name] for c in self.by_split.values()) for name in sentiments},
+            "split_sentiments": {
+                split: {name: self.by_split[split][name] for name in sentiments} for split in SPLIT_OUTPUTS
+            },
+            "files": self.files,
+        }
+
+
+class ChunkWriters:
+    """Parquet writers opened on first use, one per output file; a file is only created if it gets rows."""
+
+    def __init__(self) -> None:
+        self._writers: dict[Path, pq.ParquetWriter] = {}
+
+    def write(self, path: Path, table: pa.Table) -> None:
+        if table.num_rows == 0:
+            return
+        if path not in self._writers:
+            self._writers[path] = pq.ParquetWriter(path, table.schema, compression="zstd")
+        self._writers[path].write_table(table)
+
+    def close(self) -> None:
+        for writer in self._writers.values():
+            writer.close()
+        self._writers.clear()
+
+
+def write_rejects(
+    handle: Any, frame: pd.DataFrame, header: list[str], codes: np.ndarray, source: Source, first_row: int
+) -> None:
+    """Append the rejected rows of a chunk, unchanged, with why, from where (file, data row from 1)."""
+    rejected = np.flatnonzero(codes < 0)
+    if rejected.size == 0:
+        return
+    rows = frame.iloc[rejected].copy()
+    if len(header) == rows.shape[1]:
+        rows.columns = header
+    rows["reject_reason"] = [REASON_BY_CODE[int(code)] for code in codes[rejected]]
+    rows["source_file"] = source.relative
+    rows["source_row"] = rejected + first_row + 1
+    rows.to_csv(handle, header=handle.tell() == 0, index=False, lineterminator="\n")
+
+
+class FeatureStoreIngestor:
+    """Puts records into a feature group with a thread pool; counts what failed after botocore's retries.
+
+    The client is created plainly, so ``AWS_ENDPOINT_URL_SAGEMAKER_FEATURESTORE_RUNTIME`` redirects it (the
+    local mode's stand-in). boto3 is imported only here: without ingestion the step needs no AWS library.
+    """
+
+    def __init__(self, feature_group_name: str, workers: int) -> None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        import boto3
+        from botocore.config import Config
+
+        self.feature_group_name = feature_group_name
+        self.client = boto3.client(
+            "sagemaker-featurestore-runtime",
+            config=Config(retries={"max_attempts": 5, "mode": "standard"}, max_pool_connections=workers),
+        )
+        self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="put-record")
+        self.put = 0
+        self.failed = 0
+        self.errors: list[str] = []
+
+    def _put(self, record: list[dict[str, str]]) -> str | None:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            self.client.put_record(FeatureGroupName=self.feature_group_name, Record=record)
+        except (ClientError, BotoCoreError) as error:
+            review_id = next(
+                v["ValueAsString"] for v in record if v["FeatureName"] == features.RECORD_IDENTIFIER
+            )
+            return f"{features.RECORD_IDENTIFIER}={review_id}: {error}"
+        return None
+
+    def ingest(self, table: pa.Table) -> None:
+        columns = [table.column(name).to_pylist() for name in features.FEATURE_NAMES]
+        records = [
+            [
+                {"FeatureName": name, "ValueAsString": str(value)}
+                for name, value in zip(features.FEATURE_NAMES, row, strict=True)
+            ]
+            for row in zip(*columns, strict=True)
+        ]
+        for error in self.pool.map(self._put, records):
+            self.put += 1
+            if error is not None:
+                self.failed += 1
+                if len(self.errors) < 5:
+                    self.errors.append(error)
+
+    def close(self) -> None:
+        self.pool.shutdown()
+
+
+def print_summary(counts: Counts) -> None:
+    summary = counts.as_dict()
+    print(f"\nread {counts.read} rows from {len(counts.files)} files: kept {counts.kept}")
+    for reason in REJECT_REASONS:
+        print(f"  rejected {reason:<22} {counts.rejected[reason]:>10}")
+    names = list(features.SENTIMENT_NAMES.values())
+    print(f"\n  {'split':<12}" + "".join(f"{name:>10}" for name in names) + f"{'total':>10}")
+    for split, by_sentiment in summary["split_sentiments"].items():
+        print(
+            f"  {split:<12}"
+            + "".join(f"{by_sentiment[name]:>10}" for name in names)
+            + f"{summary['splits'][split]:>10}"
+        )
+    print(
+        f"  {'total':<12}" + "".join(f"{summary['sentiments'][n]:>10}" for n in names) + f"{counts.kept:>10}"
+    )
+
+
+# ------------------------------------------------------------------------------------------------ main
+
+
+def scan(sources: Sequence[Source], chunk_size: int) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Pass 1: the id and the label (or reject code) of every row, per file."""
+    ids_per_file, codes_per_file = [], []
+    with tqdm(desc="scan", unit=" rows", mininterval=2.0) as bar:
+        for source in sources:
+            file_ids, file_codes = [np.empty(0, np.uint64)], [np.empty(0, np.int8)]
+            for chunk in read_chunks(source, chunk_size):
+                file_ids.append(row_ids(chunk))
+                file_codes.append(row_codes(chunk))
+                bar.update(len(chunk))
+            ids_per_file.append(np.concatenate(file_ids))
+            codes_per_file.append(np.concatenate(file_codes))
+    return ids_per_file, codes_per_file
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    started = time.perf_counter()
+    date = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")  # the records' event time: one per run
+    ratios = (args.train_split_percentage, args.validation_split_percentage, args.test_split_percentage)
+
+    sources, ignored = find_sources(args.input_data)
+    print(f"{len(sources)} CSV files under {args.input_data}")
+    if ignored:
+        print(f"ignoring {len(ignored)} files that are not CSV: {', '.join(ignored)}")
+    headers = [read_header(source) for source in sources]
+
+    ids_per_file, codes_per_file = scan(sources, args.chunk_size)
+    ids, codes = np.concatenate(ids_per_file), np.concatenate(codes_per_file)
+    mark_duplicates(ids, codes)
+    if args.balance_dataset:
+        before = balance(ids, codes, args.seed)
+        print(
+            "balancing (per instance when the input is sharded): "
+            + ", ".join(f"{_sentiment_name(label)} {count}" for label, count in before.items())
+            + f" -> {int(np.count_nonzero(codes >= 0))} rows kept"
+        )
+    if not np.any(codes >= 0):
+        reasons = Counter(REASON_BY_CODE[int(code)] for code in codes)
+        raise InputError(
+            f"no valid rows: read {codes.size} rows from {len(sources)} files under {args.input_data}; "
+            + (
+                ", ".join(f"{reason} {count}" for reason, count in reasons.items())
+                or "the files hold no rows"
+            )
+        )
+    splits = assign_splits(ids, args.seed, ratios)
+
+    tokenizer = load_tokenizer(args.pretrained_model, args.max_seq_length)
+    for folder in (*SPLIT_OUTPUTS, REJECTS, FEATURES):
+        (args.output_data / folder).mkdir(parents=True, exist_ok=True)
+    ingestor = (
+        FeatureStoreIngestor(args.feature_group_name, args.ingest_workers)
+        if args.feature_group_name
+        else None
+    )
+    counts = Counts()
+    file_starts = np.cumsum([0, *(a.size for a in ids_per_file)])
+    try:
+        with tqdm(total=codes.size, desc="tokenize", unit=" rows", mininterval=2.0) as bar:
+            for index, source in enumerate(sources):
+                rows = slice(file_starts[index], file_starts[index + 1])
+                process_file(
+                    source,
+                    headers[index],
+                    ids[rows],
+                    codes[rows],
+                    splits[rows],
+                    tokenizer,
+                    date,
+                    args,
+                    counts,
+                    ingestor,
+                    bar,
+                )
+    finally:
+        if ingestor:
+            ingestor.close()
+
+    print_summary(counts)
+    rejected = sum(counts.rejected.values())
+    if counts.read != counts.kept + rejected:
+        raise InputError(f"rows lost: read {counts.read} != kept {counts.kept} + rejected {rejected}")
+    summary = {
+        **counts.as_dict(),
+        "date": date,
+        "pretrained_model": args.pretrained_model,
+        "max_seq_length": args.max_seq_length,
+        "balance_dataset": args.balance_dataset,
+        "split_ratios": dict(zip(SPLIT_OUTPUTS, ratios, strict=True)),
+        "seed": args.seed,
+        "seconds": round(time.perf_counter() - started, 1),
+    }
+    if ingestor:
+        summary["ingested"] = {
+            "feature_group": ingestor.feature_group_name,
+            "put": ingestor.put,
+            "failed": ingestor.failed,
+        }
+    (args.output_data / SUMMARY_FILE).write_text(json.dumps(summary, indent=2) + "\n")
+    if ingestor and ingestor.failed:
+        raise InputError(
+            f"{ingestor.failed} of {ingestor.put} records could not be put into feature group "
+            f"{ingestor.feature_group_name!r} after retries; first errors: " + "; ".join(ingestor.errors)
+        )
+    print(f"done in {summary['seconds']} s; outputs under {args.output_data}")
+    return 0
+
+
+def process_file(
+    source: Source,
+    header: list[str],
+    ids: np.ndarray,
+    codes: np.ndarray,
+    splits: np.ndarray,
+    tokenizer: Tokenizer,
+    date: str,
+    args: argparse.Namespace,
+    counts: Counts,
+    ingestor: FeatureStoreIngestor | None,
+    bar: tqdm,
+) -> None:
+    """Pass 2 over one file: its rejects, its kept rows tokenized into the split and feature files."""
+    stem = source.output_stem
+    writers = ChunkWriters()
+    position = 0
+    try:
+        with (args.output_data / REJECTS / f"{stem}.csv").open("w", encoding="utf-8", newline="") as rejects:
+            for chunk in read_chunks(source, args.chunk_size):
+                rows = slice(position, position + len(chunk))
+                if rows.stop > codes.size:
+                    break  # the file grew since the scan: reported below
+                write_rejects(rejects, chunk, header, codes[rows], source, position)
+                counts.rejected.update(REASON_BY_CODE[int(code)] for code in codes[rows][codes[rows] < 0])
+                table = kept_table(chunk, ids[rows], codes[rows], splits[rows], tokenizer, date)
+                for split in SPLIT_OUTPUTS:
+                    part = table.filter(pc.equal(table["split_type"], split))
+                    writers.write(args.output_data / split / f"{stem}.parquet", part)
+                    counts.by_split[split].update(map(_sentiment_name, part["label_id"].to_pylist()))
+                records = feature_records(table)
+                writers.write(args.output_data / FEATURES / f"{stem}.parquet", records)
+                if ingestor:
+                    ingestor.ingest(records)
+                counts.kept += table.num_rows
+                position += len(chunk)
+                bar.update(len(chunk))
+    finally:
+        writers.close()
+    if position != codes.size:
+        raise InputError(f"{source.relative}: changed while it was processed (scanned {codes.size} rows)")
+    counts.files[source.relative] = position
+    counts.read += position
+
+
+def _sentiment_name(label_id: int) -> str:
+    return features.SENTIMENT_NAMES[features.SENTIMENT_BY_LABEL_ID[label_id]]
+
+
+def kept_table(
+    chunk: pd.DataFrame,
+    ids: np.ndarray,
+    codes: np.ndarray,
+    splits: np.ndarray,
+    tokenizer: Tokenizer,
+    date: str,
+) -> pa.Table:
+    """The kept rows of a chunk in the split files' schema, tokenized."""
+    kept = np.flatnonzero(codes >= 0)
+    labels = codes[kept].astype(np.int64)
+    texts = chunk[features.TEXT_COLUMN].to_numpy()[kept].tolist()
+    tokens = tokenize(tokenizer, texts)
+    sentiment_by_label = np.array(
+        [features.SENTIMENT_BY_LABEL_ID[label] for label in range(3)], dtype=np.int64
+    )
+    return pa.Table.from_arrays(
+        [
+            pa.array(review_id_strings(ids[kept]), pa.string()),
+            pa.array(sentiment_by_label[labels]),
+            pa.array(labels),
+            tokens.lists(),
+            tokens.ones(),
+            pa.array(texts, pa.string()),
+            pa.array([date] * kept.size, pa.string()),
+            pa.array(np.array(SPLIT_OUTPUTS, dtype=object)[splits[kept]].tolist(), pa.string()),
+        ],
+        schema=SPLIT_SCHEMA,
+    )
+
+
+def feature_records(table: pa.Table) -> pa.Table:
+    """The Feature Store records of kept rows: ``input_ids`` as a JSON list string."""
+    offsets = table["input_ids"].combine_chunks().offsets.to_numpy()
+    values = table["input_ids"].combine_chunks().values.to_numpy()
+    json_ids = Tokenized(values, offsets).json_lists()
+    columns = {name: table[name] for name in features.FEATURE_NAMES if name != "input_ids"}
+    columns["input_ids"] = pa.chunked_array([pa.array(json_ids, pa.string())])
+    return pa.table({name: columns[name] for name in features.FEATURE_NAMES}, schema=FEATURE_SCHEMA)
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except InputError as error:
+        print(f"preprocess.py: error: {error}", file=sys.stderr)
+        sys.exit(1)
