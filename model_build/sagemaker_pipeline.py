@@ -1,0 +1,524 @@
+"""The model-build pipeline on SageMaker (SDK v3), built from ``model_build.pipeline_spec`` and nothing else.
+
+Every parameter, step, argument, channel, metric regex, the condition, the registration and the failure
+message come from :data:`~model_build.pipeline_spec.PIPELINE`; this module only translates them:
+
+- ``Param`` -> the ``sagemaker.core.workflow`` parameter of that name (same type and default; the empty
+  ``InputDataUrl`` default becomes the data bucket's raw-reviews prefix, as the spec documents),
+- ``Config`` -> the value in :class:`pipelines.config.ProjectConfig`,
+- ``StepOutput`` -> the earlier step's properties (a processing output's ``S3Uri``, a training job's
+  ``ModelArtifacts.S3ModelArtifacts``, or a ``JsonGet`` on a property file),
+- a literal folder of the repository (``model_deploy/serving``) -> a local folder the SDK uploads.
+
+How the code reaches the jobs: processing and evaluation run ``FrameworkProcessor`` with
+``source_dir=model_build/steps`` and ``requirements=requirements.txt``; the SDK uploads the folder as
+``sourcedir.tar.gz`` plus a ``runproc.sh`` that unpacks it, pip installs the pinned requirements and runs
+``python3 <script> <arguments>``. Training runs ``ModelTrainer`` with ``SourceCode(source_dir=...,
+entry_script="train.py", requirements="requirements.txt")``, whose driver installs the same file and passes
+the hyperparameters as ``--name value``. All three jobs use the Hugging Face PyTorch DLC
+(:mod:`model_build.images`).
+
+Training always runs under the ``Torchrun`` driver: the instance count is a pipeline parameter, known only
+at execution time, and ``torchrun`` starts one process per GPU (one on a CPU instance) on each of
+``TrainingInstanceCount`` nodes, so a single-device, single-node run is a plain one-process run.
+
+Importing this module imports the SageMaker SDK (slow, needs a region); the local mode never imports it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from model_build import images
+from model_build.pipeline_spec import (
+    PIPELINE,
+    STEPS_SOURCE_DIR,
+    Config,
+    Param,
+    Parameter,
+    PipelineSpec,
+    ProcessingStep,
+    StepOutput,
+    TrainingStep,
+)
+from pipelines.config import ProjectConfig, load_config
+
+if TYPE_CHECKING:
+    import boto3
+    from sagemaker.core.workflow.pipeline_context import PipelineSession
+    from sagemaker.mlops.workflow import Pipeline
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+STEPS_REQUIREMENTS = "requirements.txt"
+"""Relative to ``STEPS_SOURCE_DIR``: what every job pip installs on top of the image."""
+
+ROLE_ARN_VARIABLE = "SAGEMAKER_PIPELINE_ROLE_ARN"
+ARTIFACT_BUCKET_VARIABLE = "ARTIFACT_BUCKET"
+DATA_BUCKET_VARIABLE = "DATA_BUCKET"
+
+CACHE_EXPIRY = "P30D"
+CHECKPOINTS_FOLDER = "checkpoints"
+METRICS_CONTENT_TYPE = "application/json"
+MAX_TRAINING_SECONDS = 6 * 3600
+"""Fine-tuning roberta-base on the full reviews set takes well over the SDK's one-hour default."""
+SERVING_ENTRY_POINT = "inference.py"
+"""The handler in ``SERVING_SOURCE_DIR``; training packs that folder into ``model.tar.gz/code``."""
+
+# ModelTrainer mounts its source bundle as the channel ``code`` and its drivers as ``sm_drivers``
+# (sagemaker.core.training.constants.SM_CODE / SM_DRIVERS); a spec channel may not reuse those names.
+RESERVED_TRAINING_CHANNELS = frozenset({"code", "sm_drivers"})
+
+
+@dataclass(frozen=True)
+class AwsSettings:
+    """Where the pipeline runs: the region, the roles and buckets CDK created (or CodeBuild passes)."""
+
+    region: str
+    role_arn: str
+    artifact_bucket: str
+    data_bucket: str
+
+    def input_data_url(self, config: ProjectConfig) -> str:
+        """What an empty ``InputDataUrl`` means on AWS: the raw-reviews prefix of the data bucket."""
+        return f"s3://{self.data_bucket}/{config.raw_reviews_prefix.strip('/')}/"
+
+
+def aws_settings(
+    config: ProjectConfig,
+    boto_session: boto3.Session,
+    environ: Mapping[str, str] = os.environ,
+    require_role: bool = True,
+) -> AwsSettings:
+    """Read the settings CodeBuild passes; derive what is missing the way the CDK stacks name it.
+
+    ``SAGEMAKER_PIPELINE_ROLE_ARN`` is the execution role; without it, ``require_role=True`` is an error
+    and otherwise the ARN of ``config.execution_role_name`` in this account is used. ``ARTIFACT_BUCKET`` and
+    ``DATA_BUCKET`` default to ``<prefix>-<account>-<region>``. The account is read from STS only when one
+    of the three is missing.
+    """
+    role_arn = environ.get(ROLE_ARN_VARIABLE, "")
+    if not role_arn and require_role:
+        raise ValueError(
+            f"{ROLE_ARN_VARIABLE} is not set: export the ARN of the SageMaker execution role the pipeline "
+            f"runs as (the CDK stack outputs it; the build project passes it to CodeBuild)"
+        )
+    artifact_bucket = environ.get(ARTIFACT_BUCKET_VARIABLE, "")
+    data_bucket = environ.get(DATA_BUCKET_VARIABLE, "")
+    region = boto_session.region_name or config.region
+    if not (role_arn and artifact_bucket and data_bucket):
+        account = boto_session.client("sts", region_name=region).get_caller_identity()["Account"]
+        role_arn = role_arn or f"arn:aws:iam::{account}:role/{config.execution_role_name}"
+        artifact_bucket = artifact_bucket or f"{config.artifacts_bucket_prefix}-{account}-{region}"
+        data_bucket = data_bucket or f"{config.data_bucket_prefix}-{account}-{region}"
+    return AwsSettings(region, role_arn, artifact_bucket, data_bucket)
+
+
+def pipeline_session(settings: AwsSettings, config: ProjectConfig, boto_session: boto3.Session):
+    """A ``PipelineSession`` whose default bucket/prefix is where the pipeline's artifacts belong."""
+    from sagemaker.core.workflow.pipeline_context import PipelineSession
+
+    return PipelineSession(
+        boto_session=boto_session,
+        default_bucket=settings.artifact_bucket,
+        default_bucket_prefix=config.pipeline_artifacts_prefix,
+    )
+
+
+def parse_parameter_overrides(overrides: Mapping[str, str], spec: PipelineSpec = PIPELINE) -> dict[str, Any]:
+    """``--param K=V`` strings -> values of each parameter's type; unknown names and bad values raise."""
+    parsed: dict[str, Any] = {}
+    for name, text in overrides.items():
+        parameter = spec.parameter(name)
+        try:
+            parsed[name] = _parse_value(parameter, text)
+        except ValueError as error:
+            raise ValueError(f"--param {name}={text!r}: {error}") from None
+    return parsed
+
+
+def _parse_value(parameter: Parameter, text: str) -> Any:
+    if parameter.type == "Integer":
+        return int(text)
+    if parameter.type == "Float":
+        return float(text)
+    if parameter.type == "Boolean":
+        lowered = text.strip().lower()
+        if lowered not in ("true", "false"):
+            raise ValueError(f"{parameter.name} is a Boolean: use true or false")
+        return lowered == "true"
+    return text
+
+
+def build_pipeline(
+    settings: AwsSettings,
+    session: PipelineSession,
+    config: ProjectConfig | None = None,
+    defaults: Mapping[str, Any] | None = None,
+    spec: PipelineSpec = PIPELINE,
+) -> Pipeline:
+    """The SageMaker ``Pipeline`` of ``spec``; ``defaults`` replace parameter defaults in the definition."""
+    return _PipelineBuilder(spec, config or load_config(), settings, session, defaults or {}).build()
+
+
+class _PipelineBuilder:
+    """Turns the spec into SDK objects, one step at a time, in the spec's order."""
+
+    def __init__(
+        self,
+        spec: PipelineSpec,
+        config: ProjectConfig,
+        settings: AwsSettings,
+        session: PipelineSession,
+        defaults: Mapping[str, Any],
+    ) -> None:
+        self.spec = spec
+        self.config = config
+        self.settings = settings
+        self.session = session
+        self.job_image = images.job_image_uri(settings.region)
+        self.source_dir = REPO_ROOT / STEPS_SOURCE_DIR
+        if not (self.source_dir / STEPS_REQUIREMENTS).is_file():
+            raise FileNotFoundError(
+                f"{STEPS_SOURCE_DIR}/{STEPS_REQUIREMENTS} is missing: every SageMaker job installs it"
+            )
+        self.parameters = {p.name: self._parameter(p, defaults) for p in spec.parameters}
+        self.steps: dict[str, Any] = {}
+        self.property_files: dict[tuple[str, str], Any] = {}
+
+    # --- values
+    def _parameter(self, parameter: Parameter, defaults: Mapping[str, Any]):
+        from sagemaker.core.workflow.parameters import (
+            ParameterBoolean,
+            ParameterFloat,
+            ParameterInteger,
+            ParameterString,
+        )
+
+        default = defaults.get(parameter.name, parameter.default)
+        if parameter.name == "InputDataUrl" and default == "":
+            default = self.settings.input_data_url(self.config)
+        factory = {
+            "String": ParameterString,
+            "Integer": ParameterInteger,
+            "Float": ParameterFloat,
+            "Boolean": ParameterBoolean,
+        }[parameter.type]
+        return factory(name=parameter.name, default_value=default)
+
+    def resolve(self, value: Any) -> Any:
+        """A spec value -> what the SDK takes: a parameter, a config value, a step property or a literal."""
+        if isinstance(value, Param):
+            return self.parameters[value.name]
+        if isinstance(value, Config):
+            return getattr(self.config, value.attribute)
+        if isinstance(value, StepOutput):
+            return self._step_output(value)
+        return value
+
+    def resolve_string(self, value: Any) -> Any:
+        """Like :meth:`resolve`, for fields the API types as strings (container arguments, hyperparameters)."""
+        resolved = self.resolve(value)
+        if isinstance(resolved, bool):
+            return str(resolved).lower()
+        if isinstance(resolved, int | float):
+            return str(resolved)
+        if hasattr(resolved, "to_string"):
+            return resolved.to_string()
+        return resolved
+
+    def _step_output(self, output: StepOutput) -> Any:
+        from sagemaker.core.workflow.functions import JsonGet
+
+        if output.step not in self.steps:
+            raise ValueError(f"{output} refers to a step that does not run before it")
+        step = self.steps[output.step]
+        property_file = self.property_files.get((output.step, output.output))
+        if property_file is not None:
+            condition = self.spec.condition
+            if (condition.step, condition.property_file) != (output.step, output.output):
+                raise ValueError(f"{output}: only the condition's property file has a JSON path to read")
+            return JsonGet(step_name=step.name, property_file=property_file, json_path=condition.json_path)
+        if isinstance(self.spec.step(output.step), TrainingStep):
+            if output.output != "model":
+                raise ValueError(f"{output}: a training step's only output is 'model'")
+            return step.properties.ModelArtifacts.S3ModelArtifacts
+        return step.properties.ProcessingOutputConfig.Outputs[output.output].S3Output.S3Uri
+
+    def _local_or_resolved(self, value: Any) -> Any:
+        """Channel data: a repository folder stays a local path (the SDK uploads it), the rest resolves."""
+        if isinstance(value, str) and (REPO_ROOT / value).is_dir():
+            return str(REPO_ROOT / value)
+        return self.resolve(value)
+
+    def _output_uri(self, step_name: str, output_name: str):
+        """``s3://<artifacts>/<prefix>/<pipeline>/<execution id>/<step>/<output>``: one folder per run."""
+        from sagemaker.core.workflow.execution_variables import ExecutionVariables
+        from sagemaker.core.workflow.functions import Join
+
+        return Join(
+            on="/",
+            values=[
+                "s3:/",
+                self.settings.artifact_bucket,
+                self.config.pipeline_artifacts_prefix,
+                self.config.pipeline_name,
+                ExecutionVariables.PIPELINE_EXECUTION_ID,
+                step_name,
+                output_name,
+            ],
+        )
+
+    def _cache(self):
+        from sagemaker.mlops.workflow import CacheConfig
+
+        return CacheConfig(enable_caching=True, expire_after=CACHE_EXPIRY)
+
+    def _source_hash(self) -> str:
+        """A digest of the code folder, so the uploaded bundle's S3 key changes only with the code."""
+        digest = hashlib.sha256()
+        for path in sorted(self.source_dir.rglob("*")):
+            if path.is_file() and "__pycache__" not in path.parts:
+                digest.update(path.relative_to(self.source_dir).as_posix().encode())
+                digest.update(path.read_bytes())
+        return digest.hexdigest()[:12]
+
+    # --- steps
+    def build(self) -> Pipeline:
+        from sagemaker.mlops.workflow import Pipeline
+
+        for step in self.spec.steps:
+            if isinstance(step, ProcessingStep):
+                self.steps[step.name] = self._processing_step(step)
+            else:
+                self.steps[step.name] = self._training_step(step)
+        condition_step = self._condition_step()
+        return Pipeline(
+            name=self.config.pipeline_name,
+            parameters=list(self.parameters.values()),
+            steps=[*self.steps.values(), condition_step],
+            sagemaker_session=self.session,
+        )
+
+    def _processing_step(self, step: ProcessingStep):
+        from sagemaker.core.processing import FrameworkProcessor
+        from sagemaker.core.shapes import (
+            ProcessingInput,
+            ProcessingOutput,
+            ProcessingS3Input,
+            ProcessingS3Output,
+        )
+        from sagemaker.core.workflow.properties import PropertyFile
+        from sagemaker.mlops.workflow import ProcessingStep as SdkProcessingStep
+
+        processor = FrameworkProcessor(
+            image_uri=self.job_image,
+            role=self.settings.role_arn,
+            instance_type=self.resolve(step.instance_type),
+            instance_count=self.resolve(step.instance_count),
+            command=["python3"],
+            base_job_name=f"{self.config.prefix}-{step.name}",
+            sagemaker_session=self.session,
+            tags=[{"Key": key, "Value": value} for key, value in self.config.tags.items()],
+        )
+        inputs = [
+            ProcessingInput(
+                input_name=item.name,
+                s3_input=ProcessingS3Input(
+                    s3_uri=self.resolve(item.source),
+                    local_path=item.destination,
+                    s3_data_type="S3Prefix",
+                    s3_input_mode="File",
+                    s3_data_distribution_type=item.distribution,
+                ),
+            )
+            for item in step.inputs
+        ]
+        outputs = [
+            ProcessingOutput(
+                output_name=item.name,
+                s3_output=ProcessingS3Output(
+                    s3_uri=self._output_uri(step.name, item.name),
+                    local_path=item.source,
+                    s3_upload_mode="EndOfJob",
+                ),
+            )
+            for item in step.outputs
+        ]
+        arguments: list[Any] = []
+        for flag, value in step.arguments.items():
+            arguments += [flag, self.resolve_string(value)]
+        property_files = [
+            PropertyFile(name=item.name, output_name=item.output, path=item.path)
+            for item in step.property_files
+        ]
+        for property_file in property_files:
+            self.property_files[(step.name, property_file.name)] = property_file
+        step_args = processor.run(
+            code=step.script,
+            source_dir=str(self.source_dir),
+            requirements=STEPS_REQUIREMENTS,
+            inputs=inputs,
+            outputs=outputs,
+            arguments=arguments,
+            # The bundle is uploaded under <prefix>/<job name>/source/: a content hash keeps the
+            # definition identical while the code is, which is what lets step caching hit.
+            job_name=f"{step.name}-{self._source_hash()}",
+        )
+        return SdkProcessingStep(
+            name=step.name,
+            step_args=step_args,
+            description=step.description or None,
+            property_files=property_files or None,
+            cache_config=self._cache(),
+        )
+
+    def _training_step(self, step: TrainingStep):
+        from sagemaker.core.training.configs import (
+            CheckpointConfig,
+            Compute,
+            InputData,
+            MetricDefinition,
+            OutputDataConfig,
+            SourceCode,
+            StoppingCondition,
+        )
+        from sagemaker.core.workflow.execution_variables import ExecutionVariables
+        from sagemaker.core.workflow.functions import Join
+        from sagemaker.mlops.workflow import TrainingStep as SdkTrainingStep
+        from sagemaker.train import ModelTrainer
+        from sagemaker.train.distributed import Torchrun
+
+        reserved = RESERVED_TRAINING_CHANNELS.intersection(step.channels)
+        if reserved:
+            raise ValueError(
+                f"pipeline_spec: step {step.name!r} has channel(s) {sorted(reserved)}, names that "
+                f"SageMaker's ModelTrainer reserves for its own source and driver channels; rename them "
+                f"in model_build/pipeline_spec.py (and in the script that reads SM_CHANNEL_<NAME>)"
+            )
+        artifacts = f"s3://{self.settings.artifact_bucket}/{self.config.pipeline_artifacts_prefix}"
+        trainer = ModelTrainer(
+            training_image=self.job_image,
+            role=self.settings.role_arn,
+            sagemaker_session=self.session,
+            base_job_name=f"{self.config.prefix}-{step.name}",
+            source_code=SourceCode(
+                source_dir=str(self.source_dir),
+                entry_script=step.script,
+                requirements=STEPS_REQUIREMENTS,
+            ),
+            distributed=Torchrun(),
+            compute=Compute(
+                instance_type=self.resolve(step.instance_type),
+                instance_count=self.resolve(step.instance_count),
+            ),
+            hyperparameters={
+                name: self.resolve_string(value) for name, value in step.hyperparameters.items()
+            },
+            output_data_config=OutputDataConfig(
+                s3_output_path=f"{artifacts}/{self.config.pipeline_name}/models"
+            ),
+            # One checkpoint folder per execution: a retried or interrupted job resumes from it, a new
+            # execution (perhaps with other hyperparameters) starts from the pretrained model.
+            checkpoint_config=CheckpointConfig(
+                s3_uri=Join(
+                    on="/",
+                    values=[artifacts, CHECKPOINTS_FOLDER, ExecutionVariables.PIPELINE_EXECUTION_ID],
+                ),
+                local_path="/opt/ml/checkpoints",
+            ),
+            stopping_condition=StoppingCondition(max_runtime_in_seconds=MAX_TRAINING_SECONDS),
+            tags=[{"key": key, "value": value} for key, value in self.config.tags.items()],
+        ).with_metric_definitions(
+            [MetricDefinition(name=name, regex=regex) for name, regex in step.metric_definitions]
+        )
+        channels = [
+            InputData(channel_name=name, data_source=self._local_or_resolved(source))
+            for name, source in step.channels.items()
+        ]
+        return SdkTrainingStep(
+            name=step.name,
+            step_args=trainer.train(input_data_config=channels),
+            description=step.description or None,
+            cache_config=self._cache(),
+        )
+
+    def _condition_step(self):
+        from sagemaker.core.workflow.conditions import (
+            ConditionEquals,
+            ConditionGreaterThan,
+            ConditionGreaterThanOrEqualTo,
+            ConditionLessThan,
+            ConditionLessThanOrEqualTo,
+        )
+        from sagemaker.mlops.workflow import ConditionStep
+
+        spec = self.spec.condition
+        comparison = {
+            ">=": ConditionGreaterThanOrEqualTo,
+            ">": ConditionGreaterThan,
+            "<=": ConditionLessThanOrEqualTo,
+            "<": ConditionLessThan,
+            "==": ConditionEquals,
+        }[spec.operator]
+        left = self._step_output(StepOutput(spec.step, spec.property_file))
+        branches = {self.spec.register.name: self._register_step, self.spec.fail.name: self._fail_step}
+        for name in (*spec.if_true, *spec.if_false):
+            if name not in branches:
+                raise ValueError(
+                    f"pipeline_spec: condition branch {name!r} is neither the register nor fail step"
+                )
+        return ConditionStep(
+            name=spec.name,
+            conditions=[comparison(left=left, right=self.resolve(spec.right))],
+            if_steps=[branches[name]() for name in spec.if_true],
+            else_steps=[branches[name]() for name in spec.if_false],
+        )
+
+    def _register_step(self):
+        from sagemaker.core.model_metrics import MetricsSource, ModelMetrics
+        from sagemaker.core.workflow.functions import Join
+        from sagemaker.mlops.workflow import ModelStep
+        from sagemaker.serve.model_builder import ModelBuilder
+
+        spec = self.spec.register
+        deploy_instance_type = self.resolve(spec.inference_instance_type)
+        builder = ModelBuilder(
+            image_uri=images.inference_image_uri(self.settings.region),
+            s3_model_data_url=self.resolve(spec.model),
+            role_arn=self.settings.role_arn,
+            sagemaker_session=self.session,
+            instance_type=str(self.spec.parameter("DeployInstanceType").default),
+            dependencies={"auto": False},  # the handler ships inside model.tar.gz/code
+            env_vars={
+                "SAGEMAKER_PROGRAM": SERVING_ENTRY_POINT,
+                "SAGEMAKER_SUBMIT_DIRECTORY": "/opt/ml/model/code",
+            },
+        )
+        report = Join(on="/", values=[self.resolve(spec.metrics_report), spec.metrics_file])
+        step_args = builder.register(
+            model_package_group_name=self.resolve(spec.model_package_group),
+            content_types=list(spec.content_types),
+            response_types=list(spec.response_types),
+            inference_instances=[deploy_instance_type],
+            transform_instances=[deploy_instance_type],
+            model_metrics=ModelMetrics(
+                model_statistics=MetricsSource(content_type=METRICS_CONTENT_TYPE, s3_uri=report)
+            ),
+            approval_status=self.resolve(spec.approval_status),
+        )
+        return ModelStep(name=spec.name, step_args=step_args, description=spec.description or None)
+
+    def _fail_step(self):
+        from sagemaker.core.workflow.functions import Join
+        from sagemaker.mlops.workflow import FailStep
+
+        spec = self.spec.fail
+        return FailStep(
+            name=spec.name,
+            error_message=Join(on="", values=[self.resolve(part) for part in spec.message]),
+        )

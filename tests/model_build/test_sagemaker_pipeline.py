@@ -1,0 +1,376 @@
+"""The SageMaker definition, built offline (moto S3/STS) from the spec, asserted field by field.
+
+One definition is built per module (importing and running the SDK is slow); every test reads its JSON.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from model_build import pipeline_spec as ps
+from pipelines.config import load_config
+from tests.model_build.review_splits import write_splits
+
+ACCOUNT = "123456789012"  # moto's account
+ROLE_ARN = f"arn:aws:iam::{ACCOUNT}:role/test-execution"
+ARTIFACT_BUCKET = "test-artifacts"
+DATA_BUCKET = "test-data"
+ENVIRONMENT = {
+    "SAGEMAKER_PIPELINE_ROLE_ARN": ROLE_ARN,
+    "ARTIFACT_BUCKET": ARTIFACT_BUCKET,
+    "DATA_BUCKET": DATA_BUCKET,
+}
+
+
+def get(name: str) -> dict[str, str]:
+    return {"Get": f"Parameters.{name}"}
+
+
+def as_string(name: str) -> dict[str, Any]:
+    """How a non-string parameter appears where the API wants a string."""
+    return {"Std:Join": {"On": "", "Values": [get(name)]}}
+
+
+@pytest.fixture(scope="module")
+def aws():
+    with mock_aws():
+        session = boto3.Session(region_name="us-east-1")
+        session.client("s3").create_bucket(Bucket=ARTIFACT_BUCKET)
+        yield session
+
+
+@pytest.fixture(scope="module")
+def built(aws):
+    """(definition dict, S3 client) for the real spec with the CodeBuild environment."""
+    from model_build.sagemaker_pipeline import aws_settings, build_pipeline, pipeline_session
+
+    config = load_config()
+    settings = aws_settings(config, aws, ENVIRONMENT)
+    pipeline = build_pipeline(settings, pipeline_session(settings, config, aws), config)
+    return json.loads(pipeline.definition()), aws.client("s3")
+
+
+@pytest.fixture(scope="module")
+def definition(built) -> dict[str, Any]:
+    return built[0]
+
+
+@pytest.fixture(scope="module")
+def steps(definition) -> dict[str, dict[str, Any]]:
+    """Every step by name, the condition's branches included."""
+    found = {}
+    for step in definition["Steps"]:
+        found[step["Name"]] = step
+        for branch in ("IfSteps", "ElseSteps"):
+            found.update({inner["Name"]: inner for inner in step["Arguments"].get(branch, [])})
+    return found
+
+
+def test_parameters_are_the_specs_with_the_same_types_and_defaults(definition):
+    config = load_config()
+    expected = []
+    for parameter in ps.PIPELINE.parameters:
+        default = parameter.default
+        if parameter.name == "InputDataUrl":
+            default = f"s3://{DATA_BUCKET}/{config.raw_reviews_prefix}/"
+        expected.append({"Name": parameter.name, "Type": parameter.type, "DefaultValue": default})
+    assert definition["Parameters"] == expected
+    assert {p["Name"] for p in definition["Parameters"]} >= {
+        "InputDataUrl",
+        "ProcessingInstanceType",
+        "ProcessingInstanceCount",
+        "TrainingInstanceType",
+        "TrainingInstanceCount",
+        "PretrainedModel",
+        "MaxSeqLength",
+        "BalanceDataset",
+        "TrainSplitPercentage",
+        "ValidationSplitPercentage",
+        "TestSplitPercentage",
+        "Epochs",
+        "LearningRate",
+        "TrainBatchSize",
+        "MinAccuracy",
+        "ModelApprovalStatus",
+        "DeployInstanceType",
+    }
+    approval = next(p for p in definition["Parameters"] if p["Name"] == "ModelApprovalStatus")
+    assert approval["DefaultValue"] == "PendingManualApproval"
+
+
+def test_graph_has_the_specs_steps_in_order_with_the_condition_branches(definition):
+    top = [(step["Name"], step["Type"]) for step in definition["Steps"]]
+    assert top == [
+        (ps.PROCESS, "Processing"),
+        (ps.TRAIN, "Training"),
+        (ps.EVALUATE, "Processing"),
+        (ps.CHECK, "Condition"),
+    ]
+    condition = definition["Steps"][-1]["Arguments"]
+    assert [s["Name"] for s in condition["IfSteps"]] == list(ps.PIPELINE.condition.if_true)
+    assert [s["Name"] for s in condition["ElseSteps"]] == list(ps.PIPELINE.condition.if_false)
+    assert [s["Type"] for s in condition["IfSteps"] + condition["ElseSteps"]] == ["RegisterModel", "Fail"]
+
+
+def test_job_steps_cache_for_thirty_days(steps):
+    for name in (ps.PROCESS, ps.TRAIN, ps.EVALUATE):
+        assert steps[name]["CacheConfig"] == {"Enabled": True, "ExpireAfter": "P30D"}
+
+
+def test_processing_runs_the_script_with_the_specs_arguments_on_a_transformers_image(steps, built):
+    arguments = steps[ps.PROCESS]["Arguments"]
+    cluster = arguments["ProcessingResources"]["ClusterConfig"]
+    assert cluster["InstanceType"] == get("ProcessingInstanceType")
+    assert cluster["InstanceCount"] == get("ProcessingInstanceCount")
+    app = arguments["AppSpecification"]
+    assert "/huggingface-pytorch-training:" in app["ImageUri"]
+    assert "transformers5.3.0" in app["ImageUri"]
+    assert arguments["RoleArn"] == ROLE_ARN
+    args = app["ContainerArguments"]
+    expected = []
+    for flag, value in ps.PIPELINE.step(ps.PROCESS).arguments.items():
+        if isinstance(value, ps.Param):
+            parameter = ps.PIPELINE.parameter(value.name)
+            value = get(value.name) if parameter.type == "String" else as_string(value.name)
+        elif isinstance(value, ps.Config):
+            value = getattr(load_config(), value.attribute)
+        expected += [flag, value]
+    assert args == expected
+    assert "--feature-group-name" in args and load_config().feature_group_name in args
+
+    # The entrypoint unpacks the code bundle, installs the pinned requirements, runs the script.
+    inputs = {item["InputName"]: item["S3Input"] for item in arguments["ProcessingInputs"]}
+    runproc_uri = inputs["entrypoint"]["S3Uri"]
+    bucket, key = runproc_uri.removeprefix("s3://").split("/", 1)
+    runproc = built[1].get_object(Bucket=bucket, Key=key)["Body"].read().decode()
+    assert "install_requirements.py requirements.txt" in runproc
+    assert 'python3 preprocess.py "$@"' in runproc
+    assert inputs["code"]["S3Uri"].startswith(f"s3://{ARTIFACT_BUCKET}/")
+
+
+def test_processing_input_is_sharded_and_outputs_are_the_specs(steps):
+    arguments = steps[ps.PROCESS]["Arguments"]
+    raw = next(i for i in arguments["ProcessingInputs"] if i["InputName"] == "raw")["S3Input"]
+    assert raw["S3Uri"] == get("InputDataUrl")
+    assert raw["S3DataDistributionType"] == "ShardedByS3Key"
+    assert raw["LocalPath"] == f"{ps.PROCESSING_INPUT}/data"
+    outputs = {o["OutputName"]: o["S3Output"] for o in arguments["ProcessingOutputConfig"]["Outputs"]}
+    assert list(outputs) == ["train", "validation", "test", "rejects", "features"]
+    for name, output in outputs.items():
+        assert output["LocalPath"] == f"{ps.PROCESSING_OUTPUT}/{name}"
+        values = output["S3Uri"]["Std:Join"]["Values"]
+        assert values[:4] == [
+            "s3:/",
+            ARTIFACT_BUCKET,
+            load_config().pipeline_artifacts_prefix,
+            load_config().pipeline_name,
+        ]
+        assert values[4] == {"Get": "Execution.PipelineExecutionId"}
+        assert values[5:] == [ps.PROCESS, name]
+
+
+def test_training_channels_hyperparameters_and_instances(steps):
+    spec = ps.PIPELINE.step(ps.TRAIN)
+    arguments = steps[ps.TRAIN]["Arguments"]
+    assert arguments["ResourceConfig"]["InstanceType"] == get("TrainingInstanceType")
+    assert arguments["ResourceConfig"]["InstanceCount"] == get("TrainingInstanceCount")
+    assert "/huggingface-pytorch-training:" in arguments["AlgorithmSpecification"]["TrainingImage"]
+    channels = {
+        c["ChannelName"]: c["DataSource"]["S3DataSource"]["S3Uri"] for c in arguments["InputDataConfig"]
+    }
+    for name, source in spec.channels.items():
+        if isinstance(source, ps.StepOutput):
+            assert channels[name] == {
+                "Get": f"Steps.{source.step}.ProcessingOutputConfig.Outputs['{source.output}'].S3Output.S3Uri"
+            }
+        else:  # a repository folder, uploaded by the SDK
+            assert channels[name].startswith(f"s3://{ARTIFACT_BUCKET}/") and channels[name].endswith(
+                f"/{name}"
+            )
+    # ModelTrainer's own channels: the step code and its drivers.
+    assert {"code", "sm_drivers"} <= set(channels)
+    assert list(arguments["HyperParameters"]) == list(spec.hyperparameters)
+    assert arguments["HyperParameters"]["pretrained-model"] == get("PretrainedModel")
+    assert arguments["HyperParameters"]["epochs"] == as_string("Epochs")
+
+
+def test_training_checkpoints_to_the_artifact_bucket_and_runs_under_torchrun(steps, built):
+    arguments = steps[ps.TRAIN]["Arguments"]
+    config = load_config()
+    checkpoint = arguments["CheckpointConfig"]
+    assert checkpoint["LocalPath"] == "/opt/ml/checkpoints"
+    assert checkpoint["S3Uri"]["Std:Join"]["Values"] == [
+        f"s3://{ARTIFACT_BUCKET}/{config.pipeline_artifacts_prefix}",
+        "checkpoints",
+        {"Get": "Execution.PipelineExecutionId"},
+    ]
+    drivers = next(c for c in arguments["InputDataConfig"] if c["ChannelName"] == "sm_drivers")
+    bucket, prefix = drivers["DataSource"]["S3DataSource"]["S3Uri"].removeprefix("s3://").split("/", 1)
+    s3 = built[1]
+
+    def read(name: str) -> str:
+        return s3.get_object(Bucket=bucket, Key=f"{prefix}/{name}")["Body"].read().decode()
+
+    assert "Torchrun" in read("sm_train.sh")
+    source = json.loads(read("sourcecode.json"))
+    assert source["entry_script"] == "train.py"
+    assert source["requirements"] == "requirements.txt"
+
+
+def test_metric_definitions_are_the_specs(steps):
+    metrics = steps[ps.TRAIN]["Arguments"]["AlgorithmSpecification"]["MetricDefinitions"]
+    assert [(m["Name"], m["Regex"]) for m in metrics] == list(ps.PIPELINE.step(ps.TRAIN).metric_definitions)
+
+
+def test_metric_regexes_match_the_training_scripts_real_log(
+    tmp_path, sample_csv, tiny_roberta_dir, repo_root
+):
+    """Run train.py for one short epoch and parse its output with the definition's regexes."""
+    splits = write_splits(tmp_path / "data", sample_csv, tiny_roberta_dir, limit=60, max_seq_length=32)
+    command = [
+        sys.executable,
+        str(repo_root / ps.STEPS_SOURCE_DIR / "train.py"),
+        "--pretrained-model", str(tiny_roberta_dir),
+        "--epochs", "1",
+        "--train-batch-size", "8",
+        "--max-seq-length", "32",
+        "--train-data", str(splits["train"]),
+        "--validation-data", str(splits["validation"]),
+        "--code-dir", str(repo_root / ps.SERVING_SOURCE_DIR),
+        "--model-dir", str(tmp_path / "model"),
+        "--output-data-dir", str(tmp_path / "output"),
+        "--checkpoint-dir", "",
+    ]  # fmt: skip
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300, check=False)
+    assert result.returncode == 0, result.stderr[-3000:]
+    log = result.stdout + result.stderr
+    for name, regex in ps.PIPELINE.step(ps.TRAIN).metric_definitions:
+        values = re.findall(regex, log)
+        assert values, f"{name}: {regex!r} matches nothing in the training log"
+        assert all(0 <= float(value) < 1e6 for value in values), (name, values)
+
+
+def test_evaluation_reads_the_model_and_test_split_and_declares_the_report(steps):
+    arguments = steps[ps.EVALUATE]["Arguments"]
+    inputs = {i["InputName"]: i["S3Input"]["S3Uri"] for i in arguments["ProcessingInputs"]}
+    assert inputs["model"] == {"Get": f"Steps.{ps.TRAIN}.ModelArtifacts.S3ModelArtifacts"}
+    assert inputs["test"] == {
+        "Get": f"Steps.{ps.PROCESS}.ProcessingOutputConfig.Outputs['test'].S3Output.S3Uri"
+    }
+    assert arguments["ProcessingResources"]["ClusterConfig"]["InstanceCount"] == 1
+    assert steps[ps.EVALUATE]["PropertyFiles"] == [
+        {"PropertyFileName": ps.EVALUATION_REPORT, "OutputName": "evaluation", "FilePath": ps.EVALUATION_FILE}
+    ]
+
+
+def test_condition_compares_the_reports_accuracy_with_min_accuracy(steps):
+    (condition,) = steps[ps.CHECK]["Arguments"]["Conditions"]
+    assert condition["Type"] == "GreaterThanOrEqualTo"
+    assert condition["LeftValue"] == {
+        "Std:JsonGet": {
+            "PropertyFile": {"Get": f"Steps.{ps.EVALUATE}.PropertyFiles.{ps.EVALUATION_REPORT}"},
+            "Path": "metrics.accuracy.value",
+        }
+    }
+    assert condition["RightValue"] == get("MinAccuracy")
+
+
+def test_register_attaches_the_report_to_a_version_in_the_projects_group(steps):
+    arguments = steps[ps.REGISTER]["Arguments"]
+    assert arguments["ModelPackageGroupName"] == load_config().model_package_group_name
+    assert arguments["ModelApprovalStatus"] == get("ModelApprovalStatus")
+    statistics = arguments["ModelMetrics"]["ModelQuality"]["Statistics"]
+    assert statistics["ContentType"] == "application/json"
+    assert statistics["S3Uri"] == {
+        "Std:Join": {
+            "On": "/",
+            "Values": [
+                {"Get": f"Steps.{ps.EVALUATE}.ProcessingOutputConfig.Outputs['evaluation'].S3Output.S3Uri"},
+                ps.EVALUATION_FILE,
+            ],
+        }
+    }
+    inference = arguments["InferenceSpecification"]
+    (container,) = inference["Containers"]
+    assert "/huggingface-pytorch-inference:" in container["Image"] and "-cpu-" in container["Image"]
+    assert container["ModelDataUrl"] == {"Get": f"Steps.{ps.TRAIN}.ModelArtifacts.S3ModelArtifacts"}
+    assert container["Environment"]["SAGEMAKER_PROGRAM"] == "inference.py"
+    assert inference["SupportedContentTypes"] == list(ps.PIPELINE.register.content_types)
+    assert {"application/json", "application/jsonlines"} <= set(inference["SupportedContentTypes"])
+    assert inference["SupportedResponseMIMETypes"] == list(ps.PIPELINE.register.response_types)
+    assert inference["SupportedRealtimeInferenceInstanceTypes"] == [get("DeployInstanceType")]
+
+
+def test_fail_message_carries_the_accuracy_and_the_threshold(steps):
+    message = steps[ps.FAIL]["Arguments"]["ErrorMessage"]["Std:Join"]
+    assert message["On"] == ""
+    assert message["Values"] == [
+        "Test accuracy ",
+        {
+            "Std:JsonGet": {
+                "PropertyFile": {"Get": f"Steps.{ps.EVALUATE}.PropertyFiles.{ps.EVALUATION_REPORT}"},
+                "Path": "metrics.accuracy.value",
+            }
+        },
+        " is below MinAccuracy ",
+        get("MinAccuracy"),
+        ": the model was not registered.",
+    ]
+
+
+def test_a_channel_named_like_model_trainers_own_is_refused(aws):
+    from model_build.sagemaker_pipeline import aws_settings, build_pipeline, pipeline_session
+
+    train = ps.PIPELINE.step(ps.TRAIN)
+    clash = dataclasses.replace(train, channels={**train.channels, "sm_drivers": ps.SERVING_SOURCE_DIR})
+    spec = dataclasses.replace(
+        ps.PIPELINE, steps=tuple(clash if s.name == ps.TRAIN else s for s in ps.PIPELINE.steps)
+    )
+    config = load_config()
+    settings = aws_settings(config, aws, ENVIRONMENT)
+    with pytest.raises(ValueError, match=r"sm_drivers.*ModelTrainer reserves"):
+        build_pipeline(settings, pipeline_session(settings, config, aws), config, spec=spec).definition()
+
+
+def test_settings_name_the_missing_role_and_derive_buckets_from_the_account(aws):
+    from model_build.sagemaker_pipeline import ROLE_ARN_VARIABLE, aws_settings
+
+    config = load_config()
+    with pytest.raises(ValueError, match=ROLE_ARN_VARIABLE):
+        aws_settings(config, aws, {})
+    settings = aws_settings(config, aws, {}, require_role=False)
+    assert settings.role_arn == f"arn:aws:iam::{ACCOUNT}:role/{config.execution_role_name}"
+    assert settings.artifact_bucket == f"{config.artifacts_bucket_prefix}-{ACCOUNT}-us-east-1"
+    assert settings.data_bucket == f"{config.data_bucket_prefix}-{ACCOUNT}-us-east-1"
+
+
+def test_parameter_overrides_are_typed_and_checked():
+    from model_build.sagemaker_pipeline import parse_parameter_overrides
+
+    assert parse_parameter_overrides({"Epochs": "2", "MinAccuracy": "0.7", "BalanceDataset": "False"}) == {
+        "Epochs": 2,
+        "MinAccuracy": 0.7,
+        "BalanceDataset": False,
+    }
+    with pytest.raises(KeyError, match="NoSuchParameter"):
+        parse_parameter_overrides({"NoSuchParameter": "1"})
+    with pytest.raises(ValueError, match="Epochs"):
+        parse_parameter_overrides({"Epochs": "three"})
+    with pytest.raises(ValueError, match="BalanceDataset is a Boolean"):
+        parse_parameter_overrides({"BalanceDataset": "yes"})
+
+
+def test_the_code_dir_carries_the_pinned_requirements(repo_root: Path):
+    requirements = (repo_root / ps.STEPS_SOURCE_DIR / "requirements.txt").read_text().splitlines()
+    pinned = [line for line in requirements if line.strip() and not line.startswith("#")]
+    assert pinned and all("==" in line for line in pinned), pinned
