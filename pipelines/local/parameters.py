@@ -1,0 +1,73 @@
+"""Pipeline parameter values from the command line, checked against the parameter types in the spec."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+from model_build.pipeline_spec import Parameter, ParameterValue, PipelineSpec
+
+_TRUE = {"true", "1", "yes", "on"}
+_FALSE = {"false", "0", "no", "off"}
+
+
+class ParameterError(ValueError):
+    pass
+
+
+def parse_value(parameter: Parameter, text: str) -> ParameterValue:
+    """``text`` as the parameter's type, or a ParameterError naming the parameter and what it expects."""
+    try:
+        match parameter.type:
+            case "Integer":
+                return int(text)
+            case "Float":
+                return float(text)
+            case "Boolean":
+                lowered = text.strip().lower()
+                if lowered in _TRUE | _FALSE:
+                    return lowered in _TRUE
+                raise ValueError(text)
+            case _:
+                return text
+    except ValueError:
+        raise ParameterError(
+            f"--param {parameter.name}={text!r}: {parameter.name} is a {parameter.type} parameter "
+            f"(default {render(parameter.default)!r}); {parameter.description}"
+        ) from None
+
+
+def parse_assignments(spec: PipelineSpec, assignments: Iterable[str]) -> dict[str, ParameterValue]:
+    """``["Epochs=2", "MinAccuracy=0.6"]`` -> typed values; unknown names list the known ones."""
+    values: dict[str, ParameterValue] = {}
+    for assignment in assignments:
+        name, separator, text = assignment.partition("=")
+        if not separator:
+            raise ParameterError(f"--param {assignment!r}: expected NAME=VALUE, e.g. --param Epochs=2")
+        name = name.strip()
+        try:
+            parameter = spec.parameter(name)
+        except KeyError:
+            raise ParameterError(
+                f"--param {assignment!r}: the pipeline has no parameter {name!r}; valid names: "
+                f"{', '.join(spec.parameter_names)}"
+            ) from None
+        values[name] = parse_value(parameter, text)
+    return values
+
+
+def resolve(
+    spec: PipelineSpec, overrides: Mapping[str, ParameterValue], local: bool
+) -> dict[str, ParameterValue]:
+    """The spec's defaults (local or AWS) with ``overrides`` on top, every value of its declared type."""
+    values = spec.defaults(local)
+    for name, value in overrides.items():
+        parameter = spec.parameter(name)  # KeyError names the known parameters
+        values[name] = parse_value(parameter, render(value)) if isinstance(value, str) else value
+    return values
+
+
+def render(value: ParameterValue) -> str:
+    """A value as SageMaker passes it to a job: booleans in JSON spelling, numbers as Python writes them."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
