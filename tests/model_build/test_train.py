@@ -1,0 +1,290 @@
+"""The training step under its SageMaker contract: channels and model dir from ``SM_*``, hyperparameters as
+``--name value``, metric lines the pipeline's regexes parse, a model folder that serves itself."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import features
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import train
+
+from model_build.pipeline_spec import PIPELINE, SERVING_SOURCE_DIR, STEPS_SOURCE_DIR, TRAIN
+from tests.model_build.review_splits import write_splits
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+STEPS_DIR = REPO_ROOT / STEPS_SOURCE_DIR
+SERVING_DIR = REPO_ROOT / SERVING_SOURCE_DIR
+METRIC_DEFINITIONS = dict(PIPELINE.step(TRAIN).metric_definitions)
+
+
+@pytest.fixture(scope="module")
+def splits(
+    tmp_path_factory: pytest.TempPathFactory, sample_csv: Path, tiny_roberta_dir: Path
+) -> dict[str, Path]:
+    return write_splits(tmp_path_factory.mktemp("splits"), sample_csv, tiny_roberta_dir)
+
+
+def container_env(tmp_path: Path, splits: dict[str, Path]) -> dict[str, str]:
+    """The variables SageMaker sets in a training container (minus the ones this script does not read)."""
+    return {
+        **os.environ,
+        "HF_HUB_OFFLINE": "1",
+        "SM_CHANNEL_TRAIN": str(splits["train"]),
+        "SM_CHANNEL_VALIDATION": str(splits["validation"]),
+        "SM_CHANNEL_CODE": str(SERVING_DIR),
+        "SM_MODEL_DIR": str(tmp_path / "model"),
+        "SM_OUTPUT_DATA_DIR": str(tmp_path / "output" / "data"),
+        "SM_OUTPUT_DIR": str(tmp_path / "output"),
+    }
+
+
+def hyperparameters(pretrained_model: Path, **overrides: object) -> list[str]:
+    """``--name value`` for every hyperparameter the pipeline passes, with test-sized values."""
+    values: dict[str, object] = {
+        "pretrained-model": pretrained_model,
+        "epochs": 3,
+        "learning-rate": 0.001,
+        "train-batch-size": 32,
+        "validation-batch-size": 64,
+        "train-steps-per-epoch": 0,
+        "validation-steps-per-epoch": 0,
+        "max-seq-length": 128,
+        "freeze-bert-layer": "False",
+        "warmup-ratio": 0.1,
+        "seed": 42,
+        **overrides,
+    }
+    assert set(PIPELINE.step(TRAIN).hyperparameters) <= set(values), "a pipeline hyperparameter is not tested"
+    return [item for name, value in values.items() for item in (f"--{name}", str(value))]
+
+
+def run_script(
+    args: list[str], env: dict[str, str], launcher: list[str] | None = None
+) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [*(launcher or [sys.executable]), "train.py", *args],
+        cwd=STEPS_DIR,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def parse_metrics(stdout: str) -> dict[str, list[float]]:
+    """What SageMaker would extract with the pipeline's metric definitions."""
+    return {
+        name: [float(value) for value in re.findall(regex, stdout)]
+        for name, regex in METRIC_DEFINITIONS.items()
+    }
+
+
+def test_trains_under_the_container_contract(
+    tmp_path: Path, splits: dict[str, Path], tiny_roberta_dir: Path
+) -> None:
+    env = container_env(tmp_path, splits)
+    checkpoints = tmp_path / "checkpoints"
+    result = run_script([*hyperparameters(tiny_roberta_dir), "--checkpoint-dir", str(checkpoints)], env)
+    assert result.returncode == 0, result.stderr[-3000:]
+
+    metrics = parse_metrics(result.stdout)
+    assert {name: len(values) for name, values in metrics.items()} == dict.fromkeys(METRIC_DEFINITIONS, 3)
+    losses = metrics["train:loss"]
+    assert losses[-1] < losses[0], f"the training loss did not fall: {losses}"
+    assert all(0 <= accuracy <= 1 for accuracy in metrics["validation:accuracy"])
+
+    model_dir = tmp_path / "model"
+    for name in ("config.json", "model.safetensors", "tokenizer_config.json", "code/inference.py"):
+        assert (model_dir / name).is_file(), f"{name} is missing from the model folder"
+    assert (model_dir / "code" / "requirements.txt").read_text() == (
+        SERVING_DIR / "requirements.txt"
+    ).read_text()
+    config = json.loads((model_dir / "config.json").read_text())
+    assert {
+        int(index): int(label) for index, label in config["id2label"].items()
+    } == features.SENTIMENT_BY_LABEL_ID
+    assert json.loads((model_dir / "tokenizer_config.json").read_text())["model_max_length"] == 128
+
+    output = tmp_path / "output" / "data"
+    assert (output / train.CURVES_FILE).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    report = json.loads((output / train.METRICS_FILE).read_text())
+    accuracies = [epoch["val_acc"] for epoch in report["epochs"]]
+    assert accuracies == pytest.approx(metrics["validation:accuracy"], abs=1e-6)
+    # The best epoch: highest validation accuracy, ties broken by the lower validation loss.
+    best = max(report["epochs"], key=lambda epoch: (epoch["val_acc"], -epoch["val_loss"]))
+    assert report["best_epoch"] == best["epoch"]
+    assert {path.name for path in checkpoints.iterdir()} == {train.CHECKPOINT_LAST, train.CHECKPOINT_BEST}
+
+    # A restarted job (same settings, same checkpoint folder) resumes: nothing is left to train, the best epoch
+    # is saved again.
+    (model_dir / "config.json").unlink()
+    resumed = run_script([*hyperparameters(tiny_roberta_dir), "--checkpoint-dir", str(checkpoints)], env)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "resuming from" in resumed.stderr
+    assert parse_metrics(resumed.stdout)["train:loss"] == []
+    assert (model_dir / "config.json").is_file()
+
+    # Other settings with the same checkpoints are refused, not mixed in.
+    refused = run_script(
+        [*hyperparameters(tiny_roberta_dir, seed=7), "--checkpoint-dir", str(checkpoints)], env
+    )
+    assert refused.returncode != 0
+    assert "other settings" in refused.stderr
+    assert "other settings" in (tmp_path / "output" / "failure").read_text()
+
+
+def test_two_processes_train_data_parallel(
+    tmp_path: Path, splits: dict[str, Path], tiny_roberta_dir: Path
+) -> None:
+    """torchrun with 2 CPU processes (gloo): disjoint shards, one set of metric lines, one writer."""
+    env = {**container_env(tmp_path, splits), "OMP_NUM_THREADS": "1"}
+    launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2"]
+    result = run_script(hyperparameters(tiny_roberta_dir, epochs=2), env, launcher)
+    assert result.returncode == 0, result.stderr[-3000:]
+
+    shards = re.findall(
+        r"rank(\d) INFO train: rank \1/2 epoch (\d): trained on (\d+) reviews \(shard (\w+)\)", result.stderr
+    )
+    by_epoch: dict[str, dict[str, tuple[int, str]]] = {}
+    for rank, epoch, count, digest in shards:
+        by_epoch.setdefault(epoch, {})[rank] = (int(count), digest)
+    train_size = pq.read_table(splits["train"]).num_rows
+    assert sorted(by_epoch) == ["1", "2"]
+    for epoch, ranks in by_epoch.items():
+        assert sorted(ranks) == ["0", "1"], f"epoch {epoch}: {ranks}"
+        assert ranks["0"][1] != ranks["1"][1], f"epoch {epoch}: both ranks trained on the same reviews"
+        # DistributedSampler pads the shards to equal size with at most one repeated review.
+        assert train_size <= ranks["0"][0] + ranks["1"][0] <= train_size + 1
+
+    losses = parse_metrics(result.stdout)["train:loss"]
+    assert len(losses) == 2, "only rank 0 prints the metric lines"
+    assert losses[1] < losses[0]
+    saves = re.findall(r"rank(\d) INFO train: saved the model", result.stderr)
+    assert saves == ["0"]
+    assert (tmp_path / "model" / "model.safetensors").is_file()
+
+
+@pytest.mark.parametrize(
+    "problem",
+    [
+        "missing channel",
+        "empty channel",
+        "no rows",
+        "label out of range",
+        "sentiment mismatch",
+        "bad model",
+        "no code",
+    ],
+)
+def test_bad_input_fails_before_training(
+    problem: str,
+    tmp_path: Path,
+    splits: dict[str, Path],
+    tiny_roberta_dir: Path,
+    capsys: pytest.CaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    env = container_env(tmp_path, splits)
+    (tmp_path / "output").mkdir()
+    monkeypatch.setenv("SM_OUTPUT_DIR", str(tmp_path / "output"))
+    args = {
+        "--pretrained-model": str(tiny_roberta_dir),
+        "--train-data": env["SM_CHANNEL_TRAIN"],
+        "--validation-data": env["SM_CHANNEL_VALIDATION"],
+        "--code-dir": env["SM_CHANNEL_CODE"],
+        "--model-dir": env["SM_MODEL_DIR"],
+        "--output-data-dir": env["SM_OUTPUT_DATA_DIR"],
+        "--checkpoint-dir": "",
+    }
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    table = pq.read_table(next(splits["train"].glob("*.parquet")))
+    expected: str
+    if problem == "missing channel":
+        args["--train-data"], expected = str(tmp_path / "nowhere"), "does not exist"
+    elif problem == "empty channel":
+        args["--validation-data"], expected = str(bad), "has no *.parquet files"
+    elif problem == "no rows":
+        pq.write_table(table.slice(0, 0), bad / "part.parquet")
+        args["--validation-data"], expected = str(bad), "has no rows"
+    elif problem == "label out of range":
+        labels = table.column("label_id").to_pylist()
+        labels[5] = 3
+        pq.write_table(
+            table.set_column(table.column_names.index("label_id"), "label_id", pa.array(labels)),
+            bad / "p.parquet",
+        )
+        args["--train-data"], expected = str(bad), "row 5"
+    elif problem == "sentiment mismatch":
+        sentiments = table.column("sentiment").to_pylist()
+        sentiments[2] = -sentiments[2] if sentiments[2] else 1
+        column = table.column_names.index("sentiment")
+        pq.write_table(table.set_column(column, "sentiment", pa.array(sentiments)), bad / "p.parquet")
+        args["--train-data"], expected = str(bad), "row 2"
+    elif problem == "bad model":
+        args["--pretrained-model"], expected = str(tmp_path / "no-model"), "cannot load the pretrained model"
+    else:
+        args["--code-dir"], expected = str(bad), "has no inference.py"
+
+    assert train.main([item for pair in args.items() for item in pair]) != 0
+    captured = capsys.readouterr()
+    assert "epoch=" not in captured.out, "training started despite the bad input"
+    assert not Path(env["SM_MODEL_DIR"]).exists()
+    assert expected in (tmp_path / "output" / "failure").read_text()
+
+
+def test_bad_input_exits_non_zero_with_the_reason(
+    tmp_path: Path, splits: dict[str, Path], tiny_roberta_dir: Path
+) -> None:
+    env = {**container_env(tmp_path, splits), "SM_CHANNEL_TRAIN": str(tmp_path / "missing")}
+    (tmp_path / "output").mkdir()
+    result = run_script(hyperparameters(tiny_roberta_dir), env)
+    assert result.returncode != 0
+    assert f"the train data folder {tmp_path / 'missing'} does not exist" in result.stderr
+    assert "does not exist" in (tmp_path / "output" / "failure").read_text()
+
+
+def test_dynamic_padding_pads_each_batch_to_its_longest_row(tiny_roberta_dir: Path) -> None:
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_roberta_dir)
+    items = [
+        {"input_ids": [0, 5, 6, 2], "labels": 1, "index": 3},
+        {"input_ids": [0, 7, 2], "labels": 0, "index": 9},
+    ]
+    batch, indices = train.PaddingCollator(tokenizer, 128)(items)
+    assert indices == [3, 9]
+    assert batch["input_ids"].tolist() == [[0, 5, 6, 2], [0, 7, 2, tokenizer.pad_token_id]]
+    assert batch["attention_mask"].tolist() == [[1, 1, 1, 1], [1, 1, 1, 0]]
+    assert batch["labels"].tolist() == [1, 0]
+    fixed, _ = train.PaddingCollator(tokenizer, 128, pad_to_max_length=True)(items)
+    assert fixed["input_ids"].shape == (2, 128)
+
+
+def test_metric_line_is_plain_decimals_the_regexes_parse() -> None:
+    line = train.EpochResult(2, 1.5e-7, 12.25, 1.0, 10, 1.0).log_line()
+    assert "e-" not in line
+    assert parse_metrics(line) == {
+        "train:loss": [0.0],
+        "validation:loss": [12.25],
+        "validation:accuracy": [1.0],
+    }
+
+
+def test_hyperparameters_as_sagemaker_passes_them() -> None:
+    args = train.parse_args(
+        ["--freeze_bert_layer", "True", "--train-batch-size", "8", "--sagemaker_program", "train.py"]
+    )
+    assert args.freeze_bert_layer is True
+    assert args.train_batch_size == 8
+    assert train.parse_args(["--freeze-bert-layer", "0"]).freeze_bert_layer is False
+    with pytest.raises(SystemExit):
+        train.parse_args(["--freeze-bert-layer", "maybe"])
