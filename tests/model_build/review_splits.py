@@ -69,3 +69,24 @@ def write_splits(
         write_split(folders[split], reviews[start:end], tokenizer, max_seq_length, split)
         start = end
     return folders
+
+
+def labelled_model(pretrained_dir: Path, folder: Path, max_seq_length: int = 128) -> Path:
+    """A copy of ``pretrained_dir`` saved the way training saves a model: the label map and max length set.
+
+    For tests of what reads a trained model (evaluation, the handler) without training one first.
+    """
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    id2label = {label: str(sentiment) for label, sentiment in features.SENTIMENT_BY_LABEL_ID.items()}
+    model = AutoModelForSequenceClassification.from_pretrained(
+        pretrained_dir,
+        num_labels=len(id2label),
+        id2label=id2label,
+        label2id={v: k for k, v in id2label.items()},
+    )
+    tokenizer = AutoTokenizer.from_pretrained(pretrained_dir)
+    tokenizer.model_max_length = max_seq_length
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
