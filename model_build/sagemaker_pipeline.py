@@ -118,40 +118,31 @@ def aws_settings(
     return AwsSettings(region, role_arn, artifact_bucket, data_bucket)
 
 
-def pipeline_session(settings: AwsSettings, config: ProjectConfig, boto_session: boto3.Session):
-    """A ``PipelineSession`` whose default bucket/prefix is where the pipeline's artifacts belong."""
+def pipeline_session(
+    settings: AwsSettings, config: ProjectConfig, boto_session: boto3.Session, sagemaker_client: Any = None
+):
+    """A ``PipelineSession`` whose default bucket/prefix is where the pipeline's artifacts belong.
+
+    ``sagemaker_client`` replaces the one the session would create (tests pass a stubbed client).
+    """
     from sagemaker.core.workflow.pipeline_context import PipelineSession
 
     return PipelineSession(
         boto_session=boto_session,
+        sagemaker_client=sagemaker_client,
         default_bucket=settings.artifact_bucket,
         default_bucket_prefix=config.pipeline_artifacts_prefix,
     )
 
 
 def parse_parameter_overrides(overrides: Mapping[str, str], spec: PipelineSpec = PIPELINE) -> dict[str, Any]:
-    """``--param K=V`` strings -> values of each parameter's type; unknown names and bad values raise."""
-    parsed: dict[str, Any] = {}
-    for name, text in overrides.items():
-        parameter = spec.parameter(name)
-        try:
-            parsed[name] = _parse_value(parameter, text)
-        except ValueError as error:
-            raise ValueError(f"--param {name}={text!r}: {error}") from None
-    return parsed
+    """``--param K=V`` strings -> values of each parameter's type, parsed as the local mode parses them.
 
+    An unknown name raises ``KeyError`` listing the known ones; a bad value a ``ValueError`` naming it.
+    """
+    from pipelines.local.parameters import parse_value
 
-def _parse_value(parameter: Parameter, text: str) -> Any:
-    if parameter.type == "Integer":
-        return int(text)
-    if parameter.type == "Float":
-        return float(text)
-    if parameter.type == "Boolean":
-        lowered = text.strip().lower()
-        if lowered not in ("true", "false"):
-            raise ValueError(f"{parameter.name} is a Boolean: use true or false")
-        return lowered == "true"
-    return text
+    return {name: parse_value(spec.parameter(name), text) for name, text in overrides.items()}
 
 
 def build_pipeline(

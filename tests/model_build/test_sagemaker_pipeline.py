@@ -367,7 +367,7 @@ def test_parameter_overrides_are_typed_and_checked():
     with pytest.raises(ValueError, match="Epochs"):
         parse_parameter_overrides({"Epochs": "three"})
     with pytest.raises(ValueError, match="BalanceDataset is a Boolean"):
-        parse_parameter_overrides({"BalanceDataset": "yes"})
+        parse_parameter_overrides({"BalanceDataset": "maybe"})
 
 
 def test_the_code_dir_carries_the_pinned_requirements(repo_root: Path):

@@ -1,0 +1,142 @@
+"""Run the model-build pipeline on SageMaker: upsert it, start an execution, optionally follow it.
+
+This is what the build CodePipeline's CodeBuild project runs (``python -m pipelines run --sagemaker``). The
+CLI imports this module lazily, since it imports the SageMaker SDK. The AWS side is reached through one
+``boto3.Session`` (and optionally a given SageMaker client), so tests can stub it.
+
+Environment (set by the CodeBuild project): ``SAGEMAKER_PIPELINE_ROLE_ARN`` (the execution role, required to
+run), ``ARTIFACT_BUCKET`` and ``DATA_BUCKET`` (else derived from the account, as CDK names them), and
+``MLOPS_PROJECT_NAME`` / ``MLOPS_ENVIRONMENT`` (read by ``pipelines.config.load_config``).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
+
+import boto3
+
+from pipelines.config import load_config
+
+if TYPE_CHECKING:
+    from sagemaker.mlops.workflow import Pipeline
+
+TERMINAL_STATUSES = frozenset({"Succeeded", "Failed", "Stopped"})
+POLL_SECONDS = 30.0
+
+
+def _build(
+    parameters: Mapping[str, str],
+    require_role: bool,
+    boto_session: boto3.Session | None,
+    sagemaker_client: Any = None,
+) -> tuple[Pipeline, str]:
+    """The pipeline (with ``parameters`` as its defaults) and the role it runs as."""
+    from model_build.sagemaker_pipeline import (
+        aws_settings,
+        build_pipeline,
+        parse_parameter_overrides,
+        pipeline_session,
+    )
+
+    config = load_config()
+    defaults = parse_parameter_overrides(parameters)
+    boto_session = boto_session or boto3.Session(region_name=config.region)
+    settings = aws_settings(config, boto_session, require_role=require_role)
+    session = pipeline_session(settings, config, boto_session, sagemaker_client)
+    return build_pipeline(settings, session, config, defaults), settings.role_arn
+
+
+def definition_json(parameters: Mapping[str, str], boto_session: boto3.Session | None = None) -> str:
+    """The pipeline definition JSON, with ``parameters`` (``name -> value`` strings) as defaults.
+
+    Building it calls AWS for what the SDK needs to write the definition, nothing else:
+
+    - STS ``GetCallerIdentity``, only when ``SAGEMAKER_PIPELINE_ROLE_ARN``, ``ARTIFACT_BUCKET`` or
+      ``DATA_BUCKET`` is unset (to name the default role and buckets); set all three to skip it;
+    - S3 ``ListBuckets`` (the SDK checks the artifact bucket exists, creating it if not) and ``PutObject``
+      of the step code: the processing bundles and ``runproc.sh`` go to ``<artifacts>/<prefix>/...``
+      under content-hashed keys, the training code and SDK drivers under a timestamped training prefix.
+
+    The definition refers to those S3 objects, so there is no fully offline build with the SDK; the tests
+    build it against moto.
+    """
+    pipeline, _ = _build(parameters, require_role=False, boto_session=boto_session)
+    return pipeline.definition()
+
+
+def run_on_sagemaker(
+    parameters: Mapping[str, str],
+    wait: bool,
+    boto_session: boto3.Session | None = None,
+    sagemaker_client: Any = None,
+    poll_seconds: float = POLL_SECONDS,
+    sleep: Callable[[float], None] = time.sleep,
+) -> int:
+    """Upsert the pipeline, start it with ``parameters`` and print the execution ARN.
+
+    ``boto_session`` and ``sagemaker_client`` default to the environment's; tests pass stubbed ones.
+    With ``wait``, print every step's status change until the execution ends. Returns the exit code:
+    0 when started (or, waiting, when it succeeded), 1 when it failed or was stopped. A missing
+    ``SAGEMAKER_PIPELINE_ROLE_ARN`` or a bad parameter raises ``ValueError`` naming it, before any AWS call.
+    """
+    from model_build.sagemaker_pipeline import parse_parameter_overrides
+
+    parse_parameter_overrides(parameters)  # unknown names and bad values fail before anything is created
+    pipeline, role_arn = _build({}, True, boto_session, sagemaker_client)
+    response = pipeline.upsert(role_arn=role_arn, description=pipeline_description())
+    print(f"Upserted pipeline {response['PipelineArn']}", flush=True)
+    execution = pipeline.start(parameters=dict(parameters) or None)
+    print(f"Started execution {execution.arn}", flush=True)
+    if not wait:
+        return 0
+    client = pipeline.sagemaker_session.sagemaker_client
+    status = wait_for_execution(client, execution.arn, poll_seconds=poll_seconds, sleep=sleep)
+    return 0 if status == "Succeeded" else 1
+
+
+def pipeline_description() -> str:
+    from model_build.pipeline_spec import PIPELINE
+
+    return PIPELINE.description
+
+
+def wait_for_execution(
+    client: Any,
+    execution_arn: str,
+    poll_seconds: float = POLL_SECONDS,
+    sleep: Callable[[float], None] = time.sleep,
+    out: Callable[[str], None] = print,
+) -> str:
+    """Poll the execution, print each step's new status, and return the final execution status.
+
+    A failed step prints its failure reason; a failed or stopped execution prints the execution's.
+    """
+    seen: dict[str, str] = {}
+    while True:
+        steps = _list_steps(client, execution_arn)
+        for step in reversed(steps):  # the API lists the most recent first
+            name, status = step["StepName"], step["StepStatus"]
+            if seen.get(name) != status:
+                seen[name] = status
+                reason = f": {step['FailureReason']}" if step.get("FailureReason") else ""
+                out(f"  {name}: {status}{reason}")
+        execution = client.describe_pipeline_execution(PipelineExecutionArn=execution_arn)
+        status = execution["PipelineExecutionStatus"]
+        if status in TERMINAL_STATUSES:
+            reason = f": {execution['FailureReason']}" if execution.get("FailureReason") else ""
+            out(f"Execution {status}{reason}")
+            return status
+        sleep(poll_seconds)
+
+
+def _list_steps(client: Any, execution_arn: str) -> list[dict[str, Any]]:
+    steps: list[dict[str, Any]] = []
+    kwargs: dict[str, Any] = {"PipelineExecutionArn": execution_arn}
+    while True:
+        page = client.list_pipeline_execution_steps(**kwargs)
+        steps += page.get("PipelineExecutionSteps", [])
+        if not page.get("NextToken"):
+            return steps
+        kwargs["NextToken"] = page["NextToken"]

@@ -1,0 +1,189 @@
+"""``run --sagemaker`` and ``definition`` against moto (S3/STS) and a stubbed SageMaker client."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+import boto3
+import pytest
+from botocore.stub import ANY, Stubber
+from moto import mock_aws
+
+from model_build.pipeline_spec import PIPELINE
+from pipelines import sagemaker_runner
+from pipelines.config import load_config
+
+ROLE_ARN = "arn:aws:iam::123456789012:role/test-execution"
+ARTIFACT_BUCKET = "test-artifacts"
+PIPELINE_ARN = "arn:aws:sagemaker:us-east-1:123456789012:pipeline/review-sentiment-dev-build"
+EXECUTION_ARN = f"{PIPELINE_ARN}/execution/abc123"
+
+
+@pytest.fixture
+def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[boto3.Session]:
+    monkeypatch.setenv("SAGEMAKER_PIPELINE_ROLE_ARN", ROLE_ARN)
+    monkeypatch.setenv("ARTIFACT_BUCKET", ARTIFACT_BUCKET)
+    monkeypatch.setenv("DATA_BUCKET", "test-data")
+    monkeypatch.delenv("MLOPS_PROJECT_NAME", raising=False)
+    monkeypatch.delenv("MLOPS_ENVIRONMENT", raising=False)
+    with mock_aws():
+        session = boto3.Session(region_name="us-east-1")
+        session.client("s3").create_bucket(Bucket=ARTIFACT_BUCKET)
+        yield session
+
+
+@pytest.fixture
+def sagemaker(aws: boto3.Session) -> Iterator[tuple[object, Stubber]]:
+    client = aws.client("sagemaker")
+    with Stubber(client) as stubber:
+        yield client, stubber
+        stubber.assert_no_pending_responses()
+
+
+def expect_upsert_and_start(stubber: Stubber, parameters: list[dict[str, str]] | None) -> None:
+    stubber.add_response(
+        "create_pipeline",
+        {"PipelineArn": PIPELINE_ARN},
+        {
+            "PipelineName": load_config().pipeline_name,
+            "RoleArn": ROLE_ARN,
+            "PipelineDefinition": ANY,
+            "PipelineDescription": PIPELINE.description,
+        },
+    )
+    start = {"PipelineName": load_config().pipeline_name}
+    if parameters:
+        start["PipelineParameters"] = parameters
+    stubber.add_response("start_pipeline_execution", {"PipelineExecutionArn": EXECUTION_ARN}, start)
+
+
+def step(name: str, status: str, reason: str | None = None) -> dict[str, str]:
+    entry = {"StepName": name, "StepStatus": status}
+    if reason:
+        entry["FailureReason"] = reason
+    return entry
+
+
+def expect_poll(
+    stubber: Stubber, steps: list[dict[str, str]], status: str, reason: str | None = None
+) -> None:
+    stubber.add_response(
+        "list_pipeline_execution_steps",
+        {"PipelineExecutionSteps": steps},
+        {"PipelineExecutionArn": EXECUTION_ARN},
+    )
+    description = {"PipelineExecutionArn": EXECUTION_ARN, "PipelineExecutionStatus": status}
+    if reason:
+        description["FailureReason"] = reason
+    stubber.add_response("describe_pipeline_execution", description, {"PipelineExecutionArn": EXECUTION_ARN})
+
+
+def test_run_upserts_with_the_role_starts_with_the_overrides_and_prints_the_arn(aws, sagemaker, capsys):
+    client, stubber = sagemaker
+    expect_upsert_and_start(stubber, [{"Name": "Epochs", "Value": "1"}])
+    code = sagemaker_runner.run_on_sagemaker(
+        {"Epochs": "1"}, wait=False, boto_session=aws, sagemaker_client=client
+    )
+    assert code == 0
+    assert EXECUTION_ARN in capsys.readouterr().out
+
+
+def test_run_updates_an_existing_pipeline(aws, sagemaker):
+    client, stubber = sagemaker
+    stubber.add_client_error(
+        "create_pipeline",
+        service_error_code="ResourceInUse",
+        service_message=f"Pipeline {load_config().pipeline_name} already exists.",
+    )
+    stubber.add_response(
+        "update_pipeline",
+        {"PipelineArn": PIPELINE_ARN},
+        {
+            "PipelineName": load_config().pipeline_name,
+            "RoleArn": ROLE_ARN,
+            "PipelineDefinition": ANY,
+            "PipelineDescription": PIPELINE.description,
+        },
+    )
+    stubber.add_response(
+        "start_pipeline_execution",
+        {"PipelineExecutionArn": EXECUTION_ARN},
+        {"PipelineName": load_config().pipeline_name},
+    )
+    assert sagemaker_runner.run_on_sagemaker({}, wait=False, boto_session=aws, sagemaker_client=client) == 0
+
+
+def test_waiting_prints_step_changes_and_a_failed_execution_exits_non_zero(aws, sagemaker, capsys):
+    client, stubber = sagemaker
+    expect_upsert_and_start(stubber, None)
+    expect_poll(stubber, [step("ProcessReviews", "Executing")], "Executing")
+    expect_poll(
+        stubber,
+        [
+            step("FailOnLowAccuracy", "Failed", "Test accuracy 0.41 is below MinAccuracy 0.5"),
+            step("CheckAccuracy", "Succeeded"),
+            step("ProcessReviews", "Succeeded"),
+        ],
+        "Failed",
+        "Step failure: One or multiple steps failed.",
+    )
+    sleeps: list[float] = []
+    code = sagemaker_runner.run_on_sagemaker(
+        {}, wait=True, boto_session=aws, sagemaker_client=client, poll_seconds=7, sleep=sleeps.append
+    )
+    out = capsys.readouterr().out
+    assert code == 1
+    assert sleeps == [7]
+    assert out.count("ProcessReviews: Executing") == 1
+    assert "ProcessReviews: Succeeded" in out
+    assert "FailOnLowAccuracy: Failed: Test accuracy 0.41 is below MinAccuracy 0.5" in out
+    assert "Execution Failed: Step failure" in out
+
+
+def test_waiting_for_a_successful_execution_exits_zero(aws, sagemaker):
+    client, stubber = sagemaker
+    expect_upsert_and_start(stubber, None)
+    expect_poll(stubber, [step("RegisterModel", "Succeeded")], "Succeeded")
+    code = sagemaker_runner.run_on_sagemaker(
+        {}, wait=True, boto_session=aws, sagemaker_client=client, sleep=lambda _: None
+    )
+    assert code == 0
+
+
+def test_a_stopped_execution_exits_non_zero(aws, sagemaker):
+    client, stubber = sagemaker
+    expect_upsert_and_start(stubber, None)
+    expect_poll(stubber, [], "Stopped")
+    code = sagemaker_runner.run_on_sagemaker(
+        {}, wait=True, boto_session=aws, sagemaker_client=client, sleep=lambda _: None
+    )
+    assert code == 1
+
+
+def test_run_without_the_role_names_the_variable_and_calls_nothing(aws, sagemaker, monkeypatch):
+    client, _ = sagemaker
+    monkeypatch.delenv("SAGEMAKER_PIPELINE_ROLE_ARN")
+    with pytest.raises(ValueError, match="SAGEMAKER_PIPELINE_ROLE_ARN is not set"):
+        sagemaker_runner.run_on_sagemaker({}, wait=False, boto_session=aws, sagemaker_client=client)
+
+
+def test_run_rejects_an_unknown_parameter_before_calling_aws(aws, sagemaker):
+    client, _ = sagemaker
+    with pytest.raises(KeyError, match="NoSuchParameter"):
+        sagemaker_runner.run_on_sagemaker(
+            {"NoSuchParameter": "1"}, wait=False, boto_session=aws, sagemaker_client=client
+        )
+
+
+def test_definition_applies_overrides_as_defaults_without_a_role(aws, monkeypatch):
+    monkeypatch.delenv("SAGEMAKER_PIPELINE_ROLE_ARN")
+    definition = json.loads(
+        sagemaker_runner.definition_json({"Epochs": "1", "BalanceDataset": "false"}, boto_session=aws)
+    )
+    defaults = {p["Name"]: p.get("DefaultValue") for p in definition["Parameters"]}
+    assert defaults["Epochs"] == 1
+    assert defaults["BalanceDataset"] is False
+    # Without SAGEMAKER_PIPELINE_ROLE_ARN the definition names the role CDK creates (account from STS).
+    roles = {s["Arguments"].get("RoleArn") for s in definition["Steps"] if "RoleArn" in s["Arguments"]}
+    assert roles == {f"arn:aws:iam::123456789012:role/{load_config().execution_role_name}"}
