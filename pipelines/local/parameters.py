@@ -31,7 +31,7 @@ def parse_value(parameter: Parameter, text: str) -> ParameterValue:
                 return text
     except ValueError:
         raise ParameterError(
-            f"--param {parameter.name}={text!r}: {parameter.name} is a {parameter.type} parameter "
+            f"--param {parameter.name}={text!r}: {parameter.name} is of type {parameter.type} "
             f"(default {render(parameter.default)!r}); {parameter.description}"
         ) from None
 

@@ -1,0 +1,379 @@
+"""``python -m pipelines``: run the model-build pipeline, locally or on SageMaker, and look at what it made.
+
+    python -m pipelines run --local [--param Epochs=2 ...] [--input reviews.csv]
+    python -m pipelines run --sagemaker [--wait] [--param ...]
+    python -m pipelines executions [ID]
+    python -m pipelines features query "SELECT sentiment, count(*) FROM reviews GROUP BY 1"
+    python -m pipelines features get REVIEW_ID | features delete REVIEW_ID
+    python -m pipelines registry list | describe VERSION | approve VERSION [--note ..] | reject VERSION
+    python -m pipelines definition [--param ...]
+
+The local commands share one run folder: ``--run-dir``, else ``$MLOPS_RUN_DIR``, else ``.mlops/``.
+Nothing here imports ``sagemaker`` unless ``--sagemaker`` or ``definition`` asks for it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from model_build.pipeline_spec import PIPELINE, ParameterValue
+from pipelines.local.executions import ExecutionNotFound, ExecutionRecord, ExecutionStore, Status
+from pipelines.local.feature_store import FeatureStore, FeatureStoreError
+from pipelines.local.parameters import ParameterError, parse_assignments, render
+from pipelines.local.registry import ModelPackage, ModelRegistry, RegistryError
+from pipelines.local.workspace import Workspace, default_run_dir
+
+INPUT_PARAMETER = "InputDataUrl"
+EXIT_INTERRUPTED = 130
+
+
+class UsageError(Exception):
+    """Bad input from the command line: printed without a traceback, exit status 2."""
+
+
+# ------------------------------------------------------------------------------------------------- parser
+def build_parser() -> argparse.ArgumentParser:
+    run_dir = argparse.ArgumentParser(add_help=False)
+    run_dir.add_argument(
+        "--run-dir",
+        type=Path,
+        default=None,
+        help=f"The local mode's folder (default: $MLOPS_RUN_DIR or {default_run_dir()}).",
+    )
+    parser = argparse.ArgumentParser(
+        prog="python -m pipelines", description=__doc__.split("\n\n")[0], parents=[run_dir]
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = commands.add_parser("run", parents=[run_dir], help="Run the model-build pipeline.")
+    where = run.add_mutually_exclusive_group()
+    where.add_argument("--local", action="store_true", help="On this machine (the default).")
+    where.add_argument("--sagemaker", action="store_true", help="As a SageMaker pipeline execution.")
+    run.add_argument("--wait", action="store_true", help="With --sagemaker: follow the execution to its end.")
+    _add_parameters(run)
+    run.add_argument(
+        "--input", help=f"Shortcut for --param {INPUT_PARAMETER}=PATH (a CSV file, folder or s3:// URI)."
+    )
+    run.add_argument(
+        "--no-cache", action="store_true", help="Run every step, even those with cached outputs."
+    )
+
+    executions = commands.add_parser("executions", parents=[run_dir], help="Past local executions.")
+    executions.add_argument(
+        "id", nargs="?", help="One execution in detail (an id, a unique prefix, or 'latest')."
+    )
+
+    features = commands.add_parser("features", parents=[run_dir], help="The local Feature Store.")
+    feature_commands = features.add_subparsers(dest="features_command", required=True, metavar="ACTION")
+    query = feature_commands.add_parser(
+        "query",
+        parents=[run_dir],
+        help="SQL over `reviews` (latest records) and `reviews_history` (all rows).",
+    )
+    query.add_argument("sql")
+    query.add_argument("--max-rows", type=int, default=50, help="Rows to print (default 50).")
+    get = feature_commands.add_parser(
+        "get", parents=[run_dir], help="The latest record of a review (GetRecord)."
+    )
+    get.add_argument("review_id")
+    delete = feature_commands.add_parser("delete", parents=[run_dir], help="Delete a record (DeleteRecord).")
+    delete.add_argument("review_id")
+
+    registry = commands.add_parser("registry", parents=[run_dir], help="The local Model Registry.")
+    registry_commands = registry.add_subparsers(dest="registry_command", required=True, metavar="ACTION")
+    listing = registry_commands.add_parser("list", parents=[run_dir], help="Every version of the group.")
+    listing.add_argument("--status", help="Only versions with this ModelApprovalStatus.")
+    describe = registry_commands.add_parser("describe", parents=[run_dir], help="One version, as JSON.")
+    describe.add_argument("version", type=int)
+    for action in ("approve", "reject"):
+        change = registry_commands.add_parser(action, parents=[run_dir], help=f"{action.title()} a version.")
+        change.add_argument("version", type=int)
+        change.add_argument("--note", help="Why (stored as the version's ApprovalDescription).")
+
+    definition = commands.add_parser(
+        "definition", parents=[run_dir], help="The SageMaker pipeline definition JSON."
+    )
+    _add_parameters(definition)
+    return parser
+
+
+def _add_parameters(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help=f"A pipeline parameter; repeatable. Names: {', '.join(PIPELINE.parameter_names)}.",
+    )
+
+
+# ------------------------------------------------------------------------------------------------- main
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        workspace = Workspace.open(args.run_dir)
+        match args.command:
+            case "run":
+                return _run(args, workspace)
+            case "executions":
+                return _executions(args, workspace)
+            case "features":
+                return _features(args, workspace)
+            case "registry":
+                return _registry(args, workspace)
+            case "definition":
+                print(_sagemaker_runner().definition_json(_parameter_strings(args.param)))
+                return 0
+    except (
+        UsageError,
+        ParameterError,
+        RegistryError,
+        FeatureStoreError,
+        ExecutionNotFound,
+        ValueError,
+    ) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    raise AssertionError(args.command)
+
+
+# ------------------------------------------------------------------------------------------------- run
+def _run(args: argparse.Namespace, workspace: Workspace) -> int:
+    assignments = list(args.param) + ([f"{INPUT_PARAMETER}={args.input}"] if args.input else [])
+    if args.sagemaker:
+        overrides = _parameter_strings(assignments)
+        if (url := overrides.get(INPUT_PARAMETER)) and not url.startswith("s3://"):
+            raise UsageError(f"on SageMaker, {INPUT_PARAMETER} must be an s3:// URI, not {url!r}")
+        return _sagemaker_runner().run_on_sagemaker(overrides, args.wait)
+
+    from pipelines.local.runner import LocalRunner  # imports the runner's dependencies only when running
+
+    values = parse_assignments(PIPELINE, assignments)
+    values = {name: _absolute_if_local_path(value) for name, value in values.items()}
+    runner = LocalRunner(workspace, use_cache=not args.no_cache)
+    try:
+        record = runner.run(values)
+    except KeyboardInterrupt:
+        print(
+            "\nInterrupted: the execution is marked Failed; run again to resume from the cache.",
+            file=sys.stderr,
+        )
+        return EXIT_INTERRUPTED
+    except BaseException as error:
+        if type(error).__name__ == "Interrupted":
+            print(f"\nStopped by {error}: the execution is marked Failed.", file=sys.stderr)
+            return EXIT_INTERRUPTED
+        raise
+    print()
+    if record.status == Status.SUCCEEDED:
+        _print_registered(record, workspace)
+        return 0
+    print(f"Execution {record.id} failed: {record.failure_reason}")
+    print(f"\nDetails and logs: python -m pipelines executions {record.id}")
+    return 1
+
+
+def _absolute_if_local_path(value: ParameterValue) -> ParameterValue:
+    """A relative path given on the command line means one relative to where the command runs."""
+    if isinstance(value, str) and value and not value.startswith("s3://") and Path(value).exists():
+        return str(Path(value).resolve())
+    return value
+
+
+def _print_registered(record: ExecutionRecord, workspace: Workspace) -> None:
+    register = record.step(PIPELINE.register.name)
+    version = register.detail["ModelPackageVersion"]
+    with ModelRegistry(workspace.registry_path, workspace.config.region) as registry:
+        package = registry.describe(workspace.config.model_package_group_name, version)
+    print(f"Registered {package.group} version {package.version}: {package.approval_status}")
+    print(f"  {package.arn}")
+    print(f"  metrics     {_metrics_line(package)}")
+    print(f"  model       {workspace.local_path(package.model_data_url)}")
+    for step in record.steps:
+        for uri in step.outputs.values():
+            if uri.startswith("s3://") and (folder := workspace.local_path(uri)).is_dir():
+                for picture in sorted(folder.glob("*.png")):
+                    print(f"  picture     {picture}")
+    print(
+        f"  logs        {Path(register.log).parent if register.log else workspace.executions_dir / record.id}"
+    )
+    print("\nNext:")
+    print(f"  python -m pipelines executions {record.id}")
+    print(f"  python -m pipelines registry approve {package.version} --note 'checked the confusion matrix'")
+    print(
+        f"  python -m pipelines features query {shlex.quote('SELECT sentiment, count(*) FROM reviews GROUP BY 1')}"
+    )
+    print("  python -m pipelines registry list")
+
+
+def _metrics_line(package: ModelPackage) -> str:
+    metrics = package.metrics.get("metrics", {})
+    scalars = {
+        name: value["value"]
+        for name, value in metrics.items()
+        if isinstance(value, dict) and "value" in value
+    }
+    return "  ".join(f"{name} {value:.4f}" for name, value in scalars.items()) or "(none reported)"
+
+
+def _parameter_strings(assignments: Sequence[str]) -> dict[str, str]:
+    """Checked against the spec's types, then passed on as strings (what SageMaker executions take)."""
+    return {name: render(value) for name, value in parse_assignments(PIPELINE, assignments).items()}
+
+
+def _sagemaker_runner() -> Any:
+    try:
+        from pipelines import sagemaker_runner
+    except ModuleNotFoundError as error:
+        if error.name != "pipelines.sagemaker_runner":
+            raise
+        raise UsageError(
+            "the SageMaker runner (pipelines/sagemaker_runner.py) is not in this checkout; use `run --local`"
+        ) from None
+    return sagemaker_runner
+
+
+# ------------------------------------------------------------------------------------------------- executions
+def _executions(args: argparse.Namespace, workspace: Workspace) -> int:
+    store = ExecutionStore(workspace.executions_dir)
+    if args.id:
+        _print_execution(store.load(args.id), workspace)
+        return 0
+    records = store.list()
+    if not records:
+        print(f"No executions in {workspace.root} yet: `python -m pipelines run --local` starts one.")
+        return 0
+    rows = [
+        [
+            record.id,
+            str(record.status),
+            f"{record.duration_s:.0f}s" if record.duration_s is not None else "-",
+            "  ".join(_step_cell(step) for step in record.steps),
+            _accuracy_cell(record, workspace),
+        ]
+        for record in records
+    ]
+    _print_table(["execution", "status", "time", "steps", "accuracy"], rows)
+    return 0
+
+
+def _step_cell(step: Any) -> str:
+    mark = {Status.SUCCEEDED: "", Status.FAILED: "!", Status.EXECUTING: "…"}[step.status]
+    seconds = (
+        "cached" if step.cache_hit else f"{step.duration_s:.0f}s" if step.duration_s is not None else "-"
+    )
+    return f"{step.name}{mark} {seconds}"
+
+
+def _accuracy_cell(record: ExecutionRecord, workspace: Workspace) -> str:
+    for step in record.steps:
+        if step.type == "Condition" and "left" in step.detail:
+            return f"{step.detail['left']:.4f}"
+    return "-"
+
+
+def _print_execution(record: ExecutionRecord, workspace: Workspace) -> None:
+    print(f"Execution {record.id}: {record.status}")
+    print(f"  pipeline   {record.pipeline}")
+    print(f"  started    {record.created}   ended {record.ended or '-'}")
+    if record.failure_reason:
+        print(f"  reason     {record.failure_reason}")
+    print("  parameters " + ", ".join(f"{k}={render(v)}" for k, v in record.parameters.items()))
+    for step in record.steps:
+        took = f"{step.duration_s:.1f}s" if step.duration_s is not None else "running"
+        print(f"\n  {step.name} ({step.type}): {step.status} in {took}")
+        if step.cache_hit:
+            print(f"    cache hit: outputs of execution {step.cache_hit}")
+        if step.failure_reason:
+            print(f"    reason: {step.failure_reason}")
+        for name, value in step.metrics.items():
+            print(f"    metric {name} = {value}")
+        for name, uri in step.outputs.items():
+            print(f"    output {name}: {uri}\n           {workspace.local_path(uri)}")
+        for name, value in step.detail.items():
+            if name != "metric_series":
+                print(f"    {name}: {value}")
+        if step.log:
+            print(f"    log: {step.log}")
+
+
+# ------------------------------------------------------------------------------------------------- features
+def _features(args: argparse.Namespace, workspace: Workspace) -> int:
+    store = FeatureStore(workspace.offline_store_root)
+    match args.features_command:
+        case "query":
+            columns, rows = store.query(args.sql)
+            _print_table(columns, [[_cell(value) for value in row] for row in rows[: args.max_rows]])
+            if len(rows) > args.max_rows:
+                print(f"({len(rows)} rows, the first {args.max_rows} shown; --max-rows for more)")
+        case "get":
+            record = store.get_record(args.review_id)
+            if record is None:
+                print(f"No record with review_id {args.review_id!r}", file=sys.stderr)
+                return 1
+            print(json.dumps(record, indent=2, default=str))
+        case "delete":
+            store.delete_record(args.review_id)
+            print(f"Deleted {args.review_id}: gone from `reviews`, marked is_deleted in `reviews_history`.")
+    return 0
+
+
+def _cell(value: Any) -> str:
+    text = str(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+# ------------------------------------------------------------------------------------------------- registry
+def _registry(args: argparse.Namespace, workspace: Workspace) -> int:
+    group = workspace.config.model_package_group_name
+    from pipelines.local.events import EventLog
+
+    with ModelRegistry(
+        workspace.registry_path, workspace.config.region, EventLog(workspace.events_dir)
+    ) as registry:
+        match args.registry_command:
+            case "list":
+                packages = registry.list(group, args.status)
+                if not packages:
+                    print(f"No versions in {group} yet: `python -m pipelines run --local` registers one.")
+                    return 0
+                _print_table(
+                    ["version", "status", "created", "metrics", "execution", "note"],
+                    [
+                        [
+                            str(p.version),
+                            str(p.approval_status),
+                            p.creation_time[:19],
+                            _metrics_line(p, short=True),
+                            p.lineage.execution_id,
+                            p.approval_description or "",
+                        ]
+                        for p in packages
+                    ],
+                )
+            case "describe":
+                package = registry.describe(group, args.version)
+                print(json.dumps({**package.describe(), "ApprovalHistory": package.history}, indent=2))
+            case "approve" | "reject":
+                package = registry.update_approval(
+                    group,
+                    args.version,
+                    "Approved" if args.registry_command == "approve" else "Rejected",
+                    args.note,
+                )
+                print(f"{group} version {package.version} is now {package.approval_status}")
+                return 1 if registry.delivery_failures else 0
+    return 0
+
+
+def _print_table(columns: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
+    widths = [max(len(str(column)), *(len(str(row[i])) for row in rows)) for i, column in enumerate(columns)]
+    print("  ".join(str(column).ljust(width) for column, width in zip(columns, widths, strict=True)).rstrip())
+    for row in rows:
+        print("  ".join(str(cell).ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())

@@ -1,0 +1,613 @@
+"""Runs a :class:`~model_build.pipeline_spec.PipelineSpec` on this machine, step by step, as SageMaker would.
+
+The order of the steps, their scripts, arguments, inputs and outputs, the condition and both branches all come
+from the spec; this module only knows how SageMaker executes each *kind* of step:
+
+- a processing step: inputs staged under ``/opt/ml/processing/input/...``, the script run with its arguments,
+  each output folder published to the (local) S3 location of the execution;
+- a training step: channels under ``/opt/ml/input/data/<channel>`` with ``SM_CHANNEL_*``, hyperparameters as
+  ``--name value``, ``SM_MODEL_DIR`` packed into ``model.tar.gz``, the metric regexes applied to its log;
+- the condition: ``JsonGet`` on a step's property file, compared with the right-hand value;
+- the register step: a new version in the local Model Registry; the fail step: the execution fails with the
+  step's message.
+
+Processing and training steps are cached (:mod:`pipelines.local.cache`); each execution is recorded
+(:mod:`pipelines.local.executions`).
+"""
+
+from __future__ import annotations
+
+import json
+import operator
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from model_build.pipeline_spec import (
+    BUNDLED_MODEL,
+    PIPELINE,
+    STEPS_SOURCE_DIR,
+    Condition,
+    Config,
+    Param,
+    ParameterValue,
+    PipelineSpec,
+    ProcessingStep,
+    StepOutput,
+    TrainingStep,
+    Value,
+)
+from pipelines.local import container, parameters
+from pipelines.local.cache import CacheEntry, StepCache, cache_key, content_hash
+from pipelines.local.events import EventLog
+from pipelines.local.executions import ExecutionRecord, ExecutionStore, Status, StepRecord, now
+from pipelines.local.feature_store import FeatureStore
+from pipelines.local.feature_store_server import ENDPOINT_ENV, serve
+from pipelines.local.registry import Lineage, ModelPackage, ModelRegistry
+from pipelines.local.workspace import LOCAL_ACCOUNT, REPO_ROOT, Workspace
+
+MODEL_ARCHIVE = "model.tar.gz"
+CHECKPOINTS_FOLDER = "checkpoints"
+"""As in the SageMaker pipeline: ``s3://<artifacts>/checkpoints/<execution id>``."""
+TRAINING_HOST = "algo-1"
+FEATURE_GROUP_CONFIG = Config("feature_group_name")
+
+_OPERATORS: dict[str, Callable[[Any, Any], bool]] = {
+    ">=": operator.ge,
+    ">": operator.gt,
+    "<=": operator.le,
+    "<": operator.lt,
+    "==": operator.eq,
+}
+
+
+class StepFailed(Exception):
+    """A step failed; the execution stops and is marked Failed with this reason."""
+
+
+class Interrupted(BaseException):
+    """The runner got SIGINT or SIGTERM; like KeyboardInterrupt, not an ``Exception`` a step may swallow."""
+
+
+@dataclass
+class _Execution:
+    """What the steps of one execution share."""
+
+    record: ExecutionRecord
+    values: dict[str, ParameterValue]
+    outputs: dict[str, dict[str, str]] = field(default_factory=dict)
+    """Step name -> output name -> S3 URI."""
+    input_hashes: dict[str, str] = field(default_factory=dict)
+    """Content hash of each external input, by parameter name (InputDataUrl): the registry's lineage."""
+
+    @property
+    def id(self) -> str:
+        return self.record.id
+
+
+class LocalRunner:
+    """Executes the pipeline in a run folder. One runner may run several executions, one at a time."""
+
+    def __init__(
+        self,
+        workspace: Workspace,
+        spec: PipelineSpec = PIPELINE,
+        *,
+        repo_root: Path = REPO_ROOT,
+        use_cache: bool = True,
+        console: IO[str] | None = None,
+    ) -> None:
+        self.workspace = workspace
+        self.spec = spec
+        self.repo_root = repo_root
+        self.steps_dir = repo_root / STEPS_SOURCE_DIR
+        self.use_cache = use_cache
+        self.console = console or sys.stdout
+        self.executions = ExecutionStore(workspace.executions_dir)
+        self.cache = StepCache(workspace.cache_dir)
+        self._check_spec()
+
+    # ------------------------------------------------------------------------------------------- running
+    def run(self, overrides: Mapping[str, ParameterValue] | None = None) -> ExecutionRecord:
+        """Run every step; returns the record, Succeeded or Failed. Interruptions are re-raised after the
+        record says Failed, so the caller can exit with the signal's status."""
+        values = parameters.resolve(self.spec, overrides or {}, local=True)
+        record = self.executions.create(self.workspace.config.pipeline_name, values)
+        execution = _Execution(record, values)
+        total = len(self.spec.steps) + 2
+        self._say(
+            f"Pipeline {record.pipeline}, execution {record.id}\n"
+            f"  run folder {self.workspace.root}, record {self.executions.folder(record.id) / 'execution.json'}"
+        )
+        with _signals_raise_interrupted():
+            try:
+                for number, step in enumerate(self.spec.steps, start=1):
+                    self._say(f"\n[{number}/{total}] {step.name}: {step.description or step.script}")
+                    self._run_job_step(execution, step)
+                self._say(f"\n[{total - 1}/{total}] {self.spec.condition.name}")
+                branch = self._run_condition(execution)
+                if self.spec.register.name in branch:
+                    self._say(f"\n[{total}/{total}] {self.spec.register.name}")
+                    self._run_register(execution)
+                    self._finish(execution, Status.SUCCEEDED)
+                else:
+                    self._say(f"\n[{total}/{total}] {self.spec.fail.name}")
+                    self._run_fail(execution)
+            except StepFailed as failure:
+                self._finish(execution, Status.FAILED, str(failure))
+            except (KeyboardInterrupt, Interrupted) as interruption:
+                reason = f"interrupted ({interruption.args[0] if interruption.args else 'SIGINT'})"
+                self._fail_running_steps(execution, reason)
+                self._finish(execution, Status.FAILED, reason)
+                raise
+            except BaseException as error:
+                reason = f"the local runner failed: {error!r}"
+                self._fail_running_steps(execution, reason)
+                self._finish(execution, Status.FAILED, reason)
+                raise
+        return record
+
+    def _finish(self, execution: _Execution, status: Status, reason: str | None = None) -> None:
+        record = execution.record
+        record.status, record.failure_reason, record.ended = status, reason, now()
+        self.executions.save(record)
+
+    def _fail_running_steps(self, execution: _Execution, reason: str) -> None:
+        for step in execution.record.steps:
+            if step.status == Status.EXECUTING:
+                step.finish(Status.FAILED, reason)
+
+    def _start_step(self, execution: _Execution, name: str, step_type: str) -> StepRecord:
+        step = StepRecord(name, step_type)
+        execution.record.steps.append(step)
+        self.executions.save(execution.record)
+        return step
+
+    def _end_step(
+        self, execution: _Execution, step: StepRecord, status: Status, reason: str | None = None
+    ) -> None:
+        step.finish(status, reason)
+        self.executions.save(execution.record)
+        if status == Status.SUCCEEDED:
+            cached = f" (cache hit: outputs of execution {step.cache_hit})" if step.cache_hit else ""
+            self._say(f"  {step.name} succeeded in {step.duration_s:.1f}s{cached}")
+        else:
+            self._say(f"  {step.name} failed after {step.duration_s:.1f}s: {reason}")
+
+    # ------------------------------------------------------------------------------------ job steps
+    def _run_job_step(self, execution: _Execution, spec_step: ProcessingStep | TrainingStep) -> None:
+        is_training = isinstance(spec_step, TrainingStep)
+        step = self._start_step(execution, spec_step.name, "Training" if is_training else "Processing")
+        try:
+            sources = self._input_sources(execution, spec_step)
+            request = self._cache_request(execution, spec_step, sources)
+            step.cache_key = cache_key(request)
+            hit = self.cache.lookup(spec_step.name, step.cache_key, self._exists) if self.use_cache else None
+            if hit is not None:
+                step.cache_hit, step.outputs = hit.execution_id, hit.outputs
+                step.metrics = self._cached_metrics(hit)
+            else:
+                if is_training:
+                    self._train(execution, spec_step, step, sources)
+                else:
+                    self._process(execution, spec_step, step, sources)
+                self.cache.store(
+                    CacheEntry(spec_step.name, step.cache_key, execution.id, step.outputs, now())
+                )
+        except (StepFailed, container.StepProcessError, FileNotFoundError, ValueError) as error:
+            self._end_step(execution, step, Status.FAILED, str(error))
+            raise StepFailed(f"{spec_step.name} failed: {error}") from None
+        execution.outputs[spec_step.name] = step.outputs
+        self._end_step(execution, step, Status.SUCCEEDED)
+
+    def _input_sources(self, execution: _Execution, step: ProcessingStep | TrainingStep) -> dict[str, Path]:
+        """Input name (or channel) -> the local file or folder it comes from."""
+        pairs = (
+            step.channels.items()
+            if isinstance(step, TrainingStep)
+            else [(i.name, i.source) for i in step.inputs]
+        )
+        sources = {}
+        for name, value in pairs:
+            path = self._local_data(execution, value, f"{step.name} input {name!r}")
+            if isinstance(value, Param):
+                execution.input_hashes[value.name] = content_hash(path)
+            sources[name] = path
+        return sources
+
+    def _local_data(self, execution: _Execution, value: Value, what: str) -> Path:
+        if isinstance(value, StepOutput):
+            uri = self._step_output(execution, value)
+        else:
+            uri = str(self._resolve(execution, value))
+            if isinstance(value, Param) and uri == "":
+                uri = self.workspace.raw_reviews_uri  # as on AWS: empty means the data bucket's raw prefix
+        if uri.startswith("s3://"):
+            path = self.workspace.local_path(uri)
+            if not path.exists():
+                raise FileNotFoundError(f"{what}: {uri} (the local folder {path}) does not exist")
+            return path
+        path = Path(uri) if Path(uri).is_absolute() else self.repo_root / uri
+        if not path.exists():
+            raise FileNotFoundError(f"{what}: {path} does not exist")
+        return path
+
+    def _cache_request(
+        self, execution: _Execution, step: ProcessingStep | TrainingStep, sources: Mapping[str, Path]
+    ) -> dict[str, Any]:
+        """What the step's result depends on: its settings, its inputs' content and its code."""
+        if isinstance(step, TrainingStep):
+            settings = {name: self._render(execution, v) for name, v in step.hyperparameters.items()}
+        else:
+            settings = {flag: self._render(execution, v) for flag, v in step.arguments.items()}
+            settings["destinations"] = {i.name: i.destination for i in step.inputs}
+        return {
+            "step": step.name,
+            "script": step.script,
+            "settings": settings,
+            "instance_type": self._render(execution, step.instance_type),
+            "instance_count": self._render(execution, step.instance_count),
+            "inputs": {name: content_hash(path) for name, path in sorted(sources.items())},
+            "code": content_hash(self.steps_dir),
+        }
+
+    def _cached_metrics(self, hit: CacheEntry) -> dict[str, float]:
+        try:
+            source = self.executions.load(hit.execution_id)
+            return next(s.metrics for s in source.steps if s.name == hit.step)
+        except (LookupError, StopIteration):
+            return {}
+
+    def _exists(self, uri: str) -> bool:
+        return self.workspace.local_path(uri).exists()
+
+    def _process(
+        self,
+        execution: _Execution,
+        spec_step: ProcessingStep,
+        step: StepRecord,
+        sources: Mapping[str, Path],
+    ) -> None:
+        folder = container.ContainerFolder(self._work_dir(execution, spec_step.name))
+        for processing_input in spec_step.inputs:
+            container.stage(sources[processing_input.name], folder.path(processing_input.destination))
+        for output in spec_step.outputs:
+            folder.path(output.source).mkdir(parents=True, exist_ok=True)
+        self._note_single_instance(execution, spec_step.instance_count, "processing")
+        arguments = [
+            part
+            for flag, value in spec_step.arguments.items()
+            for part in (flag, folder.map(self._render(execution, value)))
+        ]
+        ingests = FEATURE_GROUP_CONFIG in spec_step.arguments.values()
+        environment = self._base_environment()
+        with self._feature_store() if ingests else nullcontext() as server:
+            if server is not None:
+                environment.update(_feature_store_client_environment(server.endpoint_url, self.workspace))
+            self._run_script(execution, spec_step.script, arguments, environment, step)
+        if server is not None:
+            step.detail["feature_store_records_ingested"] = server.ingested
+        for output in spec_step.outputs:
+            uri = self.workspace.step_output_uri(execution.id, spec_step.name, output.name)
+            _publish(folder.path(output.source), self.workspace.local_path(uri))
+            step.outputs[output.name] = uri
+        container.remove_tree(folder.root)
+
+    def _train(
+        self,
+        execution: _Execution,
+        spec_step: TrainingStep,
+        step: StepRecord,
+        sources: Mapping[str, Path],
+    ) -> None:
+        folder = container.ContainerFolder(self._work_dir(execution, spec_step.name))
+        environment = self._base_environment()
+        for channel in spec_step.channels:
+            channel_dir = folder.path(f"/opt/ml/input/data/{channel}")
+            container.stage(sources[channel], channel_dir)
+            environment[f"SM_CHANNEL_{channel.upper()}"] = str(channel_dir)
+        model_dir, output_dir = folder.path("/opt/ml/model"), folder.path("/opt/ml/output")
+        for path in (model_dir, output_dir / "data"):
+            path.mkdir(parents=True, exist_ok=True)
+        hyperparameters = {name: self._render(execution, v) for name, v in spec_step.hyperparameters.items()}
+        environment.update(
+            SM_MODEL_DIR=str(model_dir),
+            SM_OUTPUT_DIR=str(output_dir),
+            SM_OUTPUT_DATA_DIR=str(output_dir / "data"),
+            SM_INPUT_DIR=str(folder.path("/opt/ml/input")),
+            SM_CHANNELS=json.dumps(sorted(spec_step.channels)),
+            SM_HPS=json.dumps(hyperparameters),
+            SM_HOSTS=json.dumps([TRAINING_HOST]),
+            SM_CURRENT_HOST=TRAINING_HOST,
+            SM_NUM_GPUS="0",
+            SM_NUM_CPUS=str(os.cpu_count() or 1),
+            SM_USER_ENTRY_POINT=spec_step.script,
+        )
+        self._note_single_instance(execution, spec_step.instance_count, "training")
+        # SageMaker's CheckpointConfig creates /opt/ml/checkpoints and syncs it to S3; here the script is told
+        # where the execution's checkpoint folder is, in the same place in the artifacts bucket.
+        checkpoints = self.workspace.local_path(
+            f"s3://{self.workspace.artifacts_bucket}/{CHECKPOINTS_FOLDER}/{execution.id}"
+        )
+        arguments = [part for name, value in hyperparameters.items() for part in (f"--{name}", value)]
+        arguments += ["--checkpoint-dir", str(checkpoints)]
+        patterns = [(name, _compile(regex)) for name, regex in spec_step.metric_definitions]
+        series: dict[str, list[float]] = {}
+
+        def collect(line: str) -> None:
+            for name, pattern in patterns:
+                if match := pattern.search(line):
+                    series.setdefault(name, []).append(float(match.group(1)))
+
+        self._run_script(execution, spec_step.script, arguments, environment, step, collect)
+        step.metrics = {name: values[-1] for name, values in series.items()}
+        step.detail["metric_series"] = series
+        output_prefix = self.workspace.step_output_uri(execution.id, spec_step.name, "output")
+        container.pack_model(model_dir, self.workspace.local_path(f"{output_prefix}/{MODEL_ARCHIVE}"))
+        # SageMaker uploads SM_OUTPUT_DATA_DIR as output.tar.gz; locally it stays a folder of viewable files.
+        _publish(output_dir / "data", self.workspace.local_path(f"{output_prefix}/data"))
+        step.outputs = {"model": f"{output_prefix}/{MODEL_ARCHIVE}", "output": f"{output_prefix}/data"}
+        container.remove_tree(folder.root)
+
+    def _run_script(
+        self,
+        execution: _Execution,
+        script: str,
+        arguments: list[str],
+        environment: dict[str, str],
+        step: StepRecord,
+        on_line: Callable[[str], None] = lambda line: None,
+    ) -> None:
+        log_path = self.executions.folder(execution.id) / "logs" / f"{step.name}.log"
+        step.log = str(log_path)
+        self.executions.save(execution.record)
+        run = container.ScriptRun(self.steps_dir / script, arguments, self.steps_dir, environment, log_path)
+        console = getattr(self.console, "buffer", None) or _TextToBytes(self.console)
+        container.run_script(run, console, on_line)
+
+    def _base_environment(self) -> dict[str, str]:
+        return dict(os.environ)
+
+    def _work_dir(self, execution: _Execution, step: str) -> Path:
+        folder = self.executions.folder(execution.id) / "work" / step
+        if folder.exists():
+            container.remove_tree(folder)
+        folder.mkdir(parents=True)
+        return folder
+
+    def _note_single_instance(self, execution: _Execution, count: Value, kind: str) -> None:
+        instances = self._resolve(execution, count)
+        if isinstance(instances, int) and instances > 1:
+            self._say(f"  note: {instances} {kind} instances requested; the local mode runs one.")
+
+    @contextmanager
+    def _feature_store(self) -> Iterator[Any]:
+        store = FeatureStore(self.workspace.offline_store_root)
+        with serve(store, self.workspace.config.feature_group_name) as server:
+            self._say(f"  Feature Store runtime stand-in on {server.endpoint_url}")
+            yield server
+
+    # ------------------------------------------------------------------------------------ condition
+    def _run_condition(self, execution: _Execution) -> tuple[str, ...]:
+        condition = self.spec.condition
+        step = self._start_step(execution, condition.name, "Condition")
+        try:
+            left = self._json_get(execution, condition)
+        except StepFailed as failure:
+            self._end_step(execution, step, Status.FAILED, str(failure))
+            raise
+        right = self._resolve(execution, condition.right)
+        outcome = _OPERATORS[condition.operator](left, right)
+        step.detail = {"left": left, "operator": condition.operator, "right": right, "outcome": outcome}
+        self._say(f"  {condition.json_path} = {left} {condition.operator} {right}: {outcome}")
+        self._end_step(execution, step, Status.SUCCEEDED)
+        return condition.if_true if outcome else condition.if_false
+
+    def _json_get(self, execution: _Execution, condition: Condition) -> Any:
+        """``JsonGet(step, property file, json path)``: read the file the step wrote, then the path in it."""
+        source = self.spec.step(condition.step)
+        property_file = next(
+            (p for p in getattr(source, "property_files", ()) if p.name == condition.property_file), None
+        )
+        if property_file is None:
+            raise StepFailed(f"step {condition.step} has no property file {condition.property_file!r}")
+        folder = self.workspace.local_path(execution.outputs[condition.step][property_file.output])
+        path = folder / property_file.path
+        try:
+            document = json.loads(path.read_text())
+        except (OSError, ValueError) as error:
+            raise StepFailed(f"cannot read the property file {path}: {error}") from None
+        value: Any = document
+        for key in condition.json_path.split("."):
+            if not isinstance(value, dict) or key not in value:
+                raise StepFailed(f"{path} has no {condition.json_path!r} (missing {key!r})")
+            value = value[key]
+        return value
+
+    # ------------------------------------------------------------------------------------ branches
+    def _run_register(self, execution: _Execution) -> ModelPackage:
+        register = self.spec.register
+        step = self._start_step(execution, register.name, "RegisterModel")
+        report_uri = f"{self._step_output(execution, register.metrics_report)}/{register.metrics_file}"
+        config = self.workspace.config
+        input_parameter = next(iter(execution.input_hashes), None)
+        lineage = Lineage(
+            execution_id=execution.id,
+            execution_arn=(
+                f"arn:aws:sagemaker:{config.region}:{LOCAL_ACCOUNT}:pipeline/{config.pipeline_name}"
+                f"/execution/{execution.id}"
+            ),
+            parameters={name: parameters.render(value) for name, value in execution.values.items()},
+            input_data_url=str(execution.values.get(input_parameter, "")) if input_parameter else "",
+            input_data_sha256=execution.input_hashes.get(input_parameter, "") if input_parameter else "",
+            code_sha256=content_hash(self.steps_dir),
+            git_commit=_git_commit(self.repo_root),
+        )
+        with ModelRegistry(
+            self.workspace.registry_path, config.region, EventLog(self.workspace.events_dir)
+        ) as registry:
+            package = registry.register(
+                str(self._resolve(execution, register.model_package_group)),
+                self._step_output(execution, register.model),
+                lineage,
+                approval_status=str(self._resolve(execution, register.approval_status)),
+                content_types=register.content_types,
+                response_types=register.response_types,
+                inference_instance_types=[str(self._resolve(execution, register.inference_instance_type))],
+                metrics=json.loads(self.workspace.local_path(report_uri).read_text()),
+                metrics_report_uri=report_uri,
+                description=register.description,
+            )
+        step.detail = {
+            "ModelPackageArn": package.arn,
+            "ModelPackageVersion": package.version,
+            "ModelApprovalStatus": str(package.approval_status),
+        }
+        self._say(f"  registered {package.arn} ({package.approval_status})")
+        self._end_step(execution, step, Status.SUCCEEDED)
+        return package
+
+    def _run_fail(self, execution: _Execution) -> None:
+        fail = self.spec.fail
+        step = self._start_step(execution, fail.name, "Fail")
+        message = "".join(self._message_part(execution, part) for part in fail.message)
+        self._end_step(execution, step, Status.FAILED, message)
+        raise StepFailed(message)
+
+    def _message_part(self, execution: _Execution, part: Value | str) -> str:
+        condition = self.spec.condition
+        if isinstance(part, StepOutput) and (part.step, part.output) == (
+            condition.step,
+            condition.property_file,
+        ):
+            return parameters.render(self._json_get(execution, condition))
+        return parameters.render(self._resolve(execution, part))
+
+    # ------------------------------------------------------------------------------------ values
+    def _resolve(self, execution: _Execution, value: Value) -> ParameterValue:
+        if isinstance(value, Param):
+            resolved = execution.values[value.name]
+            return str(_bundled_model_dir()) if resolved == BUNDLED_MODEL else resolved
+        if isinstance(value, Config):
+            return getattr(self.workspace.config, value.attribute)
+        if isinstance(value, StepOutput):
+            return self._step_output(execution, value)
+        return value
+
+    def _render(self, execution: _Execution, value: Value) -> str:
+        return parameters.render(self._resolve(execution, value))
+
+    def _step_output(self, execution: _Execution, reference: StepOutput) -> str:
+        try:
+            return execution.outputs[reference.step][reference.output]
+        except KeyError:
+            raise StepFailed(f"step {reference.step} has no output {reference.output!r} (yet)") from None
+
+    # ------------------------------------------------------------------------------------ checks, output
+    def _check_spec(self) -> None:
+        """Every StepOutput refers to an earlier step: the spec's order is the execution order."""
+        seen: set[str] = set()
+        for step in self.spec.steps:
+            values = (
+                list(step.channels.values())
+                if isinstance(step, TrainingStep)
+                else [i.source for i in step.inputs] + list(step.arguments.values())
+            )
+            for value in values:
+                if isinstance(value, StepOutput) and value.step not in seen:
+                    raise ValueError(
+                        f"{step.name} uses an output of {value.step}, which does not run before it"
+                    )
+            seen.add(step.name)
+
+    def _say(self, text: str) -> None:
+        print(text, file=self.console, flush=True)
+
+
+def _publish(source: Path, destination: Path) -> None:
+    """Move a finished output folder into its S3 location (a rename: same disk, nothing half-copied)."""
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    if destination.exists():
+        shutil.rmtree(destination)
+    shutil.move(source, destination)
+
+
+def _feature_store_client_environment(endpoint_url: str, workspace: Workspace) -> dict[str, str]:
+    """What boto3 in the processing step needs to reach the stand-in: its URL, a region, dummy credentials."""
+    return {
+        ENDPOINT_ENV: endpoint_url,
+        "AWS_ACCESS_KEY_ID": "local",
+        "AWS_SECRET_ACCESS_KEY": "local",
+        "AWS_SESSION_TOKEN": "local",
+        "AWS_DEFAULT_REGION": workspace.config.region,
+        "AWS_REGION": workspace.config.region,
+    }
+
+
+def _bundled_model_dir() -> Path:
+    from pipelines.models import bundled_model_dir
+
+    return bundled_model_dir()
+
+
+def _compile(regex: str) -> Any:
+    import re
+
+    return re.compile(regex)
+
+
+def _git_commit(repo_root: Path) -> str | None:
+    """HEAD's commit, with ``-dirty`` when tracked files differ from it; None outside a git checkout."""
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=repo_root, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=repo_root,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return f"{commit}-dirty" if dirty else commit
+
+
+class _TextToBytes:
+    """A text console (e.g. a test's StringIO) seen as the byte stream a script's output is copied to."""
+
+    def __init__(self, text: IO[str]) -> None:
+        self._text = text
+
+    def write(self, data: bytes) -> int:
+        self._text.write(data.decode("utf-8", errors="replace"))
+        return len(data)
+
+    def flush(self) -> None:
+        self._text.flush()
+
+
+@contextmanager
+def _signals_raise_interrupted() -> Iterator[None]:
+    """SIGTERM (a killed job, ``timeout``) becomes an exception, so the record is closed as for Ctrl-C."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: object) -> None:
+        raise Interrupted(signal.Signals(signum).name)
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
