@@ -1,0 +1,151 @@
+"""The model registry, the execution role, and least privilege across every IAM policy of the app."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from aws_cdk import Stack
+from aws_cdk import aws_iam as iam
+
+from tests.infra.conftest import REPO_ROOT, SynthesizedApp, render
+
+# The only actions allowed on Resource "*": AWS offers no resource-level permission for them. Each use in
+# infra/ must carry the comment `AWS requires "*"` on the line(s) above it.
+STAR_RESOURCE_ACTIONS = {
+    "ecr:GetAuthorizationToken",
+    "cloudwatch:PutMetricData",
+    "sagemaker:ListModelPackages",
+}
+
+
+def _statements(app: SynthesizedApp) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Every statement of every identity policy (IAM::Policy and inline role policies) in the app."""
+    for name, policy in app.resources("AWS::IAM::Policy").items():
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]:
+            yield name, statement
+    for name, role in app.resources("AWS::IAM::Role").items():
+        for inline in role["Properties"].get("Policies", []):
+            for statement in inline["PolicyDocument"]["Statement"]:
+                yield name, statement
+
+
+def _as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def _role_policy_statements(app: SynthesizedApp, role: iam.IRole) -> list[dict[str, Any]]:
+    """The rendered statements of ``role``'s default policy, found by its logical id."""
+    stack = Stack.of(role)
+    policy = role.node.find_child("DefaultPolicy").node.default_child
+    logical_id = stack.resolve(stack.get_logical_id(policy))
+    return render(
+        app.templates[stack.stack_name]["Resources"][logical_id]["Properties"]["PolicyDocument"]["Statement"]
+    )
+
+
+def test_no_wildcard_actions_anywhere(any_app: SynthesizedApp) -> None:
+    for name, statement in _statements(any_app):
+        for action in _as_list(statement["Action"]):
+            assert action != "*" and not action.endswith(":*"), f"{name}: wildcard action {action}"
+
+
+def test_star_resources_only_for_actions_aws_grants_on_nothing_narrower(any_app: SynthesizedApp) -> None:
+    seen: set[str] = set()
+    for name, statement in _statements(any_app):
+        if "*" in _as_list(statement["Resource"]):
+            actions = set(_as_list(statement["Action"]))
+            assert actions <= STAR_RESOURCE_ACTIONS, f"{name}: {sorted(actions)} on Resource '*'"
+            seen |= actions
+    assert seen == STAR_RESOURCE_ACTIONS, "the allow-list names actions the app no longer uses"
+
+
+def test_each_star_resource_is_commented_in_the_source() -> None:
+    sources = "\n".join(path.read_text() for path in sorted((REPO_ROOT / "infra").rglob("*.py")))
+    for action in STAR_RESOURCE_ACTIONS:
+        pattern = rf'# AWS requires "\*"[^\n]*{re.escape(action)}[\s\S]{{0,400}}?"{re.escape(action)}"'
+        assert re.search(pattern, sources), f'{action} on "*" lacks its `# AWS requires "*"` comment'
+
+
+def test_model_package_group_is_named_from_the_config_and_retained(default_app: SynthesizedApp) -> None:
+    default_app.template("registry").has_resource(
+        "AWS::SageMaker::ModelPackageGroup",
+        {
+            "Properties": {"ModelPackageGroupName": default_app.config.model_package_group_name},
+            "DeletionPolicy": "Retain",
+        },
+    )
+
+
+def test_registry_is_deleted_when_data_is_not_retained(all_options_app: SynthesizedApp) -> None:
+    all_options_app.template("registry").has_resource(
+        "AWS::SageMaker::ModelPackageGroup", {"DeletionPolicy": "Delete"}
+    )
+
+
+def test_execution_role_is_for_sagemaker_only(default_app: SynthesizedApp) -> None:
+    default_app.template("registry").has_resource_properties(
+        "AWS::IAM::Role",
+        {
+            "RoleName": default_app.config.execution_role_name,
+            "AssumeRolePolicyDocument": {
+                "Statement": [
+                    {
+                        "Action": "sts:AssumeRole",
+                        "Effect": "Allow",
+                        "Principal": {"Service": "sagemaker.amazonaws.com"},
+                    }
+                ]
+            },
+            # No managed policy (AmazonSageMakerFullAccess would grant every SageMaker action on everything).
+            "ManagedPolicyArns": None,
+        },
+    )
+
+
+def test_execution_role_reaches_only_this_projects_resources(default_app: SynthesizedApp) -> None:
+    config = default_app.config
+    all_statements = _role_policy_statements(default_app, default_app.stacks.registry.execution_role)
+    statements = {s["Sid"]: s for s in all_statements if "Sid" in s}
+    arn = "arn:${AWS::Partition}:sagemaker:${AWS::Region}:${AWS::AccountId}"
+    assert statements["FeatureStoreRecords"]["Resource"] == f"{arn}:feature-group/{config.feature_group_name}"
+    assert (
+        statements["RegisterModels"]["Resource"][1]
+        == f"{arn}:model-package/{config.model_package_group_name}/*"
+    )
+    assert statements["PassOnlyToSageMaker"]["Condition"] == {
+        "StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}
+    }
+    s3_resources = {
+        resource
+        for statement in all_statements
+        if any(action.startswith("s3:") for action in _as_list(statement["Action"]))
+        for resource in _as_list(statement["Resource"])
+    }
+    buckets = {
+        f"arn:${{AWS::Partition}}:s3:::{prefix}-${{AWS::AccountId}}-${{AWS::Region}}"
+        for prefix in (config.data_bucket_prefix, config.artifacts_bucket_prefix)
+    }
+    assert s3_resources == buckets | {f"{bucket}/*" for bucket in buckets}
+
+
+def test_build_project_may_run_only_this_pipeline_and_pass_only_the_execution_role(
+    default_app: SynthesizedApp,
+) -> None:
+    config = default_app.config
+    statements = {
+        s.get("Sid"): s
+        for s in _role_policy_statements(default_app, default_app.stacks.build.build.project.role)
+    }
+    pipeline = f"arn:${{AWS::Partition}}:sagemaker:${{AWS::Region}}:${{AWS::AccountId}}:pipeline/{config.pipeline_name}"
+    assert statements["RunSageMakerPipeline"]["Resource"] == [pipeline, f"{pipeline}/execution/*"]
+    assert statements["PassExecutionRoleToSageMaker"]["Condition"] == {
+        "StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}
+    }
+
+
+def test_infra_sources_exist() -> None:
+    """Guards the source scan above against a moved folder silently matching nothing."""
+    assert Path(REPO_ROOT / "infra" / "constructs" / "execution_role.py").is_file()

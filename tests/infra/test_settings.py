@@ -1,0 +1,85 @@
+"""Parsing the CDK context: defaults that synthesize with no context, and errors that name the key."""
+
+from __future__ import annotations
+
+import pytest
+
+from infra.settings import InfraSettings, SettingsError
+from tests.infra.conftest import cdk_json_context
+
+ARN = "arn:aws:codeconnections:eu-west-1:123456789012:connection/6f1c3f0e-2b7a-4d7e-9d5c-1a2b3c4d5e6f"
+
+
+def test_no_context_gives_the_documented_defaults() -> None:
+    settings = InfraSettings.from_context({})
+    assert settings == InfraSettings(
+        retain_data=True, online_store=False, source_type="codecommit", branch="main", retrain_schedule=None
+    )
+
+
+def test_cdk_json_context_is_the_defaults() -> None:
+    """cdk.json lists every setting as a visible knob, each left at its default."""
+    assert InfraSettings.from_context(cdk_json_context()) == InfraSettings.from_context({})
+
+
+def test_a_connection_arn_alone_selects_github() -> None:
+    settings = InfraSettings.from_context({"codeConnectionArn": ARN, "repositoryOwner": "acme"})
+    assert (settings.source_type, settings.code_connection_arn, settings.repository_owner) == (
+        "github",
+        ARN,
+        "acme",
+    )
+
+
+def test_command_line_strings_are_parsed() -> None:
+    """``cdk synth -c retainData=false`` passes the string 'false'."""
+    settings = InfraSettings.from_context(
+        {
+            "retainData": "false",
+            "onlineStore": "TRUE",
+            "noncurrentVersionRetentionDays": "30",
+            "branch": " dev ",
+        }
+    )
+    assert (settings.retain_data, settings.online_store, settings.noncurrent_version_retention_days) == (
+        False,
+        True,
+        30,
+    )
+    assert settings.branch == "dev"
+
+
+@pytest.mark.parametrize(
+    ("context", "names"),
+    [
+        ({"sourceType": "github", "repositoryOwner": "acme"}, "codeConnectionArn"),
+        ({"codeConnectionArn": ARN}, "repositoryOwner"),
+        ({"sourceType": "gitlab"}, "sourceType='gitlab'"),
+        (
+            {"codeConnectionArn": "arn:aws:iam::123456789012:role/x", "repositoryOwner": "a"},
+            "codeConnectionArn=",
+        ),
+        ({"retainData": "yes"}, "retainData='yes'"),
+        ({"onlineStore": 1}, "onlineStore=1"),
+        ({"retrainSchedule": "every week"}, "retrainSchedule='every week'"),
+        ({"retrainSchedule": "rate(0 days)"}, "retrainSchedule="),
+        ({"noncurrentVersionRetentionDays": "ninety"}, "noncurrentVersionRetentionDays='ninety'"),
+        ({"noncurrentVersionRetentionDays": 0}, "noncurrentVersionRetentionDays=0"),
+        ({"branch": "bad branch"}, "branch='bad branch'"),
+        ({"repositoryName": "a/b"}, "repositoryName='a/b'"),
+        ({"projectName": 42}, "projectName=42"),
+    ],
+)
+def test_bad_values_name_the_context_key(context: dict[str, object], names: str) -> None:
+    with pytest.raises(SettingsError, match="context") as error:
+        InfraSettings.from_context(context)
+    assert names in str(error.value)
+
+
+@pytest.mark.parametrize("schedule", ["rate(1 day)", "rate(7 days)", "rate(12 hours)", "cron(0 3 ? * MON *)"])
+def test_schedule_expressions_eventbridge_accepts(schedule: str) -> None:
+    assert InfraSettings.from_context({"retrainSchedule": schedule}).retrain_schedule == schedule
+
+
+def test_an_empty_schedule_means_none() -> None:
+    assert InfraSettings.from_context({"retrainSchedule": ""}).retrain_schedule is None
