@@ -166,6 +166,10 @@ class _Handler(BaseHTTPRequestHandler):
 
     # --- plumbing
     def _handle(self, operation: Any) -> None:
+        # Read the whole body first: on a kept-alive connection, a body left unread after an early error
+        # would be parsed as the start of the next request.
+        length = int(self.headers.get("Content-Length") or 0)
+        self._raw_body = self.rfile.read(length) if length else b""
         try:
             self._answer(HTTPStatus.OK, operation())
         except FeatureStoreError as error:
@@ -196,8 +200,7 @@ class _Handler(BaseHTTPRequestHandler):
         return path.removeprefix("/FeatureGroup/")
 
     def _body(self) -> dict[str, Any]:
-        length = int(self.headers.get("Content-Length") or 0)
-        return json.loads(self.rfile.read(length) or b"{}")
+        return json.loads(self._raw_body or b"{}")
 
     def _query_list(self, name: str) -> list[str]:
         return parse_qs(urlparse(self.path).query).get(name, [])
