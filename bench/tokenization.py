@@ -1,0 +1,246 @@
+"""Tokenization in the processing step vs the course's method, and the step's peak memory as rows grow.
+
+Same run, same synthetic reviews (``bench/synthetic_reviews.py``), same tokenizer (the bundled MiniLM; the
+fast tokenizer of ``roberta-base`` is the same Rust ``tokenizers`` machinery), same truncation at 128:
+
+- **course** (the baseline): the course's ``convert_to_bert_input_ids`` in a pandas ``apply``: one call per
+  review with ``padding='max_length'``, ``return_tensors='pt'``, then ``.flatten().tolist()``. Its
+  ``encode_plus`` is gone from transformers 5; a single-text ``tokenizer(...)`` call is what it became. The
+  course also used the pure-Python ``RobertaTokenizer``, which transformers 5 no longer has: this baseline
+  runs on the Rust tokenizer, so it is faster than the course's was, and the ratio is a lower bound;
+- **transformers batched**: ``tokenizer(texts, truncation=True, max_length=128)`` per chunk, for reference;
+- **this step**: ``preprocess.tokenize`` per chunk: one ``encode_batch_fast`` call on the Rust tokenizer
+  (all cores), unpadded, ids gathered into the flat array an Arrow list column is made of.
+
+The outputs are checked equal (the course's without its padding) before any number is reported. Peak memory
+is the maximum resident set size of ``preprocess.py`` run end to end (``--balance-dataset false``, so every
+valid row is tokenized and written) as a subprocess, at two input sizes.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+STEP = REPO_ROOT / "model_build" / "steps" / "preprocess.py"
+
+TITLE = "Processing step: tokenization throughput and peak memory"
+
+MAX_SEQ_LENGTH = 128
+TARGET_RATIO = 4.0
+MEMORY_LIMIT_MB = 1024
+
+
+@dataclass(frozen=True)
+class Timing:
+    method: str
+    rows: int
+    seconds: float
+
+    @property
+    def rows_per_second(self) -> float:
+        return self.rows / self.seconds
+
+
+@dataclass(frozen=True)
+class StepRun:
+    rows: int
+    files: int
+    seconds: float
+    peak_mb: float
+    kept: int
+
+
+def _timed(method: str, rows: int, work: Callable[[], object]) -> tuple[Timing, object]:
+    started = time.perf_counter()
+    result = work()
+    return Timing(method, rows, time.perf_counter() - started), result
+
+
+def compare_tokenization(texts: list[str], model_dir: Path, chunk_size: int) -> list[Timing]:
+    """Time the three methods on ``texts``; refuse to report if their token ids differ."""
+    import pandas as pd
+    from transformers import AutoTokenizer
+
+    sys.path.insert(0, str(STEP.parent))
+    import preprocess
+
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+
+    def convert_to_bert_input_ids(review: str, max_seq_length: int) -> list[int]:
+        """The course's function, with ``encode_plus(...)`` spelled as transformers 5 calls it."""
+        encode_plus = tokenizer(
+            review,
+            add_special_tokens=True,
+            max_length=max_seq_length,
+            return_token_type_ids=False,
+            padding="max_length",
+            return_attention_mask=True,
+            return_tensors="pt",
+            truncation=True,
+        )
+        return encode_plus["input_ids"].flatten().tolist()
+
+    frame = pd.DataFrame({"review_body": texts})
+    course, course_ids = _timed(
+        "course: per-row call, padding='max_length', in pandas apply",
+        len(texts),
+        lambda: frame["review_body"].apply(lambda review: convert_to_bert_input_ids(review, MAX_SEQ_LENGTH)),
+    )
+
+    chunks = [texts[start : start + chunk_size] for start in range(0, len(texts), chunk_size)]
+    wrapper, wrapper_ids = _timed(
+        f"transformers batched: tokenizer(texts) per {chunk_size:,}-row chunk",
+        len(texts),
+        lambda: [
+            ids
+            for chunk in chunks
+            for ids in tokenizer(chunk, truncation=True, max_length=MAX_SEQ_LENGTH)["input_ids"]
+        ],
+    )
+
+    backend = preprocess.load_tokenizer(str(model_dir), MAX_SEQ_LENGTH)
+    step, step_arrays = _timed(
+        f"this step: preprocess.tokenize per {chunk_size:,}-row chunk",
+        len(texts),
+        lambda: [preprocess.tokenize(backend, chunk).lists() for chunk in chunks],
+    )
+
+    step_ids = [ids for array in step_arrays for ids in array.to_pylist()]
+    pad = tokenizer.pad_token_id
+    unpadded_course = [ids[: len(ids) - _trailing(ids, pad)] for ids in course_ids]
+    if not step_ids == wrapper_ids == unpadded_course:
+        raise AssertionError(
+            "the three methods gave different token ids: the comparison would be meaningless"
+        )
+    return [course, wrapper, step]
+
+
+def _trailing(ids: list[int], value: int) -> int:
+    count = 0
+    for token in reversed(ids):
+        if token != value:
+            break
+        count += 1
+    return count
+
+
+def run_step(input_dir: Path, output_dir: Path, model_dir: Path, rows: int, files: int) -> StepRun:
+    """``preprocess.py`` end to end in a subprocess; its own peak RSS from ``wait4``."""
+    import json
+
+    command = [
+        sys.executable,
+        str(STEP),
+        "--input-data",
+        str(input_dir),
+        "--output-data",
+        str(output_dir),
+        "--pretrained-model",
+        str(model_dir),
+        "--balance-dataset",
+        "false",
+    ]
+    log = output_dir.parent / f"{output_dir.name}.log"
+    started = time.perf_counter()
+    with log.open("w") as handle:
+        process = subprocess.Popen(command, stdout=handle, stderr=subprocess.STDOUT, env=dict(os.environ))
+        _, status, usage = os.wait4(process.pid, 0)
+    seconds = time.perf_counter() - started
+    process.returncode = os.waitstatus_to_exitcode(status)
+    if process.returncode != 0:
+        raise RuntimeError(
+            f"preprocess.py failed on {rows} rows (exit {process.returncode}):\n{log.read_text()[-3000:]}"
+        )
+    summary = json.loads((output_dir / "summary.json").read_text())
+    if summary["read"] != rows:
+        raise RuntimeError(f"preprocess.py read {summary['read']} rows, expected {rows}")
+    return StepRun(rows, files, seconds, usage.ru_maxrss / 1024, summary["kept"])
+
+
+def run(quick: bool) -> str:
+    import pandas as pd
+
+    from bench.synthetic_reviews import write_synthetic_reviews
+    from pipelines.models import bundled_model_dir
+
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    model_dir = bundled_model_dir()
+    compare_rows = 10_000 if quick else 100_000
+    memory_sizes = ((10_000, 2), (50_000, 4)) if quick else ((100_000, 2), (1_000_000, 8))
+    chunk_size = 5_000
+
+    with tempfile.TemporaryDirectory(prefix="bench-tokenization-") as workspace:
+        root = Path(workspace)
+        paths = write_synthetic_reviews(root / "compare", rows=compare_rows, files=1, seed=7)
+        raw = pd.read_csv(paths[0], dtype=str, keep_default_na=False)
+        texts = [text for text in raw["Review Text"] if text.strip()]  # both methods get the same valid texts
+        print(f"tokenizing {len(texts):,} reviews three ways", flush=True)
+        timings = compare_tokenization(texts, model_dir, chunk_size)
+
+        runs = []
+        for rows, files in memory_sizes:
+            print(f"preprocess.py end to end on {rows:,} rows", flush=True)
+            input_dir = root / f"in-{rows}"
+            write_synthetic_reviews(input_dir, rows=rows, files=files, seed=11)
+            runs.append(run_step(input_dir, root / f"out-{rows}", model_dir, rows, files))
+
+    return report(timings, runs, len(raw), quick)
+
+
+def report(timings: list[Timing], runs: list[StepRun], generated: int, quick: bool) -> str:
+    baseline = timings[0].rows_per_second
+    step = timings[-1].rows_per_second
+    lines = [
+        f"{timings[0].rows:,} synthetic reviews with text (of {generated:,} generated), bundled MiniLM tokenizer, "
+        f"`max_length={MAX_SEQ_LENGTH}`; the token ids of all three are checked equal (padding aside).",
+        "",
+        "| Method | Seconds | Rows/s | vs course |",
+        "| --- | ---: | ---: | ---: |",
+    ]
+    for timing in timings:
+        lines.append(
+            f"| {timing.method} | {timing.seconds:.1f} | {timing.rows_per_second:,.0f} | "
+            f"{timing.rows_per_second / baseline:.2f}x |"
+        )
+    ratio = step / baseline
+    verdict = "met" if ratio >= TARGET_RATIO else "**not met**"
+    lines += [
+        "",
+        f"Target: at least {TARGET_RATIO:.0f}x the course's rows/s: {verdict} ({ratio:.2f}x).",
+        "",
+        "`preprocess.py` end to end (scan, tokenize, write Parquet and records), `--balance-dataset false`, "
+        "default `--chunk-size`; peak = maximum resident set size of the process:",
+        "",
+        "| Rows | Files | Kept | Seconds | Rows/s | Peak memory |",
+        "| ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for step_run in runs:
+        lines.append(
+            f"| {step_run.rows:,} | {step_run.files} | {step_run.kept:,} | {step_run.seconds:.1f} | "
+            f"{step_run.rows / step_run.seconds:,.0f} | {step_run.peak_mb:,.0f} MB |"
+        )
+    largest = runs[-1]
+    growth = largest.peak_mb - runs[0].peak_mb
+    memory_ok = largest.peak_mb < MEMORY_LIMIT_MB
+    lines += [
+        "",
+        f"Memory: {largest.rows // runs[0].rows}x the rows took {growth:+,.0f} MB more at peak; "
+        f"under {MEMORY_LIMIT_MB:,} MB at {largest.rows:,} rows: {'met' if memory_ok else '**not met**'}. "
+        "What does grow is 9 bytes a row of scan results (id and decision), kept for the second pass.",
+    ]
+    if quick:
+        lines += ["", "_Quick run: sizes reduced; run `make bench` for the numbers the targets refer to._"]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(REPO_ROOT))
+    print(run(quick="--quick" in sys.argv))
