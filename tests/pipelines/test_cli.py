@@ -1,0 +1,106 @@
+"""The CLI's argument handling: parameters checked against the spec, dispatch to the SageMaker runner."""
+
+from __future__ import annotations
+
+import sys
+import types
+
+import pytest
+
+from model_build.pipeline_spec import PIPELINE
+from pipelines import cli
+from pipelines.local.parameters import ParameterError, parse_assignments, render, resolve
+
+
+def test_parameters_are_parsed_by_their_declared_type():
+    values = parse_assignments(
+        PIPELINE, ["Epochs=2", "MinAccuracy=0.6", "BalanceDataset=False", "PretrainedModel=/models/x"]
+    )
+    assert values == {
+        "Epochs": 2,
+        "MinAccuracy": 0.6,
+        "BalanceDataset": False,
+        "PretrainedModel": "/models/x",
+    }
+    resolved = resolve(PIPELINE, values, local=True)
+    assert resolved["Epochs"] == 2 and resolved["Seed"] == 42
+    assert resolved["InputDataUrl"] == "data/reviews_sample.csv"  # the local default, not the AWS one
+    assert resolve(PIPELINE, {}, local=False)["PretrainedModel"] == "roberta-base"
+    assert render(True) == "true" and render(5e-5) == "5e-05"
+
+
+@pytest.mark.parametrize(
+    ("assignment", "message"),
+    [
+        ("Epoch=2", "no parameter 'Epoch'; valid names: InputDataUrl, "),
+        ("Epochs=two", "Epochs is of type Integer"),
+        ("BalanceDataset=maybe", "BalanceDataset is of type Boolean"),
+        ("Epochs", "expected NAME=VALUE"),
+    ],
+)
+def test_bad_parameters_are_clear_errors(assignment, message):
+    with pytest.raises(ParameterError, match=message):
+        parse_assignments(PIPELINE, [assignment])
+
+
+def test_cli_reports_a_bad_parameter_without_a_traceback(tmp_path, capsys):
+    assert cli.main(["run", "--local", "--param", "Epochz=1", "--run-dir", str(tmp_path)]) == 2
+    assert "the pipeline has no parameter 'Epochz'" in capsys.readouterr().err
+
+
+@pytest.fixture
+def fake_sagemaker_runner(monkeypatch):
+    calls = []
+    module = types.ModuleType("pipelines.sagemaker_runner")
+    module.run_on_sagemaker = lambda parameters, wait: calls.append(("run", parameters, wait)) or 0
+    module.definition_json = lambda parameters: (
+        calls.append(("definition", parameters)) or '{"Version": "2020-12-01"}'
+    )
+    monkeypatch.setitem(sys.modules, "pipelines.sagemaker_runner", module)
+    return calls
+
+
+def test_sagemaker_run_and_definition_dispatch_with_checked_string_parameters(fake_sagemaker_runner, capsys):
+    args = ["run", "--sagemaker", "--wait", "--param", "Epochs=2", "--input", "s3://bucket/reviews/"]
+    assert cli.main(args) == 0
+    assert cli.main(["definition", "--param", "FreezeBertLayer=TRUE"]) == 0
+    assert fake_sagemaker_runner == [
+        ("run", {"Epochs": "2", "InputDataUrl": "s3://bucket/reviews/"}, True),
+        ("definition", {"FreezeBertLayer": "true"}),
+    ]
+    assert '"Version"' in capsys.readouterr().out
+
+
+def test_sagemaker_run_refuses_a_local_input(fake_sagemaker_runner, capsys):
+    assert cli.main(["run", "--sagemaker", "--input", "data/reviews_sample.csv"]) == 2
+    assert "must be an s3:// URI" in capsys.readouterr().err
+    assert fake_sagemaker_runner == []
+
+
+def test_missing_sagemaker_runner_is_said_plainly(monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "pipelines.sagemaker_runner", None)
+    assert cli.main(["definition"]) == 2
+    assert "pipelines/sagemaker_runner.py) is not in this checkout" in capsys.readouterr().err
+
+
+def test_local_commands_on_an_empty_run_folder(tmp_path, capsys):
+    assert cli.main(["executions", "--run-dir", str(tmp_path)]) == 0
+    assert cli.main(["registry", "list", "--run-dir", str(tmp_path)]) == 0
+    assert (
+        cli.main(["features", "query", "SELECT count(*) AS n FROM reviews", "--run-dir", str(tmp_path)]) == 0
+    )
+    out = capsys.readouterr().out
+    assert "No executions" in out and "No versions" in out and "n\n0" in out
+    assert cli.main(["executions", "nope", "--run-dir", str(tmp_path)]) == 2
+    assert "no single execution 'nope'" in capsys.readouterr().err
+
+
+def test_local_mode_never_imports_sagemaker(tmp_path, repo_root):
+    import subprocess
+
+    code = (
+        "import sys; from pipelines import cli; from pipelines.local import runner; "
+        f"cli.main(['executions', '--run-dir', {str(tmp_path)!r}]); "
+        "assert 'sagemaker' not in sys.modules, 'the local mode imported sagemaker'"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, cwd=repo_root)
