@@ -1,0 +1,105 @@
+"""One config: the names in the stacks are those the SageMaker pipeline and the local mode derive."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from model_build.sagemaker_pipeline import aws_settings
+from pipelines.config import ProjectConfig, load_config
+from tests.infra.conftest import SynthesizedApp, render, synthesize
+
+ACCOUNT = "123456789012"  # moto's account
+REGION = "eu-west-1"
+
+
+def _names(app: SynthesizedApp) -> dict[str, Any]:
+    """The resource names the app deploys, read from the templates."""
+
+    def only(cfn_type: str, key: str) -> Any:
+        values = [
+            render(r["Properties"][key]) for r in app.resources(cfn_type).values() if key in r["Properties"]
+        ]
+        assert len(values) == 1, f"{cfn_type}.{key}: {values}"
+        return values[0]
+
+    return {
+        "feature_group_name": only("AWS::SageMaker::FeatureGroup", "FeatureGroupName"),
+        "model_package_group_name": only("AWS::SageMaker::ModelPackageGroup", "ModelPackageGroupName"),
+        "glue_database_name": only("AWS::Glue::Database", "DatabaseInput")["Name"],
+        "athena_workgroup_name": only("AWS::Athena::WorkGroup", "Name"),
+        "execution_role_name": only("AWS::IAM::Role", "RoleName"),
+        "pipelines": sorted(
+            render(r["Properties"]["Name"]) for r in app.resources("AWS::CodePipeline::Pipeline").values()
+        ),
+        "buckets": sorted(
+            render(r["Properties"]["BucketName"]) for r in app.resources("AWS::S3::Bucket").values()
+        ),
+    }
+
+
+def _expected(config: ProjectConfig) -> dict[str, Any]:
+    return {
+        "feature_group_name": config.feature_group_name,
+        "model_package_group_name": config.model_package_group_name,
+        "glue_database_name": config.glue_database_name,
+        "athena_workgroup_name": config.athena_workgroup_name,
+        "execution_role_name": config.execution_role_name,
+        "pipelines": sorted([config.build_pipeline_name, config.deploy_pipeline_name]),
+        "buckets": sorted(
+            f"{prefix}-${{AWS::AccountId}}-${{AWS::Region}}"
+            for prefix in (
+                config.data_bucket_prefix,
+                config.artifacts_bucket_prefix,
+                config.access_logs_bucket_prefix,
+            )
+        ),
+    }
+
+
+def test_default_app_uses_the_default_config(default_app: SynthesizedApp) -> None:
+    assert default_app.config == load_config(
+        project_name=None, environment=None, region=default_app.config.region
+    )
+    assert _names(default_app) == _expected(default_app.config)
+
+
+@pytest.fixture(scope="module")
+def renamed_app(tmp_path_factory: pytest.TempPathFactory) -> SynthesizedApp:
+    return synthesize(
+        tmp_path_factory.mktemp("cdk-renamed"),
+        {"projectName": "acme-reviews", "environment": "prod"},
+        nag=False,
+    )
+
+
+def test_project_and_environment_from_context_rename_everything(renamed_app: SynthesizedApp) -> None:
+    config = load_config(project_name="acme-reviews", environment="prod")
+    assert renamed_app.config == config
+    assert _names(renamed_app) == _expected(config)
+    assert [stack.stack_name.split("-prod-")[0] for stack in renamed_app.stacks.all()] == ["acme-reviews"] * 5
+
+
+def test_the_sagemaker_runner_derives_the_same_bucket_and_role_names(default_app: SynthesizedApp) -> None:
+    """Without CodeBuild's variables the CLI derives names itself; they must be the deployed ones."""
+    config = default_app.config
+    with mock_aws():
+        settings = aws_settings(config, boto3.Session(region_name=REGION), environ={}, require_role=False)
+
+    def deployed(name: str) -> str:
+        return name.replace("${AWS::AccountId}", ACCOUNT).replace("${AWS::Region}", REGION)
+
+    names = _names(default_app)
+    assert deployed(f"{config.data_bucket_prefix}-${{AWS::AccountId}}-${{AWS::Region}}") in map(
+        deployed, names["buckets"]
+    )
+    assert settings.data_bucket == deployed(
+        f"{config.data_bucket_prefix}-${{AWS::AccountId}}-${{AWS::Region}}"
+    )
+    assert settings.artifact_bucket == deployed(
+        f"{config.artifacts_bucket_prefix}-${{AWS::AccountId}}-${{AWS::Region}}"
+    )
+    assert settings.role_arn == f"arn:aws:iam::{ACCOUNT}:role/{names['execution_role_name']}"
