@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from aws_cdk import App, Environment, Stack, Tags
 
 from infra.nag import add_nag_checks
-from infra.settings import InfraSettings
+from infra.settings import InfraSettings, SettingsError
 from infra.stacks.build_pipeline_stack import BuildPipelineStack
 from infra.stacks.data_stack import DataStack
 from infra.stacks.deploy_pipeline_stack import DeployPipelineStack
@@ -34,7 +34,10 @@ class MlopsStacks:
 def load_from_context(app: App) -> tuple[ProjectConfig, InfraSettings]:
     """The settings from the app's context, and the config with the context's project/environment applied."""
     settings = InfraSettings.from_context(app.node.try_get_context)
-    config = load_config(project_name=settings.project_name, environment=settings.environment)
+    try:
+        config = load_config(project_name=settings.project_name, environment=settings.environment)
+    except ValueError as error:
+        raise SettingsError(f"context projectName/environment (or MLOPS_* variables): {error}") from error
     return config, settings
 
 

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from aws_cdk import Aws, Duration, Fn, RemovalPolicy, Stack
+from aws_cdk import Aws, Duration, Fn, RemovalPolicy
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
-
-from infra.nag import acknowledge
 
 # The account id (12) and the longest region name (14, e.g. ap-southeast-4) are appended to the name prefix.
 _SUFFIX_LENGTH = 1 + 12 + 1 + 14
@@ -81,24 +79,3 @@ class SecureBucket(Construct):
             # A versioned bucket with objects cannot be deleted; when the data is not to be kept, empty it first.
             auto_delete_objects=destroy,
         )
-        if destroy:
-            _acknowledge_auto_delete_provider(Stack.of(self))
-
-
-def _acknowledge_auto_delete_provider(stack: Stack) -> None:
-    """The Lambda that CDK adds to empty buckets on delete is CDK's own code, not configurable here."""
-    provider = stack.node.try_find_child("Custom::S3AutoDeleteObjectsCustomResourceProvider")
-    if provider is None:
-        return
-    acknowledge(
-        provider,
-        "AwsSolutions-IAM4",
-        "CDK's auto-delete-objects provider (only with retainData=false) logs through the "
-        "AWSLambdaBasicExecutionRole managed policy; CDK does not let it be replaced.",
-        ["Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole"],
-    )
-    acknowledge(
-        provider,
-        "AwsSolutions-L1",
-        "CDK pins the Node.js runtime of its auto-delete-objects provider; it is CDK-managed code.",
-    )

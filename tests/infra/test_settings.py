@@ -83,3 +83,23 @@ def test_schedule_expressions_eventbridge_accepts(schedule: str) -> None:
 
 def test_an_empty_schedule_means_none() -> None:
     assert InfraSettings.from_context({"retrainSchedule": ""}).retrain_schedule is None
+
+
+def test_a_bad_project_name_in_context_names_the_key() -> None:
+    from aws_cdk import App
+
+    from infra.app_builder import load_from_context
+
+    with pytest.raises(SettingsError, match=r"context projectName/environment.*project_name='Bad_Name'"):
+        load_from_context(App(context={"projectName": "Bad_Name"}))
+
+
+def test_a_bucket_name_that_could_exceed_63_characters_is_refused() -> None:
+    from aws_cdk import App, Stack
+
+    from infra.constructs.secure_bucket import SecureBucket, SecureBucketProps
+
+    prefix = "a-very-long-project-name-prod-datax"  # 35 + len("-<12 digits>-ap-southeast-4") = 63: allowed
+    SecureBucket(Stack(App(), "Ok"), "Bucket", SecureBucketProps(prefix, None, None))
+    with pytest.raises(ValueError, match=r"too long: .* can reach 64 characters, S3 allows 63"):
+        SecureBucket(Stack(App(), "TooLong"), "Bucket", SecureBucketProps(prefix + "x", None, None))
