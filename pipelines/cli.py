@@ -15,6 +15,7 @@ Nothing here imports ``sagemaker`` unless ``--sagemaker`` or ``definition`` asks
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import shlex
 import sys
@@ -30,6 +31,8 @@ from pipelines.local.registry import ModelPackage, ModelRegistry, RegistryError
 from pipelines.local.workspace import Workspace, default_run_dir
 
 INPUT_PARAMETER = "InputDataUrl"
+SAGEMAKER_RUNNER = "pipelines.sagemaker_runner"
+"""Imported only for ``--sagemaker`` and ``definition``: it imports the SageMaker SDK."""
 EXIT_INTERRUPTED = 130
 
 
@@ -212,12 +215,13 @@ def _print_registered(record: ExecutionRecord, workspace: Workspace) -> None:
     print("  python -m pipelines registry list")
 
 
-def _metrics_line(package: ModelPackage) -> str:
+def _metrics_line(package: ModelPackage, short: bool = False) -> str:
+    """The evaluation report's scalar metrics (``metrics.<name>.value``); ``short``: accuracy and F1 only."""
     metrics = package.metrics.get("metrics", {})
     scalars = {
         name: value["value"]
         for name, value in metrics.items()
-        if isinstance(value, dict) and "value" in value
+        if isinstance(value, dict) and "value" in value and (not short or name == "accuracy" or "f1" in name)
     }
     return "  ".join(f"{name} {value:.4f}" for name, value in scalars.items()) or "(none reported)"
 
@@ -229,14 +233,13 @@ def _parameter_strings(assignments: Sequence[str]) -> dict[str, str]:
 
 def _sagemaker_runner() -> Any:
     try:
-        from pipelines import sagemaker_runner
+        return importlib.import_module(SAGEMAKER_RUNNER)
     except ModuleNotFoundError as error:
-        if error.name != "pipelines.sagemaker_runner":
+        if error.name != SAGEMAKER_RUNNER:
             raise
         raise UsageError(
             "the SageMaker runner (pipelines/sagemaker_runner.py) is not in this checkout; use `run --local`"
         ) from None
-    return sagemaker_runner
 
 
 # ------------------------------------------------------------------------------------------------- executions

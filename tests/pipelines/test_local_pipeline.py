@@ -1,0 +1,171 @@
+"""``python -m pipelines run --local`` end to end on the sample data: the real scripts, small settings.
+
+This is what ``make run`` runs (see ``test_make_run_runs_the_local_pipeline``); one run serves every test of
+the module, and the condition's false branch reruns it from the cache.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from pipelines.config import load_config
+from pipelines.local.executions import ExecutionStore, Status
+from pipelines.local.registry import ModelRegistry
+from pipelines.local.workspace import Workspace
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+SMALL = [
+    "--param", "Epochs=1",
+    "--param", "TrainStepsPerEpoch=2",
+    "--param", "ValidationStepsPerEpoch=1",
+    "--param", "TrainBatchSize=8",
+    "--param", "MaxSeqLength=64",
+]  # fmt: skip
+GROUP = load_config().model_package_group_name
+
+
+def cli(run_dir: Path, *arguments: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "pipelines", *arguments, "--run-dir", str(run_dir)],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"},
+    )
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("mlops")
+
+
+@pytest.fixture(scope="module")
+def first_run(run_dir: Path) -> subprocess.CompletedProcess[str]:
+    return cli(run_dir, "run", "--local", *SMALL, "--param", "MinAccuracy=0.0")
+
+
+@pytest.fixture(scope="module")
+def workspace(run_dir: Path) -> Workspace:
+    return Workspace.open(run_dir)
+
+
+def test_run_registers_a_version_and_says_what_to_do_next(first_run, workspace):
+    assert first_run.returncode == 0, first_run.stdout[-3000:] + first_run.stderr[-3000:]
+    out = first_run.stdout
+    assert f"Registered {GROUP} version 1: PendingManualApproval" in out
+    assert "accuracy" in out and "f1_macro" in out
+    model_line = next(line for line in out.splitlines() if line.strip().startswith("model "))
+    assert Path(model_line.split()[-1]).name == "model.tar.gz" and Path(model_line.split()[-1]).is_file()
+    pictures = [Path(line.split()[-1]) for line in out.splitlines() if line.strip().startswith("picture ")]
+    assert "confusion_matrix.png" in [p.name for p in pictures] and all(p.is_file() for p in pictures)
+    for command in ("executions", "registry approve 1", "features query"):
+        assert f"python -m pipelines {command}" in out
+    # Progress: every step is announced, and the scripts' own progress bars come through.
+    for step in ("[1/5] ProcessReviews", "[2/5] TrainModel", "[3/5] EvaluateModel", "[4/5] CheckAccuracy"):
+        assert step in out
+    assert "epoch 1/1" in out
+
+
+def test_execution_record_has_every_step_with_timings_outputs_and_logs(first_run, workspace):
+    [record] = ExecutionStore(workspace.executions_dir).list()
+    assert record.status == Status.SUCCEEDED
+    assert [(s.name, s.status) for s in record.steps] == [
+        ("ProcessReviews", Status.SUCCEEDED),
+        ("TrainModel", Status.SUCCEEDED),
+        ("EvaluateModel", Status.SUCCEEDED),
+        ("CheckAccuracy", Status.SUCCEEDED),
+        ("RegisterModel", Status.SUCCEEDED),
+    ]
+    assert all(step.duration_s is not None for step in record.steps)
+    assert record.parameters["Epochs"] == 1 and record.parameters["MinAccuracy"] == 0.0
+    train = record.step("TrainModel")
+    assert set(train.metrics) == {"train:loss", "validation:loss", "validation:accuracy"}
+    assert "epoch=1 train_loss=" in Path(train.log).read_text()
+    for name in ("train", "validation", "test", "rejects", "features"):
+        assert workspace.local_path(record.step("ProcessReviews").outputs[name]).is_dir()
+
+
+def test_registered_version_has_metrics_artifact_and_lineage(first_run, workspace, sample_csv):
+    [record] = ExecutionStore(workspace.executions_dir).list()
+    with ModelRegistry(workspace.registry_path, workspace.config.region) as registry:
+        [package] = registry.list(GROUP)
+    assert package.version == 1
+    assert package.model_data_url == record.step("TrainModel").outputs["model"]
+    assert package.metric("accuracy") == record.step("CheckAccuracy").detail["left"]
+    assert package.content_types == ["application/json", "application/jsonlines", "text/csv"]
+    assert package.inference_instance_types == ["ml.m5.large"]
+    assert package.lineage.execution_id == record.id
+    assert package.lineage.input_data_sha256 == hashlib.sha256(sample_csv.read_bytes()).hexdigest()
+    assert package.lineage.parameters["Epochs"] == "1"
+    assert package.lineage.git_commit  # this test runs in a git checkout
+
+
+def test_processing_ingested_the_records_into_the_feature_store(first_run, run_dir, workspace):
+    summary_folder = workspace.local_path(
+        ExecutionStore(workspace.executions_dir).list()[0].steps[0].outputs["train"]
+    )
+    assert summary_folder.is_dir()
+    result = cli(
+        run_dir, "features", "query", "SELECT split_type, count(*) AS n FROM reviews GROUP BY 1 ORDER BY 1"
+    )
+    assert result.returncode == 0, result.stderr
+    counts = {line.split()[0]: int(line.split()[1]) for line in result.stdout.splitlines()[1:]}
+    assert set(counts) == {"test", "train", "validation"} and sum(counts.values()) > 100
+    review_id = cli(run_dir, "features", "query", "SELECT review_id FROM reviews LIMIT 1").stdout.split()[1]
+    got = cli(run_dir, "features", "get", review_id)
+    assert got.returncode == 0 and json.loads(got.stdout)["review_id"] == review_id
+
+
+def test_the_condition_false_branch_fails_the_run_reusing_the_cache(first_run, run_dir, workspace):
+    result = cli(run_dir, "run", "--local", *SMALL, "--param", "MinAccuracy=1.01")
+    assert result.returncode == 1, result.stderr[-3000:]
+    assert "is below MinAccuracy 1.01: the model was not registered." in result.stdout
+    record = ExecutionStore(workspace.executions_dir).load("latest")
+    assert record.status == Status.FAILED
+    assert [s.name for s in record.steps] == [
+        "ProcessReviews", "TrainModel", "EvaluateModel", "CheckAccuracy", "FailOnLowAccuracy"
+    ]  # fmt: skip
+    assert all(step.cache_hit for step in record.steps[:3])
+    with ModelRegistry(workspace.registry_path, workspace.config.region) as registry:
+        assert len(registry.list(GROUP)) == 1  # nothing registered
+
+    listing = cli(run_dir, "executions").stdout
+    assert "Succeeded" in listing and "Failed" in listing and "cached" in listing
+
+
+def test_registry_commands_approve_and_refuse_with_clear_errors(first_run, run_dir, workspace):
+    approved = cli(run_dir, "registry", "approve", "1", "--note", "checked the confusion matrix")
+    assert approved.returncode == 0 and "is now Approved" in approved.stdout
+    assert "Approved" in cli(run_dir, "registry", "list").stdout
+    described = json.loads(cli(run_dir, "registry", "describe", "1").stdout)
+    assert described["ApprovalDescription"] == "checked the confusion matrix"
+    assert cli(run_dir, "registry", "reject", "1", "--note", "bias found").returncode == 0
+    refused = cli(run_dir, "registry", "approve", "1")
+    assert refused.returncode == 2 and "is Rejected; it cannot become Approved" in refused.stderr
+    unknown = cli(run_dir, "registry", "approve", "42")
+    assert unknown.returncode == 2 and "has no version 42" in unknown.stderr
+    statuses = [event["detail"]["ModelApprovalStatus"] for event in _events(workspace)]
+    assert statuses == ["PendingManualApproval", "Approved", "Rejected"]
+
+
+def _events(workspace: Workspace) -> list[dict]:
+    return [json.loads(path.read_text()) for path in sorted(workspace.events_dir.glob("*.json"))]
+
+
+def test_make_run_runs_the_local_pipeline():
+    dry_run = subprocess.run(
+        ["make", "-n", "run", "ARGS=--param Epochs=1"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert "-m pipelines run --local --param Epochs=1" in dry_run.stdout
