@@ -103,3 +103,30 @@ def test_the_sagemaker_runner_derives_the_same_bucket_and_role_names(default_app
         f"{config.artifacts_bucket_prefix}-${{AWS::AccountId}}-${{AWS::Region}}"
     )
     assert settings.role_arn == f"arn:aws:iam::{ACCOUNT}:role/{names['execution_role_name']}"
+
+
+def test_config_tags_are_on_every_taggable_resource(any_app: SynthesizedApp) -> None:
+    expected = [{"Key": key, "Value": value} for key, value in sorted(any_app.config.tags.items())]
+    assert {tag["Key"] for tag in expected} == {"project", "environment"}
+    tagged_types = set()
+    for stack, template in any_app.templates.items():
+        for logical_id, resource in template["Resources"].items():
+            tags = resource.get("Properties", {}).get("Tags")
+            if tags is None:
+                continue
+            tagged_types.add(resource["Type"])
+            if isinstance(tags, dict):  # a few resource types (Glue) take a map instead of a list
+                tags = [{"Key": key, "Value": value} for key, value in tags.items()]
+            for tag in expected:
+                assert tag in tags, f"{stack}/{logical_id} ({resource['Type']}) lacks {tag}"
+    for cfn_type in (
+        "AWS::KMS::Key",
+        "AWS::S3::Bucket",
+        "AWS::SageMaker::FeatureGroup",
+        "AWS::SageMaker::ModelPackageGroup",
+        "AWS::IAM::Role",
+        "AWS::CodePipeline::Pipeline",
+        "AWS::CodeBuild::Project",
+        "AWS::Athena::WorkGroup",
+    ):
+        assert cfn_type in tagged_types, f"{cfn_type} is not tagged"
