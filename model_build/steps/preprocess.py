@@ -152,7 +152,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--feature-group-name", default="", help="Put the records into this feature group; empty: do not."
     )
-    parser.add_argument("--chunk-size", type=_positive_int, default=20_000, help="Rows read per chunk.")
+    parser.add_argument(
+        "--chunk-size", type=_positive_int, default=5_000, help="Rows read and tokenized at a time."
+    )
     parser.add_argument("--ingest-workers", type=_positive_int, default=4, help="Threads putting records.")
     args = parser.parse_args(argv)
     total = args.train_split_percentage + args.validation_split_percentage + args.test_split_percentage
@@ -557,7 +559,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     headers = [read_header(source) for source in sources]
 
     ids_per_file, codes_per_file = scan(sources, args.chunk_size)
+    file_sizes = [file_ids.size for file_ids in ids_per_file]
     ids, codes = np.concatenate(ids_per_file), np.concatenate(codes_per_file)
+    del ids_per_file, codes_per_file
     mark_duplicates(ids, codes)
     if args.balance_dataset:
         before = balance(ids, codes, args.seed)
@@ -586,24 +590,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         else None
     )
     counts = Counts()
-    file_starts = np.cumsum([0, *(a.size for a in ids_per_file)])
+    file_starts = np.cumsum([0, *file_sizes])
     try:
         with tqdm(total=codes.size, desc="tokenize", unit=" rows", mininterval=2.0) as bar:
+            shared = SecondPass(args.output_data, args.chunk_size, tokenizer, date, counts, ingestor, bar)
             for index, source in enumerate(sources):
                 rows = slice(file_starts[index], file_starts[index + 1])
-                process_file(
-                    source,
-                    headers[index],
-                    ids[rows],
-                    codes[rows],
-                    splits[rows],
-                    tokenizer,
-                    date,
-                    args,
-                    counts,
-                    ingestor,
-                    bar,
-                )
+                process_file(source, headers[index], ids[rows], codes[rows], splits[rows], shared)
     finally:
         if ingestor:
             ingestor.close()
@@ -638,45 +631,56 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
+@dataclass(frozen=True)
+class SecondPass:
+    """What the second pass over every file shares: where and how to write, and what to count in."""
+
+    output: Path
+    chunk_size: int
+    tokenizer: Tokenizer
+    date: str
+    counts: Counts
+    ingestor: FeatureStoreIngestor | None
+    progress: tqdm
+
+
 def process_file(
     source: Source,
     header: list[str],
     ids: np.ndarray,
     codes: np.ndarray,
     splits: np.ndarray,
-    tokenizer: Tokenizer,
-    date: str,
-    args: argparse.Namespace,
-    counts: Counts,
-    ingestor: FeatureStoreIngestor | None,
-    bar: tqdm,
+    shared: SecondPass,
 ) -> None:
     """Pass 2 over one file: its rejects, its kept rows tokenized into the split and feature files."""
-    stem = source.output_stem
+    stem, counts = source.output_stem, shared.counts
+    rejects_path = shared.output / REJECTS / f"{stem}.csv"
     writers = ChunkWriters()
     position = 0
     try:
-        with (args.output_data / REJECTS / f"{stem}.csv").open("w", encoding="utf-8", newline="") as rejects:
-            for chunk in read_chunks(source, args.chunk_size):
+        with rejects_path.open("w", encoding="utf-8", newline="") as rejects:
+            for chunk in read_chunks(source, shared.chunk_size):
                 rows = slice(position, position + len(chunk))
                 if rows.stop > codes.size:
                     break  # the file grew since the scan: reported below
                 write_rejects(rejects, chunk, header, codes[rows], source, position)
                 counts.rejected.update(REASON_BY_CODE[int(code)] for code in codes[rows][codes[rows] < 0])
-                table = kept_table(chunk, ids[rows], codes[rows], splits[rows], tokenizer, date)
+                table = kept_table(chunk, ids[rows], codes[rows], splits[rows], shared.tokenizer, shared.date)
                 for split in SPLIT_OUTPUTS:
                     part = table.filter(pc.equal(table["split_type"], split))
-                    writers.write(args.output_data / split / f"{stem}.parquet", part)
+                    writers.write(shared.output / split / f"{stem}.parquet", part)
                     counts.by_split[split].update(map(_sentiment_name, part["label_id"].to_pylist()))
                 records = feature_records(table)
-                writers.write(args.output_data / FEATURES / f"{stem}.parquet", records)
-                if ingestor:
-                    ingestor.ingest(records)
+                writers.write(shared.output / FEATURES / f"{stem}.parquet", records)
+                if shared.ingestor:
+                    shared.ingestor.ingest(records)
                 counts.kept += table.num_rows
                 position += len(chunk)
-                bar.update(len(chunk))
+                shared.progress.update(len(chunk))
     finally:
         writers.close()
+    if rejects_path.stat().st_size == 0:
+        rejects_path.unlink()  # like the Parquet outputs: no file for nothing
     if position != codes.size:
         raise InputError(f"{source.relative}: changed while it was processed (scanned {codes.size} rows)")
     counts.files[source.relative] = position
