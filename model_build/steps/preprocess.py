@@ -250,9 +250,9 @@ def row_ids(frame: pd.DataFrame) -> np.ndarray:
 
     The same row gets the same id in every run, whatever the file is called or where it sits in the input.
     """
+    columns = [frame[name].tolist() for name in frame.columns]  # whole columns: far faster than itertuples
     digests = b"".join(
-        hashlib.sha1("\x1f".join(row).encode()).digest()[:8]
-        for row in frame.itertuples(index=False, name=None)
+        hashlib.sha1("\x1f".join(row).encode()).digest()[:8] for row in zip(*columns, strict=True)
     )
     return np.frombuffer(digests, dtype=">u8").astype(np.uint64)
 
