@@ -350,6 +350,11 @@ def load_tokenizer(pretrained_model: str, max_seq_length: int) -> Tokenizer:
         ) from error
     if not tokenizer.is_fast:
         raise InputError(f"--pretrained-model {pretrained_model!r} has no fast (tokenizers) tokenizer")
+    if max_seq_length > tokenizer.model_max_length:  # unset, it is a huge sentinel value
+        raise InputError(
+            f"--max-seq-length {max_seq_length} is longer than {pretrained_model!r} accepts "
+            f"({tokenizer.model_max_length} tokens)"
+        )
     from tokenizers import Tokenizer
 
     backend = Tokenizer.from_str(tokenizer.backend_tokenizer.to_str())  # a copy: leave the wrapper as it was
@@ -449,9 +454,10 @@ def write_rejects(
     rows = frame.iloc[rejected].copy()
     if len(header) == rows.shape[1]:
         rows.columns = header
-    rows["reject_reason"] = [REASON_BY_CODE[int(code)] for code in codes[rejected]]
-    rows["source_file"] = source.relative
-    rows["source_row"] = rejected + first_row + 1
+    reason, source_file, source_row = REJECT_EXTRA_COLUMNS
+    rows[reason] = [REASON_BY_CODE[int(code)] for code in codes[rejected]]
+    rows[source_file] = source.relative
+    rows[source_row] = rejected + first_row + 1
     rows.to_csv(handle, header=handle.tell() == 0, index=False, lineterminator="\n")
 
 
@@ -557,6 +563,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if ignored:
         print(f"ignoring {len(ignored)} files that are not CSV: {', '.join(ignored)}")
     headers = [read_header(source) for source in sources]
+    tokenizer = load_tokenizer(args.pretrained_model, args.max_seq_length)  # before the long scan: fail fast
 
     ids_per_file, codes_per_file = scan(sources, args.chunk_size)
     file_sizes = [file_ids.size for file_ids in ids_per_file]
@@ -581,7 +588,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     splits = assign_splits(ids, args.seed, ratios)
 
-    tokenizer = load_tokenizer(args.pretrained_model, args.max_seq_length)
     for folder in (*SPLIT_OUTPUTS, REJECTS, FEATURES):
         (args.output_data / folder).mkdir(parents=True, exist_ok=True)
     ingestor = (

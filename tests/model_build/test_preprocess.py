@@ -274,14 +274,37 @@ def _no_csv(folder: Path, raw: pd.DataFrame) -> None:
         (_no_valid_rows, "no valid rows: read 4 rows from 1 files"),
     ],
 )
-def test_bad_input_fails_with_a_message(tmp_path: Path, sample_csv: Path, make_input, message: str) -> None:
+def test_bad_input_fails_with_a_message(
+    tmp_path: Path, sample_csv: Path, minilm_dir: Path, make_input, message: str
+) -> None:
     folder = tmp_path / "in"
     if make_input is not None:
         make_input(folder, read_raw(sample_csv))
-    result = run_step(folder, tmp_path / "out", "unused-model")
+    result = run_step(folder, tmp_path / "out", minilm_dir)
     assert result.returncode == 1, result.stdout
     assert message in result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("model", "arguments", "message"),
+    [
+        ("/no/such/model", (), "--pretrained-model '/no/such/model': cannot load its tokenizer"),
+        (None, ("--max-seq-length", "1000"), "--max-seq-length 1000 is longer than"),
+    ],
+)
+def test_bad_model_settings_fail_before_the_scan(
+    tmp_path: Path,
+    sample_csv: Path,
+    minilm_dir: Path,
+    model: str | None,
+    arguments: tuple[str, ...],
+    message: str,
+) -> None:
+    result = run_step(sample_csv, tmp_path / "out", model or minilm_dir, *arguments)
+    assert result.returncode == 1
+    assert message in result.stderr
+    assert "scan" not in result.stderr  # no progress bar: nothing was read
 
 
 @pytest.mark.parametrize(
