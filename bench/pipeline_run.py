@@ -72,9 +72,8 @@ def run(quick: bool) -> str:
     ]
     steps = [step.name for step in cold.steps]
     lines = [
-        "Parameters: "
-        + (", ".join(base) if base else "the local defaults")
-        + " (sample data, bundled MiniLM).",
+        f"Parameters: the local defaults (sample data, bundled MiniLM) with {', '.join(base)}; "
+        f"load average at the start {os.getloadavg()[0]:.1f} (other work on the machine slows training).",
         "",
         "| step | " + " | ".join(name for name, _, _ in runs) + " |",
         "| --- | " + " | ".join("---:" for _ in runs) + " |",
