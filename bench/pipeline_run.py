@@ -59,6 +59,7 @@ def _cell(record: ExecutionRecord, step: str) -> str:
 
 
 def run(quick: bool) -> str:
+    load = os.getloadavg()[0]
     base = [*TIMING_PARAMETERS, *(QUICK_PARAMETERS if quick else [])]
     with tempfile.TemporaryDirectory(prefix="bench-pipeline-") as folder:
         run_dir = Path(folder)
@@ -73,7 +74,7 @@ def run(quick: bool) -> str:
     steps = [step.name for step in cold.steps]
     lines = [
         f"Parameters: the local defaults (sample data, bundled MiniLM) with {', '.join(base)}; "
-        f"load average at the start {os.getloadavg()[0]:.1f} (other work on the machine slows training).",
+        f"load average at the start {load:.1f} (other work on the machine slows training).",
         "",
         "| step | " + " | ".join(name for name, _, _ in runs) + " |",
         "| --- | " + " | ".join("---:" for _ in runs) + " |",
