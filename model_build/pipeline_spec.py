@@ -21,7 +21,7 @@ STEPS_SOURCE_DIR = "model_build/steps"
 """The code folder every job gets; the scripts below are relative to it."""
 
 SERVING_SOURCE_DIR = "model_deploy/serving"
-"""The inference handler, given to training as the ``code`` channel and packed into ``model.tar.gz/code``."""
+"""The inference handler, given to training as the ``serving`` channel and packed into ``model.tar.gz/code``."""
 
 BUNDLED_MODEL = "bundled-minilm"
 """The local mode's default for ``PretrainedModel``: resolved to the folder of the pip-installed MiniLM."""
@@ -301,7 +301,7 @@ PIPELINE = PipelineSpec(
             channels={
                 "train": StepOutput(PROCESS, "train"),
                 "validation": StepOutput(PROCESS, "validation"),
-                "code": SERVING_SOURCE_DIR,
+                "serving": SERVING_SOURCE_DIR,
             },
             hyperparameters={
                 "pretrained-model": Param("PretrainedModel"),
