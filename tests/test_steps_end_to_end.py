@@ -29,7 +29,6 @@ from model_build.pipeline_spec import (
     EVALUATION_FILE,
     PIPELINE,
     PROCESS,
-    SERVING_SOURCE_DIR,
     STEPS_SOURCE_DIR,
     TRAIN,
     Param,
@@ -88,17 +87,19 @@ def run_pipeline_steps(root: Path, sample_csv: Path, pretrained: Path, **overrid
     shutil.copy(sample_csv, processing / "input" / "data")
     run("preprocess.py", processing_arguments(PROCESS, processing, parameters))
 
-    # Training: the processing outputs become the channels, the serving code the "code" channel.
+    # Training: the channels as the spec wires them (processing outputs, the serving code), SM_CHANNEL_<NAME> each.
     training = root / "training"
     outputs = processing / "output"
+    step = PIPELINE.step(TRAIN)
+    channels = {
+        name: REPO_ROOT / source if isinstance(source, str) else outputs / source.output
+        for name, source in step.channels.items()
+    }
     env = {
-        "SM_CHANNEL_TRAIN": str(outputs / "train"),
-        "SM_CHANNEL_VALIDATION": str(outputs / "validation"),
-        "SM_CHANNEL_CODE": str(REPO_ROOT / SERVING_SOURCE_DIR),
+        **{f"SM_CHANNEL_{name.upper()}": str(folder) for name, folder in channels.items()},
         "SM_MODEL_DIR": str(training / "model"),
         "SM_OUTPUT_DATA_DIR": str(training / "output" / "data"),
     }
-    step = PIPELINE.step(TRAIN)
     hyperparameters = [
         item
         for name, value in step.hyperparameters.items()

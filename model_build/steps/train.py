@@ -1,8 +1,9 @@
 """Training step: fine-tune a pretrained transformer into the 3-class review sentiment model.
 
 Runs under the SageMaker training contract: the channels ``train`` and ``validation`` hold the Parquet files the
-processing step wrote (``SM_CHANNEL_TRAIN``, ``SM_CHANNEL_VALIDATION``), the channel ``code`` holds the serving
-handler (``SM_CHANNEL_CODE``), hyperparameters arrive as ``--name value`` arguments, and everything under
+processing step wrote (``SM_CHANNEL_TRAIN``, ``SM_CHANNEL_VALIDATION``), the channel ``serving`` holds the
+serving handler (``SM_CHANNEL_SERVING``; not ``code``, which SageMaker's ModelTrainer reserves for this script's
+own source), hyperparameters arrive as ``--name value`` arguments, and everything under
 ``SM_MODEL_DIR`` becomes ``model.tar.gz``. Every path has a default, so the same command runs locally.
 
 What it does that the course's script did not: it passes the attention mask, pads each batch only to its own
@@ -127,7 +128,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         type=Path,
         default=Path(env("SM_CHANNEL_VALIDATION", "/opt/ml/input/data/validation")),
     )
-    _add(parser, "code-dir", type=Path, default=Path(env("SM_CHANNEL_CODE", "/opt/ml/input/data/code")))
+    _add(
+        parser,
+        "code-dir",
+        type=Path,
+        default=Path(env("SM_CHANNEL_SERVING", "/opt/ml/input/data/serving")),
+        help="The serving handler (inference.py, requirements.txt), copied into <model-dir>/code/.",
+    )
     _add(parser, "model-dir", type=Path, default=Path(env("SM_MODEL_DIR", "/opt/ml/model")))
     _add(
         parser,
@@ -535,7 +542,7 @@ def copy_serving_code(code_dir: Path, model_dir: Path) -> list[Path]:
 def check_serving_code(code_dir: Path) -> None:
     if not (code_dir / "inference.py").is_file():
         raise TrainingInputError(
-            f"the serving code folder {code_dir} has no inference.py (the 'code' channel / --code-dir); "
+            f"the serving code folder {code_dir} has no inference.py (the 'serving' channel / --code-dir); "
             "without it model.tar.gz cannot serve itself"
         )
 

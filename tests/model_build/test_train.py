@@ -39,7 +39,7 @@ def container_env(tmp_path: Path, splits: dict[str, Path]) -> dict[str, str]:
         "HF_HUB_OFFLINE": "1",
         "SM_CHANNEL_TRAIN": str(splits["train"]),
         "SM_CHANNEL_VALIDATION": str(splits["validation"]),
-        "SM_CHANNEL_CODE": str(SERVING_DIR),
+        "SM_CHANNEL_SERVING": str(SERVING_DIR),
         "SM_MODEL_DIR": str(tmp_path / "model"),
         "SM_OUTPUT_DATA_DIR": str(tmp_path / "output" / "data"),
         "SM_OUTPUT_DIR": str(tmp_path / "output"),
@@ -88,7 +88,7 @@ def parse_metrics(stdout: str) -> dict[str, list[float]]:
 
 
 def test_trains_under_the_container_contract(
-    tmp_path: Path, splits: dict[str, Path], tiny_roberta_dir: Path
+    tmp_path: Path, splits: dict[str, Path], tiny_roberta_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     env = container_env(tmp_path, splits)
     checkpoints = tmp_path / "checkpoints"
@@ -133,12 +133,14 @@ def test_trains_under_the_container_contract(
     assert (model_dir / "config.json").is_file()
 
     # Other settings with the same checkpoints are refused, not mixed in.
-    refused = run_script(
-        [*hyperparameters(tiny_roberta_dir, seed=7), "--checkpoint-dir", str(checkpoints)], env
-    )
-    assert refused.returncode != 0
-    assert "other settings" in refused.stderr
+    monkeypatch.setenv("SM_OUTPUT_DIR", str(tmp_path / "output"))
+    other_seed = [*hyperparameters(tiny_roberta_dir, seed=7), "--checkpoint-dir", str(checkpoints)]
+    for variable in ("train", "validation"):
+        other_seed += [f"--{variable}-data", env[f"SM_CHANNEL_{variable.upper()}"]]
+    other_seed += ["--code-dir", str(SERVING_DIR), "--model-dir", str(tmp_path / "other-model")]
+    assert train.main(other_seed) != 0
     assert "other settings" in (tmp_path / "output" / "failure").read_text()
+    assert not (tmp_path / "other-model").exists()
 
 
 def test_two_processes_train_data_parallel(
@@ -199,7 +201,7 @@ def test_bad_input_fails_before_training(
         "--pretrained-model": str(tiny_roberta_dir),
         "--train-data": env["SM_CHANNEL_TRAIN"],
         "--validation-data": env["SM_CHANNEL_VALIDATION"],
-        "--code-dir": env["SM_CHANNEL_CODE"],
+        "--code-dir": env["SM_CHANNEL_SERVING"],
         "--model-dir": env["SM_MODEL_DIR"],
         "--output-data-dir": env["SM_OUTPUT_DATA_DIR"],
         "--checkpoint-dir": "",
