@@ -14,9 +14,10 @@ fast tokenizer of ``roberta-base`` is the same Rust ``tokenizers`` machinery), s
 - **this step**: ``preprocess.tokenize`` per chunk: one ``encode_batch_fast`` call on the Rust tokenizer
   (all cores), unpadded, ids gathered into the flat array an Arrow list column is made of.
 
-The outputs are checked equal (the course's without its padding) before any number is reported. Peak memory
-is the maximum resident set size of ``preprocess.py`` run end to end (``--balance-dataset false``, so every
-valid row is tokenized and written) as a subprocess, at two input sizes.
+The texts go through the methods in parts, interleaved, and the outputs are checked equal (the course's
+without its padding) before any number is reported. Peak memory is the maximum resident set size of
+``preprocess.py`` run end to end as a subprocess (``--balance-dataset false``, so every valid row is tokenized
+and written), at two input sizes.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 STEP = REPO_ROOT / "model_build" / "steps" / "preprocess.py"
@@ -60,14 +62,13 @@ class StepRun:
     kept: int
 
 
-def _timed(method: str, rows: int, work: Callable[[], object]) -> tuple[Timing, object]:
-    started = time.perf_counter()
-    result = work()
-    return Timing(method, rows, time.perf_counter() - started), result
+ROUNDS = 5
+"""The texts are cut into this many parts; each part goes through every method in turn (interleaved), so a
+change in the machine's load during the run affects all methods alike."""
 
 
 def compare_tokenization(texts: list[str], model_dir: Path, chunk_size: int) -> list[Timing]:
-    """Time the three methods on ``texts``; refuse to report if their token ids differ."""
+    """Time the methods on ``texts``, interleaved by part; refuse to report if their token ids differ."""
     import pandas as pd
     from transformers import AutoTokenizer
 
@@ -75,6 +76,7 @@ def compare_tokenization(texts: list[str], model_dir: Path, chunk_size: int) -> 
     import preprocess
 
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    backend = preprocess.load_tokenizer(str(model_dir), MAX_SEQ_LENGTH)
 
     def convert_to_bert_input_ids(review: str, max_seq_length: int) -> list[int]:
         """The course's function, with ``encode_plus(...)`` spelled as transformers 5 calls it."""
@@ -90,44 +92,48 @@ def compare_tokenization(texts: list[str], model_dir: Path, chunk_size: int) -> 
         )
         return encode_plus["input_ids"].flatten().tolist()
 
-    frame = pd.DataFrame({"review_body": texts})
-    course, course_ids = _timed(
-        "course: per-row call, padding='max_length', in pandas apply",
-        len(texts),
-        lambda: frame["review_body"].apply(lambda review: convert_to_bert_input_ids(review, MAX_SEQ_LENGTH)),
-    )
+    def chunks(part: list[str]) -> list[list[str]]:
+        return [part[start : start + chunk_size] for start in range(0, len(part), chunk_size)]
 
-    chunks = [texts[start : start + chunk_size] for start in range(0, len(texts), chunk_size)]
-    wrapper, wrapper_ids = _timed(
-        f"transformers batched: tokenizer(texts) per {chunk_size:,}-row chunk",
-        len(texts),
-        lambda: [
-            ids
-            for chunk in chunks
-            for ids in tokenizer(chunk, truncation=True, max_length=MAX_SEQ_LENGTH)["input_ids"]
-        ],
-    )
-
-    backend = preprocess.load_tokenizer(str(model_dir), MAX_SEQ_LENGTH)
-    one_core, _ = _timed(
-        "reference: the Rust tokenizer alone, one text per call (one core)",
-        len(texts),
-        lambda: [backend.encode(text) for text in texts],
-    )
-    step, step_arrays = _timed(
-        f"this step: preprocess.tokenize per {chunk_size:,}-row chunk",
-        len(texts),
-        lambda: [preprocess.tokenize(backend, chunk).lists() for chunk in chunks],
-    )
-
-    step_ids = [ids for array in step_arrays for ids in array.to_pylist()]
     pad = tokenizer.pad_token_id
-    unpadded_course = [ids[: len(ids) - _trailing(ids, pad)] for ids in course_ids]
-    if not step_ids == wrapper_ids == unpadded_course:
-        raise AssertionError(
-            "the three methods gave different token ids: the comparison would be meaningless"
-        )
-    return [course, wrapper, one_core, step]
+    # name -> (the timed work on a part, what makes its output comparable: unpadded token ids per row)
+    methods: dict[str, tuple[Callable[[list[str]], Any], Callable[[Any], list[list[int]]]]] = {
+        "course: per-row call, padding='max_length', in pandas apply": (
+            lambda part: pd.DataFrame({"review_body": part})["review_body"].apply(
+                lambda review: convert_to_bert_input_ids(review, MAX_SEQ_LENGTH)
+            ),
+            lambda output: [ids[: len(ids) - _trailing(ids, pad)] for ids in output],
+        ),
+        f"transformers batched: tokenizer(texts) per {chunk_size:,}-row chunk": (
+            lambda part: [
+                ids
+                for chunk in chunks(part)
+                for ids in tokenizer(chunk, truncation=True, max_length=MAX_SEQ_LENGTH)["input_ids"]
+            ],
+            lambda output: output,
+        ),
+        "reference: the Rust tokenizer alone, one text per call (one core)": (
+            lambda part: [backend.encode(text) for text in part],
+            lambda output: [encoding.ids for encoding in output],
+        ),
+        f"this step: preprocess.tokenize per {chunk_size:,}-row chunk": (
+            lambda part: [preprocess.tokenize(backend, chunk).lists() for chunk in chunks(part)],
+            lambda output: [ids for array in output for ids in array.to_pylist()],
+        ),
+    }
+    seconds = dict.fromkeys(methods, 0.0)
+    size = -(-len(texts) // ROUNDS)
+    for start in range(0, len(texts), size):
+        part = texts[start : start + size]
+        outputs = []
+        for name, (work, comparable) in methods.items():
+            started = time.perf_counter()
+            output = work(part)
+            seconds[name] += time.perf_counter() - started
+            outputs.append(comparable(output))
+        if any(output != outputs[0] for output in outputs[1:]):
+            raise AssertionError("the methods gave different token ids: the comparison would be meaningless")
+    return [Timing(name, len(texts), elapsed) for name, elapsed in seconds.items()]
 
 
 def _trailing(ids: list[int], value: int) -> int:
@@ -139,8 +145,19 @@ def _trailing(ids: list[int], value: int) -> int:
     return count
 
 
+# ru_maxrss is a high-water mark that survives fork and exec: a child forked from this (large) process would
+# report at least this process's size. So a fresh, small interpreter starts the step and reads its usage.
+_MEASURE = """
+import os, subprocess, sys
+child = subprocess.Popen(sys.argv[2:])
+_, status, usage = os.wait4(child.pid, 0)
+open(sys.argv[1], "w").write(str(usage.ru_maxrss))
+sys.exit(os.waitstatus_to_exitcode(status))
+"""
+
+
 def run_step(input_dir: Path, output_dir: Path, model_dir: Path, rows: int, files: int) -> StepRun:
-    """``preprocess.py`` end to end in a subprocess; its own peak RSS from ``wait4``."""
+    """``preprocess.py`` end to end in a subprocess, and its own peak resident set size."""
     import json
 
     command = [
@@ -156,20 +173,24 @@ def run_step(input_dir: Path, output_dir: Path, model_dir: Path, rows: int, file
         "false",
     ]
     log = output_dir.parent / f"{output_dir.name}.log"
+    peak_file = output_dir.parent / f"{output_dir.name}.maxrss"
     started = time.perf_counter()
     with log.open("w") as handle:
-        process = subprocess.Popen(command, stdout=handle, stderr=subprocess.STDOUT, env=dict(os.environ))
-        _, status, usage = os.wait4(process.pid, 0)
+        result = subprocess.run(
+            [sys.executable, "-c", _MEASURE, str(peak_file), *command],
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+            check=False,
+        )
     seconds = time.perf_counter() - started
-    process.returncode = os.waitstatus_to_exitcode(status)
-    if process.returncode != 0:
+    if result.returncode != 0:
         raise RuntimeError(
-            f"preprocess.py failed on {rows} rows (exit {process.returncode}):\n{log.read_text()[-3000:]}"
+            f"preprocess.py failed on {rows} rows (exit {result.returncode}):\n{log.read_text()[-3000:]}"
         )
     summary = json.loads((output_dir / "summary.json").read_text())
     if summary["read"] != rows:
         raise RuntimeError(f"preprocess.py read {summary['read']} rows, expected {rows}")
-    return StepRun(rows, files, seconds, usage.ru_maxrss / 1024, summary["kept"])
+    return StepRun(rows, files, seconds, int(peak_file.read_text()) / 1024, summary["kept"])
 
 
 def run(quick: bool) -> str:
@@ -192,8 +213,10 @@ def run(quick: bool) -> str:
         paths = write_synthetic_reviews(root / "compare", rows=compare_rows, files=1, seed=7)
         raw = pd.read_csv(paths[0], dtype=str, keep_default_na=False)
         texts = [text for text in raw["Review Text"] if text.strip()]  # both methods get the same valid texts
-        print(f"tokenizing {len(texts):,} reviews three ways", flush=True)
+        print(f"tokenizing {len(texts):,} reviews four ways", flush=True)
+        load_before = os.getloadavg()[0]
         timings = compare_tokenization(texts, model_dir, chunk_size)
+        load = (load_before, os.getloadavg()[0])
 
         runs = []
         for rows, files in memory_sizes:
@@ -202,15 +225,19 @@ def run(quick: bool) -> str:
             write_synthetic_reviews(input_dir, rows=rows, files=files, seed=11)
             runs.append(run_step(input_dir, root / f"out-{rows}", model_dir, rows, files))
 
-    return report(timings, runs, len(raw), quick)
+    return report(timings, runs, len(raw), load, quick)
 
 
-def report(timings: list[Timing], runs: list[StepRun], generated: int, quick: bool) -> str:
+def report(
+    timings: list[Timing], runs: list[StepRun], generated: int, load: tuple[float, float], quick: bool
+) -> str:
     baseline = timings[0].rows_per_second
     step = timings[-1].rows_per_second
     lines = [
         f"{timings[0].rows:,} synthetic reviews with text (of {generated:,} generated), bundled MiniLM tokenizer, "
-        f"`max_length={MAX_SEQ_LENGTH}`; the token ids of all three are checked equal (padding aside).",
+        f"`max_length={MAX_SEQ_LENGTH}`, in {ROUNDS} parts each run through every method in turn; the token ids "
+        "of all methods are checked equal (padding aside). One-minute load average before/after: "
+        f"{load[0]:.2f}/{load[1]:.2f} (other work on the machine slows the all-core method most).",
         "",
         "| Method | Seconds | Rows/s | vs course |",
         "| --- | ---: | ---: | ---: |",
