@@ -14,8 +14,8 @@ fast tokenizer of ``roberta-base`` is the same Rust ``tokenizers`` machinery), s
 - **this step**: ``preprocess.tokenize`` per chunk: one ``encode_batch_fast`` call on the Rust tokenizer
   (all cores), unpadded, ids gathered into the flat array an Arrow list column is made of.
 
-The texts go through the methods in parts, interleaved, and the outputs are checked equal (the course's
-without its padding) before any number is reported. Peak memory is the maximum resident set size of
+Each method runs in a fresh process of its own on the same texts, and their outputs are checked equal (the
+course's without its padding) before any number is reported. Peak memory is the maximum resident set size of
 ``preprocess.py`` run end to end as a subprocess (``--balance-dataset false``, so every valid row is tokenized
 and written), at two input sizes.
 """
@@ -62,13 +62,20 @@ class StepRun:
     kept: int
 
 
-ROUNDS = 5
-"""The texts are cut into this many parts; each part goes through every method in turn (interleaved), so a
-change in the machine's load during the run affects all methods alike."""
+METHODS: dict[str, str] = {
+    "course": "course: per-row call, padding='max_length', in pandas apply",
+    "batched": "transformers batched: tokenizer(texts) per chunk",
+    "one_core": "reference: the Rust tokenizer alone, one text per call (one core)",
+    "step": "this step: preprocess.tokenize per chunk",
+}
+"""Each method runs in a fresh process of its own, so none inherits another's threads or heap (the course's
+``return_tensors='pt'`` starts torch's thread pool, which then competes with the tokenizer's threads)."""
 
 
-def compare_tokenization(texts: list[str], model_dir: Path, chunk_size: int) -> list[Timing]:
-    """Time the methods on ``texts``, interleaved by part; refuse to report if their token ids differ."""
+def time_method(method: str, texts: list[str], model_dir: Path, chunk_size: int) -> tuple[float, str]:
+    """Seconds one method takes on ``texts``, and a digest of its token ids without padding (to compare)."""
+    import hashlib
+
     import pandas as pd
     from transformers import AutoTokenizer
 
@@ -77,6 +84,7 @@ def compare_tokenization(texts: list[str], model_dir: Path, chunk_size: int) -> 
 
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     backend = preprocess.load_tokenizer(str(model_dir), MAX_SEQ_LENGTH)
+    chunks = [texts[start : start + chunk_size] for start in range(0, len(texts), chunk_size)]
 
     def convert_to_bert_input_ids(review: str, max_seq_length: int) -> list[int]:
         """The course's function, with ``encode_plus(...)`` spelled as transformers 5 calls it."""
@@ -92,48 +100,60 @@ def compare_tokenization(texts: list[str], model_dir: Path, chunk_size: int) -> 
         )
         return encode_plus["input_ids"].flatten().tolist()
 
-    def chunks(part: list[str]) -> list[list[str]]:
-        return [part[start : start + chunk_size] for start in range(0, len(part), chunk_size)]
-
+    # method -> (the timed work, what makes its output comparable: unpadded token ids per row)
     pad = tokenizer.pad_token_id
-    # name -> (the timed work on a part, what makes its output comparable: unpadded token ids per row)
-    methods: dict[str, tuple[Callable[[list[str]], Any], Callable[[Any], list[list[int]]]]] = {
-        "course: per-row call, padding='max_length', in pandas apply": (
-            lambda part: pd.DataFrame({"review_body": part})["review_body"].apply(
+    frame = pd.DataFrame({"review_body": texts})
+    work: dict[str, tuple[Callable[[], Any], Callable[[Any], list[list[int]]]]] = {
+        "course": (
+            lambda: frame["review_body"].apply(
                 lambda review: convert_to_bert_input_ids(review, MAX_SEQ_LENGTH)
             ),
             lambda output: [ids[: len(ids) - _trailing(ids, pad)] for ids in output],
         ),
-        f"transformers batched: tokenizer(texts) per {chunk_size:,}-row chunk": (
-            lambda part: [
+        "batched": (
+            lambda: [
                 ids
-                for chunk in chunks(part)
+                for chunk in chunks
                 for ids in tokenizer(chunk, truncation=True, max_length=MAX_SEQ_LENGTH)["input_ids"]
             ],
             lambda output: output,
         ),
-        "reference: the Rust tokenizer alone, one text per call (one core)": (
-            lambda part: [backend.encode(text) for text in part],
+        "one_core": (
+            lambda: [backend.encode(text) for text in texts],
             lambda output: [encoding.ids for encoding in output],
         ),
-        f"this step: preprocess.tokenize per {chunk_size:,}-row chunk": (
-            lambda part: [preprocess.tokenize(backend, chunk).lists() for chunk in chunks(part)],
+        "step": (
+            lambda: [preprocess.tokenize(backend, chunk).lists() for chunk in chunks],
             lambda output: [ids for array in output for ids in array.to_pylist()],
         ),
     }
-    seconds = dict.fromkeys(methods, 0.0)
-    size = -(-len(texts) // ROUNDS)
-    for start in range(0, len(texts), size):
-        part = texts[start : start + size]
-        outputs = []
-        for name, (work, comparable) in methods.items():
-            started = time.perf_counter()
-            output = work(part)
-            seconds[name] += time.perf_counter() - started
-            outputs.append(comparable(output))
-        if any(output != outputs[0] for output in outputs[1:]):
-            raise AssertionError("the methods gave different token ids: the comparison would be meaningless")
-    return [Timing(name, len(texts), elapsed) for name, elapsed in seconds.items()]
+    timed, comparable = work[method]
+    started = time.perf_counter()
+    output = timed()
+    seconds = time.perf_counter() - started
+    digest = hashlib.sha1(repr(comparable(output)).encode()).hexdigest()
+    return seconds, digest
+
+
+def compare_tokenization(texts_file: Path, rows: int, model_dir: Path, chunk_size: int) -> list[Timing]:
+    """Time every method, each in its own process, on the texts in ``texts_file``; they must agree."""
+    import json
+
+    timings, digests = [], set()
+    for method, label in METHODS.items():
+        command = [sys.executable, "-m", "bench.tokenization", "--method", method, str(texts_file)]
+        command += [str(model_dir), str(chunk_size)]
+        result = subprocess.run(command, capture_output=True, text=True, cwd=REPO_ROOT, check=False)
+        if result.returncode != 0:
+            raise RuntimeError(f"the {method} method failed:\n{result.stderr[-3000:]}")
+        measured = json.loads(result.stdout.strip().splitlines()[-1])
+        timings.append(
+            Timing(label.replace("per chunk", f"per {chunk_size:,}-row chunk"), rows, measured["seconds"])
+        )
+        digests.add(measured["digest"])
+    if len(digests) != 1:
+        raise AssertionError("the methods gave different token ids: the comparison would be meaningless")
+    return timings
 
 
 def _trailing(ids: list[int], value: int) -> int:
@@ -194,6 +214,8 @@ def run_step(input_dir: Path, output_dir: Path, model_dir: Path, rows: int, file
 
 
 def run(quick: bool) -> str:
+    import json
+
     import pandas as pd
 
     from bench.synthetic_reviews import write_synthetic_reviews
@@ -213,9 +235,11 @@ def run(quick: bool) -> str:
         paths = write_synthetic_reviews(root / "compare", rows=compare_rows, files=1, seed=7)
         raw = pd.read_csv(paths[0], dtype=str, keep_default_na=False)
         texts = [text for text in raw["Review Text"] if text.strip()]  # both methods get the same valid texts
+        texts_file = root / "texts.json"
+        texts_file.write_text(json.dumps(texts))
         print(f"tokenizing {len(texts):,} reviews four ways", flush=True)
         load_before = os.getloadavg()[0]
-        timings = compare_tokenization(texts, model_dir, chunk_size)
+        timings = compare_tokenization(texts_file, len(texts), model_dir, chunk_size)
         load = (load_before, os.getloadavg()[0])
 
         runs = []
@@ -235,7 +259,7 @@ def report(
     step = timings[-1].rows_per_second
     lines = [
         f"{timings[0].rows:,} synthetic reviews with text (of {generated:,} generated), bundled MiniLM tokenizer, "
-        f"`max_length={MAX_SEQ_LENGTH}`, in {ROUNDS} parts each run through every method in turn; the token ids "
+        f"`max_length={MAX_SEQ_LENGTH}`, each method in a fresh process, one after the other; the token ids "
         "of all methods are checked equal (padding aside). One-minute load average before/after: "
         f"{load[0]:.2f}/{load[1]:.2f} (other work on the machine slows the all-core method most).",
         "",
@@ -282,6 +306,19 @@ def report(
     return "\n".join(lines)
 
 
+def _worker(argv: list[str]) -> None:
+    """``python -m bench.tokenization --method NAME TEXTS_JSON MODEL_DIR CHUNK_SIZE``: one timing, as JSON."""
+    import json
+
+    method, texts_file, model_dir, chunk_size = argv
+    texts = json.loads(Path(texts_file).read_text())
+    seconds, digest = time_method(method, texts, Path(model_dir), int(chunk_size))
+    print(json.dumps({"seconds": seconds, "digest": digest}))
+
+
 if __name__ == "__main__":
     sys.path.insert(0, str(REPO_ROOT))
-    print(run(quick="--quick" in sys.argv))
+    if sys.argv[1:2] == ["--method"]:
+        _worker(sys.argv[2:])
+    else:
+        print(run(quick="--quick" in sys.argv))
