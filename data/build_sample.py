@@ -6,7 +6,7 @@ writes, the sample plants the edge cases the processing step must handle: a few 
 few rows whose rating is empty (rejected by processing), and it checks that it holds enough long and
 non-ASCII reviews.
 
-Usage: ``python data/build_sample.py [--rows 650] [--seed 7] [--out data/reviews_sample.csv]``
+Usage: ``python data/build_sample.py [--rows 2400] [--seed 7] [--out data/reviews_sample.csv]``
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ EMPTY_TEXT_ROWS = 5
 EMPTY_RATING_ROWS = 3
 LONG_WORDS = 120  # about 150 RoBERTa tokens: longer than the default max length of 128
 MIN_LONG_ROWS = 20
-LONG_SHARE = 0.06  # a little above the generator's 5%, so that a 650-row draw is sure to hold 20
+LONG_SHARE = 0.06  # a little above the generator's 5%, so that even a 650-row draw is sure to hold 20
 
 
 def build_sample(rows: int, seed: int) -> pd.DataFrame:
@@ -56,7 +56,7 @@ def build_sample(rows: int, seed: int) -> pd.DataFrame:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rows", type=int, default=650, help="reviews in the sample")
+    parser.add_argument("--rows", type=int, default=2400, help="reviews in the sample: enough that a balanced split leaves ~35 test reviews")
     parser.add_argument("--seed", type=int, default=7, help="the same seed writes the same file")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="where to write the CSV")
     args = parser.parse_args(argv)
