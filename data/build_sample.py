@@ -56,7 +56,12 @@ def build_sample(rows: int, seed: int) -> pd.DataFrame:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rows", type=int, default=2400, help="reviews in the sample: enough that a balanced split leaves ~35 test reviews")
+    parser.add_argument(
+        "--rows",
+        type=int,
+        default=2400,
+        help="reviews in the sample: enough that a balanced split leaves ~35 test reviews",
+    )
     parser.add_argument("--seed", type=int, default=7, help="the same seed writes the same file")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="where to write the CSV")
     args = parser.parse_args(argv)

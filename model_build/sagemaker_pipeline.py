@@ -140,7 +140,7 @@ def parse_parameter_overrides(overrides: Mapping[str, str], spec: PipelineSpec =
 
     An unknown name raises ``KeyError`` listing the known ones; a bad value a ``ValueError`` naming it.
     """
-    from pipelines.local.parameters import parse_value
+    from pipelines.parameters import parse_value
 
     return {name: parse_value(spec.parameter(name), text) for name, text in overrides.items()}
 

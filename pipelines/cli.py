@@ -26,9 +26,9 @@ from typing import Any
 from model_build.pipeline_spec import PIPELINE, ParameterValue
 from pipelines.local.executions import ExecutionNotFound, ExecutionRecord, ExecutionStore, Status
 from pipelines.local.feature_store import FeatureStore, FeatureStoreError
-from pipelines.local.parameters import ParameterError, parse_assignments, render
 from pipelines.local.registry import ModelPackage, ModelRegistry, RegistryError
 from pipelines.local.workspace import Workspace, default_run_dir
+from pipelines.parameters import ParameterError, parse_assignments, render
 
 INPUT_PARAMETER = "InputDataUrl"
 SAGEMAKER_RUNNER = "pipelines.sagemaker_runner"

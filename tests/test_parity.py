@@ -17,7 +17,7 @@ from moto import mock_aws
 
 from model_build.pipeline_spec import PIPELINE, Param
 from pipelines.config import load_config
-from pipelines.local.parameters import resolve
+from pipelines.parameters import resolve
 
 DATA_BUCKET = "parity-data"
 ENVIRONMENT = {

@@ -45,7 +45,8 @@ from model_build.pipeline_spec import (
     TrainingStep,
     Value,
 )
-from pipelines.local import container, parameters
+from pipelines import parameters
+from pipelines.local import container
 from pipelines.local.cache import CacheEntry, StepCache, cache_key, content_hash
 from pipelines.local.events import EventLog
 from pipelines.local.executions import ExecutionRecord, ExecutionStore, Status, StepRecord, now

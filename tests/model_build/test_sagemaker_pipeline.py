@@ -366,7 +366,7 @@ def test_parameter_overrides_are_typed_and_checked():
         parse_parameter_overrides({"NoSuchParameter": "1"})
     with pytest.raises(ValueError, match="Epochs"):
         parse_parameter_overrides({"Epochs": "three"})
-    with pytest.raises(ValueError, match="BalanceDataset is a Boolean"):
+    with pytest.raises(ValueError, match="BalanceDataset is of type Boolean"):
         parse_parameter_overrides({"BalanceDataset": "maybe"})
 
 

@@ -9,7 +9,7 @@ import pytest
 
 from model_build.pipeline_spec import PIPELINE
 from pipelines import cli
-from pipelines.local.parameters import ParameterError, parse_assignments, render, resolve
+from pipelines.parameters import ParameterError, parse_assignments, render, resolve
 
 
 def test_parameters_are_parsed_by_their_declared_type():

@@ -1,4 +1,4 @@
-"""Pipeline parameter values from the command line, checked against the parameter types in the spec."""
+"""Pipeline parameter values from the command line, checked against the spec's types; shared by both runners."""
 
 from __future__ import annotations
 
