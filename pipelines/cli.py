@@ -206,13 +206,22 @@ def _print_registered(record: ExecutionRecord, workspace: Workspace) -> None:
     print(
         f"  logs        {Path(register.log).parent if register.log else workspace.executions_dir / record.id}"
     )
+    cli = f"{_python_command()} -m pipelines"
+    query = shlex.quote("SELECT sentiment, count(*) FROM reviews GROUP BY 1")
     print("\nNext:")
-    print(f"  python -m pipelines executions {record.id}")
-    print(f"  python -m pipelines registry approve {package.version} --note 'checked the confusion matrix'")
-    print(
-        f"  python -m pipelines features query {shlex.quote('SELECT sentiment, count(*) FROM reviews GROUP BY 1')}"
-    )
-    print("  python -m pipelines registry list")
+    print(f"  {cli} executions {record.id}")
+    print(f"  {cli} registry approve {package.version} --note 'checked the confusion matrix'")
+    print(f"  {cli} features query {query}")
+    print(f"  {cli} registry list")
+
+
+def _python_command() -> str:
+    """The interpreter to type next: ``.venv/bin/python`` after ``make run``, where plain ``python`` lacks the deps."""
+    interpreter = Path(sys.executable)
+    try:
+        return str(interpreter.relative_to(Path.cwd()))
+    except ValueError:
+        return "python"
 
 
 def _metrics_line(package: ModelPackage, short: bool = False) -> str:
