@@ -36,7 +36,8 @@ bench: setup
 
 ## Synthesize the CDK app with the CDK CLI, as `cdk deploy` would (no AWS credentials needed).
 synth: setup
-	PATH="$(abspath $(VENV))/bin:$$PATH" npx --yes aws-cdk@2 synth --quiet
+	PATH="$(abspath $(VENV))/bin:$$PATH" JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION=20 \
+		npx --yes aws-cdk@2 synth --quiet --no-notices
 
 clean:
 	rm -rf .mlops cdk.out .pytest_cache .ruff_cache

@@ -80,6 +80,11 @@ class ProjectConfig:
         return f"{self.prefix}-reviews"
 
     @property
+    def feature_group_table_name(self) -> str:
+        """The offline store's Glue table: the group's name with underscores, which Athena needs."""
+        return self.feature_group_name.replace("-", "_")
+
+    @property
     def model_package_group_name(self) -> str:
         return f"{self.prefix}-models"
 
@@ -120,6 +125,11 @@ class ProjectConfig:
     @property
     def deploy_pipeline_name(self) -> str:
         return f"{self.prefix}-model-deploy"
+
+    @property
+    def approval_rule_name(self) -> str:
+        """The EventBridge rule that starts the deploy pipeline when a model version is approved."""
+        return f"{self.prefix}-model-approved"
 
 
 def load_config(

@@ -15,14 +15,10 @@ from infra.nag import acknowledge, nag_spelling
 from model_build.steps import features
 
 
-def offline_store_table_name(feature_group_name: str) -> str:
-    """The Glue table of the offline store: the group's name with underscores, which Athena needs."""
-    return feature_group_name.replace("-", "_")
-
-
 @dataclass(frozen=True)
 class FeatureGroupProps:
     feature_group_name: str
+    offline_store_table_name: str
     data_bucket: s3.IBucket
     offline_store_prefix: str
     glue_database_name: str
@@ -39,7 +35,7 @@ class ReviewFeatureGroup(Construct):
         super().__init__(scope, construct_id)
         stack = Stack.of(self)
         self.feature_group_name = props.feature_group_name
-        self.offline_store_table_name = offline_store_table_name(props.feature_group_name)
+        self.offline_store_table_name = props.offline_store_table_name
         self.offline_store_uri = f"s3://{props.data_bucket.bucket_name}/{props.offline_store_prefix}"
         self.role = iam.Role(
             self,

@@ -54,7 +54,7 @@ class DeployPipelineStack(Stack):
             self,
             "ModelApprovedRule",
             ApprovalRuleProps(
-                rule_name=f"{config.prefix}-model-approved",
+                rule_name=config.approval_rule_name,
                 model_package_group_name=config.model_package_group_name,
                 target=targets.CodePipeline(self.deploy.pipeline),
             ),

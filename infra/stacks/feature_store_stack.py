@@ -35,6 +35,7 @@ class FeatureStoreStack(Stack):
             "ReviewFeatureGroup",
             FeatureGroupProps(
                 feature_group_name=config.feature_group_name,
+                offline_store_table_name=config.feature_group_table_name,
                 data_bucket=data_bucket,
                 offline_store_prefix=config.feature_store_prefix,
                 glue_database_name=config.glue_database_name,

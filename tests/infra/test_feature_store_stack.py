@@ -6,7 +6,6 @@ from aws_cdk import App, Stack
 from aws_cdk import aws_kms as kms
 from aws_cdk.assertions import Template
 
-from infra.constructs.feature_group import offline_store_table_name
 from infra.settings import InfraSettings
 from infra.stacks.feature_store_stack import FeatureStoreStack
 from model_build.steps import features
@@ -51,9 +50,9 @@ def test_offline_store_in_the_data_bucket_encrypted_and_cataloged(default_app: S
     assert offline["DataCatalogConfig"] == {
         "Catalog": "AwsDataCatalog",
         "Database": config.glue_database_name,
-        "TableName": offline_store_table_name(config.feature_group_name),
+        "TableName": config.feature_group_table_name,
     }
-    assert offline_store_table_name(config.feature_group_name) == config.feature_group_name.replace("-", "_")
+    assert config.feature_group_table_name == config.feature_group_name.replace("-", "_")
     assert "OnlineStoreConfig" not in group["Properties"]
     assert group.get("DeletionPolicy", "Delete") == "Delete"
 
@@ -75,7 +74,7 @@ def test_the_offline_store_role_may_write_only_its_prefix_and_table(default_app:
         f"{data_bucket}/{config.feature_store_prefix}/*"
     )
     assert by_action[("s3:GetBucketAcl",)] == data_bucket
-    table = offline_store_table_name(config.feature_group_name)
+    table = config.feature_group_table_name
     assert by_action[("glue:CreateTable", "glue:GetDatabase", "glue:GetTable", "glue:UpdateTable")] == [
         "arn:${AWS::Partition}:glue:${AWS::Region}:${AWS::AccountId}:catalog",
         f"arn:${{AWS::Partition}}:glue:${{AWS::Region}}:${{AWS::AccountId}}:database/{config.glue_database_name}",
