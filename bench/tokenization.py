@@ -208,7 +208,8 @@ def run_step(input_dir: Path, output_dir: Path, model_dir: Path, rows: int, file
         raise RuntimeError(
             f"preprocess.py failed on {rows} rows (exit {result.returncode}):\n{log.read_text()[-3000:]}"
         )
-    summary = json.loads((output_dir / "summary.json").read_text())
+    (summary_file,) = (output_dir / "rejects").glob("summary-*.json")
+    summary = json.loads(summary_file.read_text())
     if summary["read"] != rows:
         raise RuntimeError(f"preprocess.py read {summary['read']} rows, expected {rows}")
     return StepRun(rows, files, seconds, int(peak_file.read_text()) / 1024, summary["kept"])

@@ -9,7 +9,8 @@ folders. Outputs, one subfolder each (the pipeline's processing outputs)::
     features/                  <input-stem>-<8 hex>.parquet   the Feature Store records (features.FEATURE_NAMES)
     rejects/                   <input-stem>-<8 hex>.csv       every dropped row unchanged + reject_reason,
                                                               source_file, source_row
-    summary.json               the counts printed at the end
+                               summary-<8 hex>.json           the counts printed at the end (one per instance,
+                                                              named by a hash of the files it processed)
 
 Every output file is named after its input file (stem + a hash of its path under the input folder), so
 instances that each get a shard of the files (``ShardedByS3Key``) never write the same name.
@@ -68,7 +69,8 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "true")
 SPLIT_OUTPUTS: tuple[str, ...] = features.SPLITS
 REJECTS = "rejects"
 FEATURES = "features"
-SUMMARY_FILE = "summary.json"
+SUMMARY_PREFIX = "summary-"
+"""``rejects/summary-<hash>.json``: in a declared output, so SageMaker uploads it with the rejects."""
 
 # Why a row is not kept; the order is the order of the checks.
 MISSING_TEXT = "missing_review_text"
@@ -182,6 +184,12 @@ class Source:
         name = Path(self.relative).name
         stem = name[: -len(".csv.gz")] if name.lower().endswith(".csv.gz") else name[: -len(".csv")]
         return f"{stem}-{hashlib.sha1(self.relative.encode()).hexdigest()[:8]}"
+
+
+def summary_file_name(sources: Sequence[Source]) -> str:
+    """One name per set of input files, so that sharded instances never overwrite each other's summary."""
+    digest = hashlib.sha1("\n".join(sorted(source.relative for source in sources)).encode()).hexdigest()
+    return f"{SUMMARY_PREFIX}{digest[:8]}.json"
 
 
 def find_sources(input_data: Path) -> tuple[list[Source], list[str]]:
@@ -627,7 +635,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             "put": ingestor.put,
             "failed": ingestor.failed,
         }
-    (args.output_data / SUMMARY_FILE).write_text(json.dumps(summary, indent=2) + "\n")
+    summary_path = args.output_data / REJECTS / summary_file_name(sources)
+    summary_path.write_text(json.dumps(summary, indent=2) + "\n")
     if ingestor and ingestor.failed:
         raise InputError(
             f"{ingestor.failed} of {ingestor.put} records could not be put into feature group "

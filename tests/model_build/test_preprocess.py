@@ -71,7 +71,8 @@ def splits_of(output: Path) -> pd.DataFrame:
 
 
 def summary_of(output: Path) -> dict:
-    return json.loads((output / preprocess.SUMMARY_FILE).read_text())
+    (summary,) = (output / preprocess.REJECTS).glob(f"{preprocess.SUMMARY_PREFIX}*.json")
+    return json.loads(summary.read_text())
 
 
 @pytest.fixture(scope="module")
@@ -182,10 +183,9 @@ def test_shards_give_the_same_union_as_one_run_and_ids_are_stable(
     columns = ["split_type", "label_id"]
     pd.testing.assert_frame_equal(by_id(both)[columns], by_id(splits_of(sample_run))[columns])
 
-    # Names never collide across instances: each shard's files are named after its own input file.
+    # Names never collide across instances: each shard's files, its summary too, are named after its input.
     names = [
         {path.relative_to(tmp_path / f"out-{i}").as_posix() for path in (tmp_path / f"out-{i}").rglob("*.*")}
-        - {preprocess.SUMMARY_FILE}
         for i in range(2)
     ]
     assert names[0] and names[1] and not names[0] & names[1]
