@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
+from argparse import ArgumentTypeError
 from collections.abc import Iterable, Mapping
 
 from model_build.pipeline_spec import Parameter, ParameterValue, PipelineSpec
-
-_TRUE = {"true", "1", "yes", "on"}
-_FALSE = {"false", "0", "no", "off"}
+from model_build.steps.arguments import str_to_bool
 
 
 class ParameterError(ValueError):
@@ -23,13 +22,10 @@ def parse_value(parameter: Parameter, text: str) -> ParameterValue:
             case "Float":
                 return float(text)
             case "Boolean":
-                lowered = text.strip().lower()
-                if lowered in _TRUE | _FALSE:
-                    return lowered in _TRUE
-                raise ValueError(text)
+                return str_to_bool(text)
             case _:
                 return text
-    except ValueError:
+    except (ValueError, ArgumentTypeError):
         raise ParameterError(
             f"--param {parameter.name}={text!r}: {parameter.name} is of type {parameter.type} "
             f"(default {render(parameter.default)!r}); {parameter.description}"

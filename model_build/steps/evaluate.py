@@ -24,7 +24,8 @@ from pathlib import Path
 from typing import Any
 
 import features
-from train import PaddingCollator, SplitDataset, TrainingInputError, positive_int, read_split
+from arguments import positive_int
+from train import PaddingCollator, SplitDataset, TrainingInputError, read_split
 
 logger = logging.getLogger("evaluate")
 

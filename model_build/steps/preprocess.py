@@ -57,6 +57,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
+from arguments import positive_int, str_to_bool
 from tqdm import tqdm
 
 if TYPE_CHECKING:
@@ -103,9 +104,6 @@ _ARROW_TYPES = {"Integral": pa.int64(), "Fractional": pa.float64(), "String": pa
 FEATURE_SCHEMA = pa.schema([(f.name, _ARROW_TYPES[f.type]) for f in features.FEATURE_DEFINITIONS])
 """The Feature Store records, typed as ``features.FEATURE_DEFINITIONS`` says (``input_ids`` as a JSON list)."""
 
-_TRUE = {"true", "1", "yes", "y", "on"}
-_FALSE = {"false", "0", "no", "n", "off"}
-
 
 class InputError(Exception):
     """Input the step cannot process; the message names the file, column or folder."""
@@ -114,27 +112,10 @@ class InputError(Exception):
 # --------------------------------------------------------------------------------------------- arguments
 
 
-def str_to_bool(value: str) -> bool:
-    """argparse type for booleans: SageMaker passes ``ParameterBoolean`` values as the strings true/false."""
-    lowered = str(value).strip().lower()
-    if lowered in _TRUE:
-        return True
-    if lowered in _FALSE:
-        return False
-    raise argparse.ArgumentTypeError(f"expected true/false, 1/0 or yes/no, got {value!r}")
-
-
 def _ratio(value: str) -> float:
     number = float(value)
     if not 0.0 <= number <= 1.0:
         raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {value}")
-    return number
-
-
-def _positive_int(value: str) -> int:
-    number = int(value)
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
     return number
 
 
@@ -145,7 +126,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--pretrained-model", default="roberta-base", help="Hugging Face model id or a local folder."
     )
-    parser.add_argument("--max-seq-length", type=_positive_int, default=128)
+    parser.add_argument("--max-seq-length", type=positive_int, default=128)
     parser.add_argument("--balance-dataset", type=str_to_bool, default=True)
     parser.add_argument("--train-split-percentage", type=_ratio, default=0.90)
     parser.add_argument("--validation-split-percentage", type=_ratio, default=0.05)
@@ -155,9 +136,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--feature-group-name", default="", help="Put the records into this feature group; empty: do not."
     )
     parser.add_argument(
-        "--chunk-size", type=_positive_int, default=5_000, help="Rows read and tokenized at a time."
+        "--chunk-size", type=positive_int, default=5_000, help="Rows read and tokenized at a time."
     )
-    parser.add_argument("--ingest-workers", type=_positive_int, default=4, help="Threads putting records.")
+    parser.add_argument("--ingest-workers", type=positive_int, default=4, help="Threads putting records.")
     args = parser.parse_args(argv)
     total = args.train_split_percentage + args.validation_split_percentage + args.test_split_percentage
     if abs(total - 1.0) > 1e-6:

@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 import features
+from arguments import non_negative_int, positive_int, str_to_bool
 
 logger = logging.getLogger("train")
 
@@ -56,32 +57,6 @@ class TrainingInputError(Exception):
 
 
 # --------------------------------------------------------------------------------------------- arguments
-def str_to_bool(value: str | bool) -> bool:
-    """SageMaker passes every hyperparameter as a string, so booleans arrive as "true"/"False"/"1"."""
-    if isinstance(value, bool):
-        return value
-    normalized = value.strip().lower()
-    if normalized in ("true", "1", "yes", "y"):
-        return True
-    if normalized in ("false", "0", "no", "n"):
-        return False
-    raise argparse.ArgumentTypeError(f"expected true/false, got {value!r}")
-
-
-def non_negative_int(value: str) -> int:
-    number = int(value)
-    if number < 0:
-        raise argparse.ArgumentTypeError(f"expected 0 or more, got {value}")
-    return number
-
-
-def positive_int(value: str) -> int:
-    number = int(value)
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"expected 1 or more, got {value}")
-    return number
-
-
 def _add(parser: argparse.ArgumentParser, name: str, **kwargs: Any) -> None:
     """Accept ``--name-with-hyphens`` (as the pipeline passes it) and ``--name_with_underscores``."""
     flags = [f"--{name}"]

@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+import arguments
 import features
 import numpy as np
 import pandas as pd
@@ -329,7 +330,7 @@ def test_bad_arguments_fail_like_argparse(tmp_path: Path, arguments: tuple[str, 
     [("True", True), ("yes", True), ("1", True), ("FALSE", False), ("no", False), ("0", False)],
 )
 def test_str_to_bool(value: str, expected: bool) -> None:
-    assert preprocess.str_to_bool(value) is expected
+    assert arguments.str_to_bool(value) is expected
 
 
 def test_row_codes_check_only_text_and_rating() -> None:
