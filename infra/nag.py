@@ -14,6 +14,17 @@ from constructs import IConstruct
 
 PACK = "AwsSolutions"
 
+GRANT_WILDCARD_ACTIONS = (
+    "s3:GetObject*",
+    "s3:GetBucket*",
+    "s3:List*",
+    "s3:DeleteObject*",
+    "s3:Abort*",
+    "kms:GenerateDataKey*",
+    "kms:ReEncrypt*",
+)
+"""The actions CDK's ``grant_read_write`` / ``grant_encrypt_decrypt`` spell with a suffix wildcard (IAM5)."""
+
 
 def add_nag_checks(app: App) -> None:
     Validations.of(app).add_plugins(AwsSolutionsChecks(app, verbose=True))

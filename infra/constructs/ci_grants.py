@@ -9,17 +9,7 @@ from aws_cdk import aws_codebuild as codebuild
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
-from infra.nag import acknowledge, nag_spelling
-
-_GRANT_WILDCARD_ACTIONS = (
-    "s3:GetObject*",
-    "s3:GetBucket*",
-    "s3:List*",
-    "s3:DeleteObject*",
-    "s3:Abort*",
-    "kms:GenerateDataKey*",
-    "kms:ReEncrypt*",
-)
+from infra.nag import GRANT_WILDCARD_ACTIONS, acknowledge, nag_spelling
 
 
 def acknowledge_ci_grants(
@@ -46,7 +36,7 @@ def acknowledge_ci_grants(
         "project's artifacts bucket and key, the objects in that bucket (pipeline artifacts and step outputs "
         "have generated keys), and the log group and report groups CodeBuild names after each project.",
         [
-            *(f"Action::{action}" for action in _GRANT_WILDCARD_ACTIONS),
+            *(f"Action::{action}" for action in GRANT_WILDCARD_ACTIONS),
             *(f"Resource::{nag_spelling(scope, resource)}" for resource in resources),
         ],
     )

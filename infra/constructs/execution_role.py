@@ -10,7 +10,7 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
-from infra.nag import acknowledge, nag_spelling
+from infra.nag import GRANT_WILDCARD_ACTIONS, acknowledge, nag_spelling
 
 # The account that publishes the SageMaker framework images (Deep Learning Containers) in most regions.
 DEEP_LEARNING_CONTAINERS_ACCOUNT = "763104351884"
@@ -203,19 +203,7 @@ class SageMakerExecutionRole(Construct):
             "image repositories; '*' only for the two actions AWS grants on no narrower resource "
             "(ecr:GetAuthorizationToken; cloudwatch:PutMetricData, with a namespace condition).",
             [
-                *(f"Action::{action}" for action in _GRANT_WILDCARD_ACTIONS),
+                *(f"Action::{action}" for action in GRANT_WILDCARD_ACTIONS),
                 *(f"Resource::{nag_spelling(self, resource)}" for resource in wildcard_resources),
             ],
         )
-
-
-# The actions CDK's grant_read_write / grant_encrypt_decrypt spell with a suffix wildcard.
-_GRANT_WILDCARD_ACTIONS = (
-    "s3:GetObject*",
-    "s3:GetBucket*",
-    "s3:List*",
-    "s3:DeleteObject*",
-    "s3:Abort*",
-    "kms:GenerateDataKey*",
-    "kms:ReEncrypt*",
-)
