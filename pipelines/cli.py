@@ -6,6 +6,7 @@
     python -m pipelines features query "SELECT sentiment, count(*) FROM reviews GROUP BY 1"
     python -m pipelines features get REVIEW_ID | features delete REVIEW_ID
     python -m pipelines registry list | describe VERSION | approve VERSION [--note ..] | reject VERSION
+    python -m pipelines serve VERSION [--port 8080] [--host 127.0.0.1]
     python -m pipelines definition [--param ...]
 
 The local commands share one run folder: ``--run-dir``, else ``$MLOPS_RUN_DIR``, else ``.mlops/``.
@@ -17,6 +18,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import logging
 import shlex
 import sys
 from collections.abc import Sequence
@@ -99,6 +101,19 @@ def build_parser() -> argparse.ArgumentParser:
         change.add_argument("version", type=int)
         change.add_argument("--note", help="Why (stored as the version's ApprovalDescription).")
 
+    serve = commands.add_parser(
+        "serve",
+        parents=[run_dir],
+        help="Serve a registered version on this machine as a SageMaker endpoint would (/ping, /invocations).",
+    )
+    serve.add_argument("version", type=int)
+    serve.add_argument(
+        "--port", type=int, default=8080, help="Port to listen on (default 8080; 0: any free)."
+    )
+    serve.add_argument(
+        "--host", default="127.0.0.1", help="Address to listen on (default 127.0.0.1: this machine only)."
+    )
+
     definition = commands.add_parser(
         "definition", parents=[run_dir], help="The SageMaker pipeline definition JSON."
     )
@@ -130,6 +145,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 return _features(args, workspace)
             case "registry":
                 return _registry(args, workspace)
+            case "serve":
+                return _serve(args, workspace)
             case "definition":
                 print(_sagemaker_runner().definition_json(_parameter_strings(args.param)))
                 return 0
@@ -381,6 +398,35 @@ def _registry(args: argparse.Namespace, workspace: Workspace) -> int:
                 )
                 print(f"{group} version {package.version} is now {package.approval_status}")
                 return 1 if registry.delivery_failures else 0
+    return 0
+
+
+# ------------------------------------------------------------------------------------------------- serve
+def _serve(args: argparse.Namespace, workspace: Workspace) -> int:
+    from pipelines.local.serving import ServingError, open_server  # the handler imports torch on load
+
+    with ModelRegistry(workspace.registry_path, workspace.config.region) as registry:
+        package = registry.describe(workspace.config.model_package_group_name, args.version)
+    archive = workspace.local_path(package.model_data_url)
+    print(f"Loading {package.group} version {package.version} ({package.approval_status}) from {archive}")
+    try:
+        handle = open_server(archive, args.host, args.port)
+    except ServingError as error:
+        raise UsageError(str(error)) from None
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    url = handle.url
+    body = shlex.quote(json.dumps({"features": ["I love this dress, it fits perfectly."]}))
+    print(f"Serving at {url} (Ctrl-C to stop)\n")
+    print(f"  curl {url}/ping")
+    print(f"  curl {url}/invocations -H 'Content-Type: application/json' -d {body}")
+    print(f"  curl {url}/invocations -H 'Content-Type: text/csv' -H 'Accept: application/jsonlines' \\")
+    print("       --data-binary $'Runs small, returned it.\\nPerfect fit!'\n", flush=True)
+    try:
+        handle.serve_forever()
+    except KeyboardInterrupt:
+        print("\nStopped.")
+    finally:
+        handle.close()
     return 0
 
 
