@@ -66,8 +66,14 @@ def test_run_registers_a_version_and_says_what_to_do_next(first_run, workspace):
     assert Path(model_line.split()[-1]).name == "model.tar.gz" and Path(model_line.split()[-1]).is_file()
     pictures = [Path(line.split()[-1]) for line in out.splitlines() if line.strip().startswith("picture ")]
     assert "confusion_matrix.png" in [p.name for p in pictures] and all(p.is_file() for p in pictures)
+    next_commands = [line.strip() for line in out.splitlines() if " -m pipelines " in line]
     for command in ("executions", "registry approve 1", "features query"):
-        assert f"python -m pipelines {command}" in out
+        # Each names an interpreter that has the dependencies (.venv/bin/python3 here), not a bare `python`.
+        assert any(
+            line.split(" -m pipelines ")[0].rsplit("/", 1)[-1].startswith("python")
+            and line.split(" -m pipelines ")[1].startswith(command)
+            for line in next_commands
+        ), next_commands
     # Progress: every step is announced, and the scripts' own progress bars come through.
     for step in ("[1/5] ProcessReviews", "[2/5] TrainModel", "[3/5] EvaluateModel", "[4/5] CheckAccuracy"):
         assert step in out
