@@ -6,7 +6,9 @@
     python -m pipelines features query "SELECT sentiment, count(*) FROM reviews GROUP BY 1"
     python -m pipelines features get REVIEW_ID | features delete REVIEW_ID
     python -m pipelines registry list | describe VERSION | approve VERSION [--note ..] | reject VERSION
-    python -m pipelines serve VERSION [--port 8080] [--host 127.0.0.1]
+    python -m pipelines endpoints [list] | start [--port 8080] | stop | status | promote
+    python -m pipelines predict "A review" [--endpoint staging|prod]
+    python -m pipelines serve [VERSION] [--port 8080]
     python -m pipelines definition [--param ...]
 
 The local commands share one run folder: ``--run-dir``, else ``$MLOPS_RUN_DIR``, else ``.mlops/``.
@@ -104,14 +106,37 @@ def build_parser() -> argparse.ArgumentParser:
     serve = commands.add_parser(
         "serve",
         parents=[run_dir],
-        help="Serve a registered version on this machine as a SageMaker endpoint would (/ping, /invocations).",
-    )
-    serve.add_argument("version", type=int)
-    serve.add_argument(
-        "--port", type=int, default=8080, help="Port to listen on (default 8080; 0: any free)."
+        help="In the foreground: the local endpoints (SageMaker's runtime API), or one VERSION (/invocations).",
     )
     serve.add_argument(
-        "--host", default="127.0.0.1", help="Address to listen on (default 127.0.0.1: this machine only)."
+        "version", type=int, nargs="?", help="Serve only this registered version, as its container would."
+    )
+    _add_listen_options(serve)
+
+    endpoints = commands.add_parser(
+        "endpoints",
+        parents=[run_dir],
+        help="The local staging and prod endpoints that approvals roll out to.",
+    )
+    endpoint_commands = endpoints.add_subparsers(dest="endpoints_command", metavar="ACTION")
+    endpoint_commands.add_parser("list", parents=[run_dir], help="Each endpoint, its version and history.")
+    start = endpoint_commands.add_parser(
+        "start", parents=[run_dir], help="Start the server in the background."
+    )
+    _add_listen_options(start, host=False)
+    endpoint_commands.add_parser("stop", parents=[run_dir], help="Stop the background server.")
+    endpoint_commands.add_parser("status", parents=[run_dir], help="Whether the server runs, and where.")
+    endpoint_commands.add_parser(
+        "promote", parents=[run_dir], help="The manual gate: roll what staging serves out to prod."
+    )
+
+    predict = commands.add_parser(
+        "predict", parents=[run_dir], help="Ask an endpoint for the sentiment of reviews (sagemaker-runtime)."
+    )
+    predict.add_argument("text", nargs="+", help="One or more reviews.")
+    predict.add_argument(
+        "--endpoint",
+        help="A stage (staging, prod) or an endpoint name (default: prod if it serves, else staging).",
     )
 
     definition = commands.add_parser(
@@ -119,6 +144,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_parameters(definition)
     return parser
+
+
+def _add_listen_options(parser: argparse.ArgumentParser, host: bool = True) -> None:
+    parser.add_argument(
+        "--port",
+        type=int,
+        default=None,
+        help="Port to listen on (default $MLOPS_ENDPOINTS_PORT or 8080; 0: any free).",
+    )
+    if host:
+        parser.add_argument(
+            "--host", default="127.0.0.1", help="Loopback address to listen on (default 127.0.0.1)."
+        )
 
 
 def _add_parameters(parser: argparse.ArgumentParser) -> None:
@@ -147,6 +185,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 return _registry(args, workspace)
             case "serve":
                 return _serve(args, workspace)
+            case "endpoints":
+                return _endpoints(args, workspace)
+            case "predict":
+                return _predict(args, workspace)
             case "definition":
                 print(_sagemaker_runner().definition_json(_parameter_strings(args.param)))
                 return 0
@@ -401,32 +443,158 @@ def _registry(args: argparse.Namespace, workspace: Workspace) -> int:
     return 0
 
 
-# ------------------------------------------------------------------------------------------------- serve
+# ------------------------------------------------------------------------------------------------- endpoints
 def _serve(args: argparse.Namespace, workspace: Workspace) -> int:
-    from pipelines.local.serving import ServingError, open_server  # the handler imports torch on load
+    # Imported here: the server imports uvicorn, and the handlers it loads import torch.
+    from model_deploy.local.host import ServingError
+    from model_deploy.local.rollout import default_port
+    from model_deploy.local.server import adhoc_state, run_foreground, workspace_state
+    from model_deploy.local.state import ServerInfo
 
-    with ModelRegistry(workspace.registry_path, workspace.config.region) as registry:
-        package = registry.describe(workspace.config.model_package_group_name, args.version)
-    archive = workspace.local_path(package.model_data_url)
-    print(f"Loading {package.group} version {package.version} ({package.approval_status}) from {archive}")
+    port = default_port() if args.port is None else args.port
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     try:
-        handle = open_server(archive, args.host, args.port)
+        if args.version is not None:
+            with ModelRegistry(workspace.registry_path, workspace.config.region) as registry:
+                package = registry.describe(workspace.config.model_package_group_name, args.version)
+            archive = workspace.local_path(package.model_data_url)
+            print(
+                f"Loading {package.group} version {package.version} ({package.approval_status}) from {archive}"
+            )
+            name = f"{workspace.config.prefix}-version-{package.version}"
+            state = adhoc_state(archive, name, package.version)
+        else:
+            running = ServerInfo.read(workspace.endpoints_dir)
+            if running is not None:
+                raise UsageError(f"the endpoint server of {workspace.root} already runs at {running.url}")
+            name = ""
+            state = workspace_state(workspace)
+
+        def ready(url: str) -> None:
+            _print_serving(url, name)
+
+        run_foreground(state, args.host, port, ready)
     except ServingError as error:
         raise UsageError(str(error)) from None
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    url = handle.url
+    print("Stopped.")
+    return 0
+
+
+def _print_serving(url: str, adhoc_name: str) -> None:
     body = shlex.quote(json.dumps({"features": ["I love this dress, it fits perfectly."]}))
-    print(f"Serving at {url} (Ctrl-C to stop)\n")
-    print(f"  curl {url}/ping")
-    print(f"  curl {url}/invocations -H 'Content-Type: application/json' -d {body}")
-    print(f"  curl {url}/invocations -H 'Content-Type: text/csv' -H 'Accept: application/jsonlines' \\")
-    print("       --data-binary $'Runs small, returned it.\\nPerfect fit!'\n", flush=True)
+    print(f"Serving at {url} (Ctrl-C or SIGTERM to stop)\n")
+    if adhoc_name:
+        print(f"  curl {url}/ping")
+        print(f"  curl {url}/invocations -H 'Content-Type: application/json' -d {body}")
+        print(f"  curl {url}/invocations -H 'Content-Type: text/csv' -H 'Accept: application/jsonlines' \\")
+        print("       --data-binary $'Runs small, returned it.\\nPerfect fit!'\n", flush=True)
+    else:
+        print("  boto3.client('sagemaker-runtime', endpoint_url=URL).invoke_endpoint(EndpointName=..., ...)")
+        print(f"  {_python_command()} -m pipelines endpoints\n", flush=True)
+
+
+def _endpoints(args: argparse.Namespace, workspace: Workspace) -> int:
+    from model_deploy.local.rollout import STAGES, RolloutError, roll_out, start_server, stop_server
+    from model_deploy.local.state import ServerInfo
+
     try:
-        handle.serve_forever()
-    except KeyboardInterrupt:
-        print("\nStopped.")
-    finally:
-        handle.close()
+        match args.endpoints_command:
+            case "start":
+                info = start_server(workspace, args.port)
+                print(f"The endpoint server runs at {info.url} (pid {info.pid}).")
+            case "stop":
+                stopped = stop_server(workspace)
+                print(
+                    f"Stopped the endpoint server (pid {stopped.pid})."
+                    if stopped
+                    else "No endpoint server runs."
+                )
+            case "status":
+                info = ServerInfo.read(workspace.endpoints_dir)
+                print(
+                    f"The endpoint server runs at {info.url} (pid {info.pid})."
+                    if info
+                    else "No endpoint server runs."
+                )
+                return 0 if info else 3
+            case "promote":
+                result = roll_out(workspace, STAGES[1])
+                return 0 if result.outcome in ("Deployed", "Unchanged") else 1
+            case _:
+                _list_endpoints(workspace)
+    except RolloutError as error:
+        raise UsageError(str(error)) from None
+    return 0
+
+
+def _list_endpoints(workspace: Workspace) -> None:
+    from model_deploy.local.rollout import EndpointClient
+    from model_deploy.local.state import EndpointStore, ServerInfo
+
+    info = ServerInfo.read(workspace.endpoints_dir)
+    if info is not None:
+        described = EndpointClient(info).endpoints()
+    else:
+        described = [
+            {
+                "EndpointName": record.name,
+                "Stage": record.stage,
+                "EndpointStatus": "OutOfService",
+                "Url": "(server stopped)",
+                "Version": record.version,
+                "FailureReason": None,
+                "History": [vars(entry) for entry in record.history],
+            }
+            for record in EndpointStore(workspace.endpoints_dir).load().values()
+        ]
+    if not described:
+        print("No endpoints yet: approve a version (`registry approve N`) to roll it out to staging.")
+        return
+    _print_table(
+        ["endpoint", "status", "version", "url"],
+        [[e["EndpointName"], e["EndpointStatus"], str(e["Version"] or "-"), e["Url"]] for e in described],
+    )
+    for endpoint in described:
+        print(f"\n{endpoint['EndpointName']} history:")
+        for entry in endpoint["History"] or [{"time": "", "outcome": "(none)", "version": "", "reason": ""}]:
+            reason = f"  {entry['reason']}" if entry.get("reason") else ""
+            print(f"  {entry['time']}  {entry['outcome']:<8} version {entry['version']}{reason}")
+        if endpoint.get("FailureReason"):
+            print(f"  last failure: {endpoint['FailureReason']}")
+    if info is None:
+        print(f"\nThe endpoint server is stopped: `{_python_command()} -m pipelines endpoints start`.")
+
+
+def _predict(args: argparse.Namespace, workspace: Workspace) -> int:
+    from botocore.exceptions import ClientError
+
+    from model_deploy.local.rollout import runtime_client
+    from model_deploy.local.state import EndpointStore, ServerInfo
+    from model_deploy.stage_config import STAGES
+
+    info = ServerInfo.read(workspace.endpoints_dir)
+    if info is None:
+        raise UsageError(f"no endpoint server runs: `{_python_command()} -m pipelines endpoints start`")
+    records = EndpointStore(workspace.endpoints_dir).load()
+    if args.endpoint:
+        name = workspace.config.endpoint_name(args.endpoint) if args.endpoint in STAGES else args.endpoint
+    else:
+        serving = [workspace.config.endpoint_name(s) for s in reversed(STAGES)]
+        name = next((n for n in serving if records.get(n) and records[n].version), serving[-1])
+    try:
+        answer = runtime_client(info.url, workspace.config.region).invoke_endpoint(
+            EndpointName=name,
+            Body=json.dumps({"features": args.text}),
+            ContentType="application/json",
+            Accept="application/json",
+        )
+    except ClientError as error:
+        raise UsageError(f"{name}: {error.response['Error'].get('Message', error)}") from None
+    variant = answer.get("InvokedProductionVariant", "")
+    for text, result in zip(args.text, json.loads(answer["Body"].read()), strict=True):
+        print(f"{result['sentiment']:<8} {result['probability']:.2f}  {text}")
+    version = records[name].version if name in records else "?"
+    print(f"(answered by {name}, version {version}, variant {variant})")
     return 0
 
 

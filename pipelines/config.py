@@ -74,6 +74,9 @@ class ProjectConfig:
 
     athena_results_prefix: str = "athena-results"
 
+    data_capture_prefix: str = "data-capture"
+    """Where endpoints capture requests and responses in the data bucket: ``<prefix>/<stage>/<endpoint>/...``."""
+
     # --- SageMaker
     @property
     def feature_group_name(self) -> str:
@@ -99,6 +102,14 @@ class ProjectConfig:
     @property
     def production_endpoint_name(self) -> str:
         return f"{self.prefix}-prod"
+
+    def endpoint_name(self, stage: str) -> str:
+        """``<project>-<env>-<stage>``: the endpoint of a rollout stage (``staging``, ``prod``)."""
+        return f"{self.prefix}-{stage}"
+
+    def data_capture_key(self, stage: str) -> str:
+        """The data bucket's key prefix for a stage's capture files (SageMaker adds endpoint/variant/date)."""
+        return f"{self.data_capture_prefix}/{stage}"
 
     # --- Glue and Athena: underscores, since Athena cannot query hyphenated database names without quoting.
     @property

@@ -19,6 +19,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
 os.environ.setdefault("SAGEMAKER_VALIDATE_ROLE", "false")
+# An approval rolls the version out to a local endpoint server; only the tests of the rollout turn that on.
+os.environ["MLOPS_LOCAL_ROLLOUT"] = "off"
 
 
 @pytest.fixture(scope="session")

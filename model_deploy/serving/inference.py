@@ -50,6 +50,18 @@ SENTIMENT_NAMES = {-1: "negative", 0: "neutral", 1: "positive"}
 MAX_REVIEWS_PER_REQUEST = int(os.environ.get("MAX_REVIEWS_PER_REQUEST", "64"))
 """More reviews than this in one request is refused (413): one request is one batch through the model."""
 
+MAX_REVIEW_CHARACTERS = 1_000_000
+"""A longer review (or CSV field) is refused (413); the model reads only its first ``max_length`` tokens."""
+csv.field_size_limit(MAX_REVIEW_CHARACTERS)  # the csv module's own default, 128 KiB, is below a 6 MB body
+
+ELEMENTWISE_PREDICT = True
+"""``predict_fn`` maps a list of reviews to one result per review, in order, each independent of the others.
+
+A server may therefore concatenate the reviews of several concurrent requests into one ``predict_fn`` call
+and split the results back (the local endpoint server does, for throughput). A handler without this flag is
+called once per request.
+"""
+
 try:  # In the serving container: an error the toolkit answers with our status code instead of a 500.
     from sagemaker_inference.errors import BaseInferenceToolkitError as _ServingError
 except ImportError:  # Elsewhere (tests, the local server): the same constructor and attributes.
@@ -161,6 +173,10 @@ def _load_json(text: str, where: str) -> Any:
         return json.loads(text)
     except json.JSONDecodeError as error:
         raise InvalidRequest(f"{where} is not valid JSON: {error.msg} at line {error.lineno}") from error
+    except RecursionError:
+        raise InvalidRequest(f"{where} is JSON nested too deeply to parse") from None
+    except ValueError as error:  # e.g. an integer of more digits than Python converts (sys.int_info)
+        raise InvalidRequest(f"{where} cannot be read as JSON: {error}") from None
 
 
 def _reviews_from_json(document: Any, where: str) -> list[str]:
@@ -186,9 +202,22 @@ def _checked_reviews(value: Any, where: str) -> list[str]:
     for index, review in enumerate(value):
         if not isinstance(review, str):
             raise InvalidRequest(f"{where}[{index}] is a {type(review).__name__}, not a string")
-        if not review.strip():
-            raise InvalidRequest(f"{where}[{index}] is empty")
+        _check_text(review, f"{where}[{index}]")
     return value
+
+
+def _check_text(review: str, where: str) -> None:
+    """Empty, unencodable (a lone surrogate from a JSON escape) or absurdly long text is the client's error."""
+    if not review.strip():
+        raise InvalidRequest(f"{where} is empty")
+    if len(review) > MAX_REVIEW_CHARACTERS:
+        raise InvalidRequest(f"{where} has {len(review)} characters; at most {MAX_REVIEW_CHARACTERS}", 413)
+    try:
+        review.encode("utf-8")
+    except UnicodeEncodeError as error:
+        raise InvalidRequest(
+            f"{where} is not valid Unicode text: {error.reason} at character {error.start}"
+        ) from None
 
 
 def _reviews_from_json_lines(text: str) -> list[str]:
@@ -204,11 +233,13 @@ def _reviews_from_json_lines(text: str) -> list[str]:
 def _reviews_from_csv(text: str) -> list[str]:
     reviews = []
     reader = csv.reader(io.StringIO(text.rstrip("\r\n")))
-    for row in reader:
-        review = ",".join(row)  # unquoted commas split a review into fields: put it back together
-        if not review.strip():
-            raise InvalidRequest(f"line {reader.line_num} is empty")
-        reviews.append(review)
+    try:
+        for row in reader:
+            review = ",".join(row)  # unquoted commas split a review into fields: put it back together
+            _check_text(review, f"line {reader.line_num}")
+            reviews.append(review)
+    except csv.Error as error:
+        raise InvalidRequest(f"the CSV body cannot be read at line {reader.line_num}: {error}", 413) from None
     return reviews
 
 

@@ -15,6 +15,7 @@ reported, never raised: the registry change it reacts to has happened.
 
 from __future__ import annotations
 
+import contextvars
 import importlib
 import json
 import os
@@ -34,11 +35,20 @@ SOURCE = "aws.sagemaker"
 Event = dict[str, Any]
 Subscriber = Callable[[Event], None]
 
-SUBSCRIBERS: list[str] = []
-"""``"module:function"`` paths called for every event, in every process that changes the registry."""
+SUBSCRIBERS: list[str] = ["model_deploy.local.rollout:on_model_package_event"]
+"""``"module:function"`` paths called for every event, in every process that changes the registry: the local
+rollout (the approval rule's target on AWS) is one."""
 SUBSCRIBERS_ENV = "MLOPS_EVENT_SUBSCRIBERS"
 
 _in_process: list[Subscriber] = []
+_publishing_from: contextvars.ContextVar[Path | None] = contextvars.ContextVar(
+    "publishing_from", default=None
+)
+
+
+def publishing_run_dir() -> Path | None:
+    """The run folder whose registry emitted the event being delivered (None outside a delivery)."""
+    return _publishing_from.get()
 
 
 def subscribe(callback: Subscriber) -> Callable[[], None]:
@@ -94,16 +104,20 @@ class EventLog:
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
         write_json_atomic(self.folder / f"{stamp}-{event['id']}.json", event)
         failures = []
-        for name, callback, problem in subscribers():
-            if callback is not None:
-                try:
-                    callback(event)
-                    continue
-                except Exception:
-                    problem = "failed:\n" + traceback.format_exc()
-            message = f"event subscriber {name} {problem}"
-            print(f"warning: {message}", file=sys.stderr)
-            failures.append(message)
+        token = _publishing_from.set(self.folder.parent)
+        try:
+            for name, callback, problem in subscribers():
+                if callback is not None:
+                    try:
+                        callback(event)
+                        continue
+                    except Exception:
+                        problem = "failed:\n" + traceback.format_exc()
+                message = f"event subscriber {name} {problem}"
+                print(f"warning: {message}", file=sys.stderr)
+                failures.append(message)
+        finally:
+            _publishing_from.reset(token)
         return failures
 
     def read(self) -> list[Event]:

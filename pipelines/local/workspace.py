@@ -126,3 +126,12 @@ class Workspace:
     @property
     def events_dir(self) -> Path:
         return self.root / "events"
+
+    @property
+    def endpoints_dir(self) -> Path:
+        """The local endpoints' state (what each serves, its history) and the running server's address."""
+        return self.root / "endpoints"
+
+    def data_capture_root(self, stage: str) -> Path:
+        """A stage's capture destination, as its endpoint config names it on AWS."""
+        return self.local_path(f"s3://{self.data_bucket}/{self.config.data_capture_key(stage)}")

@@ -1,0 +1,269 @@
+"""One model version loaded as SageMaker's PyTorch serving container loads it, and the batching in front of it.
+
+The container unpacks ``model.tar.gz`` into ``/opt/ml/model``, imports the handler from the model's own
+``code/inference.py`` and calls ``model_fn(model_dir)`` once; each request then goes through ``input_fn`` ->
+``predict_fn`` -> ``output_fn``. :class:`ModelHost` does the same, with one worker thread for every model call
+(fast tokenizers refuse concurrent use, and two forward passes on two cores only slow each other down).
+
+Batching: a handler that declares ``ELEMENTWISE_PREDICT = True`` (its ``predict_fn`` maps a list of reviews to
+one result each) gets the reviews of requests that arrive together in one ``predict_fn`` call. The worker
+never waits when no other request is on its way, so a lone client sees no added latency; when others are being
+parsed it waits for them at most ``max_batch_delay_ms``. A batch that fails is retried request by request, so
+one bad request never fails the others. Nothing is pip-installed from ``code/requirements.txt``: the handler
+runs in this interpreter, whose requirements are the training job's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import logging
+import shutil
+import sys
+import tarfile
+import threading
+import time
+import uuid
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from model_deploy.stage_config import ServingSettings
+
+logger = logging.getLogger(__name__)
+
+HANDLER_FILE = Path("code") / "inference.py"
+HANDLER_FUNCTIONS = ("model_fn", "input_fn", "predict_fn", "output_fn")
+
+
+class ServingError(Exception):
+    """The model cannot be served: a bad archive, a handler without the expected functions, a failing model_fn."""
+
+
+def unpack(archive: Path, model_dir: Path) -> Path:
+    """Extract ``model.tar.gz`` as SageMaker does into ``/opt/ml/model``; refuse members that would escape."""
+    if not archive.is_file():
+        raise ServingError(f"the model archive {archive} does not exist")
+    model_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        with tarfile.open(archive, "r:*") as tar:
+            tar.extractall(model_dir, filter="data")
+    except (tarfile.TarError, OSError) as error:
+        raise ServingError(f"cannot unpack the model archive {archive}: {error}") from error
+    return model_dir
+
+
+def load_handler(model_dir: Path) -> ModuleType:
+    """Import ``<model_dir>/code/inference.py`` from its path: the model brings its own serving code."""
+    path = model_dir / HANDLER_FILE
+    if not path.is_file():
+        raise ServingError(
+            f"the model has no {HANDLER_FILE.as_posix()} (looked in {model_dir}): training copies the serving "
+            "handler there, and SageMaker's serving container needs it too"
+        )
+    name = f"model_inference_{uuid.uuid4().hex}"
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses look their module up while the class is created
+    # The container puts code/ on sys.path, so a handler may import the files next to it.
+    sys.path.insert(0, str(path.parent))
+    try:
+        spec.loader.exec_module(module)
+    except Exception as error:
+        sys.modules.pop(name, None)
+        raise ServingError(f"importing {path} failed: {type(error).__name__}: {error}") from error
+    finally:
+        sys.path.remove(str(path.parent))
+    missing = [function for function in HANDLER_FUNCTIONS if not callable(getattr(module, function, None))]
+    if missing:
+        sys.modules.pop(name, None)
+        raise ServingError(f"{path} does not define {', '.join(missing)}")
+    return module
+
+
+@dataclass
+class _Job:
+    data: Any
+    future: asyncio.Future[Any]
+    loop: asyncio.AbstractEventLoop
+
+    @property
+    def size(self) -> int:
+        return len(self.data) if isinstance(self.data, list) else 1
+
+    def resolve(self, result: Any = None, error: BaseException | None = None) -> None:
+        def settle() -> None:
+            if self.future.done():
+                return
+            if error is not None:
+                self.future.set_exception(error)
+            else:
+                self.future.set_result(result)
+
+        self.loop.call_soon_threadsafe(settle)
+
+
+@dataclass
+class BatchStats:
+    """What the worker did: requests, model calls and the largest batch, for the benchmark and the tests."""
+
+    requests: int = 0
+    model_calls: int = 0
+    largest_batch: int = 0
+
+
+@dataclass
+class ModelHost:
+    """A loaded version: the handler module, what ``model_fn`` returned, and the worker thread that batches."""
+
+    handler: ModuleType
+    model: Any
+    work_dir: Path
+    settings: ServingSettings = field(default_factory=ServingSettings)
+    label: str = ""
+    stats: BatchStats = field(default_factory=BatchStats)
+    _queue: deque[_Job] = field(default_factory=deque, repr=False)
+    _condition: threading.Condition = field(default_factory=threading.Condition, repr=False)
+    _arriving: int = 0
+    _in_flight: int = 0
+    _closed: bool = False
+    _worker: threading.Thread | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        self.batches = bool(getattr(self.handler, "ELEMENTWISE_PREDICT", False))
+        self._worker = threading.Thread(target=self._work, name=f"model-{self.label or 'host'}", daemon=True)
+        self._worker.start()
+
+    # --- requests (called on the event loop)
+    @property
+    def in_flight(self) -> int:
+        return self._in_flight
+
+    def alive(self) -> bool:
+        """``/ping``: the model is loaded and its worker is running."""
+        return not self._closed and self._worker is not None and self._worker.is_alive()
+
+    async def invoke(self, body: bytes, content_type: str, accept: str) -> tuple[bytes, str]:
+        """The toolkit's default transform; returns (response body, its content type)."""
+        self._in_flight += 1
+        with self._condition:
+            self._arriving += 1
+        enqueued = False
+        try:
+            data = await asyncio.to_thread(self.handler.input_fn, body, content_type)
+            loop = asyncio.get_running_loop()
+            job = _Job(data, loop.create_future(), loop)
+            with self._condition:
+                self._arriving -= 1
+                enqueued = True
+                if self._closed:
+                    raise ServingError("the model version was unloaded")
+                self._queue.append(job)
+                self._condition.notify()
+            prediction = await job.future
+            result = await asyncio.to_thread(self.handler.output_fn, prediction, accept)
+        finally:
+            if not enqueued:
+                with self._condition:
+                    self._arriving -= 1
+                    self._condition.notify()
+            self._in_flight -= 1
+        response, response_type = result if isinstance(result, tuple) else (result, accept)
+        return (response.encode("utf-8") if isinstance(response, str) else bytes(response)), response_type
+
+    async def drained(self, poll_seconds: float = 0.01) -> None:
+        """Return once no request is in flight (after a swap, before :meth:`close`)."""
+        while self._in_flight:
+            await asyncio.sleep(poll_seconds)
+
+    def close(self) -> None:
+        """Stop the worker (queued jobs still run), forget the handler module, remove the unpacked model."""
+        with self._condition:
+            self._closed = True
+            self._condition.notify_all()
+        if self._worker is not None and self._worker is not threading.current_thread():
+            self._worker.join(timeout=60)
+        sys.modules.pop(self.handler.__name__, None)
+        shutil.rmtree(self.work_dir, ignore_errors=True)
+
+    # --- the worker thread
+    def _next_batch(self) -> list[_Job] | None:
+        with self._condition:
+            while not self._queue:
+                if self._closed:
+                    return None
+                self._condition.wait()
+            batch = [self._queue.popleft()]
+            if not self.batches:
+                return batch
+            size = batch[0].size
+            deadline = time.monotonic() + self.settings.max_batch_delay_ms / 1000
+            while size < self.settings.max_batch_size:
+                if self._queue:
+                    if size + self._queue[0].size > self.settings.max_batch_size:
+                        break
+                    job = self._queue.popleft()
+                    batch.append(job)
+                    size += job.size
+                    continue
+                remaining = deadline - time.monotonic()
+                if self._arriving <= 0 or remaining <= 0:
+                    break  # nobody else is on the way: do not make this batch wait
+                self._condition.wait(remaining)
+            return batch
+
+    def _work(self) -> None:
+        while (batch := self._next_batch()) is not None:
+            self.stats.requests += len(batch)
+            self.stats.largest_batch = max(self.stats.largest_batch, sum(job.size for job in batch))
+            together = len(batch) > 1 and all(isinstance(job.data, list) for job in batch)
+            if together and self._predict_together(batch):
+                continue
+            for job in batch:
+                self._predict_alone(job)
+
+    def _predict_together(self, batch: list[_Job]) -> bool:
+        """One model call for the whole batch, results split back in order; False when it must be retried."""
+        reviews = [review for job in batch for review in job.data]
+        try:
+            self.stats.model_calls += 1
+            predictions = self.handler.predict_fn(reviews, self.model)
+        except Exception:
+            logger.info("a batch of %d requests failed together; retrying them one by one", len(batch))
+            return False
+        if not isinstance(predictions, list) or len(predictions) != len(reviews):
+            return False
+        start = 0
+        for job in batch:
+            job.resolve(predictions[start : start + job.size])
+            start += job.size
+        return True
+
+    def _predict_alone(self, job: _Job) -> None:
+        try:
+            self.stats.model_calls += 1
+            job.resolve(self.handler.predict_fn(job.data, self.model))
+        except Exception as error:
+            job.resolve(error=error)
+
+
+def load(
+    archive: Path, work_dir: Path, settings: ServingSettings | None = None, label: str = ""
+) -> ModelHost:
+    """Unpack into ``work_dir/model``, import the handler, call ``model_fn`` once; ``work_dir`` is then the host's."""
+    model_dir = work_dir / "model"
+    try:
+        unpack(Path(archive), model_dir)
+        handler = load_handler(model_dir)
+        try:
+            model = handler.model_fn(str(model_dir))
+        except Exception as error:
+            sys.modules.pop(handler.__name__, None)
+            raise ServingError(f"model_fn failed: {type(error).__name__}: {error}") from error
+    except BaseException:
+        shutil.rmtree(work_dir, ignore_errors=True)
+        raise
+    return ModelHost(handler, model, work_dir, settings or ServingSettings(), label)

@@ -1,0 +1,283 @@
+"""The local rollout: what the deploy CodePipeline does on AWS, done by an approval in the local registry.
+
+Approving (or rejecting) a version in the local Model Registry emits its EventBridge-shaped event;
+:func:`on_model_package_event` receives it, as the approval rule's target does on AWS, and rolls the newest
+approved version out to ``staging``:
+
+1. resolve: the newest ``Approved`` version of the group (none: say so, touch nothing); a stage that already
+   serves it is left alone, so a duplicate event changes nothing;
+2. the version is loaded beside whatever the stage serves (the endpoint server starts in the background if it
+   is not running) and must answer ``/ping``;
+3. the smoke test (:mod:`model_deploy.smoke_test`, the one the AWS pipeline runs) invokes it through boto3's
+   ``sagemaker-runtime`` client with ``TargetVariant`` set to the candidate;
+4. only then does it take the stage's traffic. A version that fails to load or fails the smoke test never
+   does: the old one keeps serving and the failure is recorded with its reason.
+
+``prod`` waits for the manual gate: ``python -m pipelines endpoints promote`` rolls what staging serves out to
+prod the same way. Set ``MLOPS_LOCAL_ROLLOUT=off`` to have approvals only record their event.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from model_deploy.local.state import CANDIDATE_VARIANT, EndpointStore, ServerInfo
+from model_deploy.smoke_test import run_smoke_test
+from model_deploy.stage_config import STAGES
+from pipelines.local import events
+from pipelines.local.registry import ApprovalStatus, ModelPackage, ModelRegistry
+from pipelines.local.workspace import Workspace
+
+ROLLOUT_ENV = "MLOPS_LOCAL_ROLLOUT"
+PORT_ENV = "MLOPS_ENDPOINTS_PORT"
+DEFAULT_PORT = 8080
+SERVER_LOG = "server.log"
+START_TIMEOUT_SECONDS = 180
+Output = Callable[[str], None]
+
+
+class RolloutError(Exception):
+    """The rollout could not run (the server did not start, the registry has no such version)."""
+
+
+@dataclass(frozen=True)
+class RolloutResult:
+    endpoint_name: str
+    outcome: str
+    """``Deployed``, ``Unchanged``, ``Failed`` or ``NothingApproved``."""
+    version: int | None = None
+    reason: str = ""
+
+
+# ------------------------------------------------------------------------------------------------- the server
+def rollout_enabled() -> bool:
+    return os.environ.get(ROLLOUT_ENV, "on").strip().lower() not in ("0", "off", "false", "no")
+
+
+def default_port() -> int:
+    value = os.environ.get(PORT_ENV, str(DEFAULT_PORT))
+    try:
+        return int(value)
+    except ValueError:
+        raise RolloutError(f"{PORT_ENV}={value!r} is not a port number") from None
+
+
+def start_server(workspace: Workspace, port: int | None = None, out: Output = print) -> ServerInfo:
+    """The running endpoint server of ``workspace``, started in the background when none runs."""
+    running = ServerInfo.read(workspace.endpoints_dir)
+    if running is not None:
+        return running
+    workspace.endpoints_dir.mkdir(parents=True, exist_ok=True)
+    log_path = workspace.endpoints_dir / SERVER_LOG
+    command = [sys.executable, "-m", "pipelines", "serve", "--run-dir", str(workspace.root)]
+    command += ["--port", str(default_port() if port is None else port)]
+    with log_path.open("ab") as log:
+        process = subprocess.Popen(
+            command,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # Ctrl-C in this terminal does not stop the server
+            cwd=Path(__file__).resolve().parents[2],
+        )
+    deadline = time.monotonic() + START_TIMEOUT_SECONDS
+    while time.monotonic() < deadline:
+        info = ServerInfo.read(workspace.endpoints_dir)
+        if info is not None and info.pid == process.pid and _pings(info.url):
+            out(f"Started the endpoint server at {info.url} (pid {info.pid}, log {log_path})")
+            return info
+        if process.poll() is not None:
+            break
+        time.sleep(0.1)
+    if process.poll() is None:
+        process.terminate()
+    tail = log_path.read_text(errors="replace")[-2000:]
+    raise RolloutError(f"the endpoint server did not start; the end of {log_path}:\n{tail}")
+
+
+def stop_server(workspace: Workspace, timeout_seconds: float = 60) -> ServerInfo | None:
+    """SIGTERM the running server and wait until it has unloaded its models; None when none ran."""
+    info = ServerInfo.read(workspace.endpoints_dir)
+    if info is None:
+        return None
+    os.kill(info.pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout_seconds
+    while time.monotonic() < deadline:
+        if _exited(info.pid):
+            return info
+        time.sleep(0.1)
+    raise RolloutError(f"the endpoint server (pid {info.pid}) did not stop within {timeout_seconds:g} s")
+
+
+def _exited(pid: int) -> bool:
+    try:
+        finished, _ = os.waitpid(pid, os.WNOHANG)  # reaps it when this process started it
+        if finished:
+            return True
+    except ChildProcessError:
+        pass
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    return False
+
+
+def _pings(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{url}/ping", timeout=5) as response:
+            return response.status == 200
+    except OSError:
+        return False
+
+
+class EndpointClient:
+    """The rollout's view of a running server: its control routes, and a boto3 runtime client for it."""
+
+    def __init__(self, info: ServerInfo) -> None:
+        self.info = info
+
+    def _call(self, method: str, path: str, body: dict[str, Any] | None = None, timeout: float = 600) -> Any:
+        request = urllib.request.Request(
+            f"{self.info.url}/_local{path}",
+            data=json.dumps(body).encode() if body is not None else None,
+            method=method,
+            headers={"X-Mlops-Token": self.info.token, "Content-Type": "application/json"},
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=timeout) as response:
+                return json.loads(response.read() or b"null")
+        except urllib.error.HTTPError as error:
+            try:
+                message = json.loads(error.read()).get("error", error.reason)
+            except (json.JSONDecodeError, AttributeError):
+                message = error.reason
+            raise RolloutError(str(message)) from None
+        except OSError as error:
+            raise RolloutError(f"the endpoint server at {self.info.url} did not answer: {error}") from None
+
+    def endpoints(self) -> list[dict[str, Any]]:
+        return self._call("GET", "/endpoints")["Endpoints"]
+
+    def describe(self, name: str) -> dict[str, Any] | None:
+        return next((e for e in self.endpoints() if e["EndpointName"] == name), None)
+
+    def load_candidate(self, name: str, stage: str, package: ModelPackage) -> dict[str, Any]:
+        body = {
+            "stage": stage,
+            "version": package.version,
+            "model_package_arn": package.arn,
+            "model_data_url": package.model_data_url,
+        }
+        return self._call("POST", f"/endpoints/{name}/candidate", body)
+
+    def promote(self, name: str) -> dict[str, Any]:
+        return self._call("POST", f"/endpoints/{name}/candidate/promote")
+
+    def discard(self, name: str, reason: str) -> dict[str, Any]:
+        return self._call("DELETE", f"/endpoints/{name}/candidate", {"reason": reason})
+
+    def runtime(self) -> Any:
+        """A boto3 ``sagemaker-runtime`` client pointed at this server, as application code would make one."""
+        return runtime_client(self.info.url)
+
+
+def runtime_client(url: str, region: str = "us-east-1") -> Any:
+    import boto3
+    from botocore.config import Config
+
+    return boto3.client(
+        "sagemaker-runtime",
+        endpoint_url=url,
+        region_name=region,
+        aws_access_key_id="local",
+        aws_secret_access_key="local",
+        config=Config(retries={"max_attempts": 1}, read_timeout=120),
+    )
+
+
+# ------------------------------------------------------------------------------------------------- rollout
+def _target(workspace: Workspace, stage: str, registry: ModelRegistry, out: Output) -> ModelPackage | None:
+    """Staging takes the newest approved version; prod takes what staging serves, if it is still approved."""
+    group = workspace.config.model_package_group_name
+    if stage == STAGES[0]:
+        package = registry.latest(group, ApprovalStatus.APPROVED)
+        if package is None:
+            out(f"No approved version in {group}: nothing to deploy, no endpoint touched.")
+        return package
+    staging = EndpointStore(workspace.endpoints_dir).load().get(workspace.config.endpoint_name(STAGES[0]))
+    if staging is None or staging.version is None:
+        out(f"{workspace.config.endpoint_name(STAGES[0])} serves nothing yet: approve a version first.")
+        return None
+    package = registry.describe(group, staging.version)
+    if package.approval_status != ApprovalStatus.APPROVED:
+        out(f"Staging serves version {package.version}, which is {package.approval_status}: not promoted.")
+        return None
+    return package
+
+
+def roll_out(workspace: Workspace, stage: str, out: Output = print) -> RolloutResult:
+    """Deploy the stage's target version: load beside, ping, smoke test, then take the traffic."""
+    name = workspace.config.endpoint_name(stage)
+    with ModelRegistry(workspace.registry_path, workspace.config.region) as registry:
+        package = _target(workspace, stage, registry, out)
+    if package is None:
+        return RolloutResult(name, "NothingApproved")
+    client = EndpointClient(start_server(workspace, out=out))
+    current = client.describe(name)
+    if current and current["ModelPackageArn"] == package.arn and current["EndpointStatus"] == "InService":
+        out(f"{name} already serves version {package.version} ({package.arn}): left as it is.")
+        return RolloutResult(name, "Unchanged", package.version)
+    serving = f" beside version {current['Version']}" if current and current["Version"] else ""
+    out(f"{name}: loading version {package.version}{serving} ...")
+    try:
+        loaded = client.load_candidate(name, stage, package)
+    except RolloutError as error:
+        out(f"{name}: version {package.version} did not load: {error}")
+        return RolloutResult(name, "Failed", package.version, str(error))
+    if not loaded.get("Ping"):
+        reason = f"version {package.version} loaded but does not answer /ping"
+        client.discard(name, reason)
+        return RolloutResult(name, "Failed", package.version, reason)
+    out(f"{name}: version {package.version} answers /ping; smoke test through sagemaker-runtime ...")
+    report = run_smoke_test(client.runtime(), name, target_variant=CANDIDATE_VARIANT)
+    if not report.passed:
+        reason = report.summary() + ": " + "; ".join(report.failures)
+        client.discard(name, reason)
+        keeps = (
+            f"version {current['Version']} keeps serving"
+            if current and current["Version"]
+            else "nothing serves"
+        )
+        out(f"{name}: {reason}\n{name}: version {package.version} was not deployed; {keeps}.")
+        return RolloutResult(name, "Failed", package.version, reason)
+    client.promote(name)
+    out(f"{name}: {report.summary()}; version {package.version} now takes the traffic.")
+    return RolloutResult(name, "Deployed", package.version)
+
+
+def on_model_package_event(event: dict[str, Any]) -> None:
+    """The local approval rule's target: an approval or rejection in this project's group rolls staging."""
+    if not rollout_enabled():
+        return
+    run_dir = events.publishing_run_dir()
+    workspace = Workspace.open(run_dir)
+    detail = event.get("detail", {})
+    if detail.get("ModelPackageGroupName") != workspace.config.model_package_group_name:
+        return
+    if detail.get("ModelApprovalStatus") not in (ApprovalStatus.APPROVED, ApprovalStatus.REJECTED):
+        return
+    result = roll_out(workspace, STAGES[0])
+    if result.outcome == "Deployed":
+        print(f"Next: `python -m pipelines endpoints promote` sends version {result.version} to prod.")

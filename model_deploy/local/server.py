@@ -1,0 +1,696 @@
+"""The local endpoint server: SageMaker's runtime API and hosting contract on 127.0.0.1, for every endpoint.
+
+One Starlette app on uvicorn hosts every local endpoint (``<project>-<env>-staging``, ``-prod``):
+
+- ``POST /endpoints/{name}/invocations``: ``InvokeEndpoint`` as boto3's ``sagemaker-runtime`` client calls it
+  (``endpoint_url=http://127.0.0.1:PORT``): request headers ``Content-Type``, ``Accept``,
+  ``X-Amzn-SageMaker-Custom-Attributes``, ``-Target-Variant``, ``-Inference-Id``; the answer carries
+  ``x-Amzn-Invoked-Production-Variant``; errors are what boto3 parses (``x-amzn-ErrorType`` and a JSON body
+  with ``Message``): 400 ``ValidationError`` for an unknown endpoint or one with nothing deployed, 413 for a
+  body over 6 MB, 424 ``ModelError`` with ``OriginalStatusCode``/``OriginalMessage`` when the handler refuses
+  the request. Invocations are captured into the local S3 folder as the stage's data capture config says.
+- ``GET /endpoints/{name}/ping``, and ``GET /ping`` / ``POST /invocations`` for a server that hosts a single
+  endpoint (``python -m pipelines serve VERSION``): the container's hosting contract, errors as
+  ``{"error": message}`` with the handler's status.
+- ``/_local/...``: the control routes the rollout uses (load a candidate version beside the serving one,
+  let it take the traffic, or discard it), guarded by the token in ``server.json``.
+
+Bad input never gets a 5xx: unreadable HTTP gets a JSON 400 and a closed connection, a body that stops before
+its ``Content-Length`` a 408 after ``body_timeout_seconds``, an unknown method a JSON 405. A swap never drops a
+request: each request holds the version it started on, and the old version is unloaded once its requests end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import json
+import logging
+import os
+import secrets
+import shutil
+import socket
+import tempfile
+import threading
+from collections.abc import AsyncIterator, Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import h11
+import uvicorn
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+from uvicorn.protocols.http.h11_impl import H11Protocol
+
+from model_deploy.local.capture import CaptureWriter
+from model_deploy.local.host import ModelHost, ServingError, load
+from model_deploy.local.state import (
+    CANDIDATE_VARIANT,
+    PRODUCTION_VARIANT,
+    Deployment,
+    EndpointRecord,
+    EndpointStore,
+    ServerInfo,
+    now,
+)
+from model_deploy.stage_config import STAGES, ServingSettings, StageConfig, load_stage
+from pipelines.local.workspace import LOCAL_ACCOUNT, Workspace
+
+logger = logging.getLogger(__name__)
+
+MAX_BODY_BYTES = 6 * 1024 * 1024
+"""SageMaker real-time inference refuses request payloads over 6 MB."""
+MAX_CUSTOM_ATTRIBUTES = 1024
+DEFAULT_ACCEPT = "application/json"
+"""What the inference toolkit assumes when a request has no ``Accept`` (or ``*/*``)."""
+TOKEN_HEADER = "X-Mlops-Token"
+
+
+# ------------------------------------------------------------------------------------------------- endpoints
+@dataclass
+class LocalEndpoint:
+    """An endpoint as the server holds it: what serves, what is being tried, and its SageMaker status."""
+
+    record: EndpointRecord
+    serving: ServingSettings
+    capture: CaptureWriter | None = None
+    current: ModelHost | None = None
+    candidate: ModelHost | None = None
+    candidate_version: int | None = None
+    candidate_info: dict[str, Any] | None = None
+    loading: bool = False
+    failure_reason: str | None = None
+
+    @property
+    def status(self) -> str:
+        """``Creating``, ``InService``, ``Updating`` or ``Failed``, as ``DescribeEndpoint`` says."""
+        if self.current is not None:
+            return "Updating" if self.loading or self.candidate is not None else "InService"
+        if self.loading or self.candidate is not None or self.record.version is not None:
+            return "Creating"
+        return "Failed"
+
+    def describe(self, base_url: str) -> dict[str, Any]:
+        record = self.record
+        return {
+            "EndpointName": record.name,
+            "Stage": record.stage,
+            "EndpointStatus": self.status,
+            "Url": f"{base_url}/endpoints/{record.name}",
+            "Version": record.version if self.current is not None else None,
+            "ModelPackageArn": record.model_package_arn if self.current is not None else None,
+            "CandidateVersion": self.candidate_version,
+            "FailureReason": self.failure_reason,
+            "InFlight": (self.current.in_flight if self.current else 0),
+            "History": [asdict(entry) for entry in record.history],
+        }
+
+
+@dataclass
+class ServerState:
+    workspace: Workspace | None
+    token: str
+    base_url: str = ""
+    max_body_bytes: int = MAX_BODY_BYTES
+    body_timeout_seconds: float = 10.0
+    endpoints: dict[str, LocalEndpoint] = field(default_factory=dict)
+    persistent: bool = True
+    """False for ``serve VERSION``: one ad-hoc endpoint, nothing written to the run folder."""
+    startup: list[Callable[[ServerState], Any]] = field(default_factory=list)
+    _retiring: set[asyncio.Task[None]] = field(default_factory=set)
+
+    @property
+    def store(self) -> EndpointStore | None:
+        return EndpointStore(self.workspace.endpoints_dir) if self.workspace and self.persistent else None
+
+    def save(self) -> None:
+        if self.store is not None:
+            self.store.save({name: endpoint.record for name, endpoint in self.endpoints.items()})
+
+    def stage_config(self, stage: str) -> StageConfig | None:
+        return load_stage(stage) if stage in STAGES else None
+
+    def new_endpoint(self, record: EndpointRecord) -> LocalEndpoint:
+        config = self.stage_config(record.stage)
+        capture = None
+        if config is not None and self.workspace is not None and config.data_capture.sampling_percentage > 0:
+            capture = CaptureWriter(
+                self.workspace.data_capture_root(record.stage),
+                record.name,
+                PRODUCTION_VARIANT,
+                config.data_capture.sampling_percentage,
+            )
+        endpoint = LocalEndpoint(record, config.serving if config else ServingSettings(), capture)
+        self.endpoints[record.name] = endpoint
+        return endpoint
+
+    async def load_host(self, endpoint: LocalEndpoint, archive: Path, label: str) -> ModelHost:
+        work_dir = Path(tempfile.mkdtemp(prefix=f"mlops-endpoint-{label}-"))
+        return await asyncio.to_thread(load, archive, work_dir, endpoint.serving, label)
+
+    def retire(self, host: ModelHost) -> None:
+        """Unload ``host`` once the requests it is answering are done."""
+
+        async def retire() -> None:
+            await host.drained()
+            await asyncio.to_thread(host.close)
+
+        task = asyncio.get_running_loop().create_task(retire())
+        self._retiring.add(task)
+        task.add_done_callback(self._retiring.discard)
+
+    async def restore(self) -> None:
+        """Serve what ``endpoints.json`` says each endpoint served when the server last stopped."""
+        store = self.store
+        if store is None or self.workspace is None:
+            return
+        for record in store.load().values():
+            endpoint = self.new_endpoint(record)
+            if record.version is None or record.model_data_url is None:
+                continue
+            endpoint.loading = True
+            try:
+                archive = self.workspace.local_path(record.model_data_url)
+                endpoint.current = await self.load_host(
+                    endpoint, archive, f"{record.stage}-v{record.version}"
+                )
+            except (ServingError, ValueError) as error:
+                endpoint.failure_reason = f"version {record.version} could not be loaded again: {error}"
+                logger.error("%s: %s", record.name, endpoint.failure_reason)
+            finally:
+                endpoint.loading = False
+
+    async def close(self) -> None:
+        await asyncio.gather(*self._retiring, return_exceptions=True)
+        for endpoint in self.endpoints.values():
+            for host in (endpoint.current, endpoint.candidate):
+                if host is not None:
+                    await asyncio.to_thread(host.close)
+            if endpoint.capture is not None:
+                endpoint.capture.close()
+
+
+# ------------------------------------------------------------------------------------------------- responses
+def error_body(status: int, message: str, close: bool = False) -> Response:
+    """The hosting contract's error: ``{"error": message}``."""
+    return JSONResponse({"error": message}, status, headers={"Connection": "close"} if close else None)
+
+
+def aws_error(status: int, code: str, message: str, close: bool = False, **fields: Any) -> Response:
+    """An error as SageMaker's runtime sends it: boto3 reads the code from ``x-amzn-ErrorType``."""
+    headers = {"x-amzn-ErrorType": code, **({"Connection": "close"} if close else {})}
+    return JSONResponse({"Message": message, **fields}, status, headers=headers)
+
+
+def _is_runtime_path(path: str) -> bool:
+    return path.startswith("/endpoints/")
+
+
+async def http_error(request: Request, error: Exception) -> Response:
+    """Starlette's 404 and 405 (and any other HTTPException) in the shape the path's clients read."""
+    assert isinstance(error, HTTPException)
+    message = {
+        404: f"no route {request.method} {request.url.path}",
+        405: f"{request.method} is not allowed on {request.url.path}",
+    }.get(error.status_code, str(error.detail))
+    close = request.method not in ("GET", "HEAD")  # a body may be left unread on the connection
+    if _is_runtime_path(request.url.path):
+        code = "UnknownOperationException" if error.status_code in (404, 405) else "ValidationError"
+        response = aws_error(error.status_code, code, message, close)
+    else:
+        response = error_body(error.status_code, message, close)
+    if error.headers:
+        response.headers.update(error.headers)
+    return response
+
+
+class BodyError(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        self.status = status
+        self.message = message
+        super().__init__(message)
+
+
+async def read_body(request: Request, state: ServerState) -> bytes:
+    """The request body, refused before it is read when it is too large, and given up on when it stalls."""
+    limit = state.max_body_bytes
+    declared = request.headers.get("content-length")
+    if declared is not None and int(declared) > limit:
+        raise BodyError(
+            413,
+            f"the body is {declared} bytes; at most {limit} ({limit / 2**20:g} MB, SageMaker's real-time payload "
+            "limit): split the request",
+        )
+
+    async def receive() -> bytes:
+        chunks, size = [], 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise BodyError(413, f"the body is over {limit} bytes; split the request")
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    try:
+        return await asyncio.wait_for(receive(), state.body_timeout_seconds)
+    except TimeoutError:
+        raise BodyError(
+            408,
+            f"the body did not arrive within {state.body_timeout_seconds:g} s (shorter than its Content-Length?)",
+        ) from None
+    except ClientDisconnect:
+        raise BodyError(400, "the client closed the connection before sending the whole body") from None
+
+
+def _handler_status(error: Exception) -> int | None:
+    status = getattr(error, "status_code", None)
+    return status if isinstance(status, int) and 400 <= status < 500 else None
+
+
+def _handler_message(error: Exception) -> str:
+    return str(getattr(error, "message", None) or error)
+
+
+# ------------------------------------------------------------------------------------------------- routes
+def _state(request: Request) -> ServerState:
+    return request.app.state.server
+
+
+async def ping(request: Request) -> Response:
+    return Response(status_code=200)
+
+
+async def endpoint_ping(request: Request) -> Response:
+    endpoint = _state(request).endpoints.get(request.path_params["name"])
+    if endpoint is None:
+        return error_body(404, f"no endpoint {request.path_params['name']}")
+    if endpoint.current is None or not endpoint.current.alive():
+        return error_body(503, f"{endpoint.record.name} is {endpoint.status}: no model is serving")
+    return Response(status_code=200)
+
+
+async def invocations(request: Request) -> Response:
+    """The hosting contract's ``/invocations``, for a server with one endpoint."""
+    state = _state(request)
+    serving = [endpoint for endpoint in state.endpoints.values() if endpoint.current is not None]
+    if len(state.endpoints) != 1 or not serving:
+        names = ", ".join(state.endpoints) or "none yet"
+        return error_body(
+            404,
+            f"this server hosts several endpoints ({names}): POST /endpoints/<name>/invocations",
+            close=True,
+        )
+    host = serving[0].current
+    assert host is not None
+    try:
+        body = await read_body(request, state)
+    except BodyError as error:
+        return error_body(error.status, error.message, close=True)
+    try:
+        response, content_type = await host.invoke(
+            body, request.headers.get("content-type", ""), _accept(request)
+        )
+    except Exception as error:  # every failure becomes an answer; the server stays up
+        status = _handler_status(error)
+        if status is None:
+            logger.exception("invocation failed")
+            return error_body(500, f"{type(error).__name__}: {error}")
+        return error_body(status, _handler_message(error))
+    return Response(response, 200, media_type=None, headers={"Content-Type": content_type})
+
+
+def _accept(request: Request) -> str:
+    accept = request.headers.get("accept", "")
+    return accept if accept and accept != "*/*" else DEFAULT_ACCEPT
+
+
+async def invoke_endpoint(request: Request) -> Response:
+    """``InvokeEndpoint``: the runtime API, errors as boto3 parses them."""
+    state = _state(request)
+    name = request.path_params["name"]
+    endpoint = state.endpoints.get(name)
+    if endpoint is None:
+        return aws_error(
+            400, "ValidationError", f"Endpoint {name} of account {LOCAL_ACCOUNT} not found.", close=True
+        )
+    attributes = request.headers.get("x-amzn-sagemaker-custom-attributes", "")
+    if len(attributes) > MAX_CUSTOM_ATTRIBUTES:
+        return aws_error(
+            400,
+            "ValidationError",
+            f"X-Amzn-SageMaker-Custom-Attributes is {len(attributes)} characters; at most {MAX_CUSTOM_ATTRIBUTES}",
+            close=True,
+        )
+    variant = request.headers.get("x-amzn-sagemaker-target-variant") or PRODUCTION_VARIANT
+    host = {PRODUCTION_VARIANT: endpoint.current, CANDIDATE_VARIANT: endpoint.candidate}.get(variant)
+    if variant not in (PRODUCTION_VARIANT, CANDIDATE_VARIANT):
+        return aws_error(
+            400, "ValidationError", f"Endpoint {name} has no production variant {variant!r}", close=True
+        )
+    if host is None:
+        what = "no model is deployed" if variant == PRODUCTION_VARIANT else "no candidate version is loaded"
+        reason = f" ({endpoint.failure_reason})" if endpoint.failure_reason else ""
+        return aws_error(
+            400, "ValidationError", f"Endpoint {name} is {endpoint.status}: {what}{reason}", close=True
+        )
+    try:
+        body = await read_body(request, state)
+    except BodyError as error:
+        code = "ValidationError" if error.status != 408 else "RequestTimeout"
+        return aws_error(error.status, code, error.message, close=True)
+    content_type = request.headers.get("content-type", "")
+    try:
+        response, response_type = await host.invoke(body, content_type, _accept(request))
+    except Exception as error:
+        status = _handler_status(error)
+        if status is None:
+            logger.exception("invocation of %s failed", name)
+        original = status or 500
+        message = _handler_message(error) if status else f"{type(error).__name__}: {error}"
+        kind = "client" if status else "server"
+        return aws_error(
+            424,
+            "ModelError",
+            f'Received {kind} error ({original}) from primary with message "{message}". '
+            f"See the endpoint server's log for {name}.",
+            OriginalStatusCode=original,
+            OriginalMessage=message,
+            LogStreamArn=f"local:{name}/{variant}",
+        )
+    if variant == PRODUCTION_VARIANT and endpoint.capture is not None and endpoint.capture.sampled():
+        await asyncio.to_thread(
+            endpoint.capture.write,
+            body,
+            content_type,
+            response,
+            response_type,
+            request.headers.get("x-amzn-sagemaker-inference-id"),
+        )
+    return Response(
+        response,
+        200,
+        media_type=None,
+        headers={"Content-Type": response_type, "x-Amzn-Invoked-Production-Variant": variant},
+    )
+
+
+# --- control routes (the rollout's): token-guarded, loopback only
+def _authorized(request: Request) -> bool:
+    return secrets.compare_digest(request.headers.get(TOKEN_HEADER, ""), _state(request).token)
+
+
+def _control(route: Callable[[Request], Any]) -> Callable[[Request], Any]:
+    async def guarded(request: Request) -> Response:
+        if not _authorized(request):
+            return error_body(
+                403, f"the control routes need the {TOKEN_HEADER} header from server.json", True
+            )
+        try:
+            return await route(request)
+        except BodyError as error:
+            return error_body(error.status, error.message, close=True)
+
+    return guarded
+
+
+async def _json_body(request: Request) -> dict[str, Any]:
+    try:
+        document = json.loads(await read_body(request, _state(request)) or b"{}")
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise BodyError(400, f"the body is not JSON: {error}") from None
+    if not isinstance(document, dict):
+        raise BodyError(400, "the body must be a JSON object")
+    return document
+
+
+async def list_endpoints(request: Request) -> Response:
+    state = _state(request)
+    return JSONResponse({"Endpoints": [e.describe(state.base_url) for e in state.endpoints.values()]})
+
+
+async def load_candidate(request: Request) -> Response:
+    """Load a version beside the serving one; it answers only requests that target the candidate variant."""
+    state = _state(request)
+    name = request.path_params["name"]
+    document = await _json_body(request)
+    try:
+        stage, version = str(document["stage"]), int(document["version"])
+        arn, model_data_url = str(document["model_package_arn"]), str(document["model_data_url"])
+    except (KeyError, TypeError, ValueError):
+        return error_body(400, "send stage, version, model_package_arn and model_data_url")
+    if state.workspace is None:
+        return error_body(400, "this server hosts a single version and takes no deployments")
+    endpoint = state.endpoints.get(name) or state.new_endpoint(EndpointRecord(name, stage))
+    if endpoint.loading or endpoint.candidate is not None:
+        return error_body(409, f"{name} is already trying version {endpoint.candidate_version}")
+    endpoint.loading, endpoint.candidate_version = True, version
+    try:
+        archive = state.workspace.local_path(model_data_url)
+        endpoint.candidate = await state.load_host(endpoint, archive, f"{stage}-v{version}")
+    except (ServingError, ValueError) as error:
+        reason = f"version {version} failed to load: {error}"
+        _record_failure(state, endpoint, version, arn, reason)
+        return error_body(422, reason)
+    finally:
+        endpoint.loading = False
+    endpoint.candidate_info = {"version": version, "arn": arn, "model_data_url": model_data_url}
+    return JSONResponse(
+        {"EndpointName": name, "CandidateVersion": version, "Ping": endpoint.candidate.alive()}
+    )
+
+
+def _record_failure(state: ServerState, endpoint: LocalEndpoint, version: int, arn: str, reason: str) -> None:
+    endpoint.candidate_version = None
+    endpoint.failure_reason = reason
+    endpoint.record.history.append(Deployment(now(), version, arn, "Failed", reason))
+    state.save()
+
+
+def _candidate(request: Request) -> tuple[LocalEndpoint | None, Response | None]:
+    endpoint = _state(request).endpoints.get(request.path_params["name"])
+    if endpoint is None or endpoint.candidate is None:
+        return None, error_body(409, f"{request.path_params['name']} has no candidate version loaded")
+    return endpoint, None
+
+
+async def promote_candidate(request: Request) -> Response:
+    """The candidate takes the traffic; the previous version is unloaded once its requests are answered."""
+    state = _state(request)
+    endpoint, problem = _candidate(request)
+    if problem is not None:
+        return problem
+    assert endpoint is not None and endpoint.candidate is not None
+    info = endpoint.candidate_info or {}
+    previous, endpoint.current, endpoint.candidate = endpoint.current, endpoint.candidate, None
+    record = endpoint.record
+    record.version, record.model_package_arn, record.model_data_url = (
+        info["version"],
+        info["arn"],
+        info["model_data_url"],
+    )
+    record.history.append(Deployment(now(), info["version"], info["arn"], "Deployed"))
+    endpoint.candidate_version, endpoint.failure_reason = None, None
+    state.save()
+    if previous is not None:
+        state.retire(previous)
+    return JSONResponse(endpoint.describe(state.base_url))
+
+
+async def discard_candidate(request: Request) -> Response:
+    """The candidate never takes traffic: unloaded, and the reason recorded in the endpoint's history."""
+    state = _state(request)
+    endpoint, problem = _candidate(request)
+    if problem is not None:
+        return problem
+    assert endpoint is not None and endpoint.candidate is not None
+    reason = str((await _json_body(request)).get("reason") or "discarded")
+    info = endpoint.candidate_info or {}
+    candidate, endpoint.candidate = endpoint.candidate, None
+    state.retire(candidate)
+    _record_failure(state, endpoint, info["version"], info["arn"], reason)
+    return JSONResponse(endpoint.describe(state.base_url))
+
+
+def build_app(state: ServerState) -> Starlette:
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        for hook in state.startup:
+            result = hook(state)
+            if asyncio.iscoroutine(result):
+                await result
+        try:
+            yield
+        finally:
+            await state.close()
+
+    app = Starlette(
+        routes=[
+            Route("/ping", ping, methods=["GET"]),
+            Route("/invocations", invocations, methods=["POST"]),
+            Route("/endpoints/{name}/ping", endpoint_ping, methods=["GET"]),
+            Route("/endpoints/{name}/invocations", invoke_endpoint, methods=["POST"]),
+            Route("/_local/endpoints", _control(list_endpoints), methods=["GET"]),
+            Route("/_local/endpoints/{name}/candidate", _control(load_candidate), methods=["POST"]),
+            Route("/_local/endpoints/{name}/candidate", _control(discard_candidate), methods=["DELETE"]),
+            Route(
+                "/_local/endpoints/{name}/candidate/promote", _control(promote_candidate), methods=["POST"]
+            ),
+        ],
+        exception_handlers={HTTPException: http_error},
+        lifespan=lifespan,
+    )
+    app.state.server = state
+    return app
+
+
+# ------------------------------------------------------------------------------------------------- uvicorn
+class JsonErrorH11Protocol(H11Protocol):
+    """uvicorn's HTTP/1.1 protocol, answering what it cannot parse with a JSON 400 instead of plain text."""
+
+    def send_400_response(self, msg: str) -> None:
+        body = json.dumps({"error": f"{msg} Send an HTTP/1.1 request."}).encode("utf-8")
+        headers = [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+            (b"connection", b"close"),
+        ]
+        try:
+            self.transport.write(
+                self.conn.send(h11.Response(status_code=400, headers=headers, reason=b"Bad Request"))
+            )
+            self.transport.write(self.conn.send(h11.Data(data=body)))
+            self.transport.write(self.conn.send(h11.EndOfMessage()))
+        except h11.LocalProtocolError:  # h11 cannot frame an answer to what it read: just close
+            pass
+        self.transport.close()
+
+
+def check_loopback(host: str) -> None:
+    """Local endpoints answer this machine only: they have no authentication, as a real endpoint's IAM has."""
+    try:
+        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = False
+    if not loopback:
+        raise ServingError(
+            f"the local endpoint server listens on loopback only (127.0.0.1 or ::1), not {host!r}"
+        )
+
+
+def bind(host: str, port: int) -> socket.socket:
+    check_loopback(host)
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as error:
+        sock.close()
+        raise ServingError(f"cannot listen on {host}:{port}: {error}") from error
+    sock.listen(512)
+    sock.set_inheritable(True)
+    return sock
+
+
+def url_of(sock: socket.socket) -> str:
+    host, port = sock.getsockname()[:2]
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
+def make_server(state: ServerState, sock: socket.socket) -> uvicorn.Server:
+    state.base_url = url_of(sock)
+    config = uvicorn.Config(
+        build_app(state),
+        lifespan="on",
+        http=JsonErrorH11Protocol,
+        log_level="warning",
+        access_log=False,
+        timeout_keep_alive=5,
+        timeout_graceful_shutdown=30,
+    )
+    return uvicorn.Server(config)
+
+
+@dataclass
+class RunningServer:
+    """A server on a background thread of this process (tests, ``serve``); ``stop()`` ends it."""
+
+    server: uvicorn.Server
+    thread: threading.Thread
+    state: ServerState
+    sock: socket.socket
+
+    @property
+    def url(self) -> str:
+        return self.state.base_url
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=120)
+        self.sock.close()
+
+
+def start_in_thread(
+    state: ServerState, host: str = "127.0.0.1", port: int = 0, timeout: float = 120
+) -> RunningServer:
+    sock = bind(host, port)
+    server = make_server(state, sock)
+    thread = threading.Thread(
+        target=server.run, kwargs={"sockets": [sock]}, name="endpoint-server", daemon=True
+    )
+    thread.start()
+    for _ in range(int(timeout * 20)):
+        if server.started or not thread.is_alive():
+            break
+        threading.Event().wait(0.05)
+    if not server.started:
+        server.should_exit = True
+        sock.close()
+        raise ServingError("the endpoint server did not start")
+    return RunningServer(server, thread, state, sock)
+
+
+def adhoc_state(archive: Path, name: str, version: int, max_body_bytes: int = MAX_BODY_BYTES) -> ServerState:
+    """A server for one version (``serve VERSION``): loaded at startup, nothing kept in the run folder."""
+    state = ServerState(None, secrets.token_urlsafe(24), max_body_bytes=max_body_bytes, persistent=False)
+    work_dir = Path(tempfile.mkdtemp(prefix="mlops-serve-"))
+    try:
+        host = load(archive, work_dir, ServingSettings(), f"v{version}")
+    except BaseException:
+        shutil.rmtree(work_dir, ignore_errors=True)
+        raise
+    endpoint = state.new_endpoint(EndpointRecord(name, "adhoc", version=version))
+    endpoint.current = host
+    return state
+
+
+def workspace_state(workspace: Workspace, token: str | None = None) -> ServerState:
+    """The server of a run folder: restores its endpoints at startup, records every deployment."""
+    state = ServerState(workspace, token or secrets.token_urlsafe(24))
+    state.startup.append(lambda s: asyncio.get_running_loop().create_task(s.restore()))
+    return state
+
+
+def run_foreground(state: ServerState, host: str, port: int, on_ready: Callable[[str], None]) -> None:
+    """Serve on this thread until SIGTERM or Ctrl-C; ``server.json`` exists exactly while it serves."""
+    sock = bind(host, port)
+    server = make_server(state, sock)
+    folder = state.workspace.endpoints_dir if state.workspace is not None and state.persistent else None
+
+    def ready(_: ServerState) -> None:
+        if folder is not None:
+            ServerInfo(os.getpid(), state.base_url, state.token, now()).write(folder)
+        on_ready(state.base_url)
+
+    state.startup.append(ready)
+    try:
+        server.run(sockets=[sock])
+    finally:
+        if folder is not None:
+            ServerInfo.remove(folder, os.getpid())
+        sock.close()

@@ -1,0 +1,262 @@
+"""Per-stage deployment settings, read from ``model_deploy/stages/<stage>.json``.
+
+One file per stage (``staging``, ``prod``) holds everything that differs between them: the instances, the
+autoscaling bounds, how much traffic is captured, how an update shifts traffic and when it rolls back, and how
+the serving container batches. The AWS deploy (the endpoint construct that ``python -m model_deploy render``
+synthesizes) and the local endpoints (``python -m pipelines endpoints``) read the same files, so a stage is
+configured once for both.
+
+A bad file is refused with the file, the key and what is wrong; unknown keys are refused too, since a
+misspelled key that is silently ignored is a setting nobody applied.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+STAGES_DIR = Path(__file__).parent / "stages"
+STAGES = ("staging", "prod")
+"""The rollout order: an approved version goes to staging, and to prod only after the manual gate."""
+
+TrafficRouting = Literal["ALL_AT_ONCE", "CANARY", "LINEAR"]
+
+
+class StageConfigError(ValueError):
+    """A stage file that cannot be used: the message names the file and the key."""
+
+
+@dataclass(frozen=True)
+class EndpointSettings:
+    instance_type: str
+    initial_instance_count: int
+
+    def check(self) -> list[str]:
+        problems = []
+        if not self.instance_type.startswith("ml."):
+            problems.append(f"instance_type {self.instance_type!r} is not a SageMaker instance type (ml.*)")
+        if self.initial_instance_count < 1:
+            problems.append("initial_instance_count must be at least 1")
+        return problems
+
+
+@dataclass(frozen=True)
+class AutoscalingSettings:
+    """Target tracking on ``SageMakerVariantInvocationsPerInstance`` (invocations per instance per minute)."""
+
+    min_instances: int
+    max_instances: int
+    target_invocations_per_instance: int
+    scale_in_cooldown_seconds: int = 300
+    scale_out_cooldown_seconds: int = 60
+
+    def check(self) -> list[str]:
+        problems = []
+        if not 1 <= self.min_instances <= self.max_instances:
+            problems.append(
+                f"min_instances ({self.min_instances}) must be at least 1 and at most max_instances "
+                f"({self.max_instances})"
+            )
+        if self.target_invocations_per_instance < 1:
+            problems.append("target_invocations_per_instance must be at least 1")
+        return problems
+
+
+@dataclass(frozen=True)
+class DataCaptureSettings:
+    sampling_percentage: int
+
+    def check(self) -> list[str]:
+        if not 0 <= self.sampling_percentage <= 100:
+            return [f"sampling_percentage {self.sampling_percentage} is not within 0-100"]
+        return []
+
+
+@dataclass(frozen=True)
+class DeploymentSettings:
+    """A blue/green update (SageMaker deployment guardrails): how traffic moves and how long it bakes."""
+
+    traffic_routing: TrafficRouting
+    canary_size_percent: int
+    wait_seconds: int
+    termination_wait_seconds: int
+    maximum_execution_timeout_seconds: int
+
+    def check(self) -> list[str]:
+        problems = []
+        if self.traffic_routing not in typing.get_args(TrafficRouting):
+            problems.append(
+                f"traffic_routing {self.traffic_routing!r} is not one of {', '.join(typing.get_args(TrafficRouting))}"
+            )
+        if self.traffic_routing == "CANARY" and not 1 <= self.canary_size_percent <= 50:
+            problems.append("canary_size_percent must be within 1-50 (SageMaker's limit for a canary)")
+        if self.traffic_routing == "LINEAR" and not 10 <= self.canary_size_percent <= 50:
+            problems.append("canary_size_percent is the linear step size: within 10-50")
+        if not 0 <= self.wait_seconds <= 3600:
+            problems.append("wait_seconds must be within 0-3600")
+        if not 0 <= self.termination_wait_seconds <= 3600:
+            problems.append("termination_wait_seconds must be within 0-3600")
+        if not 600 <= self.maximum_execution_timeout_seconds <= 28800:
+            problems.append("maximum_execution_timeout_seconds must be within 600-28800")
+        elif self.maximum_execution_timeout_seconds <= self.wait_seconds + self.termination_wait_seconds:
+            problems.append(
+                "maximum_execution_timeout_seconds must exceed wait_seconds + termination_wait_seconds"
+            )
+        return problems
+
+
+@dataclass(frozen=True)
+class AlarmSettings:
+    """The CloudWatch alarms that roll an update back (and page someone after it)."""
+
+    max_invocation_5xx_errors: int
+    max_model_latency_ms: int
+    period_seconds: int = 60
+    evaluation_periods: int = 2
+
+    def check(self) -> list[str]:
+        problems = []
+        if self.max_invocation_5xx_errors < 0:
+            problems.append("max_invocation_5xx_errors must not be negative")
+        if self.max_model_latency_ms < 1:
+            problems.append("max_model_latency_ms must be at least 1")
+        if self.period_seconds not in (10, 30) and self.period_seconds % 60:
+            problems.append("period_seconds must be 10, 30 or a multiple of 60 (CloudWatch's periods)")
+        if self.evaluation_periods < 1:
+            problems.append("evaluation_periods must be at least 1")
+        return problems
+
+
+@dataclass(frozen=True)
+class ServingSettings:
+    """How the model server batches: requests that arrive together share one forward pass."""
+
+    max_batch_size: int = 16
+    max_batch_delay_ms: int = 5
+    workers: int = 1
+    response_timeout_seconds: int = 60
+
+    def check(self) -> list[str]:
+        problems = []
+        if self.max_batch_size < 1:
+            problems.append("max_batch_size must be at least 1")
+        if not 0 <= self.max_batch_delay_ms <= 1000:
+            problems.append("max_batch_delay_ms must be within 0-1000")
+        if self.workers < 1:
+            problems.append("workers must be at least 1")
+        if self.response_timeout_seconds < 1:
+            problems.append("response_timeout_seconds must be at least 1")
+        return problems
+
+    def container_environment(self) -> dict[str, str]:
+        """The PyTorch serving container's (TorchServe's) variables for these settings."""
+        return {
+            "SAGEMAKER_TS_BATCH_SIZE": str(self.max_batch_size),
+            "SAGEMAKER_TS_MAX_BATCH_DELAY": str(self.max_batch_delay_ms),
+            "SAGEMAKER_TS_MIN_WORKERS": str(self.workers),
+            "SAGEMAKER_TS_MAX_WORKERS": str(self.workers),
+            "SAGEMAKER_MODEL_SERVER_WORKERS": str(self.workers),
+            "SAGEMAKER_TS_RESPONSE_TIMEOUT": str(self.response_timeout_seconds),
+        }
+
+
+@dataclass(frozen=True)
+class StageConfig:
+    stage: str
+    endpoint: EndpointSettings
+    autoscaling: AutoscalingSettings
+    data_capture: DataCaptureSettings
+    deployment: DeploymentSettings
+    alarms: AlarmSettings
+    serving: ServingSettings = field(default_factory=ServingSettings)
+
+    def check(self) -> list[str]:
+        problems = [] if self.stage in STAGES else [f"stage {self.stage!r} is not one of {', '.join(STAGES)}"]
+        for section in (self.endpoint, self.autoscaling, self.data_capture, self.deployment, self.alarms):
+            name = next(f.name for f in dataclasses.fields(self) if getattr(self, f.name) is section)
+            problems.extend(f"{name}: {problem}" for problem in section.check())
+        problems.extend(f"serving: {problem}" for problem in self.serving.check())
+        if not (
+            self.autoscaling.min_instances
+            <= self.endpoint.initial_instance_count
+            <= self.autoscaling.max_instances
+        ):
+            problems.append(
+                "endpoint: initial_instance_count must be within autoscaling's min_instances and max_instances"
+            )
+        return problems
+
+    def as_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def load_stage(stage: str, stages_dir: Path = STAGES_DIR) -> StageConfig:
+    """``<stages_dir>/<stage>.json`` as a checked :class:`StageConfig`."""
+    if stage not in STAGES:
+        raise StageConfigError(f"unknown stage {stage!r}; the stages are {', '.join(STAGES)}")
+    path = stages_dir / f"{stage}.json"
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise StageConfigError(f"{path}: no such stage file") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise StageConfigError(f"{path}: not valid JSON: {error}") from None
+    config = _build(StageConfig, document, str(path), "")
+    if config.stage != stage:
+        raise StageConfigError(f"{path}: 'stage' is {config.stage!r}, but the file is the {stage!r} stage's")
+    problems = config.check()
+    if problems:
+        raise StageConfigError(f"{path}: " + "; ".join(problems))
+    return config
+
+
+def load_stages(stages_dir: Path = STAGES_DIR) -> dict[str, StageConfig]:
+    """Every stage, in rollout order."""
+    return {stage: load_stage(stage, stages_dir) for stage in STAGES}
+
+
+def _build(cls: type, document: Any, path: str, where: str) -> Any:
+    """``cls(**document)`` with each field's type checked; nested dataclasses are built the same way."""
+    if not isinstance(document, dict):
+        raise StageConfigError(f"{path}: {where or 'the file'} must be a JSON object")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(document) - set(fields))
+    if unknown:
+        raise StageConfigError(
+            f"{path}: unknown key(s) {', '.join(where + k for k in unknown)}; known: {', '.join(fields)}"
+        )
+    values = {}
+    for name, f in fields.items():
+        key = f"{where}{name}"
+        if name not in document:
+            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+                raise StageConfigError(f"{path}: missing key {key}")
+            continue
+        values[name] = _value(hints[name], document[name], path, key)
+    return cls(**values)
+
+
+def _value(hint: Any, value: Any, path: str, key: str) -> Any:
+    if dataclasses.is_dataclass(hint):
+        return _build(hint, value, path, f"{key}.")
+    if typing.get_origin(hint) is Literal:
+        expected: tuple[type, ...] = (str,)
+    elif hint is int:
+        expected = (int,)
+    elif hint is str:
+        expected = (str,)
+    elif isinstance(hint, types.UnionType):
+        expected = typing.get_args(hint)
+    else:  # pragma: no cover - a field type this loader was not taught
+        raise TypeError(f"no loader for {hint!r}")
+    if isinstance(value, bool) or not isinstance(value, expected):
+        raise StageConfigError(
+            f"{path}: {key} is {json.dumps(value)}, expected {' or '.join(t.__name__ for t in expected)}"
+        )
+    return value
