@@ -1,14 +1,32 @@
-"""The model-deploy CI/CD: started by the approval rule, it resolves the approved model version.
+"""The model-deploy CI/CD, started by the approval rule: render, staging, smoke test, manual gate, production.
 
-Deploying that version to the staging and production endpoints is added by the deploy work; until then the
-pipeline stops after writing ``approved-model.json`` (the version's summary) as its output artifact.
+```
+Source -> Render -> DeployStaging -> SmokeTestStaging -> ApproveProd -> DeployProd -> SmokeTestProd
+```
+
+Every action after Source is the project's CLI (``python -m model_deploy``) in CodeBuild, each project with
+its own role:
+
+- **Render** finds the newest approved version, notes what each stage serves, and synthesizes each stage's
+  endpoint stack (``infra/stacks/endpoint_stack.py``) with that version into ``<stage>-template.json``. When
+  there is nothing to deploy (nothing approved, or every stage already serves it: a duplicate event), it
+  stops its own execution with the reason, so nobody finds a no-op waiting at the manual gate.
+- **Deploy<Stage>** puts the template live through CloudFormation with :attr:`DeployPipeline.cloudformation_role`
+  (the only role that can change endpoint stacks); a stage already serving the version is left alone. See
+  ``model_deploy/aws/deploy.py`` for why this is CodeBuild rather than CodePipeline's CloudFormation action.
+- **SmokeTest<Stage>** waits for ``InService`` and really invokes the endpoint (``model_deploy/smoke_test.py``);
+  a failure stops the pipeline before the gate.
+- **Approve<Stage>** (before every stage but the first) is a manual approval naming the version.
+
+The pipeline runs in CodePipeline's default ``SUPERSEDED`` mode: a newer execution replaces one waiting at
+the gate, so only the newest rollout is ever promoted.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from aws_cdk import Duration
+from aws_cdk import ArnFormat, Duration, Stack
 from aws_cdk import aws_codebuild as codebuild
 from aws_cdk import aws_codepipeline as codepipeline
 from aws_cdk import aws_codepipeline_actions as actions
@@ -20,18 +38,49 @@ from constructs import Construct
 from infra.constructs.build_pipeline import ENVIRONMENT_VARIABLE, PROJECT_NAME_VARIABLE
 from infra.constructs.ci_grants import acknowledge_ci_grants
 from infra.constructs.source_repository import SourceRepository
-from infra.nag import acknowledge
+from infra.nag import acknowledge, nag_spelling
+from model_deploy.aws.names import (
+    CLOUDFORMATION_ROLE_VARIABLE,
+    DATA_BUCKET_VARIABLE,
+    EXECUTION_ID_VARIABLE,
+    KMS_KEY_ARN_VARIABLE,
+    alarm_names,
+)
 
-# Writes the newest approved version's summary, or stops with a message when the group has none yet (the
-# first run, which CodePipeline starts when it creates the pipeline).
-RESOLVE_APPROVED_MODEL = [
-    'aws sagemaker list-model-packages --model-package-group-name "$MODEL_PACKAGE_GROUP_NAME" '
-    "--model-approval-status Approved --sort-by CreationTime --sort-order Descending --max-items 1 "
-    "--query 'ModelPackageSummaryList[0]' --output json > approved-model.json",
-    "cat approved-model.json",
-    'if [ "$(cat approved-model.json)" = "null" ]; then '
-    'echo "No approved model version in $MODEL_PACKAGE_GROUP_NAME: nothing to deploy."; fi',
-]
+RENDERED_ARTIFACT = "Rendered"
+RENDERED_DIR = "rendered"
+# CodeBuild puts a secondary input at $CODEBUILD_SRC_DIR_<artifact name>.
+RENDERED_INPUT = f'"$CODEBUILD_SRC_DIR_{RENDERED_ARTIFACT}"'
+RENDER_COMMAND = (
+    f'python -m model_deploy render --out {RENDERED_DIR} --execution-id "${EXECUTION_ID_VARIABLE}"'
+)
+DEPLOY_COMMAND = f'python -m model_deploy deploy --stage "$STAGE" --release {RENDERED_INPUT}'
+SMOKE_TEST_COMMAND = (
+    f'python -m model_deploy smoke-test --endpoint "$ENDPOINT_NAME" --release {RENDERED_INPUT} '
+    "--report smoke-test-report.json"
+)
+RELEASE_NAMESPACE = "Release"
+EXPORTED_VARIABLES = ("MODEL_PACKAGE_ARN", "MODEL_PACKAGE_VERSION")
+APPLICATION_AUTOSCALING_SLR = (
+    "aws-service-role/sagemaker.application-autoscaling.amazonaws.com/"
+    "AWSServiceRoleForApplicationAutoScaling_SageMakerEndpoint"
+)
+
+
+@dataclass(frozen=True)
+class DeployStage:
+    """One rollout stage: its endpoint, the stack that holds it, the role its model runs as."""
+
+    stage: str
+    endpoint_name: str
+    stack_name: str
+    execution_role: iam.IRole
+    update_timeout: Duration
+    """The stage's longest blue/green update (``maximum_execution_timeout_seconds``)."""
+
+    @property
+    def title(self) -> str:
+        return self.stage.title()
 
 
 @dataclass(frozen=True)
@@ -44,41 +93,78 @@ class DeployPipelineProps:
     model_packages_arn: str
     source: SourceRepository
     artifacts_bucket: s3.IBucket
+    data_bucket: s3.IBucket
     encryption_key: kms.IKey
+    stages: tuple[DeployStage, ...]
+    """In rollout order; a manual approval precedes every stage but the first."""
+
+
+def _install(requirements: str) -> dict[str, object]:
+    return {
+        "runtime-versions": {"python": "3.11", "nodejs": "20"},
+        "commands": [f"pip install --no-cache-dir -r {requirements}"],
+    }
 
 
 class DeployPipeline(Construct):
     def __init__(self, scope: Construct, construct_id: str, props: DeployPipelineProps) -> None:
         super().__init__(scope, construct_id)
-        self.project = codebuild.PipelineProject(
-            self,
-            "ResolveApprovedModel",
-            description="Finds the newest approved model version of the project's model package group",
-            environment=codebuild.BuildEnvironment(
-                build_image=codebuild.LinuxBuildImage.STANDARD_7_0, compute_type=codebuild.ComputeType.SMALL
-            ),
-            environment_variables={
-                name: codebuild.BuildEnvironmentVariable(value=value)
-                for name, value in {
-                    PROJECT_NAME_VARIABLE: props.project_name,
-                    ENVIRONMENT_VARIABLE: props.environment,
-                    "MODEL_PACKAGE_GROUP_NAME": props.model_package_group_name,
-                }.items()
-            },
-            build_spec=codebuild.BuildSpec.from_object(
-                {
-                    "version": "0.2",
-                    "phases": {"build": {"commands": RESOLVE_APPROVED_MODEL}},
-                    "artifacts": {"files": ["approved-model.json"]},
-                }
-            ),
-            encryption_key=props.encryption_key,
-            timeout=Duration.minutes(15),
+        stack = Stack.of(self)
+        self._props = props
+        self._wildcards: list[str] = [props.model_packages_arn]
+
+        def sagemaker_arn(resource: str, name: str) -> str:
+            return stack.format_arn(service="sagemaker", resource=resource, resource_name=name)
+
+        endpoints = [sagemaker_arn("endpoint", s.endpoint_name) for s in props.stages]
+        # Model and endpoint config names are "<endpoint>-<version>-<digest>" (infra/constructs/endpoint.py).
+        endpoint_parts = [
+            sagemaker_arn(kind, f"{s.endpoint_name}-*")
+            for s in props.stages
+            for kind in ("model", "endpoint-config")
+        ]
+        self._wildcards += endpoint_parts
+        describe_endpoints = iam.PolicyStatement(
+            sid="DescribeEndpoints",
+            actions=[
+                "sagemaker:DescribeEndpoint",
+                "sagemaker:DescribeEndpointConfig",
+                "sagemaker:DescribeModel",
+            ],
+            resources=[*endpoints, *endpoint_parts],
         )
-        role = self.project.role
-        if role is None:
-            raise RuntimeError("a PipelineProject always has a role")
-        role.add_to_principal_policy(
+        pipeline_arn = stack.format_arn(service="codepipeline", resource=props.pipeline_name)
+        common = {PROJECT_NAME_VARIABLE: props.project_name, ENVIRONMENT_VARIABLE: props.environment}
+
+        self.cloudformation_role = self._cloudformation_role(props, endpoints, endpoint_parts)
+
+        self.render_project = self._project(
+            "Render",
+            "Finds the newest approved model version and renders each stage's endpoint template",
+            {
+                **common,
+                DATA_BUCKET_VARIABLE: props.data_bucket.bucket_name,
+                KMS_KEY_ARN_VARIABLE: props.encryption_key.key_arn,
+            },
+            {
+                "version": "0.2",
+                "env": {"exported-variables": list(EXPORTED_VARIABLES)},
+                "phases": {
+                    "install": _install("model_deploy/requirements-render.txt"),
+                    "build": {
+                        "commands": [
+                            RENDER_COMMAND,
+                            f'export MODEL_PACKAGE_ARN="$(jq -r \'.model_package_arn // "none"\' {RENDERED_DIR}/release.json)"',
+                            f'export MODEL_PACKAGE_VERSION="$(jq -r \'.model_package_version // "none"\' {RENDERED_DIR}/release.json)"',
+                        ]
+                    },
+                },
+                "artifacts": {"base-directory": RENDERED_DIR, "files": ["**/*"]},
+            },
+            Duration.minutes(30),
+        )
+        render_role = self._role(self.render_project)
+        render_role.add_to_principal_policy(
             iam.PolicyStatement(
                 sid="ReadApprovedModels",
                 actions=["sagemaker:DescribeModelPackageGroup", "sagemaker:DescribeModelPackage"],
@@ -86,50 +172,351 @@ class DeployPipeline(Construct):
             )
         )
         # AWS requires "*": sagemaker:ListModelPackages has no resource-level permissions.
-        role.add_to_principal_policy(
+        render_role.add_to_principal_policy(
             iam.PolicyStatement(
                 sid="ListModelPackages", actions=["sagemaker:ListModelPackages"], resources=["*"]
             )
         )
+        render_role.add_to_principal_policy(describe_endpoints)
+        render_role.add_to_principal_policy(
+            iam.PolicyStatement(
+                sid="StopOwnExecution",
+                actions=["codepipeline:StopPipelineExecution"],
+                resources=[pipeline_arn],
+            )
+        )
 
+        longest_update = max(s.update_timeout.to_seconds() for s in props.stages)
+        self.deploy_project = self._project(
+            "Deploy",
+            "Deploys one stage's rendered endpoint template through CloudFormation",
+            {**common, CLOUDFORMATION_ROLE_VARIABLE: self.cloudformation_role.role_arn},
+            {
+                "version": "0.2",
+                "phases": {
+                    "install": _install("model_deploy/requirements.txt"),
+                    "build": {"commands": [DEPLOY_COMMAND]},
+                },
+            },
+            # Up to two stack updates (an instance type change under autoscaling), each a blue/green update
+            # bounded by the stage's timeout, plus creating the new fleet.
+            Duration.seconds(min(8 * 3600, 2 * (longest_update + 1800))),
+        )
+        deploy_role = self._role(self.deploy_project)
+        stacks = [
+            stack.format_arn(service="cloudformation", resource="stack", resource_name=f"{s.stack_name}/*")
+            for s in props.stages
+        ]
+        self._wildcards += stacks
+        deploy_role.add_to_principal_policy(
+            iam.PolicyStatement(
+                sid="DeployEndpointStacks",
+                actions=[
+                    "cloudformation:CreateChangeSet",
+                    "cloudformation:DescribeChangeSet",
+                    "cloudformation:ExecuteChangeSet",
+                    "cloudformation:DeleteChangeSet",
+                    "cloudformation:DescribeStacks",
+                    "cloudformation:DescribeStackEvents",
+                    "cloudformation:GetTemplate",
+                    "cloudformation:DeleteStack",
+                ],
+                resources=stacks,
+            )
+        )
+        deploy_role.add_to_principal_policy(
+            iam.PolicyStatement(
+                sid="PassCloudFormationRole",
+                actions=["iam:PassRole"],
+                resources=[self.cloudformation_role.role_arn],
+                conditions={"StringEquals": {"iam:PassedToService": "cloudformation.amazonaws.com"}},
+            )
+        )
+        deploy_role.add_to_principal_policy(describe_endpoints)
+
+        self.smoke_test_project = self._project(
+            "SmokeTest",
+            "Waits for an endpoint to be InService, then invokes it with sample reviews and checks the answers",
+            common,
+            {
+                "version": "0.2",
+                "phases": {
+                    "install": _install("model_deploy/requirements.txt"),
+                    "build": {"commands": [SMOKE_TEST_COMMAND]},
+                },
+            },
+            Duration.hours(2),
+        )
+        self._role(self.smoke_test_project).add_to_principal_policy(
+            iam.PolicyStatement(
+                sid="InvokeEndpoints",
+                actions=["sagemaker:DescribeEndpoint", "sagemaker:InvokeEndpoint"],
+                resources=endpoints,
+            )
+        )
+
+        self.pipeline = self._pipeline(props)
+        acknowledge_ci_grants(
+            self,
+            artifacts_bucket=props.artifacts_bucket,
+            projects=[self.render_project, self.deploy_project, self.smoke_test_project],
+        )
+        acknowledge(
+            self,
+            "AwsSolutions-IAM5",
+            "Wildcards only where names are generated: this project's model package versions, the models and "
+            "endpoint configs named '<endpoint>-<version>-<digest>', the endpoint stacks' ids, scalable "
+            "targets (ids are random), target-tracking alarms; '*' only for the actions AWS grants on no "
+            "narrower resource (sagemaker:ListModelPackages, Application Auto Scaling's Describe calls).",
+            [
+                f"Resource::{nag_spelling(self, resource)}"
+                for resource in dict.fromkeys([*self._wildcards, "*"])
+            ],
+        )
+
+    def _project(
+        self,
+        construct_id: str,
+        description: str,
+        variables: dict[str, str],
+        build_spec: dict[str, object],
+        timeout: Duration,
+    ) -> codebuild.PipelineProject:
+        return codebuild.PipelineProject(
+            self,
+            construct_id,
+            description=description,
+            environment=codebuild.BuildEnvironment(
+                build_image=codebuild.LinuxBuildImage.STANDARD_7_0, compute_type=codebuild.ComputeType.SMALL
+            ),
+            environment_variables={
+                name: codebuild.BuildEnvironmentVariable(value=value) for name, value in variables.items()
+            },
+            build_spec=codebuild.BuildSpec.from_object(build_spec),
+            encryption_key=self._props.encryption_key,
+            timeout=timeout,
+        )
+
+    @staticmethod
+    def _role(project: codebuild.PipelineProject) -> iam.IRole:
+        if project.role is None:
+            raise RuntimeError("a PipelineProject always has a role")
+        return project.role
+
+    def _cloudformation_role(
+        self, props: DeployPipelineProps, endpoints: list[str], endpoint_parts: list[str]
+    ) -> iam.Role:
+        """The role CloudFormation deploys endpoint stacks with: their resources, and nothing that grants more."""
+        stack = Stack.of(self)
+        role = iam.Role(
+            self,
+            "EndpointStackRole",
+            assumed_by=iam.ServicePrincipal("cloudformation.amazonaws.com"),
+            description="CloudFormation deploys this project's endpoint stacks with this role",
+        )
+        alarms = [
+            stack.format_arn(
+                service="cloudwatch",
+                resource="alarm",
+                resource_name=name,
+                arn_format=ArnFormat.COLON_RESOURCE_NAME,
+            )
+            for s in props.stages
+            for name in alarm_names(s.endpoint_name).values()
+        ]
+        # Target tracking creates its own alarms, named after the scalable resource.
+        target_tracking_alarms = [
+            stack.format_arn(
+                service="cloudwatch",
+                resource="alarm",
+                resource_name=f"TargetTracking-endpoint/{s.endpoint_name}/variant/*",
+                arn_format=ArnFormat.COLON_RESOURCE_NAME,
+            )
+            for s in props.stages
+        ]
+        scalable_targets = stack.format_arn(
+            service="application-autoscaling", resource="scalable-target", resource_name="*"
+        )
+        self._wildcards += [*target_tracking_alarms, scalable_targets]
+        tagging = ["sagemaker:AddTags", "sagemaker:ListTags", "sagemaker:DeleteTags"]
+        statements = [
+            iam.PolicyStatement(
+                sid="EndpointResources",
+                actions=[
+                    "sagemaker:CreateModel",
+                    "sagemaker:DeleteModel",
+                    "sagemaker:DescribeModel",
+                    "sagemaker:CreateEndpointConfig",
+                    "sagemaker:DeleteEndpointConfig",
+                    "sagemaker:DescribeEndpointConfig",
+                    "sagemaker:CreateEndpoint",
+                    "sagemaker:UpdateEndpoint",
+                    "sagemaker:DeleteEndpoint",
+                    "sagemaker:DescribeEndpoint",
+                    "sagemaker:UpdateEndpointWeightsAndCapacities",
+                    *tagging,
+                ],
+                resources=[*endpoints, *endpoint_parts],
+            ),
+            # CreateModel from a model package reads the package.
+            iam.PolicyStatement(
+                sid="ReadModelPackages",
+                actions=["sagemaker:DescribeModelPackage"],
+                resources=[props.model_packages_arn],
+            ),
+            iam.PolicyStatement(
+                sid="PassModelRoles",
+                actions=["iam:PassRole"],
+                resources=[s.execution_role.role_arn for s in props.stages],
+                conditions={"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}},
+            ),
+            iam.PolicyStatement(
+                sid="RollbackAlarms",
+                actions=[
+                    "cloudwatch:PutMetricAlarm",
+                    "cloudwatch:DeleteAlarms",
+                    "cloudwatch:DescribeAlarms",
+                    "cloudwatch:TagResource",
+                    "cloudwatch:UntagResource",
+                    "cloudwatch:ListTagsForResource",
+                ],
+                resources=[*alarms, *target_tracking_alarms],
+            ),
+            iam.PolicyStatement(
+                sid="Autoscaling",
+                actions=[
+                    "application-autoscaling:RegisterScalableTarget",
+                    "application-autoscaling:DeregisterScalableTarget",
+                    "application-autoscaling:PutScalingPolicy",
+                    "application-autoscaling:DeleteScalingPolicy",
+                    "application-autoscaling:TagResource",
+                    "application-autoscaling:UntagResource",
+                    "application-autoscaling:ListTagsForResource",
+                ],
+                resources=[scalable_targets],
+            ),
+            # AWS requires "*": application-autoscaling:DescribeScalableTargets has no resource-level permissions.
+            iam.PolicyStatement(
+                sid="DescribeScalableTargets",
+                actions=["application-autoscaling:DescribeScalableTargets"],
+                resources=["*"],
+            ),
+            # AWS requires "*": application-autoscaling:DescribeScalingPolicies has no resource-level permissions.
+            iam.PolicyStatement(
+                sid="DescribeScalingPolicies",
+                actions=["application-autoscaling:DescribeScalingPolicies"],
+                resources=["*"],
+            ),
+            iam.PolicyStatement(
+                sid="AutoscalingServiceLinkedRole",
+                actions=["iam:CreateServiceLinkedRole"],
+                resources=[
+                    stack.format_arn(
+                        service="iam", region="", resource="role", resource_name=APPLICATION_AUTOSCALING_SLR
+                    )
+                ],
+                conditions={
+                    "StringEquals": {"iam:AWSServiceName": "sagemaker.application-autoscaling.amazonaws.com"}
+                },
+            ),
+            # The endpoint config encrypts the ML storage volume and captures with the project key: SageMaker
+            # creates a grant on it for the endpoint, with the caller's permission.
+            iam.PolicyStatement(
+                sid="DescribeProjectKey",
+                actions=["kms:DescribeKey"],
+                resources=[props.encryption_key.key_arn],
+            ),
+            iam.PolicyStatement(
+                sid="GrantProjectKeyToSageMaker",
+                actions=["kms:CreateGrant"],
+                resources=[props.encryption_key.key_arn],
+                conditions={"Bool": {"kms:GrantIsForAWSResource": "true"}},
+            ),
+        ]
+        for statement in statements:
+            role.add_to_policy(statement)
+        return role
+
+    def _pipeline(self, props: DeployPipelineProps) -> codepipeline.Pipeline:
         source_output = codepipeline.Artifact("Source")
-        self.approved_model = codepipeline.Artifact("ApprovedModel")
-        self.pipeline = codepipeline.Pipeline(
+        self.rendered = codepipeline.Artifact(RENDERED_ARTIFACT)
+        self.render_action = actions.CodeBuildAction(
+            action_name="RenderRelease",
+            project=self.render_project,
+            input=source_output,
+            outputs=[self.rendered],
+            variables_namespace=RELEASE_NAMESPACE,
+            environment_variables={
+                EXECUTION_ID_VARIABLE: codebuild.BuildEnvironmentVariable(
+                    value="#{codepipeline.PipelineExecutionId}"
+                )
+            },
+        )
+        stages = [
+            # Pushes do not start a deploy; only a model approval or rejection does (see ModelApprovedRule).
+            codepipeline.StageProps(
+                stage_name="Source", actions=[props.source.source_action(source_output, start_on_push=False)]
+            ),
+            codepipeline.StageProps(stage_name="Render", actions=[self.render_action]),
+        ]
+        package = self.render_action.variable("MODEL_PACKAGE_ARN")
+        previous: DeployStage | None = None
+        for stage in props.stages:
+            if previous is not None:
+                stages.append(
+                    codepipeline.StageProps(
+                        stage_name=f"Approve{stage.title}",
+                        actions=[
+                            actions.ManualApprovalAction(
+                                action_name=f"Promote{stage.title}",
+                                additional_information=(
+                                    f"Promote {package} to {stage.endpoint_name}: it serves "
+                                    f"{previous.endpoint_name} and passed its smoke test."
+                                ),
+                            )
+                        ],
+                    )
+                )
+            stages.append(
+                codepipeline.StageProps(
+                    stage_name=f"Deploy{stage.title}",
+                    actions=[
+                        actions.CodeBuildAction(
+                            action_name=f"Deploy{stage.title}",
+                            project=self.deploy_project,
+                            input=source_output,
+                            extra_inputs=[self.rendered],
+                            environment_variables={
+                                "STAGE": codebuild.BuildEnvironmentVariable(value=stage.stage)
+                            },
+                        )
+                    ],
+                )
+            )
+            stages.append(
+                codepipeline.StageProps(
+                    stage_name=f"SmokeTest{stage.title}",
+                    actions=[
+                        actions.CodeBuildAction(
+                            action_name=f"SmokeTest{stage.title}",
+                            project=self.smoke_test_project,
+                            input=source_output,
+                            extra_inputs=[self.rendered],
+                            environment_variables={
+                                "ENDPOINT_NAME": codebuild.BuildEnvironmentVariable(value=stage.endpoint_name)
+                            },
+                        )
+                    ],
+                )
+            )
+            previous = stage
+        return codepipeline.Pipeline(
             self,
             "Pipeline",
             pipeline_name=props.pipeline_name,
             pipeline_type=codepipeline.PipelineType.V2,
+            execution_mode=codepipeline.ExecutionMode.SUPERSEDED,
             artifact_bucket=props.artifacts_bucket,
             restart_execution_on_update=False,
-            stages=[
-                # Pushes do not start a deploy; only an approval does (see ModelApprovedRule).
-                codepipeline.StageProps(
-                    stage_name="Source",
-                    actions=[props.source.source_action(source_output, start_on_push=False)],
-                ),
-                codepipeline.StageProps(
-                    stage_name="ResolveModel",
-                    actions=[
-                        actions.CodeBuildAction(
-                            action_name="ResolveApprovedModel",
-                            project=self.project,
-                            input=source_output,
-                            outputs=[self.approved_model],
-                        )
-                    ],
-                ),
-            ],
-        )
-        acknowledge_ci_grants(
-            self,
-            artifacts_bucket=props.artifacts_bucket,
-            projects=[self.project],
-            extra_resources=[props.model_packages_arn],
-        )
-        acknowledge(
-            role,
-            "AwsSolutions-IAM5",
-            "sagemaker:ListModelPackages supports no resource-level permissions, so AWS requires Resource '*'; "
-            "it only lists, and describing is limited to this project's model package group.",
-            ["Resource::*"],
+            stages=stages,
         )

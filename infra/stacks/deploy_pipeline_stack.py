@@ -1,20 +1,28 @@
-"""Deploy CI/CD: the deploy pipeline and the rule that starts it when a model version is approved."""
+"""Deploy CI/CD: the deploy pipeline, the rule that starts it, and the role each stage's model runs as.
+
+The endpoints themselves are not in this stack: the pipeline renders and deploys one endpoint stack per stage
+(``infra/stacks/endpoint_stack.py``) for each approved version. Their models' roles are here, created with
+``cdk deploy``, so the role that deploys endpoint stacks never needs to create IAM.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-from aws_cdk import CfnOutput, Stack
+from aws_cdk import CfnOutput, Duration, Stack
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_kms as kms
 from constructs import Construct
 
 from infra.constructs.approval_rule import ApprovalRuleProps, ModelApprovedRule
-from infra.constructs.deploy_pipeline import DeployPipeline, DeployPipelineProps
+from infra.constructs.deploy_pipeline import DeployPipeline, DeployPipelineProps, DeployStage
+from infra.constructs.endpoint import EndpointExecutionRole, EndpointExecutionRoleProps
 from infra.constructs.model_registry import ModelRegistry
 from infra.constructs.secure_bucket import import_project_bucket
 from infra.constructs.source_repository import SourceRepository
 from infra.settings import InfraSettings
+from model_deploy.aws.names import endpoint_role_name, endpoint_stack_name
+from model_deploy.stage_config import load_stages
 from pipelines.config import ProjectConfig
 
 
@@ -35,6 +43,33 @@ class DeployPipelineStack(Stack):
         artifacts_bucket = import_project_bucket(
             self, "ArtifactsBucket", config.artifacts_bucket_prefix, encryption_key
         )
+        data_bucket = import_project_bucket(self, "DataBucket", config.data_bucket_prefix, encryption_key)
+        stages = []
+        for stage, stage_config in load_stages().items():
+            role = EndpointExecutionRole(
+                self,
+                f"{stage.title()}EndpointRole",
+                EndpointExecutionRoleProps(
+                    role_name=endpoint_role_name(config, stage),
+                    endpoint_name=config.endpoint_name(stage),
+                    artifacts_bucket=artifacts_bucket,
+                    model_artifacts_prefix=config.pipeline_artifacts_prefix,
+                    data_bucket=data_bucket,
+                    data_capture_key=config.data_capture_key(stage),
+                    encryption_key=encryption_key,
+                ),
+            ).role
+            stages.append(
+                DeployStage(
+                    stage=stage,
+                    endpoint_name=config.endpoint_name(stage),
+                    stack_name=endpoint_stack_name(config, stage),
+                    execution_role=role,
+                    update_timeout=Duration.seconds(
+                        stage_config.deployment.maximum_execution_timeout_seconds
+                    ),
+                )
+            )
         self.deploy = DeployPipeline(
             self,
             "DeployPipeline",
@@ -47,7 +82,9 @@ class DeployPipelineStack(Stack):
                 model_packages_arn=registry.model_packages_arn,
                 source=source,
                 artifacts_bucket=artifacts_bucket,
+                data_bucket=data_bucket,
                 encryption_key=encryption_key,
+                stages=tuple(stages),
             ),
         )
         self.approval_rule = ModelApprovedRule(
@@ -61,3 +98,6 @@ class DeployPipelineStack(Stack):
         ).rule
         CfnOutput(self, "DeployPipelineName", value=self.deploy.pipeline.pipeline_name)
         CfnOutput(self, "ModelApprovedRuleName", value=self.approval_rule.rule_name)
+        CfnOutput(self, "EndpointStackRoleArn", value=self.deploy.cloudformation_role.role_arn)
+        for stage in stages:
+            CfnOutput(self, f"{stage.title}EndpointName", value=stage.endpoint_name)

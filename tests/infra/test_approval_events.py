@@ -21,7 +21,8 @@ EVENTS = Path(__file__).parent / "events"
 EXPECTED_MATCHES = {
     "approved.json": True,
     "pending_manual_approval.json": False,
-    "rejected.json": False,
+    # A rejection starts a rollout too: when the rejected version serves, the newest still approved replaces it.
+    "rejected.json": True,
     "other_group_approved.json": False,
 }
 
@@ -53,14 +54,14 @@ def test_the_examples_are_state_changes_of_this_projects_group(default_app: Synt
 
 
 @pytest.mark.parametrize(("name", "matches"), EXPECTED_MATCHES.items())
-def test_only_an_approval_in_this_group_starts_the_deploy(
+def test_only_an_approval_or_rejection_in_this_group_starts_the_deploy(
     any_app: SynthesizedApp, name: str, matches: bool
 ) -> None:
     assert _deploy_rule_pattern(any_app).matches_event(_event(name)) is matches
 
 
 def test_the_built_in_templates_pattern_would_deploy_on_every_change(default_app: SynthesizedApp) -> None:
-    """The AWS built-in project template matches every state change of its group, so a rejection deploys too.
+    """The AWS built-in project template matches every state change of its group, so a registration deploys.
 
     This is what the narrower pattern prevents, and it shows the matcher tells the two apart.
     """
@@ -75,3 +76,7 @@ def test_the_built_in_templates_pattern_would_deploy_on_every_change(default_app
     )
     matched = {name for name in EXPECTED_MATCHES if built_in.matches_event(_event(name))}
     assert matched == {"approved.json", "pending_manual_approval.json", "rejected.json"}
+    ours = _deploy_rule_pattern(default_app)
+    assert {name for name in matched if not ours.matches_event(_event(name))} == {
+        "pending_manual_approval.json"
+    }

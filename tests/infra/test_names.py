@@ -9,6 +9,8 @@ import pytest
 from moto import mock_aws
 
 from model_build.sagemaker_pipeline import aws_settings
+from model_deploy.aws.names import endpoint_role_name
+from model_deploy.stage_config import STAGES
 from pipelines.config import ProjectConfig, load_config
 from tests.infra.conftest import SynthesizedApp, render, synthesize
 
@@ -31,7 +33,11 @@ def _names(app: SynthesizedApp) -> dict[str, Any]:
         "model_package_group_name": only("AWS::SageMaker::ModelPackageGroup", "ModelPackageGroupName"),
         "glue_database_name": only("AWS::Glue::Database", "DatabaseInput")["Name"],
         "athena_workgroup_name": only("AWS::Athena::WorkGroup", "Name"),
-        "execution_role_name": only("AWS::IAM::Role", "RoleName"),
+        "role_names": sorted(
+            render(r["Properties"]["RoleName"])
+            for r in app.resources("AWS::IAM::Role").values()
+            if "RoleName" in r["Properties"]
+        ),
         "pipelines": sorted(
             render(r["Properties"]["Name"]) for r in app.resources("AWS::CodePipeline::Pipeline").values()
         ),
@@ -47,7 +53,9 @@ def _expected(config: ProjectConfig) -> dict[str, Any]:
         "model_package_group_name": config.model_package_group_name,
         "glue_database_name": config.glue_database_name,
         "athena_workgroup_name": config.athena_workgroup_name,
-        "execution_role_name": config.execution_role_name,
+        "role_names": sorted(
+            [config.execution_role_name, *(endpoint_role_name(config, stage) for stage in STAGES)]
+        ),
         "pipelines": sorted([config.build_pipeline_name, config.deploy_pipeline_name]),
         "buckets": sorted(
             f"{prefix}-${{AWS::AccountId}}-${{AWS::Region}}"
@@ -102,7 +110,8 @@ def test_the_sagemaker_runner_derives_the_same_bucket_and_role_names(default_app
     assert settings.artifact_bucket == deployed(
         f"{config.artifacts_bucket_prefix}-${{AWS::AccountId}}-${{AWS::Region}}"
     )
-    assert settings.role_arn == f"arn:aws:iam::{ACCOUNT}:role/{names['execution_role_name']}"
+    assert config.execution_role_name in names["role_names"]
+    assert settings.role_arn == f"arn:aws:iam::{ACCOUNT}:role/{config.execution_role_name}"
 
 
 def test_config_tags_are_on_every_taggable_resource(any_app: SynthesizedApp) -> None:

@@ -111,7 +111,7 @@ def test_no_schedule_by_default_and_one_when_configured(
     )
 
 
-def test_the_deploy_rule_matches_only_approvals_in_this_group(any_app: SynthesizedApp) -> None:
+def test_the_deploy_rule_matches_only_approvals_and_rejections_in_this_group(any_app: SynthesizedApp) -> None:
     config = any_app.config
     deploy = any_app.template("deploy")
     (rule,) = [r for r in deploy.find_resources("AWS::Events::Rule").values() if "aws.sagemaker" in str(r)]
@@ -120,7 +120,7 @@ def test_the_deploy_rule_matches_only_approvals_in_this_group(any_app: Synthesiz
         "detail-type": [MODEL_PACKAGE_STATE_CHANGE],
         "detail": {
             "ModelPackageGroupName": [config.model_package_group_name],
-            "ModelApprovalStatus": ["Approved"],
+            "ModelApprovalStatus": ["Approved", "Rejected"],
         },
     }
     (target,) = rule["Properties"]["Targets"]
@@ -142,5 +142,5 @@ def test_the_deploy_pipeline_starts_only_from_the_rule(any_app: SynthesizedApp) 
         if "aws.codecommit" in str(rule)
     ]
     assert codecommit_triggers == []
-    (action,) = _stage_actions(pipeline, "ResolveModel")
-    assert action["OutputArtifacts"] == [{"Name": "ApprovedModel"}]
+    (action,) = _stage_actions(pipeline, "Render")
+    assert action["OutputArtifacts"] == [{"Name": "Rendered"}]

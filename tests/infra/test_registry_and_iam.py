@@ -18,6 +18,8 @@ STAR_RESOURCE_ACTIONS = {
     "ecr:GetAuthorizationToken",
     "cloudwatch:PutMetricData",
     "sagemaker:ListModelPackages",
+    "application-autoscaling:DescribeScalableTargets",
+    "application-autoscaling:DescribeScalingPolicies",
 }
 
 

@@ -1,0 +1,400 @@
+"""A stage's SageMaker endpoint for one model package, updated with deployment guardrails; and its model's role.
+
+``ModelEndpoint`` makes, from the stage file's settings (``model_deploy/stages/<stage>.json``):
+
+- a Model from the approved model package, with the serving container's batching variables;
+- an EndpointConfig with data capture (requests and responses, JSON and CSV declared so captures are text, not
+  base64) into the KMS-encrypted data bucket under the stage's prefix, and the key on the ML storage volume;
+- the Endpoint, whose updates are blue/green (canary, linear or all at once, with baking) and roll back
+  automatically when one of the two alarms defined here fires (5xx errors, model latency);
+- target-tracking autoscaling on invocations per instance.
+
+Names: the Model and EndpointConfig are replaced (never updated) by CloudFormation, so their names carry a
+digest of what they are made of; a new version gets new names, and the old ones are deleted after the
+update. The variant keeps its name (:data:`model_deploy.aws.names.VARIANT_NAME`) across versions, which
+blue/green updates require.
+
+An update that changes the instance type of an autoscaled variant is refused by SageMaker, and CloudFormation
+does not deregister the scalable target first (aws/aws-cdk#29626): ``python -m model_deploy deploy`` removes
+the autoscaling in a first stack update when the live instance type differs, and this template puts it back
+(see ``model_deploy.aws.deploy``). The scalable target depends on the endpoint, so CloudFormation registers
+it only after the endpoint update.
+
+``EndpointExecutionRole`` is the role a stage's model runs as. It lives in the deploy-pipeline stack (created
+with ``cdk deploy``), not in the endpoint stack, so the role that deploys endpoint stacks never creates IAM.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+
+from aws_cdk import ArnFormat, Duration, Stack
+from aws_cdk import aws_applicationautoscaling as appscaling
+from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_sagemaker as sagemaker
+from constructs import Construct
+
+from infra.constructs.execution_role import DEEP_LEARNING_CONTAINERS_ACCOUNT
+from infra.nag import acknowledge, nag_spelling
+from model_deploy.aws.names import VARIANT_NAME, alarm_names
+from model_deploy.stage_config import StageConfig
+
+NAMESPACE = "AWS/SageMaker"
+JSON_CONTENT_TYPES = ("application/json", "application/jsonlines")
+CSV_CONTENT_TYPES = ("text/csv",)
+"""The request and response types of ``model_deploy/serving/inference.py``; captures of them stay text."""
+SAGEMAKER_NAME_LIMIT = 63
+_DIGEST_LENGTH = 8
+
+
+def canary_problem(stage: StageConfig) -> str | None:
+    """Why the stage's traffic shift cannot work on its smallest fleet, or None.
+
+    A canary (or linear step) is a share of the variant's instances, and SageMaker needs it to be at least one
+    instance and at most half of them: on a fleet of one, no share is both. Such a stage must shift
+    ``ALL_AT_ONCE``, which is still blue/green with baking and rollback.
+    """
+    routing = stage.deployment.traffic_routing
+    if routing == "ALL_AT_ONCE":
+        return None
+    smallest = min(stage.endpoint.initial_instance_count, stage.autoscaling.min_instances)
+    if smallest * stage.deployment.canary_size_percent / 100 < 1:
+        return (
+            f"{stage.stage}: a {routing} step of {stage.deployment.canary_size_percent}% of {smallest} instance(s) "
+            "is less than one instance; use traffic_routing ALL_AT_ONCE (still blue/green, with baking and "
+            "rollback) or more instances"
+        )
+    return None
+
+
+@dataclass(frozen=True)
+class ModelEndpointProps:
+    endpoint_name: str
+    model_package_arn: str
+    execution_role_name: str
+    """The stage's :class:`EndpointExecutionRole` (created by the deploy-pipeline stack)."""
+    stage: StageConfig
+    data_bucket_name: str
+    data_capture_key: str
+    """``data-capture/<stage>``: SageMaker writes ``<key>/<endpoint>/<variant>/yyyy/mm/dd/hh/*.jsonl``."""
+    encryption_key_arn: str
+    updating: bool = False
+    """The endpoint exists: keep its live instance count through the update (it may have scaled out).
+    CloudFormation refuses ``RetainAllVariantProperties`` when it creates an endpoint."""
+    variant_name: str = VARIANT_NAME
+
+    def __post_init__(self) -> None:
+        problem = canary_problem(self.stage)
+        if problem:
+            raise ValueError(problem)
+        longest = len(self.endpoint_name) + len("-") + len(self.package_version) + len("-") + _DIGEST_LENGTH
+        if longest > SAGEMAKER_NAME_LIMIT:
+            raise ValueError(
+                f"endpoint name {self.endpoint_name!r} is too long: its model names reach {longest} "
+                f"characters, SageMaker allows {SAGEMAKER_NAME_LIMIT}; shorten the project name or environment"
+            )
+
+    @property
+    def package_version(self) -> str:
+        """The version at the end of the package ARN (``.../<group>/<version>``), for readable model names."""
+        return self.model_package_arn.rsplit("/", 1)[-1]
+
+
+def _digest(*parts: object) -> str:
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[
+        :_DIGEST_LENGTH
+    ]
+
+
+class ModelEndpoint(Construct):
+    def __init__(self, scope: Construct, construct_id: str, props: ModelEndpointProps) -> None:
+        super().__init__(scope, construct_id)
+        stack = Stack.of(self)
+        self.endpoint_name = props.endpoint_name
+        self.variant_name = props.variant_name
+        stage = props.stage
+        environment = stage.serving.container_environment()
+        execution_role_arn = stack.format_arn(
+            service="iam", region="", resource="role", resource_name=props.execution_role_name
+        )
+        model_name = "-".join(
+            (
+                props.endpoint_name,
+                props.package_version,
+                _digest(props.model_package_arn, props.execution_role_name, environment),
+            )
+        )
+        self.model = sagemaker.CfnModel(
+            self,
+            "Model",
+            model_name=model_name,
+            execution_role_arn=execution_role_arn,
+            primary_container=sagemaker.CfnModel.ContainerDefinitionProperty(
+                model_package_name=props.model_package_arn, environment=environment
+            ),
+        )
+
+        capture = {
+            "destination": f"s3://{props.data_bucket_name}/{props.data_capture_key}",
+            "sampling": stage.data_capture.sampling_percentage,
+            "key": props.encryption_key_arn,
+        }
+        variant = {
+            "model": model_name,
+            "variant": props.variant_name,
+            "instance_type": stage.endpoint.instance_type,
+            "instances": stage.endpoint.initial_instance_count,
+        }
+        self.endpoint_config = sagemaker.CfnEndpointConfig(
+            self,
+            "EndpointConfig",
+            endpoint_config_name="-".join(
+                (props.endpoint_name, props.package_version, _digest(capture, variant))
+            ),
+            kms_key_id=props.encryption_key_arn,
+            production_variants=[
+                sagemaker.CfnEndpointConfig.ProductionVariantProperty(
+                    variant_name=props.variant_name,
+                    model_name=self.model.attr_model_name,
+                    instance_type=stage.endpoint.instance_type,
+                    initial_instance_count=stage.endpoint.initial_instance_count,
+                    initial_variant_weight=1.0,
+                )
+            ],
+            data_capture_config=sagemaker.CfnEndpointConfig.DataCaptureConfigProperty(
+                enable_capture=stage.data_capture.sampling_percentage > 0,
+                initial_sampling_percentage=stage.data_capture.sampling_percentage,
+                destination_s3_uri=capture["destination"],
+                kms_key_id=props.encryption_key_arn,
+                capture_options=[
+                    sagemaker.CfnEndpointConfig.CaptureOptionProperty(capture_mode="Input"),
+                    sagemaker.CfnEndpointConfig.CaptureOptionProperty(capture_mode="Output"),
+                ],
+                capture_content_type_header=sagemaker.CfnEndpointConfig.CaptureContentTypeHeaderProperty(
+                    json_content_types=list(JSON_CONTENT_TYPES), csv_content_types=list(CSV_CONTENT_TYPES)
+                ),
+            ),
+        )
+
+        names = alarm_names(props.endpoint_name)
+        alarms = stage.alarms
+        self.errors_alarm = cloudwatch.Alarm(
+            self,
+            "Invocation5XXErrorsAlarm",
+            alarm_name=names["Invocation5XXErrors"],
+            alarm_description=f"More than {alarms.max_invocation_5xx_errors} 5xx answers of "
+            f"{props.endpoint_name} per {alarms.period_seconds}s; rolls back an update in progress",
+            metric=self.metric_invocation_5xx_errors(period=Duration.seconds(alarms.period_seconds)),
+            threshold=alarms.max_invocation_5xx_errors,
+            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+            evaluation_periods=alarms.evaluation_periods,
+            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+        )
+        self.latency_alarm = cloudwatch.Alarm(
+            self,
+            "ModelLatencyAlarm",
+            alarm_name=names["ModelLatency"],
+            alarm_description=f"{props.endpoint_name}'s average model latency above "
+            f"{alarms.max_model_latency_ms} ms; rolls back an update in progress",
+            metric=self.metric_model_latency(period=Duration.seconds(alarms.period_seconds)),
+            # ModelLatency is reported in microseconds.
+            threshold=alarms.max_model_latency_ms * 1000,
+            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+            evaluation_periods=alarms.evaluation_periods,
+            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+        )
+
+        deployment = stage.deployment
+        routing: dict[str, object] = {
+            "type": deployment.traffic_routing,
+            "wait_interval_in_seconds": deployment.wait_seconds,
+        }
+        step = sagemaker.CfnEndpoint.CapacitySizeProperty(
+            type="CAPACITY_PERCENT", value=deployment.canary_size_percent
+        )
+        if deployment.traffic_routing == "CANARY":
+            routing["canary_size"] = step
+        elif deployment.traffic_routing == "LINEAR":
+            routing["linear_step_size"] = step
+        self.endpoint = sagemaker.CfnEndpoint(
+            self,
+            "Endpoint",
+            endpoint_name=props.endpoint_name,
+            endpoint_config_name=self.endpoint_config.attr_endpoint_config_name,
+            deployment_config=sagemaker.CfnEndpoint.DeploymentConfigProperty(
+                blue_green_update_policy=sagemaker.CfnEndpoint.BlueGreenUpdatePolicyProperty(
+                    traffic_routing_configuration=sagemaker.CfnEndpoint.TrafficRoutingConfigProperty(
+                        **routing
+                    ),
+                    termination_wait_in_seconds=deployment.termination_wait_seconds,
+                    maximum_execution_timeout_in_seconds=deployment.maximum_execution_timeout_seconds,
+                ),
+                # Referenced by name (Ref), so CloudFormation creates the alarms before the endpoint.
+                auto_rollback_configuration=sagemaker.CfnEndpoint.AutoRollbackConfigProperty(
+                    alarms=[
+                        sagemaker.CfnEndpoint.AlarmProperty(alarm_name=alarm.alarm_name)
+                        for alarm in (self.errors_alarm, self.latency_alarm)
+                    ]
+                ),
+            ),
+            # Keep the live instance count (autoscaling may have raised it); take the new capture settings.
+            retain_all_variant_properties=True if props.updating else None,
+            exclude_retained_variant_properties=(
+                [sagemaker.CfnEndpoint.VariantPropertyProperty(variant_property_type="DataCaptureConfig")]
+                if props.updating
+                else None
+            ),
+        )
+
+        autoscaling = stage.autoscaling
+        # L1 on purpose: the L2 ScalableTarget creates an IAM role; without one, Application Auto Scaling
+        # uses its service-linked role, and the endpoint stack stays free of IAM.
+        self.scalable_target = appscaling.CfnScalableTarget(
+            self,
+            "ScalableTarget",
+            service_namespace="sagemaker",
+            resource_id=f"endpoint/{props.endpoint_name}/variant/{props.variant_name}",
+            scalable_dimension="sagemaker:variant:DesiredInstanceCount",
+            min_capacity=autoscaling.min_instances,
+            max_capacity=autoscaling.max_instances,
+        )
+        # The resource id names the endpoint as text; register only once the endpoint (update) is done.
+        self.scalable_target.node.add_dependency(self.endpoint)
+        self.scaling_policy = appscaling.CfnScalingPolicy(
+            self,
+            "InvocationsPerInstanceScaling",
+            policy_name=f"{props.endpoint_name}-invocations-per-instance",
+            policy_type="TargetTrackingScaling",
+            scaling_target_id=self.scalable_target.ref,
+            target_tracking_scaling_policy_configuration=appscaling.CfnScalingPolicy.TargetTrackingScalingPolicyConfigurationProperty(
+                target_value=float(autoscaling.target_invocations_per_instance),
+                predefined_metric_specification=appscaling.CfnScalingPolicy.PredefinedMetricSpecificationProperty(
+                    predefined_metric_type="SageMakerVariantInvocationsPerInstance"
+                ),
+                scale_in_cooldown=autoscaling.scale_in_cooldown_seconds,
+                scale_out_cooldown=autoscaling.scale_out_cooldown_seconds,
+            ),
+        )
+
+    # --- Metrics, as the CDK's L2 constructs offer them (``metric_invocations()`` and so on).
+    def metric(
+        self, metric_name: str, *, statistic: str = "Sum", period: Duration | None = None
+    ) -> cloudwatch.Metric:
+        """A metric of this endpoint's variant in the ``AWS/SageMaker`` namespace."""
+        return cloudwatch.Metric(
+            namespace=NAMESPACE,
+            metric_name=metric_name,
+            dimensions_map={"EndpointName": self.endpoint_name, "VariantName": self.variant_name},
+            statistic=statistic,
+            period=period or Duration.minutes(1),
+        )
+
+    def metric_invocation_5xx_errors(self, *, period: Duration | None = None) -> cloudwatch.Metric:
+        """Answers with a 5xx status (the model server failed), summed."""
+        return self.metric("Invocation5XXErrors", period=period)
+
+    def metric_model_latency(self, *, period: Duration | None = None) -> cloudwatch.Metric:
+        """How long the container took to answer, in microseconds, averaged."""
+        return self.metric("ModelLatency", statistic="Average", period=period)
+
+    def metric_invocations_per_instance(self, *, period: Duration | None = None) -> cloudwatch.Metric:
+        """What target tracking scales on."""
+        return self.metric("InvocationsPerInstance", period=period)
+
+
+@dataclass(frozen=True)
+class EndpointExecutionRoleProps:
+    role_name: str
+    endpoint_name: str
+    artifacts_bucket: s3.IBucket
+    model_artifacts_prefix: str
+    """Where the build pipeline writes ``model.tar.gz`` in the artifacts bucket (config ``pipeline_artifacts_prefix``)."""
+    data_bucket: s3.IBucket
+    data_capture_key: str
+    encryption_key: kms.IKey
+
+
+class EndpointExecutionRole(Construct):
+    """Assumed by SageMaker for one stage's model: read the model and its image, write capture and logs."""
+
+    def __init__(self, scope: Construct, construct_id: str, props: EndpointExecutionRoleProps) -> None:
+        super().__init__(scope, construct_id)
+        stack = Stack.of(self)
+        self.role = iam.Role(
+            self,
+            "Role",
+            role_name=props.role_name,
+            assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"),
+            description=f"The model of endpoint {props.endpoint_name} runs as this role",
+        )
+        model_artifacts = props.artifacts_bucket.arn_for_objects(f"{props.model_artifacts_prefix}/*")
+        captures = props.data_bucket.arn_for_objects(f"{props.data_capture_key}/*")
+        log_group = stack.format_arn(
+            service="logs",
+            resource="log-group",
+            resource_name=f"/aws/sagemaker/Endpoints/{props.endpoint_name}",
+            arn_format=ArnFormat.COLON_RESOURCE_NAME,
+        )
+        framework_images = stack.format_arn(
+            service="ecr", account=DEEP_LEARNING_CONTAINERS_ACCOUNT, resource="repository", resource_name="*"
+        )
+        statements = [
+            iam.PolicyStatement(
+                sid="ReadModelArtifacts", actions=["s3:GetObject"], resources=[model_artifacts]
+            ),
+            iam.PolicyStatement(sid="WriteCaptures", actions=["s3:PutObject"], resources=[captures]),
+            # Decrypt the model artifact; encrypt captures (a data key per object, S3 bucket keys).
+            iam.PolicyStatement(
+                sid="UseProjectKey",
+                actions=["kms:Decrypt", "kms:GenerateDataKey"],
+                resources=[props.encryption_key.key_arn],
+            ),
+            iam.PolicyStatement(
+                sid="PullFrameworkImages",
+                actions=[
+                    "ecr:BatchCheckLayerAvailability",
+                    "ecr:GetDownloadUrlForLayer",
+                    "ecr:BatchGetImage",
+                ],
+                resources=[framework_images],
+            ),
+            # AWS requires "*": ecr:GetAuthorizationToken has no resource-level permissions.
+            iam.PolicyStatement(sid="EcrLogin", actions=["ecr:GetAuthorizationToken"], resources=["*"]),
+            iam.PolicyStatement(
+                sid="EndpointLogs",
+                actions=[
+                    "logs:CreateLogGroup",
+                    "logs:CreateLogStream",
+                    "logs:PutLogEvents",
+                    "logs:DescribeLogStreams",
+                ],
+                resources=[log_group, f"{log_group}:*"],
+            ),
+            # AWS requires "*": cloudwatch:PutMetricData has no resource-level permissions; the namespace
+            # condition keeps it to SageMaker's endpoint metrics.
+            iam.PolicyStatement(
+                sid="EndpointMetrics",
+                actions=["cloudwatch:PutMetricData"],
+                resources=["*"],
+                conditions={"StringLike": {"cloudwatch:namespace": ["/aws/sagemaker/*", NAMESPACE]}},
+            ),
+        ]
+        for statement in statements:
+            self.role.add_to_policy(statement)
+        acknowledge(
+            self.role,
+            "AwsSolutions-IAM5",
+            "Each wildcard is as narrow as the resource allows: the model artifacts under the build pipeline's "
+            "prefix (keys named by each execution), this stage's data-capture prefix (SageMaker names the "
+            "files), this endpoint's log streams, the framework image repositories; '*' only for "
+            "ecr:GetAuthorizationToken and cloudwatch:PutMetricData (with a namespace condition).",
+            [
+                f"Resource::{nag_spelling(self, resource)}"
+                for resource in (model_artifacts, captures, f"{log_group}:*", framework_images, "*")
+            ],
+        )

@@ -1,0 +1,48 @@
+"""Which model version to roll out: the newest ``Approved`` version of the project's model package group.
+
+Every page of ``ListModelPackages`` is read and the newest is chosen by ``CreationTime`` here, rather than
+trusting the first item of a sorted page: the approval filter is applied on both sides, so a summary that is
+``PendingManualApproval`` or ``Rejected`` can never be deployed, whatever the service returns.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+APPROVED = "Approved"
+
+
+@dataclass(frozen=True)
+class ApprovedPackage:
+    arn: str
+    version: int | None
+    created: datetime
+
+    def describe(self) -> str:
+        version = f"version {self.version}" if self.version is not None else "a version"
+        return f"{version} ({self.arn}, created {self.created.isoformat()})"
+
+
+def newest_approved(sagemaker: Any, group_name: str) -> ApprovedPackage | None:
+    """The newest approved, completed version in ``group_name``; None when the group has none."""
+    newest: dict[str, Any] | None = None
+    paginator = sagemaker.get_paginator("list_model_packages")
+    pages = paginator.paginate(
+        ModelPackageGroupName=group_name, ModelApprovalStatus=APPROVED, ModelPackageType="Versioned"
+    )
+    for page in pages:
+        for summary in page.get("ModelPackageSummaryList", []):
+            if summary.get("ModelApprovalStatus") != APPROVED:
+                continue
+            # A version whose creation failed has no usable inference specification.
+            if summary.get("ModelPackageStatus", "Completed") != "Completed":
+                continue
+            if newest is None or summary["CreationTime"] > newest["CreationTime"]:
+                newest = summary
+    if newest is None:
+        return None
+    return ApprovedPackage(
+        newest["ModelPackageArn"], newest.get("ModelPackageVersion"), newest["CreationTime"]
+    )

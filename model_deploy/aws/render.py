@@ -1,0 +1,84 @@
+"""Rendering: each stage's endpoint stack, synthesized in-process with the resolved model package.
+
+The template is what ``cdk synth`` would make of :class:`infra.stacks.endpoint_stack.EndpointStack`, with the
+stage file's settings and the package ARN baked in, checked by cdk-nag as every stack of the app is, and
+synthesized without bootstrap resources (no assets, no ``BootstrapVersion`` rule), so CloudFormation can
+deploy it in any account without ``cdk bootstrap``.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from model_deploy.aws.names import endpoint_role_name, endpoint_stack_name
+from model_deploy.aws.release import settings_file, template_file
+from model_deploy.stage_config import StageConfig
+from pipelines.config import ProjectConfig
+
+TEMPLATE_BODY_LIMIT = 51_200
+"""CloudFormation's limit on an inline ``TemplateBody``: the deploy step sends templates inline."""
+
+
+@dataclass(frozen=True)
+class RenderInputs:
+    """What the deploy-pipeline stack gives the render action (CodeBuild environment variables)."""
+
+    data_bucket_name: str
+    encryption_key_arn: str
+
+
+def render_stage(
+    config: ProjectConfig,
+    stage: StageConfig,
+    package_arn: str,
+    inputs: RenderInputs,
+    outdir: Path,
+    *,
+    updating: bool,
+) -> Path:
+    """Write ``<stage>-template.json`` and ``<stage>-config.json`` into ``outdir``; return the template's path."""
+    # The CDK starts a Node process on import: only rendering pays for it.
+    from aws_cdk import App, BootstraplessSynthesizer
+
+    from infra.constructs.endpoint import ModelEndpointProps
+    from infra.nag import add_nag_checks
+    from infra.stacks.endpoint_stack import EndpointStack
+
+    props = ModelEndpointProps(
+        endpoint_name=config.endpoint_name(stage.stage),
+        model_package_arn=package_arn,
+        execution_role_name=endpoint_role_name(config, stage.stage),
+        stage=stage,
+        data_bucket_name=inputs.data_bucket_name,
+        data_capture_key=config.data_capture_key(stage.stage),
+        encryption_key_arn=inputs.encryption_key_arn,
+        updating=updating,
+    )
+    stack_name = endpoint_stack_name(config, stage.stage)
+    outdir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="cdk-endpoint-") as assembly_dir:
+        app = App(outdir=assembly_dir, analytics_reporting=False)
+        EndpointStack(
+            app,
+            stack_name,
+            endpoint=props,
+            synthesizer=BootstraplessSynthesizer(),
+            description=f"MLOps template: the {stage.stage} endpoint, serving {package_arn}",
+            tags=config.tags,
+        )
+        add_nag_checks(app)
+        assembly = app.synth()  # raises on a cdk-nag finding that is not acknowledged
+        template = assembly.get_stack_by_name(stack_name).template
+    body = json.dumps(template, indent=1)
+    if len(body.encode()) > TEMPLATE_BODY_LIMIT:
+        raise ValueError(
+            f"the {stage.stage} template is {len(body)} bytes, over CloudFormation's inline limit"
+        )
+    path = outdir / template_file(stage.stage)
+    path.write_text(body + "\n", encoding="utf-8")
+    settings = {"EndpointName": props.endpoint_name, "ModelPackageArn": package_arn, **stage.as_dict()}
+    (outdir / settings_file(stage.stage)).write_text(json.dumps(settings, indent=2) + "\n", encoding="utf-8")
+    return path
