@@ -276,8 +276,24 @@ def on_model_package_event(event: dict[str, Any]) -> None:
     detail = event.get("detail", {})
     if detail.get("ModelPackageGroupName") != workspace.config.model_package_group_name:
         return
-    if detail.get("ModelApprovalStatus") not in (ApprovalStatus.APPROVED, ApprovalStatus.REJECTED):
+    status = detail.get("ModelApprovalStatus")
+    if status not in (ApprovalStatus.APPROVED, ApprovalStatus.REJECTED):
         return
+    print(
+        f"Version {detail.get('ModelPackageVersion')} is {status}: rolling the newest approved version to staging."
+    )
     result = roll_out(workspace, STAGES[0])
     if result.outcome == "Deployed":
         print(f"Next: `python -m pipelines endpoints promote` sends version {result.version} to prod.")
+    if status == ApprovalStatus.REJECTED:
+        _warn_if_serving(workspace, detail.get("ModelPackageArn"), detail.get("ModelPackageVersion"))
+
+
+def _warn_if_serving(workspace: Workspace, arn: str | None, version: object) -> None:
+    """A rejected version that still serves somewhere is said out loud: nothing approved could replace it."""
+    for record in EndpointStore(workspace.endpoints_dir).load().values():
+        if arn and record.model_package_arn == arn:
+            print(
+                f"warning: {record.name} still serves version {version}, which is now Rejected; replace it by "
+                + ("approving another version." if record.stage == STAGES[0] else "`endpoints promote`.")
+            )
