@@ -107,7 +107,7 @@ def cmd_render(args: argparse.Namespace, clients: ClientFactory) -> int:
     release, exists = plan_release(config, clients("sagemaker"))
     _print_plan(release)
     outdir = Path(args.out)
-    if release.model_package_arn is not None:
+    if not release.nothing_to_do:
         inputs = RenderInputs(_require(DATA_BUCKET_VARIABLE), _require(KMS_KEY_ARN_VARIABLE))
         for stage, stage_config in stages.items():
             path = render_stage(
@@ -134,7 +134,7 @@ def cmd_deploy(args: argparse.Namespace, clients: ClientFactory) -> int:
 
     release = Release.read(Path(args.release))
     plan = release.stages[args.stage]
-    if release.model_package_arn is None:
+    if release.nothing_to_do:
         print(f"{args.stage}: {release.message}")
         return 0
     template = json.loads((Path(args.release) / template_file(args.stage)).read_text(encoding="utf-8"))

@@ -1,0 +1,133 @@
+"""Clients for the rollout's tests: real botocore clients with fake credentials, answered by a Stubber.
+
+A Stubber checks every call's parameters against the service model and answers in order, so a test states
+exactly which AWS calls a command makes, and an unexpected call fails it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import boto3
+import pytest
+from botocore.stub import Stubber
+
+REGION = "us-east-1"
+ACCOUNT = "123456789012"
+GROUP = "review-sentiment-dev-models"
+
+
+def package_arn(version: int, group: str = GROUP) -> str:
+    return f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:model-package/{group}/{version}"
+
+
+def summary(version: int, status: str = "Approved", day: int | None = None, **extra: Any) -> dict[str, Any]:
+    """A ``ModelPackageSummaryList`` item; created on day ``version`` of March unless ``day`` is given."""
+    return {
+        "ModelPackageGroupName": GROUP,
+        "ModelPackageVersion": version,
+        "ModelPackageArn": package_arn(version),
+        "CreationTime": datetime(2025, 3, day or version, tzinfo=UTC),
+        "ModelPackageStatus": "Completed",
+        "ModelApprovalStatus": status,
+        **extra,
+    }
+
+
+class StubbedClients:
+    """``clients(service)`` for the CLI: one stubbed client per service, activated for the test."""
+
+    def __init__(self) -> None:
+        self.clients: dict[str, Any] = {}
+        self.stubbers: dict[str, Stubber] = {}
+
+    def __call__(self, service: str) -> Any:
+        return self.client(service)
+
+    def client(self, service: str) -> Any:
+        if service not in self.clients:
+            client = boto3.client(
+                service, region_name=REGION, aws_access_key_id="testing", aws_secret_access_key="testing"
+            )
+            stubber = Stubber(client)
+            stubber.activate()
+            self.clients[service] = client
+            self.stubbers[service] = stubber
+        return self.clients[service]
+
+    def stub(self, service: str) -> Stubber:
+        self.client(service)
+        return self.stubbers[service]
+
+    def assert_no_pending_responses(self) -> None:
+        for stubber in self.stubbers.values():
+            stubber.assert_no_pending_responses()
+
+
+@pytest.fixture
+def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[StubbedClients]:
+    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
+    for variable in ("MLOPS_PROJECT_NAME", "MLOPS_ENVIRONMENT", "AWS_REGION"):
+        monkeypatch.delenv(variable, raising=False)
+    clients = StubbedClients()
+    yield clients
+    for stubber in clients.stubbers.values():
+        stubber.deactivate()
+
+
+def stub_serving(
+    stubber: Stubber,
+    endpoint: str,
+    package: str | None,
+    *,
+    status: str = "InService",
+    instance_type: str = "ml.m5.large",
+) -> None:
+    """What ``current_serving`` asks for an endpoint that serves ``package`` (None: no such endpoint)."""
+    if package is None:
+        stubber.add_client_error(
+            "describe_endpoint",
+            service_error_code="ValidationException",
+            service_message=f'Could not find endpoint "{endpoint}".',
+            expected_params={"EndpointName": endpoint},
+        )
+        return
+    now = datetime(2025, 3, 1, tzinfo=UTC)
+    config_name = f"{endpoint}-1-abcdef01"
+    model_name = f"{endpoint}-1-0123abcd"
+    stubber.add_response(
+        "describe_endpoint",
+        {
+            "EndpointName": endpoint,
+            "EndpointArn": f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:endpoint/{endpoint}",
+            "EndpointConfigName": config_name,
+            "EndpointStatus": status,
+            "CreationTime": now,
+            "LastModifiedTime": now,
+        },
+        {"EndpointName": endpoint},
+    )
+    stubber.add_response(
+        "describe_endpoint_config",
+        {
+            "EndpointConfigName": config_name,
+            "EndpointConfigArn": f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:endpoint-config/{config_name}",
+            "ProductionVariants": [
+                {"VariantName": "AllTraffic", "ModelName": model_name, "InstanceType": instance_type}
+            ],
+            "CreationTime": now,
+        },
+        {"EndpointConfigName": config_name},
+    )
+    stubber.add_response(
+        "describe_model",
+        {
+            "ModelName": model_name,
+            "PrimaryContainer": {"ModelPackageName": package},
+            "CreationTime": now,
+            "ModelArn": f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:model/{model_name}",
+        },
+        {"ModelName": model_name},
+    )

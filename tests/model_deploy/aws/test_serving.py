@@ -1,0 +1,46 @@
+"""What an endpoint serves, read from SageMaker: endpoint -> endpoint config -> model -> model package."""
+
+from __future__ import annotations
+
+import pytest
+
+from model_deploy.aws.serving import current_serving, same_package
+from tests.model_deploy.aws.conftest import StubbedClients, package_arn, stub_serving
+
+ENDPOINT = "review-sentiment-dev-staging"
+
+
+def test_reads_the_package_and_instance_type_behind_the_variant(aws: StubbedClients) -> None:
+    stub_serving(aws.stub("sagemaker"), ENDPOINT, package_arn(3), instance_type="ml.m5.xlarge")
+    serving = current_serving(aws.client("sagemaker"), ENDPOINT)
+    assert serving is not None
+    assert (serving.model_package_arn, serving.instance_type, serving.status) == (
+        package_arn(3),
+        "ml.m5.xlarge",
+        "InService",
+    )
+    assert serving.serves(package_arn(3)) and not serving.serves(package_arn(4))
+    aws.assert_no_pending_responses()
+
+
+def test_a_missing_endpoint_serves_nothing(aws: StubbedClients) -> None:
+    stub_serving(aws.stub("sagemaker"), ENDPOINT, None)
+    assert current_serving(aws.client("sagemaker"), ENDPOINT) is None
+
+
+def test_a_failed_endpoint_does_not_count_as_serving(aws: StubbedClients) -> None:
+    stub_serving(aws.stub("sagemaker"), ENDPOINT, package_arn(3), status="Failed")
+    serving = current_serving(aws.client("sagemaker"), ENDPOINT)
+    assert serving is not None and not serving.serves(package_arn(3))
+
+
+def test_other_errors_are_not_mistaken_for_a_missing_endpoint(aws: StubbedClients) -> None:
+    aws.stub("sagemaker").add_client_error("describe_endpoint", service_error_code="AccessDeniedException")
+    with pytest.raises(Exception, match="AccessDenied"):
+        current_serving(aws.client("sagemaker"), ENDPOINT)
+
+
+def test_package_arns_compare_as_sagemaker_names_them() -> None:
+    assert same_package(package_arn(3).replace("review-sentiment", "Review-Sentiment"), package_arn(3))
+    assert not same_package(package_arn(3), package_arn(30))
+    assert not same_package(None, package_arn(3))
