@@ -41,7 +41,7 @@ def render_stage(
 ) -> Path:
     """Write ``<stage>-template.json`` and ``<stage>-config.json`` into ``outdir``; return the template's path."""
     # The CDK starts a Node process on import: only rendering pays for it.
-    from aws_cdk import App, BootstraplessSynthesizer
+    from aws_cdk import App, BootstraplessSynthesizer, Tags
 
     from infra.constructs.endpoint import ModelEndpointProps
     from infra.nag import add_nag_checks
@@ -67,8 +67,10 @@ def render_stage(
             endpoint=props,
             synthesizer=BootstraplessSynthesizer(),
             description=f"MLOps template: the {stage.stage} endpoint, serving {package_arn}",
-            tags=config.tags,
         )
+        # As the app's stacks are tagged (infra/app_builder.py): on every taggable resource.
+        for key, value in config.tags.items():
+            Tags.of(app).add(key, value)
         add_nag_checks(app)
         assembly = app.synth()  # raises on a cdk-nag finding that is not acknowledged
         template = assembly.get_stack_by_name(stack_name).template

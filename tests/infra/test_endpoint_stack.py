@@ -167,7 +167,7 @@ def test_target_tracking_on_invocations_per_instance_registers_after_the_endpoin
     template = templates[stage]
     settings = load_stage(stage).autoscaling
     target = _one(template, "AWS::ApplicationAutoScaling::ScalableTarget")
-    assert target["Properties"] == {
+    assert {key: value for key, value in target["Properties"].items() if key != "Tags"} == {
         "ServiceNamespace": "sagemaker",
         "ResourceId": f"endpoint/{CONFIG.endpoint_name(stage)}/variant/{VARIANT_NAME}",
         "ScalableDimension": "sagemaker:variant:DesiredInstanceCount",
@@ -211,6 +211,17 @@ def test_a_new_version_replaces_model_and_config_but_updates_the_same_endpoint_a
     assert variants == [VARIANT_NAME, VARIANT_NAME]
     endpoints = [_one(t, "AWS::SageMaker::Endpoint")["Properties"]["EndpointName"] for t in (before, after)]
     assert endpoints == [CONFIG.endpoint_name("prod")] * 2
+
+
+def test_the_config_tags_are_on_every_endpoint_resource(templates: dict) -> None:
+    expected = [{"Key": key, "Value": value} for key, value in sorted(CONFIG.tags.items())]
+    for name, template in templates.items():
+        for cfn_type in (
+            "AWS::SageMaker::Model",
+            "AWS::SageMaker::EndpointConfig",
+            "AWS::SageMaker::Endpoint",
+        ):
+            assert _one(template, cfn_type)["Properties"]["Tags"] == expected, f"{name}: {cfn_type}"
 
 
 def test_the_template_deploys_anywhere_without_iam_or_bootstrap(templates: dict) -> None:
