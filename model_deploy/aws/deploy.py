@@ -10,7 +10,9 @@ decisions need the live state at deploy time, which a pipeline action cannot loo
   the live instance type differs from the template's and the live stack has autoscaling, a first update
   deploys the *live* template without its scaling resources (CloudFormation deletes the policy and
   deregisters the target, nothing else changes), then the new template brings the new type and registers
-  autoscaling again. Between the two, the endpoint keeps serving at its current size without scaling.
+  autoscaling again. Between the two, the endpoint keeps serving at its current size without scaling; if the
+  second update fails (and CloudFormation rolls it back), the live template is deployed again, so the old
+  version serves with its autoscaling as before.
 
 Each update is a change set (visible in the stack's history), run with the CloudFormation role that the
 deploy-pipeline stack created for endpoint stacks. A stack left in ``ROLLBACK_COMPLETE`` by a failed first
@@ -192,6 +194,7 @@ def deploy_stage(sagemaker: Any, deployer: StackDeployer, target: StageDeploymen
     log(
         f"{target.stage}: {target.endpoint_name} serves {served or 'nothing'}; deploying {target.package_arn}"
     )
+    restore: dict[str, Any] | None = None
     if status is not None and serving is not None:
         new_type = endpoint_instance_type(target.template)
         live = deployer.live_template(target.stack_name)
@@ -205,7 +208,15 @@ def deploy_stage(sagemaker: Any, deployer: StackDeployer, target: StageDeploymen
                 without_autoscaling(live),
                 reason=f"remove autoscaling before the instance type changes to {new_type}",
             )
-    deployer.deploy(target.stack_name, target.template, reason=f"serve {target.package_arn}")
+            restore = live
+    try:
+        deployer.deploy(target.stack_name, target.template, reason=f"serve {target.package_arn}")
+    except DeployFailed:
+        if restore is not None:
+            # The update rolled back to the autoscaling-free step: put the live template back as it was.
+            log(f"{target.stage}: the update failed; restoring the previous template with its autoscaling")
+            deployer.deploy(target.stack_name, restore, reason="restore autoscaling after a failed update")
+        raise
     after = current_serving(sagemaker, target.endpoint_name)
     if after is None or not same_package(after.model_package_arn, target.package_arn):
         raise DeployFailed(

@@ -165,6 +165,24 @@ def test_an_instance_type_change_removes_autoscaling_first_then_deploys_with_it(
     )
 
 
+def test_a_failed_instance_type_change_puts_the_live_template_and_its_autoscaling_back(
+    aws: StubbedClients,
+) -> None:
+    sagemaker, cfn = aws.stub("sagemaker"), aws.stub("cloudformation")
+    live = endpoint_template("ml.m5.large")
+    new = endpoint_template("ml.m5.xlarge")
+    stub_serving(sagemaker, ENDPOINT, package_arn(3), instance_type="ml.m5.large")
+    stub_status(cfn, "UPDATE_COMPLETE")
+    cfn.add_response("get_template", {"TemplateBody": json.dumps(live)})
+    stub_change_set(cfn, without_autoscaling(live), change_set_type="UPDATE", final="UPDATE_COMPLETE")
+    stub_change_set(cfn, new, change_set_type="UPDATE", final="UPDATE_ROLLBACK_COMPLETE")
+    cfn.add_response("describe_stack_events", {"StackEvents": []})
+    stub_change_set(cfn, live, change_set_type="UPDATE", final="UPDATE_COMPLETE")
+    with pytest.raises(DeployFailed, match="updating failed"):
+        run(aws, new)
+    aws.assert_no_pending_responses()
+
+
 def test_an_instance_type_change_without_live_autoscaling_is_one_update(aws: StubbedClients) -> None:
     sagemaker, cfn = aws.stub("sagemaker"), aws.stub("cloudformation")
     new = endpoint_template("ml.m5.xlarge")
