@@ -99,11 +99,10 @@ class DeployPipelineProps:
     """In rollout order; a manual approval precedes every stage but the first."""
 
 
-def _install(requirements: str) -> dict[str, object]:
-    return {
-        "runtime-versions": {"python": "3.11", "nodejs": "20"},
-        "commands": [f"pip install --no-cache-dir -r {requirements}"],
-    }
+def _install(requirements: str, *, node: bool = False) -> dict[str, object]:
+    """Python and the action's requirements; Node only where the CDK runs (jsii needs it)."""
+    runtimes = {"python": "3.11", "nodejs": "20"} if node else {"python": "3.11"}
+    return {"runtime-versions": runtimes, "commands": [f"pip install --no-cache-dir -r {requirements}"]}
 
 
 class DeployPipeline(Construct):
@@ -150,7 +149,7 @@ class DeployPipeline(Construct):
                 "version": "0.2",
                 "env": {"exported-variables": list(EXPORTED_VARIABLES)},
                 "phases": {
-                    "install": _install("model_deploy/requirements-render.txt"),
+                    "install": _install("model_deploy/requirements-render.txt", node=True),
                     "build": {
                         "commands": [
                             RENDER_COMMAND,

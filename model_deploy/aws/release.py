@@ -46,7 +46,8 @@ class Release:
 
     @property
     def nothing_to_do(self) -> bool:
-        """No approved version, or prod (the last stage) already serves it: a run would only wait at the gate."""
+        """No approved version, or every stage already serves it (a duplicate event, a rejection of a version
+        that does not serve): the rest of the run would only wait at the gate for a no-op."""
         return self.model_package_arn is None or all(p.action != "deploy" for p in self.stages.values())
 
     def write(self, directory: Path) -> Path:
