@@ -77,6 +77,25 @@ except ImportError:  # Elsewhere (tests, the local server): the same constructor
             super().__init__(status_code, message, phrase)
 
 
+SERVER_BATCHING = int(os.environ.get("SAGEMAKER_TS_BATCH_SIZE") or "1") > 1
+"""The serving container batches requests (``SAGEMAKER_TS_BATCH_SIZE`` > 1, set from the stage config).
+
+Its inference toolkit then still calls ``input_fn`` -> ``predict_fn`` -> ``output_fn`` once per request, but
+hands every request of the batch the *first* request's Content-Type and Accept, and an exception raised for one
+request fails them all (it answers one error for the whole batch). So, with batching on, the handler reads each
+body's format from the body itself and answers a bad request with its own ``{"error", "status_code"}`` body
+(HTTP 200: the toolkit cannot set one request's status) rather than raising.
+"""
+
+
+@dataclass(frozen=True)
+class RejectedRequest:
+    """A request refused under server batching: answered on its own instead of failing the batch."""
+
+    message: str
+    status_code: int
+
+
 class InvalidRequest(_ServingError, ValueError):
     """A client error: ``status_code`` is the HTTP status, ``message`` names the problem and where."""
 
@@ -129,8 +148,44 @@ def _max_length(tokenizer: Any, config: Any) -> int:
 
 
 # ------------------------------------------------------------------------------------------ input_fn
-def input_fn(request_body: str | bytes | bytearray, request_content_type: str) -> list[str]:
-    """Parse a request into its reviews; refuse anything that is not one or more non-empty strings."""
+def input_fn(request_body: str | bytes | bytearray, request_content_type: str) -> list[str] | RejectedRequest:
+    """Parse a request into its reviews; refuse anything that is not one or more non-empty strings.
+
+    Under the serving container's batching (:data:`SERVER_BATCHING`) the declared type may be another
+    request's, so the body's own format decides, and a bad request becomes a :class:`RejectedRequest` that
+    ``output_fn`` answers, instead of an exception that would fail every request of the batch.
+    """
+    if not SERVER_BATCHING:
+        return _parse(request_body, request_content_type)
+    try:
+        return _parse(request_body, _format_of(request_body, request_content_type))
+    except InvalidRequest as error:
+        return RejectedRequest(error.message, error.status_code)
+
+
+def _format_of(body: str | bytes | bytearray, declared: str) -> str:
+    """A JSON document, else JSON lines, else CSV: what the body is, whatever the header said."""
+    try:
+        text = _decode(body)
+    except InvalidRequest:
+        return declared
+    if _media_type(declared) not in CONTENT_TYPES:
+        return declared  # refused below with the type the client sent
+    try:
+        json.loads(text)
+        return JSON
+    except (ValueError, RecursionError):
+        pass
+    try:
+        for line in text.splitlines():
+            if line.strip():
+                json.loads(line)
+        return JSON_LINES
+    except (ValueError, RecursionError):
+        return CSV
+
+
+def _parse(request_body: str | bytes | bytearray, request_content_type: str) -> list[str]:
     content_type = _media_type(request_content_type)
     if content_type not in CONTENT_TYPES:
         raise InvalidRequest(
@@ -247,7 +302,7 @@ def _reviews_from_csv(text: str) -> list[str]:
 
 
 # ------------------------------------------------------------------------------------------ predict_fn
-def predict_fn(reviews: list[str], model: SentimentModel) -> list[dict[str, Any]]:
+def predict_fn(reviews: list[str] | RejectedRequest, model: SentimentModel) -> Any:
     """Every review truncated to the model's max length, run in chunks of reviews of similar length.
 
     A padded batch costs a forward pass over its longest review for every row: sorting by length first and
@@ -255,6 +310,8 @@ def predict_fn(reviews: list[str], model: SentimentModel) -> list[dict[str, Any]
     texts/s of one padded batch of 16 random reviews, and of one review at a time). Results come back in
     request order.
     """
+    if isinstance(reviews, RejectedRequest):
+        return reviews
     encoded = model.tokenizer(reviews, truncation=True, max_length=model.max_length)
     order = sorted(range(len(reviews)), key=lambda index: len(encoded["input_ids"][index]))
     rows: list[list[float]] = [[] for _ in reviews]
@@ -281,8 +338,10 @@ def _result(row: list[float], sentiments: list[int]) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------------------------------ output_fn
-def output_fn(predictions: list[dict[str, Any]], accept: str) -> tuple[str, str]:
+def output_fn(predictions: list[dict[str, Any]] | RejectedRequest, accept: str) -> tuple[str, str]:
     """Serialize in the first supported type of ``Accept``; returns (body, content type)."""
+    if isinstance(predictions, RejectedRequest):
+        return json.dumps({"error": predictions.message, "status_code": predictions.status_code}), JSON
     media_type = _accepted_type(accept)
     if media_type == JSON:
         return json.dumps(predictions), JSON
