@@ -89,6 +89,7 @@ def test_render_gets_its_execution_id_and_exports_the_version_for_the_gate(
     assert spec["phases"]["install"]["commands"] == [
         "pip install --no-cache-dir -r model_deploy/requirements-render.txt"
     ]
+    assert spec["phases"]["install"]["runtime-versions"] == {"python": "3.11", "nodejs": "20"}
     assert spec["env"]["exported-variables"] == ["MODEL_PACKAGE_ARN", "MODEL_PACKAGE_VERSION"]
     assert spec["artifacts"] == {"base-directory": "rendered", "files": ["**/*"]}
     gate = _action(default_app, "ApproveProd")["Configuration"]["CustomData"]
@@ -116,6 +117,7 @@ def test_each_stage_is_deployed_then_smoke_tested_from_the_rendered_release(
         assert spec["phases"]["install"]["commands"] == [
             "pip install --no-cache-dir -r model_deploy/requirements.txt"
         ]
+        assert spec["phases"]["install"]["runtime-versions"] == {"python": "3.11"}
     assert json.loads(deploy["Configuration"]["EnvironmentVariables"]) == [
         {"name": "STAGE", "type": "PLAINTEXT", "value": stage}
     ]
