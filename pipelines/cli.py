@@ -476,6 +476,8 @@ def _serve(args: argparse.Namespace, workspace: Workspace) -> int:
         run_foreground(state, args.host, port, ready)
     except ServingError as error:
         raise UsageError(str(error)) from None
+    except KeyboardInterrupt:  # uvicorn shuts down gracefully, then re-raises Ctrl-C
+        pass
     print("Stopped.")
     return 0
 

@@ -122,6 +122,7 @@ class ServerState:
     persistent: bool = True
     """False for ``serve VERSION``: one ad-hoc endpoint, nothing written to the run folder."""
     startup: list[Callable[[ServerState], Any]] = field(default_factory=list)
+    shutdown: list[Callable[[ServerState], Any]] = field(default_factory=list)
     _retiring: set[asyncio.Task[None]] = field(default_factory=set)
 
     @property
@@ -527,6 +528,8 @@ def build_app(state: ServerState) -> Starlette:
             yield
         finally:
             await state.close()
+            for hook in state.shutdown:
+                hook(state)
 
     app = Starlette(
         routes=[
@@ -687,10 +690,14 @@ def run_foreground(state: ServerState, host: str, port: int, on_ready: Callable[
             ServerInfo(os.getpid(), state.base_url, state.token, now()).write(folder)
         on_ready(state.base_url)
 
+    def gone(_: ServerState) -> None:
+        if folder is not None:
+            ServerInfo.remove(folder, os.getpid())
+
     state.startup.append(ready)
+    state.shutdown.append(gone)  # in the lifespan: uvicorn re-raises SIGTERM after it, which ends the process
     try:
         server.run(sockets=[sock])
     finally:
-        if folder is not None:
-            ServerInfo.remove(folder, os.getpid())
+        gone(state)
         sock.close()

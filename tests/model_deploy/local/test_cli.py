@@ -1,0 +1,79 @@
+"""The endpoint commands of ``python -m pipelines`` that need no rollout: serve, and the empty-folder answers."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from pipelines import cli
+from pipelines.local.workspace import Workspace
+from tests.model_deploy.local.conftest import register, request
+
+REPO_ROOT = Path(__file__).resolve().parents[3]
+
+
+def test_serve_an_unknown_version_exits_with_the_registrys_error(tmp_path: Path, capsys) -> None:
+    assert cli.main(["serve", "7", "--run-dir", str(tmp_path)]) == 2
+    assert "has no version 7: it has no versions yet" in capsys.readouterr().err
+
+
+def test_an_empty_run_folder_says_what_to_do(tmp_path: Path, capsys) -> None:
+    assert cli.main(["endpoints", "--run-dir", str(tmp_path)]) == 0
+    assert "No endpoints yet: approve a version" in capsys.readouterr().out
+    assert cli.main(["endpoints", "status", "--run-dir", str(tmp_path)]) == 3
+    assert "No endpoint server runs." in capsys.readouterr().out
+    assert cli.main(["endpoints", "stop", "--run-dir", str(tmp_path)]) == 0
+    assert cli.main(["predict", "Nice dress", "--run-dir", str(tmp_path)]) == 2
+    assert "no endpoint server runs: " in capsys.readouterr().err
+    assert cli.main(["endpoints", "promote", "--run-dir", str(tmp_path)]) == 1
+    assert "serves nothing yet: approve a version first" in capsys.readouterr().out
+
+
+def test_the_server_refuses_to_listen_beyond_loopback(tmp_path: Path, capsys) -> None:
+    assert cli.main(["serve", "--host", "0.0.0.0", "--run-dir", str(tmp_path)]) == 2
+    assert "loopback only" in capsys.readouterr().err
+
+
+def test_serve_a_version_prints_how_to_call_it_and_stops_on_ctrl_c(
+    tmp_path: Path, model_archive: Path
+) -> None:
+    workspace = Workspace.open(tmp_path / "run")
+    register(workspace, model_archive)
+    unpack_root = tmp_path / "tmp"
+    unpack_root.mkdir()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "pipelines", "serve", "1", "--port", "0", "--run-dir", str(workspace.root)],
+        cwd=REPO_ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "TMPDIR": str(unpack_root)},
+    )
+    try:
+        assert process.stdout is not None
+        lines: list[str] = []
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline and not any("Serving at" in line for line in lines):
+            line = process.stdout.readline()
+            if not line:
+                break
+            lines.append(line)
+        served = next(line for line in lines if "Serving at" in line)
+        url = served.split("Serving at ")[1].split()[0]
+        assert url.startswith("http://127.0.0.1:") and not url.endswith(":0")
+        assert request(url, "GET", "/ping")[0] == 200
+        assert list(unpack_root.glob("mlops-serve-*"))  # the model is unpacked while it serves
+        process.send_signal(signal.SIGINT)
+        out, _ = process.communicate(timeout=120)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    printed = "".join(lines) + out
+    assert "version 1 (PendingManualApproval)" in printed
+    assert "/invocations -H 'Content-Type: application/json' -d '{\"features\": [" in printed
+    assert "Stopped." in printed and process.returncode == 0
+    assert not list(unpack_root.glob("mlops-serve-*"))  # and removed when it stops
