@@ -50,6 +50,7 @@ class SmokeReport:
     target_variant: str | None = None
     invocations: int = 0
     checks: int = 0
+    failed_checks: int = 0
     failures: list[str] = field(default_factory=list)
     served_by: set[str] = field(default_factory=set)
     """The variants that answered (``InvokedProductionVariant``)."""
@@ -59,7 +60,7 @@ class SmokeReport:
         return not self.failures
 
     def summary(self) -> str:
-        verdict = "passed" if self.passed else f"FAILED ({len(self.failures)} of {self.checks} checks)"
+        verdict = "passed" if self.passed else f"FAILED ({self.failed_checks} of {self.checks} checks)"
         variants = ", ".join(sorted(self.served_by)) or "none"
         return f"smoke test of {self.endpoint_name} {verdict}: {self.invocations} invocations, answered by {variants}"
 
@@ -70,6 +71,7 @@ class SmokeReport:
             "Passed": self.passed,
             "Invocations": self.invocations,
             "Checks": self.checks,
+            "FailedChecks": self.failed_checks,
             "Failures": self.failures,
             "InvokedProductionVariants": sorted(self.served_by),
         }
@@ -142,6 +144,7 @@ def run_smoke_test(runtime: Any, endpoint_name: str, target_variant: str | None 
             problems = test()
         except Exception as error:  # a check that cannot even run has failed; say why and go on
             problems = [f"{type(error).__name__}: {error}"]
+        report.failed_checks += bool(problems)
         report.failures.extend(f"{description}: {problem}" for problem in problems)
 
     for content_type in REQUEST_TYPES:

@@ -181,6 +181,13 @@ class StageConfig:
             name = next(f.name for f in dataclasses.fields(self) if getattr(self, f.name) is section)
             problems.extend(f"{name}: {problem}" for problem in section.check())
         problems.extend(f"serving: {problem}" for problem in self.serving.check())
+        step = self.deployment.canary_size_percent * self.autoscaling.min_instances / 100
+        if self.deployment.traffic_routing != "ALL_AT_ONCE" and step < 1:
+            problems.append(
+                f"deployment: a {self.deployment.canary_size_percent}% {self.deployment.traffic_routing} step of "
+                f"{self.autoscaling.min_instances} instance(s) is less than one instance; use ALL_AT_ONCE (still "
+                "blue/green, with baking and rollback) or more instances"
+            )
         if not (
             self.autoscaling.min_instances
             <= self.endpoint.initial_instance_count
