@@ -39,7 +39,7 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sagemaker as sagemaker
 from constructs import Construct
 
-from infra.constructs.execution_role import DEEP_LEARNING_CONTAINERS_ACCOUNT
+from infra.constructs.execution_role import DEEP_LEARNING_CONTAINERS_ACCOUNT, pull_framework_images
 from infra.nag import acknowledge, nag_spelling
 from model_deploy.aws.names import VARIANT_NAME, alarm_names
 from model_deploy.stage_config import StageConfig
@@ -354,17 +354,7 @@ class EndpointExecutionRole(Construct):
                 actions=["kms:Decrypt", "kms:GenerateDataKey"],
                 resources=[props.encryption_key.key_arn],
             ),
-            iam.PolicyStatement(
-                sid="PullFrameworkImages",
-                actions=[
-                    "ecr:BatchCheckLayerAvailability",
-                    "ecr:GetDownloadUrlForLayer",
-                    "ecr:BatchGetImage",
-                ],
-                resources=[framework_images],
-            ),
-            # AWS requires "*": ecr:GetAuthorizationToken has no resource-level permissions.
-            iam.PolicyStatement(sid="EcrLogin", actions=["ecr:GetAuthorizationToken"], resources=["*"]),
+            *pull_framework_images(framework_images),
             iam.PolicyStatement(
                 sid="EndpointLogs",
                 actions=[

@@ -16,6 +16,19 @@ from infra.nag import GRANT_WILDCARD_ACTIONS, acknowledge, nag_spelling
 DEEP_LEARNING_CONTAINERS_ACCOUNT = "763104351884"
 
 
+def pull_framework_images(framework_images: str) -> list[iam.PolicyStatement]:
+    """What a job or an endpoint needs to pull the Deep Learning Containers' images (``framework_images``)."""
+    return [
+        iam.PolicyStatement(
+            sid="PullFrameworkImages",
+            actions=["ecr:BatchCheckLayerAvailability", "ecr:GetDownloadUrlForLayer", "ecr:BatchGetImage"],
+            resources=[framework_images],
+        ),
+        # AWS requires "*": ecr:GetAuthorizationToken has no resource-level permissions.
+        iam.PolicyStatement(sid="EcrLogin", actions=["ecr:GetAuthorizationToken"], resources=["*"]),
+    ]
+
+
 @dataclass(frozen=True)
 class ExecutionRoleProps:
     role_name: str
@@ -155,17 +168,7 @@ class SageMakerExecutionRole(Construct):
                 ],
                 resources=[sagemaker_logs],
             ),
-            iam.PolicyStatement(
-                sid="PullFrameworkImages",
-                actions=[
-                    "ecr:BatchCheckLayerAvailability",
-                    "ecr:GetDownloadUrlForLayer",
-                    "ecr:BatchGetImage",
-                ],
-                resources=[framework_images],
-            ),
-            # AWS requires "*": ecr:GetAuthorizationToken has no resource-level permissions.
-            iam.PolicyStatement(sid="EcrLogin", actions=["ecr:GetAuthorizationToken"], resources=["*"]),
+            *pull_framework_images(framework_images),
             # AWS requires "*": cloudwatch:PutMetricData has no resource-level permissions; the namespace
             # condition keeps it to SageMaker's own metrics.
             iam.PolicyStatement(

@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from pipelines.local.executions import process_exists
 from pipelines.local.files import write_json_atomic
 
 STATE_FILE = "endpoints.json"
@@ -96,7 +97,7 @@ class ServerInfo:
             info = cls(**json.loads(path.read_text(encoding="utf-8")))
         except (FileNotFoundError, json.JSONDecodeError, TypeError):
             return None
-        return info if _process_exists(info.pid) else None
+        return info if process_exists(info.pid) else None
 
     def write(self, folder: Path) -> None:
         write_json_atomic(folder / SERVER_FILE, asdict(self))
@@ -110,13 +111,3 @@ class ServerInfo:
                 path.unlink()
         except (FileNotFoundError, json.JSONDecodeError):
             pass
-
-
-def _process_exists(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

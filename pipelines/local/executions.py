@@ -152,7 +152,11 @@ class ExecutionStore:
         return records
 
     def _reconcile(self, record: ExecutionRecord) -> ExecutionRecord:
-        if record.status != Status.EXECUTING or record.host != socket.gethostname() or _alive(record.pid):
+        if (
+            record.status != Status.EXECUTING
+            or record.host != socket.gethostname()
+            or process_exists(record.pid)
+        ):
             return record
         reason = f"the runner (process {record.pid}) ended without finishing the execution"
         for step in record.steps:
@@ -163,7 +167,8 @@ class ExecutionStore:
         return record
 
 
-def _alive(pid: int) -> bool:
+def process_exists(pid: int) -> bool:
+    """Whether a process with this id runs on this machine (one of another user's counts too)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
