@@ -238,6 +238,12 @@ PARAMETERS: tuple[Parameter, ...] = (
     Parameter("ValidationSplitPercentage", "Float", 0.05, "Share of reviews for validation."),
     Parameter("TestSplitPercentage", "Float", 0.05, "Share of reviews for the test set."),
     Parameter("Seed", "Integer", 42, "Seed of the split and of training."),
+    Parameter(
+        "MinTestReviewsPerClass",
+        "Integer",
+        5,
+        "Processing fails when a class has fewer test reviews than this: a gate on fewer means little.",
+    ),
     Parameter("Epochs", "Integer", 3, "Training epochs; the best epoch on validation is kept."),
     Parameter("LearningRate", "Float", 5e-5, "Peak learning rate of AdamW."),
     Parameter("TrainBatchSize", "Integer", 32, "Training batch size per process."),
@@ -248,6 +254,12 @@ PARAMETERS: tuple[Parameter, ...] = (
     ),
     Parameter("FreezeBertLayer", "Boolean", False, "Train only the classifier head."),
     Parameter("WarmupRatio", "Float", 0.1, "Share of training steps with a linear warmup."),
+    Parameter(
+        "ClassWeightedLoss",
+        "Boolean",
+        True,
+        "Weight the loss by inverse class frequency in the train split (all ~1 on balanced data).",
+    ),
     Parameter("MinAccuracy", "Float", 0.5, "Test accuracy a model needs to be registered."),
     Parameter(
         "ModelApprovalStatus",
@@ -289,6 +301,7 @@ PIPELINE = PipelineSpec(
                 "--validation-split-percentage": Param("ValidationSplitPercentage"),
                 "--test-split-percentage": Param("TestSplitPercentage"),
                 "--seed": Param("Seed"),
+                "--min-test-reviews-per-class": Param("MinTestReviewsPerClass"),
                 "--feature-group-name": Config("feature_group_name"),
             },
         ),
@@ -314,6 +327,7 @@ PIPELINE = PipelineSpec(
                 "max-seq-length": Param("MaxSeqLength"),
                 "freeze-bert-layer": Param("FreezeBertLayer"),
                 "warmup-ratio": Param("WarmupRatio"),
+                "class-weighted-loss": Param("ClassWeightedLoss"),
                 "seed": Param("Seed"),
             },
             metric_definitions=(

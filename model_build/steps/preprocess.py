@@ -57,7 +57,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
-from arguments import positive_int, str_to_bool
+from arguments import non_negative_int, positive_int, str_to_bool
 from tqdm import tqdm
 
 if TYPE_CHECKING:
@@ -132,6 +132,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--validation-split-percentage", type=_ratio, default=0.05)
     parser.add_argument("--test-split-percentage", type=_ratio, default=0.05)
     parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument(
+        "--min-test-reviews-per-class",
+        type=non_negative_int,
+        default=5,
+        help="Fail when a class has fewer test reviews than this (0: never); a gate on fewer means little.",
+    )
     parser.add_argument(
         "--feature-group-name", default="", help="Put the records into this feature group; empty: do not."
     )

@@ -80,6 +80,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     _add(parser, "freeze-bert-layer", type=str_to_bool, default=False, help="Train only the classifier head.")
     _add(parser, "warmup-ratio", type=float, default=0.1)
     _add(parser, "weight-decay", type=float, default=0.01)
+    _add(
+        parser,
+        "class-weighted-loss",
+        type=str_to_bool,
+        default=True,
+        help="Weight the cross-entropy by inverse class frequency in the train split (all ~1 when balanced).",
+    )
     _add(parser, "seed", type=int, default=42)
     _add(
         parser,
