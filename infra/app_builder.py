@@ -16,7 +16,7 @@ from infra.stacks.data_stack import DataStack
 from infra.stacks.deploy_pipeline_stack import DeployPipelineStack
 from infra.stacks.feature_store_stack import FeatureStoreStack
 from infra.stacks.registry_stack import RegistryStack
-from pipelines.config import ProjectConfig, load_config
+from model_build.config import ProjectConfig, load_config
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """Deployment settings read from CDK context (``cdk.json`` or ``cdk synth -c key=value``).
 
-Names of resources never live here: they come from :mod:`pipelines.config`. These settings only choose how a
+Names of resources never live here: they come from :mod:`model_build.config`. These settings only choose how a
 deployment behaves (what to keep on ``cdk destroy``, where the source code comes from, when to retrain).
 Every value is parsed once, with an error that names the context key and what it accepts.
 """

@@ -5,7 +5,7 @@ message come from :data:`~model_build.pipeline_spec.PIPELINE`; this module only 
 
 - ``Param`` -> the ``sagemaker.core.workflow`` parameter of that name (same type and default; the empty
   ``InputDataUrl`` default becomes the data bucket's raw-reviews prefix, as the spec documents),
-- ``Config`` -> the value in :class:`pipelines.config.ProjectConfig`,
+- ``Config`` -> the value in :class:`model_build.config.ProjectConfig`,
 - ``StepOutput`` -> the earlier step's properties (a processing output's ``S3Uri``, a training job's
   ``ModelArtifacts.S3ModelArtifacts``, or a ``JsonGet`` on a property file),
 - a literal folder of the repository (``model_deploy/serving``) -> a local folder the SDK uploads.
@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from model_build import images
+from model_build.config import ProjectConfig, load_config
 from model_build.pipeline_spec import (
     PIPELINE,
     STEPS_SOURCE_DIR,
@@ -46,7 +47,6 @@ from model_build.pipeline_spec import (
     StepOutput,
     TrainingStep,
 )
-from pipelines.config import ProjectConfig, load_config
 
 if TYPE_CHECKING:
     import boto3
@@ -140,7 +140,7 @@ def parse_parameter_overrides(overrides: Mapping[str, str], spec: PipelineSpec =
 
     An unknown name raises ``KeyError`` listing the known ones; a bad value a ``ValueError`` naming it.
     """
-    from pipelines.parameters import parse_value
+    from model_build.parameters import parse_value
 
     return {name: parse_value(spec.parameter(name), text) for name, text in overrides.items()}
 

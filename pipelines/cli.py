@@ -27,12 +27,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from model_build.parameters import ParameterError, parse_assignments, render
 from model_build.pipeline_spec import PIPELINE, ParameterValue
 from pipelines.local.executions import ExecutionNotFound, ExecutionRecord, ExecutionStore, Status
 from pipelines.local.feature_store import FeatureStore, FeatureStoreError
 from pipelines.local.registry import ModelPackage, ModelRegistry, RegistryError
 from pipelines.local.workspace import Workspace, default_run_dir
-from pipelines.parameters import ParameterError, parse_assignments, render
 
 INPUT_PARAMETER = "InputDataUrl"
 SAGEMAKER_RUNNER = "pipelines.sagemaker_runner"

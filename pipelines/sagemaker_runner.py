@@ -6,7 +6,7 @@ CLI imports this module lazily, since it imports the SageMaker SDK. The AWS side
 
 Environment (set by the CodeBuild project): ``SAGEMAKER_PIPELINE_ROLE_ARN`` (the execution role, required to
 run), ``ARTIFACT_BUCKET`` and ``DATA_BUCKET`` (else derived from the account, as CDK names them), and
-``MLOPS_PROJECT_NAME`` / ``MLOPS_ENVIRONMENT`` (read by ``pipelines.config.load_config``).
+``MLOPS_PROJECT_NAME`` / ``MLOPS_ENVIRONMENT`` (read by ``model_build.config.load_config``).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import boto3
 
-from pipelines.config import load_config
+from model_build.config import load_config
 
 if TYPE_CHECKING:
     from sagemaker.mlops.workflow import Pipeline

@@ -15,9 +15,9 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from model_build.config import load_config
+from model_build.parameters import resolve
 from model_build.pipeline_spec import PIPELINE, Param
-from pipelines.config import load_config
-from pipelines.parameters import resolve
 
 DATA_BUCKET = "parity-data"
 ENVIRONMENT = {

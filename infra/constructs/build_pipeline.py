@@ -20,7 +20,7 @@ from infra.constructs.source_repository import SourceRepository
 from model_build.sagemaker_pipeline import ARTIFACT_BUCKET_VARIABLE, DATA_BUCKET_VARIABLE, ROLE_ARN_VARIABLE
 
 BUILD_COMMAND = "python -m pipelines run --sagemaker --wait"
-# pipelines.config.load_config reads these two; it spells them inline, so they are named once here.
+# model_build.config.load_config reads these two; it spells them inline, so they are named once here.
 PROJECT_NAME_VARIABLE = "MLOPS_PROJECT_NAME"
 ENVIRONMENT_VARIABLE = "MLOPS_ENVIRONMENT"
 
@@ -46,7 +46,7 @@ class BuildPipeline(Construct):
     def __init__(self, scope: Construct, construct_id: str, props: BuildPipelineProps) -> None:
         super().__init__(scope, construct_id)
         stack = Stack.of(self)
-        # The names the CLI reads (model_build.sagemaker_pipeline, pipelines.config), imported, not re-spelled.
+        # The names the CLI reads (model_build.sagemaker_pipeline, model_build.config), imported, not re-spelled.
         self.environment_variables = {
             PROJECT_NAME_VARIABLE: props.project_name,
             ENVIRONMENT_VARIABLE: props.environment,

@@ -13,7 +13,7 @@ from infra.constructs.build_pipeline import BuildPipeline, BuildPipelineProps
 from infra.constructs.secure_bucket import import_project_bucket
 from infra.constructs.source_repository import SourceRepository, SourceRepositoryProps
 from infra.settings import InfraSettings
-from pipelines.config import ProjectConfig
+from model_build.config import ProjectConfig
 
 
 class BuildPipelineStack(Stack):

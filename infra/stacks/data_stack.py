@@ -12,7 +12,7 @@ from infra.constructs.encryption_key import EncryptionKey, EncryptionKeyProps
 from infra.constructs.raw_reviews_catalog import RawReviewsCatalog, RawReviewsCatalogProps
 from infra.constructs.secure_bucket import SecureBucket, SecureBucketProps
 from infra.settings import InfraSettings
-from pipelines.config import ProjectConfig
+from model_build.config import ProjectConfig
 
 
 class DataStack(Stack):

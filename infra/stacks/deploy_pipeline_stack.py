@@ -21,9 +21,9 @@ from infra.constructs.model_registry import ModelRegistry
 from infra.constructs.secure_bucket import import_project_bucket
 from infra.constructs.source_repository import SourceRepository
 from infra.settings import InfraSettings
+from model_build.config import ProjectConfig
 from model_deploy.aws.names import endpoint_role_name, endpoint_stack_name
 from model_deploy.stage_config import load_stages
-from pipelines.config import ProjectConfig
 
 
 class DeployPipelineStack(Stack):

@@ -11,7 +11,7 @@ from constructs import Construct
 from infra.constructs.feature_group import FeatureGroupProps, ReviewFeatureGroup
 from infra.constructs.secure_bucket import import_project_bucket
 from infra.settings import InfraSettings
-from pipelines.config import ProjectConfig
+from model_build.config import ProjectConfig
 
 
 class FeatureStoreStack(Stack):

@@ -12,7 +12,7 @@ from infra.constructs.execution_role import ExecutionRoleProps, SageMakerExecuti
 from infra.constructs.model_registry import ModelRegistry, ModelRegistryProps
 from infra.constructs.secure_bucket import import_project_bucket
 from infra.settings import InfraSettings
-from pipelines.config import ProjectConfig
+from model_build.config import ProjectConfig
 
 
 class RegistryStack(Stack):

@@ -1,10 +1,35 @@
-"""Evaluation step: score the trained model on the test split and write ``evaluation.json``.
+"""Evaluation step: score the trained model and two baselines on the test split; write ``evaluation.json``.
 
 Runs under the SageMaker Processing contract: the model arrives in ``/opt/ml/processing/input/model`` as the
-training job's ``model.tar.gz`` (a folder with the model files works too), the test split as the processing
-step's Parquet files, and everything written to ``--output-data`` is uploaded. The pipeline's condition step
-reads ``metrics.accuracy.value`` from ``evaluation.json`` (``pipeline_spec.ACCURACY_JSON_PATH``); the model
-registry shows the whole file as the model's metrics.
+training job's ``model.tar.gz`` (a folder with the model files works too), the test and (optionally) train
+splits as the processing step's Parquet files, and everything written to ``--output-data`` is uploaded. The
+model registry shows the whole file as the model's metrics.
+
+Accuracy alone says little on a small or imbalanced test set: a model that predicts the majority class for
+every review clears an accuracy threshold. So the same test split is also scored by two baselines trained on
+the train split (``--train-data``), and the gate can ask the model to beat them:
+
+- ``majority_class``: the most frequent sentiment of the train split (ties go to the lowest sentiment),
+  predicted for every test review;
+- ``tfidf_logistic_regression``: TF-IDF (words and word bigrams) + class-balanced logistic regression
+  (``random_state=--seed``), on the ``review_body`` text the processing step keeps beside the token ids. When
+  a split lacks that column, it is trained on the token ids instead, each id a word (``features`` says which).
+
+Without ``--train-data`` the baselines are not scored, and the file says so: each baseline, ``best_baseline``
+and the margin carry a ``skipped`` reason, and the values are ``null``.
+
+JSON paths in ``evaluation.json`` (dot-separated, as SageMaker's ``JsonGet`` reads them)::
+
+    metrics.accuracy.value                             the model (pipeline_spec.ACCURACY_JSON_PATH)
+    metrics.f1_macro.value
+    metrics.precision_macro.value
+    metrics.recall_macro.value
+    metrics.per_class.<negative|neutral|positive>.<precision|recall|f1|support>
+    baselines.<majority_class|tfidf_logistic_regression>.accuracy.value      same shape as metrics
+    baselines.<majority_class|tfidf_logistic_regression>.f1_macro.value      (and the rest of it)
+    best_baseline.name                                 the baseline with the highest macro-F1
+    best_baseline.f1_macro.value
+    f1_macro_margin_over_best_baseline.value           metrics.f1_macro.value - best_baseline.f1_macro.value
 
 The model scores the token ids the processing step wrote, the same inputs training saw. Labels are reported as
 sentiments (-1, 0, 1); in the confusion matrix, rows are the true sentiment and columns the predicted one
@@ -19,7 +44,9 @@ import logging
 import sys
 import tarfile
 import tempfile
+from collections import Counter
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +60,18 @@ EVALUATION_FILE = "evaluation.json"
 CONFUSION_MATRIX_FILE = "confusion_matrix.png"
 MODEL_ARCHIVE = "model.tar.gz"
 SENTIMENTS: tuple[int, ...] = tuple(sorted(features.SENTIMENT_NAMES))
+
+MAJORITY_CLASS = "majority_class"
+TFIDF_LOGISTIC_REGRESSION = "tfidf_logistic_regression"
+BASELINES: tuple[str, ...] = (MAJORITY_CLASS, TFIDF_LOGISTIC_REGRESSION)
+TEXT_COLUMN = "review_body"
+IDS_COLUMN = "input_ids"
+BASELINES_JSON_KEY = "baselines"
+BEST_BASELINE_JSON_KEY = "best_baseline"
+MARGIN_JSON_KEY = "f1_macro_margin_over_best_baseline"
+F1_MACRO_JSON_PATH = "metrics.f1_macro.value"
+BEST_BASELINE_F1_MACRO_JSON_PATH = f"{BEST_BASELINE_JSON_KEY}.f1_macro.value"
+MARGIN_JSON_PATH = f"{MARGIN_JSON_KEY}.value"
 
 
 class EvaluationInputError(TrainingInputError):
@@ -48,9 +87,16 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="model.tar.gz, or a folder holding model.tar.gz or the saved model files.",
     )
     parser.add_argument("--test-data", type=Path, default=Path("/opt/ml/processing/input/test"))
+    parser.add_argument(
+        "--train-data",
+        type=Path,
+        default=None,
+        help="The train split, to fit the baselines on; without it the baselines are skipped (and say so).",
+    )
     parser.add_argument("--output-data", type=Path, default=Path("/opt/ml/processing/output/evaluation"))
     parser.add_argument("--max-seq-length", type=positive_int, default=128)
     parser.add_argument("--batch-size", type=positive_int, default=64)
+    parser.add_argument("--seed", type=int, default=42, help="random_state of the TF-IDF baseline's model.")
     return parser.parse_args(argv)
 
 

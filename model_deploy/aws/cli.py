@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from model_build.config import ProjectConfig, load_config
 from model_deploy.aws.names import (
     CLOUDFORMATION_ROLE_VARIABLE,
     DATA_BUCKET_VARIABLE,
@@ -25,7 +26,6 @@ from model_deploy.aws.registry import ApprovedPackage, newest_approved
 from model_deploy.aws.release import Release, StagePlan, template_file
 from model_deploy.aws.serving import current_serving
 from model_deploy.stage_config import STAGES, StageConfigError, load_stages
-from pipelines.config import ProjectConfig, load_config
 
 ClientFactory = Callable[[str], Any]
 

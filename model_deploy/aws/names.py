@@ -1,4 +1,4 @@
-"""The AWS names of the rollout that ``pipelines.config`` does not hold, derived from it in one place.
+"""The AWS names of the rollout that ``model_build.config`` does not hold, derived from it in one place.
 
 The deploy-pipeline stack (``infra``) creates the roles and grants on the stacks named here, and the CLI
 deploys those stacks; both import these functions, so a name is never spelled twice. (They would sit in
@@ -7,7 +7,7 @@ deploys those stacks; both import these functions, so a name is never spelled tw
 
 from __future__ import annotations
 
-from pipelines.config import ProjectConfig
+from model_build.config import ProjectConfig
 
 VARIANT_NAME = "AllTraffic"
 """The production variant of every endpoint, the same in every version: deployment guardrails only update a

@@ -13,10 +13,10 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from model_build.config import ProjectConfig
 from model_deploy.aws.names import endpoint_role_name, endpoint_stack_name
 from model_deploy.aws.release import settings_file, template_file
 from model_deploy.stage_config import StageConfig
-from pipelines.config import ProjectConfig
 
 TEMPLATE_BODY_LIMIT = 51_200
 """CloudFormation's limit on an inline ``TemplateBody``: the deploy step sends templates inline."""

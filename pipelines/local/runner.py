@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+from model_build import parameters
 from model_build.pipeline_spec import (
     BUNDLED_MODEL,
     PIPELINE,
@@ -45,7 +46,6 @@ from model_build.pipeline_spec import (
     TrainingStep,
     Value,
 )
-from pipelines import parameters
 from pipelines.local import container
 from pipelines.local.cache import CacheEntry, StepCache, cache_key, content_hash
 from pipelines.local.events import EventLog

@@ -18,7 +18,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipelines.config import ProjectConfig, load_config
+from model_build.config import ProjectConfig, load_config
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 LOCAL_ACCOUNT = "000000000000"

@@ -19,7 +19,7 @@ from aws_cdk import App
 from aws_cdk.assertions import Template
 
 from infra.app_builder import MlopsStacks, build_app, load_from_context
-from pipelines.config import ProjectConfig
+from model_build.config import ProjectConfig
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CDK_JSON = REPO_ROOT / "cdk.json"

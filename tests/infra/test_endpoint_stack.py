@@ -16,11 +16,11 @@ from aws_cdk import App, Stack
 from cfnlint.api import lint
 
 from infra.constructs.endpoint import CSV_CONTENT_TYPES, JSON_CONTENT_TYPES, ModelEndpoint, ModelEndpointProps
+from model_build.config import ProjectConfig
 from model_deploy.aws.deploy import has_autoscaling, without_autoscaling
 from model_deploy.aws.names import VARIANT_NAME, alarm_names
 from model_deploy.aws.render import TEMPLATE_BODY_LIMIT, RenderInputs, render_stage
 from model_deploy.stage_config import StageConfig, load_stage, load_stages
-from pipelines.config import ProjectConfig
 
 CONFIG = ProjectConfig()
 PACKAGE = "arn:aws:sagemaker:us-east-1:123456789012:model-package/review-sentiment-dev-models/3"

@@ -8,8 +8,8 @@ from aws_cdk.assertions import Template
 
 from infra.settings import InfraSettings
 from infra.stacks.feature_store_stack import FeatureStoreStack
+from model_build.config import load_config
 from model_build.steps import features
-from pipelines.config import load_config
 from tests.infra.conftest import SynthesizedApp, render
 
 

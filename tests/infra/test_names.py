@@ -8,10 +8,10 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from model_build.config import ProjectConfig, load_config
 from model_build.sagemaker_pipeline import aws_settings
 from model_deploy.aws.names import endpoint_role_name
 from model_deploy.stage_config import STAGES
-from pipelines.config import ProjectConfig, load_config
 from tests.infra.conftest import SynthesizedApp, render, synthesize
 
 ACCOUNT = "123456789012"  # moto's account

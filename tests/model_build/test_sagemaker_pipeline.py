@@ -18,7 +18,7 @@ import pytest
 from moto import mock_aws
 
 from model_build import pipeline_spec as ps
-from pipelines.config import load_config
+from model_build.config import load_config
 from tests.model_build.review_splits import write_splits
 
 ACCOUNT = "123456789012"  # moto's account

@@ -7,9 +7,9 @@ import types
 
 import pytest
 
+from model_build.parameters import ParameterError, parse_assignments, render, resolve
 from model_build.pipeline_spec import PIPELINE
 from pipelines import cli
-from pipelines.parameters import ParameterError, parse_assignments, render, resolve
 
 
 def test_parameters_are_parsed_by_their_declared_type():

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.config import load_config
+from model_build.config import load_config
 from pipelines.local.executions import ExecutionStore, Status
 from pipelines.local.registry import ModelRegistry
 from pipelines.local.workspace import Workspace

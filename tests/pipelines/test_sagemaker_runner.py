@@ -10,9 +10,9 @@ import pytest
 from botocore.stub import ANY, Stubber
 from moto import mock_aws
 
+from model_build.config import load_config
 from model_build.pipeline_spec import PIPELINE
 from pipelines import sagemaker_runner
-from pipelines.config import load_config
 
 ROLE_ARN = "arn:aws:iam::123456789012:role/test-execution"
 ARTIFACT_BUCKET = "test-artifacts"

@@ -1,4 +1,4 @@
-"""The names every part of the template shares, defined once.
+"""The names every part of the template shares, defined once: the bottom of the import graph.
 
 CDK (``infra/``), the SageMaker pipeline (``model_build/``), the local mode (``pipelines/local``) and the tests
 all read these values from here, so a bucket, feature group or pipeline is never spelled twice.
