@@ -30,6 +30,7 @@ JSON paths in ``evaluation.json`` (dot-separated, as SageMaker's ``JsonGet`` rea
     best_baseline.name                                 the baseline with the highest macro-F1
     best_baseline.f1_macro.value
     f1_macro_margin_over_best_baseline.value           metrics.f1_macro.value - best_baseline.f1_macro.value
+    f1_macro_margin_over_baselines.<majority_class|tfidf_logistic_regression>.value    the same, per baseline
 
 The model scores the token ids the processing step wrote, the same inputs training saw. Labels are reported as
 sentiments (-1, 0, 1); in the confusion matrix, rows are the true sentiment and columns the predicted one
@@ -69,6 +70,7 @@ IDS_COLUMN = "input_ids"
 BASELINES_JSON_KEY = "baselines"
 BEST_BASELINE_JSON_KEY = "best_baseline"
 MARGIN_JSON_KEY = "f1_macro_margin_over_best_baseline"
+MARGINS_JSON_KEY = "f1_macro_margin_over_baselines"
 F1_MACRO_JSON_PATH = "metrics.f1_macro.value"
 BEST_BASELINE_F1_MACRO_JSON_PATH = f"{BEST_BASELINE_JSON_KEY}.f1_macro.value"
 MARGIN_JSON_PATH = f"{MARGIN_JSON_KEY}.value"
@@ -194,13 +196,203 @@ def compute_metrics(y_true: Sequence[int], y_pred: Sequence[int]) -> dict[str, A
     }
 
 
-def plot_confusion_matrix(y_true: Sequence[int], y_pred: Sequence[int], path: Path) -> None:
+@dataclass
+class TextSplit:
+    """What the text baseline reads from a split: one document per review, its sentiment, and its id."""
+
+    review_ids: list[str]
+    documents: list[str]
+    sentiments: list[int]
+
+
+def split_files(folder: Path, name: str) -> list[Path]:
+    """The split's Parquet files, in the order :func:`train.read_split` reads them (rows stay aligned)."""
+    if not folder.is_dir():
+        raise EvaluationInputError(f"the {name} data folder {folder} does not exist")
+    files = sorted(folder.rglob("*.parquet"))
+    if not files:
+        raise EvaluationInputError(f"the {name} data folder {folder} has no *.parquet files")
+    return files
+
+
+def document_column(folders: dict[str, Path]) -> str:
+    """``review_body`` when every file of every split has it, else ``input_ids``.
+
+    Both splits must use the same one: a vectorizer fitted on words cannot read token ids. The processing
+    step writes the text; the ids are the fallback for splits written without it.
+    """
+    import pyarrow.parquet as pq
+
+    for name, folder in folders.items():
+        for file in split_files(folder, name):
+            if TEXT_COLUMN not in pq.read_schema(file).names:
+                return IDS_COLUMN
+    return TEXT_COLUMN
+
+
+def read_documents(folder: Path, name: str, column: str) -> TextSplit:
+    """The split's reviews as documents: the text, or the token ids joined by spaces (one word per id)."""
+    import pyarrow.parquet as pq
+
+    split = TextSplit([], [], [])
+    for file in split_files(folder, name):
+        table = pq.read_table(file, columns=["review_id", "label_id", column])
+        for review_id, label, value in zip(
+            *(table.column(c).to_pylist() for c in table.column_names), strict=True
+        ):
+            if label not in features.SENTIMENT_BY_LABEL_ID:
+                raise EvaluationInputError(
+                    f"{file} (review_id {review_id}): label_id {label!r} is not one of "
+                    f"{sorted(features.SENTIMENT_BY_LABEL_ID)}"
+                )
+            split.review_ids.append(str(review_id))
+            split.documents.append(
+                str(value or "") if column == TEXT_COLUMN else " ".join(map(str, value or []))
+            )
+            split.sentiments.append(features.SENTIMENT_BY_LABEL_ID[label])
+    if not split.sentiments:
+        raise EvaluationInputError(f"the {name} data in {folder} has no rows")
+    return split
+
+
+def majority_class(train_sentiments: Sequence[int]) -> tuple[int, dict[int, int]]:
+    """The train split's most frequent sentiment, and the counts; a tie goes to the lowest sentiment.
+
+    The tie rule makes the baseline the same on every run, whatever order the files were read in.
+    """
+    counts = Counter(train_sentiments)
+    top = max(counts.values())
+    return min(sentiment for sentiment, count in counts.items() if count == top), dict(counts)
+
+
+def majority_baseline(train: TextSplit, test: TextSplit) -> dict[str, Any]:
+    predicted, counts = majority_class(train.sentiments)
+    report = compute_metrics(test.sentiments, [predicted] * len(test.sentiments))
+    report["baseline"] = {
+        "description": "the most frequent sentiment of the train split, predicted for every test review",
+        "predicted_sentiment": predicted,
+        "train_counts": {features.SENTIMENT_NAMES[s]: counts.get(s, 0) for s in SENTIMENTS},
+    }
+    return report
+
+
+def tfidf_predictions(train: TextSplit, test: TextSplit, column: str, seed: int) -> list[int]:
+    """Fit TF-IDF + logistic regression on the train documents; predict the test documents' sentiments.
+
+    ``class_weight="balanced"``: on imbalanced data an unweighted model drifts toward the majority class,
+    and a baseline that does that is no harder to beat than the majority baseline itself.
+    """
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+
+    if column == TEXT_COLUMN:
+        vectorizer = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, strip_accents="unicode")
+    else:  # one word per token id: no lowercasing or token pattern that would drop or merge ids
+        vectorizer = TfidfVectorizer(analyzer=str.split, sublinear_tf=True)
+    model = make_pipeline(
+        vectorizer, LogisticRegression(class_weight="balanced", max_iter=1000, random_state=seed)
+    )
+    model.fit(train.documents, train.sentiments)
+    return [int(sentiment) for sentiment in model.predict(test.documents)]
+
+
+def tfidf_baseline(train: TextSplit, test: TextSplit, column: str, seed: int) -> dict[str, Any]:
+    """The text baseline's metrics, or a ``skipped`` reason when the train split cannot fit one."""
+    details = {
+        "description": "TF-IDF + logistic regression (class_weight=balanced) trained on the train split",
+        "features": column,
+        "train_examples": len(train.sentiments),
+        "seed": seed,
+    }
+    if len(set(train.sentiments)) < 2:
+        only = features.SENTIMENT_NAMES[train.sentiments[0]]
+        return skipped(f"the train split holds one sentiment only ({only}): nothing to fit", details)
+    try:
+        predicted = tfidf_predictions(train, test, column, seed)
+    except ValueError as error:  # e.g. an empty vocabulary: every document empty
+        return skipped(f"cannot fit the TF-IDF baseline on the train split: {error}", details)
+    return {**compute_metrics(test.sentiments, predicted), "baseline": details}
+
+
+def skipped(reason: str, details: dict[str, Any] | None = None) -> dict[str, Any]:
+    """An entry that was not computed, with why: a reader sees the reason and ``null`` values, not no key."""
+    entry: dict[str, Any] = {"skipped": reason, "accuracy": {"value": None}, "f1_macro": {"value": None}}
+    if details is not None:
+        entry["baseline"] = details
+    return entry
+
+
+def score_baselines(
+    train_folder: Path | None, test_folder: Path, test_ids: Sequence[str], seed: int
+) -> dict[str, Any]:
+    """The ``baselines`` object of ``evaluation.json``: each baseline's metrics, or why it was skipped."""
+    if train_folder is None:
+        reason = "no --train-data given: the baselines need the train split"
+        return {name: skipped(reason) for name in BASELINES}
+    column = document_column({"train": train_folder, "test": test_folder})
+    train = read_documents(train_folder, "train", column)
+    test = read_documents(test_folder, "test", column)
+    if test.review_ids != list(test_ids):
+        raise EvaluationInputError(f"the test data in {test_folder} changed while it was read")
+    if column == IDS_COLUMN:
+        logger.warning("no %s column in the splits: the TF-IDF baseline reads the token ids", TEXT_COLUMN)
+    return {
+        MAJORITY_CLASS: majority_baseline(train, test),
+        TFIDF_LOGISTIC_REGRESSION: tfidf_baseline(train, test, column, seed),
+    }
+
+
+def compare(metrics: dict[str, Any], baselines: dict[str, Any]) -> dict[str, Any]:
+    """``best_baseline`` (highest macro-F1; on a tie, the first in :data:`BASELINES`) and the model's margins.
+
+    A skipped baseline has a ``null`` margin with the reason beside it, so that a gate reading the path finds
+    it and fails on it rather than on a missing key.
+    """
+    model_f1 = metrics["f1_macro"]["value"]
+    margins = {
+        name: {"skipped": entry["skipped"], "value": None}
+        if "skipped" in entry
+        else {"value": model_f1 - entry["f1_macro"]["value"]}
+        for name, entry in baselines.items()
+    }
+    scored = [name for name in BASELINES if "skipped" not in baselines[name]]
+    if not scored:
+        reason = "; ".join(sorted({baselines[name]["skipped"] for name in BASELINES}))
+        return {
+            BEST_BASELINE_JSON_KEY: {"name": None, "f1_macro": {"value": None}, "skipped": reason},
+            MARGIN_JSON_KEY: {"value": None, "skipped": reason},
+            MARGINS_JSON_KEY: margins,
+        }
+    best = max(scored, key=lambda name: (baselines[name]["f1_macro"]["value"], -BASELINES.index(name)))
+    return {
+        BEST_BASELINE_JSON_KEY: {
+            "name": best,
+            "f1_macro": {"value": baselines[best]["f1_macro"]["value"]},
+            "accuracy": {"value": baselines[best]["accuracy"]["value"]},
+        },
+        MARGIN_JSON_KEY: margins[best],
+        MARGINS_JSON_KEY: margins,
+    }
+
+
+def plot_confusion_matrix(
+    y_true: Sequence[int], y_pred: Sequence[int], report: dict[str, Any], path: Path
+) -> None:
+    """The confusion matrix, and beside it the model's accuracy and macro-F1 against each baseline's.
+
+    The comparison sits on the same page because the matrix alone hides what the numbers mean: 0.64
+    accuracy looks fine until the majority baseline beside it scores 0.64 too.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     from sklearn.metrics import ConfusionMatrixDisplay
 
+    figure, (matrix_ax, bars_ax) = plt.subplots(
+        1, 2, figsize=(11, 4.6), gridspec_kw={"width_ratios": [1, 1.25]}
+    )
     display = ConfusionMatrixDisplay.from_predictions(
         y_true,
         y_pred,
@@ -208,25 +400,93 @@ def plot_confusion_matrix(y_true: Sequence[int], y_pred: Sequence[int], path: Pa
         display_labels=[features.SENTIMENT_NAMES[label] for label in SENTIMENTS],
         cmap="Blues",
         colorbar=False,
+        ax=matrix_ax,
     )
-    display.ax_.set(title="Test set", xlabel="predicted sentiment", ylabel="true sentiment")
-    display.figure_.tight_layout()
-    display.figure_.savefig(path, dpi=100)
-    plt.close(display.figure_)
+    display.ax_.set(
+        title=f"Model on the test set ({len(y_true)} reviews)",
+        xlabel="predicted sentiment",
+        ylabel="true sentiment",
+    )
+    plot_comparison(bars_ax, report)
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+
+
+def baseline_label(name: str, entry: dict[str, Any]) -> str:
+    """The bar panel's row name: what the baseline is, in words (the majority one names its class)."""
+    if name == MAJORITY_CLASS:
+        if "skipped" in entry:
+            return "majority class"
+        return (
+            f"majority class\n(always {features.SENTIMENT_NAMES[entry['baseline']['predicted_sentiment']]})"
+        )
+    if name == TFIDF_LOGISTIC_REGRESSION:
+        if "skipped" in entry:
+            return "TF-IDF + logistic\nregression"
+        on = "text" if entry["baseline"]["features"] == TEXT_COLUMN else "token ids"
+        return f"TF-IDF + logistic\nregression ({on})"
+    return name.replace("_", " ")
+
+
+def plot_comparison(ax: Any, report: dict[str, Any]) -> None:
+    """Horizontal bars: accuracy and macro-F1 of the model and of each baseline, values written on.
+
+    A skipped baseline keeps its row, with the reason written where its bars would be: an empty row says
+    more than a missing one.
+    """
+    import textwrap
+
+    rows = [("model", report["metrics"])]
+    rows += [(baseline_label(name, entry), entry) for name, entry in report[BASELINES_JSON_KEY].items()]
+    height = 0.38
+    for offset, (metric, label, color) in enumerate(
+        (("accuracy", "accuracy", "#9ecae1"), ("f1_macro", "macro-F1", "#08519c"))
+    ):
+        scored = [
+            (row, entry[metric]["value"]) for row, (_, entry) in enumerate(rows) if "skipped" not in entry
+        ]
+        bars = ax.barh(
+            [row + (offset - 0.5) * height for row, _ in scored],
+            [value for _, value in scored],
+            height,
+            label=label,
+            color=color,
+        )
+        ax.bar_label(bars, fmt="%.3f", padding=3, fontsize=9)
+    for row, (_, entry) in enumerate(rows):
+        if "skipped" in entry:
+            note = textwrap.fill(f"not scored: {entry['skipped']}", width=48)
+            ax.text(0.02, row, note, fontsize=8, color="#a50f15", va="center")
+    ax.set_yticks(range(len(rows)), [name for name, _ in rows])
+    ax.set_ylim(len(rows) - 0.5, -0.5)  # the model on top
+    ax.set_xlim(0, 1.15)
+    ax.set_xlabel("score on the test set")
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2, fontsize=9, frameon=False)
+    margin, best = report[MARGIN_JSON_KEY]["value"], report[BEST_BASELINE_JSON_KEY]["name"]
+    if margin is None:
+        ax.set_title("Model vs baselines\n(baselines not scored)", color="#a50f15")
+    else:
+        short = {MAJORITY_CLASS: "majority class", TFIDF_LOGISTIC_REGRESSION: "TF-IDF + LR"}.get(best, best)
+        ax.set_title(f"Model vs baselines\nmacro-F1 margin over the best ({short}): {margin:+.3f}")
 
 
 def evaluate(args: argparse.Namespace) -> dict[str, Any]:
     test = read_split(args.test_data, "test", args.max_seq_length)
+    if args.train_data is not None:  # a bad train folder fails before the model's slow scoring
+        split_files(args.train_data, "train")
     with tempfile.TemporaryDirectory(prefix="model-") as workspace:
         model, tokenizer, sentiments = load_model(locate_model(args.model_path, Path(workspace)))
         predicted = predict(model, tokenizer, SplitDataset(test), args.max_seq_length, args.batch_size)
     y_true = [features.SENTIMENT_BY_LABEL_ID[label] for label in test.labels]
     y_pred = [sentiments[index] for index in predicted]
-    report = {"metrics": compute_metrics(y_true, y_pred)}
+    report: dict[str, Any] = {"metrics": compute_metrics(y_true, y_pred)}
+    report[BASELINES_JSON_KEY] = score_baselines(args.train_data, args.test_data, test.review_ids, args.seed)
+    report.update(compare(report["metrics"], report[BASELINES_JSON_KEY]))
 
     args.output_data.mkdir(parents=True, exist_ok=True)
     (args.output_data / EVALUATION_FILE).write_text(json.dumps(report, indent=2), encoding="utf-8")
-    plot_confusion_matrix(y_true, y_pred, args.output_data / CONFUSION_MATRIX_FILE)
+    plot_confusion_matrix(y_true, y_pred, report, args.output_data / CONFUSION_MATRIX_FILE)
     metrics = report["metrics"]
     logger.info(
         "test accuracy=%.4f f1_macro=%.4f on %d reviews; wrote %s",
@@ -235,6 +495,22 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
         len(y_true),
         args.output_data / EVALUATION_FILE,
     )
+    for name, entry in report[BASELINES_JSON_KEY].items():
+        if "skipped" in entry:
+            logger.warning("baseline %s skipped: %s", name, entry["skipped"])
+        else:
+            logger.info(
+                "baseline %s: accuracy=%.4f f1_macro=%.4f",
+                name,
+                entry["accuracy"]["value"],
+                entry["f1_macro"]["value"],
+            )
+    if report[MARGIN_JSON_KEY]["value"] is not None:
+        logger.info(
+            "f1_macro margin over the best baseline (%s): %+.4f",
+            report[BEST_BASELINE_JSON_KEY]["name"],
+            report[MARGIN_JSON_KEY]["value"],
+        )
     return report
 
 
