@@ -11,9 +11,10 @@ the train split (``--train-data``), and the gate can ask the model to beat them:
 
 - ``majority_class``: the most frequent sentiment of the train split (ties go to the lowest sentiment),
   predicted for every test review;
-- ``tfidf_logistic_regression``: TF-IDF (words and word bigrams) + class-balanced logistic regression
-  (``random_state=--seed``), on the ``review_body`` text the processing step keeps beside the token ids. When
-  a split lacks that column, it is trained on the token ids instead, each id a word (``features`` says which).
+- ``tfidf_logistic_regression``: TF-IDF (words and word bigrams) + class-balanced logistic regression, on the
+  ``review_body`` text the processing step keeps beside the token ids. When a split lacks that column, it is
+  trained on the token ids instead, each id a word (``features`` says which). Its lbfgs solver is
+  deterministic; ``random_state=--seed`` is passed (and recorded) so that a change of solver stays repeatable.
 
 Without ``--train-data`` the baselines are not scored, and the file says so: each baseline, ``best_baseline``
 and the margin carry a ``skipped`` reason, and the values are ``null``.
