@@ -11,6 +11,14 @@ longest row, uses AdamW with a linear warmup/decay schedule, validates on the wh
 epoch and keeps the best epoch. Under ``torchrun`` (which SageMaker's ``torch_distributed`` starts on every
 instance) it trains data-parallel: every process reads its own shard of each epoch, and only rank 0 writes.
 
+Class-weighted loss (``--class-weighted-loss``, on by default): the cross-entropy weighs each review by the
+inverse frequency of its class in the train split, ``n / (classes present * count of the class)``, so that each
+class contributes as much to the loss as the others and an imbalanced split does not collapse into predicting
+the majority class (the accuracy of which can look good). On a balanced split (the default
+``BalanceDataset=true``) every weight is about 1, so leaving it on changes nothing there; the weights are
+logged and written to ``training_metrics.json``. Validation loss uses the same weights: it measures, on unseen
+reviews, the objective that training minimises.
+
 The saved model folder serves by itself: ``save_pretrained`` writes the model with its label map and the
 tokenizer (whose ``model_max_length`` is the training ``--max-seq-length``, so serving truncates the same way),
 and the serving handler is copied into ``code/``, where the SageMaker PyTorch serving container looks for it.
@@ -307,6 +315,31 @@ def all_reduce_sum(values: list[float], device: Any, dist_env: Distributed) -> l
     return tensor.tolist()
 
 
+def class_weights(labels: Sequence[int], num_labels: int = NUM_LABELS) -> list[float]:
+    """Inverse-frequency weight per class: ``n / (classes present * count)``; 1.0 for an absent class.
+
+    The weights sum the per-class loss shares to the same total: every class then counts as much as the
+    others whatever its size. A class absent from the train split never is a target, so its weight is unused;
+    1.0 keeps the logged numbers readable.
+    """
+    counts = [0] * num_labels
+    for label in labels:
+        counts[label] += 1
+    present = sum(1 for count in counts if count)
+    total = sum(counts)
+    return [total / (present * count) if count else 1.0 for count in counts]
+
+
+def describe_weights(weights: Sequence[float] | None) -> str:
+    """``negative 2.3333, neutral 7.0000, positive 0.4762`` (by sentiment name), or why there are none."""
+    if weights is None:
+        return "off (plain cross-entropy)"
+    return ", ".join(
+        f"{features.SENTIMENT_NAMES[features.SENTIMENT_BY_LABEL_ID[label]]} {weight:.4f}"
+        for label, weight in enumerate(weights)
+    )
+
+
 def make_train_sampler(
     split: Split, batch_size: int, dist_env: Distributed, seed: int, group_by_length: bool
 ) -> Any:
@@ -412,8 +445,13 @@ def train_one_epoch(
     max_steps: int,
     show_progress: bool,
     description: str,
+    loss_weights: Any = None,
 ) -> tuple[float, int, list[int]]:
-    """Returns (sum of per-review losses, reviews seen, dataset indices seen) of this process."""
+    """Returns (sum of per-review losses, reviews seen, dataset indices seen) of this process.
+
+    ``loss_weights`` (a tensor of one weight per class, or None) weighs the cross-entropy; see
+    :func:`class_weights`.
+    """
     import torch
     from tqdm.auto import tqdm
 
@@ -425,7 +463,8 @@ def train_one_epoch(
             if max_steps and step >= max_steps:
                 break
             batch = {key: value.to(device) for key, value in batch.items()}
-            loss = model(**batch).loss
+            labels = batch.pop("labels")
+            loss = torch.nn.functional.cross_entropy(model(**batch).logits, labels, weight=loss_weights)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -440,9 +479,12 @@ def train_one_epoch(
 
 
 def evaluate(
-    model: Any, loader: Any, device: Any, max_steps: int, show_progress: bool
+    model: Any, loader: Any, device: Any, max_steps: int, show_progress: bool, loss_weights: Any = None
 ) -> tuple[float, int, int]:
-    """Returns (sum of per-review losses, correct predictions, reviews) over this process's batches."""
+    """Returns (sum of per-review losses, correct predictions, reviews) over this process's batches.
+
+    The loss is weighted as in training (``loss_weights``), so that it is the same objective on other reviews.
+    """
     import torch
     from tqdm.auto import tqdm
 
@@ -456,9 +498,11 @@ def evaluate(
             if max_steps and step >= max_steps:
                 break
             batch = {key: value.to(device) for key, value in batch.items()}
-            output = model(**batch)
-            loss_sum += output.loss.item() * len(indices)
-            correct += (output.logits.argmax(dim=-1) == batch["labels"]).sum().item()
+            labels = batch.pop("labels")
+            logits = model(**batch).logits
+            loss = torch.nn.functional.cross_entropy(logits, labels, weight=loss_weights)
+            loss_sum += loss.item() * len(indices)
+            correct += (logits.argmax(dim=-1) == labels).sum().item()
             seen += len(indices)
     return loss_sum, correct, seen
 
@@ -479,6 +523,7 @@ def run_signature(args: argparse.Namespace, dist_env: Distributed, train_size: i
         "train_steps_per_epoch": args.train_steps_per_epoch,
         "max_seq_length": args.max_seq_length,
         "freeze_bert_layer": args.freeze_bert_layer,
+        "class_weighted_loss": args.class_weighted_loss,
         "seed": args.seed,
         "world_size": dist_env.world_size,
         "train_size": train_size,
@@ -583,6 +628,11 @@ def train(args: argparse.Namespace) -> list[EpochResult]:
     if args.freeze_bert_layer:
         freeze_base_model(model)
     model.to(device)
+    # From the whole train split (every process reads all of it), so every rank weighs the same way.
+    weights = class_weights(train_split.labels) if args.class_weighted_loss else None
+    loss_weights = torch.tensor(weights, dtype=torch.float32, device=device) if weights else None
+    if dist_env.is_main:
+        logger.info("class weights of the loss: %s", describe_weights(weights))
 
     collator = PaddingCollator(tokenizer, args.max_seq_length, args.pad_to_max_length)
     sampler = make_train_sampler(
@@ -652,6 +702,7 @@ def train(args: argparse.Namespace) -> list[EpochResult]:
             args.train_steps_per_epoch,
             dist_env.is_main,
             f"epoch {epoch}/{args.epochs}",
+            loss_weights,
         )
         seconds = time.perf_counter() - started
         logger.info(
@@ -664,7 +715,7 @@ def train(args: argparse.Namespace) -> list[EpochResult]:
         )
         # The unwrapped model: DDP's forward would expect every rank to run as many batches as the others.
         val_loss_sum, correct, val_seen = evaluate(
-            model, validation_loader, device, args.validation_steps_per_epoch, dist_env.is_main
+            model, validation_loader, device, args.validation_steps_per_epoch, dist_env.is_main, loss_weights
         )
         loss_sum, seen, val_loss_sum, correct, val_seen = all_reduce_sum(
             [loss_sum, seen, val_loss_sum, correct, val_seen], device, dist_env
@@ -707,7 +758,7 @@ def train(args: argparse.Namespace) -> list[EpochResult]:
     if dist_env.is_main:
         assert best_state is not None
         model.load_state_dict(best_state)
-        save_outputs(args, model, tokenizer, history, best)
+        save_outputs(args, model, tokenizer, history, best, weights)
     if dist_env.enabled:
         import torch.distributed as dist
 
@@ -717,7 +768,12 @@ def train(args: argparse.Namespace) -> list[EpochResult]:
 
 
 def save_outputs(
-    args: argparse.Namespace, model: Any, tokenizer: Any, history: Sequence[EpochResult], best: EpochResult
+    args: argparse.Namespace,
+    model: Any,
+    tokenizer: Any,
+    history: Sequence[EpochResult],
+    best: EpochResult,
+    weights: Sequence[float] | None = None,
 ) -> None:
     args.model_dir.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(args.model_dir)
@@ -737,6 +793,12 @@ def save_outputs(
         "best_epoch": best.epoch,
         "best_val_acc": best.val_acc,
         "best_val_loss": best.val_loss,
+        "class_weights": None
+        if weights is None
+        else {
+            features.SENTIMENT_NAMES[features.SENTIMENT_BY_LABEL_ID[label]]: weight
+            for label, weight in enumerate(weights)
+        },
         "epochs": [
             {**asdict(result), "train_samples_per_second": result.train_samples_per_second}
             for result in history

@@ -59,6 +59,7 @@ def hyperparameters(pretrained_model: Path, **overrides: object) -> list[str]:
         "max-seq-length": 128,
         "freeze-bert-layer": "False",
         "warmup-ratio": 0.1,
+        "class-weighted-loss": "true",
         "seed": 42,
         **overrides,
     }
