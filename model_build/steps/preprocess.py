@@ -17,25 +17,47 @@ instances that each get a shard of the files (``ShardedByS3Key``) never write th
 
 How rows are decided, in two passes over the files so that memory stays flat however many rows come in:
 
-1. *Scan*: read every file in chunks, give each row its ``review_id`` (a hash of the raw row's values) and
-   either its label or why it is rejected (``missing_review_text``, ``invalid_rating``). Only 9 bytes a row
-   are kept. Then duplicates of an earlier row (``duplicate_review``) and, with ``--balance-dataset``, rows
-   beyond the smallest class's count (``balanced_out``) are marked.
+1. *Scan*: read every file in chunks, give each row its ``review_id`` (a hash of the raw row's bytes) and
+   either its label or why it is rejected (``invalid_encoding``, ``missing_review_text``, ``invalid_rating``).
+   Only 9 bytes a row are kept. Then duplicates of an earlier row (``duplicate_review``) and, with
+   ``--balance-dataset``, rows beyond the smallest class's count (``balanced_out``) are marked, and the kept
+   rows are split.
 2. *Process*: read the files again in chunks; write rejects; tokenize the kept rows' text in one batched call
    per chunk; write the split and feature Parquet files; optionally put the records into the Feature Store.
 
-The split is a function of ``(seed, review_id)`` alone: hashed into [0, 1) and cut at the ratios, so it is
-stratified in expectation within every class and a row lands in the same split whichever other files an
-instance sees. Balancing and duplicate detection need the class counts, so they are per instance when the
-input is sharded.
+The split is stratified exactly per class: the kept rows of each class are ordered by a hash of
+``(seed, review_id)`` and cut into counts that follow the ratios (largest remainder, then at least one row in
+every split with a ratio above 0 when the class has a row for each). So every class is in every split when it
+can be, and the split depends only on the seed and the set of kept rows: not on file names, file order, row
+order or chunk size, so a re-run on the same data gives the same split. Before anything is written the step
+refuses a split whose test set holds fewer than ``--min-test-reviews-per-class`` reviews of some class (exit
+1, naming the class, the count and the threshold): a quality gate on a handful of reviews says little.
+
+What sharding changes: with ``ShardedByS3Key`` each instance sees only its own files, and duplicates,
+balancing, the stratified split and the test-size check are all decided per instance, over that instance's
+rows. Each instance's split is exact per class; their union is then exact only up to one row per class and
+split per instance, a row can land in another split than a single-instance run would put it in (the cut
+points depend on which rows share the instance), and ``--min-test-reviews-per-class`` applies to every
+instance's share of the test set, so it is stricter than the same threshold on the union.
+
+Rows whose bytes are not valid UTF-8 are rejected one by one (``invalid_encoding``), not the whole file: every
+file's bytes are first checked with Python's UTF-8 decoder (C speed, one sequential read); a file that is valid
+(the usual case) is parsed exactly as before, and only a file that is not is parsed with
+``errors="surrogateescape"``, which maps each invalid byte to a lone surrogate; a row with one is rejected
+and written to the rejects file with its original bytes (the rejects file is written with the same error
+handler, so those rows are byte for byte what came in, and that file is then not valid UTF-8 either: read it
+with ``encoding_errors="surrogateescape"``). The header must be valid UTF-8: a file without a readable header
+is refused as a whole.
 
 Exit status: 2 for invalid arguments (argparse), 1 for input that cannot be processed (missing folder, no CSV,
-a file without ``Review Text`` or ``Rating``, an unreadable file, no valid row) and for failed ingestion.
+a file without ``Review Text`` or ``Rating``, an unreadable file, no valid row, a test split too small for the
+gate) and for failed ingestion.
 """
 
 from __future__ import annotations
 
 import argparse
+import codecs
 import csv
 import gzip
 import hashlib
@@ -74,14 +96,19 @@ SUMMARY_PREFIX = "summary-"
 """``rejects/summary-<hash>.json``: in a declared output, so SageMaker uploads it with the rejects."""
 
 # Why a row is not kept; the order is the order of the checks.
+INVALID_ENCODING = "invalid_encoding"
 MISSING_TEXT = "missing_review_text"
 INVALID_RATING = "invalid_rating"
 DUPLICATE = "duplicate_review"
 BALANCED_OUT = "balanced_out"
-REJECT_REASONS: tuple[str, ...] = (MISSING_TEXT, INVALID_RATING, DUPLICATE, BALANCED_OUT)
+REJECT_REASONS: tuple[str, ...] = (INVALID_ENCODING, MISSING_TEXT, INVALID_RATING, DUPLICATE, BALANCED_OUT)
 # A row's decision is one int8: a label id (0, 1, 2) when kept, or a negative reject code.
 REJECT_CODES: dict[str, int] = {reason: -(index + 1) for index, reason in enumerate(REJECT_REASONS)}
 REASON_BY_CODE: dict[int, str] = {code: reason for reason, code in REJECT_CODES.items()}
+
+RAW_ERRORS = "surrogateescape"
+"""How the bytes of a file that is not valid UTF-8 are decoded, and how its rejects are written back."""
+UTF8_CHECK_BLOCK = 1 << 20
 
 REJECT_EXTRA_COLUMNS: tuple[str, ...] = ("reject_reason", "source_file", "source_row")
 """Appended to the raw columns in ``rejects/``; ``source_row`` counts data rows from 1 (the header is row 0)."""
@@ -201,10 +228,14 @@ def read_header(source: Source) -> list[str]:
     """The header row exactly as written (pandas renames an empty name to ``Unnamed: 0``; rejects keep it)."""
     opener = gzip.open if source.relative.lower().endswith(".gz") else open
     try:
-        with opener(source.path, "rt", encoding="utf-8", newline="") as handle:
-            header = next(csv.reader(handle), None)
-    except (OSError, UnicodeDecodeError, csv.Error) as error:
-        raise InputError(f"{source.relative}: cannot be read as a UTF-8 CSV file: {error}") from error
+        with opener(source.path, "rb") as handle:
+            # Line by line: a text-mode reader would decode a whole buffer, and fail on a later bad row.
+            lines = (line.decode("utf-8", RAW_ERRORS) for line in handle)
+            header = next(csv.reader(lines), None)
+    except (OSError, EOFError, csv.Error) as error:
+        raise InputError(f"{source.relative}: cannot be read as a CSV file: {error}") from error
+    if header and any(_has_surrogate(name) for name in header):
+        raise InputError(f"{source.relative}: the header is not valid UTF-8: {header!r}")
     if not header:
         raise InputError(
             f"{source.relative}: the file is empty; expected a header with "
@@ -219,20 +250,86 @@ def read_header(source: Source) -> list[str]:
     return header
 
 
-def read_chunks(source: Source, chunk_size: int) -> Iterator[pd.DataFrame]:
-    """The file's rows as strings, exactly as written (empty fields stay ``""``), ``chunk_size`` at a time."""
+def is_valid_utf8(source: Source) -> bool:
+    """Whether the whole file (decompressed) is valid UTF-8: one sequential read through the C decoder.
+
+    It decides how the file is parsed (:func:`read_chunks`): strictly, the fast path, or with invalid bytes
+    escaped so that the rows holding them can be rejected one by one.
+    """
+    opener = gzip.open if source.relative.lower().endswith(".gz") else open
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    try:
+        with opener(source.path, "rb") as handle:
+            while block := handle.read(UTF8_CHECK_BLOCK):
+                decoder.decode(block)
+            decoder.decode(b"", final=True)
+    except UnicodeDecodeError:
+        return False
+    except (OSError, EOFError) as error:
+        raise InputError(f"{source.relative}: cannot be read: {error}") from error
+    return True
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """Rows of a file as strings, and which of them held bytes that are not UTF-8 (None: none did)."""
+
+    frame: pd.DataFrame
+    invalid_encoding: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return len(self.frame)
+
+
+def escaped_rows(frame: pd.DataFrame) -> np.ndarray:
+    """Rows with a lone surrogate in some field: the bytes ``surrogateescape`` could not decode as UTF-8.
+
+    Per column, one join and one strict encode (C speed) says whether the column holds any; only a column
+    that does is checked value by value.
+    """
+    invalid = np.zeros(len(frame), dtype=bool)
+    for name in frame.columns:
+        values = frame[name].tolist()
+        try:
+            "".join(values).encode("utf-8")
+        except UnicodeEncodeError:
+            invalid |= np.fromiter((_has_surrogate(value) for value in values), dtype=bool, count=len(values))
+    return invalid
+
+
+def _has_surrogate(value: str) -> bool:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def read_chunks(source: Source, chunk_size: int, valid_utf8: bool = True) -> Iterator[Chunk]:
+    """The file's rows as strings, exactly as written (empty fields stay ``""``), ``chunk_size`` at a time.
+
+    ``valid_utf8`` (from :func:`is_valid_utf8`): parse strictly into Arrow-backed strings (fast). Otherwise
+    parse into Python strings with invalid bytes escaped (Arrow strings cannot hold them) and mark the rows
+    that hold any.
+    """
+    options: dict[str, Any] = (
+        {"dtype": str}
+        if valid_utf8
+        else {"dtype": object, "encoding_errors": RAW_ERRORS}  # Arrow strings cannot hold surrogates
+    )
     try:
         reader = pd.read_csv(
             source.path,
-            dtype=str,
             keep_default_na=False,
             na_filter=False,
             encoding="utf-8",
             chunksize=chunk_size,
+            **options,
         )
         with reader:
-            for chunk in reader:
-                yield chunk.fillna("")  # fields missing from a short row
+            for frame in reader:
+                frame = frame.fillna("")  # fields missing from a short row
+                yield Chunk(frame) if valid_utf8 else Chunk(frame, escaped_rows(frame))
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError, EOFError) as error:
         raise InputError(f"{source.relative}: cannot be read as a CSV file: {error}") from error
 
@@ -244,10 +341,13 @@ def row_ids(frame: pd.DataFrame) -> np.ndarray:
     """64-bit ids from a hash of each row's raw values (every column, the unnamed index included).
 
     The same row gets the same id in every run, whatever the file is called or where it sits in the input.
+    ``surrogateescape`` turns escaped invalid bytes back into the bytes they were (and changes nothing for
+    valid text), so a row that is not UTF-8 gets an id too.
     """
     columns = [frame[name].tolist() for name in frame.columns]  # whole columns: far faster than itertuples
     digests = b"".join(
-        hashlib.sha1("\x1f".join(row).encode()).digest()[:8] for row in zip(*columns, strict=True)
+        hashlib.sha1("\x1f".join(row).encode("utf-8", RAW_ERRORS)).digest()[:8]
+        for row in zip(*columns, strict=True)
     )
     return np.frombuffer(digests, dtype=">u8").astype(np.uint64)
 
@@ -257,10 +357,11 @@ def review_id_strings(ids: np.ndarray) -> list[str]:
     return [f"{int(value):016x}" for value in ids]
 
 
-def row_codes(frame: pd.DataFrame) -> np.ndarray:
-    """Each row's label id (0, 1, 2), or the code of why it cannot be used (no text, rating not 1-5).
+def row_codes(frame: pd.DataFrame, invalid_encoding: np.ndarray | None = None) -> np.ndarray:
+    """Each row's label id (0, 1, 2), or the code of why it cannot be used (not UTF-8, no text, rating not 1-5).
 
-    Only these two columns decide: a review without a title or an age is still a review.
+    Only these two columns decide (and, first, whether the row's bytes were UTF-8): a review without a title
+    or an age is still a review.
     """
     text_missing = frame[features.TEXT_COLUMN].str.strip().eq("").to_numpy()
     rating = pd.to_numeric(frame[features.RATING_COLUMN].str.strip(), errors="coerce").to_numpy(float)
@@ -271,7 +372,10 @@ def row_codes(frame: pd.DataFrame) -> np.ndarray:
         label_by_rating[stars] = features.LABEL_ID_BY_SENTIMENT[sentiment]
     codes = np.where(valid_rating, label_by_rating[np.where(valid_rating, rating, 0).astype(int)], 0)
     codes = np.where(valid_rating, codes, REJECT_CODES[INVALID_RATING])
-    return np.where(text_missing, REJECT_CODES[MISSING_TEXT], codes).astype(np.int8)
+    codes = np.where(text_missing, REJECT_CODES[MISSING_TEXT], codes)
+    if invalid_encoding is not None:
+        codes = np.where(invalid_encoding, REJECT_CODES[INVALID_ENCODING], codes)
+    return codes.astype(np.int8)
 
 
 def _mix64(values: np.ndarray) -> np.ndarray:
@@ -289,11 +393,70 @@ def hash_keys(ids: np.ndarray, seed: int, purpose: str) -> np.ndarray:
     return _mix64(ids.astype(np.uint64) ^ np.uint64(salt))
 
 
-def assign_splits(ids: np.ndarray, seed: int, ratios: Sequence[float]) -> np.ndarray:
-    """Split index per row (0 train, 1 validation, 2 test): its key in [0, 1) cut at the cumulative ratios."""
-    unit = (hash_keys(ids, seed, "split") >> np.uint64(11)).astype(np.float64) * 2.0**-53
-    bounds = np.cumsum(ratios)[:-1]
-    return np.searchsorted(bounds, unit, side="right").astype(np.int8)
+def split_sizes(count: int, ratios: Sequence[float]) -> list[int]:
+    """How many of ``count`` rows go to each split: exact shares, rounded so that they add up to ``count``.
+
+    Largest remainder (ties to the earlier split), then every split with a ratio above 0 gets at least one row
+    while there are enough rows, taken from the largest split. With 3 splits: any class of 3 rows or more is in
+    all three.
+    """
+    total = sum(ratios)
+    exact = [count * ratio / total for ratio in ratios]  # ratios add up to 1 only within argparse's 1e-6
+    sizes = [int(share) for share in exact]
+    while sum(sizes) > count:  # float rounding of a share just above an integer
+        sizes[sizes.index(max(sizes))] -= 1
+    by_remainder = sorted(
+        (index for index, ratio in enumerate(ratios) if ratio > 0),
+        key=lambda index: sizes[index] - exact[index],
+    )
+    for index in by_remainder[: count - sum(sizes)]:
+        sizes[index] += 1
+    for index, ratio in enumerate(ratios):
+        if ratio > 0 and sizes[index] == 0:
+            largest = max(range(len(sizes)), key=lambda other: sizes[other])
+            if sizes[largest] < 2:
+                break  # fewer rows than splits: some split stays without this class
+            sizes[largest] -= 1
+            sizes[index] += 1
+    return sizes
+
+
+def assign_splits(ids: np.ndarray, codes: np.ndarray, seed: int, ratios: Sequence[float]) -> np.ndarray:
+    """Split index per row (0 train, 1 validation, 2 test), stratified exactly per class of the kept rows.
+
+    Each class's rows are ordered by their key from ``(seed, review_id)`` and cut into :func:`split_sizes`:
+    the same rows give the same split in any order. Rows that are not kept get 0 (they are never written).
+    Kept ids are distinct (duplicates are rejected first), so are their keys: there are no ties to break.
+    """
+    splits = np.zeros(ids.size, dtype=np.int8)
+    keys = hash_keys(ids, seed, "split")
+    for label in features.SENTIMENT_BY_LABEL_ID:
+        members = np.flatnonzero(codes == label)
+        ordered = members[np.argsort(keys[members], kind="stable")]
+        sizes = split_sizes(ordered.size, ratios)
+        splits[ordered] = np.repeat(np.arange(len(sizes), dtype=np.int8), sizes)
+    return splits
+
+
+def check_test_size(codes: np.ndarray, splits: np.ndarray, minimum: int) -> None:
+    """Refuse a test split with fewer than ``minimum`` reviews of some class: the gate would mean little.
+
+    Runs before anything is written. The message names every class that is short, with its counts.
+    """
+    test = SPLIT_OUTPUTS.index("test")
+    short = []
+    for label in features.SENTIMENT_BY_LABEL_ID:
+        in_test = int(np.count_nonzero((codes == label) & (splits == test)))
+        if in_test < minimum:
+            kept = int(np.count_nonzero(codes == label))
+            short.append(f"{_sentiment_name(label)!r} has {in_test} test reviews (of {kept} kept)")
+    if short:
+        raise InputError(
+            f"the test split is too small for the quality gate: {'; '.join(short)}, fewer than "
+            f"--min-test-reviews-per-class {minimum} (per processing instance when the input is sharded). "
+            "Add reviews of that class, raise --test-split-percentage, turn off --balance-dataset if it drops "
+            "too many, or lower --min-test-reviews-per-class"
+        )
 
 
 def mark_duplicates(ids: np.ndarray, codes: np.ndarray) -> None:
@@ -442,7 +605,10 @@ class ChunkWriters:
 def write_rejects(
     handle: Any, frame: pd.DataFrame, header: list[str], codes: np.ndarray, source: Source, first_row: int
 ) -> None:
-    """Append the rejected rows of a chunk, unchanged, with why, from where (file, data row from 1)."""
+    """Append the rejected rows of a chunk, unchanged, with why, from where (file, data row from 1).
+
+    ``handle`` is opened with ``errors=RAW_ERRORS``: a row that was not UTF-8 is written with its own bytes.
+    """
     rejected = np.flatnonzero(codes < 0)
     if rejected.size == 0:
         return
@@ -532,15 +698,17 @@ def print_summary(counts: Counts) -> None:
 # ------------------------------------------------------------------------------------------------ main
 
 
-def scan(sources: Sequence[Source], chunk_size: int) -> tuple[list[np.ndarray], list[np.ndarray]]:
+def scan(
+    sources: Sequence[Source], chunk_size: int, valid_utf8: Sequence[bool]
+) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """Pass 1: the id and the label (or reject code) of every row, per file."""
     ids_per_file, codes_per_file = [], []
     with tqdm(desc="scan", unit=" rows", mininterval=2.0) as bar:
-        for source in sources:
+        for source, valid in zip(sources, valid_utf8, strict=True):
             file_ids, file_codes = [np.empty(0, np.uint64)], [np.empty(0, np.int8)]
-            for chunk in read_chunks(source, chunk_size):
-                file_ids.append(row_ids(chunk))
-                file_codes.append(row_codes(chunk))
+            for chunk in read_chunks(source, chunk_size, valid):
+                file_ids.append(row_ids(chunk.frame))
+                file_codes.append(row_codes(chunk.frame, chunk.invalid_encoding))
                 bar.update(len(chunk))
             ids_per_file.append(np.concatenate(file_ids))
             codes_per_file.append(np.concatenate(file_codes))
@@ -560,7 +728,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     headers = [read_header(source) for source in sources]
     tokenizer = load_tokenizer(args.pretrained_model, args.max_seq_length)  # before the long scan: fail fast
 
-    ids_per_file, codes_per_file = scan(sources, args.chunk_size)
+    valid_utf8 = [is_valid_utf8(source) for source in sources]
+    for source, valid in zip(sources, valid_utf8, strict=True):
+        if not valid:
+            print(f"{source.relative}: not all valid UTF-8; rows with invalid bytes are rejected one by one")
+    ids_per_file, codes_per_file = scan(sources, args.chunk_size, valid_utf8)
     file_sizes = [file_ids.size for file_ids in ids_per_file]
     ids, codes = np.concatenate(ids_per_file), np.concatenate(codes_per_file)
     del ids_per_file, codes_per_file
@@ -581,7 +753,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 or "the files hold no rows"
             )
         )
-    splits = assign_splits(ids, args.seed, ratios)
+    splits = assign_splits(ids, codes, args.seed, ratios)
+    check_test_size(codes, splits, args.min_test_reviews_per_class)
 
     for folder in (*SPLIT_OUTPUTS, REJECTS, FEATURES):
         (args.output_data / folder).mkdir(parents=True, exist_ok=True)
@@ -597,7 +770,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             shared = SecondPass(args.output_data, args.chunk_size, tokenizer, date, counts, ingestor, bar)
             for index, source in enumerate(sources):
                 rows = slice(file_starts[index], file_starts[index + 1])
-                process_file(source, headers[index], ids[rows], codes[rows], splits[rows], shared)
+                process_file(
+                    source, headers[index], ids[rows], codes[rows], splits[rows], shared, valid_utf8[index]
+                )
     finally:
         if ingestor:
             ingestor.close()
@@ -614,6 +789,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "balance_dataset": args.balance_dataset,
         "split_ratios": dict(zip(SPLIT_OUTPUTS, ratios, strict=True)),
         "seed": args.seed,
+        "min_test_reviews_per_class": args.min_test_reviews_per_class,
         "seconds": round(time.perf_counter() - started, 1),
     }
     if ingestor:
@@ -653,6 +829,7 @@ def process_file(
     codes: np.ndarray,
     splits: np.ndarray,
     shared: SecondPass,
+    valid_utf8: bool = True,
 ) -> None:
     """Pass 2 over one file: its rejects, its kept rows tokenized into the split and feature files."""
     stem, counts = source.output_stem, shared.counts
@@ -660,8 +837,9 @@ def process_file(
     writers = ChunkWriters()
     position = 0
     try:
-        with rejects_path.open("w", encoding="utf-8", newline="") as rejects:
-            for chunk in read_chunks(source, shared.chunk_size):
+        with rejects_path.open("w", encoding="utf-8", errors=RAW_ERRORS, newline="") as rejects:
+            for raw in read_chunks(source, shared.chunk_size, valid_utf8):
+                chunk = raw.frame
                 rows = slice(position, position + len(chunk))
                 if rows.stop > codes.size:
                     break  # the file grew since the scan: reported below

@@ -27,6 +27,8 @@ import pytest
 SCRIPT = Path(preprocess.__file__)
 TEXT, RATING = features.TEXT_COLUMN, features.RATING_COLUMN
 SHARDS = ("shard-a.csv", "nested/shard-b.csv.gz")
+SMALL = ("--min-test-reviews-per-class", "0")
+"""For inputs of a few dozen rows, whose test split is too small for the gate's default."""
 
 
 def run_step(
@@ -143,22 +145,34 @@ def test_outputs_have_the_contract_schema(sample_run: Path, minilm_dir: Path) ->
     )
 
 
-def test_splits_are_disjoint_and_stratified(sample_run: Path) -> None:
+def split_counts(kept: pd.DataFrame) -> dict[int, list[int]]:
+    """Sentiment -> [train, validation, test] row counts."""
+    return {
+        int(sentiment): [int((rows["split_type"] == split).sum()) for split in features.SPLITS]
+        for sentiment, rows in kept.groupby("sentiment")
+    }
+
+
+def test_splits_are_disjoint_and_stratified_exactly(sample_run: Path) -> None:
     kept = splits_of(sample_run)
     assert kept["review_id"].is_unique  # disjoint: no review in two splits
-    ratios = dict(zip(features.SPLITS, (0.90, 0.05, 0.05), strict=True))
-    for sentiment, rows in kept.groupby("sentiment"):
-        shares = rows["split_type"].value_counts(normalize=True)
-        # Hash cuts are stratified in expectation; the tolerance is about 3 standard deviations per class.
-        tolerance = 3 * np.sqrt(0.9 * 0.1 / len(rows))
-        assert abs(shares["train"] - ratios["train"]) < tolerance, (sentiment, shares.to_dict())
-        assert shares.get("validation", 0) > 0 and shares.get("test", 0) > 0, (sentiment, shares.to_dict())
+    counts = split_counts(kept)
+    assert set(counts) == {-1, 0, 1}
+    for sentiment, sizes in counts.items():
+        assert sizes == preprocess.split_sizes(sum(sizes), (0.90, 0.05, 0.05)), sentiment
+        assert min(sizes) > 0, sentiment
+    assert summary_of(sample_run)["split_sentiments"]["test"] == {
+        features.SENTIMENT_NAMES[sentiment]: sizes[2] for sentiment, sizes in counts.items()
+    }
 
 
 def test_shards_give_the_same_union_as_one_run_and_ids_are_stable(
     tmp_path: Path, sample_csv: Path, sample_run: Path, tiny_roberta_dir: Path
 ) -> None:
-    """Two instances each with half the files (one gzipped) == one run; ids survive renames and re-writes.
+    """Two instances each with half the files (one gzipped) write the same rows as one run; ids survive renames
+    and re-writes. Each instance stratifies its own share exactly, so a row's split may differ from the one
+    run's (what the module docstring says sharding changes); the one run matches a re-run with other file
+    names, chunk size and tokenizer exactly.
 
     Runs with the tiny RoBERTa at another max length, which also checks RoBERTa's tokens.
     """
@@ -179,7 +193,11 @@ def test_shards_give_the_same_union_as_one_run_and_ids_are_stable(
 
     shards = pd.concat([splits_of(tmp_path / f"out-{index}") for index in range(2)])
     both = splits_of(tmp_path / "out-both")
-    pd.testing.assert_frame_equal(by_id(shards), by_id(both))
+    same = ["label_id", "input_ids"]
+    pd.testing.assert_frame_equal(by_id(shards)[same], by_id(both)[same])
+    for index in range(2):
+        for sentiment, sizes in split_counts(splits_of(tmp_path / f"out-{index}")).items():
+            assert sizes == preprocess.split_sizes(sum(sizes), (0.90, 0.05, 0.05)), (index, sentiment)
     # Another file name, tokenizer, chunk size and CSV quoting: the same ids and splits as the MiniLM run.
     columns = ["split_type", "label_id"]
     pd.testing.assert_frame_equal(by_id(both)[columns], by_id(splits_of(sample_run))[columns])
@@ -215,7 +233,7 @@ def test_duplicates_are_rejected_once(tmp_path: Path, sample_csv: Path, minilm_d
     raw = read_raw(sample_csv).head(40)
     write_raw(pd.concat([raw, raw.iloc[[3]]]), tmp_path / "in" / "a.csv")
     write_raw(raw.iloc[[5, 6]], tmp_path / "in" / "b.csv")  # the same rows in another file
-    run_ok(tmp_path / "in", tmp_path / "out", minilm_dir, "--balance-dataset", "false")
+    run_ok(tmp_path / "in", tmp_path / "out", minilm_dir, *SMALL, "--balance-dataset", "false")
     summary = summary_of(tmp_path / "out")
     assert summary["read"] == 43
     assert summary["rejected"]["duplicate_review"] == 3
@@ -251,6 +269,11 @@ def _not_utf8(folder: Path, raw: pd.DataFrame) -> None:
     (folder / "latin1.csv").write_bytes(f"{TEXT},{RATING}\n".encode() + "très joli,5\n".encode("latin-1"))
 
 
+def _header_not_utf8(folder: Path, raw: pd.DataFrame) -> None:
+    folder.mkdir(parents=True)
+    (folder / "header.csv").write_bytes(f"{TEXT},{RATING},Th\xe8me\nnice,5,a\n".encode("latin-1"))
+
+
 def _no_valid_rows(folder: Path, raw: pd.DataFrame) -> None:
     rows = raw.head(4).copy()
     rows[RATING] = ["", "0", "six", "4.5"]
@@ -271,7 +294,8 @@ def _no_csv(folder: Path, raw: pd.DataFrame) -> None:
         (_no_text, "sub/no-text.csv: missing column 'Review Text'"),
         (_garbled, "garbled.csv.gz: cannot be read"),
         (_ragged, "ragged.csv: cannot be read as a CSV file"),
-        (_not_utf8, "latin1.csv: cannot be read"),
+        (_not_utf8, "no valid rows: read 1 rows from 1 files under"),
+        (_header_not_utf8, "header.csv: the header is not valid UTF-8"),
         (_no_valid_rows, "no valid rows: read 4 rows from 1 files"),
     ],
 )
@@ -281,7 +305,7 @@ def test_bad_input_fails_with_a_message(
     folder = tmp_path / "in"
     if make_input is not None:
         make_input(folder, read_raw(sample_csv))
-    result = run_step(folder, tmp_path / "out", minilm_dir)
+    result = run_step(folder, tmp_path / "out", minilm_dir, *SMALL)
     assert result.returncode == 1, result.stdout
     assert message in result.stderr
     assert "Traceback" not in result.stderr
@@ -349,12 +373,40 @@ def test_row_codes_check_only_text_and_rating() -> None:
     assert codes == [2, missing, 2, 1, 0, invalid, missing]
 
 
-def test_splits_depend_only_on_seed_and_id() -> None:
-    ids = np.arange(200_000, dtype=np.uint64) * np.uint64(7919)
-    splits = preprocess.assign_splits(ids, seed=42, ratios=(0.9, 0.05, 0.05))
-    assert np.array_equal(preprocess.assign_splits(ids[::-1], 42, (0.9, 0.05, 0.05)), splits[::-1])
-    assert np.allclose(np.bincount(splits) / ids.size, (0.9, 0.05, 0.05), atol=0.003)
-    assert not np.array_equal(preprocess.assign_splits(ids, 43, (0.9, 0.05, 0.05)), splits)
+def test_splits_are_exact_per_class_and_depend_only_on_seed_and_ids() -> None:
+    ratios = (0.9, 0.05, 0.05)
+    rng = np.random.default_rng(0)
+    ids = np.arange(1_500, dtype=np.uint64) * np.uint64(0x9E3779B97F4A7C15)  # odd factor: distinct ids
+    # Classes of 3, 97 and 1,380 rows; 20 rejected rows (code < 0) are in no split that counts.
+    codes = np.array([0] * 3 + [1] * 97 + [2] * 1_380 + [-1] * 20, dtype=np.int8)
+    splits = preprocess.assign_splits(ids, codes, seed=42, ratios=ratios)
+    for label, count in ((0, 3), (1, 97), (2, 1_380)):
+        sizes = np.bincount(splits[codes == label], minlength=3).tolist()
+        assert sizes == preprocess.split_sizes(count, ratios)
+        assert min(sizes) >= 1  # even the class of 3: one review in each split
+    # Any row order gives every row the same split; another seed gives another split with the same sizes.
+    order = rng.permutation(ids.size)
+    assert np.array_equal(preprocess.assign_splits(ids[order], codes[order], 42, ratios), splits[order])
+    other = preprocess.assign_splits(ids, codes, 43, ratios)
+    assert not np.array_equal(other[codes >= 0], splits[codes >= 0])
+    assert np.array_equal(np.bincount(other[codes >= 0]), np.bincount(splits[codes >= 0]))
+
+
+@pytest.mark.parametrize(
+    ("count", "ratios", "expected"),
+    [
+        (0, (0.9, 0.05, 0.05), [0, 0, 0]),
+        (2, (0.9, 0.05, 0.05), [1, 1, 0]),  # fewer rows than splits: as many splits as rows
+        (3, (0.9, 0.05, 0.05), [1, 1, 1]),
+        (20, (0.9, 0.05, 0.05), [18, 1, 1]),
+        (258, (0.9, 0.05, 0.05), [232, 13, 13]),  # the balanced sample's class size
+        (10, (0.8, 0.2, 0.0), [8, 2, 0]),  # a split without a share gets nothing
+        (100, (1 / 3, 1 / 3, 1 / 3), [34, 33, 33]),
+        (1_000_000, (0.9, 0.05, 0.0500005), [900_000, 50_000, 50_000]),  # ratios summing to 1 within 1e-6
+    ],
+)
+def test_split_sizes(count: int, ratios: tuple[float, ...], expected: list[int]) -> None:
+    assert preprocess.split_sizes(count, ratios) == expected
 
 
 def test_balance_keeps_exactly_the_smallest_class() -> None:
@@ -428,7 +480,15 @@ def test_records_are_put_into_the_feature_group(
     handler.fail_once.add(ids[0])
     handler.fail_always.add(ids[1])
     output = tmp_path / "out"
-    args = ("--feature-group-name", "reviews-fg", "--balance-dataset", "false", "--ingest-workers", "3")
+    args = (
+        "--feature-group-name",
+        "reviews-fg",
+        "--balance-dataset",
+        "false",
+        "--ingest-workers",
+        "3",
+        *SMALL,
+    )
     result = run_step(tmp_path / "in", output, minilm_dir, *args, env=env)
 
     assert result.returncode == 1
@@ -447,3 +507,111 @@ def test_records_are_put_into_the_feature_group(
     for name in features.FEATURE_NAMES:
         if name != features.RECORD_IDENTIFIER:
             assert row[name] == str(record[name]), name
+
+
+# ------------------------------------------------------------------------- encoding and small test splits
+
+
+def _raw_lines(frame: pd.DataFrame) -> list[bytes]:
+    """The header and then each row of ``frame`` as one CSV record (quoted newlines and all), as UTF-8 bytes,
+    so that single bytes of a row can be broken."""
+    header = frame.head(0).to_csv(index=False, lineterminator="\n").encode()
+    return [header] + [
+        frame.iloc[[index]].to_csv(index=False, header=False, lineterminator="\n").encode()
+        for index in range(len(frame))
+    ]
+
+
+@pytest.mark.parametrize("name", ["mixed.csv", "nested/mixed.csv.gz"])
+def test_rows_that_are_not_utf8_are_rejected_one_by_one(
+    tmp_path: Path, sample_csv: Path, minilm_dir: Path, name: str
+) -> None:
+    raw = read_raw(sample_csv).rename(columns={"Unnamed: 0": ""}).head(80)
+    lines = _raw_lines(raw)
+    # Data rows 3, 40 and 79 (from 1) get bytes that are not UTF-8: latin-1, a lone continuation byte, a
+    # truncated sequence; row 79's is in a column other than the text.
+    broken = {3: "très joli".encode("latin-1"), 40: b"\x80 bad", 79: b"\xe2\x82"}
+    for row, bad in broken.items():
+        fields = lines[row].split(b",", 2)
+        column = 1 if row == 79 else 2  # the Clothing ID field, or the start of the rest (Title...)
+        fields[column] = bad + fields[column]
+        lines[row] = b",".join(fields)
+    path = tmp_path / "in" / name
+    path.parent.mkdir(parents=True)
+    content = b"".join(lines)
+    path.write_bytes(gzip.compress(content) if name.endswith(".gz") else content)
+
+    output = tmp_path / "out"
+    run_ok(tmp_path / "in", output, minilm_dir, *SMALL, "--balance-dataset", "false")
+    summary = summary_of(output)
+    assert summary["read"] == 80
+    assert summary["rejected"]["invalid_encoding"] == 3
+    assert summary["read"] == summary["kept"] + sum(summary["rejected"].values())
+
+    (rejects_file,) = (output / "rejects").glob("mixed-*.csv")
+    rejects = pd.read_csv(
+        rejects_file, dtype=object, keep_default_na=False, encoding_errors="surrogateescape"
+    )
+    invalid = rejects[rejects["reject_reason"] == "invalid_encoding"]
+    assert invalid["source_row"].astype(int).tolist() == sorted(broken)
+    assert set(invalid["source_file"]) == {name}
+    # Kept unchanged: the rejected rows' bytes in the rejects file are the input's bytes.
+    written = rejects_file.read_bytes()
+    for row in broken:
+        assert lines[row].rstrip(b"\n") in written, row
+    # The other rows of the file went through as usual.
+    kept_ids = set(splits_of(output)["review_id"])
+    assert len(kept_ids) == summary["kept"]
+    clean = raw.drop(index=raw.index[[row - 1 for row in broken]])
+    valid = clean[(clean[TEXT].str.strip() != "") & clean[RATING].isin(["1", "2", "3", "4", "5"])]
+    assert kept_ids == set(preprocess.review_id_strings(preprocess.row_ids(valid)))
+
+
+def test_row_ids_of_escaped_bytes_are_ids_of_the_raw_bytes() -> None:
+    escaped = b"caf\xe9".decode("utf-8", "surrogateescape")
+    frame = pd.DataFrame({TEXT: [escaped, "café"], RATING: ["5", "5"]}, dtype=object)
+    assert preprocess.escaped_rows(frame).tolist() == [True, False]
+    codes = preprocess.row_codes(frame, preprocess.escaped_rows(frame))
+    assert codes.tolist() == [preprocess.REJECT_CODES["invalid_encoding"], 2]
+    ids = preprocess.row_ids(frame)
+    assert ids[0] != ids[1]  # latin-1 é and UTF-8 é are other bytes: other rows
+
+
+def test_a_test_split_too_small_for_the_gate_is_refused(
+    tmp_path: Path, sample_csv: Path, minilm_dir: Path
+) -> None:
+    write_raw(read_raw(sample_csv).head(300), tmp_path / "in" / "a.csv")
+    common = ("--balance-dataset", "false")
+    run_ok(tmp_path / "in", tmp_path / "ok", minilm_dir, *common, "--min-test-reviews-per-class", "1")
+    test_counts = summary_of(tmp_path / "ok")["split_sentiments"]["test"]
+    smallest = min(test_counts, key=test_counts.get)
+    threshold = test_counts[smallest] + 1
+
+    result = run_step(
+        tmp_path / "in",
+        tmp_path / "refused",
+        minilm_dir,
+        *common,
+        "--min-test-reviews-per-class",
+        str(threshold),
+    )
+    assert result.returncode == 1, result.stdout
+    assert "Traceback" not in result.stderr
+    assert f"'{smallest}' has {test_counts[smallest]} test reviews" in result.stderr
+    assert f"fewer than --min-test-reviews-per-class {threshold}" in result.stderr
+    # Refused before anything is written: no split, no record, no summary.
+    assert not (tmp_path / "refused").exists() or not any((tmp_path / "refused").rglob("*.*"))
+
+
+def test_the_sample_with_default_balancing_clears_the_default_threshold(
+    tmp_path: Path, sample_csv: Path, minilm_dir: Path
+) -> None:
+    """The pipeline's defaults on the bundled sample: every class has at least the default test reviews."""
+    from model_build.pipeline_spec import PIPELINE
+
+    default = PIPELINE.parameter("MinTestReviewsPerClass").default
+    assert preprocess.parse_args([]).min_test_reviews_per_class == default
+    run_ok(sample_csv, tmp_path / "out", minilm_dir)
+    summary = summary_of(tmp_path / "out")
+    assert min(summary["split_sentiments"]["test"].values()) >= default
+    assert summary["min_test_reviews_per_class"] == default
