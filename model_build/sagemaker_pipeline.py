@@ -1,13 +1,15 @@
 """The model-build pipeline on SageMaker (SDK v3), built from ``model_build.pipeline_spec`` and nothing else.
 
-Every parameter, step, argument, channel, metric regex, the condition, the registration and the failure
-message come from :data:`~model_build.pipeline_spec.PIPELINE`; this module only translates them:
+Every parameter, step, argument, channel, metric regex, the conditions, the registration and the failure
+message come from :data:`~model_build.pipeline_spec.PIPELINE`; this module only translates them, with one
+builder method per step kind (:attr:`_PipelineBuilder.builders`; an unknown kind is an error). A condition's
+branch steps are nested in its ``ConditionStep``; every other step is a step of the ``Pipeline``.
 
 - ``Param`` -> the ``sagemaker.core.workflow`` parameter of that name (same type and default; the empty
   ``InputDataUrl`` default becomes the data bucket's raw-reviews prefix, as the spec documents),
 - ``Config`` -> the value in :class:`model_build.config.ProjectConfig`,
 - ``StepOutput`` -> the earlier step's properties (a processing output's ``S3Uri``, a training job's
-  ``ModelArtifacts.S3ModelArtifacts``, or a ``JsonGet`` on a property file),
+  ``ModelArtifacts.S3ModelArtifacts``); ``JsonValue`` -> a ``JsonGet`` on the step's property file,
 - a literal folder of the repository (``model_deploy/serving``) -> a local folder the SDK uploads.
 
 How the code reaches the jobs: processing and evaluation run ``FrameworkProcessor`` with
@@ -39,11 +41,15 @@ from model_build.config import ProjectConfig, load_config
 from model_build.pipeline_spec import (
     PIPELINE,
     STEPS_SOURCE_DIR,
+    ConditionStep,
     Config,
+    FailStep,
+    JsonValue,
     Param,
     Parameter,
     PipelineSpec,
     ProcessingStep,
+    RegisterStep,
     StepOutput,
     TrainingStep,
 )
@@ -191,7 +197,7 @@ class _PipelineBuilder:
         )
 
         default = defaults.get(parameter.name, parameter.default)
-        if parameter.name == "InputDataUrl" and default == "":
+        if parameter.input_data and default == "":
             default = self.settings.input_data_url(self.config)
         factory = {
             "String": ParameterString,
@@ -209,7 +215,15 @@ class _PipelineBuilder:
             return getattr(self.config, value.attribute)
         if isinstance(value, StepOutput):
             return self._step_output(value)
+        if isinstance(value, JsonValue):
+            return self._json_get(value)
         return value
+
+    def default_of(self, value: Any) -> Any:
+        """A concrete value where the SDK needs one at build time: a parameter's default in this definition."""
+        if isinstance(value, Param):
+            return self.parameters[value.name].default_value
+        return self.resolve(value)
 
     def resolve_string(self, value: Any) -> Any:
         """Like :meth:`resolve`, for fields the API types as strings (container arguments, hyperparameters)."""
@@ -223,22 +237,22 @@ class _PipelineBuilder:
         return resolved
 
     def _step_output(self, output: StepOutput) -> Any:
-        from sagemaker.core.workflow.functions import JsonGet
-
         if output.step not in self.steps:
             raise ValueError(f"{output} refers to a step that does not run before it")
         step = self.steps[output.step]
-        property_file = self.property_files.get((output.step, output.output))
-        if property_file is not None:
-            condition = self.spec.condition
-            if (condition.step, condition.property_file) != (output.step, output.output):
-                raise ValueError(f"{output}: only the condition's property file has a JSON path to read")
-            return JsonGet(step_name=step.name, property_file=property_file, json_path=condition.json_path)
         if isinstance(self.spec.step(output.step), TrainingStep):
             if output.output != "model":
                 raise ValueError(f"{output}: a training step's only output is 'model'")
             return step.properties.ModelArtifacts.S3ModelArtifacts
         return step.properties.ProcessingOutputConfig.Outputs[output.output].S3Output.S3Uri
+
+    def _json_get(self, value: JsonValue) -> Any:
+        from sagemaker.core.workflow.functions import JsonGet
+
+        property_file = self.property_files.get((value.step, value.property_file))
+        if value.step not in self.steps or property_file is None:
+            raise ValueError(f"{value}: no earlier step {value.step} with that property file")
+        return JsonGet(step_name=value.step, property_file=property_file, json_path=value.json_path)
 
     def _local_or_resolved(self, value: Any) -> Any:
         """Channel data: a repository folder stays a local path (the SDK uploads it), the rest resolves."""
@@ -279,21 +293,40 @@ class _PipelineBuilder:
         return digest.hexdigest()[:12]
 
     # --- steps
+    @property
+    def builders(self) -> dict[str, Any]:
+        """Step kind -> the method that makes its SDK step."""
+        return {
+            ProcessingStep.kind: self._processing_step,
+            TrainingStep.kind: self._training_step,
+            ConditionStep.kind: self._condition_step,
+            RegisterStep.kind: self._register_step,
+            FailStep.kind: self._fail_step,
+        }
+
     def build(self) -> Pipeline:
         from sagemaker.mlops.workflow import Pipeline
 
+        # Conditions nest their branch steps, so they are built last, the innermost (latest) first; every
+        # other step only reads steps listed before it.
         for step in self.spec.steps:
-            if isinstance(step, ProcessingStep):
-                self.steps[step.name] = self._processing_step(step)
-            else:
-                self.steps[step.name] = self._training_step(step)
-        condition_step = self._condition_step()
+            if not isinstance(step, ConditionStep):
+                self.steps[step.name] = self._build(step)
+        for step in reversed(self.spec.steps):
+            if isinstance(step, ConditionStep):
+                self.steps[step.name] = self._build(step)
         return Pipeline(
             name=self.config.pipeline_name,
             parameters=list(self.parameters.values()),
-            steps=[*self.steps.values(), condition_step],
+            steps=[self.steps[step.name] for step in self.spec.top_level],
             sagemaker_session=self.session,
         )
+
+    def _build(self, step: Any) -> Any:
+        builder = self.builders.get(step.kind)
+        if builder is None:
+            raise ValueError(f"pipeline_spec: no SageMaker builder for step kind {step.kind!r} ({step.name})")
+        return builder(step)
 
     def _processing_step(self, step: ProcessingStep):
         from sagemaker.core.processing import FrameworkProcessor
@@ -421,7 +454,9 @@ class _PipelineBuilder:
                     values=[artifacts, CHECKPOINTS_FOLDER, ExecutionVariables.PIPELINE_EXECUTION_ID],
                 ),
                 local_path="/opt/ml/checkpoints",
-            ),
+            )
+            if step.checkpoints
+            else None,
             stopping_condition=StoppingCondition(max_runtime_in_seconds=MAX_TRAINING_SECONDS),
             tags=[{"key": key, "value": value} for key, value in self.config.tags.items()],
         ).with_metric_definitions(
@@ -438,7 +473,7 @@ class _PipelineBuilder:
             cache_config=self._cache(),
         )
 
-    def _condition_step(self):
+    def _condition_step(self, spec: ConditionStep):
         from sagemaker.core.workflow.conditions import (
             ConditionEquals,
             ConditionGreaterThan,
@@ -446,44 +481,38 @@ class _PipelineBuilder:
             ConditionLessThan,
             ConditionLessThanOrEqualTo,
         )
-        from sagemaker.mlops.workflow import ConditionStep
+        from sagemaker.mlops.workflow import ConditionStep as SdkConditionStep
 
-        spec = self.spec.condition
-        comparison = {
+        comparisons = {
             ">=": ConditionGreaterThanOrEqualTo,
             ">": ConditionGreaterThan,
             "<=": ConditionLessThanOrEqualTo,
             "<": ConditionLessThan,
             "==": ConditionEquals,
-        }[spec.operator]
-        left = self._step_output(StepOutput(spec.step, spec.property_file))
-        branches = {self.spec.register.name: self._register_step, self.spec.fail.name: self._fail_step}
-        for name in (*spec.if_true, *spec.if_false):
-            if name not in branches:
-                raise ValueError(
-                    f"pipeline_spec: condition branch {name!r} is neither the register nor fail step"
-                )
-        return ConditionStep(
+        }
+        return SdkConditionStep(
             name=spec.name,
-            conditions=[comparison(left=left, right=self.resolve(spec.right))],
-            if_steps=[branches[name]() for name in spec.if_true],
-            else_steps=[branches[name]() for name in spec.if_false],
+            conditions=[
+                comparisons[check.operator](left=self._json_get(check.left), right=self.resolve(check.right))
+                for check in spec.checks
+            ],
+            if_steps=[self.steps[name] for name in spec.if_true],
+            else_steps=[self.steps[name] for name in spec.if_false],
         )
 
-    def _register_step(self):
+    def _register_step(self, spec: RegisterStep):
         from sagemaker.core.model_metrics import MetricsSource, ModelMetrics
         from sagemaker.core.workflow.functions import Join
         from sagemaker.mlops.workflow import ModelStep
         from sagemaker.serve.model_builder import ModelBuilder
 
-        spec = self.spec.register
         deploy_instance_type = self.resolve(spec.inference_instance_type)
         builder = ModelBuilder(
             image_uri=images.inference_image_uri(self.settings.region),
             s3_model_data_url=self.resolve(spec.model),
             role_arn=self.settings.role_arn,
             sagemaker_session=self.session,
-            instance_type=str(self.spec.parameter("DeployInstanceType").default),
+            instance_type=str(self.default_of(spec.inference_instance_type)),
             dependencies={"auto": False},  # the handler ships inside model.tar.gz/code
             env_vars={
                 "SAGEMAKER_PROGRAM": SERVING_ENTRY_POINT,
@@ -504,12 +533,11 @@ class _PipelineBuilder:
         )
         return ModelStep(name=spec.name, step_args=step_args, description=spec.description or None)
 
-    def _fail_step(self):
+    def _fail_step(self, spec: FailStep):
         from sagemaker.core.workflow.functions import Join
-        from sagemaker.mlops.workflow import FailStep
+        from sagemaker.mlops.workflow import FailStep as SdkFailStep
 
-        spec = self.spec.fail
-        return FailStep(
+        return SdkFailStep(
             name=spec.name,
             error_message=Join(on="", values=[self.resolve(part) for part in spec.message]),
         )

@@ -291,7 +291,12 @@ def _metrics_line(package: ModelPackage, short: bool = False) -> str:
         for name, value in metrics.items()
         if isinstance(value, dict) and "value" in value and (not short or name == "accuracy" or "f1" in name)
     }
-    return "  ".join(f"{name} {value:.4f}" for name, value in scalars.items()) or "(none reported)"
+    line = "  ".join(f"{name} {value:.4f}" for name, value in scalars.items()) or "(none reported)"
+    best = package.metrics.get("best_baseline")
+    margin = package.metrics.get("f1_macro_margin_over_best_baseline", {}).get("value")
+    if isinstance(best, dict) and isinstance(margin, int | float):
+        line += f"  vs {best.get('name')} f1_macro {best.get('f1_macro', float('nan')):.4f} ({margin:+.4f})"
+    return line
 
 
 def _parameter_strings(assignments: Sequence[str]) -> dict[str, str]:
@@ -326,11 +331,11 @@ def _executions(args: argparse.Namespace, workspace: Workspace) -> int:
             str(record.status),
             f"{record.duration_s:.0f}s" if record.duration_s is not None else "-",
             "  ".join(_step_cell(step) for step in record.steps),
-            _accuracy_cell(record, workspace),
+            _gate_cell(record, workspace),
         ]
         for record in records
     ]
-    _print_table(["execution", "status", "time", "steps", "accuracy"], rows)
+    _print_table(["execution", "status", "time", "steps", "quality gate"], rows)
     return 0
 
 
@@ -342,11 +347,15 @@ def _step_cell(step: Any) -> str:
     return f"{step.name}{mark} {seconds}"
 
 
-def _accuracy_cell(record: ExecutionRecord, workspace: Workspace) -> str:
+def _gate_cell(record: ExecutionRecord, workspace: Workspace) -> str:
+    """What each condition compared, ``name value`` (with ``!`` where a check failed)."""
+    cells = []
     for step in record.steps:
-        if step.type == "Condition" and "left" in step.detail:
-            return f"{step.detail['left']:.4f}"
-    return "-"
+        for check in step.detail.get("checks", []) if step.type == "Condition" else []:
+            value = check["left"]
+            shown = f"{value:.4f}" if isinstance(value, int | float) else str(value)
+            cells.append(f"{check['check']} {shown}{'' if check['outcome'] else '!'}")
+    return ", ".join(cells) or "-"
 
 
 def _print_execution(record: ExecutionRecord, workspace: Workspace) -> None:

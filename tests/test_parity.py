@@ -1,5 +1,5 @@
 """Local mode and SageMaker run the same pipeline: same steps in the same order, same parameters and defaults
-(but the ones the spec gives a local default), same condition.
+(but the ones the spec gives a local default), same conditions with the same checks and branches.
 
 Both runners derive everything from ``model_build.pipeline_spec.PIPELINE``; this test checks that the
 SageMaker definition really says what the spec says, and that the local runner's parameter view differs from
@@ -17,7 +17,7 @@ from moto import mock_aws
 
 from model_build.config import load_config
 from model_build.parameters import resolve
-from model_build.pipeline_spec import PIPELINE, Param
+from model_build.pipeline_spec import PIPELINE, ConditionStep, Param
 
 DATA_BUCKET = "parity-data"
 ENVIRONMENT = {
@@ -41,17 +41,31 @@ def definition() -> dict[str, Any]:
         )
 
 
-def flatten_steps(definition: dict[str, Any]) -> list[str]:
-    names = []
-    for step in definition["Steps"]:
-        names.append(step["Name"])
+def all_steps(steps: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Every step of a definition by name, those nested in a condition's branches included."""
+    found = {}
+    for step in steps:
+        found[step["Name"]] = step
         for branch in ("IfSteps", "ElseSteps"):
-            names += [inner["Name"] for inner in step["Arguments"].get(branch, [])]
-    return names
+            found.update(all_steps(step["Arguments"].get(branch, [])))
+    return found
 
 
-def test_same_steps_in_the_same_order(definition):
-    assert flatten_steps(definition) == list(PIPELINE.step_names)
+def test_same_steps(definition):
+    steps = all_steps(definition["Steps"])
+    assert set(steps) == set(PIPELINE.step_names)
+    assert [step["Name"] for step in definition["Steps"]] == [step.name for step in PIPELINE.top_level]
+    for step in PIPELINE.steps:
+        assert (
+            steps[step.name]["Type"]
+            == {
+                "Processing": "Processing",
+                "Training": "Training",
+                "Condition": "Condition",
+                "RegisterModel": "RegisterModel",
+                "Fail": "Fail",
+            }[step.kind]
+        )
 
 
 def test_same_parameters_with_the_same_defaults_except_the_local_ones(definition):
@@ -60,7 +74,7 @@ def test_same_parameters_with_the_same_defaults_except_the_local_ones(definition
     assert list(on_sagemaker) == list(local) == list(PIPELINE.parameter_names)
     differing = {name for name in local if local[name] != on_sagemaker[name]}
     assert differing == {p.name for p in PIPELINE.parameters if p.local_default is not None}
-    assert differing == {"PretrainedModel", "InputDataUrl"}
+    assert differing == {"PretrainedModel", "InputDataUrl", "LearningRate"}
     # Where they differ, SageMaker has the AWS default: the model id, and the data bucket for the empty URL.
     assert on_sagemaker["PretrainedModel"] == PIPELINE.parameter("PretrainedModel").default
     assert on_sagemaker["InputDataUrl"] == f"s3://{DATA_BUCKET}/{load_config().raw_reviews_prefix}/"
@@ -68,15 +82,21 @@ def test_same_parameters_with_the_same_defaults_except_the_local_ones(definition
         assert parameter["Type"] == declared.type
 
 
-def test_same_condition(definition):
-    spec = PIPELINE.condition
-    step = next(s for s in definition["Steps"] if s["Name"] == spec.name)
-    (condition,) = step["Arguments"]["Conditions"]
-    assert condition["Type"] == {">=": "GreaterThanOrEqualTo"}[spec.operator]
-    json_get = condition["LeftValue"]["Std:JsonGet"]
-    assert json_get["PropertyFile"] == {"Get": f"Steps.{spec.step}.PropertyFiles.{spec.property_file}"}
-    assert json_get["Path"] == spec.json_path
-    assert isinstance(spec.right, Param)
-    assert condition["RightValue"] == {"Get": f"Parameters.{spec.right.name}"}
-    assert [s["Name"] for s in step["Arguments"]["IfSteps"]] == list(spec.if_true)
-    assert [s["Name"] for s in step["Arguments"]["ElseSteps"]] == list(spec.if_false)
+def test_same_conditions_checks_and_branches(definition):
+    steps = all_steps(definition["Steps"])
+    conditions = [step for step in PIPELINE.steps if isinstance(step, ConditionStep)]
+    assert conditions
+    for spec in conditions:
+        arguments = steps[spec.name]["Arguments"]
+        assert len(arguments["Conditions"]) == len(spec.checks)
+        for check, condition in zip(spec.checks, arguments["Conditions"], strict=True):
+            assert condition["Type"] == {">=": "GreaterThanOrEqualTo"}[check.operator]
+            json_get = condition["LeftValue"]["Std:JsonGet"]
+            assert json_get["PropertyFile"] == {
+                "Get": f"Steps.{check.left.step}.PropertyFiles.{check.left.property_file}"
+            }
+            assert json_get["Path"] == check.left.json_path
+            assert isinstance(check.right, Param)
+            assert condition["RightValue"] == {"Get": f"Parameters.{check.right.name}"}
+        assert [s["Name"] for s in arguments["IfSteps"]] == list(spec.if_true)
+        assert [s["Name"] for s in arguments["ElseSteps"]] == list(spec.if_false)

@@ -11,13 +11,16 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tarfile
-from collections.abc import Callable, Mapping, Sequence
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 CONTAINER_PREFIX = "/opt/ml/"
 
@@ -93,24 +96,29 @@ def run_script(
 
     The console gets the bytes as they come, so the script's tqdm bars redraw in place; the log gets one
     line per finished line, with a progress bar's intermediate states (``\\r``) dropped. If this process is
-    interrupted (Ctrl-C, SIGTERM turned into an exception) the script is stopped before the error goes on.
+    interrupted (Ctrl-C, SIGTERM turned into an exception) the script and every process it started are stopped
+    before the error goes on: the script runs in a process group of its own, and an interruption that arrives
+    while it is being started is held until the code that stops it is in place.
     """
     run.log_path.parent.mkdir(parents=True, exist_ok=True)
     command = [sys.executable, str(run.script), *run.arguments]
     with run.log_path.open("w", encoding="utf-8") as log:
         log.write(f"$ {' '.join(_quote(part) for part in command)}\n")
         log.flush()
-        process = subprocess.Popen(
-            command,
-            cwd=run.cwd,
-            env={**run.environment, "PYTHONUNBUFFERED": "1"},
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-        )
+        with _interruptions_held() as held:
+            process = subprocess.Popen(
+                command,
+                cwd=run.cwd,
+                env={**run.environment, "PYTHONUNBUFFERED": "1"},
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # its own process group: stopped as a whole, Ctrl-C goes to us
+            )
         assert process.stdout is not None
         lines = _LineSplitter()
         last_lines: list[str] = []
         try:
+            held.release()  # an interruption that arrived during Popen is raised here, inside the try
             while chunk := os.read(process.stdout.fileno(), 1 << 16):
                 console.write(chunk)
                 console.flush()
@@ -121,13 +129,7 @@ def run_script(
                 log.flush()
             returncode = process.wait()
         finally:
-            if process.poll() is None:
-                process.terminate()
-                try:
-                    process.wait(terminate_timeout_s)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                    process.wait()
+            _stop_group(process, terminate_timeout_s)
             process.stdout.close()
         if tail := lines.flush():
             log.write(tail + "\n")
@@ -139,6 +141,56 @@ def run_script(
             f"{run.script.name} {how} (log: {run.log_path})"
             + ("\n  " + "\n  ".join(error_lines) if error_lines else "")
         )
+
+
+def _stop_group(process: subprocess.Popen[bytes], terminate_timeout_s: float) -> None:
+    """SIGTERM the script's process group (its workers too), then SIGKILL what is left after the timeout."""
+    if process.poll() is None:
+        _signal_group(process.pid, signal.SIGTERM)
+        try:
+            process.wait(terminate_timeout_s)
+        except subprocess.TimeoutExpired:
+            _signal_group(process.pid, signal.SIGKILL)
+            process.wait()
+    _signal_group(process.pid, signal.SIGKILL)  # children that outlived the script
+
+
+def _signal_group(pid: int, signum: int) -> None:
+    with suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, signum)
+
+
+class _HeldInterruptions:
+    """SIGINT/SIGTERM that arrived while held; :meth:`release` restores the handlers and re-sends them."""
+
+    def __init__(self) -> None:
+        self.pending: list[int] = []
+        self.previous: dict[int, Any] = {}
+
+    def hold(self, signum: int, frame: object) -> None:
+        self.pending.append(signum)
+
+    def release(self) -> None:
+        for signum, handler in self.previous.items():
+            signal.signal(signum, handler)
+        self.previous = {}
+        pending, self.pending = self.pending, []
+        for signum in pending:
+            signal.raise_signal(signum)
+
+
+@contextmanager
+def _interruptions_held() -> Iterator[_HeldInterruptions]:
+    """Hold SIGINT/SIGTERM (main thread only: elsewhere Python delivers no signals) until ``release()``."""
+    held = _HeldInterruptions()
+    if threading.current_thread() is threading.main_thread():
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            held.previous[signum] = signal.signal(signum, held.hold)
+    try:
+        yield held
+    except BaseException:
+        held.release()
+        raise
 
 
 class _LineSplitter:

@@ -73,6 +73,8 @@ class ExecutionRecord:
     ended: str | None = None
     failure_reason: str | None = None
     steps: list[StepRecord] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    """Branch steps whose condition took the other branch: described in the pipeline, not run."""
     pid: int = field(default_factory=os.getpid)
     host: str = field(default_factory=socket.gethostname)
 

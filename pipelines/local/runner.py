@@ -1,15 +1,18 @@
 """Runs a :class:`~model_build.pipeline_spec.PipelineSpec` on this machine, step by step, as SageMaker would.
 
-The order of the steps, their scripts, arguments, inputs and outputs, the condition and both branches all come
-from the spec; this module only knows how SageMaker executes each *kind* of step:
+The order of the steps, their scripts, arguments, inputs and outputs, the conditions and their branches all
+come from the spec; this module only knows how SageMaker executes each *kind* of step, one handler per kind
+(:attr:`LocalRunner.handlers`; an unknown kind is an error):
 
-- a processing step: inputs staged under ``/opt/ml/processing/input/...``, the script run with its arguments,
-  each output folder published to the (local) S3 location of the execution;
-- a training step: channels under ``/opt/ml/input/data/<channel>`` with ``SM_CHANNEL_*``, hyperparameters as
+- ``Processing``: inputs staged under ``/opt/ml/processing/input/...``, the script run with its arguments,
+  each output folder published to the (local) S3 location of the execution; the services the step declares
+  (the Feature Store) served on loopback while it runs;
+- ``Training``: channels under ``/opt/ml/input/data/<channel>`` with ``SM_CHANNEL_*``, hyperparameters as
   ``--name value``, ``SM_MODEL_DIR`` packed into ``model.tar.gz``, the metric regexes applied to its log;
-- the condition: ``JsonGet`` on a step's property file, compared with the right-hand value;
-- the register step: a new version in the local Model Registry; the fail step: the execution fails with the
-  step's message.
+- ``Condition``: every check's ``JsonGet`` compared with its right-hand value; the branch taken decides which
+  of the branch steps listed after it run (the others are recorded as not run);
+- ``RegisterModel``: a new version in the local Model Registry; ``Fail``: the execution fails with the step's
+  message.
 
 Processing and training steps are cached (:mod:`pipelines.local.cache`); each execution is recorded
 (:mod:`pipelines.local.executions`).
@@ -34,14 +37,19 @@ from typing import IO, Any
 from model_build import parameters
 from model_build.pipeline_spec import (
     BUNDLED_MODEL,
+    FEATURE_STORE,
     PIPELINE,
     STEPS_SOURCE_DIR,
-    Condition,
+    ConditionStep,
     Config,
+    FailStep,
+    JobStep,
+    JsonValue,
     Param,
     ParameterValue,
     PipelineSpec,
     ProcessingStep,
+    RegisterStep,
     StepOutput,
     TrainingStep,
     Value,
@@ -52,14 +60,13 @@ from pipelines.local.events import EventLog
 from pipelines.local.executions import ExecutionRecord, ExecutionStore, Status, StepRecord, now
 from pipelines.local.feature_store import FeatureStore
 from pipelines.local.feature_store_server import ENDPOINT_ENV, serve
-from pipelines.local.registry import Lineage, ModelPackage, ModelRegistry
+from pipelines.local.registry import Lineage, ModelRegistry
 from pipelines.local.workspace import LOCAL_ACCOUNT, REPO_ROOT, Workspace
 
 MODEL_ARCHIVE = "model.tar.gz"
 CHECKPOINTS_FOLDER = "checkpoints"
-"""As in the SageMaker pipeline: ``s3://<artifacts>/checkpoints/<execution id>``."""
+"""As in the SageMaker pipeline: ``s3://<artifacts>/<pipeline prefix>/checkpoints/<execution id>``."""
 TRAINING_HOST = "algo-1"
-FEATURE_GROUP_CONFIG = Config("feature_group_name")
 
 _OPERATORS: dict[str, Callable[[Any, Any], bool]] = {
     ">=": operator.ge,
@@ -114,34 +121,44 @@ class LocalRunner:
         self.console = console or sys.stdout
         self.executions = ExecutionStore(workspace.executions_dir)
         self.cache = StepCache(workspace.cache_dir)
-        self._check_spec()
 
     # ------------------------------------------------------------------------------------------- running
+    @property
+    def handlers(self) -> dict[str, Callable[[_Execution, Any], tuple[str, ...] | None]]:
+        """Step kind -> the method that runs a step of that kind (a condition's returns its branch)."""
+        return {
+            ProcessingStep.kind: self._run_processing,
+            TrainingStep.kind: self._run_training,
+            ConditionStep.kind: self._run_condition,
+            RegisterStep.kind: self._run_register,
+            FailStep.kind: self._run_fail,
+        }
+
     def run(self, overrides: Mapping[str, ParameterValue] | None = None) -> ExecutionRecord:
         """Run every step; returns the record, Succeeded or Failed. Interruptions are re-raised after the
         record says Failed, so the caller can exit with the signal's status."""
         values = parameters.resolve(self.spec, overrides or {}, local=True)
         record = self.executions.create(self.workspace.config.pipeline_name, values)
         execution = _Execution(record, values)
-        total = len(self.spec.steps) + 2
+        total = len(self.spec.steps)
         self._say(
             f"Pipeline {record.pipeline}, execution {record.id}\n"
             f"  run folder {self.workspace.root}, record {self.executions.folder(record.id) / 'execution.json'}"
         )
         with _signals_raise_interrupted():
             try:
+                taken: set[str] = set()
                 for number, step in enumerate(self.spec.steps, start=1):
-                    self._say(f"\n[{number}/{total}] {step.name}: {step.description or step.script}")
-                    self._run_job_step(execution, step)
-                self._say(f"\n[{total - 1}/{total}] {self.spec.condition.name}")
-                branch = self._run_condition(execution)
-                if self.spec.register.name in branch:
-                    self._say(f"\n[{total}/{total}] {self.spec.register.name}")
-                    self._run_register(execution)
-                    self._finish(execution, Status.SUCCEEDED)
-                else:
-                    self._say(f"\n[{total}/{total}] {self.spec.fail.name}")
-                    self._run_fail(execution)
+                    owner = self.spec.condition_of(step.name)
+                    if owner is not None and step.name not in taken:
+                        execution.record.skipped.append(step.name)
+                        continue  # in a branch its condition did not take (or that never ran)
+                    self._say(
+                        f"\n[{number}/{total}] {step.name}: {getattr(step, 'description', '') or step.kind}"
+                    )
+                    branch = self.handlers[step.kind](execution, step)
+                    taken.update(branch or ())
+                self._finish(execution, Status.SUCCEEDED)
             except StepFailed as failure:
                 self._finish(execution, Status.FAILED, str(failure))
             except (KeyboardInterrupt, Interrupted) as interruption:
@@ -184,9 +201,20 @@ class LocalRunner:
             self._say(f"  {step.name} failed after {step.duration_s:.1f}s: {reason}")
 
     # ------------------------------------------------------------------------------------ job steps
-    def _run_job_step(self, execution: _Execution, spec_step: ProcessingStep | TrainingStep) -> None:
-        is_training = isinstance(spec_step, TrainingStep)
-        step = self._start_step(execution, spec_step.name, "Training" if is_training else "Processing")
+    def _run_processing(self, execution: _Execution, step: ProcessingStep) -> None:
+        self._run_job(execution, step, self._process)
+
+    def _run_training(self, execution: _Execution, step: TrainingStep) -> None:
+        self._run_job(execution, step, self._train)
+
+    def _run_job(
+        self,
+        execution: _Execution,
+        spec_step: JobStep,
+        run: Callable[[_Execution, Any, StepRecord, Mapping[str, Path]], None],
+    ) -> None:
+        """What every job kind shares: its inputs, the cache lookup, the run, the cache entry."""
+        step = self._start_step(execution, spec_step.name, spec_step.kind)
         try:
             sources = self._input_sources(execution, spec_step)
             request = self._cache_request(execution, spec_step, sources)
@@ -196,10 +224,7 @@ class LocalRunner:
                 step.cache_hit, step.outputs = hit.execution_id, hit.outputs
                 step.metrics = self._cached_metrics(hit)
             else:
-                if is_training:
-                    self._train(execution, spec_step, step, sources)
-                else:
-                    self._process(execution, spec_step, step, sources)
+                run(execution, spec_step, step, sources)
                 self.cache.store(
                     CacheEntry(spec_step.name, step.cache_key, execution.id, step.outputs, now())
                 )
@@ -209,17 +234,12 @@ class LocalRunner:
         execution.outputs[spec_step.name] = step.outputs
         self._end_step(execution, step, Status.SUCCEEDED)
 
-    def _input_sources(self, execution: _Execution, step: ProcessingStep | TrainingStep) -> dict[str, Path]:
+    def _input_sources(self, execution: _Execution, step: JobStep) -> dict[str, Path]:
         """Input name (or channel) -> the local file or folder it comes from."""
-        pairs = (
-            step.channels.items()
-            if isinstance(step, TrainingStep)
-            else [(i.name, i.source) for i in step.inputs]
-        )
         sources = {}
-        for name, value in pairs:
+        for name, value in step.data_inputs():
             path = self._local_data(execution, value, f"{step.name} input {name!r}")
-            if isinstance(value, Param):
+            if isinstance(value, Param) and self.spec.parameter(value.name).input_data:
                 execution.input_hashes[value.name] = content_hash(path)
             sources[name] = path
         return sources
@@ -229,7 +249,7 @@ class LocalRunner:
             uri = self._step_output(execution, value)
         else:
             uri = str(self._resolve(execution, value))
-            if isinstance(value, Param) and uri == "":
+            if isinstance(value, Param) and uri == "" and self.spec.parameter(value.name).input_data:
                 uri = self.workspace.raw_reviews_uri  # as on AWS: empty means the data bucket's raw prefix
         if uri.startswith("s3://"):
             path = self.workspace.local_path(uri)
@@ -242,13 +262,11 @@ class LocalRunner:
         return path
 
     def _cache_request(
-        self, execution: _Execution, step: ProcessingStep | TrainingStep, sources: Mapping[str, Path]
+        self, execution: _Execution, step: JobStep, sources: Mapping[str, Path]
     ) -> dict[str, Any]:
         """What the step's result depends on: its settings, its inputs' content and its code."""
-        if isinstance(step, TrainingStep):
-            settings = {name: self._render(execution, v) for name, v in step.hyperparameters.items()}
-        else:
-            settings = {flag: self._render(execution, v) for flag, v in step.arguments.items()}
+        settings: dict[str, Any] = {name: self._render(execution, v) for name, v in step.settings().items()}
+        if isinstance(step, ProcessingStep):
             settings["destinations"] = {i.name: i.destination for i in step.inputs}
         return {
             "step": step.name,
@@ -288,9 +306,8 @@ class LocalRunner:
             for flag, value in spec_step.arguments.items()
             for part in (flag, folder.map(self._render(execution, value)))
         ]
-        ingests = FEATURE_GROUP_CONFIG in spec_step.arguments.values()
         environment = self._base_environment()
-        with self._feature_store() if ingests else nullcontext() as server:
+        with self._feature_store() if FEATURE_STORE in spec_step.services else nullcontext() as server:
             if server is not None:
                 environment.update(_feature_store_client_environment(server.endpoint_url, self.workspace))
             self._run_script(execution, spec_step.script, arguments, environment, step)
@@ -335,11 +352,11 @@ class LocalRunner:
         self._note_single_instance(execution, spec_step.instance_count, "training")
         # SageMaker's CheckpointConfig creates /opt/ml/checkpoints and syncs it to S3; here the script is told
         # where the execution's checkpoint folder is, in the same place in the artifacts bucket.
-        checkpoints = self.workspace.local_path(
-            f"s3://{self.workspace.artifacts_bucket}/{CHECKPOINTS_FOLDER}/{execution.id}"
-        )
         arguments = [part for name, value in hyperparameters.items() for part in (f"--{name}", value)]
-        arguments += ["--checkpoint-dir", str(checkpoints)]
+        if spec_step.checkpoints:
+            prefix = f"{self.workspace.config.pipeline_artifacts_prefix}/{CHECKPOINTS_FOLDER}/{execution.id}"
+            checkpoints = self.workspace.local_path(f"s3://{self.workspace.artifacts_bucket}/{prefix}")
+            arguments += ["--checkpoint-dir", str(checkpoints)]
         patterns = [(name, _compile(regex)) for name, regex in spec_step.metric_definitions]
         series: dict[str, list[float]] = {}
 
@@ -397,46 +414,59 @@ class LocalRunner:
             yield server
 
     # ------------------------------------------------------------------------------------ condition
-    def _run_condition(self, execution: _Execution) -> tuple[str, ...]:
-        condition = self.spec.condition
-        step = self._start_step(execution, condition.name, "Condition")
+    def _run_condition(self, execution: _Execution, condition: ConditionStep) -> tuple[str, ...]:
+        step = self._start_step(execution, condition.name, condition.kind)
+        results = []
         try:
-            left = self._json_get(execution, condition)
+            for check in condition.checks:
+                left = self._json_get(execution, check.left)
+                right = self._resolve(execution, check.right)
+                results.append(
+                    {
+                        "check": check.name,
+                        "json_path": check.left.json_path,
+                        "left": left,
+                        "operator": check.operator,
+                        "right": right,
+                        "outcome": _OPERATORS[check.operator](left, right),
+                    }
+                )
         except StepFailed as failure:
             self._end_step(execution, step, Status.FAILED, str(failure))
             raise
-        right = self._resolve(execution, condition.right)
-        outcome = _OPERATORS[condition.operator](left, right)
-        step.detail = {"left": left, "operator": condition.operator, "right": right, "outcome": outcome}
-        self._say(f"  {condition.json_path} = {left} {condition.operator} {right}: {outcome}")
+        outcome = all(result["outcome"] for result in results)
+        step.detail = {"checks": results, "outcome": outcome}
+        for result in results:
+            verdict = "holds" if result["outcome"] else "FAILS"
+            self._say(
+                f"  {result['check']}: {result['json_path']} = {parameters.render(result['left'])} "
+                f"{result['operator']} {parameters.render(result['right'])}: {verdict}"
+            )
         self._end_step(execution, step, Status.SUCCEEDED)
         return condition.if_true if outcome else condition.if_false
 
-    def _json_get(self, execution: _Execution, condition: Condition) -> Any:
+    def _json_get(self, execution: _Execution, value: JsonValue) -> Any:
         """``JsonGet(step, property file, json path)``: read the file the step wrote, then the path in it."""
-        source = self.spec.step(condition.step)
-        property_file = next(
-            (p for p in getattr(source, "property_files", ()) if p.name == condition.property_file), None
-        )
-        if property_file is None:
-            raise StepFailed(f"step {condition.step} has no property file {condition.property_file!r}")
-        folder = self.workspace.local_path(execution.outputs[condition.step][property_file.output])
+        try:
+            property_file = self.spec.property_file(value)
+        except KeyError as error:
+            raise StepFailed(str(error.args[0])) from None
+        folder = self.workspace.local_path(execution.outputs[value.step][property_file.output])
         path = folder / property_file.path
         try:
             document = json.loads(path.read_text())
         except (OSError, ValueError) as error:
             raise StepFailed(f"cannot read the property file {path}: {error}") from None
-        value: Any = document
-        for key in condition.json_path.split("."):
-            if not isinstance(value, dict) or key not in value:
-                raise StepFailed(f"{path} has no {condition.json_path!r} (missing {key!r})")
-            value = value[key]
-        return value
+        found: Any = document
+        for key in value.json_path.split("."):
+            if not isinstance(found, dict) or key not in found:
+                raise StepFailed(f"{path} has no {value.json_path!r} (missing {key!r})")
+            found = found[key]
+        return found
 
     # ------------------------------------------------------------------------------------ branches
-    def _run_register(self, execution: _Execution) -> ModelPackage:
-        register = self.spec.register
-        step = self._start_step(execution, register.name, "RegisterModel")
+    def _run_register(self, execution: _Execution, register: RegisterStep) -> None:
+        step = self._start_step(execution, register.name, register.kind)
         report_uri = f"{self._step_output(execution, register.metrics_report)}/{register.metrics_file}"
         config = self.workspace.config
         input_parameter = next(iter(execution.input_hashes), None)
@@ -474,22 +504,16 @@ class LocalRunner:
         }
         self._say(f"  registered {package.arn} ({package.approval_status})")
         self._end_step(execution, step, Status.SUCCEEDED)
-        return package
 
-    def _run_fail(self, execution: _Execution) -> None:
-        fail = self.spec.fail
-        step = self._start_step(execution, fail.name, "Fail")
+    def _run_fail(self, execution: _Execution, fail: FailStep) -> None:
+        step = self._start_step(execution, fail.name, fail.kind)
         message = "".join(self._message_part(execution, part) for part in fail.message)
         self._end_step(execution, step, Status.FAILED, message)
         raise StepFailed(message)
 
-    def _message_part(self, execution: _Execution, part: Value | str) -> str:
-        condition = self.spec.condition
-        if isinstance(part, StepOutput) and (part.step, part.output) == (
-            condition.step,
-            condition.property_file,
-        ):
-            return parameters.render(self._json_get(execution, condition))
+    def _message_part(self, execution: _Execution, part: Value | JsonValue | str) -> str:
+        if isinstance(part, JsonValue):
+            return parameters.render(self._json_get(execution, part))
         return parameters.render(self._resolve(execution, part))
 
     # ------------------------------------------------------------------------------------ values
@@ -512,23 +536,7 @@ class LocalRunner:
         except KeyError:
             raise StepFailed(f"step {reference.step} has no output {reference.output!r} (yet)") from None
 
-    # ------------------------------------------------------------------------------------ checks, output
-    def _check_spec(self) -> None:
-        """Every StepOutput refers to an earlier step: the spec's order is the execution order."""
-        seen: set[str] = set()
-        for step in self.spec.steps:
-            values = (
-                list(step.channels.values())
-                if isinstance(step, TrainingStep)
-                else [i.source for i in step.inputs] + list(step.arguments.values())
-            )
-            for value in values:
-                if isinstance(value, StepOutput) and value.step not in seen:
-                    raise ValueError(
-                        f"{step.name} uses an output of {value.step}, which does not run before it"
-                    )
-            seen.add(step.name)
-
+    # ------------------------------------------------------------------------------------ output
     def _say(self, text: str) -> None:
         print(text, file=self.console, flush=True)
 

@@ -101,6 +101,8 @@ def test_parameters_are_the_specs_with_the_same_types_and_defaults(definition):
         "LearningRate",
         "TrainBatchSize",
         "MinAccuracy",
+        "MinF1Macro",
+        "MinBaselineMargin",
         "ModelApprovalStatus",
         "DeployInstanceType",
     }
@@ -117,8 +119,9 @@ def test_graph_has_the_specs_steps_in_order_with_the_condition_branches(definiti
         (ps.CHECK, "Condition"),
     ]
     condition = definition["Steps"][-1]["Arguments"]
-    assert [s["Name"] for s in condition["IfSteps"]] == list(ps.PIPELINE.condition.if_true)
-    assert [s["Name"] for s in condition["ElseSteps"]] == list(ps.PIPELINE.condition.if_false)
+    gate = ps.PIPELINE.step(ps.CHECK)
+    assert [s["Name"] for s in condition["IfSteps"]] == list(gate.if_true) == [ps.REGISTER]
+    assert [s["Name"] for s in condition["ElseSteps"]] == list(gate.if_false) == [ps.FAIL]
     assert [s["Type"] for s in condition["IfSteps"] + condition["ElseSteps"]] == ["RegisterModel", "Fail"]
 
 
@@ -273,16 +276,27 @@ def test_evaluation_reads_the_model_and_test_split_and_declares_the_report(steps
     ]
 
 
-def test_condition_compares_the_reports_accuracy_with_min_accuracy(steps):
-    (condition,) = steps[ps.CHECK]["Arguments"]["Conditions"]
-    assert condition["Type"] == "GreaterThanOrEqualTo"
-    assert condition["LeftValue"] == {
+def report(path: str) -> dict:
+    """A JsonGet on the evaluation report, as the definition spells it."""
+    return {
         "Std:JsonGet": {
             "PropertyFile": {"Get": f"Steps.{ps.EVALUATE}.PropertyFiles.{ps.EVALUATION_REPORT}"},
-            "Path": "metrics.accuracy.value",
+            "Path": path,
         }
     }
-    assert condition["RightValue"] == get("MinAccuracy")
+
+
+def test_the_gate_checks_accuracy_macro_f1_and_the_margin_over_the_baselines(steps):
+    conditions = steps[ps.CHECK]["Arguments"]["Conditions"]
+    assert [(c["Type"], c["LeftValue"], c["RightValue"]) for c in conditions] == [
+        ("GreaterThanOrEqualTo", report("metrics.accuracy.value"), get("MinAccuracy")),
+        ("GreaterThanOrEqualTo", report("metrics.f1_macro.value"), get("MinF1Macro")),
+        (
+            "GreaterThanOrEqualTo",
+            report("f1_macro_margin_over_best_baseline.value"),
+            get("MinBaselineMargin"),
+        ),
+    ]
 
 
 def test_register_attaches_the_report_to_a_version_in_the_projects_group(steps):
@@ -305,27 +319,67 @@ def test_register_attaches_the_report_to_a_version_in_the_projects_group(steps):
     assert "/huggingface-pytorch-inference:" in container["Image"] and "-cpu-" in container["Image"]
     assert container["ModelDataUrl"] == {"Get": f"Steps.{ps.TRAIN}.ModelArtifacts.S3ModelArtifacts"}
     assert container["Environment"]["SAGEMAKER_PROGRAM"] == "inference.py"
-    assert inference["SupportedContentTypes"] == list(ps.PIPELINE.register.content_types)
+    register = ps.PIPELINE.step(ps.REGISTER)
+    assert inference["SupportedContentTypes"] == list(register.content_types)
     assert {"application/json", "application/jsonlines"} <= set(inference["SupportedContentTypes"])
-    assert inference["SupportedResponseMIMETypes"] == list(ps.PIPELINE.register.response_types)
+    assert inference["SupportedResponseMIMETypes"] == list(register.response_types)
     assert inference["SupportedRealtimeInferenceInstanceTypes"] == [get("DeployInstanceType")]
 
 
-def test_fail_message_carries_the_accuracy_and_the_threshold(steps):
+def test_fail_message_carries_every_checked_value_and_its_threshold(steps):
     message = steps[ps.FAIL]["Arguments"]["ErrorMessage"]["Std:Join"]
     assert message["On"] == ""
-    assert message["Values"] == [
-        "Test accuracy ",
-        {
-            "Std:JsonGet": {
-                "PropertyFile": {"Get": f"Steps.{ps.EVALUATE}.PropertyFiles.{ps.EVALUATION_REPORT}"},
-                "Path": "metrics.accuracy.value",
-            }
-        },
-        " is below MinAccuracy ",
-        get("MinAccuracy"),
-        ": the model was not registered.",
-    ]
+    values = message["Values"]
+    for path, threshold in (
+        ("metrics.accuracy.value", "MinAccuracy"),
+        ("metrics.f1_macro.value", "MinF1Macro"),
+        ("f1_macro_margin_over_best_baseline.value", "MinBaselineMargin"),
+    ):
+        assert values[values.index(report(path)) + 2] == get(threshold)
+    assert "not registered" in values[0]
+
+
+def test_a_second_condition_nests_in_the_first_ones_branch(aws):
+    """A gate added to the description needs no builder change: its steps nest where its branch says."""
+    from model_build.sagemaker_pipeline import aws_settings, build_pipeline, pipeline_session
+
+    gate = ps.PIPELINE.step(ps.CHECK)
+    extra = ps.ConditionStep(
+        name="CheckAccuracyAgain",
+        checks=(
+            ps.Check(
+                "accuracy", ps.JsonValue(ps.EVALUATE, ps.EVALUATION_REPORT, ps.ACCURACY_JSON_PATH), ">", 0.1
+            ),
+        ),
+        if_true=(ps.REGISTER,),
+        if_false=("FailAgain",),
+    )
+    fail_again = ps.FailStep(name="FailAgain", message=("accuracy below 0.1",))
+    steps = []
+    for step in ps.PIPELINE.steps:
+        if step.name == ps.CHECK:
+            steps += [dataclasses.replace(gate, if_true=(extra.name,)), extra]
+        else:
+            steps.append(step)
+    spec = dataclasses.replace(ps.PIPELINE, steps=(*steps, fail_again))
+    config = load_config()
+    settings = aws_settings(config, aws, ENVIRONMENT)
+    definition = json.loads(
+        build_pipeline(settings, pipeline_session(settings, config, aws), config, spec=spec).definition()
+    )
+    outer = definition["Steps"][-1]["Arguments"]
+    (inner,) = outer["IfSteps"]
+    assert inner["Name"] == "CheckAccuracyAgain" and inner["Type"] == "Condition"
+    assert [s["Name"] for s in inner["Arguments"]["IfSteps"]] == [ps.REGISTER]
+    assert [s["Name"] for s in inner["Arguments"]["ElseSteps"]] == ["FailAgain"]
+    assert [s["Name"] for s in outer["ElseSteps"]] == [ps.FAIL]
+
+
+def test_a_description_with_a_step_out_of_order_is_refused() -> None:
+    steps = list(ps.PIPELINE.steps)
+    steps[0], steps[1] = steps[1], steps[0]
+    with pytest.raises(ValueError, match=f"{ps.TRAIN} uses {ps.PROCESS}, which does not run before it"):
+        dataclasses.replace(ps.PIPELINE, steps=tuple(steps))
 
 
 def test_a_channel_named_like_model_trainers_own_is_refused(aws):

@@ -29,6 +29,8 @@ SMALL = [
     "--param", "MaxSeqLength=64",
 ]  # fmt: skip
 GROUP = load_config().model_package_group_name
+OPEN_GATE = ["--param", "MinAccuracy=0.0", "--param", "MinF1Macro=0.0", "--param", "MinBaselineMargin=-1.0"]
+"""Two training steps learn nothing: the gate is opened so that the run registers (its mechanics are tested)."""
 
 
 def cli(run_dir: Path, *arguments: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
@@ -49,7 +51,7 @@ def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def first_run(run_dir: Path) -> subprocess.CompletedProcess[str]:
-    return cli(run_dir, "run", "--local", *SMALL, "--param", "MinAccuracy=0.0")
+    return cli(run_dir, "run", "--local", *SMALL, *OPEN_GATE)
 
 
 @pytest.fixture(scope="module")
@@ -75,7 +77,12 @@ def test_run_registers_a_version_and_says_what_to_do_next(first_run, workspace):
             for line in next_commands
         ), next_commands
     # Progress: every step is announced, and the scripts' own progress bars come through.
-    for step in ("[1/5] ProcessReviews", "[2/5] TrainModel", "[3/5] EvaluateModel", "[4/5] CheckAccuracy"):
+    for step in (
+        "[1/6] ProcessReviews",
+        "[2/6] TrainModel",
+        "[3/6] EvaluateModel",
+        "[4/6] CheckModelQuality",
+    ):
         assert step in out
     assert "epoch 1/1" in out
 
@@ -87,9 +94,10 @@ def test_execution_record_has_every_step_with_timings_outputs_and_logs(first_run
         ("ProcessReviews", Status.SUCCEEDED),
         ("TrainModel", Status.SUCCEEDED),
         ("EvaluateModel", Status.SUCCEEDED),
-        ("CheckAccuracy", Status.SUCCEEDED),
+        ("CheckModelQuality", Status.SUCCEEDED),
         ("RegisterModel", Status.SUCCEEDED),
     ]
+    assert record.skipped == ["FailQualityGate"]
     assert all(step.duration_s is not None for step in record.steps)
     assert record.parameters["Epochs"] == 1 and record.parameters["MinAccuracy"] == 0.0
     train = record.step("TrainModel")
@@ -105,7 +113,7 @@ def test_registered_version_has_metrics_artifact_and_lineage(first_run, workspac
         [package] = registry.list(GROUP)
     assert package.version == 1
     assert package.model_data_url == record.step("TrainModel").outputs["model"]
-    assert package.metric("accuracy") == record.step("CheckAccuracy").detail["left"]
+    assert package.metric("accuracy") == record.step("CheckModelQuality").detail["checks"][0]["left"]
     assert package.content_types == ["application/json", "application/jsonlines", "text/csv"]
     assert package.inference_instance_types == ["ml.m5.large"]
     assert package.lineage.execution_id == record.id
@@ -131,13 +139,14 @@ def test_processing_ingested_the_records_into_the_feature_store(first_run, run_d
 
 
 def test_the_condition_false_branch_fails_the_run_reusing_the_cache(first_run, run_dir, workspace):
-    result = cli(run_dir, "run", "--local", *SMALL, "--param", "MinAccuracy=1.01")
+    result = cli(run_dir, "run", "--local", *SMALL, *OPEN_GATE, "--param", "MinAccuracy=1.01")
     assert result.returncode == 1, result.stderr[-3000:]
-    assert "is below MinAccuracy 1.01: the model was not registered." in result.stdout
+    assert "failed the quality gate and was not registered" in result.stdout
+    assert "(MinAccuracy 1.01)" in result.stdout and "accuracy: metrics.accuracy.value = " in result.stdout
     record = ExecutionStore(workspace.executions_dir).load("latest")
     assert record.status == Status.FAILED
     assert [s.name for s in record.steps] == [
-        "ProcessReviews", "TrainModel", "EvaluateModel", "CheckAccuracy", "FailOnLowAccuracy"
+        "ProcessReviews", "TrainModel", "EvaluateModel", "CheckModelQuality", "FailQualityGate"
     ]  # fmt: skip
     assert all(step.cache_hit for step in record.steps[:3])
     with ModelRegistry(workspace.registry_path, workspace.config.region) as registry:

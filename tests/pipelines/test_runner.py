@@ -48,15 +48,29 @@ def test_true_branch_runs_every_step_in_order_and_registers(toy):
         ("Fit", "Succeeded", False),
         ("Score", "Succeeded", False),
         ("Check", "Succeeded", False),
+        ("CheckF1", "Succeeded", False),
         ("Register", "Succeeded", False),
     ]
+    assert record.skipped == ["Fail", "FailF1"]  # described, in branches not taken
     # Outputs were published to the execution's S3 location, the model packed as SageMaker packs it.
     model = workspace.local_path(record.step("Fit").outputs["model"])
     assert model.name == "model.tar.gz"
     with tarfile.open(model) as tar:
         assert sorted(tar.getnames()) == ["code", "code/inference.py", "weights.json"]
     assert record.step("Fit").metrics == {"validation:accuracy": 0.9}
-    assert record.step("Check").detail == {"left": 0.9, "operator": ">=", "right": 0.5, "outcome": True}
+    assert record.step("Check").detail == {
+        "checks": [
+            {
+                "check": "accuracy",
+                "json_path": "metrics.accuracy.value",
+                "left": 0.9,
+                "operator": ">=",
+                "right": 0.5,
+                "outcome": True,
+            }
+        ],
+        "outcome": True,
+    }
     # The registered version points at that artifact, with the evaluation report and lineage.
     with ModelRegistry(workspace.registry_path, workspace.config.region) as registry:
         package = registry.describe(workspace.config.model_package_group_name, 1)
@@ -70,6 +84,18 @@ def test_true_branch_runs_every_step_in_order_and_registers(toy):
     assert not (workspace.executions_dir / record.id / "work" / "Prep").exists()
     events = EventLog(workspace.events_dir).read()
     assert [event["detail"]["ModelPackageVersion"] for event in events] == [1]
+
+
+def test_a_second_condition_in_the_first_ones_branch_gates_with_the_same_handlers(toy):
+    record = run(toy, MinF1=0.9)
+    _, workspace = toy
+    assert record.status == Status.FAILED
+    assert record.failure_reason == "F1 0.5 is below 0.9."
+    assert [step.name for step in record.steps] == ["Prep", "Fit", "Score", "Check", "CheckF1", "FailF1"]
+    assert record.skipped == ["Register", "Fail"]
+    assert record.step("CheckF1").detail["outcome"] is False
+    with ModelRegistry(workspace.registry_path, workspace.config.region) as registry:
+        assert registry.list(workspace.config.model_package_group_name) == []
 
 
 def test_false_branch_fails_with_the_reason_and_registers_nothing(toy):
@@ -175,8 +201,12 @@ def test_interrupted_run_is_marked_failed_and_the_next_run_works(toy, tmp_path, 
     assert record.status == Status.FAILED
     assert record.failure_reason == f"interrupted ({signal.Signals(signum).name})"
     assert statuses(record) == [("Prep", "Succeeded", False), ("Fit", "Failed", False)]
-    with pytest.raises(ProcessLookupError):  # the step's process was stopped too
-        os.kill(fit_pid, 0)
+    worker_pid = int((marker.parent / "worker").read_text())
+    for pid in (fit_pid, worker_pid):  # the step's process and the worker it started were stopped too
+        deadline = time.monotonic() + 30
+        while _running(pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not _running(pid)
     json.loads(
         (workspace.executions_dir / record.id / "execution.json").read_text()
     )  # whole, not half-written
@@ -184,6 +214,39 @@ def test_interrupted_run_is_marked_failed_and_the_next_run_works(toy, tmp_path, 
     rerun = run(toy)
     assert rerun.status == Status.SUCCEEDED
     assert rerun.step("Prep").cache_hit == record.id
+
+
+def _running(pid: int) -> bool:
+    """Alive and not a zombie (a zombie worker is gone, just not yet reaped by its init)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, IndexError):
+        return False
+    return state != "Z"
+
+
+def test_an_interruption_while_the_script_starts_still_stops_it(tmp_path, monkeypatch):
+    """The window between Popen and the code that stops the script: a signal there is held, then raised."""
+    from pipelines.local import container
+
+    real_popen = subprocess.Popen
+    started: list[subprocess.Popen] = []
+
+    def popen_then_ctrl_c(*args, **kwargs):
+        process = real_popen(*args, **kwargs)
+        started.append(process)
+        os.kill(os.getpid(), signal.SIGINT)  # lands before run_script's try, as under load it can
+        return process
+
+    monkeypatch.setattr(container.subprocess, "Popen", popen_then_ctrl_c)
+    script = tmp_path / "sleep.py"
+    script.write_text("import time\ntime.sleep(60)\n")
+    run = container.ScriptRun(script, [], tmp_path, dict(os.environ), tmp_path / "log.txt")
+    with pytest.raises(KeyboardInterrupt):
+        container.run_script(run, io.BytesIO())
+    (process,) = started
+    assert process.poll() is not None  # stopped and reaped, not left sleeping
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the handler is back
 
 
 def test_a_runner_killed_outright_leaves_a_record_read_as_failed(toy):

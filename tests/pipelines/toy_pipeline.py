@@ -1,5 +1,6 @@
-"""A toy pipeline with the real pipeline's shape (process -> train -> evaluate -> condition -> register/fail)
-and scripts that take milliseconds, to test the local runner's mechanics without fine-tuning a model.
+"""A toy pipeline with the real pipeline's shape and more (process -> train -> evaluate -> a condition whose
+true branch is a second condition -> register, or one of two fail steps), with scripts that take
+milliseconds, to test the runners' mechanics without fine-tuning a model.
 
 ``make_repo(folder)`` writes the scripts where the runner looks for them (``<repo>/model_build/steps``);
 ``python tests/pipelines/toy_pipeline.py REPO RUN_DIR [NAME=VALUE ...]`` runs it, as a process a test can
@@ -17,9 +18,11 @@ if __name__ == "__main__":
 from model_build.pipeline_spec import (
     PROCESSING_INPUT,
     PROCESSING_OUTPUT,
-    Condition,
+    Check,
+    ConditionStep,
     Config,
     FailStep,
+    JsonValue,
     Param,
     Parameter,
     PipelineSpec,
@@ -51,6 +54,10 @@ parser.add_argument("--checkpoint-dir")
 args = parser.parse_args()
 marker = pathlib.Path(os.environ["TOY_MARKERS"]) / "fit-started"
 marker.parent.mkdir(parents=True, exist_ok=True)
+if args.sleep:  # a worker of its own, as torchrun or a DataLoader starts: stopping the step must stop it too
+    import subprocess, sys
+    worker = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    (marker.parent / "worker").write_text(str(worker.pid))
 marker.write_text(str(os.getpid()))
 if args.die == "kill":
     os.kill(os.getpid(), signal.SIGKILL)
@@ -80,12 +87,13 @@ out = pathlib.Path(args.output_data)
 
 SPEC = PipelineSpec(
     parameters=(
-        Parameter("InputDataUrl", "String", "", "Input.", local_default="data/input.txt"),
+        Parameter("InputDataUrl", "String", "", "Input.", local_default="data/input.txt", input_data=True),
         Parameter("Factor", "Integer", 2, "Copies of the input."),
         Parameter("Accuracy", "Float", 0.9, "What the toy model scores."),
         Parameter("Sleep", "Float", 0.0, "Seconds the training sleeps."),
         Parameter("Die", "String", "", "'kill' or 'error' to make training fail."),
         Parameter("MinAccuracy", "Float", 0.5, "Threshold."),
+        Parameter("MinF1", "Float", 0.4, "The second gate's threshold."),
         Parameter("ModelApprovalStatus", "String", "PendingManualApproval", "Status."),
     ),
     steps=(
@@ -121,31 +129,56 @@ SPEC = PipelineSpec(
             },
             property_files=(PropertyFile("Report", "evaluation", "evaluation.json"),),
         ),
-    ),
-    condition=Condition(
-        name="Check",
-        step="Score",
-        property_file="Report",
-        json_path="metrics.accuracy.value",
-        operator=">=",
-        right=Param("MinAccuracy"),
-        if_true=("Register",),
-        if_false=("Fail",),
-    ),
-    register=RegisterStep(
-        name="Register",
-        model=StepOutput("Fit", "model"),
-        model_package_group=Config("model_package_group_name"),
-        approval_status=Param("ModelApprovalStatus"),
-        metrics_report=StepOutput("Score", "evaluation"),
-        metrics_file="evaluation.json",
-        content_types=("application/json",),
-        response_types=("application/json",),
-        inference_instance_type="ml.m5.large",
-    ),
-    fail=FailStep(
-        name="Fail",
-        message=("Accuracy ", StepOutput("Score", "Report"), " is below ", Param("MinAccuracy"), "."),
+        ConditionStep(
+            name="Check",
+            checks=(
+                Check(
+                    "accuracy",
+                    JsonValue("Score", "Report", "metrics.accuracy.value"),
+                    ">=",
+                    Param("MinAccuracy"),
+                ),
+            ),
+            if_true=("CheckF1",),
+            if_false=("Fail",),
+        ),
+        ConditionStep(
+            name="CheckF1",
+            checks=(Check("F1", JsonValue("Score", "Report", "metrics.f1.value"), ">=", Param("MinF1")),),
+            if_true=("Register",),
+            if_false=("FailF1",),
+        ),
+        RegisterStep(
+            name="Register",
+            model=StepOutput("Fit", "model"),
+            model_package_group=Config("model_package_group_name"),
+            approval_status=Param("ModelApprovalStatus"),
+            metrics_report=StepOutput("Score", "evaluation"),
+            metrics_file="evaluation.json",
+            content_types=("application/json",),
+            response_types=("application/json",),
+            inference_instance_type="ml.m5.large",
+        ),
+        FailStep(
+            name="Fail",
+            message=(
+                "Accuracy ",
+                JsonValue("Score", "Report", "metrics.accuracy.value"),
+                " is below ",
+                Param("MinAccuracy"),
+                ".",
+            ),
+        ),
+        FailStep(
+            name="FailF1",
+            message=(
+                "F1 ",
+                JsonValue("Score", "Report", "metrics.f1.value"),
+                " is below ",
+                Param("MinF1"),
+                ".",
+            ),
+        ),
     ),
 )
 
