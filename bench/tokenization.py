@@ -1,6 +1,6 @@
 """Tokenization in the processing step vs the course's method, and the step's peak memory as rows grow.
 
-Same run, same synthetic reviews (``bench/synthetic_reviews.py``), same tokenizer (the bundled MiniLM; the
+Same run, same synthetic reviews (``data/synthetic_reviews.py``), same tokenizer (the bundled MiniLM; the
 fast tokenizer of ``roberta-base`` is the same Rust ``tokenizers`` machinery), same truncation at 128:
 
 - **course** (the baseline): the course's ``convert_to_bert_input_ids`` in a pandas ``apply``: one call per
@@ -220,7 +220,7 @@ def run(quick: bool) -> str:
 
     import pandas as pd
 
-    from bench.synthetic_reviews import write_synthetic_reviews
+    from data.synthetic_reviews import write_synthetic_reviews
     from pipelines.models import bundled_model_dir
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")

@@ -1,6 +1,6 @@
 """Rebuild ``data/reviews_sample.csv``, the small review file the local pipeline and the tests read.
 
-The reviews are composed from the fragments in ``bench/review_phrases.py`` (the benchmark generator uses the
+The reviews are composed from the fragments in ``data/review_phrases.py`` (the benchmark generator uses the
 same ones), with a fixed seed, so this script always writes the same file. On top of what the generator
 writes, the sample plants the edge cases the processing step must handle: a few reviews without text and a
 few rows whose rating is empty (rejected by processing), and it checks that it holds enough long and
@@ -21,7 +21,7 @@ import pandas as pd
 if __package__ in (None, ""):  # run as `python data/build_sample.py`: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.synthetic_reviews import compose_reviews
+from data.synthetic_reviews import compose_reviews
 from model_build.steps.features import RATING_COLUMN, TEXT_COLUMN
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "reviews_sample.csv"

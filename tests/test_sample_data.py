@@ -11,8 +11,8 @@ import pandas as pd
 import pytest
 from transformers import AutoTokenizer
 
-from bench.synthetic_reviews import write_synthetic_reviews
 from data import build_sample
+from data.synthetic_reviews import write_synthetic_reviews
 from model_build.steps.features import RATING_COLUMN, RAW_COLUMNS, TEXT_COLUMN
 
 KAGGLE_HEADER = [

@@ -2,12 +2,12 @@
 
 The benchmarks need inputs far bigger than the committed sample, with the same columns, the same rating skew
 and the same spread of review lengths (including the share of reviews longer than 128 tokens). Reviews are
-composed from the hand-written fragments in ``bench/review_phrases.py``, which also build the sample
+composed from the hand-written fragments in ``data/review_phrases.py``, which also build the sample
 (``data/build_sample.py``), so both read alike.
 
 Usage::
 
-    python bench/synthetic_reviews.py --rows 1000000 --files 8 --out /tmp/reviews [--seed 0] [--gzip]
+    python data/synthetic_reviews.py --rows 1000000 --files 8 --out /tmp/reviews [--seed 0] [--gzip]
 
 Files are written chunk by chunk, so memory stays flat whatever ``--rows`` is. The first (unnamed) column is
 the row number, unique across all files of one run, like the pandas index of the Kaggle file.
@@ -29,10 +29,10 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-if __package__ in (None, ""):  # run as `python bench/synthetic_reviews.py`: make the repository importable
+if __package__ in (None, ""):  # run as `python data/synthetic_reviews.py`: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench import review_phrases as phrases
+from data import review_phrases as phrases
 from model_build.steps.features import RATING_COLUMN, RAW_COLUMNS, TEXT_COLUMN
 
 RATINGS = np.array([1, 2, 3, 4, 5])
