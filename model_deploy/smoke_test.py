@@ -60,7 +60,7 @@ class SmokeReport:
         return not self.failures
 
     def summary(self) -> str:
-        verdict = "passed" if self.passed else f"FAILED ({self.failed_checks} of {self.checks} checks)"
+        verdict = "passed" if self.passed else f"FAILED: {self.failed_checks} of {self.checks} checks failed"
         variants = ", ".join(sorted(self.served_by)) or "none"
         return f"smoke test of {self.endpoint_name} {verdict}: {self.invocations} invocations, answered by {variants}"
 

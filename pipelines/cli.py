@@ -21,6 +21,7 @@ import argparse
 import importlib
 import json
 import logging
+import os
 import shlex
 import sys
 from collections.abc import Sequence
@@ -129,6 +130,12 @@ def build_parser() -> argparse.ArgumentParser:
     endpoint_commands.add_parser(
         "promote", parents=[run_dir], help="The manual gate: roll what staging serves out to prod."
     )
+    deploy = endpoint_commands.add_parser(
+        "deploy",
+        parents=[run_dir],
+        help="Roll the newest approved version out to staging again (after a failed or missed rollout).",
+    )
+    deploy.add_argument("--version", type=int, help="This approved version, even if it failed before.")
 
     predict = commands.add_parser(
         "predict", parents=[run_dir], help="Ask an endpoint for the sentiment of reviews (sagemaker-runtime)."
@@ -146,10 +153,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{port} is not a TCP port (0-65535; 0 picks a free one)")
+    return port
+
+
 def _add_listen_options(parser: argparse.ArgumentParser, host: bool = True) -> None:
     parser.add_argument(
         "--port",
-        type=int,
+        type=_port,
         default=None,
         help="Port to listen on (default $MLOPS_ENDPOINTS_PORT or 8080; 0: any free).",
     )
@@ -202,6 +219,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     ) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # `... | head`: the reader has gone, which is no error of ours
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - so the interpreter's final flush stays quiet
+        return 0
     raise AssertionError(args.command)
 
 
@@ -505,7 +525,14 @@ def _print_serving(url: str, adhoc_name: str) -> None:
 
 
 def _endpoints(args: argparse.Namespace, workspace: Workspace) -> int:
-    from model_deploy.local.rollout import STAGES, RolloutError, roll_out, start_server, stop_server
+    from model_deploy.local.rollout import (
+        STAGES,
+        RolloutError,
+        RolloutFailed,
+        roll_out,
+        start_server,
+        stop_server,
+    )
     from model_deploy.local.state import ServerInfo
 
     try:
@@ -533,6 +560,9 @@ def _endpoints(args: argparse.Namespace, workspace: Workspace) -> int:
                 return 0 if result.outcome in ("Deployed", "Unchanged") else 1
             case _:
                 _list_endpoints(workspace)
+    except RolloutFailed as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
     except RolloutError as error:
         raise UsageError(str(error)) from None
     return 0
@@ -568,12 +598,20 @@ def _list_endpoints(workspace: Workspace) -> None:
     for endpoint in described:
         print(f"\n{endpoint['EndpointName']} history:")
         for entry in endpoint["History"] or [{"time": "", "outcome": "(none)", "version": "", "reason": ""}]:
-            reason = f"  {entry['reason']}" if entry.get("reason") else ""
-            print(f"  {entry['time']}  {entry['outcome']:<8} version {entry['version']}{reason}")
-        if endpoint.get("FailureReason"):
-            print(f"  last failure: {endpoint['FailureReason']}")
+            reason = f"  {_one_line(entry['reason'])}" if entry.get("reason") else ""
+            print(f"  {entry['time']}  {entry['outcome']:<8} version {entry['version']!s:<4}{reason}")
+        failure = endpoint.get("FailureReason")
+        history = endpoint["History"] or []
+        if failure and not (history and history[-1].get("reason") == failure):
+            print(f"  last failure: {_one_line(failure)}")
     if info is None:
         print(f"\nThe endpoint server is stopped: `{_python_command()} -m pipelines endpoints start`.")
+
+
+def _one_line(text: str, limit: int = 200) -> str:
+    """A reason on one line of the listing; the whole text stays in endpoints.json."""
+    line = " ".join(text.split())
+    return line if len(line) <= limit else line[: limit - 3] + "..."
 
 
 def _predict(args: argparse.Namespace, workspace: Workspace) -> int:

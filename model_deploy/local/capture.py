@@ -23,7 +23,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
-JSON_CONTENT_TYPES = ("application/json", "application/jsonlines")
+JSON_CONTENT_TYPES = (
+    "application/json",
+    "application/jsonlines",
+    "application/x-jsonlines",
+    "application/jsonl",
+)
 CSV_CONTENT_TYPES = ("text/csv",)
 
 

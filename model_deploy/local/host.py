@@ -50,8 +50,10 @@ def unpack(archive: Path, model_dir: Path) -> Path:
     try:
         with tarfile.open(archive, "r:*") as tar:
             tar.extractall(model_dir, filter="data")
-    except (tarfile.TarError, OSError) as error:
-        raise ServingError(f"cannot unpack the model archive {archive}: {error}") from error
+    except Exception as error:  # a truncated gzip is an EOFError, a corrupt one zlib.error
+        raise ServingError(
+            f"cannot unpack the model archive {archive}: {type(error).__name__}: {error}"
+        ) from error
     return model_dir
 
 
@@ -72,15 +74,15 @@ def load_handler(model_dir: Path) -> ModuleType:
     sys.path.insert(0, str(path.parent))
     try:
         spec.loader.exec_module(module)
-    except Exception as error:
+    except (Exception, SystemExit) as error:  # a handler that calls sys.exit() at import must not stop us
         sys.modules.pop(name, None)
-        raise ServingError(f"importing {path} failed: {type(error).__name__}: {error}") from error
+        raise ServingError(f"importing code/inference.py failed: {type(error).__name__}: {error}") from error
     finally:
         sys.path.remove(str(path.parent))
     missing = [function for function in HANDLER_FUNCTIONS if not callable(getattr(module, function, None))]
     if missing:
         sys.modules.pop(name, None)
-        raise ServingError(f"{path} does not define {', '.join(missing)}")
+        raise ServingError(f"code/inference.py does not define {', '.join(missing)}")
     return module
 
 
@@ -130,6 +132,7 @@ class ModelHost:
     _arriving: int = 0
     _in_flight: int = 0
     _closed: bool = False
+    _stuck_since: float | None = None
     _worker: threading.Thread | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
@@ -143,8 +146,13 @@ class ModelHost:
         return self._in_flight
 
     def alive(self) -> bool:
-        """``/ping``: the model is loaded and its worker is running."""
-        return not self._closed and self._worker is not None and self._worker.is_alive()
+        """``/ping``: the model is loaded, its worker runs, and it has not stopped answering."""
+        return (
+            not self._closed
+            and self._stuck_since is None
+            and self._worker is not None
+            and self._worker.is_alive()
+        )
 
     async def invoke(self, body: bytes, content_type: str, accept: str) -> tuple[bytes, str]:
         """The toolkit's default transform; returns (response body, its content type)."""
@@ -163,7 +171,15 @@ class ModelHost:
                     raise ServingError("the model version was unloaded")
                 self._queue.append(job)
                 self._condition.notify()
-            prediction = await job.future
+            try:
+                prediction = await asyncio.wait_for(job.future, self.settings.response_timeout_seconds)
+            except TimeoutError:
+                self._stuck_since = self._stuck_since or time.monotonic()
+                raise ServingError(
+                    f"the model did not answer within {self.settings.response_timeout_seconds} s "
+                    "(serving.response_timeout_seconds)"
+                ) from None
+            self._stuck_since = None
             result = await asyncio.to_thread(self.handler.output_fn, prediction, accept)
         finally:
             if not enqueued:
@@ -185,7 +201,8 @@ class ModelHost:
             self._closed = True
             self._condition.notify_all()
         if self._worker is not None and self._worker is not threading.current_thread():
-            self._worker.join(timeout=60)
+            # A model call that never returns cannot be stopped in a thread: give up waiting for it.
+            self._worker.join(timeout=5 if self._stuck_since else 60)
         sys.modules.pop(self.handler.__name__, None)
         shutil.rmtree(self.work_dir, ignore_errors=True)
 
@@ -231,7 +248,7 @@ class ModelHost:
         try:
             self.stats.model_calls += 1
             predictions = self.handler.predict_fn(reviews, self.model)
-        except Exception:
+        except BaseException:
             logger.info("a batch of %d requests failed together; retrying them one by one", len(batch))
             return False
         if not isinstance(predictions, list) or len(predictions) != len(reviews):
@@ -246,8 +263,8 @@ class ModelHost:
         try:
             self.stats.model_calls += 1
             job.resolve(self.handler.predict_fn(job.data, self.model))
-        except Exception as error:
-            job.resolve(error=error)
+        except BaseException as error:  # SystemExit from a handler must not end the worker thread
+            job.resolve(error=error if isinstance(error, Exception) else RuntimeError(repr(error)))
 
 
 def load(
@@ -260,7 +277,7 @@ def load(
         handler = load_handler(model_dir)
         try:
             model = handler.model_fn(str(model_dir))
-        except Exception as error:
+        except (Exception, SystemExit) as error:
             sys.modules.pop(handler.__name__, None)
             raise ServingError(f"model_fn failed: {type(error).__name__}: {error}") from error
     except BaseException:

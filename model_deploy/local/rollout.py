@@ -32,10 +32,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from model_deploy.local.state import CANDIDATE_VARIANT, EndpointStore, ServerInfo
+from model_deploy.local.state import CANDIDATE_VARIANT, EndpointRecord, EndpointStore, ServerInfo
 from model_deploy.smoke_test import run_smoke_test
 from model_deploy.stage_config import STAGES
 from pipelines.local import events
+from pipelines.local.events import SubscriberError
 from pipelines.local.registry import ApprovalStatus, ModelPackage, ModelRegistry
 from pipelines.local.workspace import Workspace
 
@@ -47,8 +48,12 @@ START_TIMEOUT_SECONDS = 180
 Output = Callable[[str], None]
 
 
-class RolloutError(Exception):
+class RolloutError(SubscriberError):
     """The rollout could not run (the server did not start, the registry has no such version)."""
+
+
+class RolloutFailed(SubscriberError):
+    """The version was refused (it did not load, or failed its smoke test); the old one keeps serving."""
 
 
 @dataclass(frozen=True)
@@ -80,8 +85,20 @@ def start_server(workspace: Workspace, port: int | None = None, out: Output = pr
         return running
     workspace.endpoints_dir.mkdir(parents=True, exist_ok=True)
     log_path = workspace.endpoints_dir / SERVER_LOG
-    command = [sys.executable, "-m", "pipelines", "serve", "--run-dir", str(workspace.root)]
-    command += ["--port", str(default_port() if port is None else port)]
+    port = default_port() if port is None else port
+    if not 0 <= port <= 65535:
+        raise RolloutError(f"port {port} is not a TCP port (0-65535; 0 picks a free one)")
+    command = [
+        sys.executable,
+        "-m",
+        "pipelines",
+        "serve",
+        "--run-dir",
+        str(workspace.root),
+        "--port",
+        str(port),
+    ]
+    start_of_this_run = log_path.stat().st_size if log_path.exists() else 0
     with log_path.open("ab") as log:
         process = subprocess.Popen(
             command,
@@ -94,7 +111,7 @@ def start_server(workspace: Workspace, port: int | None = None, out: Output = pr
     deadline = time.monotonic() + START_TIMEOUT_SECONDS
     while time.monotonic() < deadline:
         info = ServerInfo.read(workspace.endpoints_dir)
-        if info is not None and info.pid == process.pid and _pings(info.url):
+        if info is not None and info.pid == process.pid and responds(info.url):
             out(f"Started the endpoint server at {info.url} (pid {info.pid}, log {log_path})")
             return info
         if process.poll() is not None:
@@ -102,8 +119,11 @@ def start_server(workspace: Workspace, port: int | None = None, out: Output = pr
         time.sleep(0.1)
     if process.poll() is None:
         process.terminate()
-    tail = log_path.read_text(errors="replace")[-2000:]
-    raise RolloutError(f"the endpoint server did not start; the end of {log_path}:\n{tail}")
+    with log_path.open("rb") as log:
+        log.seek(start_of_this_run)
+        lines = [line for line in log.read().decode(errors="replace").splitlines() if line.strip()]
+    tail = "\n".join(lines[-3:]) or "(it printed nothing)"
+    raise RolloutError(f"the endpoint server did not start ({log_path}):\n{tail}")
 
 
 def stop_server(workspace: Workspace, timeout_seconds: float = 60) -> ServerInfo | None:
@@ -134,7 +154,8 @@ def _exited(pid: int) -> bool:
     return False
 
 
-def _pings(url: str) -> bool:
+def responds(url: str) -> bool:
+    """Whether a server answers ``GET /ping`` at ``url`` (a pid that exists may belong to a dead server)."""
     try:
         with urllib.request.urlopen(f"{url}/ping", timeout=5) as response:
             return response.status == 200
@@ -208,15 +229,44 @@ def runtime_client(url: str, region: str = "us-east-1") -> Any:
 
 
 # ------------------------------------------------------------------------------------------------- rollout
-def _target(workspace: Workspace, stage: str, registry: ModelRegistry, out: Output) -> ModelPackage | None:
-    """Staging takes the newest approved version; prod takes what staging serves, if it is still approved."""
+def _failed_on(record: EndpointRecord | None, package: ModelPackage) -> str | None:
+    """Why ``package``'s last attempt on this endpoint failed, if its last attempt did."""
+    attempts = [
+        entry for entry in (record.history if record else []) if entry.model_package_arn == package.arn
+    ]
+    return attempts[-1].reason if attempts and attempts[-1].outcome == "Failed" else None
+
+
+def _target(
+    workspace: Workspace,
+    stage: str,
+    registry: ModelRegistry,
+    out: Output,
+    version: int | None = None,
+) -> ModelPackage | None:
+    """Staging takes the newest approved version that has not already failed there (or ``version``, which is
+    retried even if it failed); prod takes what staging serves, if it is still approved."""
     group = workspace.config.model_package_group_name
+    records = EndpointStore(workspace.endpoints_dir).load()
     if stage == STAGES[0]:
-        package = registry.latest(group, ApprovalStatus.APPROVED)
-        if package is None:
-            out(f"No approved version in {group}: nothing to deploy, no endpoint touched.")
-        return package
-    staging = EndpointStore(workspace.endpoints_dir).load().get(workspace.config.endpoint_name(STAGES[0]))
+        if version is not None:
+            package = registry.describe(group, version)
+            if package.approval_status != ApprovalStatus.APPROVED:
+                raise RolloutError(f"version {version} is {package.approval_status}: approve it first")
+            return package
+        record = records.get(workspace.config.endpoint_name(stage))
+        for package in reversed(registry.list(group, ApprovalStatus.APPROVED)):
+            reason = _failed_on(record, package)
+            if reason is None:
+                return package
+            out(
+                f"Version {package.version} failed on {record.name if record else stage} before "
+                f"({_first_line(reason)}); skipped. Reject it, or retry it with "
+                f"`{_python()} -m pipelines endpoints deploy --version {package.version}`."
+            )
+        out(f"No approved version in {group} to deploy: no endpoint touched.")
+        return None
+    staging = records.get(workspace.config.endpoint_name(STAGES[0]))
     if staging is None or staging.version is None:
         out(f"{workspace.config.endpoint_name(STAGES[0])} serves nothing yet: approve a version first.")
         return None
@@ -227,11 +277,26 @@ def _target(workspace: Workspace, stage: str, registry: ModelRegistry, out: Outp
     return package
 
 
-def roll_out(workspace: Workspace, stage: str, out: Output = print) -> RolloutResult:
+def _first_line(text: str, limit: int = 160) -> str:
+    line = text.strip().splitlines()[0] if text.strip() else ""
+    return line if len(line) <= limit else line[: limit - 3] + "..."
+
+
+def _python() -> str:
+    """How to call this interpreter in a hint: relative to the working folder when it is inside it."""
+    try:
+        return str(Path(sys.executable).relative_to(Path.cwd()))
+    except ValueError:
+        return "python"
+
+
+def roll_out(
+    workspace: Workspace, stage: str, out: Output = print, version: int | None = None
+) -> RolloutResult:
     """Deploy the stage's target version: load beside, ping, smoke test, then take the traffic."""
     name = workspace.config.endpoint_name(stage)
     with ModelRegistry(workspace.registry_path, workspace.config.region) as registry:
-        package = _target(workspace, stage, registry, out)
+        package = _target(workspace, stage, registry, out, version)
     if package is None:
         return RolloutResult(name, "NothingApproved")
     client = EndpointClient(start_server(workspace, out=out))
@@ -267,6 +332,15 @@ def roll_out(workspace: Workspace, stage: str, out: Output = print) -> RolloutRe
     return RolloutResult(name, "Deployed", package.version)
 
 
+def raise_if_failed(result: RolloutResult) -> RolloutResult:
+    """A refused version is an error for the command that asked for it (exit status 1), said in one line."""
+    if result.outcome == "Failed":
+        raise RolloutFailed(
+            f"version {result.version} was not deployed to {result.endpoint_name}: {_first_line(result.reason)}"
+        )
+    return result
+
+
 def on_model_package_event(event: dict[str, Any]) -> None:
     """The local approval rule's target: an approval or rejection in this project's group rolls staging."""
     if not rollout_enabled():
@@ -287,6 +361,7 @@ def on_model_package_event(event: dict[str, Any]) -> None:
         print(f"Next: `python -m pipelines endpoints promote` sends version {result.version} to prod.")
     if status == ApprovalStatus.REJECTED:
         _warn_if_serving(workspace, detail.get("ModelPackageArn"), detail.get("ModelPackageVersion"))
+    raise_if_failed(result)
 
 
 def _warn_if_serving(workspace: Workspace, arn: str | None, version: object) -> None:

@@ -30,7 +30,9 @@ import logging
 import os
 import secrets
 import shutil
+import signal
 import socket
+import sys
 import tempfile
 import threading
 from collections.abc import AsyncIterator, Callable
@@ -66,6 +68,10 @@ logger = logging.getLogger(__name__)
 MAX_BODY_BYTES = 6 * 1024 * 1024
 """SageMaker real-time inference refuses request payloads over 6 MB."""
 MAX_CUSTOM_ATTRIBUTES = 1024
+DRAIN_LIMIT = 64 * 1024 * 1024
+"""A refused body up to this size is read (and dropped) before the 413, unless the client asked to wait."""
+HEADER_TIMEOUT_SECONDS = 10.0
+"""A connection that has not sent a whole request head by then is answered 408 and closed."""
 DEFAULT_ACCEPT = "application/json"
 """What the inference toolkit assumes when a request has no ``Accept`` (or ``*/*``)."""
 TOKEN_HEADER = "X-Mlops-Token"
@@ -91,9 +97,9 @@ class LocalEndpoint:
         """``Creating``, ``InService``, ``Updating`` or ``Failed``, as ``DescribeEndpoint`` says."""
         if self.current is not None:
             return "Updating" if self.loading or self.candidate is not None else "InService"
-        if self.loading or self.candidate is not None or self.record.version is not None:
+        if self.loading or self.candidate is not None:
             return "Creating"
-        return "Failed"
+        return "Failed"  # nothing serves: the first version, or the one to restore, did not load
 
     def describe(self, base_url: str) -> dict[str, Any]:
         record = self.record
@@ -121,8 +127,14 @@ class ServerState:
     endpoints: dict[str, LocalEndpoint] = field(default_factory=dict)
     persistent: bool = True
     """False for ``serve VERSION``: one ad-hoc endpoint, nothing written to the run folder."""
+    load_timeout_seconds: float = 600.0
+    """A candidate that has not loaded (and answered its probe) by then is refused."""
+    probe: bool = True
+    """Load a candidate in a throw-away process first (:mod:`model_deploy.local.probe`), so one that crashes
+    the interpreter or hangs never runs in this one."""
     startup: list[Callable[[ServerState], Any]] = field(default_factory=list)
     shutdown: list[Callable[[ServerState], Any]] = field(default_factory=list)
+    restoring: asyncio.Task[None] | None = None
     _retiring: set[asyncio.Task[None]] = field(default_factory=set)
 
     @property
@@ -151,8 +163,51 @@ class ServerState:
         return endpoint
 
     async def load_host(self, endpoint: LocalEndpoint, archive: Path, label: str) -> ModelHost:
+        """Load a version in this process, within :attr:`load_timeout_seconds`; every failure a ServingError."""
         work_dir = Path(tempfile.mkdtemp(prefix=f"mlops-endpoint-{label}-"))
-        return await asyncio.to_thread(load, archive, work_dir, endpoint.serving, label)
+        loading = asyncio.ensure_future(asyncio.to_thread(load, archive, work_dir, endpoint.serving, label))
+        try:
+            return await asyncio.wait_for(asyncio.shield(loading), self.load_timeout_seconds)
+        except TimeoutError:
+            loading.add_done_callback(_close_when_loaded)  # the thread cannot be stopped: clean up after it
+            raise ServingError(f"the model did not load within {self.load_timeout_seconds:g} s") from None
+        except ServingError:
+            raise
+        except Exception as error:
+            raise ServingError(f"{type(error).__name__}: {error}") from error
+
+    async def probe_candidate(self, archive: Path) -> None:
+        """Run :mod:`model_deploy.local.probe` on ``archive``; a crash, a hang or an error is a ServingError."""
+        if not self.probe:
+            return
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "model_deploy.local.probe",
+            str(archive),
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.PIPE,
+            start_new_session=True,
+            cwd=str(Path(__file__).resolve().parents[2]),
+        )
+        try:
+            _, stderr = await asyncio.wait_for(process.communicate(), self.load_timeout_seconds)
+        except TimeoutError:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            await process.wait()
+            raise ServingError(
+                f"the model did not load and answer within {self.load_timeout_seconds:g} s (in a probe process)"
+            ) from None
+        if process.returncode != 0:
+            lines = [line for line in stderr.decode(errors="replace").splitlines() if line.strip()]
+            how = (
+                f"exit code {process.returncode}"
+                if process.returncode > 0
+                else f"signal {-process.returncode}"
+            )
+            reason = lines[-1] if lines else "no message"
+            raise ServingError(f"the model's probe process ended with {how}: {reason}")
 
     def retire(self, host: ModelHost) -> None:
         """Unload ``host`` once the requests it is answering are done."""
@@ -166,15 +221,23 @@ class ServerState:
         task.add_done_callback(self._retiring.discard)
 
     async def restore(self) -> None:
-        """Serve what ``endpoints.json`` says each endpoint served when the server last stopped."""
+        """Serve what ``endpoints.json`` says each endpoint served when the server last stopped.
+
+        Every endpoint is known (``Creating``) before any loads; one that fails to load says why and the
+        others load all the same.
+        """
         store = self.store
         if store is None or self.workspace is None:
             return
-        for record in store.load().values():
-            endpoint = self.new_endpoint(record)
-            if record.version is None or record.model_data_url is None:
+        endpoints = [self.new_endpoint(record) for record in store.load().values()]
+        for endpoint in endpoints:
+            endpoint.loading = (
+                endpoint.record.version is not None and endpoint.record.model_data_url is not None
+            )
+        for endpoint in endpoints:
+            record = endpoint.record
+            if not endpoint.loading or record.model_data_url is None:
                 continue
-            endpoint.loading = True
             try:
                 archive = self.workspace.local_path(record.model_data_url)
                 endpoint.current = await self.load_host(
@@ -187,6 +250,9 @@ class ServerState:
                 endpoint.loading = False
 
     async def close(self) -> None:
+        if self.restoring is not None:
+            self.restoring.cancel()
+            await asyncio.gather(self.restoring, return_exceptions=True)
         await asyncio.gather(*self._retiring, return_exceptions=True)
         for endpoint in self.endpoints.values():
             for host in (endpoint.current, endpoint.candidate):
@@ -197,6 +263,11 @@ class ServerState:
 
 
 # ------------------------------------------------------------------------------------------------- responses
+def _close_when_loaded(loading: asyncio.Future[ModelHost]) -> None:
+    if not loading.cancelled() and loading.exception() is None:
+        loading.result().close()
+
+
 def error_body(status: int, message: str, close: bool = False) -> Response:
     """The hosting contract's error: ``{"error": message}``."""
     return JSONResponse({"error": message}, status, headers={"Connection": "close"} if close else None)
@@ -242,6 +313,10 @@ async def read_body(request: Request, state: ServerState) -> bytes:
     limit = state.max_body_bytes
     declared = request.headers.get("content-length")
     if declared is not None and int(declared) > limit:
+        if "100-continue" not in request.headers.get("expect", "").lower() and int(declared) <= DRAIN_LIMIT:
+            await _drain(
+                request, state.body_timeout_seconds
+            )  # so the client, still sending, reads our answer
         raise BodyError(
             413,
             f"the body is {declared} bytes; at most {limit} ({limit / 2**20:g} MB, SageMaker's real-time payload "
@@ -266,6 +341,15 @@ async def read_body(request: Request, state: ServerState) -> bytes:
         ) from None
     except ClientDisconnect:
         raise BodyError(400, "the client closed the connection before sending the whole body") from None
+
+
+async def _drain(request: Request, timeout: float) -> None:
+    """Read and drop a refused body (bounded in size and time): a client that sends its body without waiting
+    for ``100 Continue`` (boto3) would otherwise see the connection reset before it reads the 413."""
+    with contextlib.suppress(TimeoutError, ClientDisconnect):
+        async with asyncio.timeout(timeout):
+            async for _ in request.stream():
+                pass
 
 
 def _handler_status(error: Exception) -> int | None:
@@ -446,12 +530,15 @@ async def load_candidate(request: Request) -> Response:
         return error_body(400, "send stage, version, model_package_arn and model_data_url")
     if state.workspace is None:
         return error_body(400, "this server hosts a single version and takes no deployments")
+    if state.restoring is not None and not state.restoring.done():
+        await asyncio.shield(state.restoring)  # the versions served before a restart load first
     endpoint = state.endpoints.get(name) or state.new_endpoint(EndpointRecord(name, stage))
     if endpoint.loading or endpoint.candidate is not None:
         return error_body(409, f"{name} is already trying version {endpoint.candidate_version}")
     endpoint.loading, endpoint.candidate_version = True, version
     try:
         archive = state.workspace.local_path(model_data_url)
+        await state.probe_candidate(archive)
         endpoint.candidate = await state.load_host(endpoint, archive, f"{stage}-v{version}")
     except (ServingError, ValueError) as error:
         reason = f"version {version} failed to load: {error}"
@@ -553,7 +640,32 @@ def build_app(state: ServerState) -> Starlette:
 
 # ------------------------------------------------------------------------------------------------- uvicorn
 class JsonErrorH11Protocol(H11Protocol):
-    """uvicorn's HTTP/1.1 protocol, answering what it cannot parse with a JSON 400 instead of plain text."""
+    """uvicorn's HTTP/1.1 protocol, answering what it cannot parse with a JSON 400 instead of plain text, and
+    closing a connection whose first request head does not arrive within :data:`HEADER_TIMEOUT_SECONDS`
+    (uvicorn times out idle keep-alive connections, not a client that trickles its headers)."""
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._head_timer = self.loop.call_later(HEADER_TIMEOUT_SECONDS, self._head_timed_out)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._head_timer.cancel()
+        super().connection_lost(exc)
+
+    def handle_events(self) -> None:
+        super().handle_events()
+        if self.cycle is not None:  # a request head arrived
+            self._head_timer.cancel()
+
+    def _head_timed_out(self) -> None:
+        if self.cycle is None and not self.transport.is_closing():
+            body = json.dumps({"error": f"no complete request within {HEADER_TIMEOUT_SECONDS:g} s"}).encode()
+            self.transport.write(
+                b"HTTP/1.1 408 Request Timeout\r\ncontent-type: application/json\r\n"
+                + f"content-length: {len(body)}\r\nconnection: close\r\n\r\n".encode()
+                + body
+            )
+            self.transport.close()
 
     def send_400_response(self, msg: str) -> None:
         body = json.dumps({"error": f"{msg} Send an HTTP/1.1 request."}).encode("utf-8")
@@ -675,7 +787,11 @@ def adhoc_state(archive: Path, name: str, version: int, max_body_bytes: int = MA
 def workspace_state(workspace: Workspace, token: str | None = None) -> ServerState:
     """The server of a run folder: restores its endpoints at startup, records every deployment."""
     state = ServerState(workspace, token or secrets.token_urlsafe(24))
-    state.startup.append(lambda s: asyncio.get_running_loop().create_task(s.restore()))
+
+    def restore(s: ServerState) -> None:
+        s.restoring = asyncio.get_running_loop().create_task(s.restore())
+
+    state.startup.append(restore)
     return state
 
 

@@ -40,6 +40,11 @@ SUBSCRIBERS: list[str] = ["model_deploy.local.rollout:on_model_package_event"]
 rollout (the approval rule's target on AWS) is one."""
 SUBSCRIBERS_ENV = "MLOPS_EVENT_SUBSCRIBERS"
 
+
+class SubscriberError(Exception):
+    """A subscriber's expected failure (a rollout that was refused): reported by its message, no traceback."""
+
+
 _in_process: list[Subscriber] = []
 _publishing_from: contextvars.ContextVar[Path | None] = contextvars.ContextVar(
     "publishing_from", default=None
@@ -111,6 +116,8 @@ class EventLog:
                     try:
                         callback(event)
                         continue
+                    except SubscriberError as error:
+                        problem = f"failed: {error}"
                     except Exception:
                         problem = "failed:\n" + traceback.format_exc()
                 message = f"event subscriber {name} {problem}"

@@ -315,7 +315,7 @@ def test_smoke_test_fails_with_the_report_when_answers_are_wrong(
     stub_endpoint_answers(aws, STAGING, flip=True)
     assert main(["smoke-test", "--endpoint", STAGING], aws) == 1
     captured = capsys.readouterr()
-    assert f"smoke test of {STAGING} FAILED (" in captured.out
+    assert f"smoke test of {STAGING} FAILED: " in captured.out
     assert "is 'negative', not positive" in captured.err
 
 
