@@ -25,6 +25,7 @@ test: setup lint
 lint: setup
 	$(PYTHON) -m ruff check .
 	$(PYTHON) -m ruff format --check .
+	$(PYTHON) -m mypy
 
 format: setup
 	$(PYTHON) -m ruff check --fix .

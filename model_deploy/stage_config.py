@@ -250,7 +250,7 @@ def _build(cls: type, document: Any, path: str, where: str) -> Any:
 
 
 def _value(hint: Any, value: Any, path: str, key: str) -> Any:
-    if dataclasses.is_dataclass(hint):
+    if isinstance(hint, type) and dataclasses.is_dataclass(hint):
         return _build(hint, value, path, f"{key}.")
     if typing.get_origin(hint) is Literal:
         expected: tuple[type, ...] = (str,)

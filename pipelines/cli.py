@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from model_build.parameters import ParameterError, parse_assignments, render
-from model_build.pipeline_spec import PIPELINE, ParameterValue
+from model_build.pipeline_spec import PIPELINE, ParameterValue, RegisterStep
 from pipelines.local.executions import ExecutionNotFound, ExecutionRecord, ExecutionStore, Status
 from pipelines.local.feature_store import FeatureStore, FeatureStoreError
 from pipelines.local.registry import ModelPackage, ModelRegistry, RegistryError
@@ -269,7 +269,7 @@ def _absolute_if_local_path(value: ParameterValue) -> ParameterValue:
 
 
 def _print_registered(record: ExecutionRecord, workspace: Workspace) -> None:
-    register = record.step(PIPELINE.register.name)
+    register = next(step for step in record.steps if step.type == RegisterStep.kind)
     version = register.detail["ModelPackageVersion"]
     with ModelRegistry(workspace.registry_path, workspace.config.region) as registry:
         package = registry.describe(workspace.config.model_package_group_name, version)
@@ -529,6 +529,8 @@ def _endpoints(args: argparse.Namespace, workspace: Workspace) -> int:
         STAGES,
         RolloutError,
         RolloutFailed,
+        raise_if_failed,
+        responds,
         roll_out,
         start_server,
         stop_server,
@@ -548,15 +550,21 @@ def _endpoints(args: argparse.Namespace, workspace: Workspace) -> int:
                     else "No endpoint server runs."
                 )
             case "status":
-                info = ServerInfo.read(workspace.endpoints_dir)
-                print(
-                    f"The endpoint server runs at {info.url} (pid {info.pid})."
-                    if info
-                    else "No endpoint server runs."
-                )
-                return 0 if info else 3
+                running = ServerInfo.read(workspace.endpoints_dir)
+                if running is None:
+                    print("No endpoint server runs.")
+                    return 3
+                if not responds(running.url):
+                    print(
+                        f"The endpoint server (pid {running.pid}) does not answer at {running.url}; see its log."
+                    )
+                    return 1
+                print(f"The endpoint server runs at {running.url} (pid {running.pid}).")
             case "promote":
-                result = roll_out(workspace, STAGES[1])
+                result = raise_if_failed(roll_out(workspace, STAGES[1]))
+                return 0 if result.outcome in ("Deployed", "Unchanged") else 1
+            case "deploy":
+                result = raise_if_failed(roll_out(workspace, STAGES[0], version=args.version))
                 return 0 if result.outcome in ("Deployed", "Unchanged") else 1
             case _:
                 _list_endpoints(workspace)

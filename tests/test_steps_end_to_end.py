@@ -117,7 +117,11 @@ def run_pipeline_steps(root: Path, sample_csv: Path, pretrained: Path, **overrid
     with tarfile.open(archive, "w:gz") as tar:
         for path in sorted((training / "model").iterdir()):
             tar.add(path, arcname=path.name)
-    shutil.copytree(outputs / "test", processing / "input" / "test")
+    # The evaluation's other inputs, staged where the spec says (the test split, the train split for baselines).
+    for item in PIPELINE.step(EVALUATE).inputs:
+        if item.name != "model":
+            destination = Path(item.destination.replace("/opt/ml/processing", str(processing)))
+            shutil.copytree(outputs / item.source.output, destination)
     run("evaluate.py", processing_arguments(EVALUATE, processing, parameters))
     report = json.loads((outputs / "evaluation" / EVALUATION_FILE).read_text())
 

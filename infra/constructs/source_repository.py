@@ -61,8 +61,8 @@ class SourceRepository(Construct):
             )
         return actions.CodeStarConnectionsSourceAction(
             action_name="Source",
-            connection_arn=self.props.code_connection_arn,  # type: ignore[arg-type]  # checked above
-            owner=self.props.repository_owner,  # type: ignore[arg-type]
+            connection_arn=self.props.code_connection_arn,  # checked above
+            owner=self.props.repository_owner,
             repo=self.props.repository_name,
             branch=self.props.branch,
             output=output,

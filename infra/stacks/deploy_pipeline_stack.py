@@ -99,5 +99,5 @@ class DeployPipelineStack(Stack):
         CfnOutput(self, "DeployPipelineName", value=self.deploy.pipeline.pipeline_name)
         CfnOutput(self, "ModelApprovedRuleName", value=self.approval_rule.rule_name)
         CfnOutput(self, "EndpointStackRoleArn", value=self.deploy.cloudformation_role.role_arn)
-        for stage in stages:
-            CfnOutput(self, f"{stage.title}EndpointName", value=stage.endpoint_name)
+        for deploy_stage in stages:
+            CfnOutput(self, f"{deploy_stage.title}EndpointName", value=deploy_stage.endpoint_name)

@@ -404,7 +404,8 @@ def make_optimizer(model: Any, learning_rate: float, weight_decay: float) -> Any
     """AdamW without weight decay on biases and LayerNorm weights (the Hugging Face convention)."""
     import torch
 
-    decay, no_decay = [], []
+    decay: list[Any] = []
+    no_decay: list[Any] = []
     for parameter in model.parameters():
         if parameter.requires_grad:
             (no_decay if parameter.ndim < 2 else decay).append(parameter)
@@ -664,7 +665,7 @@ def train(args: argparse.Namespace) -> list[EpochResult]:
     best_state: dict[str, Any] | None = None
     signature = run_signature(args, dist_env, len(train_split))
     resumed = load_checkpoint(checkpoint_dir, signature)
-    if resumed:
+    if resumed and checkpoint_dir is not None:
         model.load_state_dict(resumed["model"])
         optimizer.load_state_dict(resumed["optimizer"])
         scheduler.load_state_dict(resumed["scheduler"])
@@ -693,6 +694,8 @@ def train(args: argparse.Namespace) -> list[EpochResult]:
     for epoch in range(len(history) + 1, args.epochs + 1):
         sampler.set_epoch(epoch)
         started = time.perf_counter()
+        loss_sum: float
+        seen: float
         loss_sum, seen, indices = train_one_epoch(
             trained_model,
             train_loader,
@@ -717,14 +720,14 @@ def train(args: argparse.Namespace) -> list[EpochResult]:
         val_loss_sum, correct, val_seen = evaluate(
             model, validation_loader, device, args.validation_steps_per_epoch, dist_env.is_main, loss_weights
         )
-        loss_sum, seen, val_loss_sum, correct, val_seen = all_reduce_sum(
+        loss_sum, seen, total_val_loss, total_correct, total_val_seen = all_reduce_sum(
             [loss_sum, seen, val_loss_sum, correct, val_seen], device, dist_env
         )
         result = EpochResult(
             epoch=epoch,
             train_loss=loss_sum / seen,
-            val_loss=val_loss_sum / val_seen,
-            val_acc=correct / val_seen,
+            val_loss=total_val_loss / total_val_seen,
+            val_acc=total_correct / total_val_seen,
             train_samples=int(seen),
             train_seconds=seconds,
         )
@@ -740,7 +743,7 @@ def train(args: argparse.Namespace) -> list[EpochResult]:
             print(result.log_line(), flush=True)
             if checkpoint_dir is not None:
                 checkpoint_dir.mkdir(parents=True, exist_ok=True)
-                if improved:
+                if improved and best_state is not None:
                     save_atomically(best_state, checkpoint_dir / CHECKPOINT_BEST)
                 save_atomically(
                     {
@@ -749,7 +752,7 @@ def train(args: argparse.Namespace) -> list[EpochResult]:
                         "optimizer": optimizer.state_dict(),
                         "scheduler": scheduler.state_dict(),
                         "history": [asdict(r) for r in history],
-                        "best_epoch": best.epoch,
+                        "best_epoch": best.epoch if best is not None else epoch,
                     },
                     checkpoint_dir / CHECKPOINT_LAST,
                 )

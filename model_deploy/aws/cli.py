@@ -12,7 +12,7 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from model_build.config import ProjectConfig, load_config
 from model_deploy.aws.names import (
@@ -57,9 +57,8 @@ def plan_release(config: ProjectConfig, sagemaker: Any) -> tuple[Release, dict[s
         endpoint = config.endpoint_name(stage)
         serving = current_serving(sagemaker, endpoint)
         exists[stage] = serving is not None
-        if package is None:
-            action = "none"
-        else:
+        action: Literal["deploy", "current", "none"] = "none"
+        if package is not None:
             action = "current" if serving is not None and serving.serves(package.arn) else "deploy"
         plans[stage] = StagePlan(
             stage=stage,
@@ -107,7 +106,7 @@ def cmd_render(args: argparse.Namespace, clients: ClientFactory) -> int:
     release, exists = plan_release(config, clients("sagemaker"))
     _print_plan(release)
     outdir = Path(args.out)
-    if not release.nothing_to_do:
+    if not release.nothing_to_do and release.model_package_arn is not None:
         inputs = RenderInputs(_require(DATA_BUCKET_VARIABLE), _require(KMS_KEY_ARN_VARIABLE))
         for stage, stage_config in stages.items():
             path = render_stage(
@@ -134,7 +133,7 @@ def cmd_deploy(args: argparse.Namespace, clients: ClientFactory) -> int:
 
     release = Release.read(Path(args.release))
     plan = release.stages[args.stage]
-    if release.nothing_to_do:
+    if release.nothing_to_do or release.model_package_arn is None:
         print(f"{args.stage}: {release.message}")
         return 0
     template = json.loads((Path(args.release) / template_file(args.stage)).read_text(encoding="utf-8"))

@@ -201,11 +201,8 @@ class ServerState:
             ) from None
         if process.returncode != 0:
             lines = [line for line in stderr.decode(errors="replace").splitlines() if line.strip()]
-            how = (
-                f"exit code {process.returncode}"
-                if process.returncode > 0
-                else f"signal {-process.returncode}"
-            )
+            code = process.returncode or 0
+            how = f"exit code {code}" if code > 0 else f"signal {-code}"
             reason = lines[-1] if lines else "no message"
             raise ServingError(f"the model's probe process ended with {how}: {reason}")
 
@@ -644,7 +641,7 @@ class JsonErrorH11Protocol(H11Protocol):
     closing a connection whose first request head does not arrive within :data:`HEADER_TIMEOUT_SECONDS`
     (uvicorn times out idle keep-alive connections, not a client that trickles its headers)."""
 
-    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+    def connection_made(self, transport: asyncio.Transport) -> None:
         super().connection_made(transport)
         self._head_timer = self.loop.call_later(HEADER_TIMEOUT_SECONDS, self._head_timed_out)
 

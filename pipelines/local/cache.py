@@ -54,7 +54,7 @@ def content_hash(path: Path) -> str:
 
 
 def _files(folder: Path) -> list[Path]:
-    found = []
+    found: list[Path] = []
     for directory, subdirectories, files in os.walk(folder):
         subdirectories[:] = [name for name in subdirectories if name not in _IGNORED_NAMES]
         found.extend(

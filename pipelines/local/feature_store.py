@@ -130,7 +130,7 @@ class FeatureStore:
             full.update(
                 write_time=written, api_invocation_time=invocation, is_deleted=bool(row.get("is_deleted"))
             )
-            hour = event_time(full[EVENT_TIME])
+            hour = event_time(str(full[EVENT_TIME]))
             partition = f"year={hour:%Y}/month={hour:%m}/day={hour:%d}/hour={hour:%H}"
             partitions.setdefault(partition, []).append(full)
         with self._lock:

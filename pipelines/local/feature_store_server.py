@@ -49,7 +49,7 @@ class FeatureStoreServer(ThreadingHTTPServer):
     @property
     def endpoint_url(self) -> str:
         host, port = self.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"http://{host!s}:{port}"
 
     def check_group(self, name_or_arn: str) -> None:
         name = unquote(name_or_arn).rsplit("feature-group/", 1)[-1]

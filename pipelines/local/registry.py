@@ -11,6 +11,7 @@ SQLite serialises, so two registrations never get the same version and none is l
 
 from __future__ import annotations
 
+import builtins
 import json
 import sqlite3
 from collections.abc import Iterator, Sequence
@@ -330,7 +331,7 @@ class ModelRegistry:
         packages = self.list(group, status)
         return packages[-1] if packages else None
 
-    def groups(self) -> list[str]:
+    def groups(self) -> builtins.list[str]:
         return [
             row[0] for row in self._connection.execute("SELECT name FROM model_package_groups ORDER BY name")
         ]
@@ -353,7 +354,9 @@ class ModelRegistry:
             raise RegistryError(f"model package group {group} has no version {version}: {known}")
         return row
 
-    def _package(self, row: sqlite3.Row, history: list[dict[str, Any]] | None = None) -> ModelPackage:
+    def _package(
+        self, row: sqlite3.Row, history: builtins.list[dict[str, Any]] | None = None
+    ) -> ModelPackage:
         return ModelPackage(
             group=row["group_name"],
             version=row["version"],

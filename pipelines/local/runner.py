@@ -388,7 +388,7 @@ class LocalRunner:
         step.log = str(log_path)
         self.executions.save(execution.record)
         run = container.ScriptRun(self.steps_dir / script, arguments, self.steps_dir, environment, log_path)
-        console = getattr(self.console, "buffer", None) or _TextToBytes(self.console)
+        console: Any = getattr(self.console, "buffer", None) or _TextToBytes(self.console)
         container.run_script(run, console, on_line)
 
     def _base_environment(self) -> dict[str, str]:

@@ -142,16 +142,25 @@ def test_a_version_that_fails_its_smoke_test_or_its_load_never_takes_traffic(set
         )
 
     flipped = register(workspace, variant_of(good, tmp_path / "flipped", FLIP_SENTIMENTS), "flipped")
-    out = ok(cli(run_dir, tmp, "registry", "approve", str(flipped)))
-    assert "FAILED" in out and f"version {flipped} was not deployed; version 1 keeps serving" in out
+    refused = cli(run_dir, tmp, "registry", "approve", str(flipped))
+    assert refused.returncode == 1  # approved, but not deployed: the approver's command says so
+    assert (
+        "FAILED" in refused.stdout
+        and f"version {flipped} was not deployed; version 1 keeps serving" in refused.stdout
+    )
+    assert f"version {flipped} was not deployed to {staging}" in refused.stderr
     broken = register(workspace, variant_of(good, tmp_path / "broken", BROKEN_MODEL_FN), "broken")
-    out = ok(cli(run_dir, tmp, "registry", "approve", str(broken)))
-    assert "did not load" in out and "weights file truncated" in out
+    refused = cli(run_dir, tmp, "registry", "approve", str(broken))
+    assert refused.returncode == 1
+    assert "did not load" in refused.stdout and "weights file truncated" in refused.stdout
+    # a retry is asked for explicitly, and is refused the same way
+    retried = cli(run_dir, tmp, "endpoints", "deploy", "--version", str(flipped))
+    assert retried.returncode == 1 and f"version {flipped} was not deployed" in retried.stderr
 
     record = EndpointStore(workspace.endpoints_dir).load()[staging]
     assert record.version == 1
     outcomes = [(entry.version, entry.outcome) for entry in record.history]
-    assert outcomes == [(1, "Deployed"), (flipped, "Failed"), (broken, "Failed")]
+    assert outcomes == [(1, "Deployed"), (flipped, "Failed"), (broken, "Failed"), (flipped, "Failed")]
     assert "is 'negative', not positive" in record.history[1].reason
     info = ServerInfo.read(workspace.endpoints_dir)
     assert len(invoke(info.url, staging, ["Still answering"])[0]) == 1
@@ -213,7 +222,12 @@ def test_requests_during_a_swap_all_succeed_and_duplicate_events_change_nothing(
     )
     assert duplicate.returncode == 0, duplicate.stderr
     assert f"already serves version {retrained}" in duplicate.stdout
-    assert len(EndpointStore(workspace.endpoints_dir).load()[staging].history) == 4
+    assert len(EndpointStore(workspace.endpoints_dir).load()[staging].history) == 5
+
+    # Rejecting the serving version rolls staging back to the newest approved version that did not fail.
+    out = ok(cli(run_dir, tmp, "registry", "reject", str(retrained)))
+    assert "skipped" in out and f"version {retrained} was not deployed" not in out
+    assert EndpointStore(workspace.endpoints_dir).load()[staging].version == 1
 
 
 def test_the_server_restores_its_endpoints_after_a_restart_and_cleans_up_on_stop(setup) -> None:
