@@ -428,7 +428,8 @@ class LocalRunner:
                         "left": left,
                         "operator": check.operator,
                         "right": right,
-                        "outcome": _OPERATORS[check.operator](left, right),
+                        # A null (a metric the evaluation could not compute) fails its check: never a pass.
+                        "outcome": left is not None and _OPERATORS[check.operator](left, right),
                     }
                 )
         except StepFailed as failure:
