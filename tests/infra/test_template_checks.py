@@ -10,8 +10,9 @@ from aws_cdk import App, Stack, Validations
 from aws_cdk import aws_s3 as s3
 from cfnlint.api import lint
 
+from infra.app_builder import build_app, load_from_context
 from infra.nag import PACK, add_nag_checks
-from tests.infra.conftest import SynthesizedApp
+from tests.infra.conftest import SynthesizedApp, cdk_json_context
 
 
 def test_every_template_passes_cfn_lint_without_errors(any_app: SynthesizedApp) -> None:
@@ -26,14 +27,24 @@ def test_every_template_passes_cfn_lint_without_errors(any_app: SynthesizedApp) 
         assert errors == [], f"{name}: " + "\n".join(str(match) for match in errors)
 
 
-def test_nag_reports_nothing_unacknowledged(any_app: SynthesizedApp) -> None:
-    """Synthesis itself fails on an unacknowledged finding (the fixture would error); no report is left."""
-    report = any_app.outdir / "validation-report.json"
-    if report.exists():
-        violations = [
-            v for plugin in json.loads(report.read_text())["pluginReports"] for v in plugin["violations"]
-        ]
-        assert violations == []
+def test_the_apps_nag_wiring_stops_an_unacknowledged_finding(tmp_path: Path) -> None:
+    """The fixtures synthesize only if nothing is unacknowledged; that means something only if the app as
+    ``build_app`` wires it runs the checks: one unacknowledged bucket beside its stacks fails synthesis."""
+    app = App(context=cdk_json_context(), outdir=str(tmp_path))
+    config, settings = load_from_context(app)
+    build_app(app, config, settings)
+    s3.Bucket(Stack(app, "Extra"), "Unacknowledged")
+    with pytest.raises(RuntimeError, match="ValidationFailed") as error:
+        app.synth()
+    assert "AwsSolutions::AwsSolutions-S1" in str(error.value)
+    report = json.loads((tmp_path / "validation-report.json").read_text())
+    paths = {
+        construct["constructPath"]
+        for plugin in report["pluginReports"]
+        for violation in plugin["violations"]
+        for construct in violation["violatingConstructs"]
+    }
+    assert paths == {"Extra/Unacknowledged/Resource"}, "only the extra bucket is unacknowledged"
 
 
 def test_every_acknowledgment_has_a_written_reason(any_app: SynthesizedApp) -> None:

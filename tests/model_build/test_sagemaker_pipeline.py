@@ -7,9 +7,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import re
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +16,6 @@ from moto import mock_aws
 
 from model_build import pipeline_spec as ps
 from model_build.config import load_config
-from tests.model_build.review_splits import write_splits
 
 ACCOUNT = "123456789012"  # moto's account
 ROLE_ARN = f"arn:aws:iam::{ACCOUNT}:role/test-execution"
@@ -233,34 +229,6 @@ def test_training_checkpoints_to_the_artifact_bucket_and_runs_under_torchrun(ste
 def test_metric_definitions_are_the_specs(steps):
     metrics = steps[ps.TRAIN]["Arguments"]["AlgorithmSpecification"]["MetricDefinitions"]
     assert [(m["Name"], m["Regex"]) for m in metrics] == list(ps.PIPELINE.step(ps.TRAIN).metric_definitions)
-
-
-def test_metric_regexes_match_the_training_scripts_real_log(
-    tmp_path, sample_csv, tiny_roberta_dir, repo_root
-):
-    """Run train.py for one short epoch and parse its output with the definition's regexes."""
-    splits = write_splits(tmp_path / "data", sample_csv, tiny_roberta_dir, limit=60, max_seq_length=32)
-    command = [
-        sys.executable,
-        str(repo_root / ps.STEPS_SOURCE_DIR / "train.py"),
-        "--pretrained-model", str(tiny_roberta_dir),
-        "--epochs", "1",
-        "--train-batch-size", "8",
-        "--max-seq-length", "32",
-        "--train-data", str(splits["train"]),
-        "--validation-data", str(splits["validation"]),
-        "--code-dir", str(repo_root / ps.SERVING_SOURCE_DIR),
-        "--model-dir", str(tmp_path / "model"),
-        "--output-data-dir", str(tmp_path / "output"),
-        "--checkpoint-dir", "",
-    ]  # fmt: skip
-    result = subprocess.run(command, capture_output=True, text=True, timeout=300, check=False)
-    assert result.returncode == 0, result.stderr[-3000:]
-    log = result.stdout + result.stderr
-    for name, regex in ps.PIPELINE.step(ps.TRAIN).metric_definitions:
-        values = re.findall(regex, log)
-        assert values, f"{name}: {regex!r} matches nothing in the training log"
-        assert all(0 <= float(value) < 1e6 for value in values), (name, values)
 
 
 def test_evaluation_reads_the_model_and_test_split_and_declares_the_report(steps):

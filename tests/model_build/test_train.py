@@ -289,5 +289,6 @@ def test_hyperparameters_as_sagemaker_passes_them() -> None:
     assert args.freeze_bert_layer is True
     assert args.train_batch_size == 8
     assert train.parse_args(["--freeze-bert-layer", "0"]).freeze_bert_layer is False
-    with pytest.raises(SystemExit):
+    with pytest.raises(SystemExit) as refused:
         train.parse_args(["--freeze-bert-layer", "maybe"])
+    assert refused.value.code == 2

@@ -75,8 +75,9 @@ def test_approval_transitions(registry):
     assert registry.reject(GROUP, 2).approval_status == ApprovalStatus.REJECTED
     with pytest.raises(RegistryError, match="version 2 is Rejected; it cannot become Approved"):
         registry.approve(GROUP, 2)
+    assert registry.approve(GROUP, 3).approval_status == ApprovalStatus.APPROVED
     with pytest.raises(RegistryError, match="already Approved"):
-        registry.approve(GROUP, 3) and registry.approve(GROUP, 3)
+        registry.approve(GROUP, 3)
     assert [p.version for p in registry.list(GROUP, "Approved")] == [3]
     assert registry.latest(GROUP).version == 3
     history = registry.describe(GROUP, 1).history

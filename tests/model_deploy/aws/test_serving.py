@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from botocore.exceptions import ClientError
 
 from model_deploy.aws.serving import current_serving, same_package
 from tests.model_deploy.aws.conftest import StubbedClients, package_arn, stub_serving
@@ -36,8 +37,9 @@ def test_a_failed_endpoint_does_not_count_as_serving(aws: StubbedClients) -> Non
 
 def test_other_errors_are_not_mistaken_for_a_missing_endpoint(aws: StubbedClients) -> None:
     aws.stub("sagemaker").add_client_error("describe_endpoint", service_error_code="AccessDeniedException")
-    with pytest.raises(Exception, match="AccessDenied"):
+    with pytest.raises(ClientError) as raised:
         current_serving(aws.client("sagemaker"), ENDPOINT)
+    assert raised.value.response["Error"]["Code"] == "AccessDeniedException"
 
 
 def test_package_arns_compare_as_sagemaker_names_them() -> None:

@@ -128,7 +128,7 @@ def test_a_predict_fn_that_exits_answers_a_model_error_and_the_endpoint_keeps_se
     )
     deploy(workspace, client, register(workspace, variant(model_archive, tmp_path / "exits", extra), "exits"))
     runtime = runtime_client(running.url)
-    with pytest.raises(Exception, match="ModelError") as raised:
+    with pytest.raises(runtime.exceptions.ModelError) as raised:
         runtime.invoke_endpoint(
             EndpointName=STAGING, Body='{"features": ["KILLME"]}', ContentType="application/json"
         )
