@@ -314,8 +314,10 @@ def _metrics_line(package: ModelPackage, short: bool = False) -> str:
     line = "  ".join(f"{name} {value:.4f}" for name, value in scalars.items()) or "(none reported)"
     best = package.metrics.get("best_baseline")
     margin = package.metrics.get("f1_macro_margin_over_best_baseline", {}).get("value")
-    if isinstance(best, dict) and isinstance(margin, int | float):
-        line += f"  vs {best.get('name')} f1_macro {best.get('f1_macro', float('nan')):.4f} ({margin:+.4f})"
+    if isinstance(best, dict):
+        best_f1 = best.get("f1_macro", {}).get("value")
+        if isinstance(best_f1, int | float) and isinstance(margin, int | float):
+            line += f"  vs {best.get('name')} f1_macro {best_f1:.4f} ({margin:+.4f})"
     return line
 
 
