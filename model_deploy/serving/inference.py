@@ -233,8 +233,9 @@ def _load_json(text: str, where: str) -> Any:
         raise InvalidRequest(f"{where} is not valid JSON: {error.msg} at line {error.lineno}") from error
     except RecursionError:
         raise InvalidRequest(f"{where} is JSON nested too deeply to parse") from None
-    except ValueError as error:  # e.g. an integer of more digits than Python converts (sys.int_info)
-        raise InvalidRequest(f"{where} cannot be read as JSON: {error}") from None
+    except ValueError as error:  # an integer of more digits than Python converts (sys.int_info)
+        reason = str(error).split(";")[0]
+        raise InvalidRequest(f"{where} cannot be read as JSON: {reason}") from None
 
 
 def _reviews_from_json(document: Any, where: str) -> list[str]:
@@ -249,17 +250,30 @@ def _reviews_from_json(document: Any, where: str) -> list[str]:
     return _checked_reviews(document, where)
 
 
+def _json_kind(value: Any) -> str:
+    """What a JSON value is, in the words of JSON: "a number", "an object", "null"."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    return {dict: "an object", list: "an array", str: "a string"}.get(
+        type(value), f"a {type(value).__name__}"
+    )
+
+
 def _checked_reviews(value: Any, where: str) -> list[str]:
     """A string or a non-empty list of non-empty strings; the message says which item is wrong."""
     if isinstance(value, str):
         value = [value]
     if not isinstance(value, list):
-        raise InvalidRequest(f"{where} must be a string or a list of strings, not {type(value).__name__}")
+        raise InvalidRequest(f"{where} must be a string or a list of strings, not {_json_kind(value)}")
     if not value:
         raise InvalidRequest(f"{where} is an empty list: send at least one review")
     for index, review in enumerate(value):
         if not isinstance(review, str):
-            raise InvalidRequest(f"{where}[{index}] is a {type(review).__name__}, not a string")
+            raise InvalidRequest(f"{where}[{index}] is {_json_kind(review)}, not a string")
         _check_text(review, f"{where}[{index}]")
     return value
 

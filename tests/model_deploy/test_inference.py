@@ -17,7 +17,7 @@ import features
 import pytest
 import torch
 
-from model_build.pipeline_spec import PIPELINE, SERVING_SOURCE_DIR
+from model_build.pipeline_spec import PIPELINE, REGISTER, SERVING_SOURCE_DIR
 from tests.model_build.review_splits import labelled_model
 
 HANDLER_PATH = Path(__file__).resolve().parents[2] / SERVING_SOURCE_DIR / "inference.py"
@@ -71,8 +71,9 @@ def test_handler_is_self_contained_and_has_the_toolkit_signatures(handler: Modul
              ("model_fn", "input_fn", "predict_fn", "output_fn")}  # fmt: skip
     assert arity == {"model_fn": 1, "input_fn": 2, "predict_fn": 2, "output_fn": 2}
     assert handler.SENTIMENT_NAMES == features.SENTIMENT_NAMES
-    assert set(PIPELINE.register.content_types) == set(handler.CONTENT_TYPES)
-    assert set(PIPELINE.register.response_types) == set(handler.ACCEPT_TYPES)
+    register = PIPELINE.step(REGISTER)
+    assert set(register.content_types) == set(handler.CONTENT_TYPES)
+    assert set(register.response_types) == set(handler.ACCEPT_TYPES)
 
 
 @pytest.mark.parametrize(
@@ -158,7 +159,7 @@ def test_batching_and_truncation_do_not_change_a_prediction(handler: ModuleType,
         ('{"features": []}', "application/json", 400, "features is an empty list"),
         ('{"features": ["fine", "", "ok"]}', "application/json", 400, "features[1] is empty"),
         ('{"features": ["fine", "  "]}', "application/json", 400, "features[1] is empty"),
-        ('{"inputs": ["fine", 3]}', "application/json", 400, "inputs[1] is a int, not a string"),
+        ('{"inputs": ["fine", 3]}', "application/json", 400, "inputs[1] is a number, not a string"),
         ('{"features": ["a"], "inputs": ["b"]}', "application/json", 400, "exactly one of the keys"),
         ('{"text": "a"}', "application/json", 400, "exactly one of the keys"),
         ('{"features": {"a": 1}}', "application/json", 400, "must be a string or a list of strings"),
@@ -167,7 +168,7 @@ def test_batching_and_truncation_do_not_change_a_prediction(handler: ModuleType,
             '{"features": ["ok"]}\n{"features": [null]}',
             "application/jsonlines",
             400,
-            "line 2: features[0] is a NoneType",
+            "line 2: features[0] is null",
         ),
         ('{"features": ["ok"]}\nnot json', "application/jsonlines", 400, "line 2 is not valid JSON"),
         ("good\n\nbad", "text/csv", 400, "line 2 is empty"),

@@ -96,7 +96,7 @@ def test_invocations_give_one_prediction_per_review(
     [
         ("", "application/json", "application/json", 400, "the request body is empty"),
         ('{"features": [', "application/json", "application/json", 400, "the body is not valid JSON"),
-        ('{"features": ["ok", 3]}', "application/json", "application/json", 400, "features[1] is a int"),
+        ('{"features": ["ok", 3]}', "application/json", "application/json", 400, "features[1] is a number"),
         ("a review", "text/plain", "application/json", 415, "unsupported content type 'text/plain'"),
         ('["a review"]', "application/json", "text/csv", 406, "cannot answer in 'text/csv'"),
         (json.dumps(["a review"] * 65), "application/json", "application/json", 413, "65 reviews"),
