@@ -258,9 +258,8 @@ def _json_kind(value: Any) -> str:
         return "a boolean"
     if isinstance(value, int | float):
         return "a number"
-    return {dict: "an object", list: "an array", str: "a string"}.get(
-        type(value), f"a {type(value).__name__}"
-    )
+    kinds: dict[type, str] = {dict: "an object", list: "an array", str: "a string"}
+    return kinds.get(type(value), f"a {type(value).__name__}")
 
 
 def _checked_reviews(value: Any, where: str) -> list[str]:
