@@ -6,9 +6,11 @@ bench.endpoint_load --serve``):
 
 1. **ceiling**: no server at all, the model's own forward rate in-process, one review at a time and in batches
    of 16 (the most any server could reach with this model on this machine);
-2. **one call per request** (the course's serving path, the baseline): the endpoint server with batching off
-   (``max_batch_size=1``), so each request is its own forward pass;
-3. **batching** (the template): the stage config's ``max_batch_size`` / ``max_batch_delay_ms``.
+2. **the course's serving path** (the baseline): one model call per request, each review padded to the max
+   length (the course's handler tokenizes with ``encode_plus(..., pad_to_max_length=True)``), no batching;
+3. **one call per request, the template's handler**: the same server with batching off (``max_batch_size=1``)
+   and the template's handler (no padding for a single review): what the handler alone gains;
+4. **batching** (the template): the stage config's ``max_batch_size`` / ``max_batch_delay_ms``.
 
 Load: closed-loop clients on keep-alive connections (threads of this process), one review of the sample per
 request through the runtime API, for 30 s at 16 clients (``--quick``: 5 s), then 1 client. Reported: requests/s,
@@ -45,7 +47,23 @@ def _reviews(limit: int = 2000) -> list[str]:
     return texts[:limit]
 
 
-def _archive(folder: Path) -> Path:
+COURSE_PREDICT_FN = """
+
+ELEMENTWISE_PREDICT = False
+
+
+def predict_fn(reviews, model):
+    # The course's handler: every review padded to the max length, one model call per request.
+    encoded = model.tokenizer(
+        reviews, truncation=True, max_length=model.max_length, padding="max_length", return_tensors="pt"
+    ).to(model.device)
+    with torch.inference_mode():
+        probabilities = torch.softmax(model.model(**encoded).logits.float(), dim=-1).cpu().tolist()
+    return [_result(row, model.sentiments) for row in probabilities]
+"""
+
+
+def _archive(folder: Path, extra_handler_source: str = "") -> Path:
     """The bundled MiniLM as a trained model's ``model.tar.gz``: id2label set, handler in ``code/``."""
     import shutil
 
@@ -66,9 +84,11 @@ def _archive(folder: Path) -> Path:
     model.save_pretrained(model_dir)
     tokenizer.save_pretrained(model_dir)
     (model_dir / "code").mkdir()
-    shutil.copy2(REPO_ROOT / SERVING_SOURCE_DIR / "inference.py", model_dir / "code" / "inference.py")
-    archive = folder / "model.tar.gz"
+    handler = (REPO_ROOT / SERVING_SOURCE_DIR / "inference.py").read_text()
+    (model_dir / "code" / "inference.py").write_text(handler + extra_handler_source)
+    archive = folder / ("course-model.tar.gz" if extra_handler_source else "model.tar.gz")
     pack_model(model_dir, archive)
+    shutil.rmtree(model_dir)
     return archive
 
 
@@ -192,16 +212,19 @@ def run(quick: bool) -> str:
     reviews = _reviews()
     with tempfile.TemporaryDirectory(prefix="bench-endpoint-") as folder:
         archive = _archive(Path(folder))
+        course = _archive(Path(folder), COURSE_PREDICT_FN)
         ceiling = _ceiling(archive, reviews, 5.0 if quick else 15.0)
         results: dict[str, dict[str, Any]] = {}
-        for label, size, delay in (
-            ("one call per request (baseline)", 1, 0),
+        for label, served, size, delay in (
+            ("the course's path: padded to 128, one call per request (baseline)", course, 1, 0),
+            ("the template's handler, one call per request", archive, 1, 0),
             (
-                f"batching (max {serving.max_batch_size}, {serving.max_batch_delay_ms} ms)",
+                f"the template: batching (max {serving.max_batch_size}, {serving.max_batch_delay_ms} ms)",
+                archive,
                 *_batching(serving),
             ),
         ):
-            server = _Server(archive, size, delay)
+            server = _Server(served, size, delay)
             try:
                 _load(server.port, reviews, 2, 2.0)  # warm-up: first calls allocate
                 many = _load(server.port, reviews, CLIENTS, seconds)
@@ -219,7 +242,7 @@ def _batching(serving: Any) -> tuple[int, int]:
 def _report(
     results: dict[str, dict[str, Any]], ceiling: dict[str, float], seconds: float, load: float
 ) -> str:
-    (_, base), (_, ours) = results.items()
+    base, ours = next(iter(results.values())), list(results.values())[-1]
     rows = []
     for label, result in results.items():
         many, one, stats = result["many"], result["one"], result["stats"]
@@ -245,13 +268,16 @@ Ceiling, the model in-process with no server: **{ceiling["batch 1"]:.1f} texts/s
 |---|---|---|---|---|---|---|---|---|---|---|
 {chr(10).join(rows)}
 
-**{ratio:.2f}x** the one-call server's throughput at {CLIENTS} clients (target: at least 2x), {ceiling_share:.0%} of
-the batched ceiling; p99 {ours["many"]["p99"]:.0f} ms against {ideal:.0f} ms for {CLIENTS} / throughput (target: within 2x);
-a lone client's median {ours["one"]["p50"]:.0f} ms against the baseline's {base["one"]["p50"]:.0f} ms.
+**{ratio:.2f}x** the course's one-call path at {CLIENTS} clients (target: at least 2x), {ceiling_share:.0%} of the
+batched ceiling; p99 {ours["many"]["p99"]:.0f} ms against {ideal:.0f} ms for {CLIENTS} / throughput (target: within
+2x); a lone client's median {ours["one"]["p50"]:.0f} ms against the baseline's {base["one"]["p50"]:.0f} ms.
 
-Why not the ceiling: the server and the {CLIENTS} clients share the machine's 2 cores, and each request still
-pays for HTTP, JSON and its own tokenizer call outside the forward pass; batches are padded to their longest
-review, while the ceiling's batches come from the same mix of lengths.
+The batched ceiling itself is {ceiling[f"batch {CLIENTS}"] / base["many"]["rps"]:.2f}x the baseline's throughput
+in this run: no server can beat the baseline by more than that through batching, since what is left is the
+model's own forward rate on these 2 cores (which the server and the {CLIENTS} clients also share with HTTP and
+JSON parsing). Where the gain comes from: the template's handler sorts a batch's reviews by length and pads each
+chunk of 8 to its longest only (a single review is not padded at all), and the server puts the reviews of
+requests that arrive together through one forward pass, waiting only while other requests are being parsed.
 """
 
 
