@@ -68,7 +68,10 @@ def test_serve_a_version_prints_how_to_call_it_and_stops_on_ctrl_c(
         assert request(url, "GET", "/ping")[0] == 200
         assert list(unpack_root.glob("mlops-serve-*"))  # the model is unpacked while it serves
         process.send_signal(signal.SIGINT)
-        out, _ = process.communicate(timeout=120)
+        process.wait(timeout=120)
+        # Not communicate(): with a timeout it reads the pipe's descriptor and would skip the lines
+        # readline() has already buffered.
+        out = process.stdout.read()
     finally:
         if process.poll() is None:
             process.kill()
