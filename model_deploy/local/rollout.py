@@ -357,8 +357,9 @@ def on_model_package_event(event: dict[str, Any]) -> None:
         f"Version {detail.get('ModelPackageVersion')} is {status}: rolling the newest approved version to staging."
     )
     result = roll_out(workspace, STAGES[0])
-    if result.outcome == "Deployed":
-        print(f"Next: `python -m pipelines endpoints promote` sends version {result.version} to prod.")
+    prod = EndpointStore(workspace.endpoints_dir).load().get(workspace.config.endpoint_name(STAGES[1]))
+    if result.outcome == "Deployed" and (prod is None or prod.version != result.version):
+        print(f"Next: `{_python()} -m pipelines endpoints promote` sends version {result.version} to prod.")
     if status == ApprovalStatus.REJECTED:
         _warn_if_serving(workspace, detail.get("ModelPackageArn"), detail.get("ModelPackageVersion"))
     raise_if_failed(result)
