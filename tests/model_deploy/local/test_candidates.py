@@ -180,3 +180,28 @@ def threading_wait(seconds: float) -> None:
     import threading
 
     threading.Event().wait(seconds)
+
+
+def test_a_deployment_asked_for_while_the_server_restores_waits_for_the_restore(
+    tmp_path: Path, model_archive: Path
+) -> None:
+    """Approving while the server is stopped starts it, then deploys at once: the restore must finish first."""
+    workspace = Workspace.open(tmp_path / "run")
+    first = workspace_state(workspace)
+    running = start_in_thread(first)
+    client = EndpointClient(ServerInfo(0, running.url, first.token, now()))
+    deploy(workspace, client, register(workspace, model_archive, "first"))
+    running.stop()
+
+    second = workspace_state(workspace)
+    running = start_in_thread(second)
+    try:
+        client = EndpointClient(ServerInfo(0, running.url, second.token, now()))
+        newer = register(workspace, model_archive, "newer")
+        deploy(workspace, client, newer)  # no wait for the restore: the server waits for it itself
+        described = client.describe(STAGING)
+        assert described["EndpointStatus"] == "InService" and described["Version"] == newer
+        assert [entry["outcome"] for entry in described["History"]] == ["Deployed", "Deployed"]
+        still_serving(running.url)
+    finally:
+        running.stop()
