@@ -78,6 +78,15 @@ TOKEN_HEADER = "X-Mlops-Token"
 
 
 # ------------------------------------------------------------------------------------------------- endpoints
+@dataclass(frozen=True)
+class CandidatePackage:
+    """The version an endpoint is trying, from the moment it starts loading until it serves or is refused."""
+
+    version: int
+    model_package_arn: str
+    model_data_url: str
+
+
 @dataclass
 class LocalEndpoint:
     """An endpoint as the server holds it: what serves, what is being tried, and its SageMaker status."""
@@ -87,8 +96,7 @@ class LocalEndpoint:
     capture: CaptureWriter | None = None
     current: ModelHost | None = None
     candidate: ModelHost | None = None
-    candidate_version: int | None = None
-    candidate_info: dict[str, Any] | None = None
+    trying: CandidatePackage | None = None
     loading: bool = False
     failure_reason: str | None = None
 
@@ -110,7 +118,7 @@ class LocalEndpoint:
             "Url": f"{base_url}/endpoints/{record.name}",
             "Version": record.version if self.current is not None else None,
             "ModelPackageArn": record.model_package_arn if self.current is not None else None,
-            "CandidateVersion": self.candidate_version,
+            "CandidateVersion": self.trying.version if self.trying else None,
             "FailureReason": self.failure_reason,
             "InFlight": (self.current.in_flight if self.current else 0),
             "History": [asdict(entry) for entry in record.history],
@@ -531,34 +539,38 @@ async def load_candidate(request: Request) -> Response:
         await asyncio.shield(state.restoring)  # the versions served before a restart load first
     endpoint = state.endpoints.get(name) or state.new_endpoint(EndpointRecord(name, stage))
     if endpoint.loading or endpoint.candidate is not None:
-        return error_body(409, f"{name} is already trying version {endpoint.candidate_version}")
-    endpoint.loading, endpoint.candidate_version = True, version
+        trying = endpoint.trying.version if endpoint.trying else "being restored"
+        return error_body(409, f"{name} is already trying version {trying}")
+    endpoint.loading, endpoint.trying = True, CandidatePackage(version, arn, model_data_url)
     try:
         archive = state.workspace.local_path(model_data_url)
         await state.probe_candidate(archive)
         endpoint.candidate = await state.load_host(endpoint, archive, f"{stage}-v{version}")
     except (ServingError, ValueError) as error:
         reason = f"version {version} failed to load: {error}"
-        _record_failure(state, endpoint, version, arn, reason)
+        _record_failure(state, endpoint, reason)
         return error_body(422, reason)
     finally:
         endpoint.loading = False
-    endpoint.candidate_info = {"version": version, "arn": arn, "model_data_url": model_data_url}
     return JSONResponse(
         {"EndpointName": name, "CandidateVersion": version, "Ping": endpoint.candidate.alive()}
     )
 
 
-def _record_failure(state: ServerState, endpoint: LocalEndpoint, version: int, arn: str, reason: str) -> None:
-    endpoint.candidate_version = None
+def _record_failure(state: ServerState, endpoint: LocalEndpoint, reason: str) -> None:
+    """The version being tried is refused: recorded in the history; it no longer counts as tried."""
+    trying, endpoint.trying = endpoint.trying, None
     endpoint.failure_reason = reason
-    endpoint.record.history.append(Deployment(now(), version, arn, "Failed", reason))
+    if trying is not None:
+        endpoint.record.history.append(
+            Deployment(now(), trying.version, trying.model_package_arn, "Failed", reason)
+        )
     state.save()
 
 
 def _candidate(request: Request) -> tuple[LocalEndpoint | None, Response | None]:
     endpoint = _state(request).endpoints.get(request.path_params["name"])
-    if endpoint is None or endpoint.candidate is None:
+    if endpoint is None or endpoint.candidate is None or endpoint.trying is None:
         return None, error_body(409, f"{request.path_params['name']} has no candidate version loaded")
     return endpoint, None
 
@@ -569,17 +581,14 @@ async def promote_candidate(request: Request) -> Response:
     endpoint, problem = _candidate(request)
     if problem is not None:
         return problem
-    assert endpoint is not None and endpoint.candidate is not None
-    info = endpoint.candidate_info or {}
+    assert endpoint is not None and endpoint.candidate is not None and endpoint.trying is not None
+    package, endpoint.trying = endpoint.trying, None
     previous, endpoint.current, endpoint.candidate = endpoint.current, endpoint.candidate, None
     record = endpoint.record
-    record.version, record.model_package_arn, record.model_data_url = (
-        info["version"],
-        info["arn"],
-        info["model_data_url"],
-    )
-    record.history.append(Deployment(now(), info["version"], info["arn"], "Deployed"))
-    endpoint.candidate_version, endpoint.failure_reason = None, None
+    record.version, record.model_package_arn = package.version, package.model_package_arn
+    record.model_data_url = package.model_data_url
+    record.history.append(Deployment(now(), package.version, package.model_package_arn, "Deployed"))
+    endpoint.failure_reason = None
     state.save()
     if previous is not None:
         state.retire(previous)
@@ -594,10 +603,9 @@ async def discard_candidate(request: Request) -> Response:
         return problem
     assert endpoint is not None and endpoint.candidate is not None
     reason = str((await _json_body(request)).get("reason") or "discarded")
-    info = endpoint.candidate_info or {}
     candidate, endpoint.candidate = endpoint.candidate, None
     state.retire(candidate)
-    _record_failure(state, endpoint, info["version"], info["arn"], reason)
+    _record_failure(state, endpoint, reason)
     return JSONResponse(endpoint.describe(state.base_url))
 
 
