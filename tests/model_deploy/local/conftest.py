@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import http.client
 import shutil
+import tarfile
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -28,6 +29,17 @@ def pack(model_dir: Path, archive: Path, handler_source: str | None = None) -> P
         (model_dir / "code" / "inference.py").write_text(handler_source)
     pack_model(model_dir, archive)
     return archive
+
+
+def with_handler_source(archive: Path, folder: Path, extra_source: str) -> Path:
+    """``archive`` with ``extra_source`` appended to its ``code/inference.py``, packed again beside ``folder``."""
+    with tarfile.open(archive) as tar:
+        tar.extractall(folder, filter="data")
+    handler = folder / "code" / "inference.py"
+    handler.write_text(handler.read_text() + extra_source)
+    packed = folder.parent / f"{folder.name}.tar.gz"
+    pack_model(folder, packed)
+    return packed
 
 
 @pytest.fixture(scope="session")

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import tarfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,22 +16,11 @@ import pytest
 from model_deploy.local.rollout import EndpointClient, RolloutError, runtime_client
 from model_deploy.local.server import RunningServer, start_in_thread, workspace_state
 from model_deploy.local.state import EndpointStore, ServerInfo, now
-from pipelines.local.container import pack_model
 from pipelines.local.registry import ModelRegistry
 from pipelines.local.workspace import Workspace
-from tests.model_deploy.local.conftest import register
+from tests.model_deploy.local.conftest import register, with_handler_source
 
 STAGING = "review-sentiment-dev-staging"
-
-
-def variant(archive: Path, folder: Path, extra_source: str) -> Path:
-    with tarfile.open(archive) as tar:
-        tar.extractall(folder, filter="data")
-    handler = folder / "code" / "inference.py"
-    handler.write_text(handler.read_text() + extra_source)
-    packed = folder.parent / f"{folder.name}.tar.gz"
-    pack_model(folder, packed)
-    return packed
 
 
 @pytest.fixture
@@ -89,7 +77,7 @@ def test_a_candidate_that_exits_crashes_or_hangs_is_refused_and_the_old_version_
     if name == "hangs-in-model-fn":
         running.state.load_timeout_seconds = 5
         reason = "within 5 s"
-    version = register(workspace, variant(model_archive, tmp_path / name, extra), name)
+    version = register(workspace, with_handler_source(model_archive, tmp_path / name, extra), name)
     with pytest.raises(RolloutError, match=reason):
         client.load_candidate(STAGING, "staging", package(workspace, version))
     described = client.describe(STAGING)
@@ -126,7 +114,11 @@ def test_a_predict_fn_that_exits_answers_a_model_error_and_the_endpoint_keeps_se
         "        raise SystemExit('predict_fn exited')\n"
         "    return _real_predict_fn(reviews, model)\n"
     )
-    deploy(workspace, client, register(workspace, variant(model_archive, tmp_path / "exits", extra), "exits"))
+    deploy(
+        workspace,
+        client,
+        register(workspace, with_handler_source(model_archive, tmp_path / "exits", extra), "exits"),
+    )
     runtime = runtime_client(running.url)
     with pytest.raises(runtime.exceptions.ModelError) as raised:
         runtime.invoke_endpoint(

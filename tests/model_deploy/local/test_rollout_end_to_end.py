@@ -12,7 +12,6 @@ import json
 import os
 import subprocess
 import sys
-import tarfile
 import threading
 from pathlib import Path
 
@@ -21,11 +20,10 @@ from botocore.exceptions import ClientError
 
 from model_deploy.local.rollout import EndpointClient, runtime_client
 from model_deploy.local.state import EndpointStore, ServerInfo
-from pipelines.local.container import pack_model
 from pipelines.local.events import EventLog
 from pipelines.local.registry import ModelRegistry
 from pipelines.local.workspace import Workspace
-from tests.model_deploy.local.conftest import register
+from tests.model_deploy.local.conftest import register, with_handler_source
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 FLIP_SENTIMENTS = '''
@@ -71,17 +69,6 @@ def cli(run_dir: Path, tmp: Path, *arguments: str, timeout: float = 900) -> subp
 def ok(result: subprocess.CompletedProcess[str]) -> str:
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
     return result.stdout
-
-
-def variant_of(archive: Path, folder: Path, extra_source: str) -> Path:
-    """``archive`` with ``extra_source`` appended to its ``code/inference.py``, packed again."""
-    with tarfile.open(archive) as tar:
-        tar.extractall(folder, filter="data")
-    handler = folder / "code" / "inference.py"
-    handler.write_text(handler.read_text() + extra_source)
-    archive = folder.parent / f"{folder.name}.tar.gz"
-    pack_model(folder, archive)
-    return archive
 
 
 def invoke(url: str, endpoint: str, reviews: list[str]) -> tuple[list[dict], str]:
@@ -141,7 +128,7 @@ def test_a_version_that_fails_its_smoke_test_or_its_load_never_takes_traffic(set
             registry.describe(workspace.config.model_package_group_name, 1).model_data_url
         )
 
-    flipped = register(workspace, variant_of(good, tmp_path / "flipped", FLIP_SENTIMENTS), "flipped")
+    flipped = register(workspace, with_handler_source(good, tmp_path / "flipped", FLIP_SENTIMENTS), "flipped")
     refused = cli(run_dir, tmp, "registry", "approve", str(flipped))
     assert refused.returncode == 1  # approved, but not deployed: the approver's command says so
     assert (
@@ -149,7 +136,7 @@ def test_a_version_that_fails_its_smoke_test_or_its_load_never_takes_traffic(set
         and f"version {flipped} was not deployed; version 1 keeps serving" in refused.stdout
     )
     assert f"version {flipped} was not deployed to {staging}" in refused.stderr
-    broken = register(workspace, variant_of(good, tmp_path / "broken", BROKEN_MODEL_FN), "broken")
+    broken = register(workspace, with_handler_source(good, tmp_path / "broken", BROKEN_MODEL_FN), "broken")
     refused = cli(run_dir, tmp, "registry", "approve", str(broken))
     assert refused.returncode == 1
     assert "did not load" in refused.stdout and "weights file truncated" in refused.stdout
