@@ -21,11 +21,14 @@ TINY_ROBERTA_CONFIG = {
     "intermediate_size": 64,
     "max_position_embeddings": 514,  # roberta-base's value: positions start after the padding index
 }
+INIT_SEED = 0
+"""Seed of the random weights: every build of the tiny model starts from the same ones."""
 
 
 def build_tiny_roberta(folder: Path, texts: Iterable[str], vocab_size: int = 2000) -> Path:
     """Write a tokenizer and a random 3-class ``RobertaForSequenceClassification`` into ``folder``."""
     from tokenizers import ByteLevelBPETokenizer
+    import torch
     from transformers import RobertaConfig, RobertaForSequenceClassification, RobertaTokenizer
 
     folder.mkdir(parents=True, exist_ok=True)
@@ -53,7 +56,11 @@ def build_tiny_roberta(folder: Path, texts: Iterable[str], vocab_size: int = 200
         eos_token_id=tokenizer.eos_token_id,
         **TINY_ROBERTA_CONFIG,
     )
-    RobertaForSequenceClassification(config).save_pretrained(folder)
+    # Seeded, so the weights do not depend on what else the test session drew from torch's RNG before: the
+    # tests that train this model (the collapse of an unweighted loss, for one) see the same start every run.
+    with torch.random.fork_rng():
+        torch.manual_seed(INIT_SEED)
+        RobertaForSequenceClassification(config).save_pretrained(folder)
     return folder
 
 
