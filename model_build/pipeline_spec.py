@@ -37,6 +37,8 @@ BUNDLED_MODEL = "bundled-minilm"
 
 PROCESSING_INPUT = "/opt/ml/processing/input"
 PROCESSING_OUTPUT = "/opt/ml/processing/output"
+RESOURCE_CONFIG = "/opt/ml/config/resourceconfig.json"
+"""Where SageMaker tells a processing instance which of the job's hosts it is."""
 
 
 @dataclass(frozen=True)
@@ -343,7 +345,10 @@ PARAMETERS: tuple[Parameter, ...] = (
         "ProcessingInstanceType", "String", "ml.c5.2xlarge", "Instance type of processing and evaluation."
     ),
     Parameter(
-        "ProcessingInstanceCount", "Integer", 1, "Processing instances; input files are sharded by key."
+        "ProcessingInstanceCount",
+        "Integer",
+        1,
+        "Processing instances; each reads all the input and writes its share of the rows.",
     ),
     Parameter("TrainingInstanceType", "String", "ml.g5.2xlarge", "Instance type of training."),
     Parameter(
@@ -423,9 +428,9 @@ PIPELINE = PipelineSpec(
             instance_type=Param("ProcessingInstanceType"),
             instance_count=Param("ProcessingInstanceCount"),
             inputs=(
-                ProcessingInput(
-                    "raw", Param("InputDataUrl"), f"{PROCESSING_INPUT}/data", distribution="ShardedByS3Key"
-                ),
+                # Every instance reads all of it and writes the rows it owns (see preprocess.py): sharding
+                # by key would leave one big file to one instance, and an instance without a file.
+                ProcessingInput("raw", Param("InputDataUrl"), f"{PROCESSING_INPUT}/data"),
             ),
             outputs=tuple(
                 ProcessingOutput(name, f"{PROCESSING_OUTPUT}/{name}")
@@ -434,6 +439,7 @@ PIPELINE = PipelineSpec(
             arguments={
                 "--input-data": f"{PROCESSING_INPUT}/data",
                 "--output-data": PROCESSING_OUTPUT,
+                "--resource-config": RESOURCE_CONFIG,
                 "--pretrained-model": Param("PretrainedModel"),
                 "--max-seq-length": Param("MaxSeqLength"),
                 "--balance-dataset": Param("BalanceDataset"),

@@ -9,11 +9,12 @@ folders. Outputs, one subfolder each (the pipeline's processing outputs)::
     features/                  <input-stem>-<8 hex>.parquet   the Feature Store records (features.FEATURE_NAMES)
     rejects/                   <input-stem>-<8 hex>.csv       every dropped row unchanged + reject_reason,
                                                               source_file, source_row
-                               summary-<8 hex>.json           the counts printed at the end (one per instance,
-                                                              named by a hash of the files it processed)
+                               summary-<8 hex>.json           the counts printed at the end (one per instance)
+                               ingest-failures-<8 hex>.csv    records the Feature Store refused after retries
 
-Every output file is named after its input file (stem + a hash of its path under the input folder), so
-instances that each get a shard of the files (``ShardedByS3Key``) never write the same name.
+Every output file is named after its input file (stem + a hash of its path under the input folder); on more
+than one instance each name also carries the instance (``-i<index>``), so instances never write the same name
+into the output prefix they share.
 
 How rows are decided, in two passes over the files so that memory stays flat however many rows come in:
 
@@ -33,12 +34,17 @@ order or chunk size, so a re-run on the same data gives the same split. Before a
 refuses a split whose test set holds fewer than ``--min-test-reviews-per-class`` reviews of some class (exit
 1, naming the class, the count and the threshold): a quality gate on a handful of reviews says little.
 
-What sharding changes: with ``ShardedByS3Key`` each instance sees only its own files, and duplicates,
-balancing, the stratified split and the test-size check are all decided per instance, over that instance's
-rows. Each instance's split is exact per class; their union is then exact only up to one row per class and
-split per instance, a row can land in another split than a single-instance run would put it in (the cut
-points depend on which rows share the instance), and ``--min-test-reviews-per-class`` applies to every
-instance's share of the test set, so it is stricter than the same threshold on the union.
+More than one instance (``ProcessingInstanceCount``): every instance gets the whole input
+(``FullyReplicated``) and reads which one it is from SageMaker's ``/opt/ml/config/resourceconfig.json``
+(``current_host`` among ``hosts``; without the file it is the only one). Every instance scans all rows, so
+duplicates, balancing, the split and the test-size check are decided over the whole input, identically on
+every instance; then each instance writes, tokenizes and ingests only the rows whose ``review_id`` hashes to
+its index. The union of the instances' outputs is therefore exactly what one instance writes, for any number
+of files (one large CSV included), and an instance that owns no row writes its summary and succeeds. What this
+costs: every instance reads and parses the whole input twice (the scan, then the rows it owns), which is cheap
+next to tokenizing (about a tenth of the work per row here); the expensive part, tokenizing, writing and
+ingesting, is split N ways. Sharding the files by key instead would leave one big file on one instance, an
+instance without a file with nothing to read, and the split decided per instance.
 
 Rows whose bytes are not valid UTF-8 are rejected one by one (``invalid_encoding``), not the whole file: every
 file's bytes are first checked with Python's UTF-8 decoder (C speed, one sequential read); a file that is valid
@@ -132,8 +138,46 @@ FEATURE_SCHEMA = pa.schema([(f.name, _ARROW_TYPES[f.type]) for f in features.FEA
 """The Feature Store records, typed as ``features.FEATURE_DEFINITIONS`` says (``input_ids`` as a JSON list)."""
 
 
+RESOURCE_CONFIG = Path("/opt/ml/config/resourceconfig.json")
+"""Where SageMaker Processing says which instance this is: ``{"current_host": "algo-2", "hosts": [...]}``."""
+
+
 class InputError(Exception):
     """Input the step cannot process; the message names the file, column or folder."""
+
+
+@dataclass(frozen=True)
+class Instance:
+    """Which of the job's instances this is: it writes the rows whose id hashes to ``index``."""
+
+    index: int = 0
+    count: int = 1
+
+    @classmethod
+    def from_resource_config(cls, path: Path) -> Instance:
+        """This instance as SageMaker describes it; the only instance when the file is not there."""
+        if not path.is_file():
+            return cls()
+        try:
+            config = json.loads(path.read_text())
+            hosts, current = list(config["hosts"]), config["current_host"]
+            return cls(hosts.index(current), len(hosts))
+        except (ValueError, KeyError, TypeError) as error:
+            raise InputError(
+                f"{path}: expected {{'current_host': ..., 'hosts': [...]}} with current_host among the hosts: "
+                f"{error}"
+            ) from error
+
+    def owns(self, ids: np.ndarray) -> np.ndarray:
+        """Which rows are this instance's: a hash of the id, so the share is even and independent of order."""
+        if self.count == 1:
+            return np.ones(ids.size, dtype=bool)
+        return hash_keys(ids, 0, "instance") % np.uint64(self.count) == np.uint64(self.index)
+
+    @property
+    def suffix(self) -> str:
+        """What tells this instance's output files apart from the others' (nothing on a single instance)."""
+        return "" if self.count == 1 else f"-i{self.index}"
 
 
 # --------------------------------------------------------------------------------------------- arguments
@@ -172,6 +216,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--chunk-size", type=positive_int, default=5_000, help="Rows read and tokenized at a time."
     )
     parser.add_argument("--ingest-workers", type=positive_int, default=4, help="Threads putting records.")
+    parser.add_argument(
+        "--resource-config",
+        type=Path,
+        default=RESOURCE_CONFIG,
+        help="SageMaker's description of the job's instances; without the file this is the only instance.",
+    )
     args = parser.parse_args(argv)
     total = args.train_split_percentage + args.validation_split_percentage + args.test_split_percentage
     if abs(total - 1.0) > 1e-6:
@@ -200,10 +250,10 @@ class Source:
         return f"{stem}-{hashlib.sha1(self.relative.encode()).hexdigest()[:8]}"
 
 
-def summary_file_name(sources: Sequence[Source]) -> str:
-    """One name per set of input files, so that sharded instances never overwrite each other's summary."""
+def summary_file_name(sources: Sequence[Source], instance: Instance) -> str:
+    """One name per set of input files and instance, so that instances never overwrite each other's summary."""
     digest = hashlib.sha1("\n".join(sorted(source.relative for source in sources)).encode()).hexdigest()
-    return f"{SUMMARY_PREFIX}{digest[:8]}.json"
+    return f"{SUMMARY_PREFIX}{digest[:8]}{instance.suffix}.json"
 
 
 def find_sources(input_data: Path) -> tuple[list[Source], list[str]]:
@@ -453,7 +503,7 @@ def check_test_size(codes: np.ndarray, splits: np.ndarray, minimum: int) -> None
     if short:
         raise InputError(
             f"the test split is too small for the quality gate: {'; '.join(short)}, fewer than "
-            f"--min-test-reviews-per-class {minimum} (per processing instance when the input is sharded). "
+            f"--min-test-reviews-per-class {minimum}. "
             "Add reviews of that class, raise --test-split-percentage, turn off --balance-dataset if it drops "
             "too many, or lower --min-test-reviews-per-class"
         )
@@ -603,11 +653,17 @@ class ChunkWriters:
 
 
 def write_rejects(
-    handle: Any, frame: pd.DataFrame, header: list[str], codes: np.ndarray, source: Source, first_row: int
+    handle: Any,
+    frame: pd.DataFrame,
+    header: list[str],
+    codes: np.ndarray,
+    source: Source,
+    row_numbers: np.ndarray,
 ) -> None:
     """Append the rejected rows of a chunk, unchanged, with why, from where (file, data row from 1).
 
-    ``handle`` is opened with ``errors=RAW_ERRORS``: a row that was not UTF-8 is written with its own bytes.
+    ``row_numbers`` holds each row's place in its file (data rows from 1). ``handle`` is opened with
+    ``errors=RAW_ERRORS``: a row that was not UTF-8 is written with its own bytes.
     """
     rejected = np.flatnonzero(codes < 0)
     if rejected.size == 0:
@@ -618,7 +674,7 @@ def write_rejects(
     reason, source_file, source_row = REJECT_EXTRA_COLUMNS
     rows[reason] = [REASON_BY_CODE[int(code)] for code in codes[rejected]]
     rows[source_file] = source.relative
-    rows[source_row] = rejected + first_row + 1
+    rows[source_row] = row_numbers[rejected]
     rows.to_csv(handle, header=handle.tell() == 0, index=False, lineterminator="\n")
 
 
@@ -721,8 +777,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     date = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")  # the records' event time: one per run
     ratios = (args.train_split_percentage, args.validation_split_percentage, args.test_split_percentage)
 
+    instance = Instance.from_resource_config(args.resource_config)
     sources, ignored = find_sources(args.input_data)
     print(f"{len(sources)} CSV files under {args.input_data}")
+    if instance.count > 1:
+        print(f"instance {instance.index + 1} of {instance.count}: writes the rows whose id hashes to it")
     if ignored:
         print(f"ignoring {len(ignored)} files that are not CSV: {', '.join(ignored)}")
     headers = [read_header(source) for source in sources]
@@ -740,7 +799,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.balance_dataset:
         before = balance(ids, codes, args.seed)
         print(
-            "balancing (per instance when the input is sharded): "
+            "balancing: "
             + ", ".join(f"{_sentiment_name(label)} {count}" for label, count in before.items())
             + f" -> {int(np.count_nonzero(codes >= 0))} rows kept"
         )
@@ -755,6 +814,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     splits = assign_splits(ids, codes, args.seed, ratios)
     check_test_size(codes, splits, args.min_test_reviews_per_class)
+    owned = instance.owns(ids)
 
     for folder in (*SPLIT_OUTPUTS, REJECTS, FEATURES):
         (args.output_data / folder).mkdir(parents=True, exist_ok=True)
@@ -767,12 +827,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     file_starts = np.cumsum([0, *file_sizes])
     try:
         with tqdm(total=codes.size, desc="tokenize", unit=" rows", mininterval=2.0) as bar:
-            shared = SecondPass(args.output_data, args.chunk_size, tokenizer, date, counts, ingestor, bar)
+            shared = SecondPass(
+                args.output_data, args.chunk_size, tokenizer, date, counts, ingestor, bar, instance
+            )
             for index, source in enumerate(sources):
                 rows = slice(file_starts[index], file_starts[index + 1])
-                process_file(
-                    source, headers[index], ids[rows], codes[rows], splits[rows], shared, valid_utf8[index]
-                )
+                decided = Decisions(ids[rows], codes[rows], splits[rows], owned[rows])
+                process_file(source, headers[index], decided, shared, valid_utf8[index])
     finally:
         if ingestor:
             ingestor.close()
@@ -790,6 +851,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "split_ratios": dict(zip(SPLIT_OUTPUTS, ratios, strict=True)),
         "seed": args.seed,
         "min_test_reviews_per_class": args.min_test_reviews_per_class,
+        "instance": {"index": instance.index, "count": instance.count, "rows_scanned": int(codes.size)},
         "seconds": round(time.perf_counter() - started, 1),
     }
     if ingestor:
@@ -798,7 +860,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "put": ingestor.put,
             "failed": ingestor.failed,
         }
-    summary_path = args.output_data / REJECTS / summary_file_name(sources)
+    summary_path = args.output_data / REJECTS / summary_file_name(sources, instance)
     summary_path.write_text(json.dumps(summary, indent=2) + "\n")
     if ingestor and ingestor.failed:
         raise InputError(
@@ -820,32 +882,46 @@ class SecondPass:
     counts: Counts
     ingestor: FeatureStoreIngestor | None
     progress: tqdm
+    instance: Instance = field(default_factory=Instance)
+
+
+@dataclass(frozen=True)
+class Decisions:
+    """What the scan decided for each row of one file: id, label or reject code, split, and whose it is."""
+
+    ids: np.ndarray
+    codes: np.ndarray
+    splits: np.ndarray
+    owned: np.ndarray
+
+    def __len__(self) -> int:
+        return int(self.codes.size)
 
 
 def process_file(
-    source: Source,
-    header: list[str],
-    ids: np.ndarray,
-    codes: np.ndarray,
-    splits: np.ndarray,
-    shared: SecondPass,
-    valid_utf8: bool = True,
+    source: Source, header: list[str], decided: Decisions, shared: SecondPass, valid_utf8: bool = True
 ) -> None:
-    """Pass 2 over one file: its rejects, its kept rows tokenized into the split and feature files."""
-    stem, counts = source.output_stem, shared.counts
+    """Pass 2 over one file: the rows this instance owns: rejects, kept rows tokenized into the outputs."""
+    stem, counts = source.output_stem + shared.instance.suffix, shared.counts
     rejects_path = shared.output / REJECTS / f"{stem}.csv"
     writers = ChunkWriters()
-    position = 0
+    position, owned_rows = 0, 0
     try:
         with rejects_path.open("w", encoding="utf-8", errors=RAW_ERRORS, newline="") as rejects:
             for raw in read_chunks(source, shared.chunk_size, valid_utf8):
-                chunk = raw.frame
-                rows = slice(position, position + len(chunk))
-                if rows.stop > codes.size:
+                rows = slice(position, position + len(raw))
+                if rows.stop > len(decided):
                     break  # the file grew since the scan: reported below
-                write_rejects(rejects, chunk, header, codes[rows], source, position)
-                counts.rejected.update(REASON_BY_CODE[int(code)] for code in codes[rows][codes[rows] < 0])
-                table = kept_table(chunk, ids[rows], codes[rows], splits[rows], shared.tokenizer, shared.date)
+                mine = np.flatnonzero(decided.owned[rows])
+                position += len(raw)
+                shared.progress.update(len(raw))
+                chunk = raw.frame if mine.size == len(raw) else raw.frame.iloc[mine]
+                ids, codes = decided.ids[rows][mine], decided.codes[rows][mine]
+                write_rejects(rejects, chunk, header, codes, source, mine + rows.start + 1)
+                counts.rejected.update(REASON_BY_CODE[int(code)] for code in codes[codes < 0])
+                table = kept_table(
+                    chunk, ids, codes, decided.splits[rows][mine], shared.tokenizer, shared.date
+                )
                 for split in SPLIT_OUTPUTS:
                     part = table.filter(pc.equal(table["split_type"], split))
                     writers.write(shared.output / split / f"{stem}.parquet", part)
@@ -855,16 +931,15 @@ def process_file(
                 if shared.ingestor:
                     shared.ingestor.ingest(records)
                 counts.kept += table.num_rows
-                position += len(chunk)
-                shared.progress.update(len(chunk))
+                owned_rows += mine.size
     finally:
         writers.close()
     if rejects_path.stat().st_size == 0:
         rejects_path.unlink()  # like the Parquet outputs: no file for nothing
-    if position != codes.size:
-        raise InputError(f"{source.relative}: changed while it was processed (scanned {codes.size} rows)")
-    counts.files[source.relative] = position
-    counts.read += position
+    if position != len(decided):
+        raise InputError(f"{source.relative}: changed while it was processed (scanned {len(decided)} rows)")
+    counts.files[source.relative] = owned_rows
+    counts.read += owned_rows
 
 
 def _sentiment_name(label_id: int) -> str:

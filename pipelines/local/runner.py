@@ -39,6 +39,7 @@ from model_build.pipeline_spec import (
     BUNDLED_MODEL,
     FEATURE_STORE,
     PIPELINE,
+    RESOURCE_CONFIG,
     STEPS_SOURCE_DIR,
     ConditionStep,
     Config,
@@ -295,29 +296,47 @@ class LocalRunner:
         step: StepRecord,
         sources: Mapping[str, Path],
     ) -> None:
-        folder = container.ContainerFolder(self._work_dir(execution, spec_step.name))
-        for processing_input in spec_step.inputs:
-            container.stage(sources[processing_input.name], folder.path(processing_input.destination))
-        for output in spec_step.outputs:
-            folder.path(output.source).mkdir(parents=True, exist_ok=True)
-        self._note_single_instance(execution, spec_step.instance_count, "processing")
-        arguments = [
-            part
-            for flag, value in spec_step.arguments.items()
-            for part in (flag, folder.map(self._render(execution, value)))
-        ]
+        """Run the job's instances one after the other, each in a container folder of its own.
+
+        Like SageMaker, every instance gets the inputs as declared and ``resourceconfig.json`` naming it among
+        the job's hosts; its outputs are then uploaded into the step's output prefix, which all of them share
+        (the script names its files so that instances never collide).
+        """
+        hosts = processing_hosts(self._resolve(execution, spec_step.instance_count))
         environment = self._base_environment()
         with self._feature_store() if FEATURE_STORE in spec_step.services else nullcontext() as server:
             if server is not None:
                 environment.update(_feature_store_client_environment(server.endpoint_url, self.workspace))
-            self._run_script(execution, spec_step.script, arguments, environment, step)
+            for host in hosts:
+                work = spec_step.name if len(hosts) == 1 else f"{spec_step.name}-{host}"
+                folder = container.ContainerFolder(self._work_dir(execution, work))
+                for processing_input in spec_step.inputs:
+                    container.stage(sources[processing_input.name], folder.path(processing_input.destination))
+                for output in spec_step.outputs:
+                    folder.path(output.source).mkdir(parents=True, exist_ok=True)
+                config = folder.path(RESOURCE_CONFIG)
+                config.parent.mkdir(parents=True, exist_ok=True)
+                config.write_text(json.dumps({"current_host": host, "hosts": hosts}))
+                arguments = [
+                    part
+                    for flag, value in spec_step.arguments.items()
+                    for part in (flag, folder.map(self._render(execution, value)))
+                ]
+                if len(hosts) > 1:
+                    self._say(f"  instance {host} of {len(hosts)}")
+                self._run_script(execution, spec_step.script, arguments, environment, step, log_name=work)
+                for output in spec_step.outputs:
+                    uri = self.workspace.step_output_uri(execution.id, spec_step.name, output.name)
+                    _publish(
+                        folder.path(output.source), self.workspace.local_path(uri), merge=host != hosts[0]
+                    )
+                    step.outputs[output.name] = uri
+                container.remove_tree(folder.root)
         if server is not None:
             step.detail["feature_store_records_ingested"] = server.ingested
-        for output in spec_step.outputs:
-            uri = self.workspace.step_output_uri(execution.id, spec_step.name, output.name)
-            _publish(folder.path(output.source), self.workspace.local_path(uri))
-            step.outputs[output.name] = uri
-        container.remove_tree(folder.root)
+        if len(hosts) > 1:
+            logs = self.executions.folder(execution.id) / "logs"
+            step.detail["instance_logs"] = [str(logs / f"{spec_step.name}-{host}.log") for host in hosts]
 
     def _train(
         self,
@@ -383,8 +402,9 @@ class LocalRunner:
         environment: dict[str, str],
         step: StepRecord,
         on_line: Callable[[str], None] = lambda line: None,
+        log_name: str = "",
     ) -> None:
-        log_path = self.executions.folder(execution.id) / "logs" / f"{step.name}.log"
+        log_path = self.executions.folder(execution.id) / "logs" / f"{log_name or step.name}.log"
         step.log = str(log_path)
         self.executions.save(execution.record)
         run = container.ScriptRun(self.steps_dir / script, arguments, self.steps_dir, environment, log_path)
@@ -542,12 +562,30 @@ class LocalRunner:
         print(text, file=self.console, flush=True)
 
 
-def _publish(source: Path, destination: Path) -> None:
-    """Move a finished output folder into its S3 location (a rename: same disk, nothing half-copied)."""
+def _publish(source: Path, destination: Path, merge: bool = False) -> None:
+    """Move a finished output folder into its S3 location (a rename: same disk, nothing half-copied).
+
+    ``merge``: another instance of the same job has published there already; add this one's files to its
+    (as two uploads into one S3 prefix do: a file of the same name would be overwritten).
+    """
     destination.parent.mkdir(parents=True, exist_ok=True)
+    if merge and destination.is_dir():
+        for path in sorted(source.rglob("*")):
+            if path.is_file():
+                target = destination / path.relative_to(source)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(path, target)
+        return
     if destination.exists():
         shutil.rmtree(destination)
     shutil.move(source, destination)
+
+
+def processing_hosts(count: object) -> list[str]:
+    """SageMaker's names for a processing job's instances: ``algo-1`` to ``algo-<count>``."""
+    if not isinstance(count, int) or isinstance(count, bool) or count < 1:
+        raise ValueError(f"ProcessingInstanceCount must be a whole number of at least 1, got {count!r}")
+    return [f"algo-{number}" for number in range(1, count + 1)]
 
 
 def _feature_store_client_environment(endpoint_url: str, workspace: Workspace) -> dict[str, str]:

@@ -157,11 +157,18 @@ def test_processing_runs_the_script_with_the_specs_arguments_on_a_transformers_i
     assert inputs["code"]["S3Uri"].startswith(f"s3://{ARTIFACT_BUCKET}/")
 
 
-def test_processing_input_is_sharded_and_outputs_are_the_specs(steps):
+def test_every_processing_instance_gets_the_whole_input_and_outputs_are_the_specs(steps):
     arguments = steps[ps.PROCESS]["Arguments"]
     raw = next(i for i in arguments["ProcessingInputs"] if i["InputName"] == "raw")["S3Input"]
     assert raw["S3Uri"] == get("InputDataUrl")
-    assert raw["S3DataDistributionType"] == "ShardedByS3Key"
+    # Instances split the rows themselves (preprocess.Instance): sharding by key would leave one big file to one.
+    assert raw["S3DataDistributionType"] == "FullyReplicated"
+    assert arguments["ProcessingResources"]["ClusterConfig"]["InstanceCount"] == get(
+        "ProcessingInstanceCount"
+    )
+    container_arguments = arguments["AppSpecification"]["ContainerArguments"]
+    flag = container_arguments.index("--resource-config")
+    assert container_arguments[flag + 1] == ps.RESOURCE_CONFIG
     assert raw["LocalPath"] == f"{ps.PROCESSING_INPUT}/data"
     outputs = {o["OutputName"]: o["S3Output"] for o in arguments["ProcessingOutputConfig"]["Outputs"]}
     assert list(outputs) == ["train", "validation", "test", "rejects", "features"]
