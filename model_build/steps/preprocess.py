@@ -74,6 +74,7 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -545,9 +546,46 @@ def balance(ids: np.ndarray, codes: np.ndarray, seed: int) -> dict[int, int]:
 def load_tokenizer(pretrained_model: str, max_seq_length: int) -> Tokenizer:
     """The model's fast (Rust) tokenizer, set to truncate at ``max_seq_length`` and not to pad.
 
-    ``AutoTokenizer`` resolves the model id or folder; we then call its backend directly, which is what the
-    ``transformers`` wrapper runs underneath, without the per-row Python conversion the wrapper adds.
+    We call the ``tokenizers`` backend directly, which is what the ``transformers`` wrapper runs underneath,
+    without the per-row Python conversion the wrapper adds. A model folder with the backend's own file
+    (``tokenizer.json``) is loaded from it without importing ``transformers``, whose import (torch with it)
+    takes seconds of a step that otherwise needs none of it; a model id, or a folder without that file, goes
+    through ``AutoTokenizer``. Both give the same backend (a test compares them token for token).
     """
+    folder = Path(pretrained_model)
+    if (folder / TOKENIZER_FILE).is_file():
+        backend, model_max_length = _tokenizer_from_folder(folder)
+    else:
+        backend, model_max_length = _tokenizer_from_transformers(pretrained_model)
+    if model_max_length is not None and max_seq_length > model_max_length:
+        raise InputError(
+            f"--max-seq-length {max_seq_length} is longer than {pretrained_model!r} accepts "
+            f"({model_max_length} tokens)"
+        )
+    backend.enable_truncation(max_length=max_seq_length)
+    backend.no_padding()
+    return backend
+
+
+TOKENIZER_FILE = "tokenizer.json"
+UNSET_MAX_LENGTH = 10**12
+"""``transformers`` stands a huge number in for a model without a length limit; above this, there is none."""
+
+
+def _tokenizer_from_folder(folder: Path) -> tuple[Tokenizer, int | None]:
+    from tokenizers import Tokenizer
+
+    try:
+        backend = Tokenizer.from_file(str(folder / TOKENIZER_FILE))
+        config_path = folder / "tokenizer_config.json"
+        config = json.loads(config_path.read_text()) if config_path.is_file() else {}
+    except Exception as error:  # tokenizers raises a bare Exception on a file it cannot parse
+        raise InputError(f"--pretrained-model {str(folder)!r}: cannot load its tokenizer: {error}") from error
+    limit = config.get("model_max_length")
+    return backend, int(limit) if isinstance(limit, int | float) and limit < UNSET_MAX_LENGTH else None
+
+
+def _tokenizer_from_transformers(pretrained_model: str) -> tuple[Tokenizer, int | None]:
     from transformers import AutoTokenizer
 
     try:
@@ -558,17 +596,11 @@ def load_tokenizer(pretrained_model: str, max_seq_length: int) -> Tokenizer:
         ) from error
     if not tokenizer.is_fast:
         raise InputError(f"--pretrained-model {pretrained_model!r} has no fast (tokenizers) tokenizer")
-    if max_seq_length > tokenizer.model_max_length:  # unset, it is a huge sentinel value
-        raise InputError(
-            f"--max-seq-length {max_seq_length} is longer than {pretrained_model!r} accepts "
-            f"({tokenizer.model_max_length} tokens)"
-        )
     from tokenizers import Tokenizer
 
     backend = Tokenizer.from_str(tokenizer.backend_tokenizer.to_str())  # a copy: leave the wrapper as it was
-    backend.enable_truncation(max_length=max_seq_length)
-    backend.no_padding()
-    return backend
+    limit = tokenizer.model_max_length
+    return backend, int(limit) if limit < UNSET_MAX_LENGTH else None
 
 
 @dataclass(frozen=True)
@@ -585,13 +617,6 @@ class Tokenized:
         """The attention mask: unpadded sequences attend to every token."""
         ones = np.ones(self.values.size, dtype=np.int32)
         return pa.ListArray.from_arrays(pa.array(self.offsets, pa.int32()), pa.array(ones))
-
-    def json_lists(self) -> list[str]:
-        """``input_ids`` as the Feature Store stores it: a JSON list per row."""
-        return [
-            "[" + ",".join(map(str, self.values[start:end].tolist())) + "]"
-            for start, end in itertools.pairwise(self.offsets.tolist())
-        ]
 
 
 def tokenize(tokenizer: Tokenizer, texts: Sequence[str]) -> Tokenized:
@@ -686,8 +711,6 @@ class FeatureStoreIngestor:
     """
 
     def __init__(self, feature_group_name: str, workers: int) -> None:
-        from concurrent.futures import ThreadPoolExecutor
-
         import boto3
         from botocore.config import Config
 
@@ -826,9 +849,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     counts = Counts()
     file_starts = np.cumsum([0, *file_sizes])
     try:
-        with tqdm(total=codes.size, desc="tokenize", unit=" rows", mininterval=2.0) as bar:
+        with (
+            tqdm(total=codes.size, desc="tokenize", unit=" rows", mininterval=2.0) as bar,
+            ThreadPoolExecutor(max_workers=1, thread_name_prefix="tokenize") as tokenizing,
+        ):
             shared = SecondPass(
-                args.output_data, args.chunk_size, tokenizer, date, counts, ingestor, bar, instance
+                args.output_data,
+                args.chunk_size,
+                tokenizer,
+                date,
+                counts,
+                ingestor,
+                bar,
+                tokenizing,
+                instance,
             )
             for index, source in enumerate(sources):
                 rows = slice(file_starts[index], file_starts[index + 1])
@@ -882,6 +916,8 @@ class SecondPass:
     counts: Counts
     ingestor: FeatureStoreIngestor | None
     progress: tqdm
+    tokenizing: ThreadPoolExecutor
+    """One thread: a chunk is tokenized while the one before it is written."""
     instance: Instance = field(default_factory=Instance)
 
 
@@ -906,6 +942,7 @@ def process_file(
     rejects_path = shared.output / REJECTS / f"{stem}.csv"
     writers = ChunkWriters()
     position, owned_rows = 0, 0
+    pending: tuple[KeptRows, Future[Tokenized]] | None = None
     try:
         with rejects_path.open("w", encoding="utf-8", errors=RAW_ERRORS, newline="") as rejects:
             for raw in read_chunks(source, shared.chunk_size, valid_utf8):
@@ -919,20 +956,19 @@ def process_file(
                 ids, codes = decided.ids[rows][mine], decided.codes[rows][mine]
                 write_rejects(rejects, chunk, header, codes, source, mine + rows.start + 1)
                 counts.rejected.update(REASON_BY_CODE[int(code)] for code in codes[codes < 0])
-                table = kept_table(
-                    chunk, ids, codes, decided.splits[rows][mine], shared.tokenizer, shared.date
-                )
-                for split in SPLIT_OUTPUTS:
-                    part = table.filter(pc.equal(table["split_type"], split))
-                    writers.write(shared.output / split / f"{stem}.parquet", part)
-                    counts.by_split[split].update(map(_sentiment_name, part["label_id"].to_pylist()))
-                records = feature_records(table)
-                writers.write(shared.output / FEATURES / f"{stem}.parquet", records)
-                if shared.ingestor:
-                    shared.ingestor.ingest(records)
-                counts.kept += table.num_rows
+                kept = kept_rows(chunk, ids, codes, decided.splits[rows][mine])
+                # Tokenized in the background (the Rust call releases the GIL) while the previous chunk is
+                # written and the next one read: the writing no longer leaves a core idle.
+                tokenizing = shared.tokenizing.submit(tokenize, shared.tokenizer, kept.texts)
+                if pending:
+                    write_kept(*pending, stem, writers, shared)
+                pending = (kept, tokenizing)
                 owned_rows += mine.size
+            if pending:
+                write_kept(*pending, stem, writers, shared)
     finally:
+        if pending:
+            pending[1].cancel()
         writers.close()
     if rejects_path.stat().st_size == 0:
         rejects_path.unlink()  # like the Parquet outputs: no file for nothing
@@ -946,44 +982,74 @@ def _sentiment_name(label_id: int) -> str:
     return features.SENTIMENT_NAMES[features.SENTIMENT_BY_LABEL_ID[label_id]]
 
 
-def kept_table(
-    chunk: pd.DataFrame,
-    ids: np.ndarray,
-    codes: np.ndarray,
-    splits: np.ndarray,
-    tokenizer: Tokenizer,
-    date: str,
-) -> pa.Table:
-    """The kept rows of a chunk in the split files' schema, tokenized."""
+@dataclass(frozen=True)
+class KeptRows:
+    """The kept rows of a chunk, before tokenizing: ids, label ids, texts and split indices."""
+
+    ids: np.ndarray
+    labels: np.ndarray
+    texts: list[str]
+    splits: np.ndarray
+
+
+def kept_rows(chunk: pd.DataFrame, ids: np.ndarray, codes: np.ndarray, splits: np.ndarray) -> KeptRows:
     kept = np.flatnonzero(codes >= 0)
-    labels = codes[kept].astype(np.int64)
     texts = chunk[features.TEXT_COLUMN].to_numpy()[kept].tolist()
-    tokens = tokenize(tokenizer, texts)
-    sentiment_by_label = np.array(
-        [features.SENTIMENT_BY_LABEL_ID[label] for label in range(3)], dtype=np.int64
-    )
+    return KeptRows(ids[kept], codes[kept].astype(np.int64), texts, splits[kept])
+
+
+def write_kept(
+    kept: KeptRows, tokenizing: Future[Tokenized], stem: str, writers: ChunkWriters, shared: SecondPass
+) -> None:
+    """Write a chunk's kept rows, once tokenized, into the split and feature files, and put its records."""
+    table = kept_table(kept, tokenizing.result(), shared.date)
+    for split in SPLIT_OUTPUTS:
+        part = table.filter(pc.equal(table["split_type"], split))
+        writers.write(shared.output / split / f"{stem}.parquet", part)
+        by_label = np.bincount(part["label_id"].to_numpy(), minlength=len(features.SENTIMENT_BY_LABEL_ID))
+        shared.counts.by_split[split].update(
+            {_sentiment_name(label): int(count) for label, count in enumerate(by_label) if count}
+        )
+    records = feature_records(table)
+    writers.write(shared.output / FEATURES / f"{stem}.parquet", records)
+    if shared.ingestor:
+        shared.ingestor.ingest(records)
+    shared.counts.kept += table.num_rows
+
+
+SENTIMENT_BY_LABEL = np.array([features.SENTIMENT_BY_LABEL_ID[label] for label in range(3)], dtype=np.int64)
+
+
+def kept_table(kept: KeptRows, tokens: Tokenized, date: str) -> pa.Table:
+    """The kept rows of a chunk in the split files' schema, with their tokens."""
     return pa.Table.from_arrays(
         [
-            pa.array(review_id_strings(ids[kept]), pa.string()),
-            pa.array(sentiment_by_label[labels]),
-            pa.array(labels),
+            pa.array(review_id_strings(kept.ids), pa.string()),
+            pa.array(SENTIMENT_BY_LABEL[kept.labels]),
+            pa.array(kept.labels),
             tokens.lists(),
             tokens.ones(),
-            pa.array(texts, pa.string()),
-            pa.array([date] * kept.size, pa.string()),
-            pa.array(np.array(SPLIT_OUTPUTS, dtype=object)[splits[kept]].tolist(), pa.string()),
+            pa.array(kept.texts, pa.string()),
+            pa.array([date] * kept.ids.size, pa.string()),
+            pa.array(np.array(SPLIT_OUTPUTS, dtype=object)[kept.splits].tolist(), pa.string()),
         ],
         schema=SPLIT_SCHEMA,
     )
 
 
+def json_lists(lists: pa.ChunkedArray) -> pa.ChunkedArray:
+    """``input_ids`` as the Feature Store stores it, a JSON list per row (``[0,713,2]``), built in Arrow's C++.
+
+    Casting the ids to strings and joining them in Arrow is several times faster than a Python join per row.
+    """
+    joined = pc.binary_join(pc.cast(lists, pa.list_(pa.string())), ",")
+    return pc.binary_join_element_wise("[", joined, "]", "")
+
+
 def feature_records(table: pa.Table) -> pa.Table:
     """The Feature Store records of kept rows: ``input_ids`` as a JSON list string."""
-    offsets = table["input_ids"].combine_chunks().offsets.to_numpy()
-    values = table["input_ids"].combine_chunks().values.to_numpy()
-    json_ids = Tokenized(values, offsets).json_lists()
     columns = {name: table[name] for name in features.FEATURE_NAMES if name != "input_ids"}
-    columns["input_ids"] = pa.chunked_array([pa.array(json_ids, pa.string())])
+    columns["input_ids"] = json_lists(table["input_ids"])
     return pa.table({name: columns[name] for name in features.FEATURE_NAMES}, schema=FEATURE_SCHEMA)
 
 
