@@ -100,6 +100,9 @@ SPLIT_OUTPUTS: tuple[str, ...] = features.SPLITS
 REJECTS = "rejects"
 FEATURES = "features"
 SUMMARY_PREFIX = "summary-"
+INGEST_FAILURES_PREFIX = "ingest-failures-"
+PUT_ATTEMPTS = 10
+"""Tries per record, the first included, before it counts as failed (botocore's adaptive retry mode)."""
 """``rejects/summary-<hash>.json``: in a declared output, so SageMaker uploads it with the rejects."""
 
 # Why a row is not kept; the order is the order of the checks.
@@ -216,7 +219,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--chunk-size", type=positive_int, default=5_000, help="Rows read and tokenized at a time."
     )
-    parser.add_argument("--ingest-workers", type=positive_int, default=4, help="Threads putting records.")
+    parser.add_argument(
+        "--ingest-workers", type=positive_int, default=16, help="Threads putting records (they wait on I/O)."
+    )
     parser.add_argument(
         "--resource-config",
         type=Path,
@@ -704,7 +709,17 @@ def write_rejects(
 
 
 class FeatureStoreIngestor:
-    """Puts records into a feature group with a thread pool; counts what failed after botocore's retries.
+    """Puts records into a feature group with a thread pool; keeps every record that failed after retries.
+
+    Rate: ``PutRecord`` takes one record a call, so an instance puts about ``workers / latency`` records a
+    second: at the 10-30 ms a call takes from inside the region, the default 16 threads give roughly 500-1,500
+    records/s per instance (the threads wait on the network, not the CPU), and N instances put N times that,
+    each its own share. Throttling (``ThrottlingException``, 429, 5xx) is retried by botocore's *adaptive* mode:
+    exponential backoff with jitter, plus a client-side rate limit that slows every thread of the instance
+    once the service throttles, up to ``PUT_ATTEMPTS`` tries a record. A record that still fails is counted
+    and written to ``rejects/ingest-failures-*.csv`` with the error (the record itself is in ``features/``,
+    ready to put again), and the step then fails, naming how many: it never reports success with records
+    missing from the online store.
 
     The client is created plainly, so ``AWS_ENDPOINT_URL_SAGEMAKER_FEATURESTORE_RUNTIME`` redirects it (the
     local mode's stand-in). boto3 is imported only here: without ingestion the step needs no AWS library.
@@ -717,14 +732,34 @@ class FeatureStoreIngestor:
         self.feature_group_name = feature_group_name
         self.client = boto3.client(
             "sagemaker-featurestore-runtime",
-            config=Config(retries={"max_attempts": 5, "mode": "standard"}, max_pool_connections=workers),
+            config=Config(
+                retries={"max_attempts": PUT_ATTEMPTS, "mode": "adaptive"}, max_pool_connections=workers
+            ),
         )
         self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="put-record")
         self.put = 0
-        self.failed = 0
-        self.errors: list[str] = []
+        self.failures: list[tuple[str, str]] = []
+        """(review_id, error) of every record that could not be put."""
 
-    def _put(self, record: list[dict[str, str]]) -> str | None:
+    @property
+    def failed(self) -> int:
+        return len(self.failures)
+
+    @property
+    def errors(self) -> list[str]:
+        """The first few failures, for the step's error message."""
+        return [
+            f"{features.RECORD_IDENTIFIER}={review_id}: {error}" for review_id, error in self.failures[:5]
+        ]
+
+    def write_failures(self, path: Path) -> None:
+        """``review_id,error`` of each failed record (nothing when none failed)."""
+        if self.failures:
+            pd.DataFrame(self.failures, columns=[features.RECORD_IDENTIFIER, "error"]).to_csv(
+                path, index=False
+            )
+
+    def _put(self, record: list[dict[str, str]]) -> tuple[str, str] | None:
         from botocore.exceptions import BotoCoreError, ClientError
 
         try:
@@ -733,7 +768,7 @@ class FeatureStoreIngestor:
             review_id = next(
                 v["ValueAsString"] for v in record if v["FeatureName"] == features.RECORD_IDENTIFIER
             )
-            return f"{features.RECORD_IDENTIFIER}={review_id}: {error}"
+            return review_id, str(error)
         return None
 
     def ingest(self, table: pa.Table) -> None:
@@ -745,12 +780,10 @@ class FeatureStoreIngestor:
             ]
             for row in zip(*columns, strict=True)
         ]
-        for error in self.pool.map(self._put, records):
+        for failure in self.pool.map(self._put, records):
             self.put += 1
-            if error is not None:
-                self.failed += 1
-                if len(self.errors) < 5:
-                    self.errors.append(error)
+            if failure is not None:
+                self.failures.append(failure)
 
     def close(self) -> None:
         self.pool.shutdown()
@@ -897,9 +930,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     summary_path = args.output_data / REJECTS / summary_file_name(sources, instance)
     summary_path.write_text(json.dumps(summary, indent=2) + "\n")
     if ingestor and ingestor.failed:
+        failures_path = summary_path.with_name(
+            INGEST_FAILURES_PREFIX + summary_path.name.removeprefix(SUMMARY_PREFIX).replace(".json", ".csv")
+        )
+        ingestor.write_failures(failures_path)
         raise InputError(
             f"{ingestor.failed} of {ingestor.put} records could not be put into feature group "
-            f"{ingestor.feature_group_name!r} after retries; first errors: " + "; ".join(ingestor.errors)
+            f"{ingestor.feature_group_name!r} after {PUT_ATTEMPTS} tries each (all listed in "
+            f"{failures_path.relative_to(args.output_data)}); first errors: " + "; ".join(ingestor.errors)
         )
     print(f"done in {summary['seconds']} s; outputs under {args.output_data}")
     return 0

@@ -493,10 +493,16 @@ def test_records_are_put_into_the_feature_group(
 
     assert result.returncode == 1
     records = pq.read_table(output / "features").to_pandas()
-    message = f"1 of {len(records)} records could not be put into feature group 'reviews-fg' after retries"
+    message = f"1 of {len(records)} records could not be put into feature group 'reviews-fg' after 10 tries each"
     assert message in result.stderr
     assert f"review_id={ids[1]}" in result.stderr
     assert summary_of(output)["ingested"] == {"feature_group": "reviews-fg", "put": len(records), "failed": 1}
+    # The record that failed is kept, with why: it can be put again from features/ by its id.
+    (failures_file,) = (output / preprocess.REJECTS).glob(f"{preprocess.INGEST_FAILURES_PREFIX}*.csv")
+    assert failures_file.name in result.stderr
+    failures = pd.read_csv(failures_file, dtype=str)
+    assert failures[features.RECORD_IDENTIFIER].tolist() == [ids[1]]
+    assert f"bad record {ids[1]}" in failures["error"].iloc[0]
 
     put = pd.DataFrame(handler.records)
     assert set(put["group"]) == {"reviews-fg"}
