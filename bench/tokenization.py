@@ -1,4 +1,5 @@
-"""Tokenization in the processing step vs the course's method, and the step's peak memory as rows grow.
+"""Tokenization in the processing step vs the course's method, the calls alone (``processing_step`` times
+the whole step against the course's whole script).
 
 Same run, same synthetic reviews (``data/synthetic_reviews.py``), same tokenizer (the bundled MiniLM; the
 fast tokenizer of ``roberta-base`` is the same Rust ``tokenizers`` machinery), same truncation at 128:
@@ -15,9 +16,7 @@ fast tokenizer of ``roberta-base`` is the same Rust ``tokenizers`` machinery), s
   (all cores), unpadded, ids gathered into the flat array an Arrow list column is made of.
 
 Each method runs in a fresh process of its own on the same texts, and their outputs are checked equal (the
-course's without its padding) before any number is reported. Peak memory is the maximum resident set size of
-``preprocess.py`` run end to end as a subprocess (``--balance-dataset false``, so every valid row is tokenized
-and written), at two input sizes.
+course's without its padding) before any number is reported.
 """
 
 from __future__ import annotations
@@ -35,11 +34,10 @@ from typing import Any
 REPO_ROOT = Path(__file__).resolve().parents[1]
 STEP = REPO_ROOT / "model_build" / "steps" / "preprocess.py"
 
-TITLE = "Processing step: tokenization throughput and peak memory"
+TITLE = "Processing step: tokenization throughput"
 
 MAX_SEQ_LENGTH = 128
 TARGET_RATIO = 4.0
-MEMORY_LIMIT_MB = 1024
 
 
 @dataclass(frozen=True)
@@ -51,15 +49,6 @@ class Timing:
     @property
     def rows_per_second(self) -> float:
         return self.rows / self.seconds
-
-
-@dataclass(frozen=True)
-class StepRun:
-    rows: int
-    files: int
-    seconds: float
-    peak_mb: float
-    kept: int
 
 
 METHODS: dict[str, str] = {
@@ -166,55 +155,6 @@ def _trailing(ids: list[int], value: int) -> int:
     return count
 
 
-# ru_maxrss is a high-water mark that survives fork and exec: a child forked from this (large) process would
-# report at least this process's size. So a fresh, small interpreter starts the step and reads its usage.
-_MEASURE = """
-import os, subprocess, sys
-child = subprocess.Popen(sys.argv[2:])
-_, status, usage = os.wait4(child.pid, 0)
-open(sys.argv[1], "w").write(str(usage.ru_maxrss))
-sys.exit(os.waitstatus_to_exitcode(status))
-"""
-
-
-def run_step(input_dir: Path, output_dir: Path, model_dir: Path, rows: int, files: int) -> StepRun:
-    """``preprocess.py`` end to end in a subprocess, and its own peak resident set size."""
-    import json
-
-    command = [
-        sys.executable,
-        str(STEP),
-        "--input-data",
-        str(input_dir),
-        "--output-data",
-        str(output_dir),
-        "--pretrained-model",
-        str(model_dir),
-        "--balance-dataset",
-        "false",
-    ]
-    log = output_dir.parent / f"{output_dir.name}.log"
-    peak_file = output_dir.parent / f"{output_dir.name}.maxrss"
-    started = time.perf_counter()
-    with log.open("w") as handle:
-        result = subprocess.run(
-            [sys.executable, "-c", _MEASURE, str(peak_file), *command],
-            stdout=handle,
-            stderr=subprocess.STDOUT,
-            check=False,
-        )
-    seconds = time.perf_counter() - started
-    if result.returncode != 0:
-        raise RuntimeError(
-            f"preprocess.py failed on {rows} rows (exit {result.returncode}):\n{log.read_text()[-3000:]}"
-        )
-    (summary_file,) = (output_dir / "rejects").glob("summary-*.json")
-    summary = json.loads(summary_file.read_text())
-    if summary["read"] != rows:
-        raise RuntimeError(f"preprocess.py read {summary['read']} rows, expected {rows}")
-    return StepRun(rows, files, seconds, int(peak_file.read_text()) / 1024, summary["kept"])
-
-
 def run(quick: bool) -> str:
     import json
 
@@ -226,7 +166,6 @@ def run(quick: bool) -> str:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     model_dir = bundled_model_dir()
     compare_rows = 10_000 if quick else 100_000
-    memory_sizes = ((10_000, 2), (50_000, 4)) if quick else ((100_000, 2), (1_000_000, 8))
     sys.path.insert(0, str(STEP.parent))
     import preprocess
 
@@ -243,20 +182,10 @@ def run(quick: bool) -> str:
         load_before = os.getloadavg()[0]
         timings = compare_tokenization(texts_file, len(texts), model_dir, chunk_size)
         load = (load_before, os.getloadavg()[0])
-
-        runs = []
-        for rows, files in memory_sizes:
-            print(f"preprocess.py end to end on {rows:,} rows", flush=True)
-            input_dir = root / f"in-{rows}"
-            write_synthetic_reviews(input_dir, rows=rows, files=files, seed=11)
-            runs.append(run_step(input_dir, root / f"out-{rows}", model_dir, rows, files))
-
-    return report(timings, runs, len(raw), load, quick)
+    return report(timings, len(raw), load, quick)
 
 
-def report(
-    timings: list[Timing], runs: list[StepRun], generated: int, load: tuple[float, float], quick: bool
-) -> str:
+def report(timings: list[Timing], generated: int, load: tuple[float, float], quick: bool) -> str:
     baseline = timings[0].rows_per_second
     step = timings[-1].rows_per_second
     lines = [
@@ -282,26 +211,6 @@ def report(
         f"Target: at least {TARGET_RATIO:.0f}x the course's rows/s: {verdict} ({ratio:.2f}x). "
         f"Perfect parallelism on this machine ({cores} cores x the one-core rate) would give {ceiling:,.0f} rows/s "
         f"= {ceiling / baseline:.2f}x the course; this step reaches {step / ceiling:.0%} of it.",
-        "",
-        "`preprocess.py` end to end (scan, tokenize, write Parquet and records), `--balance-dataset false`, "
-        "default `--chunk-size`; peak = maximum resident set size of the process:",
-        "",
-        "| Rows | Files | Kept | Seconds | Rows/s | Peak memory |",
-        "| ---: | ---: | ---: | ---: | ---: | ---: |",
-    ]
-    for step_run in runs:
-        lines.append(
-            f"| {step_run.rows:,} | {step_run.files} | {step_run.kept:,} | {step_run.seconds:.1f} | "
-            f"{step_run.rows / step_run.seconds:,.0f} | {step_run.peak_mb:,.0f} MB |"
-        )
-    largest = runs[-1]
-    growth = largest.peak_mb - runs[0].peak_mb
-    memory_ok = largest.peak_mb < MEMORY_LIMIT_MB
-    lines += [
-        "",
-        f"Memory: {largest.rows // runs[0].rows}x the rows took {growth:+,.0f} MB more at peak; "
-        f"under {MEMORY_LIMIT_MB:,} MB at {largest.rows:,} rows: {'met' if memory_ok else '**not met**'}. "
-        "What does grow is 9 bytes a row of scan results (id and decision), kept for the second pass.",
     ]
     if quick:
         lines += ["", "_Quick run: sizes reduced; run `make bench` for the numbers the targets refer to._"]
