@@ -37,7 +37,6 @@ class BuildPipelineProps:
     execution_role: iam.IRole
     data_bucket: s3.IBucket
     artifacts_bucket: s3.IBucket
-    raw_prefix: str
     encryption_key: kms.IKey
     retrain_schedule: str | None = None
 
@@ -112,9 +111,10 @@ class BuildPipeline(Construct):
                 conditions={"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}},
             )
         )
-        # The CLI uploads the step code to the artifacts bucket and may upload raw data to the raw prefix.
+        # The CLI uploads the step code to the artifacts bucket. It never touches the data bucket (on SageMaker
+        # the input must already be an s3:// URI), so the build project gets no grant there: raw data stays
+        # read-only to everything the pipeline runs as.
         props.artifacts_bucket.grant_read_write(role)
-        props.data_bucket.grant_read_write(role, f"{props.raw_prefix}/*")
 
         source_output = codepipeline.Artifact("Source")
         self.pipeline = codepipeline.Pipeline(
@@ -152,8 +152,5 @@ class BuildPipeline(Construct):
             self,
             artifacts_bucket=props.artifacts_bucket,
             projects=[self.project],
-            extra_resources=[
-                f"{sagemaker_pipeline}/execution/*",
-                props.data_bucket.arn_for_objects(f"{props.raw_prefix}/*"),
-            ],
+            extra_resources=[f"{sagemaker_pipeline}/execution/*"],
         )

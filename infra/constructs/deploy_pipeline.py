@@ -170,10 +170,18 @@ class DeployPipeline(Construct):
                 resources=[props.model_package_group_arn, props.model_packages_arn],
             )
         )
-        # AWS requires "*": sagemaker:ListModelPackages has no resource-level permissions.
+        # The Service Authorization Reference for SageMaker ("Actions, resources, and condition keys for Amazon
+        # SageMaker") gives ListModelPackages no condition keys and one optional resource type, model-package,
+        # without saying which ARN a listing is checked against: a narrower resource cannot be relied on. The
+        # global aws:RequestedRegion key keeps it to this region; the listing returns names and statuses, and
+        # reading a package (DescribeModelPackage, above) is limited to this project's group.
+        # AWS requires "*": sagemaker:ListModelPackages has no resource-level permission to rely on (see above).
         render_role.add_to_principal_policy(
             iam.PolicyStatement(
-                sid="ListModelPackages", actions=["sagemaker:ListModelPackages"], resources=["*"]
+                sid="ListModelPackages",
+                actions=["sagemaker:ListModelPackages"],
+                resources=["*"],
+                conditions={"StringEquals": {"aws:RequestedRegion": stack.region}},
             )
         )
         render_role.add_to_principal_policy(describe_endpoints)

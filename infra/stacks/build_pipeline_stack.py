@@ -57,7 +57,6 @@ class BuildPipelineStack(Stack):
                 execution_role=execution_role,
                 data_bucket=data_bucket,
                 artifacts_bucket=artifacts_bucket,
-                raw_prefix=config.raw_reviews_prefix,
                 encryption_key=encryption_key,
                 retrain_schedule=settings.retrain_schedule,
             ),
