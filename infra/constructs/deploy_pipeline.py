@@ -92,7 +92,8 @@ class DeployPipelineProps:
     model_package_group_arn: str
     model_packages_arn: str
     source: SourceRepository
-    artifacts_bucket: s3.IBucket
+    cicd_bucket: s3.IBucket
+    """CodePipeline's artifact store: every action's role gets it, and no role here the model artifacts."""
     data_bucket: s3.IBucket
     encryption_key: kms.IKey
     stages: tuple[DeployStage, ...]
@@ -265,7 +266,7 @@ class DeployPipeline(Construct):
         self.pipeline = self._pipeline(props)
         acknowledge_ci_grants(
             self,
-            artifacts_bucket=props.artifacts_bucket,
+            artifact_store=props.cicd_bucket,
             projects=[self.render_project, self.deploy_project, self.smoke_test_project],
         )
         acknowledge(
@@ -523,7 +524,7 @@ class DeployPipeline(Construct):
             pipeline_name=props.pipeline_name,
             pipeline_type=codepipeline.PipelineType.V2,
             execution_mode=codepipeline.ExecutionMode.SUPERSEDED,
-            artifact_bucket=props.artifacts_bucket,
+            artifact_bucket=props.cicd_bucket,
             restart_execution_on_update=False,
             stages=stages,
         )

@@ -360,3 +360,53 @@ def test_listing_model_packages_is_kept_to_the_stacks_region(default_app: Synthe
     assert statement["Condition"] == {"StringEquals": {"aws:RequestedRegion": REGION}}
     assert render_role.allows("sagemaker:ListModelPackages", "*", {"aws:RequestedRegion": REGION})
     assert not render_role.allows("sagemaker:ListModelPackages", "*", {"aws:RequestedRegion": "eu-west-1"})
+
+
+def _policies(app: SynthesizedApp, stack: str) -> dict[str, Policy]:
+    """Every identity policy of one stack (``build``, ``deploy``), by logical id."""
+    resources = app.templates[getattr(app.stacks, stack).stack_name]["Resources"]
+    return {
+        logical_id: Policy(tuple(_substitute(render(r["Properties"]["PolicyDocument"]["Statement"]))))
+        for logical_id, r in resources.items()
+        if r["Type"] == "AWS::IAM::Policy"
+    }
+
+
+def test_both_pipelines_keep_their_artifacts_apart_from_the_models(default_app: SynthesizedApp) -> None:
+    """CDK gives every CodePipeline action's role read/write on the whole artifact store, so the store is a
+    bucket of its own: the models that endpoints serve are not in it."""
+    config = default_app.config
+    for stack in ("build", "deploy"):
+        (pipeline,) = default_app.template(stack).find_resources("AWS::CodePipeline::Pipeline").values()
+        store = render(pipeline["Properties"]["ArtifactStore"]["Location"])
+        assert store == f"{config.cicd_bucket_prefix}-${{AWS::AccountId}}-${{AWS::Region}}", stack
+
+
+def test_no_deploy_role_may_change_a_model_and_only_the_build_project_writes_code(
+    default_app: SynthesizedApp, buckets: dict[str, str]
+) -> None:
+    config = default_app.config
+    model = (
+        f"{config.pipeline_artifacts_prefix}/{config.pipeline_name}/models/{TRAINING_JOB}/output/model.tar.gz"
+    )
+    for name, policy in _policies(default_app, "deploy").items():
+        for action in ("s3:PutObject", "s3:DeleteObject"):
+            assert not policy.may(action, buckets["artifacts"], model), f"{name}: {action} on a model"
+    build_role = default_app.stacks.build.build.project.role
+    assert build_role is not None
+    code = f"{config.pipeline_artifacts_prefix}/ProcessReviews-0123456789ab/source/sourcedir.tar.gz"
+    writers = [
+        name
+        for name, policy in _policies(default_app, "build").items()
+        if policy.may("s3:PutObject", buckets["artifacts"], code)
+    ]
+    assert writers == [_logical_id_of_default_policy(build_role)]
+    build = _role_policy(default_app, build_role)
+    assert not build.may("s3:PutObject", buckets["artifacts"], f"{config.athena_results_prefix}/x.csv")
+
+
+def _logical_id_of_default_policy(role: Any) -> str:
+    from aws_cdk import Stack
+
+    stack = Stack.of(role)
+    return str(stack.resolve(stack.get_logical_id(role.node.find_child("DefaultPolicy").node.default_child)))
