@@ -134,8 +134,9 @@ def buckets(default_app: SynthesizedApp) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def definition(default_app: SynthesizedApp, buckets: dict[str, str]) -> dict[str, Any]:
-    """The definition CodeBuild would build in that account, for the stacks' config."""
+def built(default_app: SynthesizedApp, buckets: dict[str, str]) -> tuple[dict[str, Any], list[str]]:
+    """The definition CodeBuild would build in that account, for the stacks' config, and the keys of the code
+    the SDK uploaded to the artifacts bucket while building it."""
     from model_build.sagemaker_pipeline import aws_settings, build_pipeline, pipeline_session
 
     config = default_app.config
@@ -149,7 +150,14 @@ def definition(default_app: SynthesizedApp, buckets: dict[str, str]) -> dict[str
         session.client("s3").create_bucket(Bucket=buckets["artifacts"])
         settings = aws_settings(config, session, environment)
         pipeline = build_pipeline(settings, pipeline_session(settings, config, session), config)
-        return json.loads(pipeline.definition())
+        definition = json.loads(pipeline.definition())
+        listed = session.client("s3").list_objects_v2(Bucket=buckets["artifacts"]).get("Contents", [])
+        return definition, [item["Key"] for item in listed]
+
+
+@pytest.fixture(scope="module")
+def definition(built: tuple[dict[str, Any], list[str]]) -> dict[str, Any]:
+    return built[0]
 
 
 @pytest.fixture(scope="module")
@@ -410,3 +418,18 @@ def _logical_id_of_default_policy(role: Any) -> str:
 
     stack = Stack.of(role)
     return str(stack.resolve(stack.get_logical_id(role.node.find_child("DefaultPolicy").node.default_child)))
+
+
+def test_the_build_project_may_upload_the_code_the_definition_refers_to(
+    default_app: SynthesizedApp, built: tuple[dict[str, Any], list[str]], buckets: dict[str, str]
+) -> None:
+    """Building the definition in CodeBuild uploads the step code (as the build project's role); every key
+    the SDK wrote is one that role may write, and one the execution role may then read."""
+    _, uploaded = built
+    assert uploaded, "the SDK uploaded no code: the check below would prove nothing"
+    role = default_app.stacks.build.build.project.role
+    assert role is not None
+    build = _role_policy(default_app, role)
+    execution = _role_policy(default_app, default_app.stacks.registry.execution_role)
+    assert [key for key in uploaded if not build.may("s3:PutObject", buckets["artifacts"], key)] == []
+    assert [key for key in uploaded if not execution.may_read(buckets["artifacts"], key)] == []
