@@ -4,7 +4,15 @@ PYTHON := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 ARGS ?=
 
-.PHONY: setup run test lint format bench synth clean
+CHECKOV_VENV ?= .venv-checkov
+CHECKOV_INSTALLED := $(CHECKOV_VENV)/.installed
+CDK := PATH="$(abspath $(VENV))/bin:$$PATH" JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION=20 \
+	npx --yes aws-cdk@2
+# The settings that add resources to the templates (the auto-delete handler, the online store, the schedule),
+# synthesized a second time so that checkov sees them too.
+CHECKOV_VARIANT_CONTEXT := -c retainData=false -c onlineStore=true -c "retrainSchedule=rate(7 days)"
+
+.PHONY: setup run test lint format bench synth checkov clean
 
 $(INSTALLED): requirements.txt
 	@test -x $(PYTHON) || python3 -m venv $(VENV)
@@ -37,8 +45,22 @@ bench: setup
 
 ## Synthesize the CDK app with the CDK CLI, as `cdk deploy` would (no AWS credentials needed).
 synth: setup
-	PATH="$(abspath $(VENV))/bin:$$PATH" JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION=20 \
-		npx --yes aws-cdk@2 synth --quiet --no-notices
+	$(CDK) synth --quiet --no-notices
+
+# checkov pins its own dependencies (boto3, networkx, packaging) below requirements.txt's, so it gets a
+# virtualenv of its own, made from the exact versions in requirements-checkov.txt.
+$(CHECKOV_INSTALLED): requirements-checkov.txt
+	@test -x $(CHECKOV_VENV)/bin/python || python3 -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet -r requirements-checkov.txt
+	@touch $@
+
+## checkov over the synthesized templates (cdk.json's settings, and the variant above); what it may skip,
+## each with its reason, is in .checkov.yaml. Fails on any other finding.
+checkov: synth $(CHECKOV_INSTALLED)
+	$(CDK) synth --quiet --no-notices $(CHECKOV_VARIANT_CONTEXT) --output cdk.out.variant
+	$(CHECKOV_VENV)/bin/checkov --config-file .checkov.yaml --directory cdk.out
+	$(CHECKOV_VENV)/bin/checkov --config-file .checkov.yaml --directory cdk.out.variant
 
 clean:
-	rm -rf .mlops cdk.out .pytest_cache .ruff_cache
+	rm -rf .mlops cdk.out cdk.out.variant .pytest_cache .ruff_cache

@@ -63,6 +63,12 @@ class ProjectConfig:
     def access_logs_bucket_prefix(self) -> str:
         return f"{self.prefix}-access-logs"
 
+    @property
+    def cicd_bucket_prefix(self) -> str:
+        """CodePipeline's artifact store: CDK gives every CodeBuild action read/write on the whole bucket, so
+        it is not the artifacts bucket, where the models the endpoints serve live."""
+        return f"{self.prefix}-cicd"
+
     raw_reviews_prefix: str = "reviews/raw"
     """Where raw review CSVs land in the data bucket; the Glue crawler and the pipeline's input read it."""
 

@@ -37,7 +37,10 @@ class BuildPipelineProps:
     execution_role: iam.IRole
     data_bucket: s3.IBucket
     artifacts_bucket: s3.IBucket
-    raw_prefix: str
+    code_prefix: str
+    """Where in the artifacts bucket the CLI uploads the step code (the config's ``pipeline_artifacts_prefix``)."""
+    cicd_bucket: s3.IBucket
+    """CodePipeline's artifact store (source snapshots), apart from the model artifacts."""
     encryption_key: kms.IKey
     retrain_schedule: str | None = None
 
@@ -112,9 +115,11 @@ class BuildPipeline(Construct):
                 conditions={"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}},
             )
         )
-        # The CLI uploads the step code to the artifacts bucket and may upload raw data to the raw prefix.
-        props.artifacts_bucket.grant_read_write(role)
-        props.data_bucket.grant_read_write(role, f"{props.raw_prefix}/*")
+        # The CLI uploads the step code under the pipeline's prefix of the artifacts bucket. It never touches
+        # the data bucket (on SageMaker the input must already be an s3:// URI), so the build project gets no
+        # grant there: raw data stays read-only to everything the pipeline runs as.
+        code = f"{props.code_prefix}/*"
+        props.artifacts_bucket.grant_read_write(role, code)
 
         source_output = codepipeline.Artifact("Source")
         self.pipeline = codepipeline.Pipeline(
@@ -122,7 +127,7 @@ class BuildPipeline(Construct):
             "Pipeline",
             pipeline_name=props.pipeline_name,
             pipeline_type=codepipeline.PipelineType.V2,
-            artifact_bucket=props.artifacts_bucket,
+            artifact_bucket=props.cicd_bucket,
             restart_execution_on_update=False,
             stages=[
                 codepipeline.StageProps(
@@ -150,10 +155,10 @@ class BuildPipeline(Construct):
             )
         acknowledge_ci_grants(
             self,
-            artifacts_bucket=props.artifacts_bucket,
+            artifact_store=props.cicd_bucket,
             projects=[self.project],
             extra_resources=[
                 f"{sagemaker_pipeline}/execution/*",
-                props.data_bucket.arn_for_objects(f"{props.raw_prefix}/*"),
+                props.artifacts_bucket.arn_for_objects(code),
             ],
         )

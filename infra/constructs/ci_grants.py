@@ -15,12 +15,12 @@ from infra.nag import GRANT_WILDCARD_ACTIONS, acknowledge, nag_spelling
 def acknowledge_ci_grants(
     scope: Construct,
     *,
-    artifacts_bucket: s3.IBucket,
+    artifact_store: s3.IBucket,
     projects: Iterable[codebuild.IProject],
     extra_resources: Iterable[str] = (),
 ) -> None:
     """Acknowledge the wildcards of CDK's pipeline/project grants under ``scope``, naming each resource."""
-    resources = [artifacts_bucket.arn_for_objects("*"), *extra_resources]
+    resources = [artifact_store.arn_for_objects("*"), *extra_resources]
     for project in projects:
         # CodeBuild writes to a log group and report groups named after the project.
         resources.append(
@@ -33,8 +33,9 @@ def acknowledge_ci_grants(
         scope,
         "AwsSolutions-IAM5",
         "CDK's CodePipeline/CodeBuild grants: S3 and KMS actions spelled with suffix wildcards on this "
-        "project's artifacts bucket and key, the objects in that bucket (pipeline artifacts and step outputs "
-        "have generated keys), and the log group and report groups CodeBuild names after each project.",
+        "project's CodePipeline artifact store and key, the objects in that bucket (pipeline artifacts have "
+        "generated keys; the build project's step code lies under the pipeline's own prefix of the artifacts "
+        "bucket), and the log group and report groups CodeBuild names after each project.",
         [
             *(f"Action::{action}" for action in GRANT_WILDCARD_ACTIONS),
             *(f"Resource::{nag_spelling(scope, resource)}" for resource in resources),

@@ -92,7 +92,8 @@ class DeployPipelineProps:
     model_package_group_arn: str
     model_packages_arn: str
     source: SourceRepository
-    artifacts_bucket: s3.IBucket
+    cicd_bucket: s3.IBucket
+    """CodePipeline's artifact store: every action's role gets it, and no role here the model artifacts."""
     data_bucket: s3.IBucket
     encryption_key: kms.IKey
     stages: tuple[DeployStage, ...]
@@ -170,10 +171,18 @@ class DeployPipeline(Construct):
                 resources=[props.model_package_group_arn, props.model_packages_arn],
             )
         )
-        # AWS requires "*": sagemaker:ListModelPackages has no resource-level permissions.
+        # The Service Authorization Reference for SageMaker ("Actions, resources, and condition keys for Amazon
+        # SageMaker") gives ListModelPackages no condition keys and one optional resource type, model-package,
+        # without saying which ARN a listing is checked against: a narrower resource cannot be relied on. The
+        # global aws:RequestedRegion key keeps it to this region; the listing returns names and statuses, and
+        # reading a package (DescribeModelPackage, above) is limited to this project's group.
+        # AWS requires "*": sagemaker:ListModelPackages has no resource-level permission to rely on (see above).
         render_role.add_to_principal_policy(
             iam.PolicyStatement(
-                sid="ListModelPackages", actions=["sagemaker:ListModelPackages"], resources=["*"]
+                sid="ListModelPackages",
+                actions=["sagemaker:ListModelPackages"],
+                resources=["*"],
+                conditions={"StringEquals": {"aws:RequestedRegion": stack.region}},
             )
         )
         render_role.add_to_principal_policy(describe_endpoints)
@@ -257,7 +266,7 @@ class DeployPipeline(Construct):
         self.pipeline = self._pipeline(props)
         acknowledge_ci_grants(
             self,
-            artifacts_bucket=props.artifacts_bucket,
+            artifact_store=props.cicd_bucket,
             projects=[self.render_project, self.deploy_project, self.smoke_test_project],
         )
         acknowledge(
@@ -515,7 +524,7 @@ class DeployPipeline(Construct):
             pipeline_name=props.pipeline_name,
             pipeline_type=codepipeline.PipelineType.V2,
             execution_mode=codepipeline.ExecutionMode.SUPERSEDED,
-            artifact_bucket=props.artifacts_bucket,
+            artifact_bucket=props.cicd_bucket,
             restart_execution_on_update=False,
             stages=stages,
         )

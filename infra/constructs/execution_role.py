@@ -10,7 +10,13 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
-from infra.nag import GRANT_WILDCARD_ACTIONS, acknowledge, nag_spelling
+from infra.nag import acknowledge, nag_spelling
+from model_build.storage_layout import PipelineStorage, listing
+
+# What a job needs to put an object, multipart uploads included (large model archives are uploaded in parts).
+PUT_OBJECT_ACTIONS = ("s3:PutObject", "s3:AbortMultipartUpload")
+# The suffix wildcards of CDK's grant_encrypt_decrypt on the project key (cdk-nag IAM5 findings).
+KMS_GRANT_WILDCARD_ACTIONS = ("kms:GenerateDataKey*", "kms:ReEncrypt*")
 
 # The account that publishes the SageMaker framework images (Deep Learning Containers) in most regions.
 DEEP_LEARNING_CONTAINERS_ACCOUNT = "763104351884"
@@ -41,6 +47,75 @@ class ExecutionRoleProps:
     model_packages_arn: str
     glue_database_name: str
     athena_workgroup_arn: str
+    storage: PipelineStorage
+    """Where in the two buckets the jobs read and write (``model_build.storage_layout``)."""
+
+
+def _sid(name: str) -> str:
+    """A statement id from a step name (IAM allows only letters and digits)."""
+    return "".join(character for character in name if character.isalnum())
+
+
+def s3_statements(
+    data_bucket: s3.IBucket, artifacts_bucket: s3.IBucket, storage: PipelineStorage
+) -> list[iam.PolicyStatement]:
+    """Read the data bucket's raw reviews and offline store, read the pipeline's artifacts, and write only
+    where each step writes: no statement lets the role write or delete in the data bucket."""
+    statements = [
+        iam.PolicyStatement(
+            sid="ListReviewData",
+            actions=["s3:ListBucket"],
+            resources=[data_bucket.bucket_arn],
+            conditions={"StringLike": {"s3:prefix": list(listing(storage.data_prefixes))}},
+        ),
+        iam.PolicyStatement(
+            sid="ReadReviewData",
+            actions=["s3:GetObject"],
+            resources=[data_bucket.arn_for_objects(key) for key in storage.data_reads],
+        ),
+        iam.PolicyStatement(
+            sid="ListPipelineArtifacts",
+            actions=["s3:ListBucket"],
+            resources=[artifacts_bucket.bucket_arn],
+            conditions={"StringLike": {"s3:prefix": list(listing(storage.artifact_prefixes))}},
+        ),
+        iam.PolicyStatement(
+            sid="ReadPipelineArtifacts",
+            actions=["s3:GetObject"],
+            resources=[artifacts_bucket.arn_for_objects(key) for key in storage.artifact_reads],
+        ),
+        iam.PolicyStatement(
+            sid="LocateBuckets",
+            actions=["s3:GetBucketLocation"],
+            resources=[data_bucket.bucket_arn, artifacts_bucket.bucket_arn],
+        ),
+    ]
+    for step in storage.steps:
+        statements.append(
+            iam.PolicyStatement(
+                sid=f"Write{_sid(step.step)}",
+                actions=list(PUT_OBJECT_ACTIONS),
+                resources=[
+                    artifacts_bucket.arn_for_objects(key) for key in (*step.outputs, *step.checkpoints)
+                ],
+            )
+        )
+        if step.checkpoints:
+            statements.append(
+                iam.PolicyStatement(
+                    sid=f"Sync{_sid(step.step)}Checkpoints",
+                    actions=["s3:DeleteObject"],
+                    resources=[artifacts_bucket.arn_for_objects(key) for key in step.checkpoints],
+                )
+            )
+    statements.append(
+        iam.PolicyStatement(
+            sid="WriteQueryResults",
+            actions=list(PUT_OBJECT_ACTIONS),
+            resources=[artifacts_bucket.arn_for_objects(storage.query_results)],
+        )
+    )
+    return statements
 
 
 class SageMakerExecutionRole(Construct):
@@ -178,15 +253,23 @@ class SageMakerExecutionRole(Construct):
                 conditions={"StringLike": {"cloudwatch:namespace": "/aws/sagemaker/*"}},
             ),
         ]
+        statements += s3_statements(props.data_bucket, props.artifacts_bucket, props.storage)
         for statement in statements:
             self.role.add_to_policy(statement)
-        props.data_bucket.grant_read_write(self.role)
-        props.artifacts_bucket.grant_read_write(self.role)
         props.encryption_key.grant_encrypt_decrypt(self.role)
 
+        storage = props.storage
+        object_keys = dict.fromkeys(
+            [
+                *((props.data_bucket, key) for key in storage.data_reads),
+                *(
+                    (props.artifacts_bucket, key)
+                    for key in (*storage.artifact_reads, *storage.artifact_writes)
+                ),
+            ]
+        )
         wildcard_resources = [
-            props.data_bucket.arn_for_objects("*"),
-            props.artifacts_bucket.arn_for_objects("*"),
+            *(bucket.arn_for_objects(key) for bucket, key in object_keys),
             props.model_packages_arn,
             *(sagemaker_arn(job, "pipelines-*") for job in ("processing-job", "training-job")),
             sagemaker_arn("experiment-trial", "*"),
@@ -199,14 +282,15 @@ class SageMakerExecutionRole(Construct):
         acknowledge(
             self.role,
             "AwsSolutions-IAM5",
-            "Every wildcard is scoped to this project: objects in its two buckets (jobs write keys they "
-            "choose), CDK's S3/KMS grant actions (s3:GetObject*, kms:GenerateDataKey*, ...) on its own buckets "
-            "and key, its model package versions, the jobs SageMaker Pipelines names 'pipelines-*', the trials "
+            "Every wildcard is scoped to this project: objects under the prefixes the pipeline reads and "
+            "under each step's own output prefixes (execution ids and job names are known only at run time), "
+            "CDK's KMS grant actions (kms:GenerateDataKey*, kms:ReEncrypt*) on its own key, its model package "
+            "versions, the jobs SageMaker Pipelines names 'pipelines-*', the trials "
             "of its pipeline's experiment, its Glue database's tables, SageMaker's log groups, the framework "
             "image repositories; '*' only for the two actions AWS grants on no narrower resource "
             "(ecr:GetAuthorizationToken; cloudwatch:PutMetricData, with a namespace condition).",
             [
-                *(f"Action::{action}" for action in GRANT_WILDCARD_ACTIONS),
+                *(f"Action::{action}" for action in KMS_GRANT_WILDCARD_ACTIONS),
                 *(f"Resource::{nag_spelling(self, resource)}" for resource in wildcard_resources),
             ],
         )

@@ -33,6 +33,7 @@ class BuildPipelineStack(Stack):
         artifacts_bucket = import_project_bucket(
             self, "ArtifactsBucket", config.artifacts_bucket_prefix, encryption_key
         )
+        cicd_bucket = import_project_bucket(self, "CicdBucket", config.cicd_bucket_prefix, encryption_key)
         self.source = SourceRepository(
             self,
             "SourceRepository",
@@ -57,7 +58,8 @@ class BuildPipelineStack(Stack):
                 execution_role=execution_role,
                 data_bucket=data_bucket,
                 artifacts_bucket=artifacts_bucket,
-                raw_prefix=config.raw_reviews_prefix,
+                code_prefix=config.pipeline_artifacts_prefix,
+                cicd_bucket=cicd_bucket,
                 encryption_key=encryption_key,
                 retrain_schedule=settings.retrain_schedule,
             ),

@@ -1,4 +1,4 @@
-"""Data: the KMS key, the three buckets, the Glue catalog of the raw reviews and the Athena workgroup."""
+"""Data: the KMS key, the four buckets, the Glue catalog of the raw reviews and the Athena workgroup."""
 
 from __future__ import annotations
 
@@ -46,6 +46,7 @@ class DataStack(Stack):
         self.access_logs_bucket = access_logs.bucket
         self.data_bucket = bucket("DataBucket", config.data_bucket_prefix, access_logs).bucket
         self.artifacts_bucket = bucket("ArtifactsBucket", config.artifacts_bucket_prefix, access_logs).bucket
+        self.cicd_bucket = bucket("CicdBucket", config.cicd_bucket_prefix, access_logs).bucket
 
         self.catalog = RawReviewsCatalog(
             self,
@@ -74,6 +75,7 @@ class DataStack(Stack):
             "DataBucketName": self.data_bucket.bucket_name,
             "ArtifactsBucketName": self.artifacts_bucket.bucket_name,
             "AccessLogsBucketName": self.access_logs_bucket.bucket_name,
+            "CicdBucketName": self.cicd_bucket.bucket_name,
             "RawReviewsUri": f"s3://{self.data_bucket.bucket_name}/{config.raw_reviews_prefix}/",
             "GlueDatabaseName": self.catalog.database_name,
             "RawReviewsTableName": self.catalog.table_name,

@@ -44,6 +44,7 @@ class DeployPipelineStack(Stack):
             self, "ArtifactsBucket", config.artifacts_bucket_prefix, encryption_key
         )
         data_bucket = import_project_bucket(self, "DataBucket", config.data_bucket_prefix, encryption_key)
+        cicd_bucket = import_project_bucket(self, "CicdBucket", config.cicd_bucket_prefix, encryption_key)
         stages = []
         for stage, stage_config in load_stages().items():
             role = EndpointExecutionRole(
@@ -81,7 +82,7 @@ class DeployPipelineStack(Stack):
                 model_package_group_arn=registry.arn,
                 model_packages_arn=registry.model_packages_arn,
                 source=source,
-                artifacts_bucket=artifacts_bucket,
+                cicd_bucket=cicd_bucket,
                 data_bucket=data_bucket,
                 encryption_key=encryption_key,
                 stages=tuple(stages),

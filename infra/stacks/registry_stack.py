@@ -13,6 +13,7 @@ from infra.constructs.model_registry import ModelRegistry, ModelRegistryProps
 from infra.constructs.secure_bucket import import_project_bucket
 from infra.settings import InfraSettings
 from model_build.config import ProjectConfig
+from model_build.storage_layout import pipeline_storage
 
 
 class RegistryStack(Stack):
@@ -55,6 +56,7 @@ class RegistryStack(Stack):
                 model_packages_arn=self.registry.model_packages_arn,
                 glue_database_name=config.glue_database_name,
                 athena_workgroup_arn=athena_workgroup_arn,
+                storage=pipeline_storage(config),
             ),
         ).role
         CfnOutput(self, "ModelPackageGroupName", value=self.registry.model_package_group_name)

@@ -23,13 +23,14 @@ def test_the_key_rotates(default_app: SynthesizedApp) -> None:
     default_app.template("data").has_resource_properties("AWS::KMS::Key", {"EnableKeyRotation": True})
 
 
-def test_three_buckets_versioned_private_with_old_versions_expiring(default_app: SynthesizedApp) -> None:
+def test_four_buckets_versioned_private_with_old_versions_expiring(default_app: SynthesizedApp) -> None:
     config = default_app.config
     data = default_app.template("data")
-    data.resource_count_is("AWS::S3::Bucket", 3)
+    data.resource_count_is("AWS::S3::Bucket", 4)
     for prefix in (
         config.data_bucket_prefix,
         config.artifacts_bucket_prefix,
+        config.cicd_bucket_prefix,
         config.access_logs_bucket_prefix,
     ):
         _, bucket = _bucket_named(default_app, prefix)
@@ -46,11 +47,11 @@ def test_three_buckets_versioned_private_with_old_versions_expiring(default_app:
         assert bucket["DeletionPolicy"] == "Retain"
 
 
-def test_data_and_artifacts_use_the_key_and_log_to_the_logs_bucket(default_app: SynthesizedApp) -> None:
+def test_data_artifacts_and_cicd_use_the_key_and_log_to_the_logs_bucket(default_app: SynthesizedApp) -> None:
     config = default_app.config
     key_id = next(iter(default_app.template("data").find_resources("AWS::KMS::Key")))
     logs_id, _ = _bucket_named(default_app, config.access_logs_bucket_prefix)
-    for prefix in (config.data_bucket_prefix, config.artifacts_bucket_prefix):
+    for prefix in (config.data_bucket_prefix, config.artifacts_bucket_prefix, config.cicd_bucket_prefix):
         _, bucket = _bucket_named(default_app, prefix)
         (encryption,) = bucket["Properties"]["BucketEncryption"]["ServerSideEncryptionConfiguration"]
         assert encryption["ServerSideEncryptionByDefault"] == {
@@ -73,7 +74,7 @@ def test_the_logs_bucket_uses_s3_managed_keys_because_log_delivery_requires_it(
 
 def test_every_bucket_refuses_plain_http(default_app: SynthesizedApp) -> None:
     policies = default_app.template("data").find_resources("AWS::S3::BucketPolicy")
-    assert len(policies) == 3
+    assert len(policies) == 4
     for policy in policies.values():
         assert {
             "Effect": "Deny",
@@ -91,7 +92,7 @@ def test_retain_data_false_destroys_and_empties_buckets(all_options_app: Synthes
     data = all_options_app.template("data")
     for bucket in data.find_resources("AWS::S3::Bucket").values():
         assert bucket["DeletionPolicy"] == "Delete"
-    data.resource_count_is("Custom::S3AutoDeleteObjects", 3)
+    data.resource_count_is("Custom::S3AutoDeleteObjects", 4)
     data.has_resource("AWS::KMS::Key", {"DeletionPolicy": "Delete"})
 
 

@@ -62,6 +62,7 @@ def _expected(config: ProjectConfig) -> dict[str, Any]:
             for prefix in (
                 config.data_bucket_prefix,
                 config.artifacts_bucket_prefix,
+                config.cicd_bucket_prefix,
                 config.access_logs_bucket_prefix,
             )
         ),

@@ -9,6 +9,7 @@ from typing import Any
 from aws_cdk import Stack
 from aws_cdk import aws_iam as iam
 
+from model_build.storage_layout import pipeline_storage
 from tests.infra.conftest import REPO_ROOT, SynthesizedApp, render
 
 # The only actions allowed on Resource "*": AWS offers no resource-level permission for them. Each use in
@@ -125,11 +126,29 @@ def test_execution_role_reaches_only_this_projects_resources(default_app: Synthe
         if any(action.startswith("s3:") for action in _as_list(statement["Action"]))
         for resource in _as_list(statement["Resource"])
     }
-    buckets = {
+    data, artifacts = (
         f"arn:${{AWS::Partition}}:s3:::{prefix}-${{AWS::AccountId}}-${{AWS::Region}}"
         for prefix in (config.data_bucket_prefix, config.artifacts_bucket_prefix)
+    )
+    storage = pipeline_storage(config)
+    assert s3_resources == {
+        data,
+        artifacts,
+        *(f"{data}/{key}" for key in storage.data_reads),
+        *(f"{artifacts}/{key}" for key in (*storage.artifact_reads, *storage.artifact_writes)),
     }
-    assert s3_resources == buckets | {f"{bucket}/*" for bucket in buckets}
+    assert set(statements["ReadReviewData"]["Resource"]) == {
+        f"{data}/{config.raw_reviews_prefix}/*",
+        f"{data}/{config.feature_store_prefix}/*",
+    }
+    assert statements["ReadReviewData"]["Action"] == "s3:GetObject"
+    data_actions = {
+        action
+        for statement in all_statements
+        if any(str(resource).startswith(data) for resource in _as_list(statement["Resource"]))
+        for action in _as_list(statement["Action"])
+    }
+    assert data_actions == {"s3:ListBucket", "s3:GetObject", "s3:GetBucketLocation"}, "raw data is read-only"
 
 
 def test_build_project_may_run_only_this_pipeline_and_pass_only_the_execution_role(

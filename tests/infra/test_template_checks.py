@@ -1,8 +1,13 @@
-"""Every synthesized template passes cfn-lint, and cdk-nag's AwsSolutions pack finds nothing unacknowledged."""
+"""Every synthesized template passes cfn-lint, and cdk-nag's AwsSolutions pack finds nothing unacknowledged.
+
+checkov runs over the templates outside pytest (``make checkov``, in its own virtualenv); what it may skip is in
+``.checkov.yaml``, and the last tests here hold each skip to a written reason and to the facts it relies on.
+"""
 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -12,7 +17,11 @@ from cfnlint.api import lint
 
 from infra.app_builder import build_app, load_from_context
 from infra.nag import PACK, add_nag_checks
-from tests.infra.conftest import SynthesizedApp, cdk_json_context
+from tests.infra.conftest import REPO_ROOT, SynthesizedApp, cdk_json_context, render
+
+CHECKOV_CONFIG = REPO_ROOT / ".checkov.yaml"
+# The handler CDK adds for auto_delete_objects (retainData=false); its logical id is fixed by CDK.
+AUTO_DELETE_HANDLER = "CustomS3AutoDeleteObjectsCustomResourceProviderHandler"
 
 
 def test_every_template_passes_cfn_lint_without_errors(any_app: SynthesizedApp) -> None:
@@ -71,3 +80,46 @@ def test_nag_does_stop_an_insecure_bucket(tmp_path: Path) -> None:
         app.synth()
     assert "AwsSolutions::AwsSolutions-S1" in str(error.value)
     assert "AwsSolutions::AwsSolutions-S10" in str(error.value)
+
+
+def checkov_skips() -> dict[str, str]:
+    """``.checkov.yaml``'s skipped check ids, each with the comment written right above it."""
+    lines = CHECKOV_CONFIG.read_text().splitlines()
+    start = lines.index("skip-check:")
+    skips: dict[str, str] = {}
+    comment: list[str] = []
+    for line in lines[start + 1 :]:
+        if not line.startswith("  "):
+            break
+        text = line.strip()
+        if text.startswith("#"):
+            comment.append(text.lstrip("# "))
+        elif match := re.fullmatch(r"- (CKV2?_[A-Z0-9]+_\d+)", text):
+            skips[match.group(1)] = " ".join(comment)
+            comment = []
+        else:
+            raise AssertionError(f".checkov.yaml: unexpected line under skip-check: {line!r}")
+    return skips
+
+
+def test_every_checkov_skip_says_why() -> None:
+    skips = checkov_skips()
+    assert skips, "no skip-check list found in .checkov.yaml"
+    for check_id, reason in skips.items():
+        assert len(reason.split()) >= 12, f"{check_id}: the reason must say why the check does not apply"
+
+
+def test_the_facts_the_checkov_skips_rely_on(any_app: SynthesizedApp) -> None:
+    """CKV_AWS_115/116/117 are skipped because the only Lambda function is CDK's auto-delete handler, and
+    CKV_AWS_18 because the only bucket without access logging is the access-logs bucket."""
+    assert {"CKV_AWS_18", "CKV_AWS_115", "CKV_AWS_116", "CKV_AWS_117"} <= set(checkov_skips())
+    functions = any_app.resources("AWS::Lambda::Function")
+    retain = any_app.app.node.try_get_context("retainData") in (None, True, "true")
+    assert bool(functions) != retain, "the handler comes with retainData=false, and only then"
+    assert all(name.split("/")[1].startswith(AUTO_DELETE_HANDLER) for name in functions), sorted(functions)
+    unlogged = [
+        render(bucket["Properties"]["BucketName"])
+        for bucket in any_app.resources("AWS::S3::Bucket").values()
+        if "LoggingConfiguration" not in bucket["Properties"]
+    ]
+    assert unlogged == [f"{any_app.config.access_logs_bucket_prefix}-${{AWS::AccountId}}-${{AWS::Region}}"]

@@ -1,0 +1,128 @@
+"""Where the SageMaker pipeline's jobs read and write in the project's two buckets, step by step.
+
+The execution role's S3 grants are made from this (``infra/constructs/execution_role.py``): a job step may write
+only under its own prefixes in the artifacts bucket, and the data bucket (raw reviews above all) is read-only
+to the pipeline. The keys are the ones the definition builder (``model_build/sagemaker_pipeline.py``) gives
+SageMaker; ``tests/infra/test_pipeline_data_access.py`` builds the definition offline and checks every place
+it writes to, and every place it reads from, against the synthesized role, so the two cannot drift apart.
+
+Key patterns use IAM's wildcard ``*`` where a name exists only at run time (the execution id, a job name). Both
+buckets are versioned, so even an overwrite inside a step's own prefix leaves the previous version behind.
+
+What the pipeline does not write is written by other roles: the Feature Store offline store by the feature
+group's role (``infra/constructs/feature_group.py``), data capture by each endpoint's role, the step code by
+the build project that creates the pipeline (the CLI uploads it under ``pipeline_artifacts_prefix``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from model_build.config import ProjectConfig
+from model_build.pipeline_spec import PIPELINE, PipelineSpec, ProcessingStep, TrainingStep
+
+RUNTIME_NAME = "*"
+"""A path segment known only when the pipeline runs: the execution id, or a job's generated name."""
+
+MODELS_FOLDER = "models"
+"""Below ``<pipeline_artifacts_prefix>/<pipeline>``: every training job's ``OutputDataConfig.S3OutputPath``."""
+
+CHECKPOINTS_FOLDER = "checkpoints"
+"""Below ``<pipeline_artifacts_prefix>``: ``<folder>/<execution id>`` is a training job's checkpoint location."""
+
+
+@dataclass(frozen=True)
+class StepWrites:
+    """What one job step writes in the artifacts bucket, as IAM key patterns."""
+
+    step: str
+    outputs: tuple[str, ...]
+    """Objects the job creates: its processing outputs, or its model and training output."""
+    checkpoints: tuple[str, ...] = ()
+    """The training job's checkpoint folder: SageMaker keeps it in sync with the container's, and a file deleted
+    in the container is deleted in S3 too (developer guide, "Use checkpoints in Amazon SageMaker"), so this is
+    the only place the pipeline may delete."""
+
+
+@dataclass(frozen=True)
+class PipelineStorage:
+    """Everything the pipeline's role may touch in S3: key patterns per bucket, reads and writes apart."""
+
+    data_prefixes: tuple[str, ...]
+    """Data bucket, read-only: the raw reviews (the default input) and the Feature Store offline store (what
+    Athena reads when the role queries the feature group's table)."""
+    artifact_prefixes: tuple[str, ...]
+    """Artifacts bucket, read: the step code, every step's outputs and models, Athena's query results."""
+    steps: tuple[StepWrites, ...]
+    """Per job step, in the spec's order; steps of other kinds (condition, register, fail) write nothing."""
+    query_results: str
+    """Artifacts bucket: where Athena writes the results of the role's queries (the workgroup enforces it)."""
+
+    @property
+    def data_reads(self) -> tuple[str, ...]:
+        return tuple(f"{prefix}/*" for prefix in self.data_prefixes)
+
+    @property
+    def artifact_reads(self) -> tuple[str, ...]:
+        return tuple(f"{prefix}/*" for prefix in self.artifact_prefixes)
+
+    @property
+    def artifact_writes(self) -> tuple[str, ...]:
+        """Every key pattern the role may create objects under, the query results included."""
+        keys = [key for step in self.steps for key in (*step.outputs, *step.checkpoints)]
+        return (*dict.fromkeys(keys), self.query_results)
+
+
+def listing(prefixes: tuple[str, ...]) -> tuple[str, ...]:
+    """``s3:prefix`` patterns that let ``ListObjects`` see ``prefixes`` and below, and nothing else.
+
+    A job lists its input with the prefix of its URI, with or without the trailing slash.
+    """
+    return tuple(pattern for prefix in prefixes for pattern in (prefix, f"{prefix}/*"))
+
+
+def processing_output_key(config: ProjectConfig, step: str, output: str) -> str:
+    """``<artifacts prefix>/<pipeline>/<execution id>/<step>/<output>``: one folder per run and output."""
+    return "/".join(
+        (config.pipeline_artifacts_prefix, config.pipeline_name, RUNTIME_NAME, step, output, RUNTIME_NAME)
+    )
+
+
+def training_output_key(config: ProjectConfig) -> str:
+    """``<artifacts prefix>/<pipeline>/models/<job name>/...``: model.tar.gz, output.tar.gz, profiler output."""
+    return "/".join((config.pipeline_artifacts_prefix, config.pipeline_name, MODELS_FOLDER, RUNTIME_NAME))
+
+
+def checkpoint_key(config: ProjectConfig) -> str:
+    """``<artifacts prefix>/checkpoints/<execution id>/...``: a retried job of the same execution resumes here."""
+    return "/".join((config.pipeline_artifacts_prefix, CHECKPOINTS_FOLDER, RUNTIME_NAME))
+
+
+def step_writes(config: ProjectConfig, spec: PipelineSpec = PIPELINE) -> tuple[StepWrites, ...]:
+    """What each job step of ``spec`` writes; a job step of a kind not handled here is an error."""
+    found: list[StepWrites] = []
+    for step in spec.steps:
+        if isinstance(step, ProcessingStep):
+            outputs = tuple(processing_output_key(config, step.name, output.name) for output in step.outputs)
+            found.append(StepWrites(step.name, outputs))
+        elif isinstance(step, TrainingStep):
+            checkpoints = (checkpoint_key(config),) if step.checkpoints else ()
+            found.append(StepWrites(step.name, (training_output_key(config),), checkpoints))
+        elif step.kind not in ("Condition", "RegisterModel", "Fail"):
+            raise ValueError(
+                f"model_build/storage_layout.py: step {step.name!r} of kind {step.kind!r} is not known here; "
+                "say where it writes, or the execution role will not let it"
+            )
+    return tuple(found)
+
+
+def pipeline_storage(config: ProjectConfig, spec: PipelineSpec = PIPELINE) -> PipelineStorage:
+    def clean(prefix: str) -> str:
+        return prefix.strip("/")
+
+    return PipelineStorage(
+        data_prefixes=(clean(config.raw_reviews_prefix), clean(config.feature_store_prefix)),
+        artifact_prefixes=(clean(config.pipeline_artifacts_prefix), clean(config.athena_results_prefix)),
+        steps=step_writes(config, spec),
+        query_results=f"{clean(config.athena_results_prefix)}/*",
+    )
