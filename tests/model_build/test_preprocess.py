@@ -493,7 +493,9 @@ def test_records_are_put_into_the_feature_group(
 
     assert result.returncode == 1
     records = pq.read_table(output / "features").to_pandas()
-    message = f"1 of {len(records)} records could not be put into feature group 'reviews-fg' after 10 tries each"
+    message = (
+        f"1 of {len(records)} records could not be put into feature group 'reviews-fg' after 10 tries each"
+    )
     assert message in result.stderr
     assert f"review_id={ids[1]}" in result.stderr
     assert summary_of(output)["ingested"] == {"feature_group": "reviews-fg", "put": len(records), "failed": 1}
