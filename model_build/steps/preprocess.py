@@ -364,14 +364,14 @@ def _has_surrogate(value: str) -> bool:
 def read_chunks(source: Source, chunk_size: int, valid_utf8: bool = True) -> Iterator[Chunk]:
     """The file's rows as strings, exactly as written (empty fields stay ``""``), ``chunk_size`` at a time.
 
-    ``valid_utf8`` (from :func:`is_valid_utf8`): parse strictly into Arrow-backed strings (fast). Otherwise
-    parse into Python strings with invalid bytes escaped (Arrow strings cannot hold them) and mark the rows
-    that hold any.
+    ``valid_utf8`` (from :func:`is_valid_utf8`): parse strictly. Otherwise parse with invalid bytes escaped
+    and mark the rows that hold any.
     """
+    # Python strings (object), not pandas' Arrow-backed ``str``: every value goes on to Python code (row
+    # hashes, the texts handed to the tokenizer), and converting each column to Arrow and back costs more than
+    # the string operations gain; Arrow strings could not hold the escaped bytes of an invalid file anyway.
     options: dict[str, Any] = (
-        {"dtype": str}
-        if valid_utf8
-        else {"dtype": object, "encoding_errors": RAW_ERRORS}  # Arrow strings cannot hold surrogates
+        {"dtype": object} if valid_utf8 else {"dtype": object, "encoding_errors": RAW_ERRORS}
     )
     try:
         reader = pd.read_csv(
