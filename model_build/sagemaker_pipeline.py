@@ -44,7 +44,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from model_build import images
-from model_build.code_upload import CodeUploads
+from model_build.code_upload import CodeSet, CodeUploads
 from model_build.config import ProjectConfig, load_config
 from model_build.pipeline_spec import (
     PIPELINE,
@@ -298,6 +298,10 @@ class _PipelineBuilder:
 
         return CacheConfig(enable_caching=True, expire_after=CACHE_EXPIRY)
 
+    def _step_code(self, script: str) -> CodeSet:
+        """What a job needs of the steps folder: its script, the modules it imports, the requirements."""
+        return CodeSet.script(self.source_dir, script, always=(STEPS_REQUIREMENTS,))
+
     def _image(self, instance_type: Any, scope: images.Scope) -> str:
         """The image for the instance type this definition runs the step on (see the module doc)."""
         return images.image_uri(self.settings.region, str(self.default_of(instance_type)), scope)
@@ -422,15 +426,15 @@ class _PipelineBuilder:
             self.property_files[(step.name, property_file.name)] = property_file
         # The code bundle is uploaded by content; the SDK puts its helper scripts (install_requirements.py,
         # runproc.sh) under the job name, which therefore carries the same digest.
-        bundle_uri = self.code.bundle(self.source_dir)
+        code = self._step_code(step.script)
         step_args = processor.run(
             code=step.script,
-            source_dir=bundle_uri,
+            source_dir=self.code.bundle(code),
             requirements=STEPS_REQUIREMENTS,
             inputs=inputs,
             outputs=outputs,
             arguments=arguments,
-            job_name=f"{step.name}-{bundle_uri.rsplit('/', 3)[-3]}",
+            job_name=f"{step.name}-{code.digest}",
         )
         return SdkProcessingStep(
             name=step.name,
@@ -470,7 +474,8 @@ class _PipelineBuilder:
             sagemaker_session=self.session,
             base_job_name=f"{self.config.prefix}-{step.name}",
             source_code=SourceCode(
-                source_dir=str(self.source_dir),
+                # An S3 folder, which ModelTrainer recognises by its trailing "/".
+                source_dir=self.code.folder(self._step_code(step.script), "code") + "/",
                 entry_script=step.script,
                 requirements=STEPS_REQUIREMENTS,
             ),
@@ -605,7 +610,7 @@ def _content_addressed_trainer() -> type:
 
         def create_input_data_channel(self, channel_name: str, data_source: Any, *args: Any, **kwargs: Any):
             if self._code_uploads is not None and isinstance(data_source, str) and Path(data_source).is_dir():
-                data_source = self._code_uploads.folder(Path(data_source), channel_name)
+                data_source = self._code_uploads.folder(CodeSet.folder(Path(data_source)), channel_name)
             return super().create_input_data_channel(channel_name, data_source, *args, **kwargs)
 
     return ContentAddressedModelTrainer
