@@ -215,6 +215,7 @@ class LocalRunner:
     ) -> None:
         """What every job kind shares: its inputs, the cache lookup, the run, the cache entry."""
         step = self._start_step(execution, spec_step.name, spec_step.kind)
+        step.detail["retry_policies"] = [policy.request() for policy in spec_step.retries]
         try:
             sources = self._input_sources(execution, spec_step)
             request = self._cache_request(execution, spec_step, sources)

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from model_build.pipeline_spec import JOB_RETRIES
 from pipelines.local.events import EventLog
 from pipelines.local.executions import ExecutionStore, Status
 from pipelines.local.registry import ModelRegistry
@@ -79,6 +80,11 @@ def test_true_branch_runs_every_step_in_order_and_registers(toy):
     assert package.lineage.execution_id == record.id
     assert package.lineage.parameters["Factor"] == "2"
     assert len(package.lineage.input_data_sha256) == 64
+    # Each job records the retry policies SageMaker's definition holds, and its one attempt.
+    for name in ("Prep", "Fit", "Score"):
+        assert record.step(name).detail["retry_policies"] == [p.request() for p in JOB_RETRIES]
+        assert record.step(name).attempt_count == 1
+    assert "retry_policies" not in record.step("Check").detail
     # Each step's log is kept; the work folders are gone once the outputs are published.
     assert "prepared" in Path(record.step("Prep").log).read_text()
     assert not (workspace.executions_dir / record.id / "work" / "Prep").exists()
