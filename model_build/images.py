@@ -132,8 +132,12 @@ def parse(uri: str) -> ImageTag:
     return ImageTag(match["scope"], match["torch"], match["processor"], match["python"])
 
 
-def check_fits(uri: str, instance_type: str, framework: Framework = FRAMEWORK) -> None:
-    """Raise :class:`ImageMismatch` unless ``uri`` is built for ``instance_type`` and ``framework``."""
+def check_fits(uri: str, instance_type: str, framework: Framework | None = FRAMEWORK) -> None:
+    """Raise :class:`ImageMismatch` unless ``uri`` is built for ``instance_type`` and ``framework``.
+
+    ``framework=None`` checks the processor only: a registered model keeps the image (and torch) it was
+    trained with, which an older approved version may have from an older :data:`FRAMEWORK`.
+    """
     tag = parse(uri)
     wanted = processor(instance_type)
     if tag.processor != wanted:
@@ -141,7 +145,7 @@ def check_fits(uri: str, instance_type: str, framework: Framework = FRAMEWORK) -
             f"{uri} is a {tag.processor.upper()} image but {instance_type} is a {wanted.upper()} instance; "
             f"choose images with model_build.images.image_uri(region, instance_type, scope)"
         )
-    if (tag.torch, tag.python) != (framework.torch, framework.python):
+    if framework is not None and (tag.torch, tag.python) != (framework.torch, framework.python):
         raise ImageMismatch(
             f"{uri} has torch {tag.torch} / {tag.python}, not the project's torch {framework.torch} / "
             f"{framework.python} (model_build.images.FRAMEWORK)"
