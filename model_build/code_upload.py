@@ -51,7 +51,7 @@ def _ignored(relative: Path) -> bool:
 
 
 def _imported_names(path: Path) -> set[str]:
-    """The top-level names a Python file imports absolutely (``import a.b`` and ``from a import b``: ``a``)."""
+    """The top-level names a Python file imports absolutely (``import a.b``, ``from a import b``: ``a``)."""
     tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
     names: set[str] = set()
     for node in ast.walk(tree):

@@ -25,14 +25,23 @@ Sources (looked up 2026-12):
 - Image contents: aws/deep-learning-containers ``pytorch/training/docker/2.6/py3/Dockerfile.sagemaker.cpu.
   core_packages.json`` (torch 2.6.0, ``awscli<2``, ``sagemaker>=2,<3``) and ``pytorch/inference/docker/2.6``.
 
+A definition fixes each image when it is built, from the instance type it is built with (the parameter's
+default), while the instance types stay parameters: an execution started with another instance type of the
+other processor kind would meet the wrong image, so :func:`override_problems` refuses such a start (the
+runner checks before calling AWS). Switching kinds means building with that default.
+
 Importing this module does not import the SageMaker SDK; resolving a URI does (the local mode never does).
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:
+    from model_build.pipeline_spec import PipelineSpec
 
 Processor = Literal["cpu", "gpu"]
 Scope = Literal["training", "inference"]
@@ -111,7 +120,7 @@ def serving_image_uri(region: str, instance_type: str) -> str:
 
 @dataclass(frozen=True)
 class ImageTag:
-    """What a DLC URI says: ``<account>.dkr.ecr.<region>.amazonaws.com/pytorch-<scope>:<torch>-<cpu|gpu>-<py>``."""
+    """What a DLC URI says: ``<registry>/pytorch-<scope>:<torch>-<cpu|gpu>-<py>``."""
 
     scope: str
     torch: str
@@ -150,3 +159,36 @@ def check_fits(uri: str, instance_type: str, framework: Framework | None = FRAME
             f"{uri} has torch {tag.torch} / {tag.python}, not the project's torch {framework.torch} / "
             f"{framework.python} (model_build.images.FRAMEWORK)"
         )
+
+
+def instance_type_parameters(spec: PipelineSpec) -> dict[str, str]:
+    """Parameter name -> the steps whose image it chooses, for every parameter used as an instance type."""
+    from model_build.pipeline_spec import Param
+
+    found: dict[str, list[str]] = {}
+    for step in spec.steps:
+        for value in (getattr(step, "instance_type", None), getattr(step, "inference_instance_type", None)):
+            if isinstance(value, Param):
+                found.setdefault(value.name, []).append(step.name)
+    return {name: ", ".join(steps) for name, steps in found.items()}
+
+
+def override_problems(spec: PipelineSpec, overrides: Mapping[str, object]) -> list[str]:
+    """Why starting a definition built from ``spec``'s defaults with ``overrides`` would mismatch an image."""
+    problems = []
+    for name, steps in instance_type_parameters(spec).items():
+        if name not in overrides:
+            continue
+        default, wanted = str(spec.parameter(name).default), str(overrides[name])
+        try:
+            kind, built_for = processor(wanted), processor(default)
+        except ImageMismatch as error:
+            problems.append(f"{name}: {error}")
+            continue
+        if kind != built_for:
+            problems.append(
+                f"{name}={wanted} is a {kind.upper()} instance, but the images of {steps} are "
+                f"{built_for.upper()} images (chosen for the default {default}); an execution may change the "
+                f"instance type within its kind only: to switch, change the default in model_build/pipeline_spec.py"
+            )
+    return problems

@@ -103,7 +103,7 @@ RetryReason = Literal[
 ]
 """SageMaker Pipelines' retryable exception types (sagemaker/latest/dg/pipelines-retry-policy.html): throttled
 or failed calls to SageMaker (``Step.*``); a job's internal error, EC2 capacity shortfall or a quota it
-exceeded (``SageMaker.*``). A script's own failure (``AlgorithmError``) is none of them: it is never retried."""
+exceeded (``SageMaker.*``). A script's own failure (``AlgorithmError``) is none of them: never retried."""
 
 MAX_RETRY_ATTEMPTS = 20
 """SageMaker's cap on ``MaxAttempts`` (the SDK's ``MAX_ATTEMPTS_CAP``)."""
@@ -119,7 +119,7 @@ class RetryPolicy:
 
     on: tuple[RetryReason, ...]
     max_attempts: int
-    """Retries after the first attempt (SageMaker's ``MaxAttempts``: "the maximum number of retry attempts")."""
+    """Retries after the first attempt (SageMaker's ``MaxAttempts``, "the maximum number of retry attempts")."""
     interval_seconds: int
     backoff_rate: float = 2.0
 

@@ -56,8 +56,8 @@ def definition_json(parameters: Mapping[str, str], boto_session: boto3.Session |
     - STS ``GetCallerIdentity``, only when ``SAGEMAKER_PIPELINE_ROLE_ARN``, ``ARTIFACT_BUCKET`` or
       ``DATA_BUCKET`` is unset (to name the default role and buckets); set all three to skip it;
     - S3 ``ListBuckets`` (the SDK checks the artifact bucket exists, creating it if not) and ``PutObject``
-      of the step code: the processing bundles and ``runproc.sh`` go to ``<artifacts>/<prefix>/...``
-      under content-hashed keys, the training code and SDK drivers under a timestamped training prefix.
+      of the step code: every job's code, the SDK's drivers and ``runproc.sh`` go to
+      ``<artifacts>/<prefix>/...`` under keys named by their content (:mod:`model_build.code_upload`).
 
     The definition refers to those S3 objects, so there is no fully offline build with the SDK; the tests
     build it against moto.
@@ -81,9 +81,14 @@ def run_on_sagemaker(
     0 when started (or, waiting, when it succeeded), 1 when it failed or was stopped. A missing
     ``SAGEMAKER_PIPELINE_ROLE_ARN`` or a bad parameter raises ``ValueError`` naming it, before any AWS call.
     """
+    from model_build import images
+    from model_build.pipeline_spec import PIPELINE
     from model_build.sagemaker_pipeline import parse_parameter_overrides
 
-    parse_parameter_overrides(parameters)  # unknown names and bad values fail before anything is created
+    # Unknown names, bad values and an instance type its step's image cannot run on fail before any AWS call.
+    problems = images.override_problems(PIPELINE, parse_parameter_overrides(parameters))
+    if problems:
+        raise ValueError("; ".join(problems))
     pipeline, role_arn = _build({}, True, boto_session, sagemaker_client)
     response = pipeline.upsert(role_arn=role_arn, description=pipeline_description())
     print(f"Upserted pipeline {response['PipelineArn']}", flush=True)

@@ -40,7 +40,7 @@ def render_stage(
     updating: bool,
     model_image: str | None = None,
 ) -> Path:
-    """Write ``<stage>-template.json`` and ``<stage>-config.json`` into ``outdir``; return the template's path.
+    """Write ``<stage>-template.json`` and ``<stage>-config.json`` into ``outdir``; return the template path.
 
     ``model_image`` is the package's serving image: a stage whose instance type it does not fit is refused.
     """

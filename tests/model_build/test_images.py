@@ -86,7 +86,7 @@ def test_an_image_of_another_torch_version_is_refused() -> None:
 
 
 def pinned(path: Path, package: str) -> str:
-    """The ``==`` version of ``package`` in a requirements file; the test fails when it is not pinned there."""
+    """The ``==`` version of ``package`` in a requirements file; fails when it is not pinned there."""
     for line in path.read_text().splitlines():
         match = re.fullmatch(rf"{re.escape(package)}==(\S+)", line.strip())
         if match:
@@ -127,3 +127,26 @@ def test_the_stages_serve_on_instances_of_the_registered_images_processor() -> N
     registered = images.processor(str(PIPELINE.parameter("DeployInstanceType").default))
     for stage, config in load_stages().items():
         assert images.processor(config.endpoint.instance_type) == registered, stage
+
+
+def test_an_execution_may_not_switch_an_instance_type_to_the_other_processor_kind() -> None:
+    """The definition's images are fixed for its default instance types; a start may only stay in kind."""
+    from model_build.pipeline_spec import EVALUATE, PIPELINE, PROCESS, REGISTER, TRAIN
+
+    assert images.instance_type_parameters(PIPELINE) == {
+        "ProcessingInstanceType": f"{PROCESS}, {EVALUATE}",
+        "TrainingInstanceType": TRAIN,
+        "DeployInstanceType": REGISTER,
+    }
+    within_kind = {"ProcessingInstanceType": "ml.m5.4xlarge", "TrainingInstanceType": "ml.p4d.24xlarge"}
+    assert images.override_problems(PIPELINE, within_kind) == []
+    problems = images.override_problems(
+        PIPELINE,
+        {"TrainingInstanceType": "ml.c5.4xlarge", "DeployInstanceType": "ml.inf2.xlarge", "Epochs": 1},
+    )
+    assert problems == [
+        f"TrainingInstanceType=ml.c5.4xlarge is a CPU instance, but the images of {TRAIN} are GPU images "
+        "(chosen for the default ml.g5.2xlarge); an execution may change the instance type within its kind "
+        "only: to switch, change the default in model_build/pipeline_spec.py",
+        "DeployInstanceType: ml.inf2.xlarge: Inferentia/Trainium instances need Neuron images; not supported",
+    ]

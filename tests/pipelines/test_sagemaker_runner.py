@@ -176,6 +176,14 @@ def test_run_rejects_an_unknown_parameter_before_calling_aws(aws, sagemaker):
         )
 
 
+def test_run_rejects_an_instance_type_its_steps_image_cannot_run_on_before_calling_aws(aws, sagemaker):
+    client, _ = sagemaker
+    with pytest.raises(ValueError, match=r"TrainingInstanceType=ml\.c5\.4xlarge is a CPU instance"):
+        sagemaker_runner.run_on_sagemaker(
+            {"TrainingInstanceType": "ml.c5.4xlarge"}, wait=False, boto_session=aws, sagemaker_client=client
+        )
+
+
 def test_definition_applies_overrides_as_defaults_without_a_role(aws, monkeypatch):
     monkeypatch.delenv("SAGEMAKER_PIPELINE_ROLE_ARN")
     definition = json.loads(

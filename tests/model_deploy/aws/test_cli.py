@@ -180,7 +180,7 @@ def test_an_existing_endpoint_keeps_its_instance_count_a_new_one_does_not(
 def test_render_refuses_a_package_whose_image_does_not_fit_a_stages_instances(
     aws: StubbedClients, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A package registered with the GPU image cannot serve on the stages' CPU instances: nothing is rendered."""
+    """A package registered with the GPU image cannot serve on the stages' CPU instances: nothing rendered."""
     monkeypatch.setenv("DATA_BUCKET", DATA_BUCKET)
     monkeypatch.setenv("KMS_KEY_ARN", KMS_KEY)
     stub_registry(aws, summary(5))
