@@ -52,6 +52,10 @@ class Parameter:
     input_data: bool = False
     """An external data location: its content is hashed into the model's lineage, and empty means the data
     bucket's raw-reviews prefix (``s3://<data bucket>/<raw_reviews_prefix>/``), on AWS and locally."""
+    fingerprint_of: str | None = None
+    """The ``input_data`` parameter this one carries a digest of: the SageMaker runner lists that location
+    and passes :func:`model_build.data_fingerprint.fingerprint` here, so a step reading it is not a cache
+    hit on changed data (SageMaker caches on arguments, not on what an S3 URI holds)."""
 
     def default_for(self, local: bool) -> ParameterValue:
         return self.local_default if local and self.local_default is not None else self.default
@@ -207,6 +211,8 @@ class ProcessingStep:
     """What the job talks to besides its inputs and outputs (:data:`FEATURE_STORE`)."""
     description: str = ""
     retries: tuple[RetryPolicy, ...] = JOB_RETRIES
+    environment: dict[str, Value] = field(default_factory=dict)
+    """Environment variables of the job; part of the step's arguments, so of its cache key."""
     kind: ClassVar[str] = "Processing"
 
     def data_inputs(self) -> tuple[tuple[str, Value], ...]:
@@ -216,7 +222,11 @@ class ProcessingStep:
         return dict(self.arguments)
 
     def references(self) -> tuple[Value | JsonValue, ...]:
-        return (*(source for _, source in self.data_inputs()), *self.arguments.values())
+        return (
+            *(source for _, source in self.data_inputs()),
+            *self.arguments.values(),
+            *self.environment.values(),
+        )
 
 
 @dataclass(frozen=True)
@@ -417,6 +427,14 @@ PARAMETERS: tuple[Parameter, ...] = (
         input_data=True,
     ),
     Parameter(
+        "InputDataFingerprint",
+        "String",
+        "",
+        "Digest of the InputDataUrl objects (keys, sizes, ETags); `run --sagemaker` sets it so processing is "
+        "never a cache hit on changed data. A start from elsewhere should set it too.",
+        fingerprint_of="InputDataUrl",
+    ),
+    Parameter(
         "ProcessingInstanceType", "String", "ml.c5.2xlarge", "Instance type of processing and evaluation."
     ),
     Parameter(
@@ -522,6 +540,7 @@ PIPELINE = PipelineSpec(
                 "--feature-group-name": Config("feature_group_name"),
             },
             services=(FEATURE_STORE,),
+            environment={"INPUT_DATA_FINGERPRINT": Param("InputDataFingerprint")},
         ),
         TrainingStep(
             name=TRAIN,

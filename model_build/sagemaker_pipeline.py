@@ -390,6 +390,7 @@ class _PipelineBuilder:
             base_job_name=f"{self.config.prefix}-{step.name}",
             sagemaker_session=self.session,
             tags=[{"Key": key, "Value": value} for key, value in self.config.tags.items()],
+            env={name: self.resolve_string(value) for name, value in step.environment.items()} or None,
         )
         inputs = [
             ProcessingInput(

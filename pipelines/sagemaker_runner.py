@@ -12,6 +12,7 @@ run), ``ARTIFACT_BUCKET`` and ``DATA_BUCKET`` (else derived from the account, as
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -92,13 +93,47 @@ def run_on_sagemaker(
     pipeline, role_arn = _build({}, True, boto_session, sagemaker_client)
     response = pipeline.upsert(role_arn=role_arn, description=pipeline_description())
     print(f"Upserted pipeline {response['PipelineArn']}", flush=True)
-    execution = pipeline.start(parameters=dict(parameters) or None)
+    s3 = pipeline.sagemaker_session.boto_session.client("s3")
+    execution = pipeline.start(parameters=with_input_fingerprints(pipeline, parameters, s3))
     print(f"Started execution {execution.arn}", flush=True)
     if not wait:
         return 0
     client = pipeline.sagemaker_session.sagemaker_client
     status = wait_for_execution(client, execution.arn, poll_seconds=poll_seconds, sleep=sleep)
     return 0 if status == "Succeeded" else 1
+
+
+def with_input_fingerprints(
+    pipeline: Pipeline, parameters: Mapping[str, str], s3: Any, out: Callable[[str], None] = print
+) -> dict[str, str]:
+    """``parameters`` plus, for each fingerprint parameter not given, the digest of the data it describes.
+
+    The location is the override, else the definition's default (the data bucket's raw prefix). One that
+    cannot be listed gets a value unique to this run: its steps then miss the cache rather than risk reusing
+    a run on other data.
+    """
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from model_build.data_fingerprint import fingerprint
+    from model_build.pipeline_spec import PIPELINE
+
+    defaults = {parameter.name: parameter.default_value for parameter in pipeline.parameters}
+    result = dict(parameters)
+    for parameter in PIPELINE.parameters:
+        source = parameter.fingerprint_of
+        if source is None or parameter.name in parameters:
+            continue
+        uri = str(parameters.get(source) or defaults[source])
+        try:
+            result[parameter.name] = fingerprint(s3, uri)
+            out(f"{source} {uri}: {parameter.name}={result[parameter.name]}")
+        except (BotoCoreError, ClientError, ValueError) as error:
+            result[parameter.name] = f"unlisted-{uuid.uuid4().hex[:12]}"
+            out(
+                f"Could not list {source} {uri} ({error}): {parameter.name} is unique to this run, so the "
+                "steps that read it are not reused from SageMaker's cache"
+            )
+    return result
 
 
 def pipeline_description() -> str:

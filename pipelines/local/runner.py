@@ -308,6 +308,7 @@ class LocalRunner:
             for part in (flag, folder.map(self._render(execution, value)))
         ]
         environment = self._base_environment()
+        environment.update({name: self._render(execution, v) for name, v in spec_step.environment.items()})
         with self._feature_store() if FEATURE_STORE in spec_step.services else nullcontext() as server:
             if server is not None:
                 environment.update(_feature_store_client_environment(server.endpoint_url, self.workspace))

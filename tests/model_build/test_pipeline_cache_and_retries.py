@@ -121,6 +121,13 @@ def test_a_code_change_changes_only_the_steps_that_run_that_code(
     assert changed(first, build(aws, root)) == affected
 
 
+def test_processing_carries_the_input_datas_fingerprint_in_its_arguments(first) -> None:
+    """The cache key is the arguments: the digest the runner passes makes new data a miss."""
+    environment = first[ps.PROCESS]["Arguments"]["Environment"]
+    assert environment == {"INPUT_DATA_FINGERPRINT": {"Get": "Parameters.InputDataFingerprint"}}
+    assert ps.PIPELINE.parameter("InputDataFingerprint").fingerprint_of == "InputDataUrl"
+
+
 def test_job_steps_retry_throttling_capacity_and_quota_errors_with_backoff(first) -> None:
     for name in JOB_STEPS:
         spec = ps.PIPELINE.step(name)
