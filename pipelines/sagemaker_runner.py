@@ -151,17 +151,21 @@ def wait_for_execution(
 ) -> str:
     """Poll the execution, print each step's new status, and return the final execution status.
 
-    A failed step prints its failure reason; a failed or stopped execution prints the execution's.
+    A failed step prints its failure reason; a failed or stopped execution prints the execution's. A step
+    retried under its retry policy says which attempt it is on; a cache hit names the execution it reused.
     """
-    seen: dict[str, str] = {}
+    seen: dict[str, tuple[str, int]] = {}
     while True:
         steps = _list_steps(client, execution_arn)
         for step in reversed(steps):  # the API lists the most recent first
-            name, status = step["StepName"], step["StepStatus"]
-            if seen.get(name) != status:
-                seen[name] = status
+            name, status, attempt = step["StepName"], step["StepStatus"], step.get("AttemptCount", 1)
+            if seen.get(name) != (status, attempt):
+                seen[name] = (status, attempt)
                 reason = f": {step['FailureReason']}" if step.get("FailureReason") else ""
-                out(f"  {name}: {status}{reason}")
+                retried = f" (attempt {attempt})" if attempt > 1 else ""
+                source = step.get("CacheHitResult", {}).get("SourcePipelineExecutionArn")
+                cached = f" (cache hit: outputs of {source})" if source else ""
+                out(f"  {name}: {status}{retried}{cached}{reason}")
         execution = client.describe_pipeline_execution(PipelineExecutionArn=execution_arn)
         status = execution["PipelineExecutionStatus"]
         if status in TERMINAL_STATUSES:

@@ -148,6 +148,43 @@ def test_waiting_prints_step_changes_and_a_failed_execution_exits_non_zero(aws, 
     assert "Execution Failed: Step failure" in out
 
 
+def test_waiting_shows_retried_attempts_and_cache_hits() -> None:
+    source = f"{PIPELINE_ARN}/execution/earlier"
+    polls = iter(
+        [
+            [
+                {"StepName": "TrainModel", "StepStatus": "Executing", "AttemptCount": 2},
+                {
+                    "StepName": "ProcessReviews",
+                    "StepStatus": "Succeeded",
+                    "CacheHitResult": {"SourcePipelineExecutionArn": source},
+                },
+            ],
+            [{"StepName": "TrainModel", "StepStatus": "Succeeded", "AttemptCount": 2}],
+        ]
+    )
+    statuses = iter(["Executing", "Succeeded"])
+
+    class Client:
+        def list_pipeline_execution_steps(self, **_: object) -> dict[str, object]:
+            return {"PipelineExecutionSteps": next(polls)}
+
+        def describe_pipeline_execution(self, **_: object) -> dict[str, object]:
+            return {"PipelineExecutionStatus": next(statuses)}
+
+    lines: list[str] = []
+    status = sagemaker_runner.wait_for_execution(
+        Client(), EXECUTION_ARN, sleep=lambda _: None, out=lines.append
+    )
+    assert status == "Succeeded"
+    assert lines == [
+        f"  ProcessReviews: Succeeded (cache hit: outputs of {source})",
+        "  TrainModel: Executing (attempt 2)",
+        "  TrainModel: Succeeded (attempt 2)",
+        "Execution Succeeded",
+    ]
+
+
 def test_waiting_for_a_successful_execution_exits_zero(aws, sagemaker):
     client, stubber = sagemaker
     expect_upsert_and_start(stubber, None)
