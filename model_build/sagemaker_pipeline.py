@@ -21,9 +21,11 @@ the hyperparameters as ``--name value``. Every image comes from :mod:`model_buil
 the project's one framework version, CPU or GPU as the step's instance type (its value in this definition:
 the default, or the ``defaults`` it is built with) says.
 
-Caching: every job's code is uploaded under a key named by its content (:mod:`model_build.code_upload`), data
-inputs are parameters or earlier steps' per-execution outputs, so building the definition again from the same
-code gives the same step arguments, and SageMaker's step cache hits. Retries: each job step carries the
+Caching: every job's code is uploaded under a key named by its content (:mod:`model_build.code_upload`), and
+data inputs are parameters or earlier steps' per-execution outputs, so building the definition again from the
+same code gives the same step arguments, and SageMaker's step cache hits; the processing job carries the
+``InputDataFingerprint`` the runner computes (:mod:`model_build.data_fingerprint`), so new data under the
+same ``InputDataUrl`` is a miss. Retries: each job step carries the
 retry policies its spec declares (:data:`model_build.pipeline_spec.JOB_RETRIES`: throttling and service
 faults, capacity and resource limits, with exponential backoff).
 
@@ -600,11 +602,10 @@ def _content_addressed_trainer() -> type:
     its S3 URI, so the training step's arguments change only when a file does. Made on first use: the SDK is
     imported only when a SageMaker definition is built.
     """
-    from pydantic import PrivateAttr
     from sagemaker.train import ModelTrainer
 
     class ContentAddressedModelTrainer(ModelTrainer):
-        _code_uploads: CodeUploads | None = PrivateAttr(default=None)
+        _code_uploads: CodeUploads | None = None  # a pydantic private attribute (leading underscore)
 
         def use_code_uploads(self, uploads: CodeUploads) -> None:
             self._code_uploads = uploads
