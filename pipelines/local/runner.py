@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from model_build import parameters
+from model_build.code_upload import CodeSet
 from model_build.pipeline_spec import (
     BUNDLED_MODEL,
     FEATURE_STORE,
@@ -117,6 +118,9 @@ class LocalRunner:
         self.spec = spec
         self.repo_root = repo_root
         self.steps_dir = repo_root / STEPS_SOURCE_DIR
+        self._requirements = tuple(
+            name for name in ("requirements.txt",) if (self.steps_dir / name).is_file()
+        )
         self.use_cache = use_cache
         self.console = console or sys.stdout
         self.executions = ExecutionStore(workspace.executions_dir)
@@ -276,7 +280,9 @@ class LocalRunner:
             "instance_type": self._render(execution, step.instance_type),
             "instance_count": self._render(execution, step.instance_count),
             "inputs": {name: content_hash(path) for name, path in sorted(sources.items())},
-            "code": content_hash(self.steps_dir),
+            # As on SageMaker: the script, the step modules it imports and the requirements, so editing
+            # train.py reruns training and evaluation but reuses processing.
+            "code": CodeSet.script(self.steps_dir, step.script, self._requirements).digest,
         }
 
     def _cached_metrics(self, hit: CacheEntry) -> dict[str, float]:

@@ -145,6 +145,12 @@ def test_code_change_misses_and_missing_outputs_miss(toy):
         (repo / "model_build" / "steps" / "prep.py").read_text() + "\n# edited\n"
     )
     assert not run(toy).step("Prep").cache_hit
+    # A step's code is its own script (and what it imports): editing training reuses processing.
+    (repo / "model_build" / "steps" / "fit.py").write_text(
+        (repo / "model_build" / "steps" / "fit.py").read_text() + "\n# edited\n"
+    )
+    edited = run(toy)
+    assert edited.step("Prep").cache_hit is not None and edited.step("Fit").cache_hit is None
     # Outputs deleted by hand: the cache entry no longer counts.
     second = run(toy)
     workspace.local_path(second.step("Fit").outputs["model"]).unlink()
