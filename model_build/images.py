@@ -24,6 +24,8 @@ Sources (looked up 2026-12):
 - torch 2.6.0 is also the oldest transformers 5.23 accepts: its metadata requires ``torch>=2.6``.
 - Image contents: aws/deep-learning-containers ``pytorch/training/docker/2.6/py3/Dockerfile.sagemaker.cpu.
   core_packages.json`` (torch 2.6.0, ``awscli<2``, ``sagemaker>=2,<3``) and ``pytorch/inference/docker/2.6``.
+- The serving container pip installs ``<code dir>/requirements.txt`` before TorchServe starts
+  (aws/sagemaker-pytorch-inference-toolkit ``torchserve.py``, ``_install_requirements``).
 
 A definition fixes each image when it is built, from the instance type it is built with (the parameter's
 default), while the instance types stay parameters: an execution started with another instance type of the

@@ -108,6 +108,21 @@ def version(text: str) -> tuple[int, ...]:
     return tuple(int(part) for part in text.split("."))
 
 
+MODEL_LIBRARIES = ("transformers", "tokenizers", "safetensors")
+"""What saves and loads the model and its tokenizer: pinned alike wherever a model is trained or served."""
+
+
+def test_serving_installs_the_model_libraries_training_installs(repo_root: Path) -> None:
+    training = repo_root / "model_build" / "steps" / "requirements.txt"
+    serving = repo_root / "model_deploy" / "serving" / "requirements.txt"
+    for package in MODEL_LIBRARIES:
+        assert (
+            pinned(serving, package)
+            == pinned(training, package)
+            == pinned(repo_root / "requirements.txt", package)
+        )
+
+
 def test_the_pinned_transformers_accepts_the_images_torch() -> None:
     """transformers' own metadata says which torch it supports (``torch>=2.6; extra == "torch"``)."""
     bounds = {
