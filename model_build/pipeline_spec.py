@@ -10,7 +10,7 @@ and a new step of a known kind is a few lines here. A condition names the steps 
 run only when their branch is taken (on SageMaker they are nested in the ``ConditionStep``), every other step
 always runs, in order. What a step needs beyond its data is declared on it: the Feature Store
 (``ProcessingStep.services``), checkpoints (``TrainingStep.checkpoints``), the external input data
-(``Parameter.input_data``).
+(``Parameter.input_data``), the retry policies of a job (``retries``, :data:`JOB_RETRIES` by default).
 
 Values in step arguments are either literals, a :class:`Param` (a pipeline parameter), a :class:`Config`
 (a name from the project config), a :class:`StepOutput` (what an earlier step wrote) or, in conditions and
@@ -54,6 +54,10 @@ class Parameter:
     input_data: bool = False
     """An external data location: its content is hashed into the model's lineage, and empty means the data
     bucket's raw-reviews prefix (``s3://<data bucket>/<raw_reviews_prefix>/``), on AWS and locally."""
+    fingerprint_of: str | None = None
+    """The ``input_data`` parameter this one carries a digest of: the SageMaker runner lists that location
+    and passes :func:`model_build.data_fingerprint.fingerprint` here, so a step reading it is not a cache
+    hit on changed data (SageMaker caches on arguments, not on what an S3 URI holds)."""
 
     def default_for(self, local: bool) -> ParameterValue:
         return self.local_default if local and self.local_default is not None else self.default
@@ -96,6 +100,81 @@ FEATURE_STORE = "feature_store"
 """A service a processing step may need: the Feature Store runtime (the local mode serves a stand-in)."""
 
 
+RetryReason = Literal[
+    "Step.THROTTLING",
+    "Step.SERVICE_FAULT",
+    "SageMaker.JOB_INTERNAL_ERROR",
+    "SageMaker.CAPACITY_ERROR",
+    "SageMaker.RESOURCE_LIMIT",
+]
+"""SageMaker Pipelines' retryable exception types (sagemaker/latest/dg/pipelines-retry-policy.html): throttled
+or failed calls to SageMaker (``Step.*``); a job's internal error, EC2 capacity shortfall or a quota it
+exceeded (``SageMaker.*``). A script's own failure (``AlgorithmError``) is none of them: never retried."""
+
+MAX_RETRY_ATTEMPTS = 20
+"""SageMaker's cap on ``MaxAttempts`` (the SDK's ``MAX_ATTEMPTS_CAP``)."""
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """One ``RetryPolicies`` entry of a job step: on any of ``on``, retry up to ``max_attempts`` times.
+
+    The n-th retry waits ``interval_seconds * backoff_rate ** (n - 1)`` (:meth:`waits`). Reasons of one
+    family only: ``Step.*`` and ``SageMaker.*`` are two policy types in the SDK.
+    """
+
+    on: tuple[RetryReason, ...]
+    max_attempts: int
+    """Retries after the first attempt (SageMaker's ``MaxAttempts``, "the maximum number of retry attempts")."""
+    interval_seconds: int
+    backoff_rate: float = 2.0
+
+    def __post_init__(self) -> None:
+        families = {reason.split(".")[0] for reason in self.on}
+        if len(families) != 1:
+            raise ValueError(
+                f"a retry policy needs reasons of one family (Step.* or SageMaker.*), got {self.on}"
+            )
+        if not 1 <= self.max_attempts <= MAX_RETRY_ATTEMPTS:
+            raise ValueError(f"max_attempts must be 1-{MAX_RETRY_ATTEMPTS}, got {self.max_attempts}")
+        if self.interval_seconds < 0 or self.backoff_rate < 1:
+            raise ValueError(
+                f"interval_seconds must be >= 0 and backoff_rate >= 1, got {self.interval_seconds}, "
+                f"{self.backoff_rate}"
+            )
+
+    @property
+    def family(self) -> Literal["Step", "SageMaker"]:
+        return "Step" if self.on[0].startswith("Step.") else "SageMaker"
+
+    def waits(self) -> tuple[float, ...]:
+        """Seconds before each retry, first to last."""
+        return tuple(self.interval_seconds * self.backoff_rate**n for n in range(self.max_attempts))
+
+    def request(self) -> dict[str, object]:
+        """The policy as a pipeline definition spells it (what the local runner records, too)."""
+        return {
+            "ExceptionType": list(self.on),
+            "IntervalSeconds": self.interval_seconds,
+            "BackoffRate": self.backoff_rate,
+            "MaxAttempts": self.max_attempts,
+        }
+
+
+JOB_RETRIES: tuple[RetryPolicy, ...] = (
+    # SageMaker's API calls: throttling passes in seconds to minutes (waits 10 s ... 160 s, ~5 min in all).
+    RetryPolicy(("Step.THROTTLING", "Step.SERVICE_FAULT"), max_attempts=5, interval_seconds=10),
+    # A new job: GPU capacity and instance quotas free up in minutes to an hour (waits 2, 4, 8, 16 min). A
+    # retried training job resumes from the execution's checkpoints (TrainingStep.checkpoints).
+    RetryPolicy(
+        ("SageMaker.CAPACITY_ERROR", "SageMaker.RESOURCE_LIMIT", "SageMaker.JOB_INTERNAL_ERROR"),
+        max_attempts=4,
+        interval_seconds=120,
+    ),
+)
+"""The retry policies of every job step unless the step says otherwise."""
+
+
 @dataclass(frozen=True)
 class ProcessingInput:
     name: str
@@ -133,6 +212,9 @@ class ProcessingStep:
     services: tuple[str, ...] = ()
     """What the job talks to besides its inputs and outputs (:data:`FEATURE_STORE`)."""
     description: str = ""
+    retries: tuple[RetryPolicy, ...] = JOB_RETRIES
+    environment: dict[str, Value] = field(default_factory=dict)
+    """Environment variables of the job; part of the step's arguments, so of its cache key."""
     kind: ClassVar[str] = "Processing"
 
     def data_inputs(self) -> tuple[tuple[str, Value], ...]:
@@ -142,7 +224,11 @@ class ProcessingStep:
         return dict(self.arguments)
 
     def references(self) -> tuple[Value | JsonValue, ...]:
-        return (*(source for _, source in self.data_inputs()), *self.arguments.values())
+        return (
+            *(source for _, source in self.data_inputs()),
+            *self.arguments.values(),
+            *self.environment.values(),
+        )
 
 
 @dataclass(frozen=True)
@@ -160,6 +246,7 @@ class TrainingStep:
     """Checkpoint to ``s3://<artifacts>/<pipeline prefix>/checkpoints/<execution id>`` (both runners), so a
     retried or interrupted job resumes; a new execution starts from the pretrained model."""
     description: str = ""
+    retries: tuple[RetryPolicy, ...] = JOB_RETRIES
     kind: ClassVar[str] = "Training"
 
     def data_inputs(self) -> tuple[tuple[str, Value], ...]:
@@ -342,6 +429,14 @@ PARAMETERS: tuple[Parameter, ...] = (
         input_data=True,
     ),
     Parameter(
+        "InputDataFingerprint",
+        "String",
+        "",
+        "Digest of the InputDataUrl objects (keys, sizes, ETags); `run --sagemaker` sets it so processing is "
+        "never a cache hit on changed data. A start from elsewhere should set it too.",
+        fingerprint_of="InputDataUrl",
+    ),
+    Parameter(
         "ProcessingInstanceType", "String", "ml.c5.2xlarge", "Instance type of processing and evaluation."
     ),
     Parameter(
@@ -451,6 +546,7 @@ PIPELINE = PipelineSpec(
                 "--feature-group-name": Config("feature_group_name"),
             },
             services=(FEATURE_STORE,),
+            environment={"INPUT_DATA_FINGERPRINT": Param("InputDataFingerprint")},
         ),
         TrainingStep(
             name=TRAIN,

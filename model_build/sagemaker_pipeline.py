@@ -17,8 +17,17 @@ How the code reaches the jobs: processing and evaluation run ``FrameworkProcesso
 ``sourcedir.tar.gz`` plus a ``runproc.sh`` that unpacks it, pip installs the pinned requirements and runs
 ``python3 <script> <arguments>``. Training runs ``ModelTrainer`` with ``SourceCode(source_dir=...,
 entry_script="train.py", requirements="requirements.txt")``, whose driver installs the same file and passes
-the hyperparameters as ``--name value``. All three jobs use the Hugging Face PyTorch DLC
-(:mod:`model_build.images`).
+the hyperparameters as ``--name value``. Every image comes from :mod:`model_build.images`: the PyTorch DLC of
+the project's one framework version, CPU or GPU as the step's instance type (its value in this definition:
+the default, or the ``defaults`` it is built with) says.
+
+Caching: every job's code is uploaded under a key named by its content (:mod:`model_build.code_upload`), and
+data inputs are parameters or earlier steps' per-execution outputs, so building the definition again from the
+same code gives the same step arguments, and SageMaker's step cache hits; the processing job carries the
+``InputDataFingerprint`` the runner computes (:mod:`model_build.data_fingerprint`), so new data under the
+same ``InputDataUrl`` is a miss. Retries: each job step carries the
+retry policies its spec declares (:data:`model_build.pipeline_spec.JOB_RETRIES`: throttling and service
+faults, capacity and resource limits, with exponential backoff).
 
 Training always runs under the ``Torchrun`` driver: the instance count is a pipeline parameter, known only
 at execution time, and ``torchrun`` starts one process per GPU (one on a CPU instance) on each of
@@ -29,7 +38,7 @@ Importing this module imports the SageMaker SDK (slow, needs a region); the loca
 
 from __future__ import annotations
 
-import hashlib
+import functools
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -37,6 +46,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from model_build import images
+from model_build.code_upload import CodeSet, CodeUploads
 from model_build.config import ProjectConfig, load_config
 from model_build.pipeline_spec import (
     PIPELINE,
@@ -50,6 +60,7 @@ from model_build.pipeline_spec import (
     PipelineSpec,
     ProcessingStep,
     RegisterStep,
+    RetryPolicy,
     StepOutput,
     TrainingStep,
 )
@@ -68,6 +79,8 @@ ARTIFACT_BUCKET_VARIABLE = "ARTIFACT_BUCKET"
 DATA_BUCKET_VARIABLE = "DATA_BUCKET"
 
 CACHE_EXPIRY = "P30D"
+CODE_FOLDER = "code"
+"""``s3://<artifacts>/<prefix>/<pipeline>/code/<digest>/...``: the jobs' code, by content."""
 CHECKPOINTS_FOLDER = "checkpoints"
 METRICS_CONTENT_TYPE = "application/json"
 MAX_TRAINING_SECONDS = 6 * 3600
@@ -177,13 +190,17 @@ class _PipelineBuilder:
         self.config = config
         self.settings = settings
         self.session = session
-        self.job_image = images.job_image_uri(settings.region)
         self.source_dir = REPO_ROOT / STEPS_SOURCE_DIR
         if not (self.source_dir / STEPS_REQUIREMENTS).is_file():
             raise FileNotFoundError(
                 f"{STEPS_SOURCE_DIR}/{STEPS_REQUIREMENTS} is missing: every SageMaker job installs it"
             )
         self.parameters = {p.name: self._parameter(p, defaults) for p in spec.parameters}
+        self.code = CodeUploads(
+            session.boto_session.client("s3", region_name=settings.region),
+            settings.artifact_bucket,
+            f"{config.pipeline_artifacts_prefix}/{config.pipeline_name}/{CODE_FOLDER}",
+        )
         self.steps: dict[str, Any] = {}
         self.property_files: dict[tuple[str, str], Any] = {}
 
@@ -283,14 +300,41 @@ class _PipelineBuilder:
 
         return CacheConfig(enable_caching=True, expire_after=CACHE_EXPIRY)
 
-    def _source_hash(self) -> str:
-        """A digest of the code folder, so the uploaded bundle's S3 key changes only with the code."""
-        digest = hashlib.sha256()
-        for path in sorted(self.source_dir.rglob("*")):
-            if path.is_file() and "__pycache__" not in path.parts:
-                digest.update(path.relative_to(self.source_dir).as_posix().encode())
-                digest.update(path.read_bytes())
-        return digest.hexdigest()[:12]
+    def _step_code(self, script: str) -> CodeSet:
+        """What a job needs of the steps folder: its script, the modules it imports, the requirements."""
+        return CodeSet.script(self.source_dir, script, always=(STEPS_REQUIREMENTS,))
+
+    def _image(self, instance_type: Any, scope: images.Scope) -> str:
+        """The image for the instance type this definition runs the step on (see the module doc)."""
+        return images.image_uri(self.settings.region, str(self.default_of(instance_type)), scope)
+
+    def _retry_policies(self, policies: tuple[RetryPolicy, ...]) -> list[Any]:
+        from sagemaker.mlops.workflow.retry import (
+            SageMakerJobExceptionTypeEnum,
+            SageMakerJobStepRetryPolicy,
+            StepExceptionTypeEnum,
+            StepRetryPolicy,
+        )
+
+        built: list[Any] = []
+        for policy in policies:
+            timing = {
+                "interval_seconds": policy.interval_seconds,
+                "backoff_rate": policy.backoff_rate,
+                "max_attempts": policy.max_attempts,
+            }
+            # By value: the enums' member names differ from the API's strings (INTERNAL_ERROR, ...).
+            if policy.family == "Step":
+                step_types = {member.value: member for member in StepExceptionTypeEnum}
+                built.append(StepRetryPolicy([step_types[reason] for reason in policy.on], **timing))
+            else:
+                job_types = {member.value: member for member in SageMakerJobExceptionTypeEnum}
+                built.append(
+                    SageMakerJobStepRetryPolicy(
+                        failure_reason_types=[job_types[reason] for reason in policy.on], **timing
+                    )
+                )
+        return built
 
     # --- steps
     @property
@@ -340,7 +384,7 @@ class _PipelineBuilder:
         from sagemaker.mlops.workflow import ProcessingStep as SdkProcessingStep
 
         processor = FrameworkProcessor(
-            image_uri=self.job_image,
+            image_uri=self._image(step.instance_type, "training"),
             role=self.settings.role_arn,
             instance_type=self.resolve(step.instance_type),
             instance_count=self.resolve(step.instance_count),
@@ -348,6 +392,7 @@ class _PipelineBuilder:
             base_job_name=f"{self.config.prefix}-{step.name}",
             sagemaker_session=self.session,
             tags=[{"Key": key, "Value": value} for key, value in self.config.tags.items()],
+            env={name: self.resolve_string(value) for name, value in step.environment.items()} or None,
         )
         inputs = [
             ProcessingInput(
@@ -382,16 +427,17 @@ class _PipelineBuilder:
         ]
         for property_file in property_files:
             self.property_files[(step.name, property_file.name)] = property_file
+        # The code bundle is uploaded by content; the SDK puts its helper scripts (install_requirements.py,
+        # runproc.sh) under the job name, which therefore carries the same digest.
+        code = self._step_code(step.script)
         step_args = processor.run(
             code=step.script,
-            source_dir=str(self.source_dir),
+            source_dir=self.code.bundle(code),
             requirements=STEPS_REQUIREMENTS,
             inputs=inputs,
             outputs=outputs,
             arguments=arguments,
-            # The bundle is uploaded under <prefix>/<job name>/source/: a content hash keeps the
-            # definition identical while the code is, which is what lets step caching hit.
-            job_name=f"{step.name}-{self._source_hash()}",
+            job_name=f"{step.name}-{code.digest}",
         )
         return SdkProcessingStep(
             name=step.name,
@@ -399,6 +445,7 @@ class _PipelineBuilder:
             description=step.description or None,
             property_files=property_files or None,
             cache_config=self._cache(),
+            retry_policies=self._retry_policies(step.retries),
         )
 
     def _training_step(self, step: TrainingStep):
@@ -414,7 +461,6 @@ class _PipelineBuilder:
         from sagemaker.core.workflow.execution_variables import ExecutionVariables
         from sagemaker.core.workflow.functions import Join
         from sagemaker.mlops.workflow import TrainingStep as SdkTrainingStep
-        from sagemaker.train import ModelTrainer
         from sagemaker.train.distributed import Torchrun
 
         reserved = RESERVED_TRAINING_CHANNELS.intersection(step.channels)
@@ -425,13 +471,14 @@ class _PipelineBuilder:
                 f"in model_build/pipeline_spec.py (and in the script that reads SM_CHANNEL_<NAME>)"
             )
         artifacts = f"s3://{self.settings.artifact_bucket}/{self.config.pipeline_artifacts_prefix}"
-        trainer = ModelTrainer(
-            training_image=self.job_image,
+        trainer = _content_addressed_trainer()(
+            training_image=self._image(step.instance_type, "training"),
             role=self.settings.role_arn,
             sagemaker_session=self.session,
             base_job_name=f"{self.config.prefix}-{step.name}",
             source_code=SourceCode(
-                source_dir=str(self.source_dir),
+                # An S3 folder, which ModelTrainer recognises by its trailing "/".
+                source_dir=self.code.folder(self._step_code(step.script), "code") + "/",
                 entry_script=step.script,
                 requirements=STEPS_REQUIREMENTS,
             ),
@@ -462,6 +509,7 @@ class _PipelineBuilder:
         ).with_metric_definitions(
             [MetricDefinition(name=name, regex=regex) for name, regex in step.metric_definitions]
         )
+        trainer.use_code_uploads(self.code)
         channels = [
             InputData(channel_name=name, data_source=self._local_or_resolved(source))
             for name, source in step.channels.items()
@@ -471,6 +519,7 @@ class _PipelineBuilder:
             step_args=trainer.train(input_data_config=channels),
             description=step.description or None,
             cache_config=self._cache(),
+            retry_policies=self._retry_policies(step.retries),
         )
 
     def _condition_step(self, spec: ConditionStep):
@@ -508,7 +557,7 @@ class _PipelineBuilder:
 
         deploy_instance_type = self.resolve(spec.inference_instance_type)
         builder = ModelBuilder(
-            image_uri=images.inference_image_uri(self.settings.region),
+            image_uri=self._image(spec.inference_instance_type, "inference"),
             s3_model_data_url=self.resolve(spec.model),
             role_arn=self.settings.role_arn,
             sagemaker_session=self.session,
@@ -541,3 +590,29 @@ class _PipelineBuilder:
             name=spec.name,
             error_message=Join(on="", values=[self.resolve(part) for part in spec.message]),
         )
+
+
+@functools.cache
+def _content_addressed_trainer() -> type:
+    """``ModelTrainer`` whose local channels (the code, its drivers, a repository folder) go to S3 by content.
+
+    ``ModelTrainer.create_input_data_channel`` (public; every channel, the SDK's own ``code`` and ``sm_drivers``
+    included, is made by it) uploads a local folder under ``<job name>-<timestamp>/input/<channel>``; here
+    the folder is uploaded by :class:`~model_build.code_upload.CodeUploads` first and the channel made from
+    its S3 URI, so the training step's arguments change only when a file does. Made on first use: the SDK is
+    imported only when a SageMaker definition is built.
+    """
+    from sagemaker.train import ModelTrainer
+
+    class ContentAddressedModelTrainer(ModelTrainer):
+        _code_uploads: CodeUploads | None = None  # a pydantic private attribute (leading underscore)
+
+        def use_code_uploads(self, uploads: CodeUploads) -> None:
+            self._code_uploads = uploads
+
+        def create_input_data_channel(self, channel_name: str, data_source: Any, *args: Any, **kwargs: Any):
+            if self._code_uploads is not None and isinstance(data_source, str) and Path(data_source).is_dir():
+                data_source = self._code_uploads.folder(CodeSet.folder(Path(data_source)), channel_name)
+            return super().create_input_data_channel(channel_name, data_source, *args, **kwargs)
+
+    return ContentAddressedModelTrainer

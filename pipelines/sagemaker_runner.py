@@ -12,6 +12,7 @@ run), ``ARTIFACT_BUCKET`` and ``DATA_BUCKET`` (else derived from the account, as
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -56,8 +57,8 @@ def definition_json(parameters: Mapping[str, str], boto_session: boto3.Session |
     - STS ``GetCallerIdentity``, only when ``SAGEMAKER_PIPELINE_ROLE_ARN``, ``ARTIFACT_BUCKET`` or
       ``DATA_BUCKET`` is unset (to name the default role and buckets); set all three to skip it;
     - S3 ``ListBuckets`` (the SDK checks the artifact bucket exists, creating it if not) and ``PutObject``
-      of the step code: the processing bundles and ``runproc.sh`` go to ``<artifacts>/<prefix>/...``
-      under content-hashed keys, the training code and SDK drivers under a timestamped training prefix.
+      of the step code: every job's code, the SDK's drivers and ``runproc.sh`` go to
+      ``<artifacts>/<prefix>/...`` under keys named by their content (:mod:`model_build.code_upload`).
 
     The definition refers to those S3 objects, so there is no fully offline build with the SDK; the tests
     build it against moto.
@@ -81,19 +82,58 @@ def run_on_sagemaker(
     0 when started (or, waiting, when it succeeded), 1 when it failed or was stopped. A missing
     ``SAGEMAKER_PIPELINE_ROLE_ARN`` or a bad parameter raises ``ValueError`` naming it, before any AWS call.
     """
+    from model_build import images
+    from model_build.pipeline_spec import PIPELINE
     from model_build.sagemaker_pipeline import parse_parameter_overrides
 
-    parse_parameter_overrides(parameters)  # unknown names and bad values fail before anything is created
+    # Unknown names, bad values and an instance type its step's image cannot run on fail before any AWS call.
+    problems = images.override_problems(PIPELINE, parse_parameter_overrides(parameters))
+    if problems:
+        raise ValueError("; ".join(problems))
     pipeline, role_arn = _build({}, True, boto_session, sagemaker_client)
     response = pipeline.upsert(role_arn=role_arn, description=pipeline_description())
     print(f"Upserted pipeline {response['PipelineArn']}", flush=True)
-    execution = pipeline.start(parameters=dict(parameters) or None)
+    s3 = pipeline.sagemaker_session.boto_session.client("s3")
+    execution = pipeline.start(parameters=with_input_fingerprints(pipeline, parameters, s3))
     print(f"Started execution {execution.arn}", flush=True)
     if not wait:
         return 0
     client = pipeline.sagemaker_session.sagemaker_client
     status = wait_for_execution(client, execution.arn, poll_seconds=poll_seconds, sleep=sleep)
     return 0 if status == "Succeeded" else 1
+
+
+def with_input_fingerprints(
+    pipeline: Pipeline, parameters: Mapping[str, str], s3: Any, out: Callable[[str], None] = print
+) -> dict[str, str]:
+    """``parameters`` plus, for each fingerprint parameter not given, the digest of the data it describes.
+
+    The location is the override, else the definition's default (the data bucket's raw prefix). One that
+    cannot be listed gets a value unique to this run: its steps then miss the cache rather than risk reusing
+    a run on other data.
+    """
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from model_build.data_fingerprint import fingerprint
+    from model_build.pipeline_spec import PIPELINE
+
+    defaults = {parameter.name: parameter.default_value for parameter in pipeline.parameters}
+    result = dict(parameters)
+    for parameter in PIPELINE.parameters:
+        source = parameter.fingerprint_of
+        if source is None or parameter.name in parameters:
+            continue
+        uri = str(parameters.get(source) or defaults[source])
+        try:
+            result[parameter.name] = fingerprint(s3, uri)
+            out(f"{source} {uri}: {parameter.name}={result[parameter.name]}")
+        except (BotoCoreError, ClientError, ValueError) as error:
+            result[parameter.name] = f"unlisted-{uuid.uuid4().hex[:12]}"
+            out(
+                f"Could not list {source} {uri} ({error}): {parameter.name} is unique to this run, so the "
+                "steps that read it are not reused from SageMaker's cache"
+            )
+    return result
 
 
 def pipeline_description() -> str:
@@ -111,17 +151,21 @@ def wait_for_execution(
 ) -> str:
     """Poll the execution, print each step's new status, and return the final execution status.
 
-    A failed step prints its failure reason; a failed or stopped execution prints the execution's.
+    A failed step prints its failure reason; a failed or stopped execution prints the execution's. A step
+    retried under its retry policy says which attempt it is on; a cache hit names the execution it reused.
     """
-    seen: dict[str, str] = {}
+    seen: dict[str, tuple[str, int]] = {}
     while True:
         steps = _list_steps(client, execution_arn)
         for step in reversed(steps):  # the API lists the most recent first
-            name, status = step["StepName"], step["StepStatus"]
-            if seen.get(name) != status:
-                seen[name] = status
+            name, status, attempt = step["StepName"], step["StepStatus"], step.get("AttemptCount", 1)
+            if seen.get(name) != (status, attempt):
+                seen[name] = (status, attempt)
                 reason = f": {step['FailureReason']}" if step.get("FailureReason") else ""
-                out(f"  {name}: {status}{reason}")
+                retried = f" (attempt {attempt})" if attempt > 1 else ""
+                source = step.get("CacheHitResult", {}).get("SourcePipelineExecutionArn")
+                cached = f" (cache hit: outputs of {source})" if source else ""
+                out(f"  {name}: {status}{retried}{cached}{reason}")
         execution = client.describe_pipeline_execution(PipelineExecutionArn=execution_arn)
         status = execution["PipelineExecutionStatus"]
         if status in TERMINAL_STATUSES:

@@ -41,6 +41,7 @@ from constructs import Construct
 
 from infra.constructs.execution_role import DEEP_LEARNING_CONTAINERS_ACCOUNT, pull_framework_images
 from infra.nag import acknowledge, nag_spelling
+from model_build import images
 from model_deploy.aws.names import VARIANT_NAME, alarm_names
 from model_deploy.stage_config import StageConfig
 
@@ -87,11 +88,24 @@ class ModelEndpointProps:
     """The endpoint exists: keep its live instance count through the update (it may have scaled out).
     CloudFormation refuses ``RetainAllVariantProperties`` when it creates an endpoint."""
     variant_name: str = VARIANT_NAME
+    model_image: str | None = None
+    """The serving image of the model package (its ``InferenceSpecification``), when known: the endpoint
+    runs that image on the stage's instance type, so a CPU image on a GPU instance or the reverse is refused."""
 
     def __post_init__(self) -> None:
         problem = canary_problem(self.stage)
         if problem:
             raise ValueError(problem)
+        if self.model_image is not None:
+            instance_type = self.stage.endpoint.instance_type
+            try:
+                images.check_fits(self.model_image, instance_type, framework=None)
+            except images.ImageMismatch as error:
+                raise ValueError(
+                    f"{self.stage.stage}: the model package {self.model_package_arn} cannot serve on "
+                    f"{instance_type}: {error}. Set endpoint.instance_type in the stage file, or register "
+                    f"the model for this instance type (the pipeline's DeployInstanceType)"
+                ) from None
         longest = len(self.endpoint_name) + len("-") + len(self.package_version) + len("-") + _DIGEST_LENGTH
         if longest > SAGEMAKER_NAME_LIMIT:
             raise ValueError(

@@ -22,7 +22,7 @@ from model_deploy.aws.names import (
     KMS_KEY_ARN_VARIABLE,
     endpoint_stack_name,
 )
-from model_deploy.aws.registry import ApprovedPackage, newest_approved
+from model_deploy.aws.registry import ApprovedPackage, newest_approved, package_image
 from model_deploy.aws.release import Release, StagePlan, template_file
 from model_deploy.aws.serving import current_serving
 from model_deploy.stage_config import STAGES, StageConfigError, load_stages
@@ -108,9 +108,16 @@ def cmd_render(args: argparse.Namespace, clients: ClientFactory) -> int:
     outdir = Path(args.out)
     if not release.nothing_to_do and release.model_package_arn is not None:
         inputs = RenderInputs(_require(DATA_BUCKET_VARIABLE), _require(KMS_KEY_ARN_VARIABLE))
+        image = package_image(clients("sagemaker"), release.model_package_arn)
         for stage, stage_config in stages.items():
             path = render_stage(
-                config, stage_config, release.model_package_arn, inputs, outdir, updating=exists[stage]
+                config,
+                stage_config,
+                release.model_package_arn,
+                inputs,
+                outdir,
+                updating=exists[stage],
+                model_image=image,
             )
             print(f"  {stage}: rendered {path}")
     release.write(outdir)

@@ -25,6 +25,15 @@ class ApprovedPackage:
         return f"{version} ({self.arn}, created {self.created.isoformat()})"
 
 
+def package_image(sagemaker: Any, package_arn: str) -> str:
+    """The serving image the package was registered with (``InferenceSpecification.Containers[0].Image``)."""
+    package = sagemaker.describe_model_package(ModelPackageName=package_arn)
+    containers = package.get("InferenceSpecification", {}).get("Containers", [])
+    if not containers or not containers[0].get("Image"):
+        raise ValueError(f"{package_arn} has no inference container image: it cannot be deployed")
+    return str(containers[0]["Image"])
+
+
 def newest_approved(sagemaker: Any, group_name: str) -> ApprovedPackage | None:
     """The newest approved, completed version in ``group_name``; None when the group has none."""
     newest: dict[str, Any] | None = None

@@ -38,8 +38,12 @@ def render_stage(
     outdir: Path,
     *,
     updating: bool,
+    model_image: str | None = None,
 ) -> Path:
-    """Write ``<stage>-template.json`` and ``<stage>-config.json`` into ``outdir``; return the template's path."""
+    """Write ``<stage>-template.json`` and ``<stage>-config.json`` into ``outdir``; return the template path.
+
+    ``model_image`` is the package's serving image: a stage whose instance type it does not fit is refused.
+    """
     # The CDK starts a Node process on import: only rendering pays for it.
     from aws_cdk import App, BootstraplessSynthesizer, Tags
 
@@ -56,6 +60,7 @@ def render_stage(
         data_capture_key=config.data_capture_key(stage.stage),
         encryption_key_arn=inputs.encryption_key_arn,
         updating=updating,
+        model_image=model_image,
     )
     stack_name = endpoint_stack_name(config, stage.stage)
     outdir.mkdir(parents=True, exist_ok=True)

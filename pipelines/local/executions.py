@@ -51,8 +51,12 @@ class StepRecord:
     log: str | None = None
     metrics: dict[str, float] = field(default_factory=dict)
     detail: dict[str, Any] = field(default_factory=dict)
-    """What a step type adds: the condition's outcome, the registered model package."""
+    """What a step type adds: the condition's outcome, the registered package, a job's retry policies."""
     failure_reason: str | None = None
+    attempt_count: int = 1
+    """SageMaker's ``AttemptCount``. A local job runs once: the retry policies it records (as SageMaker's
+    definition holds them) name throttling, capacity, quota and internal errors of SageMaker, which a local
+    run cannot meet; its own failures are the script's (SageMaker's ``AlgorithmError``), not retried there."""
 
     def finish(self, status: Status, failure_reason: str | None = None) -> None:
         self.status = status

@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from model_build import parameters
+from model_build.code_upload import CodeSet
 from model_build.pipeline_spec import (
     BUNDLED_MODEL,
     FEATURE_STORE,
@@ -118,6 +119,9 @@ class LocalRunner:
         self.spec = spec
         self.repo_root = repo_root
         self.steps_dir = repo_root / STEPS_SOURCE_DIR
+        self._requirements = tuple(
+            name for name in ("requirements.txt",) if (self.steps_dir / name).is_file()
+        )
         self.use_cache = use_cache
         self.console = console or sys.stdout
         self.executions = ExecutionStore(workspace.executions_dir)
@@ -216,6 +220,7 @@ class LocalRunner:
     ) -> None:
         """What every job kind shares: its inputs, the cache lookup, the run, the cache entry."""
         step = self._start_step(execution, spec_step.name, spec_step.kind)
+        step.detail["retry_policies"] = [policy.request() for policy in spec_step.retries]
         try:
             sources = self._input_sources(execution, spec_step)
             request = self._cache_request(execution, spec_step, sources)
@@ -276,7 +281,9 @@ class LocalRunner:
             "instance_type": self._render(execution, step.instance_type),
             "instance_count": self._render(execution, step.instance_count),
             "inputs": {name: content_hash(path) for name, path in sorted(sources.items())},
-            "code": content_hash(self.steps_dir),
+            # As on SageMaker: the script, the step modules it imports and the requirements, so editing
+            # train.py reruns training and evaluation but reuses processing.
+            "code": CodeSet.script(self.steps_dir, step.script, self._requirements).digest,
         }
 
     def _cached_metrics(self, hit: CacheEntry) -> dict[str, float]:
@@ -304,6 +311,7 @@ class LocalRunner:
         """
         hosts = processing_hosts(self._resolve(execution, spec_step.instance_count))
         environment = self._base_environment()
+        environment.update({name: self._render(execution, v) for name, v in spec_step.environment.items()})
         with self._feature_store() if FEATURE_STORE in spec_step.services else nullcontext() as server:
             if server is not None:
                 environment.update(_feature_store_client_environment(server.endpoint_url, self.workspace))

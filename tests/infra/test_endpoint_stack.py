@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -268,6 +269,22 @@ def test_a_canary_on_a_single_instance_is_refused() -> None:
     with pytest.raises(ValueError, match="less than one instance; use traffic_routing ALL_AT_ONCE"):
         _props(single)
     _props(staging)  # the shipped staging file shifts all at once, so it is accepted
+
+
+def test_a_package_image_of_the_other_processor_type_is_refused() -> None:
+    """The endpoint runs the package's image on the stage's instances: CPU with CPU, GPU with GPU."""
+    cpu = "763104351884.dkr.ecr.us-east-1.amazonaws.com/pytorch-inference:2.6.0-cpu-py312"
+    prod = load_stage("prod")
+    _props(prod, model_image=cpu)
+    with pytest.raises(
+        ValueError, match=r"prod: the model package .* cannot serve on ml\.m5\.xlarge: .*GPU image"
+    ):
+        _props(prod, model_image=cpu.replace("-cpu-", "-gpu-"))
+    gpu_stage = _with(prod, "endpoint", instance_type="ml.g5.xlarge")
+    with pytest.raises(ValueError, match=re.escape("CPU image but ml.g5.xlarge is a GPU instance")):
+        _props(gpu_stage, model_image=cpu)
+    # An older approved version keeps the torch it was trained with: only the processor is checked here.
+    _props(prod, model_image=cpu.replace("2.6.0", "2.5.1").replace("py312", "py311"))
 
 
 def test_a_linear_shift_uses_the_step_size() -> None:

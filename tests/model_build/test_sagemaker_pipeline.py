@@ -14,6 +14,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from model_build import images
 from model_build import pipeline_spec as ps
 from model_build.config import load_config
 
@@ -126,14 +127,15 @@ def test_job_steps_cache_for_thirty_days(steps):
         assert steps[name]["CacheConfig"] == {"Enabled": True, "ExpireAfter": "P30D"}
 
 
-def test_processing_runs_the_script_with_the_specs_arguments_on_a_transformers_image(steps, built):
+def test_processing_runs_the_script_with_the_specs_arguments_on_the_cpu_job_image(steps, built):
     arguments = steps[ps.PROCESS]["Arguments"]
     cluster = arguments["ProcessingResources"]["ClusterConfig"]
     assert cluster["InstanceType"] == get("ProcessingInstanceType")
     assert cluster["InstanceCount"] == get("ProcessingInstanceCount")
     app = arguments["AppSpecification"]
-    assert "/huggingface-pytorch-training:" in app["ImageUri"]
-    assert "transformers5.3.0" in app["ImageUri"]
+    assert images.parse(app["ImageUri"]) == images.ImageTag(
+        "training", images.FRAMEWORK.torch, "cpu", images.FRAMEWORK.python
+    )
     assert arguments["RoleArn"] == ROLE_ARN
     args = app["ContainerArguments"]
     expected = []
@@ -190,7 +192,9 @@ def test_training_channels_hyperparameters_and_instances(steps):
     arguments = steps[ps.TRAIN]["Arguments"]
     assert arguments["ResourceConfig"]["InstanceType"] == get("TrainingInstanceType")
     assert arguments["ResourceConfig"]["InstanceCount"] == get("TrainingInstanceCount")
-    assert "/huggingface-pytorch-training:" in arguments["AlgorithmSpecification"]["TrainingImage"]
+    assert images.parse(arguments["AlgorithmSpecification"]["TrainingImage"]) == images.ImageTag(
+        "training", images.FRAMEWORK.torch, "gpu", images.FRAMEWORK.python
+    )
     channels = {
         c["ChannelName"]: c["DataSource"]["S3DataSource"]["S3Uri"] for c in arguments["InputDataConfig"]
     }
@@ -291,7 +295,9 @@ def test_register_attaches_the_report_to_a_version_in_the_projects_group(steps):
     }
     inference = arguments["InferenceSpecification"]
     (container,) = inference["Containers"]
-    assert "/huggingface-pytorch-inference:" in container["Image"] and "-cpu-" in container["Image"]
+    assert images.parse(container["Image"]) == images.ImageTag(
+        "inference", images.FRAMEWORK.torch, "cpu", images.FRAMEWORK.python
+    )
     assert container["ModelDataUrl"] == {"Get": f"Steps.{ps.TRAIN}.ModelArtifacts.S3ModelArtifacts"}
     assert container["Environment"]["SAGEMAKER_PROGRAM"] == "inference.py"
     register = ps.PIPELINE.step(ps.REGISTER)

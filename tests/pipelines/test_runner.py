@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from model_build.pipeline_spec import JOB_RETRIES
 from pipelines.local.events import EventLog
 from pipelines.local.executions import ExecutionStore, Status
 from pipelines.local.registry import ModelRegistry
@@ -79,6 +80,11 @@ def test_true_branch_runs_every_step_in_order_and_registers(toy):
     assert package.lineage.execution_id == record.id
     assert package.lineage.parameters["Factor"] == "2"
     assert len(package.lineage.input_data_sha256) == 64
+    # Each job records the retry policies SageMaker's definition holds, and its one attempt.
+    for name in ("Prep", "Fit", "Score"):
+        assert record.step(name).detail["retry_policies"] == [p.request() for p in JOB_RETRIES]
+        assert record.step(name).attempt_count == 1
+    assert "retry_policies" not in record.step("Check").detail
     # Each step's log is kept; the work folders are gone once the outputs are published.
     assert "prepared" in Path(record.step("Prep").log).read_text()
     assert not (workspace.executions_dir / record.id / "work" / "Prep").exists()
@@ -139,6 +145,12 @@ def test_code_change_misses_and_missing_outputs_miss(toy):
         (repo / "model_build" / "steps" / "prep.py").read_text() + "\n# edited\n"
     )
     assert not run(toy).step("Prep").cache_hit
+    # A step's code is its own script (and what it imports): editing training reuses processing.
+    (repo / "model_build" / "steps" / "fit.py").write_text(
+        (repo / "model_build" / "steps" / "fit.py").read_text() + "\n# edited\n"
+    )
+    edited = run(toy)
+    assert edited.step("Prep").cache_hit is not None and edited.step("Fit").cache_hit is None
     # Outputs deleted by hand: the cache entry no longer counts.
     second = run(toy)
     workspace.local_path(second.step("Fit").outputs["model"]).unlink()

@@ -11,6 +11,7 @@ from botocore.stub import ANY, Stubber
 from moto import mock_aws
 
 from model_build.config import load_config
+from model_build.data_fingerprint import fingerprint
 from model_build.pipeline_spec import PIPELINE
 from pipelines import sagemaker_runner
 
@@ -52,9 +53,12 @@ def expect_upsert_and_start(stubber: Stubber, parameters: list[dict[str, str]] |
             "PipelineDescription": PIPELINE.description,
         },
     )
-    start = {"PipelineName": load_config().pipeline_name}
-    if parameters:
-        start["PipelineParameters"] = parameters
+    # The runner adds the digest of the input data (see test_the_start_carries_the_input_datas_fingerprint).
+    fingerprint = {"Name": "InputDataFingerprint", "Value": ANY}
+    start = {
+        "PipelineName": load_config().pipeline_name,
+        "PipelineParameters": [*(parameters or []), fingerprint],
+    }
     stubber.add_response("start_pipeline_execution", {"PipelineExecutionArn": EXECUTION_ARN}, start)
 
 
@@ -109,7 +113,10 @@ def test_run_updates_an_existing_pipeline(aws, sagemaker):
     stubber.add_response(
         "start_pipeline_execution",
         {"PipelineExecutionArn": EXECUTION_ARN},
-        {"PipelineName": load_config().pipeline_name},
+        {
+            "PipelineName": load_config().pipeline_name,
+            "PipelineParameters": [{"Name": "InputDataFingerprint", "Value": ANY}],
+        },
     )
     assert sagemaker_runner.run_on_sagemaker({}, wait=False, boto_session=aws, sagemaker_client=client) == 0
 
@@ -139,6 +146,43 @@ def test_waiting_prints_step_changes_and_a_failed_execution_exits_non_zero(aws, 
     assert "ProcessReviews: Succeeded" in out
     assert "FailOnLowAccuracy: Failed: Test accuracy 0.41 is below MinAccuracy 0.5" in out
     assert "Execution Failed: Step failure" in out
+
+
+def test_waiting_shows_retried_attempts_and_cache_hits() -> None:
+    source = f"{PIPELINE_ARN}/execution/earlier"
+    polls = iter(
+        [
+            [
+                {"StepName": "TrainModel", "StepStatus": "Executing", "AttemptCount": 2},
+                {
+                    "StepName": "ProcessReviews",
+                    "StepStatus": "Succeeded",
+                    "CacheHitResult": {"SourcePipelineExecutionArn": source},
+                },
+            ],
+            [{"StepName": "TrainModel", "StepStatus": "Succeeded", "AttemptCount": 2}],
+        ]
+    )
+    statuses = iter(["Executing", "Succeeded"])
+
+    class Client:
+        def list_pipeline_execution_steps(self, **_: object) -> dict[str, object]:
+            return {"PipelineExecutionSteps": next(polls)}
+
+        def describe_pipeline_execution(self, **_: object) -> dict[str, object]:
+            return {"PipelineExecutionStatus": next(statuses)}
+
+    lines: list[str] = []
+    status = sagemaker_runner.wait_for_execution(
+        Client(), EXECUTION_ARN, sleep=lambda _: None, out=lines.append
+    )
+    assert status == "Succeeded"
+    assert lines == [
+        f"  ProcessReviews: Succeeded (cache hit: outputs of {source})",
+        "  TrainModel: Executing (attempt 2)",
+        "  TrainModel: Succeeded (attempt 2)",
+        "Execution Succeeded",
+    ]
 
 
 def test_waiting_for_a_successful_execution_exits_zero(aws, sagemaker):
@@ -173,6 +217,55 @@ def test_run_rejects_an_unknown_parameter_before_calling_aws(aws, sagemaker):
     with pytest.raises(KeyError, match="NoSuchParameter"):
         sagemaker_runner.run_on_sagemaker(
             {"NoSuchParameter": "1"}, wait=False, boto_session=aws, sagemaker_client=client
+        )
+
+
+def test_the_start_carries_the_input_datas_fingerprint(aws, sagemaker, capsys):
+    """New reviews under the same InputDataUrl change the start's parameters, so processing is not reused."""
+    client, stubber = sagemaker
+    s3 = aws.client("s3")
+    s3.create_bucket(Bucket="test-data")
+    raw = f"{load_config().raw_reviews_prefix.strip('/')}/"
+    s3.put_object(Bucket="test-data", Key=f"{raw}reviews.csv", Body=b"Review Text,Rating\nnice,5\n")
+    expected = fingerprint(s3, f"s3://test-data/{raw}")
+    expect_upsert_and_start(stubber, None)
+    sagemaker_runner.run_on_sagemaker({}, wait=False, boto_session=aws, sagemaker_client=client)
+    assert f"InputDataFingerprint={expected}" in capsys.readouterr().out
+
+    # The pipeline exists now: the start alone is checked, with the digest of the changed data.
+    s3.put_object(Bucket="test-data", Key=f"{raw}more.csv", Body=b"Review Text,Rating\nbad,1\n")
+    changed = fingerprint(s3, f"s3://test-data/{raw}")
+    assert changed != expected
+    params = sagemaker_runner.with_input_fingerprints(
+        sagemaker_runner._build({}, True, aws)[0], {"Epochs": "2"}, s3, out=lambda _: None
+    )
+    assert params == {"Epochs": "2", "InputDataFingerprint": changed}
+
+
+def test_an_input_that_cannot_be_listed_gets_a_fingerprint_of_its_own(aws, capsys):
+    pipeline, _ = sagemaker_runner._build({}, True, aws)
+    s3 = aws.client("s3")
+    lines: list[str] = []
+    first = sagemaker_runner.with_input_fingerprints(
+        pipeline, {"InputDataUrl": "s3://no-such-bucket/raw/"}, s3, lines.append
+    )
+    second = sagemaker_runner.with_input_fingerprints(
+        pipeline, {"InputDataUrl": "s3://no-such-bucket/raw/"}, s3, lines.append
+    )
+    assert first["InputDataFingerprint"].startswith("unlisted-")
+    assert first["InputDataFingerprint"] != second["InputDataFingerprint"]
+    assert "Could not list InputDataUrl s3://no-such-bucket/raw/" in lines[0]
+    given = sagemaker_runner.with_input_fingerprints(
+        pipeline, {"InputDataFingerprint": "mine"}, s3, lines.append
+    )
+    assert given == {"InputDataFingerprint": "mine"}
+
+
+def test_run_rejects_an_instance_type_its_steps_image_cannot_run_on_before_calling_aws(aws, sagemaker):
+    client, _ = sagemaker
+    with pytest.raises(ValueError, match=r"TrainingInstanceType=ml\.c5\.4xlarge is a CPU instance"):
+        sagemaker_runner.run_on_sagemaker(
+            {"TrainingInstanceType": "ml.c5.4xlarge"}, wait=False, boto_session=aws, sagemaker_client=client
         )
 
 

@@ -131,3 +131,27 @@ def stub_serving(
         },
         {"ModelName": model_name},
     )
+
+
+SERVING_IMAGE = f"763104351884.dkr.ecr.{REGION}.amazonaws.com/pytorch-inference:2.6.0-cpu-py312"
+"""What the pipeline registers for the ``DeployInstanceType`` default (a CPU instance)."""
+
+
+def stub_package_image(stubber: Stubber, package: str, image: str = SERVING_IMAGE) -> None:
+    """What ``package_image`` reads of a package: its inference container."""
+    stubber.add_response(
+        "describe_model_package",
+        {
+            "ModelPackageName": package.rsplit("/", 2)[-2],
+            "ModelPackageArn": package,
+            "CreationTime": datetime(2025, 3, 1, tzinfo=UTC),
+            "ModelPackageStatus": "Completed",
+            "ModelPackageStatusDetails": {"ValidationStatuses": []},
+            "InferenceSpecification": {
+                "Containers": [{"Image": image, "ModelDataUrl": "s3://bucket/model.tar.gz"}],
+                "SupportedContentTypes": ["application/json"],
+                "SupportedResponseMIMETypes": ["application/json"],
+            },
+        },
+        {"ModelPackageName": package},
+    )

@@ -16,7 +16,16 @@ from botocore.stub import ANY
 from model_deploy.aws.cli import main
 from model_deploy.aws.release import Release, StagePlan, template_file
 from model_deploy.smoke_test import SENTIMENT_LABELS, UNMISTAKABLE
-from tests.model_deploy.aws.conftest import GROUP, REGION, StubbedClients, package_arn, stub_serving, summary
+from tests.model_deploy.aws.conftest import (
+    GROUP,
+    REGION,
+    SERVING_IMAGE,
+    StubbedClients,
+    package_arn,
+    stub_package_image,
+    stub_serving,
+    summary,
+)
 
 STAGING = "review-sentiment-dev-staging"
 PROD = "review-sentiment-dev-prod"
@@ -115,6 +124,7 @@ def rendered(tmp_path_factory: pytest.TempPathFactory) -> tuple[int, str, Path]:
         stub_registry(aws, summary(3), summary(5))
         stub_serving(aws.stub("sagemaker"), STAGING, package_arn(3))
         stub_serving(aws.stub("sagemaker"), PROD, None)
+        stub_package_image(aws.stub("sagemaker"), package_arn(5))
         aws.stub("codepipeline")  # a rollout is not stopped: any call would fail
         out, err = io.StringIO(), io.StringIO()
         with monkeypatch.context() as streams:
@@ -165,6 +175,24 @@ def test_an_existing_endpoint_keeps_its_instance_count_a_new_one_does_not(
     ]
     assert "RetainAllVariantProperties" not in endpoint("prod")
     assert "ExcludeRetainedVariantProperties" not in endpoint("prod")
+
+
+def test_render_refuses_a_package_whose_image_does_not_fit_a_stages_instances(
+    aws: StubbedClients, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A package registered with the GPU image cannot serve on the stages' CPU instances: nothing rendered."""
+    monkeypatch.setenv("DATA_BUCKET", DATA_BUCKET)
+    monkeypatch.setenv("KMS_KEY_ARN", KMS_KEY)
+    stub_registry(aws, summary(5))
+    stub_serving(aws.stub("sagemaker"), STAGING, None)
+    stub_serving(aws.stub("sagemaker"), PROD, None)
+    stub_package_image(aws.stub("sagemaker"), package_arn(5), SERVING_IMAGE.replace("-cpu-", "-gpu-"))
+    assert main(["render", "--out", str(tmp_path)], aws) == 2
+    error = capsys.readouterr().err
+    assert f"staging: the model package {package_arn(5)} cannot serve on ml.m5.large" in error
+    assert "GPU image but ml.m5.large is a CPU instance" in error
+    assert not list(tmp_path.glob("*-template.json"))
+    aws.assert_no_pending_responses()
 
 
 def test_render_needs_the_bucket_and_key_from_the_pipeline(

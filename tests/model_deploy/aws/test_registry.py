@@ -2,8 +2,19 @@
 
 from __future__ import annotations
 
-from model_deploy.aws.registry import newest_approved
-from tests.model_deploy.aws.conftest import GROUP, StubbedClients, package_arn, summary
+from datetime import UTC, datetime
+
+import pytest
+
+from model_deploy.aws.registry import newest_approved, package_image
+from tests.model_deploy.aws.conftest import (
+    GROUP,
+    SERVING_IMAGE,
+    StubbedClients,
+    package_arn,
+    stub_package_image,
+    summary,
+)
 
 LIST_PARAMS = {
     "ModelPackageGroupName": GROUP,
@@ -53,3 +64,24 @@ def test_pending_rejected_and_failed_versions_are_never_chosen(aws: StubbedClien
 def test_none_when_nothing_is_approved(aws: StubbedClients) -> None:
     aws.stub("sagemaker").add_response("list_model_packages", {"ModelPackageSummaryList": []}, LIST_PARAMS)
     assert newest_approved(aws.client("sagemaker"), GROUP) is None
+
+
+def test_the_package_image_is_its_inference_containers(aws: StubbedClients) -> None:
+    stub_package_image(aws.stub("sagemaker"), package_arn(4))
+    assert package_image(aws.client("sagemaker"), package_arn(4)) == SERVING_IMAGE
+
+
+def test_a_package_without_an_inference_image_is_refused(aws: StubbedClients) -> None:
+    aws.stub("sagemaker").add_response(
+        "describe_model_package",
+        {
+            "ModelPackageName": GROUP,
+            "ModelPackageArn": package_arn(4),
+            "CreationTime": datetime(2025, 3, 1, tzinfo=UTC),
+            "ModelPackageStatus": "Completed",
+            "ModelPackageStatusDetails": {"ValidationStatuses": []},
+        },
+        {"ModelPackageName": package_arn(4)},
+    )
+    with pytest.raises(ValueError, match="has no inference container image"):
+        package_image(aws.client("sagemaker"), package_arn(4))
