@@ -35,6 +35,7 @@ from infra.constructs.endpoint import EndpointExecutionRole, EndpointExecutionRo
 from infra.constructs.execution_role import ExecutionRoleProps, SageMakerExecutionRole
 from infra.constructs.feature_group import FeatureGroupProps, ReviewFeatureGroup
 from infra.constructs.model_registry import ModelRegistry, ModelRegistryProps
+from infra.constructs.pull_request_checks import PullRequestChecks, PullRequestChecksProps
 from infra.constructs.raw_reviews_catalog import RawReviewsCatalog, RawReviewsCatalogProps
 from infra.constructs.secure_bucket import SecureBucket, SecureBucketProps
 from infra.constructs.source_repository import SourceRepository, SourceRepositoryProps
@@ -282,6 +283,8 @@ class ProjectProductStack(servicecatalog.ProductStack):
                 target=targets.CodePipeline(deploy.pipeline),
             ),
         )
+        if source.repository is not None:
+            PullRequestChecks(self, "PullRequestChecks", PullRequestChecksProps(source.repository, key))
         _add_build_variable(self, SAGEMAKER_PROJECT_ID_VARIABLE, project_id.value_as_string)
 
         outputs = {

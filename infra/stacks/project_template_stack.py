@@ -69,4 +69,7 @@ class ProjectTemplateStack(Stack):
         )
         CfnOutput(self, "PortfolioId", value=self.portfolio.portfolio.portfolio_id)
         CfnOutput(self, "ProductId", value=self.portfolio.product.product_id)
+        product = self.portfolio.product.node.default_child
+        assert isinstance(product, servicecatalog.CfnCloudFormationProduct)
+        CfnOutput(self, "ProvisioningArtifactIds", value=product.attr_provisioning_artifact_ids)
         CfnOutput(self, "LaunchRoleArn", value=self.launch_role.role_arn)
