@@ -215,10 +215,6 @@ class ProjectConfig:
     def project_template_product_name(self) -> str:
         return f"{self.project_name}-mlops"
 
-    @property
-    def project_template_launch_role_name(self) -> str:
-        return f"{self.project_name}-sagemaker-project-launch"
-
 
 def _is_deploy_time(value: str) -> bool:
     return bool(_DEPLOY_TIME_VALUE.search(value))

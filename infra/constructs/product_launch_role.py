@@ -262,7 +262,6 @@ def resource_types(scope: Construct) -> list[str]:
 
 @dataclass(frozen=True)
 class ProductLaunchRoleProps:
-    role_name: str
     resource_types: tuple[str, ...]
     """The types of the product template's resources (:func:`resource_types`)."""
     template_bucket_arn: str
@@ -281,7 +280,7 @@ class ProductLaunchRole(Construct):
         self.role = iam.Role(
             self,
             "Role",
-            role_name=props.role_name,
+            # Named by CloudFormation: IAM is global, and the template may be published in several regions.
             assumed_by=iam.ServicePrincipal("servicecatalog.amazonaws.com"),
             description="Service Catalog provisions the SageMaker project template's resources as this role",
         )

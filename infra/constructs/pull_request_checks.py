@@ -66,9 +66,9 @@ class PullRequestChecks(Construct):
             ),
             encryption_key=props.encryption_key,
             timeout=Duration.minutes(props.timeout_minutes),
-            # The checks need no AWS access: the tests use moto and the synthesis no lookups.
-            badge=False,
         )
+        # The role gets only what the project itself needs (pull the repository, logs, the key): the checks
+        # call no AWS service, as the tests use moto and the synthesis makes no lookups.
         self.rule = props.repository.on_pull_request_state_change(
             "OnPullRequest",
             description="Runs the checks on a pull request's source commit when it is opened or updated",

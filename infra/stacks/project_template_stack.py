@@ -45,7 +45,6 @@ class ProjectTemplateStack(Stack):
             self,
             "LaunchRole",
             ProductLaunchRoleProps(
-                role_name=config.project_template_launch_role_name,
                 resource_types=tuple(resource_types(self.product_stack)),
                 # The product's template is a file asset in the CDK bootstrap bucket (any qualifier).
                 template_bucket_arn=f"arn:{Aws.PARTITION}:s3:::cdk-*-assets-{Aws.ACCOUNT_ID}-{Aws.REGION}",

@@ -169,7 +169,7 @@ def test_a_launch_role_without_permissions_for_a_type_is_an_error() -> None:
         ProductLaunchRole(
             Stack(app, "S"),
             "LaunchRole",
-            ProductLaunchRoleProps("launch", ("AWS::S3::Bucket", "AWS::Lambda::Function"), "arn:aws:s3:::b"),
+            ProductLaunchRoleProps(("AWS::S3::Bucket", "AWS::Lambda::Function"), "arn:aws:s3:::b"),
         )
 
 
@@ -364,6 +364,11 @@ def test_the_templates_names_are_the_configs(published: PublishedTemplate) -> No
         ),
     }
     assert expected <= names, expected - names
+    (feature_group,) = _resources(published.product, "AWS::SageMaker::FeatureGroup")
+    catalog = feature_group["Properties"]["OfflineStoreConfig"]["DataCatalogConfig"]
+    parameters = {PROJECT_NAME_PARAMETER: project_name, PROJECT_ID_PARAMETER: project_id}
+    assert _evaluate(catalog["Database"], parameters) == config.glue_database_name
+    assert _evaluate(catalog["TableName"], parameters) == config.feature_group_table_name
     assert config.glue_database_name == "reviews_p_ab12cd34ef56"
 
 
