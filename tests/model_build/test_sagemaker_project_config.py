@@ -74,3 +74,13 @@ def test_load_config_reads_the_project_id_the_build_projects_set(monkeypatch: py
     assert load_config(region="us-east-1") == ProjectConfig.for_sagemaker_project("reviews", "p-ab12cd34ef56")
     monkeypatch.delenv(SAGEMAKER_PROJECT_ID_VARIABLE)
     assert load_config(region="us-east-1").data_bucket_prefix == "reviews-p-ab12cd34ef56-data"
+
+
+def test_cloudformation_parameters_are_left_to_their_patterns() -> None:
+    """In the product's template the names are CDK tokens: checked by the parameters' AllowedPattern when a
+    project is created, not here; any other value is still checked."""
+    config = ProjectConfig.for_sagemaker_project("${Token[TOKEN.101]}", "${Token[TOKEN.102]}")
+    assert config.prefix == "${Token[TOKEN.101]}-${Token[TOKEN.102]}"
+    assert config.data_bucket_prefix == "${Token[TOKEN.102]}-data"
+    with pytest.raises(ValueError, match="is not a valid name"):
+        ProjectConfig.for_sagemaker_project("${Token[TOKEN.101]}", "P-1")
