@@ -244,6 +244,10 @@ _CLOUDFORMATION = LaunchPermission(
         "cloudformation:ExecuteChangeSet",
         "cloudformation:DeleteChangeSet",
         "cloudformation:ContinueUpdateRollback",
+        # Service Catalog creates the stack with SageMaker's project tags, which CloudFormation then puts on
+        # every resource that takes tags (hence each type's tag actions above).
+        "cloudformation:TagResource",
+        "cloudformation:UntagResource",
     ),
     ("arn:{partition}:cloudformation:{region}:{account}:stack/SC-*",),
 )
