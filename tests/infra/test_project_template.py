@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -28,7 +30,7 @@ from model_build.config import (
     ProjectConfig,
 )
 from model_deploy.aws.names import endpoint_role_name, endpoint_stack_name
-from tests.infra.conftest import cdk_json_context
+from tests.infra.conftest import REPO_ROOT, cdk_json_context
 
 STUDIO_ROLES = (
     "arn:aws:iam::123456789012:role/service-role/AmazonSageMaker-ExecutionRole-20260101T000000",
@@ -391,3 +393,23 @@ def test_the_acknowledgments_of_the_template_stack_have_reasons(published: Publi
 def test_without_execution_roles_the_app_has_no_template_stack() -> None:
     """cdk.json names no roles, so ``cdk synth`` and ``cdk deploy --all`` leave the template out."""
     assert not ProjectTemplateSettings.from_context(cdk_json_context()).enabled
+
+
+def test_app_py_adds_the_template_stack_when_roles_are_named(tmp_path: Path) -> None:
+    """``cdk synth -c sagemakerExecutionRoleArns=...`` runs app.py with the context in CDK_CONTEXT_JSON."""
+    context = {**cdk_json_context(), "sagemakerExecutionRoleArns": list(STUDIO_ROLES)}
+    environ = {key: value for key, value in os.environ.items() if not key.startswith("MLOPS_")}
+    environ.update({"CDK_CONTEXT_JSON": json.dumps(context), "CDK_OUTDIR": str(tmp_path)})
+    result = subprocess.run(
+        [sys.executable, "app.py"], cwd=REPO_ROOT, env=environ, capture_output=True, text=True, timeout=600
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    stacks = {
+        name
+        for name, artifact in manifest["artifacts"].items()
+        if artifact["type"] == "aws:cloudformation:stack"
+    }
+    assert "review-sentiment-sagemaker-project-template" in stacks
+    assert len(stacks) == 6
+    assert list(tmp_path.glob("*.product.template.json"))
