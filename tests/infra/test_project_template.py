@@ -253,6 +253,25 @@ def test_the_crawler_uses_the_security_configuration_that_encrypts_its_logs(
     assert encryption["CloudWatchEncryptionMode"] == "SSE-KMS"
 
 
+def test_every_taggable_resource_of_a_project_carries_its_name_and_id(published: PublishedTemplate) -> None:
+    """The project's own tags, not those of the stack that published the template (the app's tags)."""
+    expected = [
+        {"Key": "environment", "Value": {"Ref": PROJECT_ID_PARAMETER}},
+        {"Key": "project", "Value": {"Ref": PROJECT_NAME_PARAMETER}},
+    ]
+    tagged = 0
+    for logical_id, resource in published.product["Resources"].items():
+        tags = resource.get("Properties", {}).get("Tags")
+        if tags is None:
+            continue
+        if isinstance(tags, dict):  # Glue takes a map
+            tags = [{"Key": key, "Value": value} for key, value in tags.items()]
+        tagged += 1
+        for tag in expected:
+            assert tag in tags, f"{logical_id} lacks {tag}"
+    assert tagged >= 20
+
+
 def test_both_templates_pass_cfn_lint(published: PublishedTemplate) -> None:
     for name, template in (("portfolio", published.portfolio), ("product", published.product)):
         matches = lint(json.dumps(template), regions=["us-east-1"])
