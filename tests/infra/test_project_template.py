@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import os
 import subprocess
@@ -346,6 +347,42 @@ def test_two_projects_get_two_sets_of_names_that_never_meet(published: Published
     # Even the same name twice (another account's project, a re-created one) differs by the id.
     again = _physical_names(published.product, first_name, second_id)
     assert set(first.values()).isdisjoint(again.values())
+
+
+# How each named type's ARN is spelled, from its physical name (what IAM authorizes the launch role on).
+ARN = {
+    "AWS::IAM::Role": "arn:aws:iam::{account}:role/{name}",
+    "AWS::S3::Bucket": "arn:aws:s3:::{name}",
+    "AWS::KMS::Alias": "arn:aws:kms:{region}:{account}:{name}",
+    "AWS::Glue::Database": "arn:aws:glue:{region}:{account}:database/{name}",
+    "AWS::Glue::Crawler": "arn:aws:glue:{region}:{account}:crawler/{name}",
+    "AWS::Glue::SecurityConfiguration": "{name}",
+    "AWS::Athena::WorkGroup": "arn:aws:athena:{region}:{account}:workgroup/{name}",
+    "AWS::SageMaker::FeatureGroup": "arn:aws:sagemaker:{region}:{account}:feature-group/{name}",
+    "AWS::SageMaker::ModelPackageGroup": "arn:aws:sagemaker:{region}:{account}:model-package-group/{name}",
+    "AWS::CodeCommit::Repository": "arn:aws:codecommit:{region}:{account}:{name}",
+    "AWS::CodePipeline::Pipeline": "arn:aws:codepipeline:{region}:{account}:{name}",
+    "AWS::Events::Rule": "arn:aws:events:{region}:{account}:rule/{name}",
+    "AWS::CodeBuild::Project": "arn:aws:codebuild:{region}:{account}:project/{name}",
+}
+
+
+@pytest.mark.parametrize(("project_name", "project_id"), PROJECTS)
+def test_the_launch_role_may_create_every_named_resource_of_a_project(
+    published: PublishedTemplate, project_name: str, project_id: str
+) -> None:
+    """Each name a project's template gives falls under one of the launch role's patterns for its type."""
+    checked = 0
+    for logical_id, name in _physical_names(published.product, project_name, project_id).items():
+        cfn_type = published.product["Resources"][logical_id]["Type"]
+        arn = ARN[cfn_type].format(region=REGION, account=ACCOUNT, name=name)
+        patterns = [
+            pattern.format(partition="aws", region=REGION, account=ACCOUNT)
+            for pattern in LAUNCH_PERMISSIONS[cfn_type].resources
+        ]
+        assert any(fnmatch.fnmatchcase(arn, pattern) for pattern in patterns), (arn, patterns)
+        checked += 1
+    assert checked >= 15
 
 
 def test_the_templates_names_are_the_configs(published: PublishedTemplate) -> None:
