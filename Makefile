@@ -34,6 +34,7 @@ lint: setup
 	$(PYTHON) -m ruff check .
 	$(PYTHON) -m ruff format --check .
 	$(PYTHON) -m mypy
+	$(VENV)/bin/actionlint -no-color -shellcheck= -pyflakes=
 
 format: setup
 	$(PYTHON) -m ruff check --fix .

@@ -10,11 +10,13 @@ from dataclasses import dataclass
 from aws_cdk import App, Environment, Stack, Tags
 
 from infra.nag import add_nag_checks
+from infra.project_template_settings import ProjectTemplateSettings
 from infra.settings import InfraSettings, SettingsError
 from infra.stacks.build_pipeline_stack import BuildPipelineStack
 from infra.stacks.data_stack import DataStack
 from infra.stacks.deploy_pipeline_stack import DeployPipelineStack
 from infra.stacks.feature_store_stack import FeatureStoreStack
+from infra.stacks.project_template_stack import ProjectTemplateStack
 from infra.stacks.registry_stack import RegistryStack
 from model_build.config import ProjectConfig, load_config
 
@@ -118,3 +120,23 @@ def build_app(
     if nag:
         add_nag_checks(app)
     return MlopsStacks(data, feature_store, registry, build, deploy)
+
+
+def build_project_template(
+    app: App,
+    config: ProjectConfig,
+    settings: InfraSettings,
+    template_settings: ProjectTemplateSettings,
+    *,
+    env: Environment | None = None,
+) -> ProjectTemplateStack:
+    """Adds the SageMaker project template (portfolio, product, launch role); ``build_app`` adds the checks."""
+    return ProjectTemplateStack(
+        app,
+        config.project_template_stack_name,
+        config=config,
+        settings=settings,
+        template_settings=template_settings,
+        env=env,
+        description="MLOps template: the SageMaker project template (Service Catalog portfolio and product)",
+    )

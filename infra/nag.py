@@ -6,6 +6,7 @@ Findings are acknowledged one by one (``AwsSolutions-IAM5[Action::s3:GetObject*]
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 
 from aws_cdk import Acknowledgment, App, Stack, Validations
@@ -65,4 +66,6 @@ def _render(node: object) -> str:
             return separator.join(_render(part) for part in parts)
         if key == "Fn::ImportValue":
             return f"<{_render(arg)}>"
+        if key in ("Fn::Select", "Fn::Split"):  # other functions it writes as compact JSON
+            return json.dumps(node, separators=(",", ":"))
     raise ValueError(f"cannot spell {node!r} as cdk-nag does")

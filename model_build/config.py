@@ -6,6 +6,12 @@ all read these values from here, so a bucket, feature group or pipeline is never
 Two settings may be overridden per deployment, through the environment or CDK context:
 ``MLOPS_PROJECT_NAME`` (``project_name``) and ``MLOPS_ENVIRONMENT`` (``environment``). Every other name is
 derived from them.
+
+A SageMaker project created from the Service Catalog product (``infra/stacks/project_template_stack.py``) is a
+deployment too: Studio's ``SageMakerProjectName`` is the project name and ``SageMakerProjectId`` the environment
+(``MLOPS_SAGEMAKER_PROJECT_ID``, :meth:`ProjectConfig.for_sagemaker_project`). In the product's template both
+are CloudFormation parameters, so the names are built from CDK tokens, which are checked by the parameters'
+``AllowedPattern`` when a project is created rather than here.
 """
 
 from __future__ import annotations
@@ -18,7 +24,19 @@ DEFAULT_PROJECT_NAME = "review-sentiment"
 DEFAULT_ENVIRONMENT = "dev"
 DEFAULT_REGION = "us-east-1"
 
-_NAME_PATTERN = re.compile(r"^[a-z][a-z0-9-]{1,30}[a-z0-9]$")
+SAGEMAKER_PROJECT_ID_VARIABLE = "MLOPS_SAGEMAKER_PROJECT_ID"
+NAME_PATTERN = re.compile(r"^[a-z][a-z0-9-]{1,30}[a-z0-9]$")
+SAGEMAKER_PROJECT_ID_PATTERN = re.compile(r"^p-[a-z0-9]{1,21}$")
+"""SageMaker's project ids (``p-`` and 12 lowercase letters and digits today), with room to grow: at most 23
+characters, which keeps ``<id>-access-logs-<account>-<region>`` within S3's 63."""
+SAGEMAKER_PROJECT_NAME_MAX_LENGTH = 20
+SAGEMAKER_PROJECT_NAME_PATTERN = re.compile(rf"^[a-z][a-z0-9]{{2,{SAGEMAKER_PROJECT_NAME_MAX_LENGTH - 1}}}$")
+"""Stricter than Studio's (32 characters, hyphens, capitals): with ``-<id>`` and the longest suffix
+(``-sagemaker-execution``, an endpoint's model names) a name must fit IAM's and SageMaker's 63-64 characters,
+and without hyphens of its own the product's template can spell the Glue names (hyphens as underscores) with
+CloudFormation's functions."""
+# A CDK string token (``${Token[TOKEN.123]}``): a value known only when CloudFormation deploys the template.
+_DEPLOY_TIME_VALUE = re.compile(r"\$\{Token\[[^\]]+\]\}")
 
 
 @dataclass(frozen=True)
@@ -33,35 +51,77 @@ class ProjectConfig:
     environment: str = DEFAULT_ENVIRONMENT
     region: str = DEFAULT_REGION
     tags: dict[str, str] = field(default_factory=dict)
+    sagemaker_project_id: str | None = None
+    """Set when this deployment is a SageMaker project: its id, which is then also the ``environment``.
+    The buckets are named from the id alone, as project name, id, account and region would not fit S3's limit."""
 
     def __post_init__(self) -> None:
         for setting in ("project_name", "environment"):
             value = getattr(self, setting)
-            if not _NAME_PATTERN.match(value):
+            if not (_is_deploy_time(value) or NAME_PATTERN.match(value)):
                 raise ValueError(
                     f"{setting}={value!r} is not a valid name: use 3-32 lowercase letters, digits and hyphens, "
                     "starting with a letter (it becomes part of S3 bucket and SageMaker resource names)"
                 )
+        project_id = self.sagemaker_project_id
+        if project_id is not None:
+            if project_id != self.environment:
+                raise ValueError(
+                    f"sagemaker_project_id={project_id!r} must also be the environment "
+                    f"(environment={self.environment!r}): use ProjectConfig.for_sagemaker_project"
+                )
+            if not _is_deploy_time(project_id) and not SAGEMAKER_PROJECT_ID_PATTERN.match(project_id):
+                raise ValueError(
+                    f"sagemaker_project_id={project_id!r} is not a SageMaker project id "
+                    f"({SAGEMAKER_PROJECT_ID_PATTERN.pattern})"
+                )
+            if not _is_deploy_time(self.project_name) and not SAGEMAKER_PROJECT_NAME_PATTERN.match(
+                self.project_name
+            ):
+                raise ValueError(
+                    f"project_name={self.project_name!r} cannot name a SageMaker project of this template: use "
+                    f"3-{SAGEMAKER_PROJECT_NAME_MAX_LENGTH} lowercase letters and digits, starting with a letter"
+                )
         if not self.tags:
             object.__setattr__(self, "tags", {"project": self.project_name, "environment": self.environment})
+
+    @classmethod
+    def for_sagemaker_project(
+        cls, project_name: str, project_id: str, region: str = DEFAULT_REGION
+    ) -> ProjectConfig:
+        """The config of the SageMaker project ``project_name`` (Studio's ``SageMakerProjectName``) with id
+        ``project_id`` (``SageMakerProjectId``): the id is the environment, so two projects never share a name."""
+        return cls(
+            project_name=project_name, environment=project_id, region=region, sagemaker_project_id=project_id
+        )
 
     @property
     def prefix(self) -> str:
         """The stem of every resource name: ``<project>-<environment>``."""
         return f"{self.project_name}-{self.environment}"
 
+    @property
+    def bucket_stem(self) -> str:
+        """The stem of the bucket names: the prefix, or a SageMaker project's id alone (unique in the account)."""
+        return self.sagemaker_project_id or self.prefix
+
+    def underscored(self, name: str) -> str:
+        """``name`` with underscores for hyphens, as Glue and Athena want. (The product template's config
+        overrides this for names that hold CloudFormation parameters, which only CloudFormation can edit.)"""
+        return name.replace("-", "_")
+
     # --- S3: bucket names get the account and region appended by CDK, since they must be globally unique.
     @property
     def data_bucket_prefix(self) -> str:
-        return f"{self.prefix}-data"
+        return f"{self.bucket_stem}-data"
 
     @property
     def artifacts_bucket_prefix(self) -> str:
-        return f"{self.prefix}-artifacts"
+        return f"{self.bucket_stem}-artifacts"
 
     @property
     def access_logs_bucket_prefix(self) -> str:
-        return f"{self.prefix}-access-logs"
+        return f"{self.bucket_stem}-access-logs"
 
     @property
     def cicd_bucket_prefix(self) -> str:
@@ -91,7 +151,7 @@ class ProjectConfig:
     @property
     def feature_group_table_name(self) -> str:
         """The offline store's Glue table: the group's name with underscores, which Athena needs."""
-        return self.feature_group_name.replace("-", "_")
+        return self.underscored(self.feature_group_name)
 
     @property
     def model_package_group_name(self) -> str:
@@ -120,7 +180,7 @@ class ProjectConfig:
     # --- Glue and Athena: underscores, since Athena cannot query hyphenated database names without quoting.
     @property
     def glue_database_name(self) -> str:
-        return self.prefix.replace("-", "_")
+        return self.underscored(self.prefix)
 
     @property
     def raw_reviews_table_name(self) -> str:
@@ -148,18 +208,40 @@ class ProjectConfig:
         """The EventBridge rule that starts the deploy pipeline when a model version is approved."""
         return f"{self.prefix}-model-approved"
 
+    # --- The SageMaker project template: published once per account, so named from the project name alone.
+    @property
+    def project_template_stack_name(self) -> str:
+        return f"{self.project_name}-sagemaker-project-template"
+
+    @property
+    def project_template_portfolio_name(self) -> str:
+        return f"{self.project_name} MLOps templates"
+
+    @property
+    def project_template_product_name(self) -> str:
+        return f"{self.project_name}-mlops"
+
+
+def _is_deploy_time(value: str) -> bool:
+    return bool(_DEPLOY_TIME_VALUE.search(value))
+
 
 def load_config(
     project_name: str | None = None,
     environment: str | None = None,
     region: str | None = None,
 ) -> ProjectConfig:
-    """The config for this process: explicit arguments, then ``MLOPS_*`` / AWS variables, then defaults."""
+    """The config for this process: explicit arguments, then ``MLOPS_*`` / AWS variables, then defaults.
+
+    With ``MLOPS_SAGEMAKER_PROJECT_ID`` set (the product's build projects set it) this is a SageMaker project's.
+    """
+    project_id = os.environ.get(SAGEMAKER_PROJECT_ID_VARIABLE) or None
     return ProjectConfig(
         project_name=project_name or os.environ.get("MLOPS_PROJECT_NAME") or DEFAULT_PROJECT_NAME,
-        environment=environment or os.environ.get("MLOPS_ENVIRONMENT") or DEFAULT_ENVIRONMENT,
+        environment=project_id or environment or os.environ.get("MLOPS_ENVIRONMENT") or DEFAULT_ENVIRONMENT,
         region=region
         or os.environ.get("AWS_REGION")
         or os.environ.get("AWS_DEFAULT_REGION")
         or DEFAULT_REGION,
+        sagemaker_project_id=project_id,
     )

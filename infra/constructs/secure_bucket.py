@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from aws_cdk import Aws, Duration, Fn, RemovalPolicy
+from aws_cdk import Aws, Duration, Fn, RemovalPolicy, Token
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
@@ -48,7 +48,8 @@ class SecureBucket(Construct):
     def __init__(self, scope: Construct, construct_id: str, props: SecureBucketProps) -> None:
         super().__init__(scope, construct_id)
         longest_name = len(props.name_prefix) + _SUFFIX_LENGTH
-        if longest_name > _MAX_BUCKET_NAME:
+        # A prefix that holds CloudFormation parameters is checked by their patterns when it is deployed.
+        if longest_name > _MAX_BUCKET_NAME and not Token.is_unresolved(props.name_prefix):
             raise ValueError(
                 f"bucket name prefix {props.name_prefix!r} is too long: with '-<account>-<region>' the name "
                 f"can reach {longest_name} characters, S3 allows {_MAX_BUCKET_NAME}; "

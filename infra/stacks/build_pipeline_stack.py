@@ -10,6 +10,7 @@ from aws_cdk import aws_kms as kms
 from constructs import Construct
 
 from infra.constructs.build_pipeline import BuildPipeline, BuildPipelineProps
+from infra.constructs.pull_request_checks import PullRequestChecks, PullRequestChecksProps
 from infra.constructs.secure_bucket import import_project_bucket
 from infra.constructs.source_repository import SourceRepository, SourceRepositoryProps
 from infra.settings import InfraSettings
@@ -66,5 +67,10 @@ class BuildPipelineStack(Stack):
         )
         CfnOutput(self, "BuildPipelineName", value=self.build.pipeline.pipeline_name)
         CfnOutput(self, "BuildProjectName", value=self.build.project.project_name)
+        self.pull_request_checks: PullRequestChecks | None = None
         if self.source.repository is not None:
             CfnOutput(self, "RepositoryCloneUrlGrc", value=self.source.repository.repository_clone_url_grc)
+            # GitHub repositories run these checks in .github/workflows/ci.yml.
+            self.pull_request_checks = PullRequestChecks(
+                self, "PullRequestChecks", PullRequestChecksProps(self.source.repository, encryption_key)
+            )

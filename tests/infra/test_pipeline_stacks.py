@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
-from aws_cdk.assertions import Match
+from aws_cdk.assertions import Match, Template
 
 from infra.constructs.approval_rule import MODEL_PACKAGE_STATE_CHANGE
 from infra.constructs.build_pipeline import BUILD_COMMAND, ENVIRONMENT_VARIABLE, PROJECT_NAME_VARIABLE
@@ -61,7 +62,7 @@ def test_build_pipeline_uses_github_through_the_connection(all_options_app: Synt
 
 def test_codebuild_installs_the_repo_and_runs_the_cli(default_app: SynthesizedApp) -> None:
     build = default_app.template("build")
-    (project,) = build.find_resources("AWS::CodeBuild::Project").values()
+    project = _run_pipeline_project(build)
     spec = json.loads(project["Properties"]["Source"]["BuildSpec"])
     assert spec["phases"]["install"]["commands"] == ["pip install --no-cache-dir -r requirements.txt"]
     assert spec["phases"]["build"]["commands"] == [BUILD_COMMAND]
@@ -71,7 +72,7 @@ def test_codebuild_installs_the_repo_and_runs_the_cli(default_app: SynthesizedAp
 
 def test_codebuild_passes_the_names_the_cli_reads(default_app: SynthesizedApp) -> None:
     config = default_app.config
-    (project,) = default_app.template("build").find_resources("AWS::CodeBuild::Project").values()
+    project = _run_pipeline_project(default_app.template("build"))
     variables = {
         v["Name"]: render(v["Value"]) for v in project["Properties"]["Environment"]["EnvironmentVariables"]
     }
@@ -144,3 +145,13 @@ def test_the_deploy_pipeline_starts_only_from_the_rule(any_app: SynthesizedApp) 
     assert codecommit_triggers == []
     (action,) = _stage_actions(pipeline, "Render")
     assert action["OutputArtifacts"] == [{"Name": "Rendered"}]
+
+
+def _run_pipeline_project(build: Template) -> dict[str, Any]:
+    """The build stack's pipeline project (a CodeCommit source adds the pull-request checks' project)."""
+    (project,) = [
+        resource
+        for logical_id, resource in build.find_resources("AWS::CodeBuild::Project").items()
+        if "RunSageMakerPipeline" in logical_id
+    ]
+    return project
