@@ -127,7 +127,7 @@ class ProjectConfig:
     def cicd_bucket_prefix(self) -> str:
         """CodePipeline's artifact store: CDK gives every CodeBuild action read/write on the whole bucket, so
         it is not the artifacts bucket, where the models the endpoints serve live."""
-        return f"{self.prefix}-cicd"
+        return f"{self.bucket_stem}-cicd"
 
     raw_reviews_prefix: str = "reviews/raw"
     """Where raw review CSVs land in the data bucket; the Glue crawler and the pipeline's input read it."""

@@ -48,6 +48,7 @@ from model_build.config import (
     SAGEMAKER_PROJECT_NAME_PATTERN,
     ProjectConfig,
 )
+from model_build.storage_layout import pipeline_storage
 from model_deploy.aws.names import endpoint_role_name, endpoint_stack_name
 from model_deploy.stage_config import load_stages
 
@@ -134,6 +135,7 @@ class ProjectProductStack(servicecatalog.ProductStack):
         access_logs = bucket("AccessLogsBucket", config.access_logs_bucket_prefix, None)
         data_bucket = bucket("DataBucket", config.data_bucket_prefix, access_logs).bucket
         artifacts_bucket = bucket("ArtifactsBucket", config.artifacts_bucket_prefix, access_logs).bucket
+        cicd_bucket = bucket("CicdBucket", config.cicd_bucket_prefix, access_logs).bucket
         catalog = RawReviewsCatalog(
             self,
             "RawReviewsCatalog",
@@ -200,6 +202,7 @@ class ProjectProductStack(servicecatalog.ProductStack):
                 model_packages_arn=registry.model_packages_arn,
                 glue_database_name=config.glue_database_name,
                 athena_workgroup_arn=workgroup.arn,
+                storage=pipeline_storage(config),
             ),
         ).role
 
@@ -231,7 +234,8 @@ class ProjectProductStack(servicecatalog.ProductStack):
                 execution_role=execution_role,
                 data_bucket=data_bucket,
                 artifacts_bucket=artifacts_bucket,
-                raw_prefix=config.raw_reviews_prefix,
+                code_prefix=config.pipeline_artifacts_prefix,
+                cicd_bucket=cicd_bucket,
                 encryption_key=key,
                 retrain_schedule=settings.retrain_schedule,
             ),
@@ -275,7 +279,7 @@ class ProjectProductStack(servicecatalog.ProductStack):
                 model_package_group_arn=registry.arn,
                 model_packages_arn=registry.model_packages_arn,
                 source=source,
-                artifacts_bucket=artifacts_bucket,
+                cicd_bucket=cicd_bucket,
                 data_bucket=data_bucket,
                 encryption_key=key,
                 stages=tuple(stages),
