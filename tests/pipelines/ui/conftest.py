@@ -25,7 +25,8 @@ METRICS = {
 
 @pytest.fixture(scope="session")
 def pipeline_run(tmp_path_factory: pytest.TempPathFactory) -> Workspace:
-    """``run --local`` on the sample data with the small settings (about a minute): one execution, version 1."""
+    """``run --local`` on the sample data with the small settings and the gate opened (a minute or two on a
+    loaded machine; ``make run``'s settings take several times longer): one execution, and version 1."""
     run_dir = tmp_path_factory.mktemp("ui-run")
     done = cli(run_dir, "run", "--local", *SMALL, *OPEN_GATE)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
