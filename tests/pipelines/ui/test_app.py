@@ -328,3 +328,74 @@ def test_every_view_is_self_contained(made_up_client, path):
     assert not re.findall(r'(?:src|href)="(?:https?:)?//', page)
     for asset in re.findall(r'(?:src|href)="(/static/[^"]+)"', page):
         assert made_up_client.get(asset).status_code == 200, asset
+
+
+# ------------------------------------------------------------------------------------------------- rollout
+def test_an_approval_starts_the_local_rollout_and_promote_rolls_to_prod(made_up_client, made_up, monkeypatch):
+    """The approval's event reaches the template's own subscriber, the local rollout, as ``registry approve``'s
+    does; what the rollout then does is tested with the endpoints (``tests/model_deploy/local``)."""
+    from model_deploy.local import rollout
+
+    rolled: list[tuple[Path, str]] = []
+
+    def roll_out(workspace: Workspace, stage: str, *args: object, **kwargs: object) -> rollout.RolloutResult:
+        rolled.append((workspace.root, stage))
+        return rollout.RolloutResult(workspace.config.endpoint_name(stage), "Deployed", 1)
+
+    monkeypatch.setenv(rollout.ROLLOUT_ENV, "on")
+    monkeypatch.setattr(rollout, "roll_out", roll_out)
+    made_up_client.post("/registry/1/approval", data={"action": "approve"}, headers=SAME_ORIGIN)
+    assert made_up_client.app.state.jobs.wait(timeout=60)
+    assert rolled == [(made_up.root, "staging")]
+    assert "Approve version 1: Done" in text_of(made_up_client.get("/registry/1").text)
+
+    promoted = made_up_client.post("/endpoints/promote", headers=SAME_ORIGIN, follow_redirects=False)
+    assert promoted.status_code == 303 and promoted.headers["location"] == "/endpoints"
+    assert made_up_client.app.state.jobs.wait(timeout=60)
+    assert rolled[-1] == (made_up.root, "prod")
+    assert "Promote staging to prod: Done" in text_of(made_up_client.get("/endpoints").text)
+
+
+def test_a_review_sent_to_an_endpoint_shows_each_answer(made_up_client, made_up, monkeypatch):
+    from model_deploy.local import rollout
+
+    asked: list[tuple[str, list[str]]] = []
+
+    def invoke_reviews(workspace: Workspace, name: str, texts: list[str]) -> tuple[list[dict], str]:
+        asked.append((name, texts))
+        return [
+            {"sentiment": "positive", "probability": 0.93},
+            {"sentiment": "negative", "probability": 0.81},
+        ], ("AllTraffic")
+
+    monkeypatch.setattr(rollout, "invoke_reviews", invoke_reviews)
+    name = made_up.config.endpoint_name("prod")
+    EndpointStore(made_up.endpoints_dir).save({name: EndpointRecord(name, "prod", 1)})
+    answer = made_up_client.post(
+        f"/endpoints/{name}/predict", data={"text": "Lovely dress\n\nAwful fabric\n"}, headers=SAME_ORIGIN
+    )
+    assert answer.status_code == 200
+    assert asked == [(name, ["Lovely dress", "Awful fabric"])]
+    shown = text_of(answer.text)
+    assert "Lovely dress positive 0.93" in shown and "Awful fabric negative 0.81" in shown
+    assert "Answered by variant AllTraffic" in shown
+
+
+def test_ui_command_says_when_its_port_is_taken(made_up):
+    import socket
+    import subprocess
+    import sys
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = subprocess.run(
+            [sys.executable, "-m", "pipelines", "ui", "--port", str(port), "--run-dir", str(made_up.root)],
+            cwd=Path(__file__).resolve().parents[3],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+    assert done.returncode == 2
+    assert f"cannot listen on 127.0.0.1:{port}" in done.stderr
