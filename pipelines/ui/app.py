@@ -134,6 +134,7 @@ def create_app(
             live=any(record.status == Status.EXECUTING for record in records),
             records=records,
             checks={record.id: _checks(record) for record in records},
+            changed={record.id: _changed_parameters(record) for record in records},
         )
 
     def execution_detail(request: Request) -> Response:
@@ -443,6 +444,12 @@ def _checks(record: ExecutionRecord) -> list[dict[str, Any]]:
     return [
         check for step in record.steps if step.type == "Condition" for check in step.detail.get("checks", [])
     ]
+
+
+def _changed_parameters(record: ExecutionRecord) -> dict[str, Any]:
+    """The parameters this execution set to other than their local default: what tells runs apart."""
+    defaults = PIPELINE.defaults(local=True)
+    return {name: value for name, value in record.parameters.items() if defaults.get(name) != value}
 
 
 def _registered_version(record: ExecutionRecord) -> int | None:
