@@ -38,6 +38,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from model_build.parameters import render
 from model_build.pipeline_spec import PIPELINE
+from model_deploy.local.state import EndpointStore
 from pipelines.local.executions import ExecutionNotFound, ExecutionRecord, ExecutionStore, Status
 from pipelines.local.feature_store import FeatureStore, FeatureStoreError
 from pipelines.local.registry import (
@@ -212,8 +213,6 @@ def create_app(
             if record
             else []
         )
-        from model_deploy.local.state import EndpointStore
-
         serving = [
             endpoint
             for endpoint in EndpointStore(workspace.endpoints_dir).load().values()
@@ -272,7 +271,7 @@ def create_app(
     def endpoints_page(
         request: Request, answers: dict[str, Any] | None = None, status_code: int = 200, error: str = ""
     ) -> Response:
-        from model_deploy.local.rollout import RolloutError, describe_endpoints
+        from model_deploy.local.rollout import STAGES, RolloutError, describe_endpoints
 
         try:
             described, server = describe_endpoints(workspace)
@@ -285,6 +284,7 @@ def create_app(
             status_code=status_code,
             live=bool(promote and promote.state == RUNNING) or jobs.running(),
             endpoints=described,
+            prod_version=next((e["Version"] for e in described if e.get("Stage") == STAGES[-1]), None),
             server=server,
             answers=answers or {},
             promote=promote,
