@@ -179,6 +179,9 @@ def test_approve_and_reject_go_through_the_registry_and_emit_its_events(made_up_
     assert again.status_code == 409 and "is already Approved" in text_of(again.text)
     rejected = made_up_client.post("/registry/1/approval", data={"action": "reject"}, headers=SAME_ORIGIN)
     assert rejected.status_code == 200 and status_of(made_up, 1) == ApprovalStatus.REJECTED
+    assert made_up_client.app.state.jobs.wait(
+        timeout=60
+    )  # until then, another click is told the job still runs
     back = made_up_client.post("/registry/1/approval", data={"action": "approve"}, headers=SAME_ORIGIN)
     assert back.status_code == 409 and "it cannot become Approved. Register a new version" in text_of(
         back.text
@@ -203,9 +206,10 @@ def test_a_long_rollout_does_not_hold_the_page_and_its_failure_is_shown(made_up_
         assert answer.status_code == 303 and time.monotonic() - started < 30
         running = made_up_client.get("/registry/2").text
         assert "Approve version 2: Running" in text_of(running) and "data-live" in running
-        assert (
-            status_of(made_up, 2) == ApprovalStatus.APPROVED
-        )  # the change is in; its event is being delivered
+        # the change is in; its event is being delivered, and a second click is told so
+        assert status_of(made_up, 2) == ApprovalStatus.APPROVED
+        twice = made_up_client.post("/registry/2/approval", data={"action": "reject"}, headers=SAME_ORIGIN)
+        assert twice.status_code == 409 and "Approve version 2 is still running" in text_of(twice.text)
         release.set()
         assert made_up_client.app.state.jobs.wait(timeout=60)
     finally:
