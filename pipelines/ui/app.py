@@ -49,12 +49,14 @@ from pipelines.local.registry import (
     change_approval,
 )
 from pipelines.local.workspace import Workspace
-from pipelines.ui.graph import build_graph
+from pipelines.ui.graph import build_graph, duration_text
 from pipelines.ui.jobs import RUNNING, JobRunning, Jobs
 
 HERE = Path(__file__).resolve().parent
 LOOPBACK_HOSTS = ["127.0.0.1", "localhost"]
 LOG_TAIL_LINES = 40
+MAX_LISTED_FILES = 12
+"""Files listed per step output; the rest are counted (the Feature Store's output holds many Parquet files)."""
 DEFAULT_SQL = "SELECT sentiment, count(*) AS reviews FROM reviews GROUP BY 1 ORDER BY 1"
 DEFAULT_ROW_LIMIT = 50
 MAX_ROW_LIMIT = 10_000
@@ -98,7 +100,7 @@ def create_app(
     ``on_ready``: called once the app has started (to print its URL)."""
     templates = Jinja2Templates(directory=HERE / "templates")
     templates.env.filters["render"] = render
-    templates.env.filters["seconds"] = _seconds
+    templates.env.filters["seconds"] = duration_text
     templates.env.filters["number"] = _number
     jobs = Jobs()
     group = workspace.config.model_package_group_name
@@ -145,8 +147,18 @@ def create_app(
             outputs = []
             for name, uri in step.outputs.items():
                 folder = workspace.local_path(uri) if uri.startswith("s3://") else None
+                found = _files_in(folder) if folder else []
                 outputs.append(
-                    {"name": name, "uri": uri, "path": folder, "exists": bool(folder and folder.exists())}
+                    {
+                        "name": name,
+                        "uri": uri,
+                        "path": folder,
+                        "exists": bool(folder and folder.exists()),
+                        "files": [
+                            (_relative(path, folder), file_url(path)) for path in found[:MAX_LISTED_FILES]
+                        ],
+                        "more": max(0, len(found) - MAX_LISTED_FILES),
+                    }
                 )
             steps.append(
                 {
@@ -459,6 +471,17 @@ def _registered_version(record: ExecutionRecord) -> int | None:
     return None
 
 
+def _files_in(path: Path) -> list[Path]:
+    """An output's files (an output is a folder, or one file such as ``model.tar.gz``), sorted."""
+    if path.is_file():
+        return [path]
+    return sorted(found for found in path.rglob("*") if found.is_file()) if path.is_dir() else []
+
+
+def _relative(path: Path, output: Path | None) -> str:
+    return path.name if output is None or path == output else path.relative_to(output).as_posix()
+
+
 def _tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
     """The last lines of a log, read from its end (a training log can be large)."""
     if not path.is_file():
@@ -500,12 +523,6 @@ def _baselines(package: ModelPackage) -> list[dict[str, Any]]:
                 }
             )
     return rows
-
-
-def _seconds(value: float | None) -> str:
-    if value is None:
-        return "-"
-    return f"{value:.1f} s" if value < 120 else f"{value / 60:.1f} min"
 
 
 def _number(value: Any) -> str:

@@ -136,4 +136,11 @@ def _label(step: StepRecord) -> str:
         return "cached"
     if step.duration_s is None:
         return "running"
-    return f"{step.duration_s:.1f} s"
+    return duration_text(step.duration_s)
+
+
+def duration_text(seconds: float | None) -> str:
+    """``12.3 s`` below two minutes, ``13.2 min`` above."""
+    if seconds is None:
+        return "-"
+    return f"{seconds:.1f} s" if seconds < 120 else f"{seconds / 60:.1f} min"

@@ -82,6 +82,11 @@ def test_an_execution_shows_the_graph_of_the_shared_description_with_logs_and_pi
     assert whole.status_code == 200 and whole.text == Path(train.log).read_text()
     assert run_client.get(f"/executions/{record.id}/logs/NoSuchStep").status_code == 404
 
+    evaluation = re.findall(r'<a href="(/files/[^"]+/EvaluateModel/evaluation/evaluation.json)"', page.text)
+    assert len(evaluation) == 1  # each output's files are listed, linked
+    report = pipeline_run.local_path(record.step("EvaluateModel").outputs["evaluation"]) / "evaluation.json"
+    assert run_client.get(evaluation[0]).text == report.read_text()
+
     pictures = re.findall(r'<img src="([^"]+)"', page.text)
     assert {Path(url).name for url in pictures} == {"confusion_matrix.png", "training_curves.png"}
     for url in pictures:
