@@ -150,7 +150,12 @@ def build_parser() -> argparse.ArgumentParser:
     ui = commands.add_parser(
         "ui", parents=[run_dir], help="A local web page: executions, the registry, endpoints, features."
     )
-    ui.add_argument("--port", type=_port, default=None, help="Port on 127.0.0.1 (default $MLOPS_UI_PORT or 8765; 0: any free).")
+    ui.add_argument(
+        "--port",
+        type=_port,
+        default=None,
+        help="Port on 127.0.0.1 (default $MLOPS_UI_PORT or 8765; 0: any free).",
+    )
 
     definition = commands.add_parser(
         "definition", parents=[run_dir], help="The SageMaker pipeline definition JSON."
