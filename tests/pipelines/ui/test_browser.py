@@ -10,6 +10,7 @@ tests check that the approval's event reaches it, the rollout's own tests what i
 from __future__ import annotations
 
 import os
+import select
 import shutil
 import subprocess
 import sys
@@ -28,6 +29,7 @@ from pipelines.local.executions import ExecutionStore, Status
 from pipelines.local.workspace import Workspace
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
+START_TIMEOUT_SECONDS = 180
 
 
 def executable(*names: str) -> str:
@@ -51,7 +53,9 @@ def page_server(pipeline_run: Workspace) -> Iterator[str]:
     )
     try:
         assert process.stdout is not None
-        first = process.stdout.readline()  # blocks until the server has bound and started, or died
+        ready, _, _ = select.select([process.stdout], [], [], START_TIMEOUT_SECONDS)
+        assert ready, f"`pipelines ui` printed nothing within {START_TIMEOUT_SECONDS} s"
+        first = process.stdout.readline()  # its first line: the URL, once it has bound and started
         assert " is at http://127.0.0.1:" in first, first + (process.stdout.read() if process.poll() else "")
         yield first.split(" is at ")[1].split()[0]
     finally:
