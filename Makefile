@@ -12,7 +12,7 @@ CDK := PATH="$(abspath $(VENV))/bin:$$PATH" JSII_SILENCE_WARNING_END_OF_LIFE_NOD
 # synthesized a second time so that checkov sees them too.
 CHECKOV_VARIANT_CONTEXT := -c retainData=false -c onlineStore=true -c "retrainSchedule=rate(7 days)"
 
-.PHONY: setup run test lint format bench synth checkov clean
+.PHONY: setup run test lint format bench synth checkov clean browser test-ui ui
 
 $(INSTALLED): requirements.txt
 	@test -x $(PYTHON) || python3 -m venv $(VENV)
@@ -26,9 +26,23 @@ setup: $(INSTALLED)
 run: setup
 	$(PYTHON) -m pipelines run --local $(ARGS)
 
-## Lint, then every test.
-test: setup lint
+## Lint, then every test (the web page's test drives a real headless Chromium: `browser` installs it).
+test: setup browser lint
 	$(PYTHON) -m pytest $(ARGS)
+
+## Chromium and chromedriver from Debian's packages, for the browser test (as root, or with sudo).
+browser:
+	@command -v chromedriver >/dev/null && { command -v chromium || command -v chromium-browser; } >/dev/null || { \
+		SUDO=$$(test "$$(id -u)" = 0 || echo sudo); \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium chromium-driver; }
+
+## The web page's tests alone: routes, then the browser test, after one local run.
+test-ui: setup browser
+	$(PYTHON) -m pytest tests/pipelines/ui $(ARGS)
+
+## The local web page over the run folder (executions, registry, endpoints, Feature Store).
+ui: setup
+	$(PYTHON) -m pipelines ui $(ARGS)
 
 lint: setup
 	$(PYTHON) -m ruff check .

@@ -9,6 +9,7 @@
     python -m pipelines endpoints [list] | start [--port 8080] | stop | status | promote
     python -m pipelines predict "A review" [--endpoint staging|prod]
     python -m pipelines serve [VERSION] [--port 8080]
+    python -m pipelines ui [--port 8765]
     python -m pipelines definition [--param ...]
 
 The local commands share one run folder: ``--run-dir``, else ``$MLOPS_RUN_DIR``, else ``.mlops/``.
@@ -32,7 +33,7 @@ from model_build.parameters import ParameterError, parse_assignments, render
 from model_build.pipeline_spec import PIPELINE, ParameterValue, RegisterStep
 from pipelines.local.executions import ExecutionNotFound, ExecutionRecord, ExecutionStore, Status
 from pipelines.local.feature_store import FeatureStore, FeatureStoreError
-from pipelines.local.registry import ModelPackage, ModelRegistry, RegistryError
+from pipelines.local.registry import ModelPackage, ModelRegistry, RegistryError, change_approval
 from pipelines.local.workspace import Workspace, default_run_dir
 
 INPUT_PARAMETER = "InputDataUrl"
@@ -146,6 +147,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="A stage (staging, prod) or an endpoint name (default: prod if it serves, else staging).",
     )
 
+    ui = commands.add_parser(
+        "ui", parents=[run_dir], help="A local web page: executions, the registry, endpoints, features."
+    )
+    ui.add_argument(
+        "--port",
+        type=_port,
+        default=None,
+        help="Port on 127.0.0.1 (default $MLOPS_UI_PORT or 8765; 0: any free).",
+    )
+
     definition = commands.add_parser(
         "definition", parents=[run_dir], help="The SageMaker pipeline definition JSON."
     )
@@ -206,6 +217,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 return _endpoints(args, workspace)
             case "predict":
                 return _predict(args, workspace)
+            case "ui":
+                from pipelines.ui.server import run_ui
+
+                return run_ui(workspace, args.port)
             case "definition":
                 print(_sagemaker_runner().definition_json(_parameter_strings(args.param)))
                 return 0
@@ -277,11 +292,8 @@ def _print_registered(record: ExecutionRecord, workspace: Workspace) -> None:
     print(f"  {package.arn}")
     print(f"  metrics     {_metrics_line(package)}")
     print(f"  model       {workspace.local_path(package.model_data_url)}")
-    for step in record.steps:
-        for uri in step.outputs.values():
-            if uri.startswith("s3://") and (folder := workspace.local_path(uri)).is_dir():
-                for picture in sorted(folder.glob("*.png")):
-                    print(f"  picture     {picture}")
+    for picture in record.pictures(workspace):
+        print(f"  picture     {picture}")
     print(
         f"  logs        {Path(register.log).parent if register.log else workspace.executions_dir / record.id}"
     )
@@ -305,19 +317,11 @@ def _python_command() -> str:
 
 def _metrics_line(package: ModelPackage, short: bool = False) -> str:
     """The evaluation report's scalar metrics (``metrics.<name>.value``); ``short``: accuracy and F1 only."""
-    metrics = package.metrics.get("metrics", {})
-    scalars = {
-        name: value["value"]
-        for name, value in metrics.items()
-        if isinstance(value, dict) and "value" in value and (not short or name == "accuracy" or "f1" in name)
-    }
+    scalars = package.scalar_metrics(short)
     line = "  ".join(f"{name} {value:.4f}" for name, value in scalars.items()) or "(none reported)"
-    best = package.metrics.get("best_baseline")
-    margin = package.metrics.get("f1_macro_margin_over_best_baseline", {}).get("value")
-    if isinstance(best, dict):
-        best_f1 = best.get("f1_macro", {}).get("value")
-        if isinstance(best_f1, int | float) and isinstance(margin, int | float):
-            line += f"  vs {best.get('name')} f1_macro {best_f1:.4f} ({margin:+.4f})"
+    if (baseline := package.baseline()) is not None:
+        name, best_f1, margin = baseline
+        line += f"  vs {name} f1_macro {best_f1:.4f} ({margin:+.4f})"
     return line
 
 
@@ -434,11 +438,7 @@ def _cell(value: Any) -> str:
 # ------------------------------------------------------------------------------------------------- registry
 def _registry(args: argparse.Namespace, workspace: Workspace) -> int:
     group = workspace.config.model_package_group_name
-    from pipelines.local.events import EventLog
-
-    with ModelRegistry(
-        workspace.registry_path, workspace.config.region, EventLog(workspace.events_dir)
-    ) as registry:
+    with ModelRegistry(workspace.registry_path, workspace.config.region) as registry:
         match args.registry_command:
             case "list":
                 packages = registry.list(group, args.status)
@@ -463,14 +463,10 @@ def _registry(args: argparse.Namespace, workspace: Workspace) -> int:
                 package = registry.describe(group, args.version)
                 print(json.dumps({**package.describe(), "ApprovalHistory": package.history}, indent=2))
             case "approve" | "reject":
-                package = registry.update_approval(
-                    group,
-                    args.version,
-                    "Approved" if args.registry_command == "approve" else "Rejected",
-                    args.note,
-                )
+                status = "Approved" if args.registry_command == "approve" else "Rejected"
+                package, failures = change_approval(workspace, args.version, status, args.note)
                 print(f"{group} version {package.version} is now {package.approval_status}")
-                return 1 if registry.delivery_failures else 0
+                return 1 if failures else 0
     return 0
 
 
@@ -579,25 +575,9 @@ def _endpoints(args: argparse.Namespace, workspace: Workspace) -> int:
 
 
 def _list_endpoints(workspace: Workspace) -> None:
-    from model_deploy.local.rollout import EndpointClient
-    from model_deploy.local.state import EndpointStore, ServerInfo
+    from model_deploy.local.rollout import describe_endpoints
 
-    info = ServerInfo.read(workspace.endpoints_dir)
-    if info is not None:
-        described = EndpointClient(info).endpoints()
-    else:
-        described = [
-            {
-                "EndpointName": record.name,
-                "Stage": record.stage,
-                "EndpointStatus": "OutOfService",
-                "Url": "(server stopped)",
-                "Version": record.version,
-                "FailureReason": None,
-                "History": [vars(entry) for entry in record.history],
-            }
-            for record in EndpointStore(workspace.endpoints_dir).load().values()
-        ]
+    described, info = describe_endpoints(workspace)
     if not described:
         print("No endpoints yet: approve a version (`registry approve N`) to roll it out to staging.")
         return
@@ -625,14 +605,11 @@ def _one_line(text: str, limit: int = 200) -> str:
 
 
 def _predict(args: argparse.Namespace, workspace: Workspace) -> int:
-    from botocore.exceptions import ClientError
-
-    from model_deploy.local.rollout import runtime_client
+    from model_deploy.local.rollout import RolloutError, invoke_reviews
     from model_deploy.local.state import EndpointStore, ServerInfo
     from model_deploy.stage_config import STAGES
 
-    info = ServerInfo.read(workspace.endpoints_dir)
-    if info is None:
+    if ServerInfo.read(workspace.endpoints_dir) is None:
         raise UsageError(f"no endpoint server runs: `{_python_command()} -m pipelines endpoints start`")
     records = EndpointStore(workspace.endpoints_dir).load()
     if args.endpoint:
@@ -641,16 +618,10 @@ def _predict(args: argparse.Namespace, workspace: Workspace) -> int:
         serving = [workspace.config.endpoint_name(s) for s in reversed(STAGES)]
         name = next((n for n in serving if records.get(n) and records[n].version), serving[-1])
     try:
-        answer = runtime_client(info.url, workspace.config.region).invoke_endpoint(
-            EndpointName=name,
-            Body=json.dumps({"features": args.text}),
-            ContentType="application/json",
-            Accept="application/json",
-        )
-    except ClientError as error:
-        raise UsageError(f"{name}: {error.response['Error'].get('Message', error)}") from None
-    variant = answer.get("InvokedProductionVariant", "")
-    for text, result in zip(args.text, json.loads(answer["Body"].read()), strict=True):
+        results, variant = invoke_reviews(workspace, name, args.text)
+    except RolloutError as error:
+        raise UsageError(str(error)) from None
+    for text, result in zip(args.text, results, strict=True):
         print(f"{result['sentiment']:<8} {result['probability']:.2f}  {text}")
     version = records[name].version if name in records else "?"
     print(f"(answered by {name}, version {version}, variant {variant})")

@@ -214,6 +214,49 @@ class EndpointClient:
         return runtime_client(self.info.url)
 
 
+def describe_endpoints(workspace: Workspace) -> tuple[list[dict[str, Any]], ServerInfo | None]:
+    """Each endpoint as the running server describes it, or from its saved state (``OutOfService``) when no
+    server runs; and the running server, if any."""
+    info = ServerInfo.read(workspace.endpoints_dir)
+    if info is not None:
+        return EndpointClient(info).endpoints(), info
+    described = [
+        {
+            "EndpointName": record.name,
+            "Stage": record.stage,
+            "EndpointStatus": "OutOfService",
+            "Url": "(server stopped)",
+            "Version": record.version,
+            "FailureReason": None,
+            "History": [vars(entry) for entry in record.history],
+        }
+        for record in EndpointStore(workspace.endpoints_dir).load().values()
+    ]
+    return described, None
+
+
+def invoke_reviews(
+    workspace: Workspace, endpoint_name: str, texts: list[str]
+) -> tuple[list[dict[str, Any]], str]:
+    """Ask a local endpoint for the sentiment of ``texts`` through ``sagemaker-runtime``, as an application
+    would: one answer per text, and the variant that answered."""
+    from botocore.exceptions import ClientError
+
+    info = ServerInfo.read(workspace.endpoints_dir)
+    if info is None:
+        raise RolloutError(f"no endpoint server runs: `{_python()} -m pipelines endpoints start`")
+    try:
+        answer = runtime_client(info.url, workspace.config.region).invoke_endpoint(
+            EndpointName=endpoint_name,
+            Body=json.dumps({"features": texts}),
+            ContentType="application/json",
+            Accept="application/json",
+        )
+    except ClientError as error:
+        raise RolloutError(f"{endpoint_name}: {error.response['Error'].get('Message', error)}") from None
+    return json.loads(answer["Body"].read()), answer.get("InvokedProductionVariant", "")
+
+
 def runtime_client(url: str, region: str = "us-east-1") -> Any:
     import boto3
     from botocore.config import Config

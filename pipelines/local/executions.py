@@ -17,9 +17,12 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pipelines.local.files import write_json_atomic
+
+if TYPE_CHECKING:
+    from pipelines.local.workspace import Workspace
 
 RECORD_FILE = "execution.json"
 
@@ -87,6 +90,15 @@ class ExecutionRecord:
             if step.name == name:
                 return step
         raise KeyError(f"execution {self.id} has no step {name!r}; it ran {[s.name for s in self.steps]}")
+
+    def pictures(self, workspace: Workspace) -> list[Path]:
+        """The PNG files the steps wrote into their output folders (confusion matrix, training curves)."""
+        found = []
+        for step in self.steps:
+            for uri in step.outputs.values():
+                if uri.startswith("s3://") and (folder := workspace.local_path(uri)).is_dir():
+                    found.extend(sorted(folder.glob("*.png")))
+        return found
 
     @property
     def duration_s(self) -> float | None:

@@ -212,6 +212,40 @@ class FeatureStore:
         finally:
             connection.close()
 
+    def query_read_only(self, sql: str, max_rows: int) -> tuple[list[str], list[tuple[Any, ...]], bool]:
+        """One ``SELECT`` (or ``EXPLAIN``) over the views, for SQL typed by someone other than the store's
+        owner (the web page's box): the connection may read only the offline store's files and its settings
+        are locked, so the query can neither write nor read elsewhere. Returns the columns, at most
+        ``max_rows`` rows and whether more were left out."""
+        if max_rows < 1:
+            raise FeatureStoreError(f"the row limit must be at least 1, not {max_rows}")
+        connection = self.connect()
+        try:
+            try:
+                statements = connection.extract_statements(sql)
+            except duckdb.Error as error:
+                raise FeatureStoreError(str(error)) from None
+            kinds = [statement.type for statement in statements]
+            if len(kinds) != 1 or kinds[0] not in (duckdb.StatementType.SELECT, duckdb.StatementType.EXPLAIN):
+                shown = ", ".join(kind.name for kind in kinds) or "nothing"
+                raise FeatureStoreError(f"only one SELECT statement is allowed here; this is {shown}")
+            folder = str(self.root).replace("'", "''")
+            connection.execute(f"SET allowed_directories = ['{folder}/']")
+            connection.execute("SET enable_external_access = false")
+            connection.execute("SET lock_configuration = true")
+            relation = connection.sql(sql)
+            if relation is None:
+                return [], [], False
+            rows = relation.limit(max_rows + 1).fetchall()
+            return list(relation.columns), rows[:max_rows], len(rows) > max_rows
+        except duckdb.Error as error:
+            raise FeatureStoreError(
+                f"{error}\n  tables: {ONLINE_VIEW}({', '.join(FEATURE_NAMES)}), "
+                f"{HISTORY_VIEW}(the same, {', '.join(EXTRA_COLUMNS)})"
+            ) from None
+        finally:
+            connection.close()
+
     def get_record(self, record_id: str) -> Row | None:
         """The online lookup: the latest non-deleted record with this id, or None."""
         connection = self.connect()

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from pipelines.local.events import EventLog, model_package_state_change
-from pipelines.local.workspace import LOCAL_ACCOUNT
+from pipelines.local.workspace import LOCAL_ACCOUNT, Workspace
 
 SCHEMA_VERSION = 1
 _SCHEMA = """
@@ -114,6 +114,27 @@ class ModelPackage:
         value = self.metrics.get("metrics", {}).get(name, {})
         return value.get("value") if isinstance(value, dict) else None
 
+    def scalar_metrics(self, short: bool = False) -> dict[str, float]:
+        """The evaluation report's scalar metrics (``metrics.<name>.value``); ``short``: accuracy and F1 only."""
+        metrics = self.metrics.get("metrics", {})
+        return {
+            name: value["value"]
+            for name, value in metrics.items()
+            if isinstance(value, dict)
+            and "value" in value
+            and (not short or name == "accuracy" or "f1" in name)
+        }
+
+    def baseline(self) -> tuple[str, float, float] | None:
+        """(best baseline's name, its f1_macro, the model's margin over it), when evaluation reported them."""
+        best = self.metrics.get("best_baseline")
+        margin = self.metrics.get("f1_macro_margin_over_best_baseline", {}).get("value")
+        if isinstance(best, dict):
+            best_f1 = best.get("f1_macro", {}).get("value")
+            if isinstance(best_f1, int | float) and isinstance(margin, int | float):
+                return str(best.get("name")), float(best_f1), float(margin)
+        return None
+
     def describe(self) -> dict[str, Any]:
         """The shape of SageMaker's DescribeModelPackage response (and of the event's ``detail``)."""
         return {
@@ -157,6 +178,20 @@ class ModelPackage:
             },
             "ModelPackageType": "Versioned",
         }
+
+
+def change_approval(
+    workspace: Workspace, version: int, status: ApprovalStatus | str, note: str | None = None
+) -> tuple[ModelPackage, list[str]]:
+    """Approve or reject a version of the project's group and deliver its event to every subscriber (the
+    local rollout is one): what ``registry approve`` and the web page's Approve button both do.
+
+    Returns the changed version and one message per subscriber that failed (the change itself stands)."""
+    with ModelRegistry(
+        workspace.registry_path, workspace.config.region, EventLog(workspace.events_dir)
+    ) as registry:
+        package = registry.update_approval(workspace.config.model_package_group_name, version, status, note)
+        return package, list(registry.delivery_failures)
 
 
 def _epoch_ms(iso: str) -> int:
