@@ -276,6 +276,7 @@ def _print_registered(record: ExecutionRecord, workspace: Workspace) -> None:
     print(f"Registered {package.group} version {package.version}: {package.approval_status}")
     print(f"  {package.arn}")
     print(f"  metrics     {_metrics_line(package)}")
+    print(f"  data check  {_data_check_line(package)}")
     print(f"  model       {workspace.local_path(package.model_data_url)}")
     for step in record.steps:
         for uri in step.outputs.values():
@@ -319,6 +320,24 @@ def _metrics_line(package: ModelPackage, short: bool = False) -> str:
         if isinstance(best_f1, int | float) and isinstance(margin, int | float):
             line += f"  vs {best.get('name')} f1_macro {best_f1:.4f} ({margin:+.4f})"
     return line
+
+
+def _data_check_line(package: ModelPackage) -> str:
+    """The data check's figures the version carries (rows, worst missing share, bias), or a dash."""
+    figures = package.lineage.data_check
+    if not figures:
+        return "-"
+
+    def number(key: str) -> str:
+        try:
+            return f"{float(figures[key]):.2f}"
+        except (KeyError, ValueError):
+            return "n/a"
+
+    return (
+        f"{figures.get('DataCheckRows', '?')} rows, missing<={number('DataCheckMaxMissingShare')}, "
+        f"max |CI| {number('DataCheckMaxAbsCI')}, max |DPL| {number('DataCheckMaxAbsDPL')}"
+    )
 
 
 def _parameter_strings(assignments: Sequence[str]) -> dict[str, str]:
@@ -446,13 +465,14 @@ def _registry(args: argparse.Namespace, workspace: Workspace) -> int:
                     print(f"No versions in {group} yet: `python -m pipelines run --local` registers one.")
                     return 0
                 _print_table(
-                    ["version", "status", "created", "metrics", "execution", "note"],
+                    ["version", "status", "created", "metrics", "data check", "execution", "note"],
                     [
                         [
                             str(p.version),
                             str(p.approval_status),
                             p.creation_time[:19],
                             _metrics_line(p, short=True),
+                            _data_check_line(p),
                             p.lineage.execution_id,
                             p.approval_description or "",
                         ]

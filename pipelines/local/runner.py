@@ -37,6 +37,7 @@ from typing import IO, Any
 from model_build import parameters
 from model_build.pipeline_spec import (
     BUNDLED_MODEL,
+    EXIT_MESSAGE,
     FEATURE_STORE,
     PIPELINE,
     STEPS_SOURCE_DIR,
@@ -310,7 +311,10 @@ class LocalRunner:
         with self._feature_store() if FEATURE_STORE in spec_step.services else nullcontext() as server:
             if server is not None:
                 environment.update(_feature_store_client_environment(server.endpoint_url, self.workspace))
-            self._run_script(execution, spec_step.script, arguments, environment, step)
+            try:
+                self._run_script(execution, spec_step.script, arguments, environment, step)
+            except container.StepProcessError as error:
+                raise _with_exit_message(error, folder.path(EXIT_MESSAGE)) from None
         if server is not None:
             step.detail["feature_store_records_ingested"] = server.ingested
         for output in spec_step.outputs:
@@ -482,6 +486,7 @@ class LocalRunner:
             input_data_sha256=execution.input_hashes.get(input_parameter, "") if input_parameter else "",
             code_sha256=content_hash(self.steps_dir),
             git_commit=_git_commit(self.repo_root),
+            **self._data_report(execution, register),
         )
         with ModelRegistry(
             self.workspace.registry_path, config.region, EventLog(self.workspace.events_dir)
@@ -505,6 +510,20 @@ class LocalRunner:
         }
         self._say(f"  registered {package.arn} ({package.approval_status})")
         self._end_step(execution, step, Status.SUCCEEDED)
+
+    def _data_report(self, execution: _Execution, register: RegisterStep) -> dict[str, Any]:
+        """The data check's report URI and its figures, as the registry's lineage holds them."""
+        if register.data_report is None:
+            return {}
+        uri = f"{self._step_output(execution, register.data_report)}/{register.data_report_file}"
+        report = json.loads(self.workspace.local_path(uri).read_text())
+        figures = {}
+        for key, json_path in register.data_report_metadata:
+            found: Any = report
+            for part in json_path.split("."):
+                found = found.get(part) if isinstance(found, dict) else None
+            figures[key] = parameters.render(found) if found is not None else ""
+        return {"data_report_uri": uri, "data_check": figures}
 
     def _run_fail(self, execution: _Execution, fail: FailStep) -> None:
         step = self._start_step(execution, fail.name, fail.kind)
@@ -548,6 +567,16 @@ def _publish(source: Path, destination: Path) -> None:
     if destination.exists():
         shutil.rmtree(destination)
     shutil.move(source, destination)
+
+
+def _with_exit_message(error: container.StepProcessError, message_file: Path) -> container.StepProcessError:
+    """The job's own account of its failure (SageMaker's ``ExitMessage``) instead of its last log lines."""
+    try:
+        message = message_file.read_text(encoding="utf-8", errors="replace").strip()
+    except OSError:
+        return error
+    first_line = str(error).splitlines()[0]
+    return container.StepProcessError(f"{first_line}\n  " + "\n  ".join(message.splitlines()))
 
 
 def _feature_store_client_environment(endpoint_url: str, workspace: Workspace) -> dict[str, str]:
