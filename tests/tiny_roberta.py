@@ -27,8 +27,8 @@ INIT_SEED = 0
 
 def build_tiny_roberta(folder: Path, texts: Iterable[str], vocab_size: int = 2000) -> Path:
     """Write a tokenizer and a random 3-class ``RobertaForSequenceClassification`` into ``folder``."""
-    from tokenizers import ByteLevelBPETokenizer
     import torch
+    from tokenizers import ByteLevelBPETokenizer
     from transformers import RobertaConfig, RobertaForSequenceClassification, RobertaTokenizer
 
     folder.mkdir(parents=True, exist_ok=True)
