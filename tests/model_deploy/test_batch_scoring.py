@@ -107,3 +107,43 @@ def test_a_scorer_that_answers_too_few_results_is_an_error_not_a_shifted_file(tm
     with pytest.raises(RuntimeError, match="answered 1 results for 2 reviews"):
         score_file(source, tmp_path / "o.csv", lambda reviews: fake_scorer([])(reviews)[:1], progress=False)
     assert not (tmp_path / "o.csv").exists()
+
+
+class FakeRuntime:
+    """``invoke_endpoint`` as boto3 answers it: the handler's refusal of a review is a 424 ModelError."""
+
+    def __init__(self) -> None:
+        self.bodies: list[str] = []
+
+    def invoke_endpoint(self, **request: Any) -> dict[str, Any]:
+        import io
+        import json
+
+        from botocore.exceptions import ClientError
+
+        self.bodies.append(request["Body"])
+        reviews = json.loads(request["Body"])["features"]
+        if any("REFUSE" in review for review in reviews):
+            raise ClientError(
+                {
+                    "Error": {"Code": "ModelError", "Message": "Received client error (400): refused"},
+                    "OriginalStatusCode": 400,
+                    "ResponseMetadata": {"HTTPStatusCode": 424},
+                },
+                "InvokeEndpoint",
+            )
+        answers = fake_scorer([])(reviews)
+        return {"Body": io.BytesIO(json.dumps(answers).encode())}
+
+
+def test_an_endpoint_scores_the_same_way_and_its_refusals_mark_rows(tmp_path):
+    from model_deploy.batch_scoring import endpoint_scorer
+
+    source = tmp_path / "reviews.csv"
+    source.write_text(HEADER + "1,good,5\n2,REFUSE,1\n3,bad,1\n")
+    runtime = FakeRuntime()
+    result = score_file(source, tmp_path / "o.csv", endpoint_scorer(runtime, "staging"), progress=False)
+    rows = read(tmp_path / "o.csv")
+    assert [row["status"] for row in rows] == ["scored", "unscorable", "scored"]
+    assert rows[1]["reason"] == "Received client error (400): refused"
+    assert result.scored == 2 and len(runtime.bodies) == 4  # the batch, then each of its three rows
