@@ -529,6 +529,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     (args.output_data / REPORT_FILE).write_text(json.dumps(report, indent=2) + "\n")
     plot(report, args.output_data / FIGURE_FILE)
     print_report(report)
+    print(f"  report {args.output_data / REPORT_FILE}, picture {args.output_data / FIGURE_FILE}", flush=True)
     if not report["gate"]["passed"]:
         message = failure_message(report)
         write_exit_message(args.exit_message, message)
