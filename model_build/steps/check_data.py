@@ -340,8 +340,8 @@ def gate(report: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
     """Every check: what it looks at, its value, its threshold, and whether it holds."""
     checks: list[dict[str, Any]] = []
 
-    def check(name: str, where: str, value: float, operator: str, threshold: float, argument: str) -> None:
-        holds = value <= threshold if operator == "<=" else value == threshold
+    def check(name: str, where: str, value: Any, operator: str, threshold: Any, argument: str) -> None:
+        holds = {"<=": value <= threshold, ">=": value >= threshold, "==": value == threshold}[operator]
         checks.append(
             {
                 "check": name,
@@ -357,7 +357,8 @@ def gate(report: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
     schema = report["schema"]
     for column in schema["missing_columns"]:
         files = [name for name, columns in schema["files_missing_columns"].items() if column in columns]
-        check("schema: required column present", f"{column} (missing in {', '.join(files)})", 0, "==", 1, "")
+        where = f"{column} (missing in {', '.join(files)})"
+        check("schema: required column present", where, False, "==", True, "")
     for column, entry in schema["unparseable"].items():
         check(
             "schema: values parse as the column's type",
@@ -388,8 +389,9 @@ def gate(report: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
         args.max_duplicate_share,
         "--max-duplicate-share",
     )
-    if report["labels"]["rows_with_label"] == 0:
-        check("rows with a valid rating", features.RATING_COLUMN, 0, "==", 1, "")
+    check(
+        "rows with a valid rating", features.RATING_COLUMN, report["labels"]["rows_with_label"], ">=", 1, ""
+    )
     if args.gate_on_bias:
         for facet, entry in report["bias"]["facets"].items():
             for value, metrics in entry["values"].items():
@@ -435,6 +437,10 @@ def failure_message(report: dict[str, Any]) -> str:
     for item in failed:
         if item["operator"] == "==":
             lines.append(f"- {item['check']}: {item['where']}")
+        elif item["operator"] == ">=":
+            lines.append(
+                f"- {item['check']} of {item['where']} is {item['value']}, below {item['threshold']}"
+            )
         else:
             lines.append(
                 f"- {item['check']} of {item['where']} is {item['value']:.4g}, above its threshold "

@@ -108,6 +108,12 @@ def test_a_missing_required_column_breaks_the_schema_and_names_it(tmp_path):
     assert report["schema"]["missing_columns"] == ["Rating"]
     assert "schema: required column present: Rating (missing in no-rating.csv)" in message
     assert report["gate"]["passed"] is False
+    failed = [check for check in report["gate"]["checks"] if not check["passed"]]
+    assert [(c["check"], c["value"], c["threshold"]) for c in failed] == [
+        ("schema: required column present", False, True),
+        ("rows with a valid rating", 0, 1),
+    ]
+    assert "- rows with a valid rating of Rating is 0, below 1" in message
 
 
 def test_a_column_full_of_missing_values_fails_with_its_share_and_threshold(tmp_path):
