@@ -73,6 +73,17 @@ INTEGER_COLUMNS: tuple[str, ...] = ("Clothing ID", "Age", "Positive Feedback Cou
 FLAG_COLUMN = "Recommended IND"
 VALID_RATINGS = frozenset(features.SENTIMENT_BY_RATING)
 
+PIPELINE_PARAMETERS: dict[str, str] = {
+    "--max-missing-share": "MaxMissingShare",
+    "--max-empty-text-share": "MaxEmptyTextShare",
+    "--max-duplicate-share": "MaxDuplicateShare",
+    "--max-unparseable-share": "MaxUnparseableShare",
+    "--max-abs-class-imbalance": "MaxAbsClassImbalance",
+    "--max-abs-dpl": "MaxAbsDpl",
+}
+"""The pipeline parameter behind each threshold, named in a failed check so that the user knows what to set
+(a test holds it to the pipeline description's arguments)."""
+
 
 def _share(value: str) -> float:
     share = float(value)
@@ -431,6 +442,11 @@ def summary(report: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _threshold_name(argument: str) -> str:
+    parameter = PIPELINE_PARAMETERS.get(argument)
+    return f"{parameter}, {argument}" if parameter else argument
+
+
 def failure_message(report: dict[str, Any]) -> str:
     failed = [item for item in report["gate"]["checks"] if not item["passed"]]
     lines = [f"The data check failed {len(failed)} check(s); the pipeline stops before processing:"]
@@ -444,7 +460,7 @@ def failure_message(report: dict[str, Any]) -> str:
         else:
             lines.append(
                 f"- {item['check']} of {item['where']} is {item['value']:.4g}, above its threshold "
-                f"{item['threshold']:g} ({item['argument']})"
+                f"{item['threshold']:g} ({_threshold_name(item['argument'])})"
             )
     return "\n".join(lines)
 

@@ -121,7 +121,10 @@ def test_a_column_full_of_missing_values_fails_with_its_share_and_threshold(tmp_
     status, report, message = run(tmp_path, write_csv(tmp_path / "no-age.csv", rows))
     assert status == 1
     assert report["missing_values"]["Age"]["share"] == 1.0
-    assert "missing-value share of Age is 1, above its threshold 0.5 (--max-missing-share)" in message
+    assert (
+        "missing-value share of Age is 1, above its threshold 0.5 (MaxMissingShare, --max-missing-share)"
+        in message
+    )
     assert "Rating" not in message  # 1 of 11 missing: below the threshold
 
 
@@ -144,10 +147,24 @@ def test_bias_gates_only_when_asked(tmp_path):
     assert run(tmp_path, csv_path, "--max-abs-dpl", "0.3")[0] == 0  # reported, not gated
     status, _, message = run(tmp_path, csv_path, "--gate-on-bias", "true", "--max-abs-dpl", "0.3")
     assert status == 1
-    assert "|DPL| of Class Name = Tops is 0.5556, above its threshold 0.3 (--max-abs-dpl)" in message
+    assert (
+        "|DPL| of Class Name = Tops is 0.5556, above its threshold 0.3 (MaxAbsDpl, --max-abs-dpl)" in message
+    )
     assert "Class Name = Dresses" not in message
 
 
 def test_unreadable_input_exits_2_with_a_message(tmp_path):
     status, _, message = run(tmp_path, tmp_path / "nothing-here")
     assert status == 2 and "does not exist" in message
+
+
+def test_each_threshold_names_the_pipeline_parameter_the_description_passes_it_from():
+    from model_build import pipeline_spec as ps
+
+    step = ps.PIPELINE.step(ps.CHECK_DATA)
+    assert isinstance(step, ps.ProcessingStep) and step.script == "check_data.py"
+    arguments = step.arguments
+    for flag, parameter in check_data.PIPELINE_PARAMETERS.items():
+        assert arguments[flag] == ps.Param(parameter), flag
+    thresholds = {flag for flag in arguments if flag.startswith("--max-")}
+    assert thresholds == set(check_data.PIPELINE_PARAMETERS)

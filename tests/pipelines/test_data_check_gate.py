@@ -37,7 +37,7 @@ def rewrite_sample(sample_csv: Path, target: Path, drop: str | None = None, empt
         ({"drop": "Rating"}, "schema: required column present: Rating (missing in no-rating.csv)"),
         (
             {"empty": "Division Name"},
-            "missing-value share of Division Name is 1, above its threshold 0.5 (--max-missing-share)",
+            "missing-value share of Division Name is 1, above its threshold 0.5 (MaxMissingShare, --max-missing-share)",
         ),
     ],
     ids=["broken-schema", "empty-column"],
