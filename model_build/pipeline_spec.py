@@ -215,6 +215,8 @@ class ProcessingStep:
     retries: tuple[RetryPolicy, ...] = JOB_RETRIES
     environment: dict[str, Value] = field(default_factory=dict)
     """Environment variables of the job; part of the step's arguments, so of its cache key."""
+    depends_on: tuple[str, ...] = ()
+    """Earlier steps that must succeed first though no output of theirs is read (a gate on the same data)."""
     kind: ClassVar[str] = "Processing"
 
     def data_inputs(self) -> tuple[tuple[str, Value], ...]:
@@ -300,10 +302,16 @@ class RegisterStep:
     response_types: tuple[str, ...]
     inference_instance_type: Value
     description: str = ""
+    data_report: StepOutput | None = None
+    """The data-check step's output that holds ``data_report_file``: the pre-training bias report
+    (``ModelMetrics.Bias.PreTrainingReport``), whose ``summary`` goes into the version's metadata."""
+    data_report_file: str = ""
+    data_report_metadata: tuple[tuple[str, str], ...] = ()
+    """(metadata key, JSON path in the data report): the figures copied into ``CustomerMetadataProperties``."""
     kind: ClassVar[str] = "RegisterModel"
 
     def references(self) -> tuple[Value | JsonValue, ...]:
-        return (self.model, self.metrics_report)
+        return (self.model, self.metrics_report, *((self.data_report,) if self.data_report else ()))
 
 
 @dataclass(frozen=True)
@@ -355,6 +363,9 @@ class PipelineSpec:
                     problems.append(f"{step.name} uses {earlier}, which does not run before it")
                 if isinstance(reference, Param) and reference.name not in parameter_names:
                     problems.append(f"{step.name} uses the unknown parameter {reference.name}")
+            for earlier in getattr(step, "depends_on", ()):
+                if position.get(earlier, len(names)) >= index:
+                    problems.append(f"{step.name} depends on {earlier}, which does not run before it")
             if isinstance(step, ConditionStep):
                 for name in (*step.if_true, *step.if_false):
                     if position.get(name, -1) <= index:
@@ -405,6 +416,7 @@ class PipelineSpec:
         raise KeyError(f"step {value.step} has no property file {value.property_file!r}")
 
 
+CHECK_DATA = "CheckData"
 PROCESS = "ProcessReviews"
 TRAIN = "TrainModel"
 EVALUATE = "EvaluateModel"
@@ -412,6 +424,11 @@ CHECK = "CheckModelQuality"
 REGISTER = "RegisterModel"
 FAIL = "FailQualityGate"
 
+DATA_CHECK_REPORT = "DataCheckReport"
+DATA_CHECK_FILE = "data_check.json"
+"""Written by ``check_data.py``; its ``summary`` holds the figures the registered version carries."""
+EXIT_MESSAGE = "/opt/ml/output/message"
+"""A processing job's message file: SageMaker shows its first KB as the job's ``ExitMessage``."""
 EVALUATION_REPORT = "EvaluationReport"
 EVALUATION_FILE = "evaluation.json"
 ACCURACY_JSON_PATH = "metrics.accuracy.value"
@@ -468,6 +485,38 @@ PARAMETERS: tuple[Parameter, ...] = (
         5,
         "Processing fails when a class has fewer test reviews than this: a gate on fewer means little.",
     ),
+    Parameter(
+        "DataCheckFacets",
+        "String",
+        "Class Name,Division Name,Department Name",
+        "Comma-separated columns the data check reports pre-training bias (CI, DPL) for; each is required.",
+    ),
+    Parameter(
+        "BiasPositiveRatings", "String", "4,5", "Ratings whose label counts as positive in the DPL metric."
+    ),
+    Parameter("MaxMissingShare", "Float", 0.5, "The data check fails when a column has more missing values."),
+    Parameter(
+        "MaxEmptyTextShare", "Float", 0.1, "The data check fails when more reviews have an empty text."
+    ),
+    Parameter(
+        "MaxDuplicateShare", "Float", 0.1, "The data check fails when more rows repeat an earlier row."
+    ),
+    Parameter(
+        "MaxUnparseableShare",
+        "Float",
+        0.05,
+        "The schema check fails when more of a typed column's values (Rating, Age, ...) do not parse.",
+    ),
+    Parameter(
+        "GateOnBias",
+        "Boolean",
+        False,
+        "Also fail the data check on bias: some category's |CI| or |DPL| above the two thresholds below.",
+    ),
+    Parameter(
+        "MaxAbsClassImbalance", "Float", 0.99, "With GateOnBias: the largest |CI| a category may have."
+    ),
+    Parameter("MaxAbsDpl", "Float", 0.5, "With GateOnBias: the largest |DPL| a category may have."),
     Parameter("Epochs", "Integer", 3, "Training epochs; the best epoch on validation is kept."),
     Parameter(
         "LearningRate",
@@ -517,7 +566,32 @@ PIPELINE = PipelineSpec(
     parameters=PARAMETERS,
     steps=(
         ProcessingStep(
+            name=CHECK_DATA,
+            description="Check the raw reviews: schema, missing values, duplicates, labels, pre-training bias.",
+            script="check_data.py",
+            instance_type=Param("ProcessingInstanceType"),
+            # One instance sees every file: duplicates and the bias metrics are over the whole input.
+            inputs=(ProcessingInput("raw", Param("InputDataUrl"), f"{PROCESSING_INPUT}/data"),),
+            outputs=(ProcessingOutput("report", f"{PROCESSING_OUTPUT}/report"),),
+            arguments={
+                "--input-data": f"{PROCESSING_INPUT}/data",
+                "--output-data": f"{PROCESSING_OUTPUT}/report",
+                "--exit-message": EXIT_MESSAGE,
+                "--facets": Param("DataCheckFacets"),
+                "--positive-ratings": Param("BiasPositiveRatings"),
+                "--max-missing-share": Param("MaxMissingShare"),
+                "--max-empty-text-share": Param("MaxEmptyTextShare"),
+                "--max-duplicate-share": Param("MaxDuplicateShare"),
+                "--max-unparseable-share": Param("MaxUnparseableShare"),
+                "--gate-on-bias": Param("GateOnBias"),
+                "--max-abs-class-imbalance": Param("MaxAbsClassImbalance"),
+                "--max-abs-dpl": Param("MaxAbsDpl"),
+            },
+            property_files=(PropertyFile(DATA_CHECK_REPORT, "report", DATA_CHECK_FILE),),
+        ),
+        ProcessingStep(
             name=PROCESS,
+            depends_on=(CHECK_DATA,),
             description="Clean, label, split and tokenize the raw reviews; write the Feature Store records.",
             script="preprocess.py",
             instance_type=Param("ProcessingInstanceType"),
@@ -634,6 +708,17 @@ PIPELINE = PipelineSpec(
             approval_status=Param("ModelApprovalStatus"),
             metrics_report=StepOutput(EVALUATE, "evaluation"),
             metrics_file=EVALUATION_FILE,
+            data_report=StepOutput(CHECK_DATA, "report"),
+            data_report_file=DATA_CHECK_FILE,
+            data_report_metadata=(
+                ("DataCheckRows", "summary.rows"),
+                ("DataCheckMaxMissingShare", "summary.max_missing_share"),
+                ("DataCheckEmptyTextShare", "summary.empty_text_share"),
+                ("DataCheckDuplicateShare", "summary.duplicate_share"),
+                ("DataCheckPositiveLabelShare", "summary.positive_label_share"),
+                ("DataCheckMaxAbsCI", "summary.max_abs_CI"),
+                ("DataCheckMaxAbsDPL", "summary.max_abs_DPL"),
+            ),
             content_types=("application/json", "application/jsonlines", "text/csv"),
             response_types=("application/json", "application/jsonlines"),
             inference_instance_type=Param("DeployInstanceType"),

@@ -446,6 +446,7 @@ class _PipelineBuilder:
             property_files=property_files or None,
             cache_config=self._cache(),
             retry_policies=self._retry_policies(step.retries),
+            depends_on=[self.steps[name] for name in step.depends_on] or None,
         )
 
     def _training_step(self, step: TrainingStep):
@@ -569,6 +570,7 @@ class _PipelineBuilder:
             },
         )
         report = Join(on="/", values=[self.resolve(spec.metrics_report), spec.metrics_file])
+        data_report, data_figures = self._data_report(spec)
         step_args = builder.register(
             model_package_group_name=self.resolve(spec.model_package_group),
             content_types=list(spec.content_types),
@@ -576,11 +578,45 @@ class _PipelineBuilder:
             inference_instances=[deploy_instance_type],
             transform_instances=[deploy_instance_type],
             model_metrics=ModelMetrics(
-                model_statistics=MetricsSource(content_type=METRICS_CONTENT_TYPE, s3_uri=report)
+                model_statistics=MetricsSource(content_type=METRICS_CONTENT_TYPE, s3_uri=report),
+                bias_pre_training=data_report,
             ),
+            customer_metadata_properties=data_figures or None,
             approval_status=self.resolve(spec.approval_status),
         )
         return ModelStep(name=spec.name, step_args=step_args, description=spec.description or None)
+
+    def _data_report(self, spec: RegisterStep) -> tuple[Any, dict[str, Any]]:
+        """The data check's report as the pre-training bias report, and its figures as metadata (text)."""
+        from sagemaker.core.model_metrics import MetricsSource
+        from sagemaker.core.workflow.functions import Join, JsonGet
+
+        if spec.data_report is None:
+            return None, {}
+        report = MetricsSource(
+            content_type=METRICS_CONTENT_TYPE,
+            s3_uri=Join(on="/", values=[self.resolve(spec.data_report), spec.data_report_file]),
+        )
+        property_file = next(
+            (
+                property_file
+                for (step, _), property_file in self.property_files.items()
+                if step == spec.data_report.step and property_file.output_name == spec.data_report.output
+            ),
+            None,
+        )
+        if property_file is None:
+            return report, {}
+        figures = {
+            key: Join(
+                on="",
+                values=[
+                    JsonGet(step_name=spec.data_report.step, property_file=property_file, json_path=path)
+                ],
+            )
+            for key, path in spec.data_report_metadata
+        }
+        return report, figures
 
     def _fail_step(self, spec: FailStep):
         from sagemaker.core.workflow.functions import Join

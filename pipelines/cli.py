@@ -8,6 +8,7 @@
     python -m pipelines registry list | describe VERSION | approve VERSION [--note ..] | reject VERSION
     python -m pipelines endpoints [list] | start [--port 8080] | stop | status | promote
     python -m pipelines predict "A review" [--endpoint staging|prod]
+    python -m pipelines predict --input reviews.csv --output scored.csv --version N | --endpoint STAGE
     python -m pipelines serve [VERSION] [--port 8080]
     python -m pipelines ui [--port 8765]
     python -m pipelines definition [--param ...]
@@ -139,12 +140,24 @@ def build_parser() -> argparse.ArgumentParser:
     deploy.add_argument("--version", type=int, help="This approved version, even if it failed before.")
 
     predict = commands.add_parser(
-        "predict", parents=[run_dir], help="Ask an endpoint for the sentiment of reviews (sagemaker-runtime)."
+        "predict",
+        parents=[run_dir],
+        help="The sentiment of reviews: from an endpoint, or a whole CSV file scored in batches (--input).",
     )
-    predict.add_argument("text", nargs="+", help="One or more reviews.")
+    predict.add_argument("text", nargs="*", help="One or more reviews (or --input FILE).")
     predict.add_argument(
         "--endpoint",
         help="A stage (staging, prod) or an endpoint name (default: prod if it serves, else staging).",
+    )
+    predict.add_argument("--input", type=Path, help="A CSV of reviews to score, streamed in batches.")
+    predict.add_argument("--output", type=Path, help="With --input: the scored CSV (every input row kept).")
+    predict.add_argument(
+        "--version", type=int, help="With --input: score with this registered version, in this process."
+    )
+    predict.add_argument("--text-column", default="Review Text", help="With --input (default: %(default)s).")
+    predict.add_argument("--id-column", help="With --input: a column that must be there (it is kept).")
+    predict.add_argument(
+        "--batch-size", type=int, default=64, help="With --input: reviews per model call (default: 64)."
     )
 
     ui = commands.add_parser(
@@ -291,6 +304,7 @@ def _print_registered(record: ExecutionRecord, workspace: Workspace) -> None:
     print(f"Registered {package.group} version {package.version}: {package.approval_status}")
     print(f"  {package.arn}")
     print(f"  metrics     {_metrics_line(package)}")
+    print(f"  data check  {_data_check_line(package)}")
     print(f"  model       {workspace.local_path(package.model_data_url)}")
     for picture in record.pictures(workspace):
         print(f"  picture     {picture}")
@@ -323,6 +337,24 @@ def _metrics_line(package: ModelPackage, short: bool = False) -> str:
         name, best_f1, margin = baseline
         line += f"  vs {name} f1_macro {best_f1:.4f} ({margin:+.4f})"
     return line
+
+
+def _data_check_line(package: ModelPackage) -> str:
+    """The data check's figures the version carries (rows, worst missing share, bias), or a dash."""
+    figures = package.lineage.data_check
+    if not figures:
+        return "-"
+
+    def number(key: str) -> str:
+        try:
+            return f"{float(figures[key]):.2f}"
+        except (KeyError, ValueError):
+            return "n/a"
+
+    return (
+        f"{figures.get('DataCheckRows', '?')} rows, missing<={number('DataCheckMaxMissingShare')}, "
+        f"max |CI| {number('DataCheckMaxAbsCI')}, max |DPL| {number('DataCheckMaxAbsDPL')}"
+    )
 
 
 def _parameter_strings(assignments: Sequence[str]) -> dict[str, str]:
@@ -446,13 +478,14 @@ def _registry(args: argparse.Namespace, workspace: Workspace) -> int:
                     print(f"No versions in {group} yet: `python -m pipelines run --local` registers one.")
                     return 0
                 _print_table(
-                    ["version", "status", "created", "metrics", "execution", "note"],
+                    ["version", "status", "created", "metrics", "data check", "execution", "note"],
                     [
                         [
                             str(p.version),
                             str(p.approval_status),
                             p.creation_time[:19],
                             _metrics_line(p, short=True),
+                            _data_check_line(p),
                             p.lineage.execution_id,
                             p.approval_description or "",
                         ]
@@ -605,18 +638,21 @@ def _one_line(text: str, limit: int = 200) -> str:
 
 
 def _predict(args: argparse.Namespace, workspace: Workspace) -> int:
+    if args.input is not None or args.output is not None or args.version is not None:
+        from pipelines.batch_predict import predict_file
+
+        if args.text:
+            raise UsageError("give reviews on the command line or --input FILE, not both")
+        return predict_file(args, workspace, _endpoint_name)
+    if not args.text:
+        raise UsageError("give one or more reviews, or --input FILE --output FILE --version N")
     from model_deploy.local.rollout import RolloutError, invoke_reviews
     from model_deploy.local.state import EndpointStore, ServerInfo
-    from model_deploy.stage_config import STAGES
 
     if ServerInfo.read(workspace.endpoints_dir) is None:
         raise UsageError(f"no endpoint server runs: `{_python_command()} -m pipelines endpoints start`")
     records = EndpointStore(workspace.endpoints_dir).load()
-    if args.endpoint:
-        name = workspace.config.endpoint_name(args.endpoint) if args.endpoint in STAGES else args.endpoint
-    else:
-        serving = [workspace.config.endpoint_name(s) for s in reversed(STAGES)]
-        name = next((n for n in serving if records.get(n) and records[n].version), serving[-1])
+    name = _endpoint_name(args.endpoint, workspace)
     try:
         results, variant = invoke_reviews(workspace, name, args.text)
     except RolloutError as error:
@@ -626,6 +662,18 @@ def _predict(args: argparse.Namespace, workspace: Workspace) -> int:
     version = records[name].version if name in records else "?"
     print(f"(answered by {name}, version {version}, variant {variant})")
     return 0
+
+
+def _endpoint_name(endpoint: str | None, workspace: Workspace) -> str:
+    """A stage or an endpoint name; none: prod if it serves a version, else staging."""
+    from model_deploy.local.state import EndpointStore
+    from model_deploy.stage_config import STAGES
+
+    if endpoint:
+        return workspace.config.endpoint_name(endpoint) if endpoint in STAGES else endpoint
+    records = EndpointStore(workspace.endpoints_dir).load()
+    serving = [workspace.config.endpoint_name(s) for s in reversed(STAGES)]
+    return next((n for n in serving if records.get(n) and records[n].version), serving[-1])
 
 
 def _print_table(columns: Sequence[str], rows: Sequence[Sequence[str]]) -> None:

@@ -1,5 +1,8 @@
 """``python -m model_deploy resolve | render | deploy | smoke-test``: the deploy pipeline's CodeBuild actions.
 
+And ``python -m model_deploy transform --input s3://... --output s3://... --role-arn ARN [--version N]``: a
+Batch Transform of the newest approved version (or version N, approved) over an S3 prefix of JSON Lines.
+
 Exit status: 0 when the step did its work or found nothing to do (the message says which), 1 when a deploy or
 the smoke test failed, 2 for a usage or settings error (a bad stage file, a missing variable).
 """
@@ -180,6 +183,37 @@ def cmd_smoke_test(args: argparse.Namespace, clients: ClientFactory) -> int:
     return 0 if report.passed else 1
 
 
+def cmd_transform(args: argparse.Namespace, clients: ClientFactory) -> int:
+    from model_deploy.aws.batch_transform import TransformPlan, job_name, start_transform
+    from model_deploy.aws.registry import approved_version
+
+    config = load_config()
+    sagemaker = clients("sagemaker")
+    group = config.model_package_group_name
+    package = (
+        newest_approved(sagemaker, group)
+        if args.version is None
+        else approved_version(sagemaker, group, args.version)
+    )
+    if package is None:
+        wanted = "approved version" if args.version is None else f"approved version {args.version}"
+        raise UsageError(f"{group} has no {wanted}: approve one first")
+    plan = TransformPlan(
+        model_package_arn=package.arn,
+        input_uri=args.input,
+        output_uri=args.output,
+        role_arn=args.role_arn,
+        instance_type=args.instance_type,
+        instance_count=args.instance_count,
+        kms_key_arn=args.kms_key_arn or os.environ.get(KMS_KEY_ARN_VARIABLE) or None,
+        id_field=args.id_field,
+    )
+    name = job_name(config, package.version)
+    arn = start_transform(sagemaker, plan, name, config)
+    print(f"Started batch transform {arn}: {package.describe()} over {plan.input_uri} -> {plan.output_uri}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m model_deploy", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -207,6 +241,20 @@ def build_parser() -> argparse.ArgumentParser:
     smoke.add_argument("--report", help="also write the report as JSON to this file")
     smoke.add_argument("--timeout", type=int, default=3600, help="seconds to wait for InService")
     smoke.set_defaults(run=cmd_smoke_test)
+    transform = commands.add_parser(
+        "transform", help="a Batch Transform of an approved version over an S3 prefix of JSON Lines reviews"
+    )
+    transform.add_argument("--input", required=True, help='s3:// prefix of {"review_id", "features"} lines')
+    transform.add_argument("--output", required=True, help="s3:// prefix for the .out files")
+    transform.add_argument(
+        "--role-arn", required=True, help="the role the model runs as (reads and writes S3)"
+    )
+    transform.add_argument("--version", type=int, help="this approved version (default: the newest)")
+    transform.add_argument("--instance-type", default="ml.m5.xlarge")
+    transform.add_argument("--instance-count", type=int, default=1)
+    transform.add_argument("--kms-key-arn", help=f"output and volume key (default ${KMS_KEY_ARN_VARIABLE})")
+    transform.add_argument("--id-field", default="review_id", help="the id kept beside each answer")
+    transform.set_defaults(run=cmd_transform)
     return parser
 
 

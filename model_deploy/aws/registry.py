@@ -34,6 +34,23 @@ def package_image(sagemaker: Any, package_arn: str) -> str:
     return str(containers[0]["Image"])
 
 
+def approved_version(sagemaker: Any, group_name: str, version: int) -> ApprovedPackage | None:
+    """Version ``version`` of ``group_name`` if it is approved and completed; None otherwise."""
+    paginator = sagemaker.get_paginator("list_model_packages")
+    pages = paginator.paginate(
+        ModelPackageGroupName=group_name, ModelApprovalStatus=APPROVED, ModelPackageType="Versioned"
+    )
+    for page in pages:
+        for summary in page.get("ModelPackageSummaryList", []):
+            if (
+                summary.get("ModelPackageVersion") == version
+                and summary.get("ModelApprovalStatus") == APPROVED
+                and summary.get("ModelPackageStatus", "Completed") == "Completed"
+            ):
+                return ApprovedPackage(summary["ModelPackageArn"], version, summary["CreationTime"])
+    return None
+
+
 def newest_approved(sagemaker: Any, group_name: str) -> ApprovedPackage | None:
     """The newest approved, completed version in ``group_name``; None when the group has none."""
     newest: dict[str, Any] | None = None

@@ -88,6 +88,10 @@ class Lineage:
     input_data_sha256: str
     code_sha256: str
     git_commit: str | None
+    data_report_uri: str | None = None
+    """The data check's report (schema, quality, pre-training bias): ``ModelMetrics.Bias.PreTrainingReport``."""
+    data_check: dict[str, str] = field(default_factory=dict)
+    """Figures of that report (metadata key -> value as text), as SageMaker's ``CustomerMetadataProperties``."""
 
 
 @dataclass(frozen=True)
@@ -160,21 +164,39 @@ class ModelPackage:
                 "GeneratedBy": self.lineage.execution_arn,
                 **({"CommitId": self.lineage.git_commit} if self.lineage.git_commit else {}),
             },
-            "ModelMetrics": (
-                {
-                    "ModelQuality": {
-                        "Statistics": {"ContentType": "application/json", "S3Uri": self.metrics_report_uri}
+            "ModelMetrics": {
+                **(
+                    {
+                        "ModelQuality": {
+                            "Statistics": {
+                                "ContentType": "application/json",
+                                "S3Uri": self.metrics_report_uri,
+                            }
+                        }
                     }
-                }
-                if self.metrics_report_uri
-                else {}
-            ),
+                    if self.metrics_report_uri
+                    else {}
+                ),
+                **(
+                    {
+                        "Bias": {
+                            "PreTrainingReport": {
+                                "ContentType": "application/json",
+                                "S3Uri": self.lineage.data_report_uri,
+                            }
+                        }
+                    }
+                    if self.lineage.data_report_uri
+                    else {}
+                ),
+            },
             "CustomerMetadataProperties": {
                 "ExecutionId": self.lineage.execution_id,
                 "InputDataUrl": self.lineage.input_data_url,
                 "InputDataSha256": self.lineage.input_data_sha256,
                 "CodeSha256": self.lineage.code_sha256,
                 "PipelineParameters": json.dumps(self.lineage.parameters, sort_keys=True),
+                **self.lineage.data_check,
             },
             "ModelPackageType": "Versioned",
         }

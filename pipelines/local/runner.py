@@ -38,6 +38,7 @@ from model_build import parameters
 from model_build.code_upload import CodeSet
 from model_build.pipeline_spec import (
     BUNDLED_MODEL,
+    EXIT_MESSAGE,
     FEATURE_STORE,
     PIPELINE,
     RESOURCE_CONFIG,
@@ -332,7 +333,10 @@ class LocalRunner:
                 ]
                 if len(hosts) > 1:
                     self._say(f"  instance {host} of {len(hosts)}")
-                self._run_script(execution, spec_step.script, arguments, environment, step, log_name=work)
+                try:
+                    self._run_script(execution, spec_step.script, arguments, environment, step, log_name=work)
+                except container.StepProcessError as error:
+                    raise _with_exit_message(error, folder.path(EXIT_MESSAGE)) from None
                 for output in spec_step.outputs:
                     uri = self.workspace.step_output_uri(execution.id, spec_step.name, output.name)
                     _publish(
@@ -510,6 +514,7 @@ class LocalRunner:
             input_data_sha256=execution.input_hashes.get(input_parameter, "") if input_parameter else "",
             code_sha256=content_hash(self.steps_dir),
             git_commit=_git_commit(self.repo_root),
+            **self._data_report(execution, register),
         )
         with ModelRegistry(
             self.workspace.registry_path, config.region, EventLog(self.workspace.events_dir)
@@ -533,6 +538,20 @@ class LocalRunner:
         }
         self._say(f"  registered {package.arn} ({package.approval_status})")
         self._end_step(execution, step, Status.SUCCEEDED)
+
+    def _data_report(self, execution: _Execution, register: RegisterStep) -> dict[str, Any]:
+        """The data check's report URI and its figures, as the registry's lineage holds them."""
+        if register.data_report is None:
+            return {}
+        uri = f"{self._step_output(execution, register.data_report)}/{register.data_report_file}"
+        report = json.loads(self.workspace.local_path(uri).read_text())
+        figures = {}
+        for key, json_path in register.data_report_metadata:
+            found: Any = report
+            for part in json_path.split("."):
+                found = found.get(part) if isinstance(found, dict) else None
+            figures[key] = parameters.render(found) if found is not None else ""
+        return {"data_report_uri": uri, "data_check": figures}
 
     def _run_fail(self, execution: _Execution, fail: FailStep) -> None:
         step = self._start_step(execution, fail.name, fail.kind)
@@ -594,6 +613,16 @@ def processing_hosts(count: object) -> list[str]:
     if not isinstance(count, int) or isinstance(count, bool) or count < 1:
         raise ValueError(f"ProcessingInstanceCount must be a whole number of at least 1, got {count!r}")
     return [f"algo-{number}" for number in range(1, count + 1)]
+
+
+def _with_exit_message(error: container.StepProcessError, message_file: Path) -> container.StepProcessError:
+    """The job's own account of its failure (SageMaker's ``ExitMessage``) instead of its last log lines."""
+    try:
+        message = message_file.read_text(encoding="utf-8", errors="replace").strip()
+    except OSError:
+        return error
+    first_line = str(error).splitlines()[0]
+    return container.StepProcessError(f"{first_line}\n  " + "\n  ".join(message.splitlines()))
 
 
 def _feature_store_client_environment(endpoint_url: str, workspace: Workspace) -> dict[str, str]:

@@ -110,6 +110,7 @@ def test_parameters_are_the_specs_with_the_same_types_and_defaults(definition):
 def test_graph_has_the_specs_steps_in_order_with_the_condition_branches(definition):
     top = [(step["Name"], step["Type"]) for step in definition["Steps"]]
     assert top == [
+        (ps.CHECK_DATA, "Processing"),
         (ps.PROCESS, "Processing"),
         (ps.TRAIN, "Training"),
         (ps.EVALUATE, "Processing"),
@@ -307,6 +308,59 @@ def test_register_attaches_the_report_to_a_version_in_the_projects_group(steps):
     assert inference["SupportedRealtimeInferenceInstanceTypes"] == [get("DeployInstanceType")]
 
 
+def test_the_data_check_runs_first_on_the_whole_input_and_processing_waits_for_it(steps):
+    check = steps[ps.CHECK_DATA]
+    arguments = check["Arguments"]
+    (raw,) = arguments["ProcessingInputs"][:1]
+    assert raw["S3Input"]["S3Uri"] == get("InputDataUrl")
+    assert raw["S3Input"]["S3DataDistributionType"] == "FullyReplicated"  # duplicates span files
+    entrypoint = arguments["AppSpecification"]["ContainerEntrypoint"]
+    assert entrypoint[-1].endswith("runproc.sh")
+    container_arguments = arguments["AppSpecification"]["ContainerArguments"]
+    for flag, value in ps.PIPELINE.step(ps.CHECK_DATA).arguments.items():
+        position = container_arguments.index(flag)
+        expected = value if isinstance(value, str) else None
+        if isinstance(value, ps.Param):
+            parameter = ps.PIPELINE.parameter(value.name)
+            expected = get(value.name) if parameter.type == "String" else as_string(value.name)
+        assert container_arguments[position + 1] == expected, flag
+    assert container_arguments[container_arguments.index("--exit-message") + 1] == "/opt/ml/output/message"
+    assert check["PropertyFiles"] == [
+        {"PropertyFileName": ps.DATA_CHECK_REPORT, "OutputName": "report", "FilePath": ps.DATA_CHECK_FILE}
+    ]
+    assert steps[ps.PROCESS]["DependsOn"] == [ps.CHECK_DATA]
+
+
+def data_report(path: str) -> dict:
+    return {
+        "Std:JsonGet": {
+            "PropertyFile": {"Get": f"Steps.{ps.CHECK_DATA}.PropertyFiles.{ps.DATA_CHECK_REPORT}"},
+            "Path": path,
+        }
+    }
+
+
+def test_register_attaches_the_data_check_as_the_pre_training_bias_report_and_its_figures(steps):
+    arguments = steps[ps.REGISTER]["Arguments"]
+    bias = arguments["ModelMetrics"]["Bias"]["PreTrainingReport"]
+    assert bias["ContentType"] == "application/json"
+    assert bias["S3Uri"] == {
+        "Std:Join": {
+            "On": "/",
+            "Values": [
+                {"Get": f"Steps.{ps.CHECK_DATA}.ProcessingOutputConfig.Outputs['report'].S3Output.S3Uri"},
+                ps.DATA_CHECK_FILE,
+            ],
+        }
+    }
+    metadata = arguments["CustomerMetadataProperties"]
+    register = ps.PIPELINE.step(ps.REGISTER)
+    assert isinstance(register, ps.RegisterStep) and register.data_report_metadata
+    for key, path in register.data_report_metadata:
+        assert metadata[key] == {"Std:Join": {"On": "", "Values": [data_report(path)]}}
+    assert metadata["DataCheckMaxAbsDPL"]["Std:Join"]["Values"][0] == data_report("summary.max_abs_DPL")
+
+
 def test_fail_message_carries_every_checked_value_and_its_threshold(steps):
     message = steps[ps.FAIL]["Arguments"]["ErrorMessage"]["Std:Join"]
     assert message["On"] == ""
@@ -358,8 +412,18 @@ def test_a_second_condition_nests_in_the_first_ones_branch(aws):
 
 def test_a_description_with_a_step_out_of_order_is_refused() -> None:
     steps = list(ps.PIPELINE.steps)
-    steps[0], steps[1] = steps[1], steps[0]
+    process, train = ps.PIPELINE.step_names.index(ps.PROCESS), ps.PIPELINE.step_names.index(ps.TRAIN)
+    steps[process], steps[train] = steps[train], steps[process]
     with pytest.raises(ValueError, match=f"{ps.TRAIN} uses {ps.PROCESS}, which does not run before it"):
+        dataclasses.replace(ps.PIPELINE, steps=tuple(steps))
+
+
+def test_a_step_depending_on_a_later_one_is_refused() -> None:
+    steps = list(ps.PIPELINE.steps)
+    steps[0], steps[1] = steps[1], steps[0]
+    with pytest.raises(
+        ValueError, match=f"{ps.PROCESS} depends on {ps.CHECK_DATA}, which does not run before"
+    ):
         dataclasses.replace(ps.PIPELINE, steps=tuple(steps))
 
 

@@ -78,10 +78,11 @@ def test_run_registers_a_version_and_says_what_to_do_next(first_run, workspace):
         ), next_commands
     # Progress: every step is announced, and the scripts' own progress bars come through.
     for step in (
-        "[1/6] ProcessReviews",
-        "[2/6] TrainModel",
-        "[3/6] EvaluateModel",
-        "[4/6] CheckModelQuality",
+        "[1/7] CheckData",
+        "[2/7] ProcessReviews",
+        "[3/7] TrainModel",
+        "[4/7] EvaluateModel",
+        "[5/7] CheckModelQuality",
     ):
         assert step in out
     assert "epoch 1/1" in out
@@ -91,6 +92,7 @@ def test_execution_record_has_every_step_with_timings_outputs_and_logs(first_run
     [record] = ExecutionStore(workspace.executions_dir).list()
     assert record.status == Status.SUCCEEDED
     assert [(s.name, s.status) for s in record.steps] == [
+        ("CheckData", Status.SUCCEEDED),
         ("ProcessReviews", Status.SUCCEEDED),
         ("TrainModel", Status.SUCCEEDED),
         ("EvaluateModel", Status.SUCCEEDED),
@@ -122,9 +124,25 @@ def test_registered_version_has_metrics_artifact_and_lineage(first_run, workspac
     assert package.lineage.git_commit  # this test runs in a git checkout
 
 
+def test_registered_version_carries_the_data_check_report_and_its_figures(first_run, run_dir, workspace):
+    [record] = ExecutionStore(workspace.executions_dir).list()
+    report_uri = f"{record.step('CheckData').outputs['report']}/data_check.json"
+    report = json.loads(workspace.local_path(report_uri).read_text())
+    assert report["gate"]["passed"] and report["rows"] == 2400
+    assert workspace.local_path(f"{record.step('CheckData').outputs['report']}/data_check.png").is_file()
+    described = json.loads(cli(run_dir, "registry", "describe", "1").stdout)
+    bias = described["ModelMetrics"]["Bias"]["PreTrainingReport"]
+    assert bias == {"ContentType": "application/json", "S3Uri": report_uri}
+    metadata = described["CustomerMetadataProperties"]
+    assert metadata["DataCheckRows"] == "2400"
+    assert float(metadata["DataCheckMaxAbsDPL"]) == pytest.approx(report["summary"]["max_abs_DPL"])
+    listing = cli(run_dir, "registry", "list").stdout
+    assert "data check" in listing and "max |DPL|" in listing
+
+
 def test_processing_ingested_the_records_into_the_feature_store(first_run, run_dir, workspace):
     summary_folder = workspace.local_path(
-        ExecutionStore(workspace.executions_dir).list()[0].steps[0].outputs["train"]
+        ExecutionStore(workspace.executions_dir).list()[0].step("ProcessReviews").outputs["train"]
     )
     assert summary_folder.is_dir()
     result = cli(
@@ -146,9 +164,9 @@ def test_the_condition_false_branch_fails_the_run_reusing_the_cache(first_run, r
     record = ExecutionStore(workspace.executions_dir).load("latest")
     assert record.status == Status.FAILED
     assert [s.name for s in record.steps] == [
-        "ProcessReviews", "TrainModel", "EvaluateModel", "CheckModelQuality", "FailQualityGate"
+        "CheckData", "ProcessReviews", "TrainModel", "EvaluateModel", "CheckModelQuality", "FailQualityGate"
     ]  # fmt: skip
-    assert all(step.cache_hit for step in record.steps[:3])
+    assert all(step.cache_hit for step in record.steps[:4])
     with ModelRegistry(workspace.registry_path, workspace.config.region) as registry:
         assert len(registry.list(GROUP)) == 1  # nothing registered
 

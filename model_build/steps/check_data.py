@@ -1,0 +1,583 @@
+"""The data-check step: is the raw input fit to train on? Schema, quality and pre-training bias, and a gate.
+
+It runs before processing, on the same raw CSVs (``/opt/ml/processing/input/data``, a file or a folder of
+``*.csv``/``*.csv.gz``), and writes under ``--output-data``:
+
+- ``data_check.json``: the report (below), which the register step attaches to the model version as its
+  pre-training bias report (``ModelMetrics.Bias.PreTrainingReport``) and whose ``summary`` lands in the
+  version's metadata;
+- ``data_check.png``: label shares per category of every facet, and missing values per column.
+
+What it measures, over every row of every file (read in chunks, so memory stays flat):
+
+- *schema*: the required columns (``Review Text``, ``Rating`` and every facet) are present, typed columns
+  parse (``Rating`` an integer 1-5; ``Age``, ``Clothing ID``, ``Positive Feedback Count`` integers;
+  ``Recommended IND`` 0 or 1), columns outside the known schema are listed (not an error);
+- *missing values*: per column, the share of rows whose field is empty (or absent from a short row);
+- *empty text*: the share of rows whose ``Review Text`` is empty or only whitespace;
+- *duplicates*: the share of rows equal, field by field, to an earlier row of the input;
+- *labels*: counts and shares per rating and per sentiment (rating 1-2 negative, 3 neutral, 4-5 positive);
+- *pre-training bias*, per facet column (``--facets``) and per value of it, the two metrics SageMaker Clarify
+  reports for a label before training, with Clarify's definitions: the rows of the value are facet *d*, all
+  other rows with a label are facet *a* (Clarify's one-versus-rest for a categorical facet); a row's label is
+  *positive* when its rating is one of ``--positive-ratings`` (Clarify's ``label_values_or_threshold``;
+  the course uses ratings 4 and 5):
+
+  - class imbalance ``CI = (n_a - n_d) / (n_a + n_d)``, in [-1, 1]: n are row counts; positive when the
+    value is under-represented against the rest, 1 when it has no rows at all;
+  - difference in proportions of labels ``DPL = q_a - q_d``, in [-1, 1], where ``q = n(1) / n`` is the
+    share of a facet's rows with a positive label: positive when the value's rows are less often positive
+    than the rest's (Clarify's "facet a has a higher proportion of positive outcomes"). A facet with no
+    rows on either side has no DPL (null).
+
+  Rows without a valid rating have no label and are left out of the bias metrics (counted as
+  ``rows_without_label``); an empty facet field is a value of its own, ``(missing)``.
+
+The gate: a check fails when the schema is broken (a required column missing, or more than
+``--max-unparseable-share`` of a typed column's non-empty values unparseable), a column's missing share is
+above ``--max-missing-share``, the empty-text share above ``--max-empty-text-share``, or the duplicate share
+above ``--max-duplicate-share``; with ``--gate-on-bias``, also when some facet value's ``|CI|`` is above
+``--max-abs-class-imbalance`` or ``|DPL|`` above ``--max-abs-dpl``. Then the report is still written, every
+failed check is printed (the check, its value, its threshold), the same text goes to ``--exit-message``
+(SageMaker shows that file's first KB as the processing job's ``ExitMessage``) and the step exits 1, which
+stops the pipeline before processing. Exit 2: bad arguments, or input that is not readable CSV at all.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import features
+import numpy as np
+import pandas as pd
+from arguments import positive_int, str_to_bool
+from preprocess import InputError, Source, find_sources, is_valid_utf8, read_chunks, row_ids
+from tqdm import tqdm
+
+logger = logging.getLogger("check_data")
+
+REPORT_FILE = "data_check.json"
+FIGURE_FILE = "data_check.png"
+MISSING_FACET_VALUE = "(missing)"
+
+INTEGER_COLUMNS: tuple[str, ...] = ("Clothing ID", "Age", "Positive Feedback Count")
+"""Typed columns of the raw schema besides ``Rating`` (1-5) and ``Recommended IND`` (0/1)."""
+FLAG_COLUMN = "Recommended IND"
+VALID_RATINGS = frozenset(features.SENTIMENT_BY_RATING)
+
+PIPELINE_PARAMETERS: dict[str, str] = {
+    "--max-missing-share": "MaxMissingShare",
+    "--max-empty-text-share": "MaxEmptyTextShare",
+    "--max-duplicate-share": "MaxDuplicateShare",
+    "--max-unparseable-share": "MaxUnparseableShare",
+    "--max-abs-class-imbalance": "MaxAbsClassImbalance",
+    "--max-abs-dpl": "MaxAbsDpl",
+}
+"""The pipeline parameter behind each threshold, named in a failed check so that the user knows what to set
+(a test holds it to the pipeline description's arguments)."""
+
+
+def _share(value: str) -> float:
+    share = float(value)
+    if not 0.0 <= share <= 1.0:
+        raise argparse.ArgumentTypeError(f"expected a share between 0 and 1, got {value}")
+    return share
+
+
+def _names(value: str) -> list[str]:
+    names = [name.strip() for name in value.split(",") if name.strip()]
+    if len(set(names)) != len(names):
+        raise argparse.ArgumentTypeError(f"a name is listed twice in {value!r}")
+    return names
+
+
+def _ratings(value: str) -> list[int]:
+    try:
+        ratings = sorted({int(item) for item in _names(value)})
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected ratings like '4,5', got {value!r}") from None
+    if not ratings or not set(ratings) <= VALID_RATINGS:
+        raise argparse.ArgumentTypeError(f"expected one or more ratings of 1-5, got {value!r}")
+    return ratings
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--input-data", type=Path, required=True, help="A raw CSV file or a folder of them.")
+    parser.add_argument("--output-data", type=Path, required=True, help="Where the report is written.")
+    parser.add_argument(
+        "--exit-message", type=Path, default=None, help="Also write a failed gate's message here."
+    )
+    parser.add_argument(
+        "--facets",
+        type=_names,
+        default=["Class Name", "Division Name", "Department Name"],
+        help="Comma-separated facet columns for the bias metrics.",
+    )
+    parser.add_argument(
+        "--positive-ratings", type=_ratings, default=[4, 5], help="Ratings that are positive."
+    )
+    parser.add_argument("--max-missing-share", type=_share, default=0.5)
+    parser.add_argument("--max-empty-text-share", type=_share, default=0.1)
+    parser.add_argument("--max-duplicate-share", type=_share, default=0.1)
+    parser.add_argument("--max-unparseable-share", type=_share, default=0.05)
+    parser.add_argument("--gate-on-bias", type=str_to_bool, default=False)
+    parser.add_argument("--max-abs-class-imbalance", type=_share, default=0.99)
+    parser.add_argument("--max-abs-dpl", type=_share, default=0.5)
+    parser.add_argument("--chunk-size", type=positive_int, default=50_000)
+    args = parser.parse_args(argv)
+    if not args.facets:
+        parser.error("--facets: name at least one facet column")
+    return args
+
+
+# ------------------------------------------------------------------------------------------- the metrics
+def class_imbalance(n_a: int, n_d: int) -> float | None:
+    """Clarify's CI = (n_a - n_d) / (n_a + n_d); None when neither facet has a row."""
+    total = n_a + n_d
+    return (n_a - n_d) / total if total else None
+
+
+def difference_in_proportions_of_labels(n_a: int, positive_a: int, n_d: int, positive_d: int) -> float | None:
+    """Clarify's DPL = q_a - q_d with q = n(1) / n; None when a facet has no row (its q is undefined)."""
+    if n_a == 0 or n_d == 0:
+        return None
+    return positive_a / n_a - positive_d / n_d
+
+
+def facet_bias(counts: dict[str, int], positives: dict[str, int]) -> dict[str, Any]:
+    """CI and DPL of every value of one facet against the rest (one-versus-rest), from per-value counts."""
+    total, total_positive = sum(counts.values()), sum(positives.values())
+    values: dict[str, Any] = {}
+    for value in sorted(counts, key=lambda name: (-counts[name], name)):
+        n_d, positive_d = counts[value], positives.get(value, 0)
+        n_a, positive_a = total - n_d, total_positive - positive_d
+        values[value] = {
+            "count": n_d,
+            "positive_count": positive_d,
+            "positive_share": positive_d / n_d if n_d else None,
+            "CI": class_imbalance(n_a, n_d),
+            "DPL": difference_in_proportions_of_labels(n_a, positive_a, n_d, positive_d),
+        }
+    return {
+        "values": values,
+        "max_abs_CI": _max_abs(entry["CI"] for entry in values.values()),
+        "max_abs_DPL": _max_abs(entry["DPL"] for entry in values.values()),
+    }
+
+
+def _max_abs(numbers: Iterable[float | None]) -> float | None:
+    present = [abs(number) for number in numbers if number is not None]
+    return max(present) if present else None
+
+
+# ------------------------------------------------------------------------------------------- counting
+@dataclass
+class Tally:
+    """What the chunks add up to; every count is over data rows (the header excluded)."""
+
+    facets: list[str]
+    positive_ratings: list[int]
+    rows: int = 0
+    columns: list[str] = field(default_factory=list)
+    files: dict[str, list[str]] = field(default_factory=dict)
+    """File -> its header: a file without a required column is named in the schema check."""
+    missing: Counter[str] = field(default_factory=Counter)
+    unparseable: Counter[str] = field(default_factory=Counter)
+    present: Counter[str] = field(default_factory=Counter)
+    """Non-empty values per typed column: the base of its unparseable share."""
+    empty_text: int = 0
+    duplicates: int = 0
+    ratings: Counter[int] = field(default_factory=Counter)
+    rows_without_label: int = 0
+    facet_counts: dict[str, Counter[str]] = field(default_factory=dict)
+    facet_positives: dict[str, Counter[str]] = field(default_factory=dict)
+    facet_sentiments: dict[str, Counter[tuple[str, str]]] = field(default_factory=dict)
+    """Facet -> (value, sentiment name) -> rows: the picture's stacked bars."""
+    seen: set[int] = field(default_factory=set)
+
+    def add(self, frame: pd.DataFrame) -> None:
+        self.rows += len(frame)
+        for name in frame.columns:
+            if name not in self.columns:
+                self.columns.append(name)
+            self.missing[name] += int((frame[name].str.len() == 0).sum())
+        for name, kind in typed_columns(frame.columns):
+            values = frame[name]
+            present = values.str.len() > 0
+            self.present[name] += int(present.sum())
+            self.unparseable[name] += int((present & ~valid_values(values, kind)).sum())
+        if features.TEXT_COLUMN in frame:
+            self.empty_text += int((frame[features.TEXT_COLUMN].str.strip().str.len() == 0).sum())
+        for row_id in row_ids(frame).tolist():
+            if row_id in self.seen:
+                self.duplicates += 1
+            else:
+                self.seen.add(row_id)
+        if features.RATING_COLUMN not in frame:
+            self.rows_without_label += len(frame)
+            return
+        ratings = pd.to_numeric(frame[features.RATING_COLUMN].str.strip(), errors="coerce")
+        labelled = ratings.isin(sorted(VALID_RATINGS)).to_numpy()
+        self.rows_without_label += int((~labelled).sum())
+        labelled_ratings = ratings[labelled].astype(int)
+        self.ratings.update(labelled_ratings.tolist())
+        positive = labelled_ratings.isin(self.positive_ratings).to_numpy()
+        sentiment_names = [
+            features.SENTIMENT_NAMES[features.SENTIMENT_BY_RATING[rating]] for rating in labelled_ratings
+        ]
+        for facet in self.facets:
+            if facet not in frame:
+                continue
+            values = frame.loc[labelled, facet].str.strip().replace("", MISSING_FACET_VALUE)
+            self.facet_counts.setdefault(facet, Counter()).update(values.tolist())
+            self.facet_positives.setdefault(facet, Counter()).update(values[positive].tolist())
+            self.facet_sentiments.setdefault(facet, Counter()).update(
+                zip(values.tolist(), sentiment_names, strict=True)
+            )
+
+
+def typed_columns(columns: Iterable[str]) -> list[tuple[str, str]]:
+    kinds = {features.RATING_COLUMN: "rating", FLAG_COLUMN: "flag"} | dict.fromkeys(
+        INTEGER_COLUMNS, "integer"
+    )
+    return [(name, kinds[name]) for name in columns if name in kinds]
+
+
+def valid_values(values: pd.Series, kind: str) -> np.ndarray:
+    """Whether each (non-empty) value parses as its column's type: an integer, a rating 1-5, a 0/1 flag."""
+    numbers = pd.to_numeric(values.str.strip(), errors="coerce")
+    whole = numbers.notna() & (numbers == numbers.round())
+    if kind == "rating":
+        whole &= numbers.isin(sorted(VALID_RATINGS))
+    elif kind == "flag":
+        whole &= numbers.isin([0, 1])
+    return whole.to_numpy()
+
+
+def tally(
+    sources: Sequence[Source], facets: list[str], positive_ratings: list[int], chunk_size: int
+) -> Tally:
+    counts = Tally(facets, positive_ratings)
+    with tqdm(desc="checking rows", unit=" rows", mininterval=2.0) as progress:
+        for source in sources:
+            valid_utf8 = is_valid_utf8(source)
+            header: list[str] | None = None
+            for chunk in read_chunks(source, chunk_size, valid_utf8):
+                header = header or list(chunk.frame.columns)
+                counts.add(chunk.frame)
+                progress.update(len(chunk))
+            counts.files[source.relative] = header or []
+    return counts
+
+
+# ------------------------------------------------------------------------------------------- the report
+def _fraction(count: int, total: int) -> dict[str, Any]:
+    return {"count": count, "share": count / total if total else 0.0}
+
+
+def build_report(counts: Tally, args: argparse.Namespace) -> dict[str, Any]:
+    """The report's every section; ``gate`` holds each check with its value and threshold."""
+    required = [features.TEXT_COLUMN, features.RATING_COLUMN, *args.facets]
+    files_missing = {
+        name: [column for column in required if column not in header]
+        for name, header in counts.files.items()
+        if any(column not in header for column in required)
+    }
+    missing_columns = sorted({column for columns in files_missing.values() for column in columns})
+    unparseable = {
+        name: _fraction(counts.unparseable[name], counts.present[name])
+        for name, _ in typed_columns(counts.columns)
+    }
+    missing = {name: _fraction(counts.missing[name], counts.rows) for name in counts.columns}
+    labelled = sum(counts.ratings.values())
+    sentiments: Counter[int] = Counter()
+    for rating, count in counts.ratings.items():
+        sentiments[features.SENTIMENT_BY_RATING[rating]] += count
+    bias = {
+        facet: facet_bias(dict(counts.facet_counts[facet]), dict(counts.facet_positives.get(facet, {})))
+        for facet in args.facets
+        if facet in counts.facet_counts
+    }
+    for facet, entry in bias.items():
+        for (value, sentiment), count in counts.facet_sentiments[facet].items():
+            entry["values"][value].setdefault("sentiments", {})[sentiment] = count
+    report: dict[str, Any] = {
+        "rows": counts.rows,
+        "files": sorted(counts.files),
+        "columns": counts.columns,
+        "schema": {
+            "required_columns": required,
+            "missing_columns": missing_columns,
+            "files_missing_columns": files_missing,
+            "unknown_columns": [name for name in counts.columns if name not in features.RAW_COLUMNS],
+            "unparseable": unparseable,
+        },
+        "missing_values": missing,
+        "empty_text": _fraction(counts.empty_text, counts.rows),
+        "duplicates": _fraction(counts.duplicates, counts.rows),
+        "labels": {
+            "rows_with_label": labelled,
+            "rows_without_label": counts.rows_without_label,
+            "by_rating": {str(r): _fraction(counts.ratings[r], labelled) for r in sorted(VALID_RATINGS)},
+            "by_sentiment": {
+                features.SENTIMENT_NAMES[s]: _fraction(sentiments[s], labelled)
+                for s in sorted(features.SENTIMENT_NAMES)
+            },
+        },
+        "bias": {
+            "label": f"{features.RATING_COLUMN} in {args.positive_ratings}",
+            "definitions": {
+                "CI": "(n_a - n_d) / (n_a + n_d); facet d: the value's rows, facet a: every other labelled row",
+                "DPL": "q_a - q_d, q = positive-labelled rows / rows of the facet",
+            },
+            "facets": bias,
+        },
+    }
+    report["gate"] = gate(report, args)
+    report["summary"] = summary(report)
+    return report
+
+
+def gate(report: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
+    """Every check: what it looks at, its value, its threshold, and whether it holds."""
+    checks: list[dict[str, Any]] = []
+
+    def check(name: str, where: str, value: Any, operator: str, threshold: Any, argument: str) -> None:
+        holds = {"<=": value <= threshold, ">=": value >= threshold, "==": value == threshold}[operator]
+        checks.append(
+            {
+                "check": name,
+                "where": where,
+                "value": value,
+                "operator": operator,
+                "threshold": threshold,
+                "argument": argument,
+                "passed": bool(holds),
+            }
+        )
+
+    schema = report["schema"]
+    for column in schema["missing_columns"]:
+        files = [name for name, columns in schema["files_missing_columns"].items() if column in columns]
+        where = f"{column} (missing in {', '.join(files)})"
+        check("schema: required column present", where, False, "==", True, "")
+    for column, entry in schema["unparseable"].items():
+        check(
+            "schema: values parse as the column's type",
+            column,
+            entry["share"],
+            "<=",
+            args.max_unparseable_share,
+            "--max-unparseable-share",
+        )
+    for column, entry in report["missing_values"].items():
+        check(
+            "missing-value share", column, entry["share"], "<=", args.max_missing_share, "--max-missing-share"
+        )
+    if features.TEXT_COLUMN in report["columns"]:
+        check(
+            "empty-text share",
+            features.TEXT_COLUMN,
+            report["empty_text"]["share"],
+            "<=",
+            args.max_empty_text_share,
+            "--max-empty-text-share",
+        )
+    check(
+        "duplicate share",
+        "all rows",
+        report["duplicates"]["share"],
+        "<=",
+        args.max_duplicate_share,
+        "--max-duplicate-share",
+    )
+    check(
+        "rows with a valid rating", features.RATING_COLUMN, report["labels"]["rows_with_label"], ">=", 1, ""
+    )
+    if args.gate_on_bias:
+        for facet, entry in report["bias"]["facets"].items():
+            for value, metrics in entry["values"].items():
+                for metric, threshold, argument in (
+                    ("CI", args.max_abs_class_imbalance, "--max-abs-class-imbalance"),
+                    ("DPL", args.max_abs_dpl, "--max-abs-dpl"),
+                ):
+                    if metrics[metric] is not None:
+                        check(
+                            f"|{metric}|",
+                            f"{facet} = {value}",
+                            abs(metrics[metric]),
+                            "<=",
+                            threshold,
+                            argument,
+                        )
+    return {"passed": all(item["passed"] for item in checks), "checks": checks}
+
+
+def summary(report: dict[str, Any]) -> dict[str, Any]:
+    """The few figures the model version's metadata carries (the full report is attached beside them)."""
+    shares = {name: entry["share"] for name, entry in report["missing_values"].items()}
+    worst = max(shares, key=lambda name: shares[name]) if shares else None
+    facets = report["bias"]["facets"]
+    return {
+        "rows": report["rows"],
+        "gate_passed": report["gate"]["passed"],
+        "max_missing_share": shares[worst] if worst else 0.0,
+        "max_missing_column": worst,
+        "empty_text_share": report["empty_text"]["share"],
+        "duplicate_share": report["duplicates"]["share"],
+        "positive_label_share": report["labels"]["by_sentiment"]["positive"]["share"],
+        "max_abs_CI": _max_abs(entry["max_abs_CI"] for entry in facets.values()),
+        "max_abs_DPL": _max_abs(entry["max_abs_DPL"] for entry in facets.values()),
+        "max_abs_CI_by_facet": {facet: entry["max_abs_CI"] for facet, entry in facets.items()},
+        "max_abs_DPL_by_facet": {facet: entry["max_abs_DPL"] for facet, entry in facets.items()},
+    }
+
+
+def _threshold_name(argument: str) -> str:
+    parameter = PIPELINE_PARAMETERS.get(argument)
+    return f"{parameter}, {argument}" if parameter else argument
+
+
+def failure_message(report: dict[str, Any]) -> str:
+    failed = [item for item in report["gate"]["checks"] if not item["passed"]]
+    lines = [f"The data check failed {len(failed)} check(s); the pipeline stops before processing:"]
+    for item in failed:
+        if item["operator"] == "==":
+            lines.append(f"- {item['check']}: {item['where']}")
+        elif item["operator"] == ">=":
+            lines.append(
+                f"- {item['check']} of {item['where']} is {item['value']}, below {item['threshold']}"
+            )
+        else:
+            lines.append(
+                f"- {item['check']} of {item['where']} is {item['value']:.4g}, above its threshold "
+                f"{item['threshold']:g} ({_threshold_name(item['argument'])})"
+            )
+    return "\n".join(lines)
+
+
+# ------------------------------------------------------------------------------------------- the picture
+def plot(report: dict[str, Any], path: Path) -> None:
+    """Sentiment shares per value of each facet (stacked bars, row counts on the side), and missing values
+    per column: where a reader looks first for a skewed category or a column that is mostly empty."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    facets = report["bias"]["facets"]
+    heights = [max(2.0, 0.28 * len(entry["values"]) + 1) for entry in facets.values()]
+    heights.append(max(2.0, 0.3 * len(report["columns"]) + 1))
+    figure, axes = plt.subplots(
+        len(heights), 1, figsize=(9, sum(heights)), gridspec_kw={"height_ratios": heights}, squeeze=False
+    )
+    colours = {"negative": "#d62728", "neutral": "#bbbbbb", "positive": "#2ca02c"}
+    for ax, (facet, entry) in zip(axes[:-1, 0], facets.items(), strict=True):
+        names = list(entry["values"])
+        left = np.zeros(len(names))
+        shares = sentiment_shares_by_value(report, facet)
+        for sentiment, colour in colours.items():
+            widths = np.array([shares[name][sentiment] for name in names])
+            ax.barh(names, widths, left=left, color=colour, label=sentiment)
+            left += widths
+        for row, name in enumerate(names):
+            metrics = entry["values"][name]
+            ci, dpl = metrics["CI"], metrics["DPL"]
+            ax.text(
+                1.01,
+                row,
+                f"n={metrics['count']}  CI={_fmt(ci)}  DPL={_fmt(dpl)}",
+                va="center",
+                fontsize=7,
+                transform=ax.get_yaxis_transform(),
+            )
+        ax.invert_yaxis()
+        ax.set(xlim=(0, 1), xlabel="share of the value's rows")
+        ax.set_title(f"Sentiment shares per {facet}", loc="left")
+        ax.legend(loc="lower right", bbox_to_anchor=(1.0, 1.0), fontsize=7, ncols=3, frameon=False)
+    ax = axes[-1, 0]
+    columns = report["columns"]
+    missing = [report["missing_values"][name]["share"] for name in columns]
+    ax.barh(columns, missing, color="#1f77b4")
+    for row, share in enumerate(missing):
+        ax.text(share + 0.01, row, f"{share:.1%}", va="center", fontsize=7)
+    ax.invert_yaxis()
+    ax.set(xlim=(0, 1.1), title=f"Missing values per column ({report['rows']} rows)", xlabel="share of rows")
+    figure.tight_layout()
+    figure.savefig(path, dpi=90)
+    plt.close(figure)
+
+
+def sentiment_shares_by_value(report: dict[str, Any], facet: str) -> dict[str, dict[str, float]]:
+    """Shares of negative / neutral / positive among a facet value's rows."""
+    shares = {}
+    for name, metrics in report["bias"]["facets"][facet]["values"].items():
+        counts = metrics.get("sentiments", {})
+        total = sum(counts.values()) or 1
+        shares[name] = {
+            sentiment: counts.get(sentiment, 0) / total for sentiment in ("negative", "neutral", "positive")
+        }
+    return shares
+
+
+def _fmt(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:+.2f}"
+
+
+# ------------------------------------------------------------------------------------------- main
+def main(argv: Sequence[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    args = parse_args(argv)
+    try:
+        sources, ignored = find_sources(args.input_data)
+        if ignored:
+            logger.info("ignored %d file(s) that are not CSV: %s", len(ignored), ", ".join(ignored[:10]))
+        counts = tally(sources, args.facets, args.positive_ratings, args.chunk_size)
+    except InputError as error:
+        logger.error("%s", error)
+        write_exit_message(args.exit_message, f"The data check cannot read the input: {error}")
+        return 2
+    report = build_report(counts, args)
+    args.output_data.mkdir(parents=True, exist_ok=True)
+    (args.output_data / REPORT_FILE).write_text(json.dumps(report, indent=2) + "\n")
+    plot(report, args.output_data / FIGURE_FILE)
+    print_report(report)
+    print(f"  report {args.output_data / REPORT_FILE}, picture {args.output_data / FIGURE_FILE}", flush=True)
+    if not report["gate"]["passed"]:
+        message = failure_message(report)
+        write_exit_message(args.exit_message, message)
+        print(message, file=sys.stderr, flush=True)
+        return 1
+    return 0
+
+
+def write_exit_message(path: Path | None, message: str) -> None:
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(message.encode("utf-8")[:1024].decode("utf-8", errors="ignore"))
+
+
+def print_report(report: dict[str, Any]) -> None:
+    summary_ = report["summary"]
+    print(
+        f"data check: {report['rows']} rows in {len(report['files'])} file(s); "
+        f"empty text {summary_['empty_text_share']:.1%}, duplicates {summary_['duplicate_share']:.1%}, "
+        f"most missing {summary_['max_missing_column']} {summary_['max_missing_share']:.1%}",
+        flush=True,
+    )
+    for facet, entry in report["bias"]["facets"].items():
+        print(f"  {facet}: max |CI| {_fmt(entry['max_abs_CI'])}, max |DPL| {_fmt(entry['max_abs_DPL'])}")
+    print(f"  gate: {'passed' if report['gate']['passed'] else 'FAILED'}", flush=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

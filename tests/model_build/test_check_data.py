@@ -1,0 +1,170 @@
+"""The data-check step on constructed data: CI and DPL against a hand computation, the shares, the gate.
+
+The script runs in-process (``main(argv)``, as the step scripts import their siblings), so a test costs well
+under a second; the pipeline-level behaviour (the run stops before processing) is in
+``tests/pipelines/test_data_check_gate.py``.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import check_data
+import pytest
+
+HEADER = ["Clothing ID", "Age", "Title", "Review Text", "Rating", "Recommended IND",
+          "Positive Feedback Count", "Division Name", "Department Name", "Class Name"]  # fmt: skip
+
+# (Class Name, rating). By hand, positive = rating 4 or 5, facet d = the value, facet a = the other rows:
+#   Dresses: n_d 6, 3 positive; n_a 4, 2 positive -> CI (4-6)/10 = -0.2, DPL 2/4 - 3/6 = 0
+#   Pants:   n_d 3, 1 positive; n_a 7, 4 positive -> CI (7-3)/10 = 0.4,  DPL 4/7 - 1/3 = 5/21
+#   Tops:    n_d 1, 1 positive; n_a 9, 4 positive -> CI (9-1)/10 = 0.8,  DPL 4/9 - 1   = -5/9
+# The Dresses row without a rating has no label: counted, left out of the metrics.
+LABELLED = [("Dresses", r) for r in (5, 5, 4, 1, 2, 3)] + [("Pants", r) for r in (5, 1, 1)] + [("Tops", 4)]
+EXPECTED = {
+    "Dresses": (Fraction(-2, 10), Fraction(0)),
+    "Pants": (Fraction(4, 10), Fraction(5, 21)),
+    "Tops": (Fraction(8, 10), Fraction(-5, 9)),
+}
+
+
+def row(index: int, class_name: str, rating: str, **overrides: str) -> dict[str, str]:
+    values = {
+        "Clothing ID": str(100 + index),
+        "Age": str(20 + index),
+        "Title": f"title {index}",
+        "Review Text": f"review number {index} about the {class_name.lower()}",
+        "Rating": rating,
+        "Recommended IND": "1",
+        "Positive Feedback Count": "0",
+        "Division Name": "General",
+        "Department Name": "Tops" if class_name == "Tops" else "Other",
+        "Class Name": class_name,
+    }
+    return values | overrides
+
+
+def constructed_rows() -> list[dict[str, str]]:
+    rows = [row(index, name, str(rating)) for index, (name, rating) in enumerate(LABELLED)]
+    return [*rows, row(len(rows), "Dresses", "")]
+
+
+def write_csv(path: Path, rows: list[dict[str, str]], header: list[str] = HEADER) -> Path:
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=header, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+    return path
+
+
+def run(tmp_path: Path, csv_path: Path, *extra: str) -> tuple[int, dict[str, Any], str]:
+    output, message = tmp_path / "report", tmp_path / "message"
+    argv = ["--input-data", str(csv_path), "--output-data", str(output), "--exit-message", str(message)]
+    status = check_data.main([*argv, *extra])
+    report = json.loads((output / check_data.REPORT_FILE).read_text()) if status != 2 else {}
+    return status, report, message.read_text() if message.exists() else ""
+
+
+def test_ci_and_dpl_are_clarifys_on_a_hand_computed_example(tmp_path):
+    status, report, message = run(tmp_path, write_csv(tmp_path / "reviews.csv", constructed_rows()))
+    assert status == 0 and message == ""
+    values = report["bias"]["facets"]["Class Name"]["values"]
+    assert set(values) == set(EXPECTED)
+    for name, (ci, dpl) in EXPECTED.items():
+        assert values[name]["CI"] == pytest.approx(float(ci)), name
+        assert values[name]["DPL"] == pytest.approx(float(dpl)), name
+    assert values["Dresses"]["count"] == 6 and values["Dresses"]["positive_count"] == 3
+    assert values["Pants"]["sentiments"] == {"positive": 1, "negative": 2}
+    assert report["bias"]["facets"]["Class Name"]["max_abs_CI"] == pytest.approx(0.8)
+    assert report["summary"]["max_abs_DPL"] == pytest.approx(5 / 9)
+    assert report["labels"]["rows_without_label"] == 1 and report["labels"]["rows_with_label"] == 10
+    assert report["labels"]["by_sentiment"]["positive"] == {"count": 5, "share": 0.5}
+    assert report["missing_values"]["Rating"] == {"count": 1, "share": 1 / 11}
+    assert (tmp_path / "report" / check_data.FIGURE_FILE).stat().st_size > 10_000
+
+
+def test_the_metric_functions_follow_the_definitions():
+    assert check_data.class_imbalance(n_a=4, n_d=6) == pytest.approx(-0.2)
+    assert check_data.class_imbalance(0, 0) is None
+    assert check_data.difference_in_proportions_of_labels(7, 4, 3, 1) == pytest.approx(5 / 21)
+    assert check_data.difference_in_proportions_of_labels(10, 5, 0, 0) is None  # facet d has no rows
+
+
+def test_other_positive_ratings_change_dpl_not_ci(tmp_path):
+    _, report, _ = run(tmp_path, write_csv(tmp_path / "r.csv", constructed_rows()), "--positive-ratings", "5")
+    pants = report["bias"]["facets"]["Class Name"]["values"]["Pants"]
+    # rating 5 only: Pants 1 of 3, the other 7 rows 2 of 7 (the two 5s of Dresses)
+    assert pants["DPL"] == pytest.approx(2 / 7 - 1 / 3) and pants["CI"] == pytest.approx(0.4)
+
+
+def test_a_missing_required_column_breaks_the_schema_and_names_it(tmp_path):
+    header = [name for name in HEADER if name != "Rating"]
+    status, report, message = run(tmp_path, write_csv(tmp_path / "no-rating.csv", constructed_rows(), header))
+    assert status == 1
+    assert report["schema"]["missing_columns"] == ["Rating"]
+    assert "schema: required column present: Rating (missing in no-rating.csv)" in message
+    assert report["gate"]["passed"] is False
+    failed = [check for check in report["gate"]["checks"] if not check["passed"]]
+    assert [(c["check"], c["value"], c["threshold"]) for c in failed] == [
+        ("schema: required column present", False, True),
+        ("rows with a valid rating", 0, 1),
+    ]
+    assert "- rows with a valid rating of Rating is 0, below 1" in message
+
+
+def test_a_column_full_of_missing_values_fails_with_its_share_and_threshold(tmp_path):
+    rows = [entry | {"Age": ""} for entry in constructed_rows()]
+    status, report, message = run(tmp_path, write_csv(tmp_path / "no-age.csv", rows))
+    assert status == 1
+    assert report["missing_values"]["Age"]["share"] == 1.0
+    assert (
+        "missing-value share of Age is 1, above its threshold 0.5 (MaxMissingShare, --max-missing-share)"
+        in message
+    )
+    assert "Rating" not in message  # 1 of 11 missing: below the threshold
+
+
+def test_unparseable_values_empty_texts_and_duplicates_are_counted(tmp_path):
+    rows = constructed_rows()
+    rows[0] = rows[0] | {"Rating": "five"}
+    rows[1] = rows[1] | {"Review Text": "   "}
+    rows.append(dict(rows[2]))  # an exact copy of an earlier row
+    status, report, message = run(tmp_path, write_csv(tmp_path / "messy.csv", rows))
+    assert report["schema"]["unparseable"]["Rating"] == {"count": 1, "share": 1 / 11}
+    assert report["empty_text"]["count"] == 1
+    assert report["duplicates"] == {"count": 1, "share": 1 / 12}
+    assert status == 1  # 1 in 11 ratings unparseable is above the 5% default
+    assert "schema: values parse as the column's type of Rating is 0.09091" in message
+    assert "duplicate share of all rows is 0.08333" not in message  # below the 10% default
+
+
+def test_bias_gates_only_when_asked(tmp_path):
+    csv_path = write_csv(tmp_path / "reviews.csv", constructed_rows())
+    assert run(tmp_path, csv_path, "--max-abs-dpl", "0.3")[0] == 0  # reported, not gated
+    status, _, message = run(tmp_path, csv_path, "--gate-on-bias", "true", "--max-abs-dpl", "0.3")
+    assert status == 1
+    assert (
+        "|DPL| of Class Name = Tops is 0.5556, above its threshold 0.3 (MaxAbsDpl, --max-abs-dpl)" in message
+    )
+    assert "Class Name = Dresses" not in message
+
+
+def test_unreadable_input_exits_2_with_a_message(tmp_path):
+    status, _, message = run(tmp_path, tmp_path / "nothing-here")
+    assert status == 2 and "does not exist" in message
+
+
+def test_each_threshold_names_the_pipeline_parameter_the_description_passes_it_from():
+    from model_build import pipeline_spec as ps
+
+    step = ps.PIPELINE.step(ps.CHECK_DATA)
+    assert isinstance(step, ps.ProcessingStep) and step.script == "check_data.py"
+    arguments = step.arguments
+    for flag, parameter in check_data.PIPELINE_PARAMETERS.items():
+        assert arguments[flag] == ps.Param(parameter), flag
+    thresholds = {flag for flag in arguments if flag.startswith("--max-")}
+    assert thresholds == set(check_data.PIPELINE_PARAMETERS)
