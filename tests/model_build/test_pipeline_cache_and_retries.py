@@ -102,12 +102,14 @@ def test_training_code_and_drivers_are_uploaded_by_content_not_by_time(first) ->
 @pytest.mark.parametrize(
     ("edited", "affected"),
     [
-        (f"{ps.STEPS_SOURCE_DIR}/preprocess.py", {ps.PROCESS}),
+        # check_data.py reads the input with preprocess's readers.
+        (f"{ps.STEPS_SOURCE_DIR}/preprocess.py", {ps.CHECK_DATA, ps.PROCESS}),
+        (f"{ps.STEPS_SOURCE_DIR}/check_data.py", {ps.CHECK_DATA}),
         # evaluate.py imports train: both run the changed code.
         (f"{ps.STEPS_SOURCE_DIR}/train.py", {ps.TRAIN, ps.EVALUATE}),
         (f"{ps.STEPS_SOURCE_DIR}/evaluate.py", {ps.EVALUATE}),
-        (f"{ps.STEPS_SOURCE_DIR}/features.py", {ps.PROCESS, ps.TRAIN, ps.EVALUATE}),
-        (f"{ps.STEPS_SOURCE_DIR}/requirements.txt", {ps.PROCESS, ps.TRAIN, ps.EVALUATE}),
+        (f"{ps.STEPS_SOURCE_DIR}/features.py", {ps.CHECK_DATA, ps.PROCESS, ps.TRAIN, ps.EVALUATE}),
+        (f"{ps.STEPS_SOURCE_DIR}/requirements.txt", {ps.CHECK_DATA, ps.PROCESS, ps.TRAIN, ps.EVALUATE}),
         # The serving code is packed into the model by training.
         (f"{ps.SERVING_SOURCE_DIR}/inference.py", {ps.TRAIN}),
     ],

@@ -14,8 +14,11 @@ from model_build.storage_layout import listing, pipeline_storage, step_writes
 def test_each_job_step_writes_under_its_own_prefix_of_this_pipeline() -> None:
     config = ProjectConfig(project_name="shop-reviews", environment="test")
     writes = {step.step: step for step in step_writes(config)}
-    assert list(writes) == [ps.PROCESS, ps.TRAIN, ps.EVALUATE], "condition, register and fail write nothing"
+    assert list(writes) == [ps.CHECK_DATA, ps.PROCESS, ps.TRAIN, ps.EVALUATE], (
+        "condition, register and fail write nothing"
+    )
     root = f"{config.pipeline_artifacts_prefix}/shop-reviews-test-build"
+    assert writes[ps.CHECK_DATA].outputs == (f"{root}/*/{ps.CHECK_DATA}/report/*",)
     assert writes[ps.PROCESS].outputs == tuple(
         f"{root}/*/{ps.PROCESS}/{name}/*" for name in ("train", "validation", "test", "rejects", "features")
     )

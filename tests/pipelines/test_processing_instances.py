@@ -20,7 +20,10 @@ from pipelines.local.executions import Status
 from pipelines.local.runner import LocalRunner, processing_hosts
 from pipelines.local.workspace import Workspace
 
-PROCESS_ONLY = dataclasses.replace(PIPELINE, steps=(PIPELINE.step(PROCESS),))
+# The step alone: without the data check before it, so nothing for it to wait on.
+PROCESS_ONLY = dataclasses.replace(
+    PIPELINE, steps=(dataclasses.replace(PIPELINE.step(PROCESS), depends_on=()),)
+)
 
 
 def run_processing(run_dir: Path, sample_csv: Path, minilm_dir: Path, instances: int):
