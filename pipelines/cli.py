@@ -9,6 +9,7 @@
     python -m pipelines endpoints [list] | start [--port 8080] | stop | status | promote
     python -m pipelines predict "A review" [--endpoint staging|prod]
     python -m pipelines serve [VERSION] [--port 8080]
+    python -m pipelines monitor [--endpoint prod] [--since 2h] [--retrain-on-drift]
     python -m pipelines definition [--param ...]
 
 The local commands share one run folder: ``--run-dir``, else ``$MLOPS_RUN_DIR``, else ``.mlops/``.
@@ -146,6 +147,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="A stage (staging, prod) or an endpoint name (default: prod if it serves, else staging).",
     )
 
+    monitor = commands.add_parser(
+        "monitor",
+        parents=[run_dir],
+        help="Judge an endpoint's captured traffic against its model's baseline.",
+    )
+    monitor.add_argument("--endpoint", help="A stage (staging, prod) or an endpoint name (default: prod).")
+    monitor.add_argument("--since", help="Start of the window: ISO-8601 or an age (30m, 2h, 1d).")
+    monitor.add_argument("--until", help="End of the window (default: now).")
+    monitor.add_argument(
+        "--retrain-on-drift", action="store_true", help="Start a local pipeline run if the verdict is drift."
+    )
+
     definition = commands.add_parser(
         "definition", parents=[run_dir], help="The SageMaker pipeline definition JSON."
     )
@@ -209,6 +222,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             case "definition":
                 print(_sagemaker_runner().definition_json(_parameter_strings(args.param)))
                 return 0
+            case "monitor":
+                from model_deploy.local.monitoring import command
+
+                return command(workspace, args.endpoint, args.since, args.until, args.retrain_on_drift)
     except (
         UsageError,
         ParameterError,

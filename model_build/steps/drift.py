@@ -36,6 +36,17 @@ KNOWN_TOKENS_FILE = "known_token_ids.json"
 BASELINE_FOLDER = "monitoring-baseline"
 """The folder the evaluation step writes beside ``evaluation.json``; the monitoring job reads all of it."""
 
+CODE_FOLDER = "code"
+CODE_FILES: tuple[str, ...] = (
+    "monitor.py",
+    "drift.py",
+    "monitoring_thresholds.py",
+    "features.py",
+    "requirements.txt",
+)
+"""The monitoring job and what it imports, copied into the baseline: the code that reads a baseline is the
+code that wrote it (the scheduled job on AWS runs ``<baseline>/code/monitor.py``)."""
+
 LENGTH_BIN_EDGES: tuple[int, ...] = (0, 16, 32, 48, 64, 96, 128, 160, 256, 512)
 """Lower edges of the token-length bins; the last bin is open (512 tokens and more)."""
 
@@ -239,8 +250,16 @@ class Baseline:
 def write_baseline(
     folder: Path, baseline: Baseline, backend_tokenizer: Any, known_token_ids: Iterable[int]
 ) -> Path:
-    """``baseline.json``, ``tokenizer.json`` and ``known_token_ids.json`` in ``folder``; returns the first."""
+    """``baseline.json``, ``tokenizer.json``, ``known_token_ids.json`` and ``code/`` in ``folder``.
+
+    Returns the path of ``baseline.json``.
+    """
+    import shutil
+
     folder.mkdir(parents=True, exist_ok=True)
+    (folder / CODE_FOLDER).mkdir(exist_ok=True)
+    for name in CODE_FILES:
+        shutil.copyfile(Path(__file__).parent / name, folder / CODE_FOLDER / name)
     backend_tokenizer.save(str(folder / TOKENIZER_FILE))
     (folder / KNOWN_TOKENS_FILE).write_text(json.dumps(sorted({int(t) for t in known_token_ids})), "utf-8")
     path = folder / BASELINE_FILE

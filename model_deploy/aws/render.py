@@ -14,7 +14,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from model_build.config import ProjectConfig
-from model_deploy.aws.names import endpoint_role_name, endpoint_stack_name
+from model_deploy.aws.names import (
+    endpoint_role_name,
+    endpoint_stack_name,
+    monitor_job_role_name,
+    monitor_metric_namespace,
+    monitor_output_key,
+    monitor_scheduler_role_name,
+)
 from model_deploy.aws.release import settings_file, template_file
 from model_deploy.stage_config import StageConfig
 
@@ -28,6 +35,8 @@ class RenderInputs:
 
     data_bucket_name: str
     encryption_key_arn: str
+    artifacts_bucket_name: str | None = None
+    """Where the drift monitor writes its reports; without it, no monitor is rendered."""
 
 
 def render_stage(
@@ -38,11 +47,17 @@ def render_stage(
     outdir: Path,
     *,
     updating: bool,
+    monitoring_baseline_uri: str | None = None,
 ) -> Path:
-    """Write ``<stage>-template.json`` and ``<stage>-config.json`` into ``outdir``; return the template's path."""
+    """Write ``<stage>-template.json`` and ``<stage>-config.json`` into ``outdir``; return the template's path.
+
+    With the package's ``monitoring_baseline_uri`` (and ``inputs.artifacts_bucket_name``), a stage whose file
+    has a ``monitoring.schedule_expression`` also gets the drift monitor's schedule.
+    """
     # The CDK starts a Node process on import: only rendering pays for it.
     from aws_cdk import App, BootstraplessSynthesizer, Tags
 
+    from infra.constructs.drift_monitor import DriftMonitorProps
     from infra.constructs.endpoint import ModelEndpointProps
     from infra.nag import add_nag_checks
     from infra.stacks.endpoint_stack import EndpointStack
@@ -57,6 +72,27 @@ def render_stage(
         encryption_key_arn=inputs.encryption_key_arn,
         updating=updating,
     )
+    monitor = None
+    if (
+        monitoring_baseline_uri
+        and inputs.artifacts_bucket_name
+        and stage.monitoring.schedule_expression is not None
+    ):
+        from model_build.images import job_image_uri  # the SageMaker SDK's image table: only when monitoring
+
+        endpoint_name = config.endpoint_name(stage.stage)
+        monitor = DriftMonitorProps(
+            endpoint_name=endpoint_name,
+            monitoring=stage.monitoring,
+            baseline_uri=monitoring_baseline_uri,
+            captures_uri=f"s3://{inputs.data_bucket_name}/{config.data_capture_key(stage.stage)}/{endpoint_name}",
+            output_uri=f"s3://{inputs.artifacts_bucket_name}/{monitor_output_key(endpoint_name)}",
+            image_uri=job_image_uri(config.region),
+            job_role_name=monitor_job_role_name(config),
+            scheduler_role_name=monitor_scheduler_role_name(config),
+            metric_namespace=monitor_metric_namespace(config),
+            encryption_key_arn=inputs.encryption_key_arn,
+        )
     stack_name = endpoint_stack_name(config, stage.stage)
     outdir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="cdk-endpoint-") as assembly_dir:
@@ -65,6 +101,7 @@ def render_stage(
             app,
             stack_name,
             endpoint=props,
+            monitor=monitor,
             synthesizer=BootstraplessSynthesizer(),
             description=f"MLOps template: the {stage.stage} endpoint, serving {package_arn}",
         )

@@ -9,7 +9,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import drift
-import monitor
 import pyarrow.parquet as pq
 import pytest
 
@@ -39,11 +38,9 @@ def evaluated(
 def test_the_baseline_profiles_the_test_split(evaluated: tuple[Path, dict]) -> None:
     output, splits = evaluated
     folder = output / drift.BASELINE_FOLDER
-    assert sorted(p.name for p in folder.iterdir()) == [
-        "baseline.json",
-        "known_token_ids.json",
-        "tokenizer.json",
-    ]
+    names = ["baseline.json", "code", "known_token_ids.json", "tokenizer.json"]
+    assert sorted(p.name for p in folder.iterdir()) == names
+    assert sorted(p.name for p in (folder / "code").iterdir()) == sorted(drift.CODE_FILES)
     document = json.loads((folder / "baseline.json").read_text())
     evaluation = json.loads((output / "evaluation.json").read_text())
     test = pq.read_table(splits["test"])
@@ -75,15 +72,14 @@ def test_the_test_reviews_sent_as_traffic_are_no_drift(evaluated: tuple[Path, di
         for _ in range(count)
     ]
     w.write_window(tmp_path / "captures", texts, answers, datetime.now(UTC))
-    args = [
-        "--baseline",
-        str(folder),
-        "--captures",
-        str(tmp_path / "captures"),
-        "--output-data",
-        str(tmp_path / "o"),
-    ]
-    assert monitor.main([*args, "--since", "1h", "--no-progress", "--thresholds", '{"min_reviews": 5}']) == 0
+    # the copy of the job in the baseline, run as the schedule on AWS runs it
+    result = subprocess.run(
+        [sys.executable, str(folder / "code" / "monitor.py"), "--baseline", str(folder),
+         "--captures", str(tmp_path / "captures"), "--output-data", str(tmp_path / "o"),
+         "--since", "1h", "--no-progress", "--thresholds", '{"min_reviews": 5}'],
+        cwd=tmp_path, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads((tmp_path / "o" / "report.json").read_text())
     assert report["verdict"] == "no_drift", report["violations"]
     checks = {check["threshold"]: check["value"] for check in report["checks"]}
