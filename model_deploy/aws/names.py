@@ -34,6 +34,8 @@ def alarm_names(endpoint_name: str) -> dict[str, str]:
 
 # The CodeBuild environment variables the CLI reads, set by the deploy-pipeline stack (``infra``).
 DATA_BUCKET_VARIABLE = "DATA_BUCKET"
+ARTIFACTS_BUCKET_VARIABLE = "ARTIFACTS_BUCKET"
+"""Where the drift monitor writes its reports; without it the render leaves the monitor out."""
 KMS_KEY_ARN_VARIABLE = "KMS_KEY_ARN"
 CLOUDFORMATION_ROLE_VARIABLE = "CLOUDFORMATION_ROLE_ARN"
 EXECUTION_ID_VARIABLE = "PIPELINE_EXECUTION_ID"

@@ -39,6 +39,14 @@ class RenderInputs:
     """Where the drift monitor writes its reports; without it, no monitor is rendered."""
 
 
+@dataclass(frozen=True)
+class MonitorInputs:
+    """What the drift monitor of a version needs from its model package (``model_deploy.aws.monitoring``)."""
+
+    baseline_uri: str
+    image_uri: str
+
+
 def render_stage(
     config: ProjectConfig,
     stage: StageConfig,
@@ -47,12 +55,12 @@ def render_stage(
     outdir: Path,
     *,
     updating: bool,
-    monitoring_baseline_uri: str | None = None,
+    monitor_inputs: MonitorInputs | None = None,
 ) -> Path:
     """Write ``<stage>-template.json`` and ``<stage>-config.json`` into ``outdir``; return the template's path.
 
-    With the package's ``monitoring_baseline_uri`` (and ``inputs.artifacts_bucket_name``), a stage whose file
-    has a ``monitoring.schedule_expression`` also gets the drift monitor's schedule.
+    With ``monitor_inputs`` (and ``inputs.artifacts_bucket_name``), a stage whose file has a
+    ``monitoring.schedule_expression`` also gets the drift monitor's schedule.
     """
     # The CDK starts a Node process on import: only rendering pays for it.
     from aws_cdk import App, BootstraplessSynthesizer, Tags
@@ -73,21 +81,15 @@ def render_stage(
         updating=updating,
     )
     monitor = None
-    if (
-        monitoring_baseline_uri
-        and inputs.artifacts_bucket_name
-        and stage.monitoring.schedule_expression is not None
-    ):
-        from model_build.images import job_image_uri  # the SageMaker SDK's image table: only when monitoring
-
+    if monitor_inputs and inputs.artifacts_bucket_name and stage.monitoring.schedule_expression is not None:
         endpoint_name = config.endpoint_name(stage.stage)
         monitor = DriftMonitorProps(
             endpoint_name=endpoint_name,
             monitoring=stage.monitoring,
-            baseline_uri=monitoring_baseline_uri,
+            baseline_uri=monitor_inputs.baseline_uri,
             captures_uri=f"s3://{inputs.data_bucket_name}/{config.data_capture_key(stage.stage)}/{endpoint_name}",
             output_uri=f"s3://{inputs.artifacts_bucket_name}/{monitor_output_key(endpoint_name)}",
-            image_uri=job_image_uri(config.region),
+            image_uri=monitor_inputs.image_uri,
             job_role_name=monitor_job_role_name(config),
             scheduler_role_name=monitor_scheduler_role_name(config),
             metric_namespace=monitor_metric_namespace(config),

@@ -262,7 +262,7 @@ def command(
     try:
         if retrain_on_drift and run.verdict == "drift":
             print("\nDrift: starting a pipeline run (retraining).", flush=True)
-            run = retrain(workspace, run, lambda: _run_pipeline(workspace))
+            run = retrain(workspace, run, lambda: _run_pipeline(workspace, run.version))
             print(f"  retraining  {run.retraining}")
         elif retrain_on_drift:
             run = replace(run, retraining=f"not started: the verdict is {run.verdict}, not drift")
@@ -272,9 +272,15 @@ def command(
     return EXIT_CODES[run.verdict]
 
 
-def _run_pipeline(workspace: Workspace) -> Any:
+def _run_pipeline(workspace: Workspace, version: int) -> Any:
+    """The pipeline again, with the parameters that built ``version`` (its input is read afresh)."""
     from pipelines.local.runner import LocalRunner  # the runner's dependencies, only when retraining
 
-    record = LocalRunner(workspace).run({})
+    with ModelRegistry(workspace.registry_path, workspace.config.region) as registry:
+        lineage = registry.describe(workspace.config.model_package_group_name, version).lineage
+    print(
+        f"  parameters  those of execution {lineage.execution_id}, which built version {version}", flush=True
+    )
+    record = LocalRunner(workspace).run(lineage.parameters)
     print(f"  execution   {record.id}: {record.status}", flush=True)
     return record

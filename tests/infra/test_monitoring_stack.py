@@ -20,7 +20,7 @@ from model_deploy.aws.names import (
     monitor_metric_namespace,
     monitor_scheduler_role_name,
 )
-from model_deploy.aws.render import RenderInputs, render_stage
+from model_deploy.aws.render import MonitorInputs, RenderInputs, render_stage
 from model_deploy.stage_config import load_stage
 from tests.infra.conftest import SynthesizedApp, render
 
@@ -135,13 +135,15 @@ INPUTS = RenderInputs(
 )
 PACKAGE = "arn:aws:sagemaker:us-east-1:123456789012:model-package/review-sentiment-dev-models/3"
 BASELINE = "s3://review-sentiment-dev-artifacts-123456789012-us-east-1/pipelines/x/e1/EvaluateModel/evaluation/monitoring-baseline"
+IMAGE = "763104351884.dkr.ecr.us-east-1.amazonaws.com/huggingface-pytorch-inference:2.6.0-transformers5.5.3-cpu-py312"
+MONITOR = MonitorInputs(BASELINE, IMAGE)
 
 
 @pytest.fixture(scope="module")
 def prod_template(tmp_path_factory: pytest.TempPathFactory, default_app: SynthesizedApp) -> tuple[Path, dict]:
     path = render_stage(
         default_app.config, load_stage("prod"), PACKAGE, INPUTS, tmp_path_factory.mktemp("prod"),
-        updating=False, monitoring_baseline_uri=BASELINE,
+        updating=False, monitor_inputs=MONITOR,
     )  # fmt: skip
     return path, json.loads(path.read_text())
 
@@ -161,6 +163,7 @@ def test_the_prod_endpoint_stack_schedules_the_monitoring_job(
     endpoint = config.endpoint_name("prod")
     assert request["ProcessingJobName"] == f"{endpoint}-monitor-<aws.scheduler.execution-id>"
     assert request["ProcessingInputs"][0]["S3Input"]["S3Uri"] == BASELINE
+    assert request["AppSpecification"]["ImageUri"] == IMAGE
     entry = request["AppSpecification"]["ContainerEntrypoint"]
     assert entry[:2] == ["/bin/bash", "-c"] and "code/monitor.py" in entry[2]
     arguments = request["AppSpecification"]["ContainerArguments"]
@@ -182,10 +185,10 @@ def test_the_prod_endpoint_stack_schedules_the_monitoring_job(
 def test_without_a_baseline_or_a_schedule_no_monitor_is_rendered(
     tmp_path: Path, default_app: SynthesizedApp
 ) -> None:
-    for stage, baseline in (("prod", None), ("staging", BASELINE)):
+    for stage, monitor in (("prod", None), ("staging", MONITOR)):
         path = render_stage(
             default_app.config, load_stage(stage), PACKAGE, INPUTS, tmp_path / stage, updating=False,
-            monitoring_baseline_uri=baseline,
+            monitor_inputs=monitor,
         )  # fmt: skip
         types = {r["Type"] for r in json.loads(path.read_text())["Resources"].values()}
         assert "AWS::Scheduler::Schedule" not in types
@@ -251,3 +254,29 @@ def test_the_function_retrains_at_most_once_per_cooldown(
         assert "not started: execution old-1 (Succeeded)" in sns.messages[0]["Message"]
         assert "within the 1 day, 0:00:00 cool-down" in sns.messages[0]["Message"]
     assert sns.messages[0]["TopicArn"].endswith(":topic") and len(sns.messages[0]["Subject"]) < 100
+
+
+def test_the_render_finds_the_baseline_beside_the_packages_evaluation_report() -> None:
+    from model_deploy.aws.monitoring import monitor_inputs
+
+    report = "s3://artifacts/pipelines/build/e1/EvaluateModel/evaluation/evaluation.json"
+
+    class FakeSageMaker:
+        def __init__(self, package: dict[str, Any]) -> None:
+            self.package = package
+
+        def describe_model_package(self, ModelPackageName: str) -> dict[str, Any]:
+            assert ModelPackageName == PACKAGE
+            return self.package
+
+    package = {
+        "ModelMetrics": {"ModelQuality": {"Statistics": {"S3Uri": report}}},
+        "InferenceSpecification": {"Containers": [{"Image": IMAGE}]},
+    }
+    assert monitor_inputs(FakeSageMaker(package), PACKAGE) == MonitorInputs(
+        "s3://artifacts/pipelines/build/e1/EvaluateModel/evaluation/monitoring-baseline", IMAGE
+    )
+    assert (
+        monitor_inputs(FakeSageMaker({"InferenceSpecification": package["InferenceSpecification"]}), PACKAGE)
+        is None
+    )
