@@ -291,6 +291,16 @@ class ModelMonitoring(Construct):
                     resources=jobs,
                 )
             )
+        # The jobs' volumes and outputs are encrypted with the project key: SageMaker creates a grant on it
+        # for the job, with the caller's permission.
+        role.add_to_policy(
+            iam.PolicyStatement(
+                sid="GrantProjectKeyToSageMaker",
+                actions=["kms:CreateGrant", "kms:DescribeKey"],
+                resources=[props.encryption_key.key_arn],
+                conditions={"Bool": {"kms:GrantIsForAWSResource": "true"}},
+            )
+        )
         role.add_to_policy(
             iam.PolicyStatement(
                 sid="PassJobRole",

@@ -105,12 +105,8 @@ def monitoring_dir(workspace: Workspace) -> Path:
 def resolve_endpoint(workspace: Workspace, endpoint: str | None) -> tuple[str, str, int]:
     """(endpoint name, stage, served version) of a stage name or endpoint name; default: prod."""
     records = EndpointStore(workspace.endpoints_dir).load()
-    name = (
-        workspace.config.endpoint_name(endpoint or STAGES[-1])
-        if (endpoint or STAGES[-1]) in STAGES
-        else endpoint
-    )
-    assert name is not None
+    requested = endpoint or STAGES[-1]
+    name = workspace.config.endpoint_name(requested) if requested in STAGES else requested
     record = records.get(name)
     if record is None:
         known = ", ".join(sorted(records)) or "none yet (approve a version to roll it out)"
