@@ -43,7 +43,7 @@ def test_statistics_of_identical_and_disjoint_distributions() -> None:
     assert drift.population_stability_index([10, 20, 70], [10, 20, 70]) == pytest.approx(0)
     assert drift.jensen_shannon_distance([10, 20, 70], [1, 2, 7]) == pytest.approx(0, abs=1e-9)
     assert drift.jensen_shannon_distance([10, 0, 0], [0, 0, 10]) == pytest.approx(1)
-    # an emptied bin counts as 1e-4: large, but finite
+    # an emptied bin counts as half a review: large, but finite
     assert 2 < drift.population_stability_index([50, 50, 0], [0, 50, 50]) < 20
     assert drift.length_bin(0) == 0 and drift.length_bin(15) == 0 and drift.length_bin(16) == 1
     assert drift.length_bin(10_000) == len(drift.LENGTH_BIN_EDGES) - 1

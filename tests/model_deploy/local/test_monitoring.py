@@ -72,7 +72,7 @@ def test_drift_retrains_once_per_cooldown_and_every_run_is_recorded(
     assert runs[0].retraining == "exec-1" and runs[1].retraining.startswith("not started: execution exec-1")
     report = json.loads(Path(runs[0].report).read_text())
     assert report["inputs"]["captures"] == str(captures_of(workspace))
-    assert report["thresholds"]["min_reviews"] == 30  # the prod stage file's
+    assert report["thresholds"]["min_reviews"] == 100  # the prod stage file's
     assert Path(runs[0].picture).is_file() and Path(runs[0].log).read_text().startswith("$ ")
 
     # once the cool-down is over, drift retrains again
