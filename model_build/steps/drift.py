@@ -39,6 +39,7 @@ BASELINE_FOLDER = "monitoring-baseline"
 CODE_FOLDER = "code"
 CODE_FILES: tuple[str, ...] = (
     "monitor.py",
+    "capture_window.py",
     "drift.py",
     "monitoring_thresholds.py",
     "features.py",

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import boto3
+import capture_window
 import drift
 import monitor
 import pytest
@@ -185,11 +186,11 @@ def test_reads_captures_from_s3_hour_by_hour(baseline: Path, tmp_path: Path) -> 
         prefix = "data-capture/prod/shop-prod/AllTraffic"
         s3.put_object(Bucket="data", Key=f"{prefix}/2026/12/01/12/a.jsonl", Body="\n".join(lines).encode())
         s3.put_object(Bucket="data", Key=f"{prefix}/2026/12/01/09/old.jsonl", Body=lines[0].encode())
-        source = monitor.S3Captures("s3://data/data-capture/prod/shop-prod", s3)
-        window = monitor.Window(NOW.replace(minute=0), NOW.replace(minute=0) + timedelta(hours=1))
+        source = capture_window.S3Captures("s3://data/data-capture/prod/shop-prod", s3)
+        window = capture_window.Window(NOW.replace(minute=0), NOW.replace(minute=0) + timedelta(hours=1))
         files = [(name, list(content)) for name, content in source.files(window)]
     assert [name for name, _ in files] == [f"s3://data/{prefix}/2026/12/01/12/a.jsonl"]
-    assert [monitor.parse_line(line).reviews for line in files[0][1]] == [["w1 w2 w3"]] * 3
+    assert [capture_window.parse_line(line).reviews for line in files[0][1]] == [["w1 w2 w3"]] * 3
 
 
 @pytest.mark.parametrize(
@@ -230,9 +231,9 @@ def test_a_missing_or_foreign_baseline_is_refused(tmp_path: Path, caplog: pytest
 
 def test_window_arguments() -> None:
     now = datetime(2026, 12, 1, 12, 30, tzinfo=UTC)
-    assert monitor.parse_time("2h", now) == datetime(2026, 12, 1, 10, 30, tzinfo=UTC)
-    assert monitor.parse_time("2026-12-01T10:00:00", now) == datetime(2026, 12, 1, 10, tzinfo=UTC)
-    with pytest.raises(monitor.MonitorInputError, match="not a time"):
-        monitor.parse_time("yesterday", now)
-    window = monitor.Window(datetime(2026, 12, 1, 10, 30, tzinfo=UTC), now)
+    assert capture_window.parse_time("2h", now) == datetime(2026, 12, 1, 10, 30, tzinfo=UTC)
+    assert capture_window.parse_time("2026-12-01T10:00:00", now) == datetime(2026, 12, 1, 10, tzinfo=UTC)
+    with pytest.raises(capture_window.WindowError, match="not a time"):
+        capture_window.parse_time("yesterday", now)
+    window = capture_window.Window(datetime(2026, 12, 1, 10, 30, tzinfo=UTC), now)
     assert [hour.hour for hour in window.hours()] == [10, 11, 12]
