@@ -16,6 +16,7 @@ from infra.stacks.build_pipeline_stack import BuildPipelineStack
 from infra.stacks.data_stack import DataStack
 from infra.stacks.deploy_pipeline_stack import DeployPipelineStack
 from infra.stacks.feature_store_stack import FeatureStoreStack
+from infra.stacks.monitoring_stack import MonitoringStack
 from infra.stacks.project_template_stack import ProjectTemplateStack
 from infra.stacks.registry_stack import RegistryStack
 from model_build.config import ProjectConfig, load_config
@@ -28,9 +29,10 @@ class MlopsStacks:
     registry: RegistryStack
     build: BuildPipelineStack
     deploy: DeployPipelineStack
+    monitoring: MonitoringStack
 
     def all(self) -> tuple[Stack, ...]:
-        return (self.data, self.feature_store, self.registry, self.build, self.deploy)
+        return (self.data, self.feature_store, self.registry, self.build, self.deploy, self.monitoring)
 
 
 def load_from_context(app: App) -> tuple[ProjectConfig, InfraSettings]:
@@ -51,7 +53,7 @@ def build_app(
     env: Environment | None = None,
     nag: bool = True,
 ) -> MlopsStacks:
-    """Adds the five stacks to ``app``; with ``nag`` the AwsSolutions checks run when it is synthesized.
+    """Adds the six stacks to ``app``; with ``nag`` the AwsSolutions checks run when it is synthesized.
 
     Without ``env`` the stacks are environment-agnostic: account and region stay CloudFormation pseudo
     parameters, so synthesis needs no credentials and does no lookups.
@@ -106,6 +108,15 @@ def build_app(
         description="MLOps template: model deploy CI/CD, started by a model approval",
         **stack_args,
     )
+    monitoring = MonitoringStack(
+        app,
+        f"{config.prefix}-monitoring",
+        config=config,
+        settings=settings,
+        encryption_key=data.key,
+        description="MLOps template: drift monitor roles, alarms, retraining on drift, dashboard",
+        **stack_args,
+    )
     # Buckets are imported by their derived names and the feature group ARN is built from its name, which
     # make no CloudFormation references: the deployment order is declared instead.
     for stack, depends_on in (
@@ -113,13 +124,14 @@ def build_app(
         (registry, feature_store),
         (build, registry),
         (deploy, build),
+        (monitoring, deploy),
     ):
         stack.add_stack_dependency(depends_on)
     for key, value in config.tags.items():
         Tags.of(app).add(key, value)
     if nag:
         add_nag_checks(app)
-    return MlopsStacks(data, feature_store, registry, build, deploy)
+    return MlopsStacks(data, feature_store, registry, build, deploy, monitoring)
 
 
 def build_project_template(

@@ -14,11 +14,14 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
+
+from model_build.steps.monitoring_thresholds import DriftThresholds
 
 STAGES_DIR = Path(__file__).parent / "stages"
 STAGES = ("staging", "prod")
@@ -165,6 +168,51 @@ class ServingSettings:
         }
 
 
+Retraining = Literal["off", "on_persistent_drift"]
+_SCHEDULE = re.compile(r"^(rate\((1 (minute|hour|day)|[1-9][0-9]* (minutes|hours|days))\)|cron\(.+\))$")
+
+
+@dataclass(frozen=True)
+class MonitoringSettings:
+    """The drift monitor of the stage's endpoint (``model_build/steps/monitor.py``), on AWS and locally.
+
+    On AWS an EventBridge Scheduler schedule runs the job (``schedule_expression``, null for none); each run
+    judges the last ``window_hours`` of captures. Its ``Drift`` metric alarms after ``drift_alarm_periods``
+    drifting runs in a row (persistent drift, not one odd hour), and with ``retraining`` set to
+    ``on_persistent_drift`` that alarm starts the build pipeline, at most once per ``retrain_cooldown_hours``.
+    """
+
+    schedule_expression: str | None = "rate(1 hour)"
+    window_hours: int = 1
+    drift_alarm_periods: int = 3
+    retraining: Retraining = "on_persistent_drift"
+    retrain_cooldown_hours: int = 24
+    instance_type: str = "ml.m5.large"
+    thresholds: DriftThresholds = field(default_factory=DriftThresholds)
+
+    def check(self) -> list[str]:
+        problems = []
+        if self.schedule_expression is not None and not _SCHEDULE.match(self.schedule_expression):
+            problems.append(
+                f"schedule_expression {self.schedule_expression!r} is not an EventBridge Scheduler rate(...) "
+                "or cron(...) expression (e.g. 'rate(1 hour)', 'cron(0 * * * ? *)')"
+            )
+        if not 1 <= self.window_hours <= 168:
+            problems.append("window_hours must be within 1-168")
+        if not 1 <= self.drift_alarm_periods <= 24:
+            problems.append("drift_alarm_periods must be within 1-24")
+        if self.retraining not in typing.get_args(Retraining):
+            problems.append(
+                f"retraining {self.retraining!r} is not one of {', '.join(typing.get_args(Retraining))}"
+            )
+        if self.retrain_cooldown_hours < 1:
+            problems.append("retrain_cooldown_hours must be at least 1")
+        if not self.instance_type.startswith("ml."):
+            problems.append(f"instance_type {self.instance_type!r} is not a SageMaker instance type (ml.*)")
+        problems.extend(f"thresholds: {problem}" for problem in self.thresholds.check())
+        return problems
+
+
 @dataclass(frozen=True)
 class StageConfig:
     stage: str
@@ -174,6 +222,7 @@ class StageConfig:
     deployment: DeploymentSettings
     alarms: AlarmSettings
     serving: ServingSettings = field(default_factory=ServingSettings)
+    monitoring: MonitoringSettings = field(default_factory=MonitoringSettings)
 
     def check(self) -> list[str]:
         problems = [] if self.stage in STAGES else [f"stage {self.stage!r} is not one of {', '.join(STAGES)}"]
@@ -181,6 +230,7 @@ class StageConfig:
             name = next(f.name for f in dataclasses.fields(self) if getattr(self, f.name) is section)
             problems.extend(f"{name}: {problem}" for problem in section.check())
         problems.extend(f"serving: {problem}" for problem in self.serving.check())
+        problems.extend(f"monitoring: {problem}" for problem in self.monitoring.check())
         step = self.deployment.canary_size_percent * self.autoscaling.min_instances / 100
         if self.deployment.traffic_routing != "ALL_AT_ONCE" and step < 1:
             problems.append(
@@ -256,6 +306,8 @@ def _value(hint: Any, value: Any, path: str, key: str) -> Any:
         expected: tuple[type, ...] = (str,)
     elif hint is int:
         expected = (int,)
+    elif hint is float:
+        expected = (int, float)
     elif hint is str:
         expected = (str,)
     elif isinstance(hint, types.UnionType):

@@ -11,6 +11,7 @@
     python -m pipelines predict --input reviews.csv --output scored.csv --version N | --endpoint STAGE
     python -m pipelines serve [VERSION] [--port 8080]
     python -m pipelines ui [--port 8765]
+    python -m pipelines monitor [--endpoint prod] [--since 2h] [--retrain-on-drift]
     python -m pipelines definition [--param ...]
 
 The local commands share one run folder: ``--run-dir``, else ``$MLOPS_RUN_DIR``, else ``.mlops/``.
@@ -170,6 +171,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="Port on 127.0.0.1 (default $MLOPS_UI_PORT or 8765; 0: any free).",
     )
 
+    monitor = commands.add_parser(
+        "monitor",
+        parents=[run_dir],
+        help="Judge an endpoint's captured traffic against its model's baseline.",
+    )
+    monitor.add_argument("--endpoint", help="A stage (staging, prod) or an endpoint name (default: prod).")
+    monitor.add_argument("--since", help="Start of the window: ISO-8601 or an age (30m, 2h, 1d).")
+    monitor.add_argument("--until", help="End of the window (default: now).")
+    monitor.add_argument(
+        "--retrain-on-drift", action="store_true", help="Start a local pipeline run if the verdict is drift."
+    )
+
     definition = commands.add_parser(
         "definition", parents=[run_dir], help="The SageMaker pipeline definition JSON."
     )
@@ -237,6 +250,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             case "definition":
                 print(_sagemaker_runner().definition_json(_parameter_strings(args.param)))
                 return 0
+            case "monitor":
+                from model_deploy.local.monitoring import command
+
+                return command(workspace, args.endpoint, args.since, args.until, args.retrain_on_drift)
     except (
         UsageError,
         ParameterError,

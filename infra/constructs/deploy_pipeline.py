@@ -39,12 +39,15 @@ from infra.constructs.build_pipeline import ENVIRONMENT_VARIABLE, PROJECT_NAME_V
 from infra.constructs.ci_grants import acknowledge_ci_grants
 from infra.constructs.source_repository import SourceRepository
 from infra.nag import acknowledge, nag_spelling
+from model_build.config import ProjectConfig
 from model_deploy.aws.names import (
+    ARTIFACTS_BUCKET_VARIABLE,
     CLOUDFORMATION_ROLE_VARIABLE,
     DATA_BUCKET_VARIABLE,
     EXECUTION_ID_VARIABLE,
     KMS_KEY_ARN_VARIABLE,
     alarm_names,
+    monitor_scheduler_role_name,
 )
 
 RENDERED_ARTIFACT = "Rendered"
@@ -98,6 +101,9 @@ class DeployPipelineProps:
     encryption_key: kms.IKey
     stages: tuple[DeployStage, ...]
     """In rollout order; a manual approval precedes every stage but the first."""
+    artifacts_bucket_name: str = ""
+    """Where the drift monitor's reports go: a name the render action writes into the stage template, with no
+    grant on the bucket to any role here (empty: no drift monitor is rendered)."""
 
 
 def _install(requirements: str, *, node: bool = False) -> dict[str, object]:
@@ -145,6 +151,7 @@ class DeployPipeline(Construct):
                 **common,
                 DATA_BUCKET_VARIABLE: props.data_bucket.bucket_name,
                 KMS_KEY_ARN_VARIABLE: props.encryption_key.key_arn,
+                ARTIFACTS_BUCKET_VARIABLE: props.artifacts_bucket_name,
             },
             {
                 "version": "0.2",
@@ -441,9 +448,44 @@ class DeployPipeline(Construct):
                 conditions={"Bool": {"kms:GrantIsForAWSResource": "true"}},
             ),
         ]
+        statements += self._drift_monitor_statements(props)
         for statement in statements:
             role.add_to_policy(statement)
         return role
+
+    def _drift_monitor_statements(self, props: DeployPipelineProps) -> list[iam.PolicyStatement]:
+        """The endpoint stacks' drift monitor schedules (``infra/constructs/drift_monitor.py``) and their role."""
+        stack = Stack.of(self)
+        config = ProjectConfig(project_name=props.project_name, environment=props.environment)
+        schedules = [
+            stack.format_arn(
+                service="scheduler",
+                resource="schedule",
+                resource_name=f"default/{s.endpoint_name}-drift-monitor",
+            )
+            for s in props.stages
+        ]
+        scheduler_role = stack.format_arn(
+            service="iam", region="", resource="role", resource_name=monitor_scheduler_role_name(config)
+        )
+        return [
+            iam.PolicyStatement(
+                sid="DriftMonitorSchedules",
+                actions=[
+                    "scheduler:CreateSchedule",
+                    "scheduler:UpdateSchedule",
+                    "scheduler:DeleteSchedule",
+                    "scheduler:GetSchedule",
+                ],
+                resources=schedules,
+            ),
+            iam.PolicyStatement(
+                sid="PassDriftMonitorSchedulerRole",
+                actions=["iam:PassRole"],
+                resources=[scheduler_role],
+                conditions={"StringEquals": {"iam:PassedToService": "scheduler.amazonaws.com"}},
+            ),
+        ]
 
     def _pipeline(self, props: DeployPipelineProps) -> codepipeline.Pipeline:
         source_output = codepipeline.Artifact("Source")

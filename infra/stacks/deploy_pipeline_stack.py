@@ -83,6 +83,7 @@ class DeployPipelineStack(Stack):
                 model_packages_arn=registry.model_packages_arn,
                 source=source,
                 cicd_bucket=cicd_bucket,
+                artifacts_bucket_name=artifacts_bucket.bucket_name,
                 data_bucket=data_bucket,
                 encryption_key=encryption_key,
                 stages=tuple(stages),

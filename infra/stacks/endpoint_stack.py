@@ -12,15 +12,23 @@ from typing import Any
 from aws_cdk import CfnOutput, Stack
 from constructs import Construct
 
+from infra.constructs.drift_monitor import DriftMonitorProps, DriftMonitorSchedule
 from infra.constructs.endpoint import ModelEndpoint, ModelEndpointProps
 
 
 class EndpointStack(Stack):
     def __init__(
-        self, scope: Construct, construct_id: str, *, endpoint: ModelEndpointProps, **kwargs: Any
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        endpoint: ModelEndpointProps,
+        monitor: DriftMonitorProps | None = None,
+        **kwargs: Any,
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)
         self.endpoint = ModelEndpoint(self, "ModelEndpoint", endpoint)
         CfnOutput(self, "EndpointName", value=endpoint.endpoint_name)
         CfnOutput(self, "ModelPackageArn", value=endpoint.model_package_arn)
         CfnOutput(self, "VariantName", value=endpoint.variant_name)
+        self.monitor = DriftMonitorSchedule(self, "DriftMonitor", monitor) if monitor is not None else None

@@ -280,6 +280,7 @@ class ProjectProductStack(servicecatalog.ProductStack):
                 model_packages_arn=registry.model_packages_arn,
                 source=source,
                 cicd_bucket=cicd_bucket,
+                artifacts_bucket_name=artifacts_bucket.bucket_name,
                 data_bucket=data_bucket,
                 encryption_key=key,
                 stages=tuple(stages),

@@ -52,6 +52,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import drift
 import features
 from arguments import positive_int
 from train import PaddingCollator, SplitDataset, TrainingInputError, read_split
@@ -151,6 +152,16 @@ def predict(
     model: Any, tokenizer: Any, dataset: SplitDataset, max_seq_length: int, batch_size: int
 ) -> list[int]:
     """Predicted class indices, in dataset order, batched and padded per batch."""
+    return predict_with_confidence(model, tokenizer, dataset, max_seq_length, batch_size)[0]
+
+
+def predict_with_confidence(
+    model: Any, tokenizer: Any, dataset: SplitDataset, max_seq_length: int, batch_size: int
+) -> tuple[list[int], list[float]]:
+    """Predicted class indices and each one's probability (softmax), in dataset order.
+
+    The probabilities are the monitoring baseline's confidence: the endpoint answers the same softmax.
+    """
     import torch
     from torch.utils.data import DataLoader
     from tqdm.auto import tqdm
@@ -159,12 +170,15 @@ def predict(
     model.to(device).eval()
     loader = DataLoader(dataset, batch_size=batch_size, collate_fn=PaddingCollator(tokenizer, max_seq_length))
     predictions: list[int] = []
+    confidence: list[float] = []
     with torch.inference_mode():
         for batch, _ in tqdm(loader, desc="test", leave=False):
             batch.pop("labels")
             logits = model(**{key: value.to(device) for key, value in batch.items()}).logits
-            predictions.extend(logits.argmax(dim=-1).tolist())
-    return predictions
+            top = logits.softmax(dim=-1).max(dim=-1)
+            predictions.extend(top.indices.tolist())
+            confidence.extend(top.values.tolist())
+    return predictions, confidence
 
 
 def compute_metrics(y_true: Sequence[int], y_pred: Sequence[int]) -> dict[str, Any]:
@@ -478,7 +492,9 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
         split_files(args.train_data, "train")
     with tempfile.TemporaryDirectory(prefix="model-") as workspace:
         model, tokenizer, sentiments = load_model(locate_model(args.model_path, Path(workspace)))
-        predicted = predict(model, tokenizer, SplitDataset(test), args.max_seq_length, args.batch_size)
+        predicted, confidence = predict_with_confidence(
+            model, tokenizer, SplitDataset(test), args.max_seq_length, args.batch_size
+        )
     y_true = [features.SENTIMENT_BY_LABEL_ID[label] for label in test.labels]
     y_pred = [sentiments[index] for index in predicted]
     report: dict[str, Any] = {"metrics": compute_metrics(y_true, y_pred)}
@@ -488,6 +504,7 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
     args.output_data.mkdir(parents=True, exist_ok=True)
     (args.output_data / EVALUATION_FILE).write_text(json.dumps(report, indent=2), encoding="utf-8")
     plot_confusion_matrix(y_true, y_pred, report, args.output_data / CONFUSION_MATRIX_FILE)
+    write_monitoring_baseline(args, test.review_ids, y_true, y_pred, confidence, tokenizer)
     metrics = report["metrics"]
     logger.info(
         "test accuracy=%.4f f1_macro=%.4f on %d reviews; wrote %s",
@@ -513,6 +530,101 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
             report[MARGIN_JSON_KEY]["value"],
         )
     return report
+
+
+# ------------------------------------------------------------------------------------------ monitoring
+def split_texts(folder: Path, review_ids: Sequence[str], tokenizer: Any) -> tuple[list[str], bool]:
+    """The test reviews' text, in ``review_ids`` order, and whether it is the real text.
+
+    Splits written without ``review_body`` give the text decoded from the (truncated) ids: lengths then stop
+    at the max length, and the baseline says so.
+    """
+    import pyarrow.parquet as pq
+
+    texts: list[str] = []
+    ids: list[str] = []
+    real = True
+    for file in split_files(folder, "test"):
+        columns = pq.read_schema(file).names
+        column = TEXT_COLUMN if TEXT_COLUMN in columns else IDS_COLUMN
+        real = real and column == TEXT_COLUMN
+        table = pq.read_table(file, columns=["review_id", column])
+        for review_id, value in zip(*(table.column(c).to_pylist() for c in table.column_names), strict=True):
+            ids.append(str(review_id))
+            texts.append(
+                str(value or "")
+                if column == TEXT_COLUMN
+                else tokenizer.decode(value, skip_special_tokens=True)
+            )
+    if ids != list(review_ids):
+        raise EvaluationInputError(f"the test data in {folder} changed while it was read")
+    return texts, real
+
+
+def known_token_ids(folder: Path, name: str) -> set[int]:
+    """Every token id of the split's ``input_ids`` (truncated as training saw them)."""
+    import pyarrow.parquet as pq
+
+    known: set[int] = set()
+    for file in split_files(folder, name):
+        for ids in pq.read_table(file, columns=[IDS_COLUMN]).column(IDS_COLUMN).to_pylist():
+            known.update(int(token) for token in ids or [])
+    return known
+
+
+def write_monitoring_baseline(
+    args: argparse.Namespace,
+    review_ids: Sequence[str],
+    y_true: Sequence[int],
+    y_pred: Sequence[int],
+    confidence: Sequence[float],
+    tokenizer: Any,
+) -> Path | None:
+    """``monitoring-baseline/`` in the output: the test split's profile that monitoring compares traffic with.
+
+    Counted by :mod:`drift`, the module the monitoring job counts with, from the model's own tokenizer
+    (saved beside it). "Unseen" tokens are those the train split never held (the test split's own, without
+    ``--train-data``).
+    """
+    from tokenizers import Tokenizer
+
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is None:
+        logger.warning("the model's tokenizer is not a fast one: no monitoring baseline written")
+        return None
+    texts, real_text = split_texts(args.test_data, review_ids, tokenizer)
+    if args.train_data is not None:
+        known, source = known_token_ids(args.train_data, "train"), "train split"
+    else:
+        known, source = known_token_ids(args.test_data, "test"), "test split (no --train-data)"
+    counter = drift.TokenCounter(Tokenizer.from_str(backend.to_str()), known, args.max_seq_length)
+    profile = drift.TextProfile()
+    counter.count(texts, profile)
+    for sentiment, probability in zip(y_pred, confidence, strict=True):
+        profile.add_prediction(features.SENTIMENT_NAMES[sentiment], probability)
+    label_counts = {name: 0 for name in drift.SENTIMENT_NAMES}
+    for sentiment in y_true:
+        label_counts[features.SENTIMENT_NAMES[sentiment]] += 1
+    baseline = drift.Baseline(
+        profile,
+        label_counts,
+        args.max_seq_length,
+        source,
+        model={
+            "review_text": "review_body" if real_text else "decoded from truncated input_ids",
+            "test_reviews": len(texts),
+        },
+    )
+    path = drift.write_baseline(args.output_data / drift.BASELINE_FOLDER, baseline, counter.tokenizer, known)
+    logger.info(
+        "monitoring baseline: %d reviews, %.1f%% truncated, %.2f%% unseen tokens, mean top probability %.3f; wrote %s",
+        profile.reviews,
+        100 * (profile.truncated_share or 0),
+        100 * (profile.unseen_token_share or 0),
+        profile.mean_top_probability or 0,
+        path,
+    )
+    return path
 
 
 def main(argv: Sequence[str] | None = None) -> int:

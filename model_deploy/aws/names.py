@@ -34,6 +34,39 @@ def alarm_names(endpoint_name: str) -> dict[str, str]:
 
 # The CodeBuild environment variables the CLI reads, set by the deploy-pipeline stack (``infra``).
 DATA_BUCKET_VARIABLE = "DATA_BUCKET"
+ARTIFACTS_BUCKET_VARIABLE = "ARTIFACTS_BUCKET"
+"""Where the drift monitor writes its reports; without it the render leaves the monitor out."""
 KMS_KEY_ARN_VARIABLE = "KMS_KEY_ARN"
 CLOUDFORMATION_ROLE_VARIABLE = "CLOUDFORMATION_ROLE_ARN"
 EXECUTION_ID_VARIABLE = "PIPELINE_EXECUTION_ID"
+
+
+# The drift monitor (``infra/constructs/drift_monitor.py``, ``infra/stacks/monitoring_stack.py``).
+def monitor_job_role_name(config: ProjectConfig) -> str:
+    """The role the monitoring processing jobs run as (created by the monitoring stack)."""
+    return f"{config.prefix}-drift-monitor"
+
+
+def monitor_scheduler_role_name(config: ProjectConfig) -> str:
+    """The role EventBridge Scheduler assumes to start a monitoring job."""
+    return f"{config.prefix}-drift-monitor-scheduler"
+
+
+def monitor_metric_namespace(config: ProjectConfig) -> str:
+    """The CloudWatch namespace the monitoring job publishes its statistics in (dimension ``EndpointName``)."""
+    return f"{config.prefix}/drift-monitor"
+
+
+def monitor_job_prefix(endpoint_name: str) -> str:
+    """Monitoring jobs are named ``<endpoint>-monitor-<scheduler execution id>``."""
+    return f"{endpoint_name}-monitor-"
+
+
+def monitor_output_key(endpoint_name: str) -> str:
+    """Where the jobs write their reports in the artifacts bucket: ``<key>/<job name>/``."""
+    return f"monitoring/{endpoint_name}"
+
+
+def drift_alarm_name(endpoint_name: str) -> str:
+    """The alarm on persistent drift, which notifies and (if the stage says so) starts retraining."""
+    return f"{endpoint_name}-drift"

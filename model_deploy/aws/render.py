@@ -14,7 +14,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from model_build.config import ProjectConfig
-from model_deploy.aws.names import endpoint_role_name, endpoint_stack_name
+from model_deploy.aws.names import (
+    endpoint_role_name,
+    endpoint_stack_name,
+    monitor_job_role_name,
+    monitor_metric_namespace,
+    monitor_output_key,
+    monitor_scheduler_role_name,
+)
 from model_deploy.aws.release import settings_file, template_file
 from model_deploy.stage_config import StageConfig
 
@@ -28,6 +35,16 @@ class RenderInputs:
 
     data_bucket_name: str
     encryption_key_arn: str
+    artifacts_bucket_name: str | None = None
+    """Where the drift monitor writes its reports; without it, no monitor is rendered."""
+
+
+@dataclass(frozen=True)
+class MonitorInputs:
+    """What the drift monitor of a version needs from its model package (``model_deploy.aws.monitoring``)."""
+
+    baseline_uri: str
+    image_uri: str
 
 
 def render_stage(
@@ -39,14 +56,18 @@ def render_stage(
     *,
     updating: bool,
     model_image: str | None = None,
+    monitor_inputs: MonitorInputs | None = None,
 ) -> Path:
-    """Write ``<stage>-template.json`` and ``<stage>-config.json`` into ``outdir``; return the template path.
+    """Write ``<stage>-template.json`` and ``<stage>-config.json`` into ``outdir``; return the template's path.
 
     ``model_image`` is the package's serving image: a stage whose instance type it does not fit is refused.
+    With ``monitor_inputs`` (and ``inputs.artifacts_bucket_name``), a stage whose file has a
+    ``monitoring.schedule_expression`` also gets the drift monitor's schedule.
     """
     # The CDK starts a Node process on import: only rendering pays for it.
     from aws_cdk import App, BootstraplessSynthesizer, Tags
 
+    from infra.constructs.drift_monitor import DriftMonitorProps
     from infra.constructs.endpoint import ModelEndpointProps
     from infra.nag import add_nag_checks
     from infra.stacks.endpoint_stack import EndpointStack
@@ -62,6 +83,21 @@ def render_stage(
         updating=updating,
         model_image=model_image,
     )
+    monitor = None
+    if monitor_inputs and inputs.artifacts_bucket_name and stage.monitoring.schedule_expression is not None:
+        endpoint_name = config.endpoint_name(stage.stage)
+        monitor = DriftMonitorProps(
+            endpoint_name=endpoint_name,
+            monitoring=stage.monitoring,
+            baseline_uri=monitor_inputs.baseline_uri,
+            captures_uri=f"s3://{inputs.data_bucket_name}/{config.data_capture_key(stage.stage)}/{endpoint_name}",
+            output_uri=f"s3://{inputs.artifacts_bucket_name}/{monitor_output_key(endpoint_name)}",
+            image_uri=monitor_inputs.image_uri,
+            job_role_name=monitor_job_role_name(config),
+            scheduler_role_name=monitor_scheduler_role_name(config),
+            metric_namespace=monitor_metric_namespace(config),
+            encryption_key_arn=inputs.encryption_key_arn,
+        )
     stack_name = endpoint_stack_name(config, stage.stage)
     outdir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="cdk-endpoint-") as assembly_dir:
@@ -70,6 +106,7 @@ def render_stage(
             app,
             stack_name,
             endpoint=props,
+            monitor=monitor,
             synthesizer=BootstraplessSynthesizer(),
             description=f"MLOps template: the {stage.stage} endpoint, serving {package_arn}",
         )

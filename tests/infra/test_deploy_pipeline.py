@@ -158,7 +158,14 @@ def test_cloudformation_deploys_endpoint_stacks_with_a_role_that_creates_no_iam(
     assert iam_actions == {"iam:PassRole", "iam:CreateServiceLinkedRole"}
     resources = default_app.templates[default_app.stacks.deploy.stack_name]["Resources"]
     role_names = {f"${{{i}.Arn}}": r["Properties"].get("RoleName") for i, r in resources.items()}
-    (pass_role,) = [s for s in statements if s["Action"] == "iam:PassRole"]
+    scheduler_role, model_roles = sorted(
+        (s for s in statements if s["Action"] == "iam:PassRole"), key=lambda s: s["Sid"]
+    )
+    # the drift monitor's schedule (prod endpoint stack) runs as the monitoring stack's scheduler role
+    assert scheduler_role["Sid"] == "PassDriftMonitorSchedulerRole"
+    assert scheduler_role["Resource"].endswith(":role/review-sentiment-dev-drift-monitor-scheduler")
+    assert scheduler_role["Condition"] == {"StringEquals": {"iam:PassedToService": "scheduler.amazonaws.com"}}
+    pass_role = model_roles
     assert sorted(role_names[r] for r in pass_role["Resource"]) == sorted(
         endpoint_role_name(config, stage) for stage in STAGES
     )

@@ -10,7 +10,7 @@ from moto import mock_aws
 
 from model_build.config import ProjectConfig, load_config
 from model_build.sagemaker_pipeline import aws_settings
-from model_deploy.aws.names import endpoint_role_name
+from model_deploy.aws.names import endpoint_role_name, monitor_job_role_name, monitor_scheduler_role_name
 from model_deploy.stage_config import STAGES
 from tests.infra.conftest import SynthesizedApp, render, synthesize
 
@@ -54,7 +54,12 @@ def _expected(config: ProjectConfig) -> dict[str, Any]:
         "glue_database_name": config.glue_database_name,
         "athena_workgroup_name": config.athena_workgroup_name,
         "role_names": sorted(
-            [config.execution_role_name, *(endpoint_role_name(config, stage) for stage in STAGES)]
+            [
+                config.execution_role_name,
+                *(endpoint_role_name(config, stage) for stage in STAGES),
+                monitor_job_role_name(config),
+                monitor_scheduler_role_name(config),
+            ]
         ),
         "pipelines": sorted([config.build_pipeline_name, config.deploy_pipeline_name]),
         "buckets": sorted(
@@ -89,7 +94,7 @@ def test_project_and_environment_from_context_rename_everything(renamed_app: Syn
     config = load_config(project_name="acme-reviews", environment="prod")
     assert renamed_app.config == config
     assert _names(renamed_app) == _expected(config)
-    assert [stack.stack_name.split("-prod-")[0] for stack in renamed_app.stacks.all()] == ["acme-reviews"] * 5
+    assert [stack.stack_name.split("-prod-")[0] for stack in renamed_app.stacks.all()] == ["acme-reviews"] * 6
 
 
 def test_the_sagemaker_runner_derives_the_same_bucket_and_role_names(default_app: SynthesizedApp) -> None:

@@ -27,7 +27,7 @@ AUTO_DELETE_HANDLER = "CustomS3AutoDeleteObjectsCustomResourceProviderHandler"
 def test_every_template_passes_cfn_lint_without_errors(any_app: SynthesizedApp) -> None:
     """Linted for the config's region (cfn-lint's default is us-east-1 too): SageMaker Feature Store and
     Pipelines are not offered in every region, which cfn-lint reports per region when asked for all."""
-    assert len(any_app.templates) == 5
+    assert len(any_app.templates) == 6
     for name, template in any_app.templates.items():
         path = any_app.outdir / f"{name}.template.json"
         assert json.loads(path.read_text()) == template, "lint the file cdk deploy would upload"

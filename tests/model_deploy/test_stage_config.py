@@ -20,6 +20,10 @@ def test_the_shipped_stages_load_in_rollout_order() -> None:
         <= prod.endpoint.initial_instance_count
         <= prod.autoscaling.max_instances
     )
+    assert (
+        prod.monitoring.schedule_expression == "rate(1 hour)" and prod.monitoring.thresholds.min_reviews > 0
+    )
+    assert stages["staging"].monitoring.schedule_expression is None  # drift is watched where the traffic is
     environment = prod.serving.container_environment()
     assert environment["SAGEMAKER_TS_BATCH_SIZE"] == str(prod.serving.max_batch_size)
     assert environment["SAGEMAKER_TS_MAX_BATCH_DELAY"] == str(prod.serving.max_batch_delay_ms)
@@ -50,6 +54,24 @@ def edited(tmp_path: Path, stage: str, change) -> Path:
         (lambda d: d["deployment"].update(wait_seconds=4000), "wait_seconds must be within 0-3600"),
         (lambda d: d["autoscaling"].update(min_instances=3), "initial_instance_count must be within"),
         (lambda d: d.update(stage="staging"), "'stage' is 'staging', but the file is the 'prod' stage's"),
+        (
+            lambda d: d["monitoring"].update(schedule_expression="every hour"),
+            "monitoring: schedule_expression 'every hour' is not an EventBridge Scheduler",
+        ),
+        (
+            lambda d: d["monitoring"]["thresholds"].update(max_length_psi="0.2"),
+            'monitoring.thresholds.max_length_psi is "0.2", expected int or float',
+        ),
+        (
+            lambda d: d["monitoring"]["thresholds"].update(max_prediction_js=2),
+            "monitoring: thresholds: max_prediction_js is a share or a distance within 0-1",
+        ),
+        (
+            lambda d: d["monitoring"]["thresholds"].update(max_psi=0.2),
+            r"unknown key\(s\) monitoring.thresholds.max_psi",
+        ),
+        (lambda d: d["monitoring"].update(retraining="always"), "retraining 'always' is not one of"),
+        (lambda d: d["monitoring"].update(window_hours=0), "monitoring: window_hours must be within 1-168"),
     ],
 )
 def test_a_bad_prod_file_is_refused_with_the_file_and_the_key(tmp_path: Path, change, message: str) -> None:

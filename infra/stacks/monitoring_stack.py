@@ -1,0 +1,55 @@
+"""Monitoring: the drift monitor's roles, its alarms and notifications, retraining on drift, the dashboard.
+
+The schedules that run the monitoring job are in the rendered endpoint stacks (each version has its own
+baseline); everything that outlives a version is here, created with ``cdk deploy``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_cdk import CfnOutput, Stack
+from aws_cdk import aws_kms as kms
+from constructs import Construct
+
+from infra.constructs.model_monitoring import ModelMonitoring, ModelMonitoringProps
+from infra.constructs.secure_bucket import import_project_bucket
+from infra.settings import InfraSettings
+from model_build.config import ProjectConfig
+from model_deploy.stage_config import load_stages
+
+
+class MonitoringStack(Stack):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: ProjectConfig,
+        settings: InfraSettings,
+        encryption_key: kms.IKey,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(scope, construct_id, **kwargs)
+        self.monitoring = ModelMonitoring(
+            self,
+            "ModelMonitoring",
+            ModelMonitoringProps(
+                config=config,
+                stages=load_stages(),
+                data_bucket=import_project_bucket(
+                    self, "DataBucket", config.data_bucket_prefix, encryption_key
+                ),
+                artifacts_bucket=import_project_bucket(
+                    self, "ArtifactsBucket", config.artifacts_bucket_prefix, encryption_key
+                ),
+                encryption_key=encryption_key,
+                build_pipeline_arn=self.format_arn(
+                    service="codepipeline", resource=config.build_pipeline_name
+                ),
+                build_pipeline_name=config.build_pipeline_name,
+            ),
+        )
+        CfnOutput(self, "MonitoringTopicArn", value=self.monitoring.topic.topic_arn)
+        CfnOutput(self, "DashboardName", value=self.monitoring.dashboard.dashboard_name)
+        CfnOutput(self, "MonitorJobRoleArn", value=self.monitoring.job_role.role_arn)

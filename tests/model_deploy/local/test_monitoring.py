@@ -1,0 +1,109 @@
+"""``python -m pipelines monitor``'s plumbing on a constructed run folder: which baseline, which captures, the
+record of each run, and retraining once per cool-down (the pipeline itself stubbed; the end-to-end test runs
+it)."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from model_deploy.local import monitoring
+from model_deploy.local.state import EndpointRecord, EndpointStore
+from pipelines.local.registry import Lineage, ModelRegistry
+from pipelines.local.workspace import Workspace
+from tests.model_build import monitoring_windows as w
+
+
+def served_workspace(root: Path, with_baseline: bool = True) -> Workspace:
+    """A run folder whose prod endpoint serves version 1, evaluated with a (constructed) baseline."""
+    workspace = Workspace.open(root)
+    report = f"s3://{workspace.artifacts_bucket}/pipelines/build/e1/EvaluateModel/evaluation/evaluation.json"
+    if with_baseline:
+        w.write_baseline(workspace.local_path(report).parent / monitoring.BASELINE_FOLDER)
+    lineage = Lineage("e1", "arn:e1", {"Epochs": 1}, "data/reviews_sample.csv", "0" * 64, "1" * 64, None)
+    with ModelRegistry(workspace.registry_path, workspace.config.region) as registry:
+        registry.register(
+            workspace.config.model_package_group_name,
+            f"s3://{workspace.artifacts_bucket}/models/m/model.tar.gz",
+            lineage,
+            content_types=["application/json"],
+            response_types=["application/json"],
+            inference_instance_types=["ml.m5.large"],
+            metrics={},
+            metrics_report_uri=report,
+        )
+    name = workspace.config.endpoint_name("prod")
+    EndpointStore(workspace.endpoints_dir).save({name: EndpointRecord(name, "prod", version=1)})
+    return workspace
+
+
+def captures_of(workspace: Workspace) -> Path:
+    return workspace.data_capture_root("prod") / workspace.config.endpoint_name("prod")
+
+
+def test_drift_retrains_once_per_cooldown_and_every_run_is_recorded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    workspace = served_workspace(tmp_path / "run")
+    texts = w.reviews(200, (70, 90, 120), seed=3)  # much longer than the baseline's
+    w.write_window(captures_of(workspace), texts, w.predictions(200, w.BASE_SHARES), datetime.now(UTC))
+    started: list[int] = []
+
+    def pipeline(ws: Workspace, version: int) -> SimpleNamespace:
+        started.append(version)
+        return SimpleNamespace(id=f"exec-{len(started)}")
+
+    monkeypatch.setattr(monitoring, "_run_pipeline", pipeline)
+    assert monitoring.command(workspace, None, "1h", None, retrain_on_drift=True) == 1
+    out = capsys.readouterr().out
+    assert f"{workspace.config.endpoint_name('prod')} (version 1)" in out and "verdict     drift" in out
+    assert "retraining  exec-1" in out and started == [1]
+    assert monitoring.command(workspace, "prod", "1h", None, retrain_on_drift=True) == 1
+    assert started == [1] and "within the 1 day, 0:00:00 cool-down" in capsys.readouterr().out
+
+    runs = monitoring.MonitoringRunStore(monitoring.monitoring_dir(workspace)).list()
+    assert [(run.verdict, run.stage, run.version, run.reviews) for run in runs] == [
+        ("drift", "prod", 1, 200)
+    ] * 2
+    assert runs[0].retraining == "exec-1" and runs[1].retraining.startswith("not started: execution exec-1")
+    report = json.loads(Path(runs[0].report).read_text())
+    assert report["inputs"]["captures"] == str(captures_of(workspace))
+    assert report["thresholds"]["min_reviews"] == 100  # the prod stage file's
+    assert Path(runs[0].picture).is_file() and Path(runs[0].log).read_text().startswith("$ ")
+
+    # once the cool-down is over, drift retrains again
+    later = datetime.now(UTC) + timedelta(hours=25)
+    assert (
+        monitoring.retrain(workspace, runs[1], lambda: SimpleNamespace(id="exec-9"), now=later).retraining
+        == "exec-9"
+    )
+
+
+def test_no_traffic_is_exit_status_3_and_starts_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    workspace = served_workspace(tmp_path / "run")
+    monkeypatch.setattr(monitoring, "_run_pipeline", lambda ws, v: pytest.fail("no retraining without drift"))
+    assert monitoring.command(workspace, "prod", None, None, retrain_on_drift=True) == 3
+    (run,) = monitoring.MonitoringRunStore(monitoring.monitoring_dir(workspace)).list()
+    assert (
+        run.verdict == "no_traffic" and run.retraining == "not started: the verdict is no_traffic, not drift"
+    )
+
+
+def test_what_is_missing_is_named(tmp_path: Path) -> None:
+    with pytest.raises(
+        monitoring.MonitoringError, match=r"no local endpoint .*-prod; the endpoints are: none yet"
+    ):
+        monitoring.monitor_endpoint(Workspace.open(tmp_path / "empty"))
+    workspace = served_workspace(tmp_path / "run", with_baseline=False)
+    with pytest.raises(monitoring.MonitoringError, match="version 1 has no monitoring baseline"):
+        monitoring.monitor_endpoint(workspace)
+    name = workspace.config.endpoint_name("staging")
+    EndpointStore(workspace.endpoints_dir).save({name: EndpointRecord(name, "staging")})
+    with pytest.raises(monitoring.MonitoringError, match="serves no version yet"):
+        monitoring.monitor_endpoint(workspace, "staging")
