@@ -35,6 +35,7 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sns as sns
+from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from infra.constructs.endpoint import NAMESPACE as ENDPOINT_NAMESPACE
@@ -352,6 +353,17 @@ class ModelMonitoring(Construct):
             )
         )
         self.topic.grant_publish(role)
+        # EventBridge invokes the function asynchronously: an event it still cannot handle after Lambda's own
+        # retries is kept here, encrypted with the topic's key, instead of being dropped.
+        dead_letters = sqs.Queue(
+            self,
+            f"{stage.title()}RetrainDeadLetters",
+            queue_name=f"{name}-dead-letters",
+            encryption=sqs.QueueEncryption.KMS,
+            encryption_master_key=self.topic_key,
+            enforce_ssl=True,
+            retention_period=Duration.days(14),
+        )
         function = lambda_.Function(
             self,
             f"{stage.title()}RetrainOnDrift",
@@ -361,6 +373,9 @@ class ModelMonitoring(Construct):
             handler="index.handler",
             code=lambda_.Code.from_inline(RETRAIN_FUNCTION_SOURCE.read_text(encoding="utf-8")),
             timeout=Duration.seconds(30),
+            # One decision at a time: two alarm events at once cannot both pass the cool-down check.
+            reserved_concurrent_executions=1,
+            dead_letter_queue=dead_letters,
             role=role,
             log_group=log_group,
             environment={

@@ -69,7 +69,89 @@ _EVENT_RULE = LaunchPermission(
     ),
 )
 
+_LAMBDA_FUNCTION = ("arn:{partition}:lambda:{region}:{account}:function:*-p-*",)
+_SNS_TOPIC = ("arn:{partition}:sns:{region}:{account}:*-p-*",)
+_SQS_QUEUE = ("arn:{partition}:sqs:{region}:{account}:*-p-*",)
+
 LAUNCH_PERMISSIONS: dict[str, LaunchPermission] = {
+    # The monitoring stack's resources (alarms, topic, retrain function and its queue, logs, dashboard).
+    "AWS::CloudWatch::Alarm": LaunchPermission(
+        (
+            "cloudwatch:PutMetricAlarm",
+            "cloudwatch:DeleteAlarms",
+            "cloudwatch:DescribeAlarms",
+            "cloudwatch:TagResource",
+            "cloudwatch:UntagResource",
+            "cloudwatch:ListTagsForResource",
+        ),
+        ("arn:{partition}:cloudwatch:{region}:{account}:alarm:*-p-*",),
+    ),
+    "AWS::CloudWatch::Dashboard": LaunchPermission(
+        ("cloudwatch:PutDashboard", "cloudwatch:DeleteDashboards", "cloudwatch:GetDashboard"),
+        ("arn:{partition}:cloudwatch::{account}:dashboard/*-p-*",),
+    ),
+    "AWS::Lambda::Function": LaunchPermission(
+        (
+            "lambda:CreateFunction",
+            "lambda:DeleteFunction",
+            "lambda:GetFunction",
+            "lambda:GetFunctionConfiguration",
+            "lambda:UpdateFunctionCode",
+            "lambda:UpdateFunctionConfiguration",
+            "lambda:PutFunctionConcurrency",
+            "lambda:DeleteFunctionConcurrency",
+            "lambda:TagResource",
+            "lambda:UntagResource",
+            "lambda:ListTags",
+        ),
+        _LAMBDA_FUNCTION,
+    ),
+    "AWS::Lambda::Permission": LaunchPermission(
+        ("lambda:AddPermission", "lambda:RemovePermission"), _LAMBDA_FUNCTION
+    ),
+    "AWS::Logs::LogGroup": LaunchPermission(
+        (
+            "logs:CreateLogGroup",
+            "logs:DeleteLogGroup",
+            "logs:PutRetentionPolicy",
+            "logs:DeleteRetentionPolicy",
+            "logs:DescribeLogGroups",
+            "logs:TagResource",
+            "logs:UntagResource",
+            "logs:ListTagsForResource",
+        ),
+        ("arn:{partition}:logs:{region}:{account}:log-group:/aws/lambda/*-p-*",),
+    ),
+    "AWS::SNS::Topic": LaunchPermission(
+        (
+            "sns:CreateTopic",
+            "sns:DeleteTopic",
+            "sns:GetTopicAttributes",
+            "sns:SetTopicAttributes",
+            "sns:TagResource",
+            "sns:UntagResource",
+            "sns:ListTagsForResource",
+        ),
+        _SNS_TOPIC,
+    ),
+    "AWS::SNS::TopicPolicy": LaunchPermission(
+        ("sns:SetTopicAttributes", "sns:GetTopicAttributes"), _SNS_TOPIC
+    ),
+    "AWS::SQS::Queue": LaunchPermission(
+        (
+            "sqs:CreateQueue",
+            "sqs:DeleteQueue",
+            "sqs:GetQueueAttributes",
+            "sqs:SetQueueAttributes",
+            "sqs:TagQueue",
+            "sqs:UntagQueue",
+            "sqs:ListQueueTags",
+        ),
+        _SQS_QUEUE,
+    ),
+    "AWS::SQS::QueuePolicy": LaunchPermission(
+        ("sqs:SetQueueAttributes", "sqs:GetQueueAttributes"), _SQS_QUEUE
+    ),
     "AWS::IAM::Role": _IAM_ROLE,
     "AWS::IAM::Policy": _IAM_ROLE,  # CDK's default policies are inline policies of their role
     "AWS::KMS::Key": LaunchPermission(

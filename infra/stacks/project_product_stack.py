@@ -2,10 +2,10 @@
 
 Studio (or ``aws sagemaker create-project``) provisions it through Service Catalog with two parameters,
 ``SageMakerProjectName`` and ``SageMakerProjectId``. The config is built from them
-(:meth:`ProjectConfig.for_sagemaker_project`), so every name is the one the five stacks would get for that
+(:meth:`ProjectConfig.for_sagemaker_project`), so every name is the one the six stacks would get for that
 project name with the project id as the environment, and two projects never share one.
 
-The five stacks are separate CloudFormation stacks, which a Service Catalog product cannot be, so the
+The six stacks are separate CloudFormation stacks, which a Service Catalog product cannot be, so the
 constructs they compose are composed again here, in the same order and with the same props;
 ``tests/infra/test_project_template.py`` checks that the product holds the same resources as the stacks.
 
@@ -34,6 +34,7 @@ from infra.constructs.encryption_key import EncryptionKey, EncryptionKeyProps
 from infra.constructs.endpoint import EndpointExecutionRole, EndpointExecutionRoleProps
 from infra.constructs.execution_role import ExecutionRoleProps, SageMakerExecutionRole
 from infra.constructs.feature_group import FeatureGroupProps, ReviewFeatureGroup
+from infra.constructs.model_monitoring import ModelMonitoring, ModelMonitoringProps
 from infra.constructs.model_registry import ModelRegistry, ModelRegistryProps
 from infra.constructs.pull_request_checks import PullRequestChecks, PullRequestChecksProps
 from infra.constructs.raw_reviews_catalog import RawReviewsCatalog, RawReviewsCatalogProps
@@ -293,6 +294,21 @@ class ProjectProductStack(servicecatalog.ProductStack):
                 rule_name=config.approval_rule_name,
                 model_package_group_name=config.model_package_group_name,
                 target=targets.CodePipeline(deploy.pipeline),
+            ),
+        )
+
+        # --- as MonitoringStack
+        ModelMonitoring(
+            self,
+            "ModelMonitoring",
+            ModelMonitoringProps(
+                config=config,
+                stages=load_stages(),
+                data_bucket=data_bucket,
+                artifacts_bucket=artifacts_bucket,
+                encryption_key=key,
+                build_pipeline_arn=build.pipeline.pipeline_arn,
+                build_pipeline_name=config.build_pipeline_name,
             ),
         )
         if source.repository is not None:

@@ -110,13 +110,21 @@ def test_every_checkov_skip_says_why() -> None:
 
 
 def test_the_facts_the_checkov_skips_rely_on(any_app: SynthesizedApp) -> None:
-    """CKV_AWS_115/116/117 are skipped because the only Lambda function is CDK's auto-delete handler, and
+    """CKV_AWS_115/116/117 are skipped because the Lambda functions are CDK's auto-delete handler and the
+    retrain-on-drift functions, which have a reserved concurrency and a dead-letter queue of their own; and
     CKV_AWS_18 because the only bucket without access logging is the access-logs bucket."""
     assert {"CKV_AWS_18", "CKV_AWS_115", "CKV_AWS_116", "CKV_AWS_117"} <= set(checkov_skips())
     functions = any_app.resources("AWS::Lambda::Function")
+    handlers = {name for name in functions if name.split("/")[1].startswith(AUTO_DELETE_HANDLER)}
     retain = any_app.app.node.try_get_context("retainData") in (None, True, "true")
-    assert bool(functions) != retain, "the handler comes with retainData=false, and only then"
-    assert all(name.split("/")[1].startswith(AUTO_DELETE_HANDLER) for name in functions), sorted(functions)
+    assert bool(handlers) != retain, "the handler comes with retainData=false, and only then"
+    others = {name: functions[name] for name in set(functions) - handlers}
+    assert others, "the monitoring stack's retrain-on-drift function"
+    for name, function in others.items():
+        assert "RetrainOnDrift" in name, name
+        assert function["Properties"]["ReservedConcurrentExecutions"] == 1, name
+        assert "TargetArn" in function["Properties"]["DeadLetterConfig"], name
+        assert "VpcConfig" not in function["Properties"], name
     unlogged = [
         render(bucket["Properties"]["BucketName"])
         for bucket in any_app.resources("AWS::S3::Bucket").values()
