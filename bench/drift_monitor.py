@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -27,6 +26,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from bench._process import run_measured
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 STEPS = REPO_ROOT / "model_build" / "steps"
 TITLE = "Drift monitor: a window of captured requests, throughput and peak memory"
@@ -34,14 +35,6 @@ MEMORY_LIMIT_MB = 1024
 HOUR = datetime(2026, 12, 1, 12, tzinfo=UTC)
 LINES_PER_FILE = 50_000
 SENTIMENTS = ("negative", "neutral", "positive")
-
-_MEASURE = """
-import os, subprocess, sys
-child = subprocess.Popen(sys.argv[2:])
-_, status, usage = os.wait4(child.pid, 0)
-open(sys.argv[1], "w").write(str(usage.ru_maxrss))
-sys.exit(os.waitstatus_to_exitcode(status))
-"""
 
 
 @dataclass(frozen=True)
@@ -148,18 +141,11 @@ def run_job(baseline: Path, captures: Path, until: datetime, output: Path, reque
         sys.executable, str(STEPS / "monitor.py"), "--baseline", str(baseline), "--captures", str(captures),
         "--since", HOUR.isoformat(), "--until", until.isoformat(), "--output-data", str(output), "--no-progress",
     ]  # fmt: skip
-    peak = output.parent / f"{output.name}.maxrss"
-    started = time.perf_counter()
-    result = subprocess.run(
-        [sys.executable, "-c", _MEASURE, str(peak), *command], capture_output=True, text=True, check=False
-    )
-    seconds = time.perf_counter() - started
-    if result.returncode != 0:
-        raise RuntimeError(f"monitor.py failed on {requests} requests:\n{result.stderr[-3000:]}")
+    measured = run_measured(command, output.parent / f"{output.name}.log")
     report = json.loads((output / "report.json").read_text())
     if report["traffic"]["requests"] != requests:
         raise RuntimeError(f"the job judged {report['traffic']['requests']} requests, expected {requests}")
-    return JobRun(requests, seconds, int(peak.read_text()) / 1024, report["verdict"])
+    return JobRun(requests, measured.seconds, measured.peak_mb, report["verdict"])
 
 
 def run(quick: bool) -> str:
