@@ -3,7 +3,8 @@
 The graph comes from :data:`model_build.pipeline_spec.PIPELINE` (the description both runners are built from),
 not from what ran, so a step that has not started yet, or a branch the condition did not take, is drawn too.
 A step's column is one more than that of the latest step it reads from (its ``StepOutput``/``JsonValue``
-references, and the condition of a branch step); steps of one column stack in the order they are described.
+references, the steps it ``depends_on``, and the condition of a branch step); steps of one column stack in the
+order they are described.
 """
 
 from __future__ import annotations
@@ -62,11 +63,12 @@ def dependencies(spec: PipelineSpec) -> dict[str, list[tuple[str, str]]]:
     """Step -> [(the step it depends on, the edge's label)], in description order, without duplicates."""
     found: dict[str, list[tuple[str, str]]] = {step.name: [] for step in spec.steps}
     for step in spec.steps:
-        for reference in step.references():
-            if isinstance(reference, StepOutput | JsonValue) and reference.step not in (
-                source for source, _ in found[step.name]
-            ):
-                found[step.name].append((reference.step, ""))
+        # What it reads, and what must succeed first though nothing of it is read (a gate on the same data).
+        upstream = [r.step for r in step.references() if isinstance(r, StepOutput | JsonValue)]
+        upstream += list(getattr(step, "depends_on", ()))
+        for name in upstream:
+            if name not in (source for source, _ in found[step.name]):
+                found[step.name].append((name, ""))
         if isinstance(step, ConditionStep):
             for names, label in ((step.if_true, "if true"), (step.if_false, "if false")):
                 for name in names:

@@ -146,10 +146,10 @@ def test_the_stages_serve_on_instances_of_the_registered_images_processor() -> N
 
 def test_an_execution_may_not_switch_an_instance_type_to_the_other_processor_kind() -> None:
     """The definition's images are fixed for its default instance types; a start may only stay in kind."""
-    from model_build.pipeline_spec import EVALUATE, PIPELINE, PROCESS, REGISTER, TRAIN
+    from model_build.pipeline_spec import CHECK_DATA, EVALUATE, PIPELINE, PROCESS, REGISTER, TRAIN
 
     assert images.instance_type_parameters(PIPELINE) == {
-        "ProcessingInstanceType": f"{PROCESS}, {EVALUATE}",
+        "ProcessingInstanceType": f"{CHECK_DATA}, {PROCESS}, {EVALUATE}",
         "TrainingInstanceType": TRAIN,
         "DeployInstanceType": REGISTER,
     }

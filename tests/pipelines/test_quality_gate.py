@@ -94,8 +94,13 @@ def gate_only_spec(report: Path) -> ps.PipelineSpec:
         arguments={"--report": str(report), "--output-data": f"{ps.PROCESSING_OUTPUT}/evaluation"},
         property_files=(ps.PropertyFile(ps.EVALUATION_REPORT, "evaluation", ps.EVALUATION_FILE),),
     )
+    # Without the data check before it: no pre-training report to attach.
     register = dataclasses.replace(
-        ps.PIPELINE.step(ps.REGISTER), model=ps.StepOutput(ps.EVALUATE, "evaluation")
+        ps.PIPELINE.step(ps.REGISTER),
+        model=ps.StepOutput(ps.EVALUATE, "evaluation"),
+        data_report=None,
+        data_report_file="",
+        data_report_metadata=(),
     )
     return ps.PipelineSpec(
         parameters=ps.PIPELINE.parameters,

@@ -88,7 +88,11 @@ def test_an_execution_shows_the_graph_of_the_shared_description_with_logs_and_pi
     assert run_client.get(evaluation[0]).text == report.read_text()
 
     pictures = re.findall(r'<img src="([^"]+)"', page.text)
-    assert {Path(url).name for url in pictures} == {"confusion_matrix.png", "training_curves.png"}
+    assert {Path(url).name for url in pictures} == {
+        "data_check.png",
+        "confusion_matrix.png",
+        "training_curves.png",
+    }
     for url in pictures:
         picture = run_client.get(url)
         assert picture.status_code == 200 and picture.headers["content-type"] == "image/png"
@@ -96,12 +100,19 @@ def test_an_execution_shows_the_graph_of_the_shared_description_with_logs_and_pi
 
 
 def test_the_graph_of_an_execution_in_progress():
-    running = ExecutionRecord("x", "p", {}, steps=[StepRecord("ProcessReviews", "Processing")])
-    running.steps[0].finish(Status.SUCCEEDED)
+    running = ExecutionRecord(
+        "x",
+        "p",
+        {},
+        steps=[StepRecord("CheckData", "Processing"), StepRecord("ProcessReviews", "Processing")],
+    )
+    for done in running.steps:
+        done.finish(Status.SUCCEEDED)
     running.steps.append(StepRecord("TrainModel", "Training"))
     graph = build_graph(PIPELINE, running)
     statuses = {node.name: node.status for node in graph.nodes}
     assert statuses == {
+        "CheckData": "Succeeded",
         "ProcessReviews": "Succeeded",
         "TrainModel": "Executing",
         "EvaluateModel": "NotStarted",
@@ -111,6 +122,7 @@ def test_the_graph_of_an_execution_in_progress():
     }
     # The order, not every data flow: RegisterModel also reads TrainModel's model, drawn through the condition.
     assert [(edge.source, edge.target, edge.label) for edge in graph.edges] == [
+        ("CheckData", "ProcessReviews", ""),
         ("ProcessReviews", "TrainModel", ""),
         ("TrainModel", "EvaluateModel", ""),
         ("EvaluateModel", "CheckModelQuality", ""),
@@ -153,7 +165,11 @@ def test_a_version_shows_its_metrics_baselines_pictures_and_evaluation(run_clien
     report = pipeline_run.local_path(package.metrics_report_uri or "")
     assert report.read_text() in html.unescape(page.text)
     pictures = re.findall(r'<img src="([^"]+)"', page.text)
-    assert {Path(url).name for url in pictures} == {"confusion_matrix.png", "training_curves.png"}
+    assert {Path(url).name for url in pictures} == {
+        "data_check.png",
+        "confusion_matrix.png",
+        "training_curves.png",
+    }
     assert all(run_client.get(url).status_code == 200 for url in pictures)
 
 

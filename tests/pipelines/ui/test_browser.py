@@ -104,6 +104,7 @@ def test_an_approver_takes_the_page_from_run_to_deployed_model(page_server, brow
         for node in browser.find_elements(By.CSS_SELECTOR, "svg#graph g.node")
     }
     assert nodes == {
+        "CheckData": "Succeeded",
         "ProcessReviews": "Succeeded",
         "TrainModel": "Succeeded",
         "EvaluateModel": "Succeeded",
@@ -117,7 +118,11 @@ def test_an_approver_takes_the_page_from_run_to_deployed_model(page_server, brow
     browser.find_element(By.ID, "registered-version").click()
     wait(browser, lambda d: "PendingManualApproval" in text(d, "#approval-status"))
     images = browser.find_elements(By.CSS_SELECTOR, ".pictures img")
-    assert {image.get_attribute("alt") for image in images} == {"confusion_matrix.png", "training_curves.png"}
+    assert {image.get_attribute("alt") for image in images} == {
+        "data_check.png",
+        "confusion_matrix.png",
+        "training_curves.png",
+    }
     wait(
         browser,
         lambda d: d.execute_script(
