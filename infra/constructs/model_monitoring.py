@@ -329,6 +329,7 @@ class ModelMonitoring(Construct):
             self,
             f"{stage.title()}RetrainLogs",
             log_group_name=f"/aws/lambda/{name}",
+            encryption_key=props.encryption_key,  # its policy lets this account's CloudWatch Logs use it
             retention=logs.RetentionDays.THREE_MONTHS,
             removal_policy=RemovalPolicy.DESTROY,
         )
@@ -353,6 +354,7 @@ class ModelMonitoring(Construct):
             )
         )
         self.topic.grant_publish(role)
+        props.encryption_key.grant_decrypt(role)  # its environment variables are encrypted with the key
         # EventBridge invokes the function asynchronously: an event it still cannot handle after Lambda's own
         # retries is kept here, encrypted with the topic's key, instead of being dropped.
         dead_letters = sqs.Queue(
@@ -376,6 +378,7 @@ class ModelMonitoring(Construct):
             # One decision at a time: two alarm events at once cannot both pass the cool-down check.
             reserved_concurrent_executions=1,
             dead_letter_queue=dead_letters,
+            environment_encryption=props.encryption_key,
             role=role,
             log_group=log_group,
             environment={
