@@ -502,8 +502,10 @@ def plot(report: dict[str, Any], path: Path) -> None:
             )
         ax.invert_yaxis()
         ax.set(xlim=(0, 1), xlabel="share of the value's rows")
-        ax.set_title(f"Sentiment shares per {facet}", loc="left")
-        ax.legend(loc="lower right", bbox_to_anchor=(1.0, 1.0), fontsize=7, ncols=3, frameon=False)
+        # The legend on a row of its own between the title and the bars: beside the title, a long facet
+        # name ran into it.
+        ax.set_title(f"Sentiment shares per {facet}", loc="left", pad=16)
+        ax.legend(loc="lower left", bbox_to_anchor=(0.0, 1.0), fontsize=7, ncols=3, frameon=False)
     ax = axes[-1, 0]
     columns = report["columns"]
     missing = [report["missing_values"][name]["share"] for name in columns]
