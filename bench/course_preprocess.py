@@ -15,6 +15,23 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
+
+
+def convert_to_bert_input_ids(tokenizer: Any, review: str, max_seq_length: int) -> list[int]:
+    """The course's function, with ``encode_plus(...)`` spelled as transformers 5 calls it (one review, padded
+    to ``max_seq_length``, as tensors); ``bench/tokenization.py`` times it too."""
+    encode_plus = tokenizer(
+        review,
+        add_special_tokens=True,
+        max_length=max_seq_length,
+        return_token_type_ids=False,
+        padding="max_length",
+        return_attention_mask=True,
+        return_tensors="pt",
+        truncation=True,
+    )
+    return encode_plus["input_ids"].flatten().tolist()
 
 
 def to_sentiment(star_rating: int) -> int:
@@ -34,19 +51,6 @@ def main(argv: list[str]) -> int:
     max_seq_length = int(argv[3]) if len(argv) > 3 else 128
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
 
-    def convert_to_bert_input_ids(review: str) -> list[int]:
-        encode_plus = tokenizer(
-            review,
-            add_special_tokens=True,
-            max_length=max_seq_length,
-            return_token_type_ids=False,
-            padding="max_length",
-            return_attention_mask=True,
-            return_tensors="pt",
-            truncation=True,
-        )
-        return encode_plus["input_ids"].flatten().tolist()
-
     kept = 0
     for file in sorted(input_dir.glob("*.csv")):
         df = pd.read_csv(file, index_col=0)
@@ -54,7 +58,9 @@ def main(argv: list[str]) -> int:
         df = df.rename(columns={"Review Text": "review_body", "Rating": "star_rating"})
         df = df[df["review_body"].str.strip() != ""]
         df["sentiment"] = df["star_rating"].apply(lambda rating: to_sentiment(int(rating)))
-        df["input_ids"] = df["review_body"].apply(convert_to_bert_input_ids)
+        df["input_ids"] = df["review_body"].apply(
+            lambda review: convert_to_bert_input_ids(tokenizer, review, max_seq_length)
+        )
         df_train, df_holdout = train_test_split(df, test_size=0.10, stratify=df["sentiment"], random_state=42)
         df_validation, df_test = train_test_split(
             df_holdout, test_size=0.50, stratify=df_holdout["sentiment"], random_state=42

@@ -71,23 +71,11 @@ def time_method(method: str, texts: list[str], model_dir: Path, chunk_size: int)
     sys.path.insert(0, str(STEP.parent))
     import preprocess
 
+    from bench.course_preprocess import convert_to_bert_input_ids
+
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     backend = preprocess.load_tokenizer(str(model_dir), MAX_SEQ_LENGTH)
     chunks = [texts[start : start + chunk_size] for start in range(0, len(texts), chunk_size)]
-
-    def convert_to_bert_input_ids(review: str, max_seq_length: int) -> list[int]:
-        """The course's function, with ``encode_plus(...)`` spelled as transformers 5 calls it."""
-        encode_plus = tokenizer(
-            review,
-            add_special_tokens=True,
-            max_length=max_seq_length,
-            return_token_type_ids=False,
-            padding="max_length",
-            return_attention_mask=True,
-            return_tensors="pt",
-            truncation=True,
-        )
-        return encode_plus["input_ids"].flatten().tolist()
 
     # method -> (the timed work, what makes its output comparable: unpadded token ids per row)
     pad = tokenizer.pad_token_id
@@ -95,7 +83,7 @@ def time_method(method: str, texts: list[str], model_dir: Path, chunk_size: int)
     work: dict[str, tuple[Callable[[], Any], Callable[[Any], list[list[int]]]]] = {
         "course": (
             lambda: frame["review_body"].apply(
-                lambda review: convert_to_bert_input_ids(review, MAX_SEQ_LENGTH)
+                lambda review: convert_to_bert_input_ids(tokenizer, review, MAX_SEQ_LENGTH)
             ),
             lambda output: [ids[: len(ids) - _trailing(ids, pad)] for ids in output],
         ),
