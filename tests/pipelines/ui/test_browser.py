@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 from selenium import webdriver
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
@@ -82,11 +83,26 @@ def browser() -> Iterator[WebDriver]:
 
 
 def wait(driver: WebDriver, condition: Any, seconds: float = 60, message: str = "") -> Any:
-    return WebDriverWait(driver, seconds, poll_frequency=0.2).until(condition, message)
+    """Poll ``condition``; a live page swaps its <main> every 2 s, so an element found a moment ago may be gone."""
+    return WebDriverWait(
+        driver, seconds, poll_frequency=0.2, ignored_exceptions=(StaleElementReferenceException,)
+    ).until(condition, message)
 
 
 def text(driver: WebDriver, css: str) -> str:
-    return driver.find_element(By.CSS_SELECTOR, css).text
+    """The rendered text of the first match, read in one script so a swap of <main> cannot come in between."""
+    return str(driver.execute_script("return document.querySelector(arguments[0]).innerText", css))
+
+
+def row_text(driver: WebDriver, link: str) -> str:
+    """The rendered text of the table row holding the link ``link``, read in one script (see ``text``)."""
+    return str(
+        driver.execute_script(
+            "const a = [...document.querySelectorAll('a')].find(a => a.textContent.trim() === arguments[0]);"
+            "return a ? a.closest('tr').innerText : '';",
+            link,
+        )
+    )
 
 
 def test_an_approver_takes_the_page_from_run_to_deployed_model(page_server, browser, pipeline_run):
@@ -142,8 +158,8 @@ def test_an_approver_takes_the_page_from_run_to_deployed_model(page_server, brow
     )
     assert not browser.find_element(By.ID, "approve").is_enabled()  # approved stays approved
     browser.find_element(By.LINK_TEXT, "Model registry").click()
-    row = browser.find_element(By.LINK_TEXT, "version 1").find_element(By.XPATH, "./ancestor::tr")
-    assert "Approved" in row.text and "checked the confusion matrix" in row.text
+    row = row_text(browser, "version 1")
+    assert "Approved" in row and "checked the confusion matrix" in row
 
 
 def test_a_run_in_progress_updates_on_the_page_without_a_reload(page_server, browser, pipeline_run):
@@ -151,19 +167,11 @@ def test_a_run_in_progress_updates_on_the_page_without_a_reload(page_server, bro
     record = store.create(pipeline_run.config.pipeline_name, {"Epochs": 1})  # Executing, by this live process
     try:
         browser.get(f"{page_server}/executions")
-        row = browser.find_element(By.LINK_TEXT, record.id).find_element(By.XPATH, "./ancestor::tr")
-        assert "Executing" in row.text
+        assert "Executing" in row_text(browser, record.id)
         browser.execute_script("window.notReloaded = true")
         record.status, record.ended = Status.SUCCEEDED, record.created
         store.save(record)
-        wait(
-            browser,
-            lambda d: (
-                "Succeeded"
-                in d.find_element(By.LINK_TEXT, record.id).find_element(By.XPATH, "./ancestor::tr").text
-            ),
-            message="the page did not update",
-        )
+        wait(browser, lambda d: "Succeeded" in row_text(d, record.id), message="the page did not update")
         assert browser.execute_script("return window.notReloaded === true"), "the page reloaded instead"
         assert not browser.find_elements(By.CSS_SELECTOR, "main[data-live]")  # and stopped polling
     finally:
