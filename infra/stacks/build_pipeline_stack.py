@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from aws_cdk import CfnOutput, RemovalPolicy, Stack
@@ -11,10 +12,66 @@ from constructs import Construct
 
 from infra.constructs.build_pipeline import BuildPipeline, BuildPipelineProps
 from infra.constructs.pull_request_checks import PullRequestChecks, PullRequestChecksProps
-from infra.constructs.secure_bucket import import_project_bucket
 from infra.constructs.source_repository import SourceRepository, SourceRepositoryProps
 from infra.settings import InfraSettings
+from infra.stacks.data_stack import ProjectStorage
 from model_build.config import ProjectConfig
+
+
+@dataclass(frozen=True)
+class ProjectBuild:
+    source: SourceRepository
+    build: BuildPipeline
+    pull_request_checks: PullRequestChecks | None
+    """None with a GitHub repository, whose pull requests run ``.github/workflows/ci.yml`` instead."""
+
+
+def add_build_pipeline(
+    scope: Construct,
+    config: ProjectConfig,
+    settings: InfraSettings,
+    storage: ProjectStorage,
+    *,
+    execution_role: iam.IRole,
+    repository_name: str,
+) -> ProjectBuild:
+    """Adds the repository, the build pipeline and the pull request checks to ``scope``: the stack, or a project."""
+    source = SourceRepository(
+        scope,
+        "SourceRepository",
+        SourceRepositoryProps(
+            source_type=settings.source_type,
+            repository_name=repository_name,
+            branch=settings.branch,
+            repository_owner=settings.repository_owner,
+            code_connection_arn=settings.code_connection_arn,
+            removal_policy=RemovalPolicy.RETAIN if settings.retain_data else RemovalPolicy.DESTROY,
+        ),
+    )
+    build = BuildPipeline(
+        scope,
+        "BuildPipeline",
+        BuildPipelineProps(
+            pipeline_name=config.build_pipeline_name,
+            sagemaker_pipeline_name=config.pipeline_name,
+            project_name=config.project_name,
+            environment=config.environment,
+            source=source,
+            execution_role=execution_role,
+            data_bucket=storage.data_bucket,
+            artifacts_bucket=storage.artifacts_bucket,
+            code_prefix=config.pipeline_artifacts_prefix,
+            cicd_bucket=storage.cicd_bucket,
+            encryption_key=storage.key,
+            retrain_schedule=settings.retrain_schedule,
+        ),
+    )
+    checks = None
+    if source.repository is not None:
+        checks = PullRequestChecks(
+            scope, "PullRequestChecks", PullRequestChecksProps(source.repository, storage.key)
+        )
+    return ProjectBuild(source, build, checks)
 
 
 class BuildPipelineStack(Stack):
@@ -30,47 +87,20 @@ class BuildPipelineStack(Stack):
         **kwargs: Any,
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)
-        data_bucket = import_project_bucket(self, "DataBucket", config.data_bucket_prefix, encryption_key)
-        artifacts_bucket = import_project_bucket(
-            self, "ArtifactsBucket", config.artifacts_bucket_prefix, encryption_key
-        )
-        cicd_bucket = import_project_bucket(self, "CicdBucket", config.cicd_bucket_prefix, encryption_key)
-        self.source = SourceRepository(
+        added = add_build_pipeline(
             self,
-            "SourceRepository",
-            SourceRepositoryProps(
-                source_type=settings.source_type,
-                repository_name=settings.repository_name or config.project_name,
-                branch=settings.branch,
-                repository_owner=settings.repository_owner,
-                code_connection_arn=settings.code_connection_arn,
-                removal_policy=RemovalPolicy.RETAIN if settings.retain_data else RemovalPolicy.DESTROY,
-            ),
+            config,
+            settings,
+            ProjectStorage.imported(self, config, encryption_key),
+            execution_role=execution_role,
+            repository_name=settings.repository_name or config.project_name,
         )
-        self.build = BuildPipeline(
-            self,
-            "BuildPipeline",
-            BuildPipelineProps(
-                pipeline_name=config.build_pipeline_name,
-                sagemaker_pipeline_name=config.pipeline_name,
-                project_name=config.project_name,
-                environment=config.environment,
-                source=self.source,
-                execution_role=execution_role,
-                data_bucket=data_bucket,
-                artifacts_bucket=artifacts_bucket,
-                code_prefix=config.pipeline_artifacts_prefix,
-                cicd_bucket=cicd_bucket,
-                encryption_key=encryption_key,
-                retrain_schedule=settings.retrain_schedule,
-            ),
+        self.source, self.build, self.pull_request_checks = (
+            added.source,
+            added.build,
+            added.pull_request_checks,
         )
         CfnOutput(self, "BuildPipelineName", value=self.build.pipeline.pipeline_name)
         CfnOutput(self, "BuildProjectName", value=self.build.project.project_name)
-        self.pull_request_checks: PullRequestChecks | None = None
         if self.source.repository is not None:
             CfnOutput(self, "RepositoryCloneUrlGrc", value=self.source.repository.repository_clone_url_grc)
-            # GitHub repositories run these checks in .github/workflows/ci.yml.
-            self.pull_request_checks = PullRequestChecks(
-                self, "PullRequestChecks", PullRequestChecksProps(self.source.repository, encryption_key)
-            )

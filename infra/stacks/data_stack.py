@@ -2,17 +2,99 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from aws_cdk import CfnOutput, RemovalPolicy, Stack
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from infra.constructs.athena_workgroup import AthenaWorkgroup, AthenaWorkgroupProps
 from infra.constructs.encryption_key import EncryptionKey, EncryptionKeyProps
 from infra.constructs.raw_reviews_catalog import RawReviewsCatalog, RawReviewsCatalogProps
-from infra.constructs.secure_bucket import SecureBucket, SecureBucketProps
+from infra.constructs.secure_bucket import SecureBucket, SecureBucketProps, import_project_bucket
 from infra.settings import InfraSettings
 from model_build.config import ProjectConfig
+
+
+@dataclass(frozen=True)
+class ProjectStorage:
+    """The project's key and the three buckets its data lives in, as every part of the app takes them."""
+
+    key: kms.IKey
+    data_bucket: s3.IBucket
+    artifacts_bucket: s3.IBucket
+    cicd_bucket: s3.IBucket
+
+    @classmethod
+    def imported(cls, scope: Construct, config: ProjectConfig, key: kms.IKey) -> ProjectStorage:
+        """The data stack's buckets seen from another stack, by their derived names (no cross-stack exports)."""
+        return cls(
+            key=key,
+            data_bucket=import_project_bucket(scope, "DataBucket", config.data_bucket_prefix, key),
+            artifacts_bucket=import_project_bucket(
+                scope, "ArtifactsBucket", config.artifacts_bucket_prefix, key
+            ),
+            cicd_bucket=import_project_bucket(scope, "CicdBucket", config.cicd_bucket_prefix, key),
+        )
+
+
+@dataclass(frozen=True)
+class ProjectData:
+    storage: ProjectStorage
+    access_logs_bucket: s3.IBucket
+    catalog: RawReviewsCatalog
+    workgroup: AthenaWorkgroup
+
+
+def add_project_data(scope: Construct, config: ProjectConfig, settings: InfraSettings) -> ProjectData:
+    """Adds the key, the buckets, the catalog and the workgroup to ``scope``: the data stack, or a project."""
+    removal_policy = RemovalPolicy.RETAIN if settings.retain_data else RemovalPolicy.DESTROY
+    key = EncryptionKey(scope, "EncryptionKey", EncryptionKeyProps(config.prefix, removal_policy)).key
+
+    def bucket(construct_id: str, name_prefix: str, logs: SecureBucket | None) -> SecureBucket:
+        return SecureBucket(
+            scope,
+            construct_id,
+            SecureBucketProps(
+                name_prefix=name_prefix,
+                encryption_key=key if logs else None,
+                server_access_logs_bucket=logs.bucket if logs else None,
+                removal_policy=removal_policy,
+                noncurrent_version_retention_days=settings.noncurrent_version_retention_days,
+            ),
+        )
+
+    access_logs = bucket("AccessLogsBucket", config.access_logs_bucket_prefix, None)
+    storage = ProjectStorage(
+        key=key,
+        data_bucket=bucket("DataBucket", config.data_bucket_prefix, access_logs).bucket,
+        artifacts_bucket=bucket("ArtifactsBucket", config.artifacts_bucket_prefix, access_logs).bucket,
+        cicd_bucket=bucket("CicdBucket", config.cicd_bucket_prefix, access_logs).bucket,
+    )
+    catalog = RawReviewsCatalog(
+        scope,
+        "RawReviewsCatalog",
+        RawReviewsCatalogProps(
+            database_name=config.glue_database_name,
+            table_name=config.raw_reviews_table_name,
+            data_bucket=storage.data_bucket,
+            raw_prefix=config.raw_reviews_prefix,
+            encryption_key=key,
+        ),
+    )
+    workgroup = AthenaWorkgroup(
+        scope,
+        "AthenaWorkgroup",
+        AthenaWorkgroupProps(
+            name=config.athena_workgroup_name,
+            results_bucket=storage.artifacts_bucket,
+            results_prefix=config.athena_results_prefix,
+            encryption_key=key,
+        ),
+    )
+    return ProjectData(storage, access_logs.bucket, catalog, workgroup)
 
 
 class DataStack(Stack):
@@ -26,57 +108,17 @@ class DataStack(Stack):
         **kwargs: Any,
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)
-        removal_policy = RemovalPolicy.RETAIN if settings.retain_data else RemovalPolicy.DESTROY
-        self.key = EncryptionKey(self, "EncryptionKey", EncryptionKeyProps(config.prefix, removal_policy)).key
-
-        def bucket(construct_id: str, name_prefix: str, logs: SecureBucket | None) -> SecureBucket:
-            return SecureBucket(
-                self,
-                construct_id,
-                SecureBucketProps(
-                    name_prefix=name_prefix,
-                    encryption_key=self.key if logs else None,
-                    server_access_logs_bucket=logs.bucket if logs else None,
-                    removal_policy=removal_policy,
-                    noncurrent_version_retention_days=settings.noncurrent_version_retention_days,
-                ),
-            )
-
-        access_logs = bucket("AccessLogsBucket", config.access_logs_bucket_prefix, None)
-        self.access_logs_bucket = access_logs.bucket
-        self.data_bucket = bucket("DataBucket", config.data_bucket_prefix, access_logs).bucket
-        self.artifacts_bucket = bucket("ArtifactsBucket", config.artifacts_bucket_prefix, access_logs).bucket
-        self.cicd_bucket = bucket("CicdBucket", config.cicd_bucket_prefix, access_logs).bucket
-
-        self.catalog = RawReviewsCatalog(
-            self,
-            "RawReviewsCatalog",
-            RawReviewsCatalogProps(
-                database_name=config.glue_database_name,
-                table_name=config.raw_reviews_table_name,
-                data_bucket=self.data_bucket,
-                raw_prefix=config.raw_reviews_prefix,
-                encryption_key=self.key,
-            ),
-        )
-        self.workgroup = AthenaWorkgroup(
-            self,
-            "AthenaWorkgroup",
-            AthenaWorkgroupProps(
-                name=config.athena_workgroup_name,
-                results_bucket=self.artifacts_bucket,
-                results_prefix=config.athena_results_prefix,
-                encryption_key=self.key,
-            ),
-        )
-
+        data = add_project_data(self, config, settings)
+        self.key = data.storage.key
+        self.catalog = data.catalog
+        self.workgroup = data.workgroup
         outputs = {
             "KmsKeyArn": self.key.key_arn,
-            "DataBucketName": self.data_bucket.bucket_name,
-            "ArtifactsBucketName": self.artifacts_bucket.bucket_name,
-            "AccessLogsBucketName": self.access_logs_bucket.bucket_name,
-            "CicdBucketName": self.cicd_bucket.bucket_name,
-            "RawReviewsUri": f"s3://{self.data_bucket.bucket_name}/{config.raw_reviews_prefix}/",
+            "DataBucketName": data.storage.data_bucket.bucket_name,
+            "ArtifactsBucketName": data.storage.artifacts_bucket.bucket_name,
+            "AccessLogsBucketName": data.access_logs_bucket.bucket_name,
+            "CicdBucketName": data.storage.cicd_bucket.bucket_name,
+            "RawReviewsUri": f"s3://{data.storage.data_bucket.bucket_name}/{config.raw_reviews_prefix}/",
             "GlueDatabaseName": self.catalog.database_name,
             "RawReviewsTableName": self.catalog.table_name,
             "CrawlerName": self.catalog.crawler_name,

@@ -7,9 +7,11 @@ The endpoints themselves are not in this stack: the pipeline renders and deploys
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from aws_cdk import CfnOutput, Duration, Stack
+from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_kms as kms
 from constructs import Construct
@@ -18,12 +20,83 @@ from infra.constructs.approval_rule import ApprovalRuleProps, ModelApprovedRule
 from infra.constructs.deploy_pipeline import DeployPipeline, DeployPipelineProps, DeployStage
 from infra.constructs.endpoint import EndpointExecutionRole, EndpointExecutionRoleProps
 from infra.constructs.model_registry import ModelRegistry
-from infra.constructs.secure_bucket import import_project_bucket
 from infra.constructs.source_repository import SourceRepository
 from infra.settings import InfraSettings
+from infra.stacks.data_stack import ProjectStorage
 from model_build.config import ProjectConfig
 from model_deploy.aws.names import endpoint_role_name, endpoint_stack_name
 from model_deploy.stage_config import load_stages
+
+
+@dataclass(frozen=True)
+class ProjectDeploy:
+    deploy: DeployPipeline
+    approval_rule: events.Rule
+    stages: tuple[DeployStage, ...]
+
+
+def add_deploy_pipeline(
+    scope: Construct,
+    config: ProjectConfig,
+    storage: ProjectStorage,
+    *,
+    source: SourceRepository,
+    registry: ModelRegistry,
+) -> ProjectDeploy:
+    """Adds each stage's model role, the deploy pipeline and its approval rule to ``scope``: the stack, or a
+    project."""
+    stages = []
+    for stage, stage_config in load_stages().items():
+        role = EndpointExecutionRole(
+            scope,
+            f"{stage.title()}EndpointRole",
+            EndpointExecutionRoleProps(
+                role_name=endpoint_role_name(config, stage),
+                endpoint_name=config.endpoint_name(stage),
+                artifacts_bucket=storage.artifacts_bucket,
+                model_artifacts_prefix=config.pipeline_artifacts_prefix,
+                data_bucket=storage.data_bucket,
+                data_capture_key=config.data_capture_key(stage),
+                encryption_key=storage.key,
+            ),
+        ).role
+        stages.append(
+            DeployStage(
+                stage=stage,
+                endpoint_name=config.endpoint_name(stage),
+                stack_name=endpoint_stack_name(config, stage),
+                execution_role=role,
+                update_timeout=Duration.seconds(stage_config.deployment.maximum_execution_timeout_seconds),
+            )
+        )
+    deploy = DeployPipeline(
+        scope,
+        "DeployPipeline",
+        DeployPipelineProps(
+            pipeline_name=config.deploy_pipeline_name,
+            project_name=config.project_name,
+            environment=config.environment,
+            model_package_group_name=config.model_package_group_name,
+            model_package_group_arn=registry.arn,
+            model_packages_arn=registry.model_packages_arn,
+            source=source,
+            cicd_bucket=storage.cicd_bucket,
+            artifacts_bucket_name=storage.artifacts_bucket.bucket_name,
+            data_bucket=storage.data_bucket,
+            encryption_key=storage.key,
+            stages=tuple(stages),
+        ),
+    )
+    approval_rule = ModelApprovedRule(
+        scope,
+        "ModelApprovedRule",
+        ApprovalRuleProps(
+            rule_name=config.approval_rule_name,
+            model_package_group_name=config.model_package_group_name,
+            target=targets.CodePipeline(deploy.pipeline),
+        ),
+    ).rule
+    return ProjectDeploy(deploy, approval_rule, tuple(stages))
 
 
 class DeployPipelineStack(Stack):
@@ -40,66 +113,16 @@ class DeployPipelineStack(Stack):
         **kwargs: Any,
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)
-        artifacts_bucket = import_project_bucket(
-            self, "ArtifactsBucket", config.artifacts_bucket_prefix, encryption_key
-        )
-        data_bucket = import_project_bucket(self, "DataBucket", config.data_bucket_prefix, encryption_key)
-        cicd_bucket = import_project_bucket(self, "CicdBucket", config.cicd_bucket_prefix, encryption_key)
-        stages = []
-        for stage, stage_config in load_stages().items():
-            role = EndpointExecutionRole(
-                self,
-                f"{stage.title()}EndpointRole",
-                EndpointExecutionRoleProps(
-                    role_name=endpoint_role_name(config, stage),
-                    endpoint_name=config.endpoint_name(stage),
-                    artifacts_bucket=artifacts_bucket,
-                    model_artifacts_prefix=config.pipeline_artifacts_prefix,
-                    data_bucket=data_bucket,
-                    data_capture_key=config.data_capture_key(stage),
-                    encryption_key=encryption_key,
-                ),
-            ).role
-            stages.append(
-                DeployStage(
-                    stage=stage,
-                    endpoint_name=config.endpoint_name(stage),
-                    stack_name=endpoint_stack_name(config, stage),
-                    execution_role=role,
-                    update_timeout=Duration.seconds(
-                        stage_config.deployment.maximum_execution_timeout_seconds
-                    ),
-                )
-            )
-        self.deploy = DeployPipeline(
+        added = add_deploy_pipeline(
             self,
-            "DeployPipeline",
-            DeployPipelineProps(
-                pipeline_name=config.deploy_pipeline_name,
-                project_name=config.project_name,
-                environment=config.environment,
-                model_package_group_name=config.model_package_group_name,
-                model_package_group_arn=registry.arn,
-                model_packages_arn=registry.model_packages_arn,
-                source=source,
-                cicd_bucket=cicd_bucket,
-                artifacts_bucket_name=artifacts_bucket.bucket_name,
-                data_bucket=data_bucket,
-                encryption_key=encryption_key,
-                stages=tuple(stages),
-            ),
+            config,
+            ProjectStorage.imported(self, config, encryption_key),
+            source=source,
+            registry=registry,
         )
-        self.approval_rule = ModelApprovedRule(
-            self,
-            "ModelApprovedRule",
-            ApprovalRuleProps(
-                rule_name=config.approval_rule_name,
-                model_package_group_name=config.model_package_group_name,
-                target=targets.CodePipeline(self.deploy.pipeline),
-            ),
-        ).rule
+        self.deploy, self.approval_rule = added.deploy, added.approval_rule
         CfnOutput(self, "DeployPipelineName", value=self.deploy.pipeline.pipeline_name)
         CfnOutput(self, "ModelApprovedRuleName", value=self.approval_rule.rule_name)
         CfnOutput(self, "EndpointStackRoleArn", value=self.deploy.cloudformation_role.role_arn)
-        for deploy_stage in stages:
+        for deploy_stage in added.stages:
             CfnOutput(self, f"{deploy_stage.title}EndpointName", value=deploy_stage.endpoint_name)

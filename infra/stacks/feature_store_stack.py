@@ -9,9 +9,32 @@ from aws_cdk import aws_kms as kms
 from constructs import Construct
 
 from infra.constructs.feature_group import FeatureGroupProps, ReviewFeatureGroup
-from infra.constructs.secure_bucket import import_project_bucket
 from infra.settings import InfraSettings
+from infra.stacks.data_stack import ProjectStorage
 from model_build.config import ProjectConfig
+
+
+def add_feature_group(
+    scope: Construct, config: ProjectConfig, settings: InfraSettings, storage: ProjectStorage
+) -> ReviewFeatureGroup:
+    """Adds the review feature group to ``scope``: the feature store stack, or a project."""
+    # The offline store's files stay in the bucket whatever happens to the group; only the online store
+    # holds records nowhere else, so the group is kept when it has one and data is to be kept.
+    keep = settings.retain_data and settings.online_store
+    return ReviewFeatureGroup(
+        scope,
+        "ReviewFeatureGroup",
+        FeatureGroupProps(
+            feature_group_name=config.feature_group_name,
+            offline_store_table_name=config.feature_group_table_name,
+            data_bucket=storage.data_bucket,
+            offline_store_prefix=config.feature_store_prefix,
+            glue_database_name=config.glue_database_name,
+            encryption_key=storage.key,
+            online_store=settings.online_store,
+            removal_policy=RemovalPolicy.RETAIN if keep else RemovalPolicy.DESTROY,
+        ),
+    )
 
 
 class FeatureStoreStack(Stack):
@@ -26,24 +49,8 @@ class FeatureStoreStack(Stack):
         **kwargs: Any,
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)
-        data_bucket = import_project_bucket(self, "DataBucket", config.data_bucket_prefix, encryption_key)
-        # The offline store's files stay in the bucket whatever happens to the group; only the online store
-        # holds records nowhere else, so the group is kept when it has one and data is to be kept.
-        keep = settings.retain_data and settings.online_store
-        self.feature_group = ReviewFeatureGroup(
-            self,
-            "ReviewFeatureGroup",
-            FeatureGroupProps(
-                feature_group_name=config.feature_group_name,
-                offline_store_table_name=config.feature_group_table_name,
-                data_bucket=data_bucket,
-                offline_store_prefix=config.feature_store_prefix,
-                glue_database_name=config.glue_database_name,
-                encryption_key=encryption_key,
-                online_store=settings.online_store,
-                removal_policy=RemovalPolicy.RETAIN if keep else RemovalPolicy.DESTROY,
-            ),
-        )
+        storage = ProjectStorage.imported(self, config, encryption_key)
+        self.feature_group = add_feature_group(self, config, settings, storage)
         CfnOutput(self, "FeatureGroupName", value=self.feature_group.feature_group_name)
         CfnOutput(self, "FeatureGroupArn", value=self.feature_group.arn)
         CfnOutput(self, "OfflineStoreUri", value=self.feature_group.offline_store_uri)

@@ -13,10 +13,29 @@ from aws_cdk import aws_kms as kms
 from constructs import Construct
 
 from infra.constructs.model_monitoring import ModelMonitoring, ModelMonitoringProps
-from infra.constructs.secure_bucket import import_project_bucket
 from infra.settings import InfraSettings
+from infra.stacks.data_stack import ProjectStorage
 from model_build.config import ProjectConfig
 from model_deploy.stage_config import load_stages
+
+
+def add_monitoring(
+    scope: Construct, config: ProjectConfig, storage: ProjectStorage, *, build_pipeline_arn: str
+) -> ModelMonitoring:
+    """Adds the drift monitor's roles, alarms, retraining and dashboard to ``scope``: the stack, or a project."""
+    return ModelMonitoring(
+        scope,
+        "ModelMonitoring",
+        ModelMonitoringProps(
+            config=config,
+            stages=load_stages(),
+            data_bucket=storage.data_bucket,
+            artifacts_bucket=storage.artifacts_bucket,
+            encryption_key=storage.key,
+            build_pipeline_arn=build_pipeline_arn,
+            build_pipeline_name=config.build_pipeline_name,
+        ),
+    )
 
 
 class MonitoringStack(Stack):
@@ -31,24 +50,11 @@ class MonitoringStack(Stack):
         **kwargs: Any,
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)
-        self.monitoring = ModelMonitoring(
+        self.monitoring = add_monitoring(
             self,
-            "ModelMonitoring",
-            ModelMonitoringProps(
-                config=config,
-                stages=load_stages(),
-                data_bucket=import_project_bucket(
-                    self, "DataBucket", config.data_bucket_prefix, encryption_key
-                ),
-                artifacts_bucket=import_project_bucket(
-                    self, "ArtifactsBucket", config.artifacts_bucket_prefix, encryption_key
-                ),
-                encryption_key=encryption_key,
-                build_pipeline_arn=self.format_arn(
-                    service="codepipeline", resource=config.build_pipeline_name
-                ),
-                build_pipeline_name=config.build_pipeline_name,
-            ),
+            config,
+            ProjectStorage.imported(self, config, encryption_key),
+            build_pipeline_arn=self.format_arn(service="codepipeline", resource=config.build_pipeline_name),
         )
         CfnOutput(self, "MonitoringTopicArn", value=self.monitoring.topic.topic_arn)
         CfnOutput(self, "DashboardName", value=self.monitoring.dashboard.dashboard_name)

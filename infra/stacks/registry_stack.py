@@ -2,18 +2,64 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from aws_cdk import CfnOutput, RemovalPolicy, Stack
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from constructs import Construct
 
 from infra.constructs.execution_role import ExecutionRoleProps, SageMakerExecutionRole
 from infra.constructs.model_registry import ModelRegistry, ModelRegistryProps
-from infra.constructs.secure_bucket import import_project_bucket
 from infra.settings import InfraSettings
+from infra.stacks.data_stack import ProjectStorage
 from model_build.config import ProjectConfig
 from model_build.storage_layout import pipeline_storage
+
+
+@dataclass(frozen=True)
+class ProjectRegistry:
+    registry: ModelRegistry
+    execution_role: iam.IRole
+
+
+def add_registry(
+    scope: Construct,
+    config: ProjectConfig,
+    settings: InfraSettings,
+    storage: ProjectStorage,
+    *,
+    feature_group_arn: str,
+    athena_workgroup_arn: str,
+) -> ProjectRegistry:
+    """Adds the model package group and the execution role to ``scope``: the registry stack, or a project."""
+    registry = ModelRegistry(
+        scope,
+        "ModelRegistry",
+        ModelRegistryProps(
+            model_package_group_name=config.model_package_group_name,
+            removal_policy=RemovalPolicy.RETAIN if settings.retain_data else RemovalPolicy.DESTROY,
+        ),
+    )
+    execution_role = SageMakerExecutionRole(
+        scope,
+        "ExecutionRole",
+        ExecutionRoleProps(
+            role_name=config.execution_role_name,
+            pipeline_name=config.pipeline_name,
+            data_bucket=storage.data_bucket,
+            artifacts_bucket=storage.artifacts_bucket,
+            encryption_key=storage.key,
+            feature_group_arn=feature_group_arn,
+            model_package_group_arn=registry.arn,
+            model_packages_arn=registry.model_packages_arn,
+            glue_database_name=config.glue_database_name,
+            athena_workgroup_arn=athena_workgroup_arn,
+            storage=pipeline_storage(config),
+        ),
+    ).role
+    return ProjectRegistry(registry, execution_role)
 
 
 class RegistryStack(Stack):
@@ -30,35 +76,15 @@ class RegistryStack(Stack):
         **kwargs: Any,
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)
-        data_bucket = import_project_bucket(self, "DataBucket", config.data_bucket_prefix, encryption_key)
-        artifacts_bucket = import_project_bucket(
-            self, "ArtifactsBucket", config.artifacts_bucket_prefix, encryption_key
-        )
-        self.registry = ModelRegistry(
+        added = add_registry(
             self,
-            "ModelRegistry",
-            ModelRegistryProps(
-                model_package_group_name=config.model_package_group_name,
-                removal_policy=RemovalPolicy.RETAIN if settings.retain_data else RemovalPolicy.DESTROY,
-            ),
+            config,
+            settings,
+            ProjectStorage.imported(self, config, encryption_key),
+            feature_group_arn=feature_group_arn,
+            athena_workgroup_arn=athena_workgroup_arn,
         )
-        self.execution_role = SageMakerExecutionRole(
-            self,
-            "ExecutionRole",
-            ExecutionRoleProps(
-                role_name=config.execution_role_name,
-                pipeline_name=config.pipeline_name,
-                data_bucket=data_bucket,
-                artifacts_bucket=artifacts_bucket,
-                encryption_key=encryption_key,
-                feature_group_arn=feature_group_arn,
-                model_package_group_arn=self.registry.arn,
-                model_packages_arn=self.registry.model_packages_arn,
-                glue_database_name=config.glue_database_name,
-                athena_workgroup_arn=athena_workgroup_arn,
-                storage=pipeline_storage(config),
-            ),
-        ).role
+        self.registry, self.execution_role = added.registry, added.execution_role
         CfnOutput(self, "ModelPackageGroupName", value=self.registry.model_package_group_name)
         CfnOutput(self, "ModelPackageGroupArn", value=self.registry.arn)
         CfnOutput(self, "ExecutionRoleArn", value=self.execution_role.role_arn)
