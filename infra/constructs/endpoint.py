@@ -39,7 +39,12 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sagemaker as sagemaker
 from constructs import Construct
 
-from infra.constructs.execution_role import DEEP_LEARNING_CONTAINERS_ACCOUNT, pull_framework_images
+from infra.constructs.execution_role import (
+    DEEP_LEARNING_CONTAINERS_ACCOUNT,
+    pull_framework_images,
+    use_project_key,
+    write_logs,
+)
 from infra.nag import acknowledge, nag_spelling
 from model_build import images
 from model_deploy.aws.names import VARIANT_NAME, alarm_names
@@ -362,23 +367,9 @@ class EndpointExecutionRole(Construct):
                 sid="ReadModelArtifacts", actions=["s3:GetObject"], resources=[model_artifacts]
             ),
             iam.PolicyStatement(sid="WriteCaptures", actions=["s3:PutObject"], resources=[captures]),
-            # Decrypt the model artifact; encrypt captures (a data key per object, S3 bucket keys).
-            iam.PolicyStatement(
-                sid="UseProjectKey",
-                actions=["kms:Decrypt", "kms:GenerateDataKey"],
-                resources=[props.encryption_key.key_arn],
-            ),
+            use_project_key(props.encryption_key),
             *pull_framework_images(framework_images),
-            iam.PolicyStatement(
-                sid="EndpointLogs",
-                actions=[
-                    "logs:CreateLogGroup",
-                    "logs:CreateLogStream",
-                    "logs:PutLogEvents",
-                    "logs:DescribeLogStreams",
-                ],
-                resources=[log_group, f"{log_group}:*"],
-            ),
+            write_logs("EndpointLogs", [log_group, f"{log_group}:*"]),
             # AWS requires "*": cloudwatch:PutMetricData has no resource-level permissions; the namespace
             # condition keeps it to SageMaker's endpoint metrics.
             iam.PolicyStatement(

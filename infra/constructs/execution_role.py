@@ -35,6 +35,21 @@ def pull_framework_images(framework_images: str) -> list[iam.PolicyStatement]:
     ]
 
 
+LOG_ACTIONS = ("logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams")
+
+
+def write_logs(sid: str, log_groups: list[str]) -> iam.PolicyStatement:
+    """What a SageMaker job or endpoint needs to write its CloudWatch logs into ``log_groups``."""
+    return iam.PolicyStatement(sid=sid, actions=list(LOG_ACTIONS), resources=log_groups)
+
+
+def use_project_key(key: kms.IKey) -> iam.PolicyStatement:
+    """Decrypt what is read and encrypt what is written (a data key per object, S3 bucket keys) with ``key``."""
+    return iam.PolicyStatement(
+        sid="UseProjectKey", actions=["kms:Decrypt", "kms:GenerateDataKey"], resources=[key.key_arn]
+    )
+
+
 @dataclass(frozen=True)
 class ExecutionRoleProps:
     role_name: str
@@ -233,16 +248,7 @@ class SageMakerExecutionRole(Construct):
                     glue_tables,
                 ],
             ),
-            iam.PolicyStatement(
-                sid="JobLogs",
-                actions=[
-                    "logs:CreateLogGroup",
-                    "logs:CreateLogStream",
-                    "logs:PutLogEvents",
-                    "logs:DescribeLogStreams",
-                ],
-                resources=[sagemaker_logs],
-            ),
+            write_logs("JobLogs", [sagemaker_logs]),
             *pull_framework_images(framework_images),
             # AWS requires "*": cloudwatch:PutMetricData has no resource-level permissions; the namespace
             # condition keeps it to SageMaker's own metrics.

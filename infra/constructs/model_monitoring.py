@@ -39,7 +39,12 @@ from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from infra.constructs.endpoint import NAMESPACE as ENDPOINT_NAMESPACE
-from infra.constructs.execution_role import DEEP_LEARNING_CONTAINERS_ACCOUNT, pull_framework_images
+from infra.constructs.execution_role import (
+    DEEP_LEARNING_CONTAINERS_ACCOUNT,
+    pull_framework_images,
+    use_project_key,
+    write_logs,
+)
 from infra.nag import acknowledge, nag_spelling
 from model_build.config import ProjectConfig
 from model_deploy.aws.names import (
@@ -224,22 +229,9 @@ class ModelMonitoring(Construct):
                 },
             ),
             iam.PolicyStatement(sid="WriteReports", actions=["s3:PutObject"], resources=[reports]),
-            iam.PolicyStatement(
-                sid="UseProjectKey",
-                actions=["kms:Decrypt", "kms:GenerateDataKey"],
-                resources=[props.encryption_key.key_arn],
-            ),
+            use_project_key(props.encryption_key),
             *pull_framework_images(framework_images),
-            iam.PolicyStatement(
-                sid="JobLogs",
-                actions=[
-                    "logs:CreateLogGroup",
-                    "logs:CreateLogStream",
-                    "logs:PutLogEvents",
-                    "logs:DescribeLogStreams",
-                ],
-                resources=[log_group, f"{log_group}:*"],
-            ),
+            write_logs("JobLogs", [log_group, f"{log_group}:*"]),
             # AWS requires "*": cloudwatch:PutMetricData has no resource-level permissions.
             iam.PolicyStatement(
                 sid="PublishDriftMetrics",
