@@ -227,49 +227,59 @@ def _share(part: int, whole: int) -> float | None:
     return part / whole if whole else None
 
 
+def _distance_checks(
+    thresholds: tuple[str, str],
+    feature_name: str,
+    what: str,
+    base_counts: list[int],
+    window_counts: list[int] | None,
+    limits: tuple[float, float],
+) -> list[Check]:
+    """The PSI and the Jensen-Shannon distance of one distribution; ``window_counts`` None: nothing to measure."""
+    if window_counts is None:
+        psi = js = None
+    else:
+        psi = population_stability_index(base_counts, window_counts)
+        js = jensen_shannon_distance(base_counts, window_counts)
+    return [
+        Check(
+            thresholds[0],
+            feature_name,
+            f"population stability index of {what}",
+            psi,
+            limits[0],
+        ),
+        Check(
+            thresholds[1],
+            feature_name,
+            f"Jensen-Shannon distance of {what}",
+            js,
+            limits[1],
+        ),
+    ]
+
+
 def compare(
     baseline: Baseline, traffic: Traffic, window: TextProfile, limits: DriftThresholds
 ) -> list[Check]:
     """Every check of the window against the baseline; a statistic without data is measured as None."""
     base = baseline.profile
-    have_lengths = window.reviews > 0
-    have_predictions = window.predictions > 0
     return [
-        Check(
-            "max_length_psi",
+        *_distance_checks(
+            ("max_length_psi", "max_length_js"),
             "review_length_tokens",
-            "population stability index of review lengths",
-            population_stability_index(base.length_counts, window.length_counts) if have_lengths else None,
-            limits.max_length_psi,
+            "review lengths",
+            base.length_counts,
+            window.length_counts if window.reviews > 0 else None,
+            (limits.max_length_psi, limits.max_length_js),
         ),
-        Check(
-            "max_length_js",
-            "review_length_tokens",
-            "Jensen-Shannon distance of review lengths",
-            jensen_shannon_distance(base.length_counts, window.length_counts) if have_lengths else None,
-            limits.max_length_js,
-        ),
-        Check(
-            "max_prediction_psi",
+        *_distance_checks(
+            ("max_prediction_psi", "max_prediction_js"),
             "predicted_sentiment",
-            "population stability index of predicted classes",
-            population_stability_index(
-                list(base.predicted_counts.values()), list(window.predicted_counts.values())
-            )
-            if have_predictions
-            else None,
-            limits.max_prediction_psi,
-        ),
-        Check(
-            "max_prediction_js",
-            "predicted_sentiment",
-            "Jensen-Shannon distance of predicted classes",
-            jensen_shannon_distance(
-                list(base.predicted_counts.values()), list(window.predicted_counts.values())
-            )
-            if have_predictions
-            else None,
-            limits.max_prediction_js,
+            "predicted classes",
+            list(base.predicted_counts.values()),
+            list(window.predicted_counts.values()) if window.predictions > 0 else None,
+            (limits.max_prediction_psi, limits.max_prediction_js),
         ),
         Check(
             "max_truncated_share_increase",
