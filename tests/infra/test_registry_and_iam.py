@@ -212,3 +212,11 @@ def test_build_project_may_run_only_this_pipeline_and_pass_only_the_execution_ro
     assert statements["PassExecutionRoleToSageMaker"]["Condition"] == {
         "StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}
     }
+    # CreatePipeline passes the pipeline's role; the jobs' roles are passed by that role when it starts them.
+    passed = [
+        resource
+        for s in statements.values()
+        if "iam:PassRole" in _as_list(s["Action"])
+        for resource in _as_list(s["Resource"])
+    ]
+    assert len(passed) == 1 and "ExecutionRole" in str(passed[0]), passed
