@@ -83,8 +83,7 @@ def build_app(
         settings=settings,
         encryption_key=data.key,
         feature_group_arn=feature_store.feature_group.arn,
-        athena_workgroup_arn=data.workgroup.arn,
-        description="MLOps template: model registry and SageMaker execution role",
+        description="MLOps template: model registry, SageMaker execution role and job step roles",
         **stack_args,
     )
     build = BuildPipelineStack(

@@ -26,7 +26,8 @@ DEFAULT_REGION = "us-east-1"
 
 SAGEMAKER_PROJECT_ID_VARIABLE = "MLOPS_SAGEMAKER_PROJECT_ID"
 NAME_PATTERN = re.compile(r"^[a-z][a-z0-9-]{1,30}[a-z0-9]$")
-SAGEMAKER_PROJECT_ID_PATTERN = re.compile(r"^p-[a-z0-9]{1,21}$")
+SAGEMAKER_PROJECT_ID_MAX_LENGTH = 23
+SAGEMAKER_PROJECT_ID_PATTERN = re.compile(rf"^p-[a-z0-9]{{1,{SAGEMAKER_PROJECT_ID_MAX_LENGTH - 2}}}$")
 """SageMaker's project ids (``p-`` and 12 lowercase letters and digits today), with room to grow: at most 23
 characters, which keeps ``<id>-access-logs-<account>-<region>`` within S3's 63."""
 SAGEMAKER_PROJECT_NAME_MAX_LENGTH = 20
@@ -35,6 +36,7 @@ SAGEMAKER_PROJECT_NAME_PATTERN = re.compile(rf"^[a-z][a-z0-9]{{2,{SAGEMAKER_PROJ
 (``-sagemaker-execution``, an endpoint's model names) a name must fit IAM's and SageMaker's 63-64 characters,
 and without hyphens of its own the product's template can spell the Glue names (hyphens as underscores) with
 CloudFormation's functions."""
+IAM_ROLE_NAME_MAX_LENGTH = 64
 # A CDK string token (``${Token[TOKEN.123]}``): a value known only when CloudFormation deploys the template.
 _DEPLOY_TIME_VALUE = re.compile(r"\$\{Token\[[^\]]+\]\}")
 
@@ -195,6 +197,27 @@ class ProjectConfig:
     def execution_role_name(self) -> str:
         return f"{self.prefix}-sagemaker-execution"
 
+    def step_role_name(self, step: str) -> str:
+        """``<project>-<env>-job-<step>``: the role a job step of the pipeline runs as (``CheckData`` ->
+        ``...-job-check-data``), so that each job holds only what its own step needs.
+
+        A name over IAM's 64 characters is an error here, not at deploy time; in the product's template, where
+        the prefix is a CloudFormation parameter, the suffix must leave room for the longest name and id.
+        """
+        name = f"{self.prefix}-job-{_kebab(step)}"
+        if _is_deploy_time(name):
+            longest_prefix = SAGEMAKER_PROJECT_NAME_MAX_LENGTH + 1 + SAGEMAKER_PROJECT_ID_MAX_LENGTH
+            length = longest_prefix + len(name) - len(self.prefix)
+        else:
+            length = len(name)
+        if length > IAM_ROLE_NAME_MAX_LENGTH:
+            raise ValueError(
+                f"the role of step {step!r} would be named {name!r}, {length} characters, over IAM's "
+                f"{IAM_ROLE_NAME_MAX_LENGTH}: shorten the step's name (model_build/pipeline_spec.py) or the "
+                "project's"
+            )
+        return name
+
     @property
     def build_pipeline_name(self) -> str:
         return f"{self.prefix}-model-build"
@@ -224,6 +247,11 @@ class ProjectConfig:
 
 def _is_deploy_time(value: str) -> bool:
     return bool(_DEPLOY_TIME_VALUE.search(value))
+
+
+def _kebab(name: str) -> str:
+    """``ProcessReviews`` -> ``process-reviews``: a step's name as IAM and the other names spell words."""
+    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "-", name).lower()
 
 
 def load_config(

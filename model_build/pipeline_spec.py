@@ -210,7 +210,8 @@ class ProcessingStep:
     instance_count: Value = 1
     property_files: tuple[PropertyFile, ...] = ()
     services: tuple[str, ...] = ()
-    """What the job talks to besides its inputs and outputs (:data:`FEATURE_STORE`)."""
+    """What the job talks to besides its inputs and outputs (:data:`FEATURE_STORE`); on AWS the step's role
+    may do so only when it is declared here (:mod:`model_build.step_roles`)."""
     description: str = ""
     retries: tuple[RetryPolicy, ...] = JOB_RETRIES
     environment: dict[str, Value] = field(default_factory=dict)

@@ -41,7 +41,7 @@ from __future__ import annotations
 import functools
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -64,6 +64,7 @@ from model_build.pipeline_spec import (
     StepOutput,
     TrainingStep,
 )
+from model_build.step_roles import step_role_arns
 
 if TYPE_CHECKING:
     import boto3
@@ -99,8 +100,15 @@ class AwsSettings:
 
     region: str
     role_arn: str
+    """The execution role: the pipeline's own, and its RegisterModel step's."""
     artifact_bucket: str
     data_bucket: str
+    step_role_arns: Mapping[str, str] = field(default_factory=dict)
+    """Job step name -> the role its jobs run as (:mod:`model_build.step_roles`); a step not here runs as
+    ``role_arn``."""
+
+    def job_role_arn(self, step: str) -> str:
+        return self.step_role_arns.get(step, self.role_arn)
 
     def input_data_url(self, config: ProjectConfig) -> str:
         """What an empty ``InputDataUrl`` means on AWS: the raw-reviews prefix of the data bucket."""
@@ -118,7 +126,8 @@ def aws_settings(
     ``SAGEMAKER_PIPELINE_ROLE_ARN`` is the execution role; without it, ``require_role=True`` is an error
     and otherwise the ARN of ``config.execution_role_name`` in this account is used. ``ARTIFACT_BUCKET`` and
     ``DATA_BUCKET`` default to ``<prefix>-<account>-<region>``. The account is read from STS only when one
-    of the three is missing.
+    of the three is missing. The job steps' roles are named by the config (``step_role_name``) in the
+    execution role's account, as CDK creates them: no variable names them.
     """
     role_arn = environ.get(ROLE_ARN_VARIABLE, "")
     if not role_arn and require_role:
@@ -134,7 +143,20 @@ def aws_settings(
         role_arn = role_arn or f"arn:aws:iam::{account}:role/{config.execution_role_name}"
         artifact_bucket = artifact_bucket or f"{config.artifacts_bucket_prefix}-{account}-{region}"
         data_bucket = data_bucket or f"{config.data_bucket_prefix}-{account}-{region}"
-    return AwsSettings(region, role_arn, artifact_bucket, data_bucket)
+    partition, account = _partition_and_account(role_arn)
+    return AwsSettings(
+        region, role_arn, artifact_bucket, data_bucket, step_role_arns(config, account, partition)
+    )
+
+
+def _partition_and_account(role_arn: str) -> tuple[str, str]:
+    """``arn:<partition>:iam::<account>:role/...`` -> (partition, account); anything else is an error."""
+    parts = role_arn.split(":")
+    if len(parts) != 6 or parts[0] != "arn" or parts[2] != "iam" or not parts[5].startswith("role/"):
+        raise ValueError(
+            f"{ROLE_ARN_VARIABLE}={role_arn!r} is not an IAM role ARN (arn:aws:iam::<account>:role/...)"
+        )
+    return parts[1], parts[4]
 
 
 def pipeline_session(
@@ -385,7 +407,7 @@ class _PipelineBuilder:
 
         processor = FrameworkProcessor(
             image_uri=self._image(step.instance_type, "training"),
-            role=self.settings.role_arn,
+            role=self.settings.job_role_arn(step.name),
             instance_type=self.resolve(step.instance_type),
             instance_count=self.resolve(step.instance_count),
             command=["python3"],
@@ -474,7 +496,7 @@ class _PipelineBuilder:
         artifacts = f"s3://{self.settings.artifact_bucket}/{self.config.pipeline_artifacts_prefix}"
         trainer = _content_addressed_trainer()(
             training_image=self._image(step.instance_type, "training"),
-            role=self.settings.role_arn,
+            role=self.settings.job_role_arn(step.name),
             sagemaker_session=self.session,
             base_job_name=f"{self.config.prefix}-{step.name}",
             source_code=SourceCode(

@@ -1,10 +1,11 @@
 """Where the SageMaker pipeline's jobs read and write in the project's two buckets, step by step.
 
-The execution role's S3 grants are made from this (``infra/constructs/execution_role.py``): a job step may write
-only under its own prefixes in the artifacts bucket, and the data bucket (raw reviews above all) is read-only
-to the pipeline. The keys are the ones the definition builder (``model_build/sagemaker_pipeline.py``) gives
-SageMaker; ``tests/infra/test_pipeline_data_access.py`` builds the definition offline and checks every place
-it writes to, and every place it reads from, against the synthesized role, so the two cannot drift apart.
+The S3 grants of the roles the jobs run as (one per job step, :mod:`model_build.step_roles`) are made from this
+(``infra/constructs/execution_role.py``): a job step may write only under its own prefixes in the artifacts
+bucket, and the data bucket (raw reviews above all) is read-only to the pipeline. The keys are the ones the
+definition builder (``model_build/sagemaker_pipeline.py``) gives SageMaker;
+``tests/infra/test_pipeline_data_access.py`` builds the definition offline and checks every place a job writes
+to, and every place it reads from, against the synthesized role of its step, so the two cannot drift apart.
 
 Key patterns use IAM's wildcard ``*`` where a name exists only at run time (the execution id, a job name). Both
 buckets are versioned, so even an overwrite inside a step's own prefix leaves the previous version behind.
@@ -46,17 +47,17 @@ class StepWrites:
 
 @dataclass(frozen=True)
 class PipelineStorage:
-    """Everything the pipeline's role may touch in S3: key patterns per bucket, reads and writes apart."""
+    """Everything the pipeline's roles may touch in S3: key patterns per bucket, reads and writes apart.
+
+    No job queries Athena (no step script does), so neither the offline store nor Athena's results are here.
+    """
 
     data_prefixes: tuple[str, ...]
-    """Data bucket, read-only: the raw reviews (the default input) and the Feature Store offline store (what
-    Athena reads when the role queries the feature group's table)."""
+    """Data bucket, read-only, and only by the steps that read the pipeline's input: the raw reviews."""
     artifact_prefixes: tuple[str, ...]
-    """Artifacts bucket, read: the step code, every step's outputs and models, Athena's query results."""
+    """Artifacts bucket, read: the step code, every step's outputs and models."""
     steps: tuple[StepWrites, ...]
     """Per job step, in the spec's order; steps of other kinds (condition, register, fail) write nothing."""
-    query_results: str
-    """Artifacts bucket: where Athena writes the results of the role's queries (the workgroup enforces it)."""
 
     @property
     def data_reads(self) -> tuple[str, ...]:
@@ -68,9 +69,16 @@ class PipelineStorage:
 
     @property
     def artifact_writes(self) -> tuple[str, ...]:
-        """Every key pattern the role may create objects under, the query results included."""
+        """Every key pattern some job step may create objects under."""
         keys = [key for step in self.steps for key in (*step.outputs, *step.checkpoints)]
-        return (*dict.fromkeys(keys), self.query_results)
+        return tuple(dict.fromkeys(keys))
+
+    def writes_of(self, step: str) -> StepWrites:
+        """What job step ``step`` writes; a name that is no job step is an error."""
+        for writes in self.steps:
+            if writes.step == step:
+                return writes
+        raise KeyError(f"{step!r} is no job step of the pipeline: {[writes.step for writes in self.steps]}")
 
 
 def listing(prefixes: tuple[str, ...]) -> tuple[str, ...]:
@@ -111,7 +119,7 @@ def step_writes(config: ProjectConfig, spec: PipelineSpec = PIPELINE) -> tuple[S
         elif step.kind not in ("Condition", "RegisterModel", "Fail"):
             raise ValueError(
                 f"model_build/storage_layout.py: step {step.name!r} of kind {step.kind!r} is not known here; "
-                "say where it writes, or the execution role will not let it"
+                "say where it writes, or its role will not let it"
             )
     return tuple(found)
 
@@ -121,8 +129,7 @@ def pipeline_storage(config: ProjectConfig, spec: PipelineSpec = PIPELINE) -> Pi
         return prefix.strip("/")
 
     return PipelineStorage(
-        data_prefixes=(clean(config.raw_reviews_prefix), clean(config.feature_store_prefix)),
-        artifact_prefixes=(clean(config.pipeline_artifacts_prefix), clean(config.athena_results_prefix)),
+        data_prefixes=(clean(config.raw_reviews_prefix),),
+        artifact_prefixes=(clean(config.pipeline_artifacts_prefix),),
         steps=step_writes(config, spec),
-        query_results=f"{clean(config.athena_results_prefix)}/*",
     )

@@ -1,4 +1,13 @@
-"""The role SageMaker Pipelines and the jobs it starts run as, limited to this project's resources."""
+"""The roles of the SageMaker pipeline: the execution role the pipeline runs as, and one role per job step.
+
+The pipeline (SageMaker Pipelines itself, and its RegisterModel step) runs as the execution role: it starts the
+jobs, records the experiment, registers the model and reads the property files, and it passes each job the
+role of its step (``iam:PassRole`` on those roles only, to SageMaker only). Each job runs as its step's role
+(:mod:`model_build.step_roles`), which may read the code, the step's inputs and the earlier steps' outputs,
+write only under its own prefixes (:mod:`model_build.storage_layout`), write its logs and metrics, pull the
+framework images and use the project key; only the step that declares the Feature Store (ProcessReviews) may
+put records into the feature group. No job queries Athena or reads the Glue catalog, so no role may.
+"""
 
 from __future__ import annotations
 
@@ -11,13 +20,11 @@ from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from infra.nag import acknowledge, nag_spelling
-from model_build.storage_layout import PipelineStorage, listing
+from model_build.step_roles import StepRole
+from model_build.storage_layout import PipelineStorage, StepWrites, listing
 
 # What a job needs to put an object, multipart uploads included (large model archives are uploaded in parts).
 PUT_OBJECT_ACTIONS = ("s3:PutObject", "s3:AbortMultipartUpload")
-# The suffix wildcards of CDK's grant_encrypt_decrypt on the project key (cdk-nag IAM5 findings).
-KMS_GRANT_WILDCARD_ACTIONS = ("kms:GenerateDataKey*", "kms:ReEncrypt*")
-
 # The account that publishes the SageMaker framework images (Deep Learning Containers) in most regions.
 DEEP_LEARNING_CONTAINERS_ACCOUNT = "763104351884"
 
@@ -50,44 +57,34 @@ def use_project_key(key: kms.IKey) -> iam.PolicyStatement:
     )
 
 
-@dataclass(frozen=True)
-class ExecutionRoleProps:
-    role_name: str
-    pipeline_name: str
-    data_bucket: s3.IBucket
-    artifacts_bucket: s3.IBucket
-    encryption_key: kms.IKey
-    feature_group_arn: str
-    model_package_group_arn: str
-    model_packages_arn: str
-    glue_database_name: str
-    athena_workgroup_arn: str
-    storage: PipelineStorage
-    """Where in the two buckets the jobs read and write (``model_build.storage_layout``)."""
-
-
 def _sid(name: str) -> str:
     """A statement id from a step name (IAM allows only letters and digits)."""
     return "".join(character for character in name if character.isalnum())
 
 
-def s3_statements(
-    data_bucket: s3.IBucket, artifacts_bucket: s3.IBucket, storage: PipelineStorage
+def read_statements(
+    data_bucket: s3.IBucket, artifacts_bucket: s3.IBucket, storage: PipelineStorage, *, reads_input: bool
 ) -> list[iam.PolicyStatement]:
-    """Read the data bucket's raw reviews and offline store, read the pipeline's artifacts, and write only
-    where each step writes: no statement lets the role write or delete in the data bucket."""
-    statements = [
-        iam.PolicyStatement(
-            sid="ListReviewData",
-            actions=["s3:ListBucket"],
-            resources=[data_bucket.bucket_arn],
-            conditions={"StringLike": {"s3:prefix": list(listing(storage.data_prefixes))}},
-        ),
-        iam.PolicyStatement(
-            sid="ReadReviewData",
-            actions=["s3:GetObject"],
-            resources=[data_bucket.arn_for_objects(key) for key in storage.data_reads],
-        ),
+    """Read the pipeline's artifacts (code, earlier steps' outputs) and, with ``reads_input``, the raw reviews:
+    nothing here lets a role write or delete in either bucket."""
+    statements = []
+    buckets = [artifacts_bucket]
+    if reads_input:
+        buckets.insert(0, data_bucket)
+        statements += [
+            iam.PolicyStatement(
+                sid="ListReviewData",
+                actions=["s3:ListBucket"],
+                resources=[data_bucket.bucket_arn],
+                conditions={"StringLike": {"s3:prefix": list(listing(storage.data_prefixes))}},
+            ),
+            iam.PolicyStatement(
+                sid="ReadReviewData",
+                actions=["s3:GetObject"],
+                resources=[data_bucket.arn_for_objects(key) for key in storage.data_reads],
+            ),
+        ]
+    statements += [
         iam.PolicyStatement(
             sid="ListPipelineArtifacts",
             actions=["s3:ListBucket"],
@@ -102,39 +99,139 @@ def s3_statements(
         iam.PolicyStatement(
             sid="LocateBuckets",
             actions=["s3:GetBucketLocation"],
-            resources=[data_bucket.bucket_arn, artifacts_bucket.bucket_arn],
+            resources=[bucket.bucket_arn for bucket in buckets],
         ),
     ]
-    for step in storage.steps:
-        statements.append(
-            iam.PolicyStatement(
-                sid=f"Write{_sid(step.step)}",
-                actions=list(PUT_OBJECT_ACTIONS),
-                resources=[
-                    artifacts_bucket.arn_for_objects(key) for key in (*step.outputs, *step.checkpoints)
-                ],
-            )
-        )
-        if step.checkpoints:
-            statements.append(
-                iam.PolicyStatement(
-                    sid=f"Sync{_sid(step.step)}Checkpoints",
-                    actions=["s3:DeleteObject"],
-                    resources=[artifacts_bucket.arn_for_objects(key) for key in step.checkpoints],
-                )
-            )
-    statements.append(
-        iam.PolicyStatement(
-            sid="WriteQueryResults",
-            actions=list(PUT_OBJECT_ACTIONS),
-            resources=[artifacts_bucket.arn_for_objects(storage.query_results)],
-        )
-    )
     return statements
 
 
+def write_statements(artifacts_bucket: s3.IBucket, writes: StepWrites) -> list[iam.PolicyStatement]:
+    """Create objects only under the step's own prefixes; delete only in its checkpoint folder (training)."""
+    statements = [
+        iam.PolicyStatement(
+            sid=f"Write{_sid(writes.step)}",
+            actions=list(PUT_OBJECT_ACTIONS),
+            resources=[
+                artifacts_bucket.arn_for_objects(key) for key in (*writes.outputs, *writes.checkpoints)
+            ],
+        )
+    ]
+    if writes.checkpoints:
+        statements.append(
+            iam.PolicyStatement(
+                sid=f"Sync{_sid(writes.step)}Checkpoints",
+                actions=["s3:DeleteObject"],
+                resources=[artifacts_bucket.arn_for_objects(key) for key in writes.checkpoints],
+            )
+        )
+    return statements
+
+
+def _framework_images(stack: Stack) -> str:
+    return stack.format_arn(
+        service="ecr", account=DEEP_LEARNING_CONTAINERS_ACCOUNT, resource="repository", resource_name="*"
+    )
+
+
+def _acknowledge_wildcards(role: iam.Role, statements: list[iam.PolicyStatement], reason: str) -> None:
+    """Acknowledge IAM5 for exactly the wildcard resources of ``statements``, each spelled as cdk-nag does."""
+    wildcards = dict.fromkeys(
+        nag_spelling(role, resource)
+        for statement in statements
+        for resource in statement.resources
+        if "*" in resource
+    )
+    acknowledge(role, "AwsSolutions-IAM5", reason, [f"Resource::{resource}" for resource in wildcards])
+
+
+@dataclass(frozen=True)
+class StepRoleProps:
+    step: StepRole
+    data_bucket: s3.IBucket
+    artifacts_bucket: s3.IBucket
+    encryption_key: kms.IKey
+    feature_group_arn: str
+    storage: PipelineStorage
+    """Where in the two buckets the jobs read (``model_build.storage_layout``); the step's writes are its own."""
+
+
+class SageMakerStepRole(Construct):
+    """The role the jobs of one step run as: assumed by SageMaker, passed on by the execution role only."""
+
+    def __init__(self, scope: Construct, construct_id: str, props: StepRoleProps) -> None:
+        super().__init__(scope, construct_id)
+        stack = Stack.of(self)
+        step = props.step
+        self.role = iam.Role(
+            self,
+            "Role",
+            role_name=step.role_name,
+            assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"),
+            description=f"The {step.step} jobs of this project's SageMaker pipeline",
+        )
+        sagemaker_logs = stack.format_arn(
+            service="logs",
+            resource="log-group",
+            resource_name="/aws/sagemaker/*",
+            arn_format=ArnFormat.COLON_RESOURCE_NAME,
+        )
+        statements = [
+            *read_statements(
+                props.data_bucket, props.artifacts_bucket, props.storage, reads_input=step.reads_input
+            ),
+            *write_statements(props.artifacts_bucket, step.writes),
+            write_logs("JobLogs", [sagemaker_logs]),
+            *pull_framework_images(_framework_images(stack)),
+            # AWS requires "*": cloudwatch:PutMetricData has no resource-level permissions; the namespace
+            # condition keeps it to SageMaker's own metrics.
+            iam.PolicyStatement(
+                sid="JobMetrics",
+                actions=["cloudwatch:PutMetricData"],
+                resources=["*"],
+                conditions={"StringLike": {"cloudwatch:namespace": "/aws/sagemaker/*"}},
+            ),
+            use_project_key(props.encryption_key),
+        ]
+        if step.puts_features:
+            # preprocess.py's FeatureStoreIngestor: PutRecord only (kms:Decrypt on the online store's key is
+            # in UseProjectKey).
+            statements.append(
+                iam.PolicyStatement(
+                    sid="PutFeatureRecords",
+                    actions=["sagemaker:PutRecord"],
+                    resources=[props.feature_group_arn],
+                )
+            )
+        for statement in statements:
+            self.role.add_to_policy(statement)
+        _acknowledge_wildcards(
+            self.role,
+            statements,
+            f"Every wildcard is scoped to this project: objects under the prefixes the {step.step} jobs read "
+            "and under the step's own output prefixes (execution ids and job names are known only at run "
+            "time), SageMaker's log groups, the framework image repositories; '*' only for the two actions "
+            "AWS grants on no narrower resource (ecr:GetAuthorizationToken; cloudwatch:PutMetricData, with a "
+            "namespace condition).",
+        )
+
+
+@dataclass(frozen=True)
+class ExecutionRoleProps:
+    role_name: str
+    pipeline_name: str
+    artifacts_bucket: s3.IBucket
+    encryption_key: kms.IKey
+    model_package_group_arn: str
+    model_packages_arn: str
+    step_roles: tuple[iam.IRole, ...]
+    """The roles the pipeline's jobs run as: the only roles it may pass."""
+    storage: PipelineStorage
+    """Where in the artifacts bucket the pipeline reads its property files and reports."""
+
+
 class SageMakerExecutionRole(Construct):
-    """Assumed by SageMaker for the pipeline and its processing/training jobs; passed on only to SageMaker."""
+    """Assumed by SageMaker Pipelines for the pipeline and its RegisterModel step; it passes each job its
+    step's role, and writes nothing in S3 itself."""
 
     def __init__(self, scope: Construct, construct_id: str, props: ExecutionRoleProps) -> None:
         super().__init__(scope, construct_id)
@@ -148,31 +245,9 @@ class SageMakerExecutionRole(Construct):
             "Role",
             role_name=props.role_name,
             assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"),
-            description="SageMaker pipeline and job role of this project only",
-        )
-        glue_tables = stack.format_arn(
-            service="glue", resource="table", resource_name=f"{props.glue_database_name}/*"
-        )
-        sagemaker_logs = stack.format_arn(
-            service="logs",
-            resource="log-group",
-            resource_name="/aws/sagemaker/*",
-            arn_format=ArnFormat.COLON_RESOURCE_NAME,
-        )
-        framework_images = stack.format_arn(
-            service="ecr", account=DEEP_LEARNING_CONTAINERS_ACCOUNT, resource="repository", resource_name="*"
+            description="SageMaker pipeline role of this project only; its jobs run as their steps' roles",
         )
         statements = [
-            iam.PolicyStatement(
-                sid="FeatureStoreRecords",
-                actions=[
-                    "sagemaker:DescribeFeatureGroup",
-                    "sagemaker:PutRecord",
-                    "sagemaker:GetRecord",
-                    "sagemaker:BatchGetRecord",
-                ],
-                resources=[props.feature_group_arn],
-            ),
             iam.PolicyStatement(
                 sid="RegisterModels",
                 actions=[
@@ -221,82 +296,41 @@ class SageMakerExecutionRole(Construct):
                 ],
             ),
             iam.PolicyStatement(
-                sid="PassOnlyToSageMaker",
+                sid="PassStepRolesToSageMaker",
                 actions=["iam:PassRole"],
-                resources=[self.role.role_arn],
+                resources=[role.role_arn for role in props.step_roles],
                 conditions={"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}},
             ),
+            # The property files (data check, evaluation) that conditions and registration read.
             iam.PolicyStatement(
-                sid="QueryCatalog",
-                actions=[
-                    "athena:StartQueryExecution",
-                    "athena:GetQueryExecution",
-                    "athena:GetQueryResults",
-                    "athena:StopQueryExecution",
-                    "athena:GetWorkGroup",
-                ],
-                resources=[props.athena_workgroup_arn],
+                sid="ListPipelineArtifacts",
+                actions=["s3:ListBucket"],
+                resources=[props.artifacts_bucket.bucket_arn],
+                conditions={"StringLike": {"s3:prefix": list(listing(props.storage.artifact_prefixes))}},
             ),
             iam.PolicyStatement(
-                sid="ReadCatalog",
-                actions=["glue:GetDatabase", "glue:GetTable", "glue:GetTables", "glue:GetPartitions"],
+                sid="ReadPipelineArtifacts",
+                actions=["s3:GetObject"],
                 resources=[
-                    stack.format_arn(service="glue", resource="catalog"),
-                    stack.format_arn(
-                        service="glue", resource="database", resource_name=props.glue_database_name
-                    ),
-                    glue_tables,
+                    props.artifacts_bucket.arn_for_objects(key) for key in props.storage.artifact_reads
                 ],
             ),
-            write_logs("JobLogs", [sagemaker_logs]),
-            *pull_framework_images(framework_images),
-            # AWS requires "*": cloudwatch:PutMetricData has no resource-level permissions; the namespace
-            # condition keeps it to SageMaker's own metrics.
             iam.PolicyStatement(
-                sid="JobMetrics",
-                actions=["cloudwatch:PutMetricData"],
-                resources=["*"],
-                conditions={"StringLike": {"cloudwatch:namespace": "/aws/sagemaker/*"}},
+                sid="LocateBuckets",
+                actions=["s3:GetBucketLocation"],
+                resources=[props.artifacts_bucket.bucket_arn],
             ),
+            # The registered model names its inference image.
+            *pull_framework_images(_framework_images(stack)),
+            use_project_key(props.encryption_key),
         ]
-        statements += s3_statements(props.data_bucket, props.artifacts_bucket, props.storage)
         for statement in statements:
             self.role.add_to_policy(statement)
-        props.encryption_key.grant_encrypt_decrypt(self.role)
-
-        storage = props.storage
-        object_keys = dict.fromkeys(
-            [
-                *((props.data_bucket, key) for key in storage.data_reads),
-                *(
-                    (props.artifacts_bucket, key)
-                    for key in (*storage.artifact_reads, *storage.artifact_writes)
-                ),
-            ]
-        )
-        wildcard_resources = [
-            *(bucket.arn_for_objects(key) for bucket, key in object_keys),
-            props.model_packages_arn,
-            *(sagemaker_arn(job, "pipelines-*") for job in ("processing-job", "training-job")),
-            sagemaker_arn("experiment-trial", "*"),
-            sagemaker_arn("experiment-trial-component", "*"),
-            glue_tables,
-            sagemaker_logs,
-            framework_images,
-            "*",
-        ]
-        acknowledge(
+        _acknowledge_wildcards(
             self.role,
-            "AwsSolutions-IAM5",
-            "Every wildcard is scoped to this project: objects under the prefixes the pipeline reads and "
-            "under each step's own output prefixes (execution ids and job names are known only at run time), "
-            "CDK's KMS grant actions (kms:GenerateDataKey*, kms:ReEncrypt*) on its own key, its model package "
-            "versions, the jobs SageMaker Pipelines names 'pipelines-*', the trials "
-            "of its pipeline's experiment, its Glue database's tables, SageMaker's log groups, the framework "
-            "image repositories; '*' only for the two actions AWS grants on no narrower resource "
-            "(ecr:GetAuthorizationToken; cloudwatch:PutMetricData, with a namespace condition).",
-            [
-                *(f"Action::{action}" for action in KMS_GRANT_WILDCARD_ACTIONS),
-                *(f"Resource::{nag_spelling(self, resource)}" for resource in wildcard_resources),
-            ],
+            statements,
+            "Every wildcard is scoped to this project: objects under the pipeline's artifact prefix (execution "
+            "ids and job names are known only at run time), its model package versions, the jobs SageMaker "
+            "Pipelines names 'pipelines-*', the trials of its pipeline's experiment, the framework image "
+            "repositories; '*' only for ecr:GetAuthorizationToken, which AWS grants on no narrower resource.",
         )

@@ -120,7 +120,6 @@ class ProjectProductStack(servicecatalog.ProductStack):
             settings,
             storage,
             feature_group_arn=feature_group.arn,
-            athena_workgroup_arn=data.workgroup.arn,
         )
         build = add_build_pipeline(
             self,

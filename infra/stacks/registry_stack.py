@@ -1,4 +1,4 @@
-"""Registry: the model package group and the SageMaker execution role that may use the project's resources."""
+"""Registry: the model package group, the SageMaker execution role, and the roles of the pipeline's job steps."""
 
 from __future__ import annotations
 
@@ -10,11 +10,17 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from constructs import Construct
 
-from infra.constructs.execution_role import ExecutionRoleProps, SageMakerExecutionRole
+from infra.constructs.execution_role import (
+    ExecutionRoleProps,
+    SageMakerExecutionRole,
+    SageMakerStepRole,
+    StepRoleProps,
+)
 from infra.constructs.model_registry import ModelRegistry, ModelRegistryProps
 from infra.settings import InfraSettings
 from infra.stacks.data_stack import ProjectStorage
 from model_build.config import ProjectConfig
+from model_build.step_roles import step_roles
 from model_build.storage_layout import pipeline_storage
 
 
@@ -22,6 +28,8 @@ from model_build.storage_layout import pipeline_storage
 class ProjectRegistry:
     registry: ModelRegistry
     execution_role: iam.IRole
+    step_roles: dict[str, iam.IRole]
+    """Job step name -> the role its jobs run as."""
 
 
 def add_registry(
@@ -31,9 +39,9 @@ def add_registry(
     storage: ProjectStorage,
     *,
     feature_group_arn: str,
-    athena_workgroup_arn: str,
 ) -> ProjectRegistry:
-    """Adds the model package group and the execution role to ``scope``: the registry stack, or a project."""
+    """Adds the model package group, the execution role and one role per job step of the pipeline to
+    ``scope``: the registry stack, or a project."""
     registry = ModelRegistry(
         scope,
         "ModelRegistry",
@@ -42,24 +50,37 @@ def add_registry(
             removal_policy=RemovalPolicy.RETAIN if settings.retain_data else RemovalPolicy.DESTROY,
         ),
     )
+    layout = pipeline_storage(config)
+    roles: dict[str, iam.IRole] = {
+        step.step: SageMakerStepRole(
+            scope,
+            f"{step.step}Role",
+            StepRoleProps(
+                step=step,
+                data_bucket=storage.data_bucket,
+                artifacts_bucket=storage.artifacts_bucket,
+                encryption_key=storage.key,
+                feature_group_arn=feature_group_arn,
+                storage=layout,
+            ),
+        ).role
+        for step in step_roles(config)
+    }
     execution_role = SageMakerExecutionRole(
         scope,
         "ExecutionRole",
         ExecutionRoleProps(
             role_name=config.execution_role_name,
             pipeline_name=config.pipeline_name,
-            data_bucket=storage.data_bucket,
             artifacts_bucket=storage.artifacts_bucket,
             encryption_key=storage.key,
-            feature_group_arn=feature_group_arn,
             model_package_group_arn=registry.arn,
             model_packages_arn=registry.model_packages_arn,
-            glue_database_name=config.glue_database_name,
-            athena_workgroup_arn=athena_workgroup_arn,
-            storage=pipeline_storage(config),
+            step_roles=tuple(roles.values()),
+            storage=layout,
         ),
     ).role
-    return ProjectRegistry(registry, execution_role)
+    return ProjectRegistry(registry, execution_role, roles)
 
 
 class RegistryStack(Stack):
@@ -72,7 +93,6 @@ class RegistryStack(Stack):
         settings: InfraSettings,
         encryption_key: kms.IKey,
         feature_group_arn: str,
-        athena_workgroup_arn: str,
         **kwargs: Any,
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)
@@ -82,9 +102,9 @@ class RegistryStack(Stack):
             settings,
             ProjectStorage.imported(self, config, encryption_key),
             feature_group_arn=feature_group_arn,
-            athena_workgroup_arn=athena_workgroup_arn,
         )
         self.registry, self.execution_role = added.registry, added.execution_role
+        self.step_roles = added.step_roles
         CfnOutput(self, "ModelPackageGroupName", value=self.registry.model_package_group_name)
         CfnOutput(self, "ModelPackageGroupArn", value=self.registry.arn)
         CfnOutput(self, "ExecutionRoleArn", value=self.execution_role.role_arn)

@@ -10,6 +10,7 @@ from moto import mock_aws
 
 from model_build.config import ProjectConfig, load_config
 from model_build.sagemaker_pipeline import aws_settings
+from model_build.step_roles import step_roles
 from model_deploy.aws.names import endpoint_role_name, monitor_job_role_name, monitor_scheduler_role_name
 from model_deploy.stage_config import STAGES
 from tests.infra.conftest import SynthesizedApp, render, synthesize
@@ -56,6 +57,7 @@ def _expected(config: ProjectConfig) -> dict[str, Any]:
         "role_names": sorted(
             [
                 config.execution_role_name,
+                *(step.role_name for step in step_roles(config)),
                 *(endpoint_role_name(config, stage) for stage in STAGES),
                 monitor_job_role_name(config),
                 monitor_scheduler_role_name(config),
@@ -118,6 +120,10 @@ def test_the_sagemaker_runner_derives_the_same_bucket_and_role_names(default_app
     )
     assert config.execution_role_name in names["role_names"]
     assert settings.role_arn == f"arn:aws:iam::{ACCOUNT}:role/{config.execution_role_name}"
+    assert settings.step_role_arns == {
+        step.step: f"arn:aws:iam::{ACCOUNT}:role/{step.role_name}" for step in step_roles(config)
+    }
+    assert {step.role_name for step in step_roles(config)} <= set(names["role_names"])
 
 
 def test_config_tags_are_on_every_taggable_resource(any_app: SynthesizedApp) -> None:

@@ -1,10 +1,13 @@
-"""Least privilege in S3, checked against what the pipeline really does.
+"""Least privilege in S3 and beyond, checked against what the pipeline really does.
 
 The SageMaker definition is built offline (moto), with the buckets named as CDK names them in a sample account
-and region; every place it writes to and reads from is then checked against the synthesized execution role's
-statements with IAM's matching rules (wildcards, ``s3:prefix`` conditions): each write is allowed, raw data is
-not writable, nothing outside the checkpoints may be deleted, and each step's statement covers only that step's
-prefixes. A change to where the builder writes that the role does not follow fails here, not on AWS.
+and region; every place a job writes to and reads from is then checked against the synthesized statements of
+the role that job runs as (its step's role, :mod:`model_build.step_roles`), with IAM's matching rules
+(wildcards, ``s3:prefix`` conditions): each write is allowed to its own step's role and to no other, raw data
+is not writable and is readable only by the steps that read it, nothing outside the checkpoints may be
+deleted, only the feature-writing step may put records, and the pipeline's own role passes exactly the step
+roles, which the definition's jobs name. A change to where the builder writes, or to the role it gives a job,
+that the roles do not follow fails here, not on AWS.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ import pytest
 from moto import mock_aws
 
 from model_build import pipeline_spec as ps
-from model_build.storage_layout import pipeline_storage
+from model_build.step_roles import StepRole, step_roles
 from tests.infra.conftest import SynthesizedApp, render
 
 ACCOUNT = "123456789012"  # moto's account
@@ -114,13 +117,25 @@ def _substitute(value: Any) -> Any:
 
 
 def _role_policy(app: SynthesizedApp, role: Any) -> Policy:
+    """``role``'s default policy; the ARNs of the named roles of its stack (``Fn::GetAtt``) are spelled out."""
     from aws_cdk import Stack
 
     stack = Stack.of(role)
     policy = role.node.find_child("DefaultPolicy").node.default_child
     logical_id = stack.resolve(stack.get_logical_id(policy))
-    document = app.templates[stack.stack_name]["Resources"][logical_id]["Properties"]["PolicyDocument"]
-    return Policy(tuple(_substitute(render(document["Statement"]))))
+    resources = app.templates[stack.stack_name]["Resources"]
+    role_arns = {
+        f"${{{name}.Arn}}": f"arn:aws:iam::{ACCOUNT}:role/{r['Properties']['RoleName']}"
+        for name, r in resources.items()
+        if r["Type"] == "AWS::IAM::Role" and "RoleName" in r["Properties"]
+    }
+    statements = _substitute(render(resources[logical_id]["Properties"]["PolicyDocument"]["Statement"]))
+    for statement in statements:
+        statement["Resource"] = [
+            role_arns.get(arn, arn) if isinstance(arn, str) else arn
+            for arn in _as_list(statement["Resource"])
+        ]
+    return Policy(tuple(statements))
 
 
 # ------------------------------------------------------------------------------------ the definition
@@ -162,7 +177,20 @@ def definition(built: tuple[dict[str, Any], list[str]]) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def execution_role(default_app: SynthesizedApp) -> Policy:
+    """The pipeline's own role (and its RegisterModel step's)."""
     return _role_policy(default_app, default_app.stacks.registry.execution_role)
+
+
+@pytest.fixture(scope="module")
+def step_policies(default_app: SynthesizedApp) -> dict[str, Policy]:
+    """Job step name -> the synthesized policy of the role its jobs run as."""
+    roles = default_app.stacks.registry.step_roles
+    return {step: _role_policy(default_app, role) for step, role in roles.items()}
+
+
+@pytest.fixture(scope="module")
+def steps(default_app: SynthesizedApp) -> dict[str, StepRole]:
+    return {step.step: step for step in step_roles(default_app.config)}
 
 
 def _steps(definition: dict[str, Any]) -> Iterator[dict[str, Any]]:
@@ -265,86 +293,171 @@ def test_the_definition_writes_and_reads_where_this_test_looks(definition: dict[
     assert (ps.TRAIN, "code") in read
 
 
-def test_every_place_the_definition_writes_is_granted(
-    definition: dict[str, Any], execution_role: Policy
+def test_every_place_a_job_writes_is_granted_to_its_steps_role(
+    definition: dict[str, Any], step_policies: dict[str, Policy]
 ) -> None:
     missing = [
         place
         for place in writes(definition)
-        if not (execution_role.may("s3:PutObject", place.bucket, place.key))
-        or not execution_role.may("s3:AbortMultipartUpload", place.bucket, place.key)
+        if not step_policies[place.step].may("s3:PutObject", place.bucket, place.key)
+        or not step_policies[place.step].may("s3:AbortMultipartUpload", place.bucket, place.key)
     ]
-    assert missing == [], "the execution role may not write where the definition writes"
+    assert missing == [], "a step's role may not write where its jobs write"
 
 
-def test_every_place_the_definition_reads_is_granted(
-    definition: dict[str, Any], execution_role: Policy
+def test_no_steps_role_may_write_where_another_step_writes(
+    definition: dict[str, Any], step_policies: dict[str, Policy], execution_role: Policy
 ) -> None:
-    """Inputs and code are read as a prefix (listed, then each object fetched); step outputs are read by the
-    next steps and by the pipeline itself (the evaluation report's property file)."""
-    places = reads(definition) + writes(definition)
-    missing = [
+    places = writes(definition)
+    assert {place.step for place in places} == set(step_policies), "every step writes, so this can fail"
+    for step, policy in step_policies.items():
+        for place in places:
+            for action in ("s3:PutObject", "s3:AbortMultipartUpload"):
+                assert policy.may(action, place.bucket, place.key) == (place.step == step), (
+                    step,
+                    action,
+                    place,
+                )
+    for place in places:
+        assert not execution_role.may("s3:PutObject", place.bucket, place.key), (
+            "the pipeline's role writes nothing"
+        )
+
+
+def test_every_place_a_job_reads_is_granted_to_its_steps_role(
+    definition: dict[str, Any], step_policies: dict[str, Policy], execution_role: Policy
+) -> None:
+    """Inputs and code are read as a prefix (listed, then each object fetched) by the step's role; the steps'
+    outputs are read by later steps (as any step role) and by the pipeline itself (the property files)."""
+
+    def readable(policy: Policy, place: Place) -> bool:
+        return policy.may_read(place.bucket, place.key.rstrip("/") + "/sample") or policy.may_read(
+            place.bucket, place.key
+        )
+
+    missing = [place for place in reads(definition) if not readable(step_policies[place.step], place)]
+    unlisted = [
         place
-        for place in places
-        if not execution_role.may_read(place.bucket, place.key.rstrip("/") + "/sample")
-        and not execution_role.may_read(place.bucket, place.key)
+        for place in reads(definition)
+        if not step_policies[place.step].may_list(place.bucket, place.key)
     ]
-    unlisted = [place for place in reads(definition) if not execution_role.may_list(place.bucket, place.key)]
     assert missing == [] and unlisted == []
+    for place in writes(definition):
+        assert readable(execution_role, place), place
+        assert all(readable(policy, place) for policy in step_policies.values()), place
 
 
-def test_raw_reviews_are_read_only_and_the_data_bucket_is_never_written(
-    default_app: SynthesizedApp, buckets: dict[str, str], execution_role: Policy
+def test_raw_reviews_are_read_only_and_read_only_by_the_steps_that_read_them(
+    default_app: SynthesizedApp,
+    buckets: dict[str, str],
+    step_policies: dict[str, Policy],
+    steps: dict[str, StepRole],
+    execution_role: Policy,
 ) -> None:
     config = default_app.config
     raw = f"{config.raw_reviews_prefix}/2026/reviews.csv"
-    assert execution_role.may_read(buckets["data"], raw)
-    assert execution_role.may_list(buckets["data"], f"{config.raw_reviews_prefix}/")
-    for key in (raw, f"{config.feature_store_prefix}/table/part.parquet", "anything/else"):
-        for action in MUTATING_S3_ACTIONS:
-            assert not execution_role.may(action, buckets["data"], key), f"{action} on {key}"
-    assert not execution_role.may_list(buckets["data"], ""), "listing the whole data bucket"
-    assert not execution_role.may_read(buckets["data"], f"{config.data_capture_prefix}/prod/x.jsonl")
+    roles = {**step_policies, "pipeline": execution_role}
+    for name, policy in roles.items():
+        reads_input = name in steps and steps[name].reads_input
+        assert policy.may_read(buckets["data"], raw) == reads_input, name
+        assert policy.may_list(buckets["data"], f"{config.raw_reviews_prefix}/") == reads_input, name
+        for key in (raw, f"{config.feature_store_prefix}/table/part.parquet", "anything/else"):
+            for action in MUTATING_S3_ACTIONS:
+                assert not policy.may(action, buckets["data"], key), f"{name}: {action} on {key}"
+        assert not policy.may_list(buckets["data"], ""), f"{name}: listing the whole data bucket"
+        assert not policy.may_read(buckets["data"], f"{config.data_capture_prefix}/prod/x.jsonl"), name
+        assert not policy.may_read(buckets["data"], f"{config.feature_store_prefix}/table/part.parquet"), name
+    assert {name for name, step in steps.items() if step.reads_input} == {ps.CHECK_DATA, ps.PROCESS}
 
 
 def test_the_pipeline_deletes_nothing_but_its_checkpoints(
-    definition: dict[str, Any], buckets: dict[str, str], execution_role: Policy
+    definition: dict[str, Any],
+    buckets: dict[str, str],
+    step_policies: dict[str, Policy],
+    execution_role: Policy,
 ) -> None:
-    """SageMaker mirrors deletions in the checkpoint folder into S3; nothing else may be deleted."""
+    """SageMaker mirrors deletions in the checkpoint folder into S3; nothing else may be deleted, and only by
+    the training step's role."""
     for place in writes(definition):
-        deletable = execution_role.may("s3:DeleteObject", place.bucket, place.key)
-        assert deletable == (place.what == "checkpoints"), place
+        for step, policy in step_policies.items():
+            deletable = policy.may("s3:DeleteObject", place.bucket, place.key)
+            assert deletable == (place.what == "checkpoints" and step == place.step == ps.TRAIN), (
+                step,
+                place,
+            )
+        assert not execution_role.may("s3:DeleteObject", place.bucket, place.key)
     for bucket in buckets.values():
-        assert not execution_role.may("s3:DeleteObjectVersion", bucket, "pipelines/x")
+        for policy in (*step_policies.values(), execution_role):
+            assert not policy.may("s3:DeleteObjectVersion", bucket, "pipelines/x")
 
 
-def test_each_steps_statement_covers_only_that_steps_prefixes(
-    default_app: SynthesizedApp, definition: dict[str, Any], execution_role: Policy
+def test_only_the_feature_writing_steps_role_may_put_records(
+    default_app: SynthesizedApp, step_policies: dict[str, Policy], execution_role: Policy
 ) -> None:
-    """The steps share one role, so this is per statement: ``Write<Step>`` lets exactly that step's places be
-    written, and none of another step's."""
-    by_sid = {s.get("Sid"): s for s in execution_role.statements}
-    storage = pipeline_storage(default_app.config)
-    places = writes(definition)
-    for step in storage.steps:
-        alone = Policy((by_sid[f"Write{step.step}"],))
-        for place in places:
-            expected = place.step == step.step
-            assert alone.may("s3:PutObject", place.bucket, place.key) == expected, (step.step, place)
+    """preprocess.py (ProcessReviews, which declares the Feature Store) is the only step script that calls
+    PutRecord; no role of the registry stack may query Athena or read the Glue catalog, which no step does."""
+    group = f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:feature-group/{default_app.config.feature_group_name}"
+    writers = [step for step, policy in step_policies.items() if policy.allows("sagemaker:PutRecord", group)]
+    assert writers == [ps.PROCESS]
+    assert not execution_role.allows("sagemaker:PutRecord", group)
+    for name, policy in {**step_policies, "pipeline": execution_role}.items():
+        for action in ("athena:StartQueryExecution", "glue:GetTable", "sagemaker:GetRecord"):
+            assert not any(
+                _matches(pattern, action) for s in policy.statements for pattern in _as_list(s["Action"])
+            ), (name, action)
+
+
+def test_the_pipelines_role_may_pass_exactly_the_step_roles(
+    default_app: SynthesizedApp, steps: dict[str, StepRole], execution_role: Policy
+) -> None:
+    config = default_app.config
+    to_sagemaker = {"iam:PassedToService": "sagemaker.amazonaws.com"}
+    passable = {
+        arn
+        for s in execution_role.statements
+        if "iam:PassRole" in _as_list(s["Action"])
+        for arn in _as_list(s["Resource"])
+    }
+    assert passable == {f"arn:aws:iam::{ACCOUNT}:role/{step.role_name}" for step in steps.values()}
+    for step in steps.values():
+        arn = f"arn:aws:iam::{ACCOUNT}:role/{step.role_name}"
+        assert execution_role.allows("iam:PassRole", arn, to_sagemaker)
+        assert not execution_role.allows("iam:PassRole", arn, {"iam:PassedToService": "lambda.amazonaws.com"})
+    own = f"arn:aws:iam::{ACCOUNT}:role/{config.execution_role_name}"
+    assert not execution_role.allows("iam:PassRole", own, to_sagemaker)
+
+
+def test_the_definitions_jobs_run_as_their_steps_roles(
+    default_app: SynthesizedApp, definition: dict[str, Any], steps: dict[str, StepRole]
+) -> None:
+    """The role a job names is the synthesized role of its step (the CLI derives it from the config)."""
+    template = default_app.templates[default_app.stacks.registry.stack_name]["Resources"]
+    synthesized = {
+        r["Properties"].get("RoleName") for r in template.values() if r["Type"] == "AWS::IAM::Role"
+    }
+    jobs = {
+        step["Name"]: step["Arguments"]["RoleArn"]
+        for step in _steps(definition)
+        if step["Type"] in ("Processing", "Training")
+    }
+    assert jobs == {name: f"arn:aws:iam::{ACCOUNT}:role/{step.role_name}" for name, step in steps.items()}
+    assert {step.role_name for step in steps.values()} <= synthesized
 
 
 def test_the_write_check_would_catch_a_path_the_role_does_not_cover(
-    default_app: SynthesizedApp, buckets: dict[str, str], execution_role: Policy
+    default_app: SynthesizedApp, buckets: dict[str, str], step_policies: dict[str, Policy]
 ) -> None:
     """The checks above can fail: a training output moved out of the pipeline's prefix, or an output written
     beside another pipeline's, is not covered."""
     config = default_app.config
-    assert not execution_role.may("s3:PutObject", buckets["artifacts"], f"models/{TRAINING_JOB}/model.tar.gz")
+    train, process = step_policies[ps.TRAIN], step_policies[ps.PROCESS]
+    assert not train.may("s3:PutObject", buckets["artifacts"], f"models/{TRAINING_JOB}/model.tar.gz")
     other = (
         f"{config.pipeline_artifacts_prefix}/other-pipeline/{EXECUTION_ID}/{ps.PROCESS}/train/part-0.parquet"
     )
-    assert not execution_role.may("s3:PutObject", buckets["artifacts"], other)
-    assert not execution_role.may("s3:PutObject", buckets["artifacts"], "athena-results-elsewhere/x")
+    assert not process.may("s3:PutObject", buckets["artifacts"], other)
+    for policy in step_policies.values():
+        assert not policy.may("s3:PutObject", buckets["artifacts"], f"{config.athena_results_prefix}/x.csv")
 
 
 def test_the_build_project_gets_nothing_in_the_data_bucket(
@@ -424,12 +537,13 @@ def test_the_build_project_may_upload_the_code_the_definition_refers_to(
     default_app: SynthesizedApp, built: tuple[dict[str, Any], list[str]], buckets: dict[str, str]
 ) -> None:
     """Building the definition in CodeBuild uploads the step code (as the build project's role); every key
-    the SDK wrote is one that role may write, and one the execution role may then read."""
+    the SDK wrote is one that role may write, and one every step's role (the jobs) may then read."""
     _, uploaded = built
     assert uploaded, "the SDK uploaded no code: the check below would prove nothing"
     role = default_app.stacks.build.build.project.role
     assert role is not None
     build = _role_policy(default_app, role)
-    execution = _role_policy(default_app, default_app.stacks.registry.execution_role)
     assert [key for key in uploaded if not build.may("s3:PutObject", buckets["artifacts"], key)] == []
-    assert [key for key in uploaded if not execution.may_read(buckets["artifacts"], key)] == []
+    for step, step_role in default_app.stacks.registry.step_roles.items():
+        job = _role_policy(default_app, step_role)
+        assert [key for key in uploaded if not job.may_read(buckets["artifacts"], key)] == [], step

@@ -30,6 +30,7 @@ from model_build.config import (
     SAGEMAKER_PROJECT_NAME_PATTERN,
     ProjectConfig,
 )
+from model_build.step_roles import step_roles
 from model_deploy.aws.names import endpoint_role_name, endpoint_stack_name
 from tests.infra.conftest import REPO_ROOT, cdk_json_context
 
@@ -409,6 +410,7 @@ def test_the_templates_names_are_the_configs(published: PublishedTemplate) -> No
         config.glue_database_name,
         config.athena_workgroup_name,
         config.execution_role_name,
+        *(step.role_name for step in step_roles(config)),
         config.build_pipeline_name,
         config.deploy_pipeline_name,
         config.approval_rule_name,

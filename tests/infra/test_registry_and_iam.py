@@ -9,6 +9,8 @@ from typing import Any
 from aws_cdk import Stack
 from aws_cdk import aws_iam as iam
 
+from model_build import pipeline_spec as ps
+from model_build.step_roles import step_roles
 from model_build.storage_layout import pipeline_storage
 from tests.infra.conftest import REPO_ROOT, SynthesizedApp, render
 
@@ -87,11 +89,17 @@ def test_registry_is_deleted_when_data_is_not_retained(all_options_app: Synthesi
     )
 
 
-def test_execution_role_is_for_sagemaker_only(default_app: SynthesizedApp) -> None:
+def test_execution_role_and_step_roles_are_for_sagemaker_only(default_app: SynthesizedApp) -> None:
+    config = default_app.config
+    for role_name in (config.execution_role_name, *(step.role_name for step in step_roles(config))):
+        _assert_for_sagemaker_only(default_app, role_name)
+
+
+def _assert_for_sagemaker_only(default_app: SynthesizedApp, role_name: str) -> None:
     default_app.template("registry").has_resource_properties(
         "AWS::IAM::Role",
         {
-            "RoleName": default_app.config.execution_role_name,
+            "RoleName": role_name,
             "AssumeRolePolicyDocument": {
                 "Statement": [
                     {
@@ -108,47 +116,87 @@ def test_execution_role_is_for_sagemaker_only(default_app: SynthesizedApp) -> No
 
 
 def test_execution_role_reaches_only_this_projects_resources(default_app: SynthesizedApp) -> None:
+    """The pipeline's own role registers models, starts the jobs and reads their reports; it writes nothing
+    in S3, reads no raw data and holds no Feature Store, Athena or Glue action: its jobs do, as their roles."""
     config = default_app.config
     all_statements = _role_policy_statements(default_app, default_app.stacks.registry.execution_role)
     statements = {s["Sid"]: s for s in all_statements if "Sid" in s}
     arn = "arn:${AWS::Partition}:sagemaker:${AWS::Region}:${AWS::AccountId}"
-    assert statements["FeatureStoreRecords"]["Resource"] == f"{arn}:feature-group/{config.feature_group_name}"
     assert (
         statements["RegisterModels"]["Resource"][1]
         == f"{arn}:model-package/{config.model_package_group_name}/*"
     )
-    assert statements["PassOnlyToSageMaker"]["Condition"] == {
+    assert statements["PassStepRolesToSageMaker"]["Condition"] == {
         "StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}
     }
+    actions = {action for statement in all_statements for action in _as_list(statement["Action"])}
+    assert not {a for a in actions if a.split(":")[0] in ("athena", "glue")}
+    assert not {a for a in actions if "Record" in a}
+    s3_actions = {a for a in actions if a.startswith("s3:")}
+    assert s3_actions == {"s3:ListBucket", "s3:GetObject", "s3:GetBucketLocation"}
+    artifacts = (
+        f"arn:${{AWS::Partition}}:s3:::{config.artifacts_bucket_prefix}-${{AWS::AccountId}}-${{AWS::Region}}"
+    )
     s3_resources = {
         resource
         for statement in all_statements
         if any(action.startswith("s3:") for action in _as_list(statement["Action"]))
         for resource in _as_list(statement["Resource"])
     }
+    assert s3_resources == {
+        artifacts,
+        *(f"{artifacts}/{key}" for key in pipeline_storage(config).artifact_reads),
+    }
+
+
+def test_each_step_role_reaches_only_its_steps_resources(default_app: SynthesizedApp) -> None:
+    """Raw data is read-only, and read only by the steps whose input it is; each role writes only its own
+    step's prefixes; only the step that ingests features may put records, and no role queries Athena."""
+    config = default_app.config
     data, artifacts = (
         f"arn:${{AWS::Partition}}:s3:::{prefix}-${{AWS::AccountId}}-${{AWS::Region}}"
         for prefix in (config.data_bucket_prefix, config.artifacts_bucket_prefix)
     )
     storage = pipeline_storage(config)
-    assert s3_resources == {
-        data,
-        artifacts,
-        *(f"{data}/{key}" for key in storage.data_reads),
-        *(f"{artifacts}/{key}" for key in (*storage.artifact_reads, *storage.artifact_writes)),
-    }
-    assert set(statements["ReadReviewData"]["Resource"]) == {
-        f"{data}/{config.raw_reviews_prefix}/*",
-        f"{data}/{config.feature_store_prefix}/*",
-    }
-    assert statements["ReadReviewData"]["Action"] == "s3:GetObject"
-    data_actions = {
-        action
-        for statement in all_statements
-        if any(str(resource).startswith(data) for resource in _as_list(statement["Resource"]))
-        for action in _as_list(statement["Action"])
-    }
-    assert data_actions == {"s3:ListBucket", "s3:GetObject", "s3:GetBucketLocation"}, "raw data is read-only"
+    roles = default_app.stacks.registry.step_roles
+    assert list(roles) == [step.step for step in step_roles(config)]
+    for step in step_roles(config):
+        all_statements = _role_policy_statements(default_app, roles[step.step])
+        statements = {s["Sid"]: s for s in all_statements if "Sid" in s}
+        s3_resources = {
+            resource
+            for statement in all_statements
+            if any(action.startswith("s3:") for action in _as_list(statement["Action"]))
+            for resource in _as_list(statement["Resource"])
+        }
+        writes = (*step.writes.outputs, *step.writes.checkpoints)
+        raw = {data, *(f"{data}/{key}" for key in storage.data_reads)} if step.reads_input else set()
+        assert s3_resources == {
+            *raw,
+            artifacts,
+            *(f"{artifacts}/{key}" for key in (*storage.artifact_reads, *writes)),
+        }, step.step
+        if step.reads_input:
+            assert statements["ReadReviewData"]["Resource"] == f"{data}/{config.raw_reviews_prefix}/*"
+        data_actions = {
+            action
+            for statement in all_statements
+            if any(str(resource).startswith(data) for resource in _as_list(statement["Resource"]))
+            for action in _as_list(statement["Action"])
+        }
+        expected_data_actions = {"s3:ListBucket", "s3:GetObject", "s3:GetBucketLocation"}
+        assert data_actions == (expected_data_actions if step.reads_input else set()), "raw data is read-only"
+        actions = {action for statement in all_statements for action in _as_list(statement["Action"])}
+        assert not {a for a in actions if a.split(":")[0] in ("athena", "glue", "iam")}, step.step
+        sagemaker_actions = {a for a in actions if a.startswith("sagemaker:")}
+        assert sagemaker_actions == ({"sagemaker:PutRecord"} if step.puts_features else set()), step.step
+        if step.puts_features:
+            assert statements["PutFeatureRecords"]["Resource"] == (
+                f"arn:${{AWS::Partition}}:sagemaker:${{AWS::Region}}:${{AWS::AccountId}}:"
+                f"feature-group/{config.feature_group_name}"
+            )
+    assert [step.step for step in step_roles(config) if step.reads_input] == [ps.CHECK_DATA, ps.PROCESS]
+    assert [step.step for step in step_roles(config) if step.puts_features] == [ps.PROCESS]
 
 
 def test_build_project_may_run_only_this_pipeline_and_pass_only_the_execution_role(
@@ -164,3 +212,11 @@ def test_build_project_may_run_only_this_pipeline_and_pass_only_the_execution_ro
     assert statements["PassExecutionRoleToSageMaker"]["Condition"] == {
         "StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}
     }
+    # CreatePipeline passes the pipeline's role; the jobs' roles are passed by that role when it starts them.
+    passed = [
+        resource
+        for s in statements.values()
+        if "iam:PassRole" in _as_list(s["Action"])
+        for resource in _as_list(s["Resource"])
+    ]
+    assert len(passed) == 1 and "ExecutionRole" in str(passed[0]), passed

@@ -123,6 +123,14 @@ def test_graph_has_the_specs_steps_in_order_with_the_condition_branches(definiti
     assert [s["Type"] for s in condition["IfSteps"] + condition["ElseSteps"]] == ["RegisterModel", "Fail"]
 
 
+def test_each_job_runs_as_its_steps_role_and_the_rest_as_the_execution_role(steps):
+    roles = {name: step["Arguments"].get("RoleArn") for name, step in steps.items()}
+    config = load_config()
+    for name in (ps.CHECK_DATA, ps.PROCESS, ps.TRAIN, ps.EVALUATE):
+        assert roles[name] == f"arn:aws:iam::{ACCOUNT}:role/{config.step_role_name(name)}", name
+    assert ROLE_ARN not in roles.values(), "no job runs as the pipeline's own role"
+
+
 def test_job_steps_cache_for_thirty_days(steps):
     for name in (ps.PROCESS, ps.TRAIN, ps.EVALUATE):
         assert steps[name]["CacheConfig"] == {"Enabled": True, "ExpireAfter": "P30D"}
@@ -137,7 +145,8 @@ def test_processing_runs_the_script_with_the_specs_arguments_on_the_cpu_job_imag
     assert images.parse(app["ImageUri"]) == images.ImageTag(
         "training", images.FRAMEWORK.torch, "cpu", images.FRAMEWORK.python
     )
-    assert arguments["RoleArn"] == ROLE_ARN
+    # The job runs as its step's role, in the execution role's account, not as the execution role.
+    assert arguments["RoleArn"] == f"arn:aws:iam::{ACCOUNT}:role/{load_config().step_role_name(ps.PROCESS)}"
     args = app["ContainerArguments"]
     expected = []
     for flag, value in ps.PIPELINE.step(ps.PROCESS).arguments.items():
@@ -449,6 +458,10 @@ def test_settings_name_the_missing_role_and_derive_buckets_from_the_account(aws)
         aws_settings(config, aws, {})
     settings = aws_settings(config, aws, {}, require_role=False)
     assert settings.role_arn == f"arn:aws:iam::{ACCOUNT}:role/{config.execution_role_name}"
+    assert settings.job_role_arn(ps.TRAIN) == f"arn:aws:iam::{ACCOUNT}:role/{config.step_role_name(ps.TRAIN)}"
+    assert settings.job_role_arn(ps.REGISTER) == settings.role_arn
+    with pytest.raises(ValueError, match="is not an IAM role ARN"):
+        aws_settings(config, aws, {ROLE_ARN_VARIABLE: "test-execution"})
     assert settings.artifact_bucket == f"{config.artifacts_bucket_prefix}-{ACCOUNT}-us-east-1"
     assert settings.data_bucket == f"{config.data_bucket_prefix}-{ACCOUNT}-us-east-1"
 

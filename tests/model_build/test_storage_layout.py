@@ -28,15 +28,16 @@ def test_each_job_step_writes_under_its_own_prefix_of_this_pipeline() -> None:
     assert all(not step.checkpoints for name, step in writes.items() if name != ps.TRAIN)
 
 
-def test_reads_are_the_raw_reviews_the_offline_store_and_the_pipelines_artifacts() -> None:
+def test_reads_are_the_raw_reviews_and_the_pipelines_artifacts() -> None:
+    """No job queries Athena, so neither the offline store nor Athena's results are read or written."""
     config = ProjectConfig()
     storage = pipeline_storage(config)
-    assert storage.data_reads == (f"{config.raw_reviews_prefix}/*", f"{config.feature_store_prefix}/*")
-    assert storage.artifact_reads == (
-        f"{config.pipeline_artifacts_prefix}/*",
-        f"{config.athena_results_prefix}/*",
-    )
-    assert storage.artifact_writes[-1] == f"{config.athena_results_prefix}/*"
+    assert storage.data_reads == (f"{config.raw_reviews_prefix}/*",)
+    assert storage.artifact_reads == (f"{config.pipeline_artifacts_prefix}/*",)
+    assert all(key.startswith(f"{config.pipeline_artifacts_prefix}/") for key in storage.artifact_writes)
+    assert storage.writes_of(ps.TRAIN).checkpoints
+    with pytest.raises(KeyError, match=ps.REGISTER):
+        storage.writes_of(ps.REGISTER)
     assert listing(("reviews/raw",)) == ("reviews/raw", "reviews/raw/*")
 
 

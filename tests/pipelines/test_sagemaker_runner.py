@@ -13,6 +13,7 @@ from moto import mock_aws
 from model_build.config import load_config
 from model_build.data_fingerprint import fingerprint
 from model_build.pipeline_spec import PIPELINE
+from model_build.step_roles import step_roles
 from pipelines import sagemaker_runner
 
 ROLE_ARN = "arn:aws:iam::123456789012:role/test-execution"
@@ -277,6 +278,8 @@ def test_definition_applies_overrides_as_defaults_without_a_role(aws, monkeypatc
     defaults = {p["Name"]: p.get("DefaultValue") for p in definition["Parameters"]}
     assert defaults["Epochs"] == 1
     assert defaults["BalanceDataset"] is False
-    # Without SAGEMAKER_PIPELINE_ROLE_ARN the definition names the role CDK creates (account from STS).
-    roles = {s["Arguments"].get("RoleArn") for s in definition["Steps"] if "RoleArn" in s["Arguments"]}
-    assert roles == {f"arn:aws:iam::123456789012:role/{load_config().execution_role_name}"}
+    # Without SAGEMAKER_PIPELINE_ROLE_ARN the jobs name the roles CDK creates for their steps (account from STS).
+    roles = {s["Name"]: s["Arguments"]["RoleArn"] for s in definition["Steps"] if "RoleArn" in s["Arguments"]}
+    assert roles == {
+        step.step: f"arn:aws:iam::123456789012:role/{step.role_name}" for step in step_roles(load_config())
+    }
