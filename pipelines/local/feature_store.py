@@ -26,6 +26,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from model_build.steps.features import EVENT_TIME, FEATURE_DEFINITIONS, FEATURE_NAMES, RECORD_IDENTIFIER
+from pipelines.local.query_limits import QueryLimits, QueryStopped, RunningQueries
 
 ONLINE_VIEW = "reviews"
 HISTORY_VIEW = "reviews_history"
@@ -45,6 +46,7 @@ SCHEMA = pa.schema(
 _TYPES = {feature.name: feature.type for feature in FEATURE_DEFINITIONS}
 
 Row = dict[str, Any]
+DEFAULT_LIMITS = QueryLimits()
 
 
 class FeatureStoreError(ValueError):
@@ -212,11 +214,18 @@ class FeatureStore:
         finally:
             connection.close()
 
-    def query_read_only(self, sql: str, max_rows: int) -> tuple[list[str], list[tuple[Any, ...]], bool]:
+    def query_read_only(
+        self,
+        sql: str,
+        max_rows: int,
+        limits: QueryLimits = DEFAULT_LIMITS,
+        running: RunningQueries | None = None,
+    ) -> tuple[list[str], list[tuple[Any, ...]], bool]:
         """One ``SELECT`` (or ``EXPLAIN``) over the views, for SQL typed by someone other than the store's
         owner (the web page's box): the connection may read only the offline store's files and its settings
-        are locked, so the query can neither write nor read elsewhere. Returns the columns, at most
-        ``max_rows`` rows and whether more were left out."""
+        are locked, so the query can neither write nor read elsewhere, nor use more than ``limits`` allow
+        (time, memory, threads); ``running`` lets a stopping server interrupt it. Returns the columns, at
+        most ``max_rows`` rows and whether more were left out."""
         if max_rows < 1:
             raise FeatureStoreError(f"the row limit must be at least 1, not {max_rows}")
         connection = self.connect()
@@ -230,14 +239,20 @@ class FeatureStore:
                 shown = ", ".join(kind.name for kind in kinds) or "nothing"
                 raise FeatureStoreError(f"only one SELECT statement is allowed here; this is {shown}")
             folder = str(self.root).replace("'", "''")
+            limits.apply(connection)
             connection.execute(f"SET allowed_directories = ['{folder}/']")
             connection.execute("SET enable_external_access = false")
             connection.execute("SET lock_configuration = true")
-            relation = connection.sql(sql)
-            if relation is None:
-                return [], [], False
-            rows = relation.limit(max_rows + 1).fetchall()
+            with (running or RunningQueries()).watch(connection, limits):
+                relation = connection.sql(sql)
+                if relation is None:
+                    return [], [], False
+                rows = relation.limit(max_rows + 1).fetchall()
             return list(relation.columns), rows[:max_rows], len(rows) > max_rows
+        except QueryStopped as stopped:
+            raise FeatureStoreError(str(stopped)) from None
+        except duckdb.OutOfMemoryException:
+            raise FeatureStoreError(limits.memory_message()) from None
         except duckdb.Error as error:
             raise FeatureStoreError(
                 f"{error}\n  tables: {ONLINE_VIEW}({', '.join(FEATURE_NAMES)}), "

@@ -41,6 +41,7 @@ from model_build.pipeline_spec import PIPELINE
 from model_deploy.local.state import EndpointStore
 from pipelines.local.executions import ExecutionNotFound, ExecutionRecord, ExecutionStore, Status
 from pipelines.local.feature_store import FeatureStore, FeatureStoreError
+from pipelines.local.query_limits import QueryLimits, RunningQueries
 from pipelines.local.registry import (
     ApprovalStatus,
     ModelPackage,
@@ -60,6 +61,8 @@ MAX_LISTED_FILES = 12
 DEFAULT_SQL = "SELECT sentiment, count(*) AS reviews FROM reviews GROUP BY 1 ORDER BY 1"
 DEFAULT_ROW_LIMIT = 50
 MAX_ROW_LIMIT = 10_000
+SQL_LIMITS = QueryLimits(seconds=10.0, memory="2GB", threads=2)
+"""What one query from the SQL box may use, so that a query over a huge product cannot take the machine."""
 MAX_FORM_BYTES = 64 * 1024
 APPROVAL_WAIT_SECONDS = 30.0
 """How long an Approve click waits for the registry to take the change (the rollout then goes on behind)."""
@@ -103,6 +106,7 @@ def create_app(
     templates.env.filters["seconds"] = duration_text
     templates.env.filters["number"] = _number
     jobs = Jobs()
+    queries = RunningQueries()
     group = workspace.config.model_package_group_name
     executions = ExecutionStore(workspace.executions_dir)
 
@@ -352,7 +356,9 @@ def create_app(
             )
         if not error and sql.strip():
             try:
-                columns, rows, more = FeatureStore(workspace.offline_store_root).query_read_only(sql, limit)
+                columns, rows, more = FeatureStore(workspace.offline_store_root).query_read_only(
+                    sql, limit, SQL_LIMITS, queries
+                )
             except FeatureStoreError as problem:
                 error = str(problem)
         return page(
@@ -365,6 +371,7 @@ def create_app(
             rows=rows,
             more=more,
             error=error,
+            limits=SQL_LIMITS,
         )
 
     # ------------------------------------------------------------------------------------------- errors
@@ -409,6 +416,7 @@ def create_app(
         if on_ready is not None:
             on_ready()
         yield
+        queries.stop_all()
 
     app = Starlette(
         lifespan=lifespan,
@@ -420,6 +428,7 @@ def create_app(
         exception_handlers=handlers,
     )
     app.state.jobs = jobs
+    app.state.queries = queries
     return app
 
 

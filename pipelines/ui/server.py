@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import sys
 from collections.abc import Callable
 
@@ -10,6 +11,7 @@ import uvicorn
 
 from model_deploy.local.host import ServingError
 from model_deploy.local.server import bind, url_of
+from pipelines.local.query_limits import RunningQueries
 from pipelines.local.workspace import Workspace
 from pipelines.ui.app import create_app
 
@@ -27,15 +29,34 @@ def default_port() -> int:
         raise ValueError(f"{PORT_ENV}={value!r} is not a port number") from None
 
 
+class PageServer(uvicorn.Server):
+    """uvicorn, stopping the page's running SQL queries as soon as it starts shutting down: otherwise it waits
+    for them (``timeout_graceful_shutdown``), cancels their requests, and the process still cannot exit until
+    the worker threads running them end."""
+
+    def __init__(self, config: uvicorn.Config, queries: RunningQueries) -> None:
+        super().__init__(config)
+        self.queries = queries
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        self.queries.stop_all()
+        await super().shutdown(sockets)
+
+
+def page_server(workspace: Workspace, on_ready: Callable[[], None] | None = None) -> PageServer:
+    app = create_app(workspace, on_ready=on_ready)
+    config = uvicorn.Config(
+        app, lifespan="on", log_level="warning", access_log=False, timeout_graceful_shutdown=5
+    )
+    return PageServer(config, app.state.queries)
+
+
 def serve(workspace: Workspace, port: int, on_ready: Callable[[str], None]) -> None:
     """Bind first (port 0 picks a free one), so the URL printed is the one that answers; the socket listens
     before the app starts, so a browser opened on ``on_ready`` waits in its backlog rather than failing."""
     sock = bind(HOST, port)
     url = url_of(sock)
-    app = create_app(workspace, on_ready=lambda: on_ready(url))
-    server = uvicorn.Server(
-        uvicorn.Config(app, lifespan="on", log_level="warning", access_log=False, timeout_graceful_shutdown=5)
-    )
+    server = page_server(workspace, on_ready=lambda: on_ready(url))
     try:
         server.run(sockets=[sock])
     finally:
