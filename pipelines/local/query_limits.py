@@ -96,6 +96,11 @@ class RunningQueries:
             with self._lock:
                 self._running.discard(watch)
 
+    def running(self) -> int:
+        """How many queries are running now."""
+        with self._lock:
+            return len(self._running)
+
     def stop_all(self) -> int:
         """Interrupt every running query and refuse new ones; returns how many were running."""
         with self._lock:

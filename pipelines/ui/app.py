@@ -416,7 +416,6 @@ def create_app(
         if on_ready is not None:
             on_ready()
         yield
-        queries.stop_all()
 
     app = Starlette(
         lifespan=lifespan,

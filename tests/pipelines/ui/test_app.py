@@ -15,6 +15,7 @@ from model_deploy.local.state import Deployment, EndpointRecord, EndpointStore
 from pipelines.local import events
 from pipelines.local.events import EventLog, SubscriberError
 from pipelines.local.executions import ExecutionRecord, ExecutionStore, Status, StepRecord
+from pipelines.local.query_limits import QueryLimits
 from pipelines.local.registry import ApprovalStatus, ModelRegistry
 from pipelines.local.workspace import Workspace
 from pipelines.ui.graph import build_graph
@@ -344,6 +345,80 @@ def test_the_sql_box_reads_the_feature_views_with_a_row_limit_and_only_reads(run
     assert not (pipeline_run.root / "x.csv").exists()
     assert run_client.get("/features", params={"limit": "0"}).status_code == 400
     assert run_client.get("/features", params={"limit": "many"}).status_code == 400
+
+
+FOREVER_SQL = "SELECT sum(hash(range)) FROM range(1000000000000000)"
+"""A query that streams (no memory to speak of) for days: only the time limit ends it."""
+
+
+def test_a_query_past_the_time_limit_is_stopped_and_the_box_still_works(made_up_client, monkeypatch):
+    monkeypatch.setattr("pipelines.ui.app.SQL_LIMITS", QueryLimits(seconds=1.0))
+    started = time.monotonic()
+    stopped = made_up_client.get("/features", params={"sql": FOREVER_SQL})
+    assert time.monotonic() - started < 60, "the time limit did not stop the query"
+    assert stopped.status_code == 400
+    assert "the query ran past 1 s and was stopped; add a WHERE or LIMIT" in text_of(stopped.text)
+    assert "Each query may run 1 s" in text_of(stopped.text)
+    assert made_up_client.app.state.queries.running() == 0
+    after = made_up_client.get("/features", params={"sql": "SELECT 42 AS answer"})
+    assert after.status_code == 200 and "answer 42 1 row" in text_of(after.text)
+
+
+def test_a_query_past_the_memory_limit_is_stopped_with_a_clear_message(made_up_client, monkeypatch):
+    monkeypatch.setattr("pipelines.ui.app.SQL_LIMITS", QueryLimits(memory="64MB"))
+    heavy = made_up_client.get("/features", params={"sql": "SELECT list(range) FROM range(100000000)"})
+    assert heavy.status_code == 400
+    assert "the query needed more than 64MB of memory and was stopped" in text_of(heavy.text)
+    after = made_up_client.get("/features", params={"sql": "SELECT count(*) AS n FROM range(1000)"})
+    assert after.status_code == 200 and "n 1000 1 row" in text_of(after.text)
+
+
+def test_stopping_the_server_stops_its_running_query_rather_than_waiting(made_up, monkeypatch):
+    """What Ctrl-C does (uvicorn's ``should_exit``): the query is interrupted at once, its request answered,
+    and the server ends, though the query's own limit is far off."""
+    import urllib.error
+    import urllib.parse
+    import urllib.request
+
+    from model_deploy.local.server import bind, url_of
+    from pipelines.ui.server import HOST, page_server
+
+    monkeypatch.setattr("pipelines.ui.app.SQL_LIMITS", QueryLimits(seconds=600.0))
+    sock = bind(HOST, 0)
+    url = url_of(sock)
+    ready = threading.Event()
+    server = page_server(made_up, on_ready=ready.set)
+    serving = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    serving.start()
+    answers: list[str] = []
+
+    def ask() -> None:
+        query = urllib.parse.urlencode({"sql": FOREVER_SQL})
+        try:
+            urllib.request.urlopen(f"{url}/features?{query}", timeout=120)
+        except urllib.error.HTTPError as error:
+            answers.append(error.read().decode())
+
+    try:
+        assert ready.wait(timeout=60), "the page did not start"
+        asking = threading.Thread(target=ask, daemon=True)
+        asking.start()
+        queries = server.config.app.state.queries
+        deadline = time.monotonic() + 60
+        while queries.running() == 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert queries.running() == 1, "the query did not start"
+        started = time.monotonic()
+        server.should_exit = True
+        serving.join(timeout=60)
+        asking.join(timeout=60)
+        assert not serving.is_alive() and time.monotonic() - started < 60
+    finally:
+        server.should_exit = True
+        server.config.app.state.queries.stop_all()
+        serving.join(timeout=60)
+        sock.close()
+    assert answers and "the query was stopped: the page's server is stopping" in text_of(answers[0])
 
 
 @pytest.mark.parametrize("path", ["/executions", "/registry", "/endpoints", "/features"])
