@@ -59,7 +59,15 @@ import features
 import numpy as np
 import pandas as pd
 from arguments import positive_int, str_to_bool
-from preprocess import InputError, Source, find_sources, is_valid_utf8, read_chunks, row_ids
+from preprocess import (
+    InputError,
+    Source,
+    find_sources,
+    is_valid_utf8,
+    read_chunks,
+    read_header_names,
+    row_ids,
+)
 from tqdm import tqdm
 
 logger = logging.getLogger("check_data")
@@ -543,6 +551,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         sources, ignored = find_sources(args.input_data)
         if ignored:
             logger.info("ignored %d file(s) that are not CSV: %s", len(ignored), ", ".join(ignored[:10]))
+        for source in sources:  # every header first: a file that is not CSV text fails before the long read
+            read_header_names(source)
         counts = tally(sources, args.facets, args.positive_ratings, args.chunk_size)
     except InputError as error:
         logger.error("%s", error)

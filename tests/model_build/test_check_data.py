@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import json
+import random
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -156,6 +157,58 @@ def test_bias_gates_only_when_asked(tmp_path):
 def test_unreadable_input_exits_2_with_a_message(tmp_path):
     status, _, message = run(tmp_path, tmp_path / "nothing-here")
     assert status == 2 and "does not exist" in message
+
+
+def _header_not_utf8(folder: Path) -> Path:
+    path = write_csv(folder / "h.csv", constructed_rows())
+    path.write_bytes(path.read_bytes().replace(b"Clothing ID", b"Clothing \xfcID", 1))
+    return path
+
+
+def _png_in_a_folder(folder: Path) -> Path:
+    write_csv(folder / "good.csv", constructed_rows())
+    (folder / "picture.csv").write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(range(256)))
+    return folder
+
+
+def _random_bytes(folder: Path) -> Path:
+    path = folder / "noise.csv"
+    path.write_bytes(random.Random(1).randbytes(4096))  # seeded: starts with 0xf5, never a UTF-8 byte
+    return path
+
+
+def _nul_bytes(folder: Path) -> Path:
+    path = folder / "zeros.csv"
+    path.write_bytes(bytes(4096))
+    return path
+
+
+def _empty(folder: Path) -> Path:
+    path = folder / "empty.csv"
+    path.write_bytes(b"")
+    return path
+
+
+@pytest.mark.parametrize(
+    ("make_input", "expected"),
+    [
+        (_header_not_utf8, "h.csv: the header is not valid UTF-8 (byte 0xfc at offset 9, after 'Clothing ')"),
+        (_png_in_a_folder, "picture.csv: the header is not valid UTF-8 (byte 0x89 at offset 0)"),
+        (_random_bytes, "noise.csv: the header is not valid UTF-8 (byte 0xf5 at offset 0)"),
+        (_nul_bytes, "zeros.csv: the header holds a NUL byte (offset 0): a binary file, not CSV text"),
+        (_empty, "empty.csv: the file is empty"),
+    ],
+)
+def test_a_header_that_is_not_utf8_text_exits_2_naming_the_file_and_byte(
+    tmp_path, capsys, make_input, expected
+):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    status, _, message = run(tmp_path, make_input(folder))
+    assert status == 2
+    assert message.startswith("The data check cannot read the input: ") and expected in message
+    assert "Traceback" not in capsys.readouterr().err
+    assert not (tmp_path / "report").exists()  # no report, no picture: nothing looks like a finished check
 
 
 def test_each_threshold_names_the_pipeline_parameter_the_description_passes_it_from():
