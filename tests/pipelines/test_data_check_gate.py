@@ -34,10 +34,11 @@ def rewrite_sample(sample_csv: Path, target: Path, drop: str | None = None, empt
 @pytest.mark.parametrize(
     ("change", "expected"),
     [
-        ({"drop": "Rating"}, "schema: required column present: Rating (missing in no-rating.csv)"),
+        ({"drop": "Rating"}, "- the required column Rating is missing from no-rating.csv"),
         (
             {"empty": "Division Name"},
-            "missing-value share of Division Name is 1, above its threshold 0.5 (MaxMissingShare, --max-missing-share)",
+            "- Division Name is empty in 100% of rows (2400 of 2400), above the 50% allowed "
+            "(MaxMissingShare, --max-missing-share)",
         ),
     ],
     ids=["broken-schema", "empty-column"],
