@@ -41,7 +41,8 @@ above ``--max-duplicate-share``; with ``--gate-on-bias``, also when some facet v
 failed check is printed (one sentence each: the column, the measured share or count, the threshold and the
 parameter that sets it; also each check's ``message`` in the report), the same text goes to ``--exit-message``
 (SageMaker shows that file's first KB as the processing job's ``ExitMessage``) and the step exits 1, which
-stops the pipeline before processing. Exit 2: bad arguments, or input that is not readable CSV at all.
+stops the pipeline before processing. Exit 2: bad arguments, or input that is not readable CSV at all (a header that is not UTF-8 text, a binary
+file), said in the exit message too; then nothing else is written.
 """
 
 from __future__ import annotations

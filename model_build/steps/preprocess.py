@@ -53,7 +53,7 @@ file's bytes are first checked with Python's UTF-8 decoder (C speed, one sequent
 and written to the rejects file with its original bytes (the rejects file is written with the same error
 handler, so those rows are byte for byte what came in, and that file is then not valid UTF-8 either: read it
 with ``encoding_errors="surrogateescape"``). The header must be valid UTF-8: a file without a readable header
-is refused as a whole.
+is refused as a whole, the message naming its first bad byte and the byte's offset (or a NUL byte: binary).
 
 Exit status: 2 for invalid arguments (argparse), 1 for input that cannot be processed (missing folder, no CSV,
 a file without ``Review Text`` or ``Rating``, an unreadable file, no valid row, a test split too small for the
