@@ -38,9 +38,11 @@ The gate: a check fails when the schema is broken (a required column missing, or
 above ``--max-missing-share``, the empty-text share above ``--max-empty-text-share``, or the duplicate share
 above ``--max-duplicate-share``; with ``--gate-on-bias``, also when some facet value's ``|CI|`` is above
 ``--max-abs-class-imbalance`` or ``|DPL|`` above ``--max-abs-dpl``. Then the report is still written, every
-failed check is printed (the check, its value, its threshold), the same text goes to ``--exit-message``
+failed check is printed (one sentence each: the column, the measured share or count, the threshold and the
+parameter that sets it; also each check's ``message`` in the report), the same text goes to ``--exit-message``
 (SageMaker shows that file's first KB as the processing job's ``ExitMessage``) and the step exits 1, which
-stops the pipeline before processing. Exit 2: bad arguments, or input that is not readable CSV at all.
+stops the pipeline before processing. Exit 2: bad arguments, or input that is not readable CSV at all (a header that is not UTF-8 text, a binary
+file), said in the exit message too; then nothing else is written.
 """
 
 from __future__ import annotations
@@ -59,7 +61,15 @@ import features
 import numpy as np
 import pandas as pd
 from arguments import positive_int, str_to_bool
-from preprocess import InputError, Source, find_sources, is_valid_utf8, read_chunks, row_ids
+from preprocess import (
+    InputError,
+    Source,
+    find_sources,
+    is_valid_utf8,
+    read_chunks,
+    read_header_names,
+    row_ids,
+)
 from tqdm import tqdm
 
 logger = logging.getLogger("check_data")
@@ -342,16 +352,26 @@ def build_report(counts: Tally, args: argparse.Namespace) -> dict[str, Any]:
             "facets": bias,
         },
     }
-    report["gate"] = gate(report, args)
+    report["gate"] = gate(report, args, dict(counts.present))
     report["summary"] = summary(report)
     return report
 
 
-def gate(report: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
-    """Every check: what it looks at, its value, its threshold, and whether it holds."""
+KIND_WORDS = {"rating": "ratings 1-5", "flag": "0 or 1", "integer": "whole numbers"}
+"""What a typed column's values must parse as, in the sentence of its check."""
+
+
+def gate(report: dict[str, Any], args: argparse.Namespace, non_empty: dict[str, int]) -> dict[str, Any]:
+    """Every check: what it looks at, its value, its threshold, whether it holds, and ``message``: the same
+    in one plain sentence (the column, the measured share or count, the threshold and what sets it).
+
+    ``non_empty``: the non-empty values per typed column, the base of its unparseable share.
+    """
     checks: list[dict[str, Any]] = []
 
-    def check(name: str, where: str, value: Any, operator: str, threshold: Any, argument: str) -> None:
+    def check(
+        name: str, where: str, value: Any, operator: str, threshold: Any, argument: str, message: str
+    ) -> None:
         holds = {"<=": value <= threshold, ">=": value >= threshold, "==": value == threshold}[operator]
         checks.append(
             {
@@ -362,64 +382,124 @@ def gate(report: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
                 "threshold": threshold,
                 "argument": argument,
                 "passed": bool(holds),
+                "message": message,
             }
         )
 
+    def at_most(value: float, threshold: float, argument: str, percent: bool = True) -> tuple[str, str]:
+        """The value as written in the sentence, and the sentence's end: the limit and what sets it."""
+        shown, limit = _pair(value, threshold, percent)
+        side = "within" if value <= threshold else "above"
+        return shown, f", {side} the {limit} allowed ({_threshold_name(argument)})"
+
+    rows = report["rows"]
     schema = report["schema"]
     for column in schema["missing_columns"]:
         files = [name for name, columns in schema["files_missing_columns"].items() if column in columns]
         where = f"{column} (missing in {', '.join(files)})"
-        check("schema: required column present", where, False, "==", True, "")
+        message = f"the required column {column} is missing from {_listed(files)}"
+        check("schema: required column present", where, False, "==", True, "", message)
+    kinds = dict(typed_columns(schema["unparseable"]))
     for column, entry in schema["unparseable"].items():
+        argument = "--max-unparseable-share"
+        shown, limit = at_most(entry["share"], args.max_unparseable_share, argument)
+        of = f" ({entry['count']} of {non_empty.get(column, 0)} non-empty)"
+        message = f"{shown} of {column} values{of} do not parse as {KIND_WORDS[kinds[column]]}{limit}"
         check(
             "schema: values parse as the column's type",
             column,
             entry["share"],
             "<=",
             args.max_unparseable_share,
-            "--max-unparseable-share",
+            argument,
+            message,
         )
     for column, entry in report["missing_values"].items():
+        shown, limit = at_most(entry["share"], args.max_missing_share, "--max-missing-share")
+        message = f"{column} is empty in {shown} of rows ({entry['count']} of {rows}){limit}"
         check(
-            "missing-value share", column, entry["share"], "<=", args.max_missing_share, "--max-missing-share"
+            "missing-value share",
+            column,
+            entry["share"],
+            "<=",
+            args.max_missing_share,
+            "--max-missing-share",
+            message,
         )
     if features.TEXT_COLUMN in report["columns"]:
+        entry = report["empty_text"]
+        shown, limit = at_most(entry["share"], args.max_empty_text_share, "--max-empty-text-share")
+        message = (
+            f"{features.TEXT_COLUMN} is empty or only whitespace in {shown} of rows "
+            f"({entry['count']} of {rows}){limit}"
+        )
         check(
             "empty-text share",
             features.TEXT_COLUMN,
-            report["empty_text"]["share"],
+            entry["share"],
             "<=",
             args.max_empty_text_share,
             "--max-empty-text-share",
+            message,
         )
+    entry = report["duplicates"]
+    shown, limit = at_most(entry["share"], args.max_duplicate_share, "--max-duplicate-share")
+    message = f"{shown} of rows ({entry['count']} of {rows}) repeat an earlier row field for field{limit}"
     check(
         "duplicate share",
         "all rows",
-        report["duplicates"]["share"],
+        entry["share"],
         "<=",
         args.max_duplicate_share,
         "--max-duplicate-share",
+        message,
     )
-    check(
-        "rows with a valid rating", features.RATING_COLUMN, report["labels"]["rows_with_label"], ">=", 1, ""
-    )
+    labelled = report["labels"]["rows_with_label"]
+    rating = features.RATING_COLUMN
+    if labelled:
+        message = f"{labelled} of {rows} rows have a valid {rating} (1-5)"
+    elif rows == 0:
+        message = f"no row has a valid {rating} (1-5): the input has no data rows, only a header"
+    elif rating not in report["columns"]:
+        message = f"no row has a valid {rating} (1-5): there is no {rating} column"
+    else:
+        message = f"no row has a valid {rating} (1-5): all {rows} rows have an empty or unparseable {rating}"
+    check("rows with a valid rating", rating, labelled, ">=", 1, "", message)
     if args.gate_on_bias:
         for facet, entry in report["bias"]["facets"].items():
             for value, metrics in entry["values"].items():
-                for metric, threshold, argument in (
-                    ("CI", args.max_abs_class_imbalance, "--max-abs-class-imbalance"),
-                    ("DPL", args.max_abs_dpl, "--max-abs-dpl"),
+                for metric, threshold, argument, meaning in (
+                    ("CI", args.max_abs_class_imbalance, "--max-abs-class-imbalance", "class imbalance"),
+                    ("DPL", args.max_abs_dpl, "--max-abs-dpl", "difference in positive-label shares"),
                 ):
                     if metrics[metric] is not None:
-                        check(
-                            f"|{metric}|",
-                            f"{facet} = {value}",
-                            abs(metrics[metric]),
-                            "<=",
-                            threshold,
-                            argument,
+                        size = abs(metrics[metric])
+                        shown, limit = at_most(size, threshold, argument, percent=False)
+                        message = (
+                            f"{facet} = {value} ({_rows(metrics['count'], 'labelled row')}): the {meaning} against "
+                            f"the other rows, |{metric}|, is {shown}{limit}"
                         )
+                        check(f"|{metric}|", f"{facet} = {value}", size, "<=", threshold, argument, message)
     return {"passed": all(item["passed"] for item in checks), "checks": checks}
+
+
+def _pair(value: float, threshold: float, percent: bool) -> tuple[str, str]:
+    """Value and threshold with as few digits as tell them apart (5.0004% is not written as 5%)."""
+    scale = 100 if percent else 1
+    suffix = "%" if percent else ""
+    for digits in range(3, 10):
+        shown, limit = f"{value * scale:.{digits}g}", f"{threshold * scale:.{digits}g}"
+        if (shown != limit) == (value != threshold):
+            break
+    return shown + suffix, limit + suffix
+
+
+def _rows(count: int, noun: str) -> str:
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
+def _listed(names: Sequence[str]) -> str:
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
 
 
 def summary(report: dict[str, Any]) -> dict[str, Any]:
@@ -449,19 +529,9 @@ def _threshold_name(argument: str) -> str:
 
 def failure_message(report: dict[str, Any]) -> str:
     failed = [item for item in report["gate"]["checks"] if not item["passed"]]
-    lines = [f"The data check failed {len(failed)} check(s); the pipeline stops before processing:"]
-    for item in failed:
-        if item["operator"] == "==":
-            lines.append(f"- {item['check']}: {item['where']}")
-        elif item["operator"] == ">=":
-            lines.append(
-                f"- {item['check']} of {item['where']} is {item['value']}, below {item['threshold']}"
-            )
-        else:
-            lines.append(
-                f"- {item['check']} of {item['where']} is {item['value']:.4g}, above its threshold "
-                f"{item['threshold']:g} ({_threshold_name(item['argument'])})"
-            )
+    count = f"{len(failed)} of its {len(report['gate']['checks'])} checks"
+    lines = [f"The data check failed {count}; the pipeline stops before processing:"]
+    lines += [f"- {item['message']}" for item in failed]
     return "\n".join(lines)
 
 
@@ -543,6 +613,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         sources, ignored = find_sources(args.input_data)
         if ignored:
             logger.info("ignored %d file(s) that are not CSV: %s", len(ignored), ", ".join(ignored[:10]))
+        for source in sources:  # every header first: a file that is not CSV text fails before the long read
+            read_header_names(source)
         counts = tally(sources, args.facets, args.positive_ratings, args.chunk_size)
     except InputError as error:
         logger.error("%s", error)

@@ -53,7 +53,7 @@ file's bytes are first checked with Python's UTF-8 decoder (C speed, one sequent
 and written to the rejects file with its original bytes (the rejects file is written with the same error
 handler, so those rows are byte for byte what came in, and that file is then not valid UTF-8 either: read it
 with ``encoding_errors="surrogateescape"``). The header must be valid UTF-8: a file without a readable header
-is refused as a whole.
+is refused as a whole, the message naming its first bad byte and the byte's offset (or a NUL byte: binary).
 
 Exit status: 2 for invalid arguments (argparse), 1 for input that cannot be processed (missing folder, no CSV,
 a file without ``Review Text`` or ``Rating``, an unreadable file, no valid row, a test split too small for the
@@ -73,7 +73,7 @@ import os
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -119,6 +119,8 @@ REASON_BY_CODE: dict[int, str] = {code: reason for reason, code in REJECT_CODES.
 RAW_ERRORS = "surrogateescape"
 """How the bytes of a file that is not valid UTF-8 are decoded, and how its rejects are written back."""
 UTF8_CHECK_BLOCK = 1 << 20
+HEADER_LIMIT = 1 << 20
+"""The most bytes a header row may take: past that, the file is not a CSV file with a header."""
 
 REJECT_EXTRA_COLUMNS: tuple[str, ...] = ("reject_reason", "source_file", "source_row")
 """Appended to the raw columns in ``rejects/``; ``source_row`` counts data rows from 1 (the header is row 0)."""
@@ -280,28 +282,68 @@ def find_sources(input_data: Path) -> tuple[list[Source], list[str]]:
     return sources, ignored
 
 
-def read_header(source: Source) -> list[str]:
-    """The header row exactly as written (pandas renames an empty name to ``Unnamed: 0``; rejects keep it)."""
+def read_header_names(source: Source) -> list[str]:
+    """The header row exactly as written (pandas renames an empty name to ``Unnamed: 0``; rejects keep it).
+
+    The header must be UTF-8 text (rows that are not are rejected one by one, but a column name that is not
+    cannot be matched or written back), so it is decoded strictly, line by line, and the first bad byte is
+    named with its offset; a NUL byte says the file is binary. Blank lines before it are skipped, as pandas
+    does. Both steps call this before parsing a file: pandas cannot even build a frame on such a header.
+    """
     opener = gzip.open if source.relative.lower().endswith(".gz") else open
     try:
         with opener(source.path, "rb") as handle:
-            # Line by line: a text-mode reader would decode a whole buffer, and fail on a later bad row.
-            lines = (line.decode("utf-8", RAW_ERRORS) for line in handle)
-            header = next(csv.reader(lines), None)
+            for record in csv.reader(_header_lines(source, handle.readline)):
+                if record:
+                    return record
     except (OSError, EOFError, csv.Error) as error:
         raise InputError(f"{source.relative}: cannot be read as a CSV file: {error}") from error
-    if header and any(_has_surrogate(name) for name in header):
-        raise InputError(f"{source.relative}: the header is not valid UTF-8: {header!r}")
-    if not header:
-        raise InputError(
-            f"{source.relative}: the file is empty; expected a header with "
-            f"{features.TEXT_COLUMN!r} and {features.RATING_COLUMN!r}"
-        )
+    raise InputError(
+        f"{source.relative}: the file is empty; expected a header with "
+        f"{features.TEXT_COLUMN!r} and {features.RATING_COLUMN!r}"
+    )
+
+
+def _header_lines(source: Source, readline: Callable[[int], bytes]) -> Iterator[str]:
+    """The file's first lines, strictly decoded, as the CSV reader asks for them (a quoted header name may
+    hold a newline); at most :data:`HEADER_LIMIT` bytes, so a binary file without newlines is not read whole.
+    """
+    offset = 0
+    while line := readline(HEADER_LIMIT + 1 - offset):
+        if offset + len(line) > HEADER_LIMIT:
+            raise InputError(
+                f"{source.relative}: no header row ends within the first {HEADER_LIMIT // 1024} KiB; "
+                "is it a CSV file?"
+            )
+        nul = line.find(b"\0")
+        try:
+            decoded = line.decode("utf-8")
+        except UnicodeDecodeError as error:
+            if nul < 0 or error.start < nul:
+                before = line[: error.start].decode("utf-8")[-30:]
+                after = f", after {before!r}" if before.strip() else ""
+                raise InputError(
+                    f"{source.relative}: the header is not valid UTF-8 (byte 0x{line[error.start]:02x} at "
+                    f"offset {offset + error.start}{after}); expected CSV text saved as UTF-8"
+                ) from None
+        if nul >= 0:
+            raise InputError(
+                f"{source.relative}: the header holds a NUL byte (offset {offset + nul}): a binary file, "
+                "not CSV text"
+            )
+        offset += len(line)
+        yield decoded
+
+
+def read_header(source: Source) -> list[str]:
+    """The header row (:func:`read_header_names`), which must name ``Review Text`` and ``Rating``."""
+    header = read_header_names(source)
     missing = [name for name in (features.TEXT_COLUMN, features.RATING_COLUMN) if name not in header]
     if missing:
+        found = ", ".join(repr(name) for name in header)
         raise InputError(
             f"{source.relative}: missing column {' and '.join(map(repr, missing))} "
-            f"(found: {', '.join(repr(name) for name in header)})"
+            f"(found: {found if len(found) <= 300 else found[:300] + ' ...'})"
         )
     return header
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import json
+import random
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -106,14 +107,14 @@ def test_a_missing_required_column_breaks_the_schema_and_names_it(tmp_path):
     status, report, message = run(tmp_path, write_csv(tmp_path / "no-rating.csv", constructed_rows(), header))
     assert status == 1
     assert report["schema"]["missing_columns"] == ["Rating"]
-    assert "schema: required column present: Rating (missing in no-rating.csv)" in message
+    assert "- the required column Rating is missing from no-rating.csv\n" in message
     assert report["gate"]["passed"] is False
     failed = [check for check in report["gate"]["checks"] if not check["passed"]]
     assert [(c["check"], c["value"], c["threshold"]) for c in failed] == [
         ("schema: required column present", False, True),
         ("rows with a valid rating", 0, 1),
     ]
-    assert "- rows with a valid rating of Rating is 0, below 1" in message
+    assert message.endswith("- no row has a valid Rating (1-5): there is no Rating column")
 
 
 def test_a_column_full_of_missing_values_fails_with_its_share_and_threshold(tmp_path):
@@ -122,7 +123,7 @@ def test_a_column_full_of_missing_values_fails_with_its_share_and_threshold(tmp_
     assert status == 1
     assert report["missing_values"]["Age"]["share"] == 1.0
     assert (
-        "missing-value share of Age is 1, above its threshold 0.5 (MaxMissingShare, --max-missing-share)"
+        "- Age is empty in 100% of rows (11 of 11), above the 50% allowed (MaxMissingShare, --max-missing-share)"
         in message
     )
     assert "Rating" not in message  # 1 of 11 missing: below the threshold
@@ -138,8 +139,16 @@ def test_unparseable_values_empty_texts_and_duplicates_are_counted(tmp_path):
     assert report["empty_text"]["count"] == 1
     assert report["duplicates"] == {"count": 1, "share": 1 / 12}
     assert status == 1  # 1 in 11 ratings unparseable is above the 5% default
-    assert "schema: values parse as the column's type of Rating is 0.09091" in message
-    assert "duplicate share of all rows is 0.08333" not in message  # below the 10% default
+    assert (
+        "- 9.09% of Rating values (1 of 11 non-empty) do not parse as ratings 1-5, above the 5% allowed "
+        "(MaxUnparseableShare, --max-unparseable-share)" in message
+    )
+    assert "repeat an earlier row" not in message  # 1 in 12, below the 10% default
+    duplicates = next(check for check in report["gate"]["checks"] if check["check"] == "duplicate share")
+    assert duplicates["message"] == (
+        "8.33% of rows (1 of 12) repeat an earlier row field for field, within the 10% allowed "
+        "(MaxDuplicateShare, --max-duplicate-share)"
+    )
 
 
 def test_bias_gates_only_when_asked(tmp_path):
@@ -148,7 +157,8 @@ def test_bias_gates_only_when_asked(tmp_path):
     status, _, message = run(tmp_path, csv_path, "--gate-on-bias", "true", "--max-abs-dpl", "0.3")
     assert status == 1
     assert (
-        "|DPL| of Class Name = Tops is 0.5556, above its threshold 0.3 (MaxAbsDpl, --max-abs-dpl)" in message
+        "- Class Name = Tops (1 labelled row): the difference in positive-label shares against the other "
+        "rows, |DPL|, is 0.556, above the 0.3 allowed (MaxAbsDpl, --max-abs-dpl)" in message
     )
     assert "Class Name = Dresses" not in message
 
@@ -156,6 +166,87 @@ def test_bias_gates_only_when_asked(tmp_path):
 def test_unreadable_input_exits_2_with_a_message(tmp_path):
     status, _, message = run(tmp_path, tmp_path / "nothing-here")
     assert status == 2 and "does not exist" in message
+
+
+def test_a_file_with_only_a_header_fails_saying_it_has_no_rows(tmp_path):
+    status, report, message = run(tmp_path, write_csv(tmp_path / "header-only.csv", []))
+    assert status == 1 and report["rows"] == 0
+    assert message == (
+        "The data check failed 1 of its 18 checks; the pipeline stops before processing:\n"
+        "- no row has a valid Rating (1-5): the input has no data rows, only a header"
+    )
+
+
+def test_every_check_says_what_it_measured_in_a_sentence(tmp_path):
+    status, report, _ = run(tmp_path, write_csv(tmp_path / "reviews.csv", constructed_rows()))
+    assert status == 0
+    messages = {(check["check"], check["where"]): check["message"] for check in report["gate"]["checks"]}
+    assert messages["rows with a valid rating", "Rating"] == "10 of 11 rows have a valid Rating (1-5)"
+    assert messages["missing-value share", "Age"] == (
+        "Age is empty in 0% of rows (0 of 11), within the 50% allowed (MaxMissingShare, --max-missing-share)"
+    )
+    assert messages["schema: values parse as the column's type", "Recommended IND"] == (
+        "0% of Recommended IND values (0 of 11 non-empty) do not parse as 0 or 1, within the 5% allowed "
+        "(MaxUnparseableShare, --max-unparseable-share)"
+    )
+
+
+def test_a_value_just_above_its_threshold_is_not_written_as_equal_to_it():
+    assert check_data._pair(0.050004, 0.05, percent=True) == ("5.0004%", "5%")
+    assert check_data._pair(0.05, 0.05, percent=True) == ("5%", "5%")
+    assert check_data._pair(1 / 3, 0.05, percent=True) == ("33.3%", "5%")
+
+
+def _header_not_utf8(folder: Path) -> Path:
+    path = write_csv(folder / "h.csv", constructed_rows())
+    path.write_bytes(path.read_bytes().replace(b"Clothing ID", b"Clothing \xfcID", 1))
+    return path
+
+
+def _png_in_a_folder(folder: Path) -> Path:
+    write_csv(folder / "good.csv", constructed_rows())
+    (folder / "picture.csv").write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(range(256)))
+    return folder
+
+
+def _random_bytes(folder: Path) -> Path:
+    path = folder / "noise.csv"
+    path.write_bytes(random.Random(1).randbytes(4096))  # seeded: starts with 0xf5, never a UTF-8 byte
+    return path
+
+
+def _nul_bytes(folder: Path) -> Path:
+    path = folder / "zeros.csv"
+    path.write_bytes(bytes(4096))
+    return path
+
+
+def _empty(folder: Path) -> Path:
+    path = folder / "empty.csv"
+    path.write_bytes(b"")
+    return path
+
+
+@pytest.mark.parametrize(
+    ("make_input", "expected"),
+    [
+        (_header_not_utf8, "h.csv: the header is not valid UTF-8 (byte 0xfc at offset 9, after 'Clothing ')"),
+        (_png_in_a_folder, "picture.csv: the header is not valid UTF-8 (byte 0x89 at offset 0)"),
+        (_random_bytes, "noise.csv: the header is not valid UTF-8 (byte 0xf5 at offset 0)"),
+        (_nul_bytes, "zeros.csv: the header holds a NUL byte (offset 0): a binary file, not CSV text"),
+        (_empty, "empty.csv: the file is empty"),
+    ],
+)
+def test_a_header_that_is_not_utf8_text_exits_2_naming_the_file_and_byte(
+    tmp_path, capsys, make_input, expected
+):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    status, _, message = run(tmp_path, make_input(folder))
+    assert status == 2
+    assert message.startswith("The data check cannot read the input: ") and expected in message
+    assert "Traceback" not in capsys.readouterr().err
+    assert not (tmp_path / "report").exists()  # no report, no picture: nothing looks like a finished check
 
 
 def test_each_threshold_names_the_pipeline_parameter_the_description_passes_it_from():

@@ -9,6 +9,7 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import random
 import subprocess
 import sys
 import threading
@@ -274,6 +275,27 @@ def _header_not_utf8(folder: Path, raw: pd.DataFrame) -> None:
     (folder / "header.csv").write_bytes(f"{TEXT},{RATING},Th\xe8me\nnice,5,a\n".encode("latin-1"))
 
 
+def _png_named_csv(folder: Path, raw: pd.DataFrame) -> None:
+    write_raw(raw.head(5), folder / "good.csv")
+    (folder / "picture.csv").write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(range(256)))
+
+
+def _random_bytes(folder: Path, raw: pd.DataFrame) -> None:
+    folder.mkdir(parents=True)
+    # A fixed seed: these 4 KB start with 0xf5, a byte UTF-8 never uses.
+    (folder / "noise.csv").write_bytes(random.Random(1).randbytes(4096))
+
+
+def _nul_bytes(folder: Path, raw: pd.DataFrame) -> None:
+    folder.mkdir(parents=True)
+    (folder / "zeros.csv").write_bytes(f"{TEXT},{RATING}".encode() + bytes(4096))
+
+
+def _no_line_end(folder: Path, raw: pd.DataFrame) -> None:
+    folder.mkdir(parents=True)
+    (folder / "one-line.csv").write_bytes(b"a" * (preprocess.HEADER_LIMIT + 10))
+
+
 def _no_valid_rows(folder: Path, raw: pd.DataFrame) -> None:
     rows = raw.head(4).copy()
     rows[RATING] = ["", "0", "six", "4.5"]
@@ -295,7 +317,14 @@ def _no_csv(folder: Path, raw: pd.DataFrame) -> None:
         (_garbled, "garbled.csv.gz: cannot be read"),
         (_ragged, "ragged.csv: cannot be read as a CSV file"),
         (_not_utf8, "no valid rows: read 1 rows from 1 files under"),
-        (_header_not_utf8, "header.csv: the header is not valid UTF-8"),
+        (
+            _header_not_utf8,
+            "header.csv: the header is not valid UTF-8 (byte 0xe8 at offset 21, after 'Review Text,Rating,Th')",
+        ),
+        (_png_named_csv, "picture.csv: the header is not valid UTF-8 (byte 0x89 at offset 0)"),
+        (_random_bytes, "noise.csv: the header is not valid UTF-8 (byte 0xf5 at offset 0)"),
+        (_nul_bytes, "zeros.csv: the header holds a NUL byte (offset 18): a binary file, not CSV text"),
+        (_no_line_end, "one-line.csv: no header row ends within the first 1024 KiB"),
         (_no_valid_rows, "no valid rows: read 4 rows from 1 files"),
     ],
 )
@@ -309,6 +338,7 @@ def test_bad_input_fails_with_a_message(
     assert result.returncode == 1, result.stdout
     assert message in result.stderr
     assert "Traceback" not in result.stderr
+    assert not (tmp_path / "out").exists()  # nothing written as if it had worked
 
 
 @pytest.mark.parametrize(

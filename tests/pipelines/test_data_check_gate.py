@@ -34,10 +34,11 @@ def rewrite_sample(sample_csv: Path, target: Path, drop: str | None = None, empt
 @pytest.mark.parametrize(
     ("change", "expected"),
     [
-        ({"drop": "Rating"}, "schema: required column present: Rating (missing in no-rating.csv)"),
+        ({"drop": "Rating"}, "- the required column Rating is missing from no-rating.csv"),
         (
             {"empty": "Division Name"},
-            "missing-value share of Division Name is 1, above its threshold 0.5 (MaxMissingShare, --max-missing-share)",
+            "- Division Name is empty in 100% of rows (2400 of 2400), above the 50% allowed "
+            "(MaxMissingShare, --max-missing-share)",
         ),
     ],
     ids=["broken-schema", "empty-column"],
@@ -53,3 +54,15 @@ def test_bad_input_stops_the_pipeline_at_the_data_check(sample_csv, tmp_path, ch
     assert reason.startswith(f"{ps.CHECK_DATA} failed: check_data.py exited with code 1")
     assert "the pipeline stops before processing" in reason and expected in reason
     assert f"] {ps.CHECK_DATA}:" in console.getvalue() and f"] {ps.PROCESS}:" not in console.getvalue()
+
+
+def test_a_header_that_is_not_utf8_stops_the_pipeline_at_the_data_check_with_exit_2(sample_csv, tmp_path):
+    bad = tmp_path / "h.csv"
+    bad.write_bytes(sample_csv.read_bytes().replace(b"Clothing ID", b"Clothing \xfcID", 1))
+    console = io.StringIO()
+    record = LocalRunner(Workspace.open(tmp_path / "run"), console=console).run({"InputDataUrl": str(bad)})
+    assert [(step.name, step.status) for step in record.steps] == [(ps.CHECK_DATA, Status.FAILED)]
+    reason = record.failure_reason or ""
+    assert reason.startswith(f"{ps.CHECK_DATA} failed: check_data.py exited with code 2")
+    assert "h.csv: the header is not valid UTF-8 (byte 0xfc at offset" in reason
+    assert "Traceback" not in console.getvalue()
