@@ -142,7 +142,8 @@ def build_parser() -> argparse.ArgumentParser:
     deploy = endpoint_commands.add_parser(
         "deploy",
         parents=[run_dir],
-        help="Roll the newest approved version out to staging again (after a failed or missed rollout).",
+        help="Roll the newest approved version that has not failed on staging out to it (after a missed "
+        "rollout); --version N retries one that failed.",
     )
     deploy.add_argument("--version", type=int, help="This approved version, even if it failed before.")
 

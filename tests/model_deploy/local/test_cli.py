@@ -55,6 +55,20 @@ def test_start_on_another_port_than_the_running_servers_is_refused(tmp_path: Pat
         ServerInfo.remove(workspace.endpoints_dir, os.getpid())
 
 
+def test_deploying_a_rejected_or_pending_version_says_what_to_do(
+    tmp_path: Path, model_archive: Path, capsys, monkeypatch
+) -> None:
+    monkeypatch.setenv("MLOPS_LOCAL_ROLLOUT", "off")
+    workspace = Workspace.open(tmp_path / "run")
+    register(workspace, model_archive)
+    run_dir = str(workspace.root)
+    assert cli.main(["endpoints", "deploy", "--version", "1", "--run-dir", run_dir]) == 2
+    assert "version 1 is PendingManualApproval: approve it first" in capsys.readouterr().err
+    assert cli.main(["registry", "reject", "1", "--run-dir", run_dir]) == 0
+    assert cli.main(["endpoints", "deploy", "--version", "1", "--run-dir", run_dir]) == 2
+    assert "a rejected version stays rejected: register a new one" in capsys.readouterr().err
+
+
 def test_an_empty_run_folder_says_what_to_do(tmp_path: Path, capsys) -> None:
     assert cli.main(["endpoints", "--run-dir", str(tmp_path)]) == 0
     assert "No endpoints yet: approve a version" in capsys.readouterr().out
