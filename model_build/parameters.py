@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from argparse import ArgumentTypeError
 from collections.abc import Iterable, Mapping
 
@@ -15,21 +16,35 @@ class ParameterError(ValueError):
 
 def parse_value(parameter: Parameter, text: str) -> ParameterValue:
     """``text`` as the parameter's type, or a ParameterError naming the parameter and what it expects."""
+    if parameter.type == "String":
+        return _checked_string(parameter, text)
     try:
         match parameter.type:
             case "Integer":
                 return int(text)
             case "Float":
                 return float(text)
-            case "Boolean":
-                return str_to_bool(text)
             case _:
-                return text
+                return str_to_bool(text)
     except (ValueError, ArgumentTypeError):
         raise ParameterError(
             f"--param {parameter.name}={text!r}: {parameter.name} is of type {parameter.type} "
             f"(default {render(parameter.default)!r}); {parameter.description}"
         ) from None
+
+
+def _checked_string(parameter: Parameter, text: str) -> str:
+    if parameter.choices and text not in parameter.choices:
+        raise ParameterError(
+            f"--param {parameter.name}={text!r}: use one of {', '.join(parameter.choices)}; "
+            f"{parameter.description}"
+        )
+    if parameter.pattern and not re.fullmatch(parameter.pattern, text):
+        raise ParameterError(
+            f"--param {parameter.name}={text!r}: {parameter.name} is {parameter.pattern_description}, "
+            f"like the default {render(parameter.default)!r}; {parameter.description}"
+        )
+    return text
 
 
 def parse_assignments(spec: PipelineSpec, assignments: Iterable[str]) -> dict[str, ParameterValue]:

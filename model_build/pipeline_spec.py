@@ -58,6 +58,13 @@ class Parameter:
     """The ``input_data`` parameter this one carries a digest of: the SageMaker runner lists that location
     and passes :func:`model_build.data_fingerprint.fingerprint` here, so a step reading it is not a cache
     hit on changed data (SageMaker caches on arguments, not on what an S3 URI holds)."""
+    choices: tuple[str, ...] = ()
+    """A String parameter's only values (SageMaker's ``EnumValues``); empty: any string."""
+    pattern: str | None = None
+    """A regular expression a String value must match whole, so that a run refuses a value up front rather
+    than at the step that uses it (locally, never: an instance type means nothing on this machine)."""
+    pattern_description: str = ""
+    """What ``pattern`` asks for, in words, for the error message."""
 
     def default_for(self, local: bool) -> ParameterValue:
         return self.local_default if local and self.local_default is not None else self.default
@@ -437,6 +444,23 @@ F1_MACRO_JSON_PATH = "metrics.f1_macro.value"
 BASELINE_MARGIN_JSON_PATH = "f1_macro_margin_over_best_baseline.value"
 """Written by ``evaluate.py``: the model's macro-F1 minus the best baseline's, on the same test split."""
 
+INSTANCE_TYPE_PATTERN = r"ml\.[a-z0-9]+(-[a-z0-9]+)*\.[a-z0-9]+"
+"""A SageMaker instance type: ``ml.<family>.<size>`` (``ml.m5.large``, ``ml.g5.2xlarge``, ``ml.p4d.24xlarge``)."""
+MODEL_APPROVAL_STATUSES = ("PendingManualApproval", "Approved", "Rejected")
+"""What ``CreateModelPackage`` takes as a new version's ``ModelApprovalStatus``."""
+
+
+def instance_type(name: str, default: str, description: str) -> Parameter:
+    return Parameter(
+        name,
+        "String",
+        default,
+        description,
+        pattern=INSTANCE_TYPE_PATTERN,
+        pattern_description="a SageMaker instance type, ml.<family>.<size>",
+    )
+
+
 PARAMETERS: tuple[Parameter, ...] = (
     Parameter(
         "InputDataUrl",
@@ -454,16 +478,14 @@ PARAMETERS: tuple[Parameter, ...] = (
         "never a cache hit on changed data. A start from elsewhere should set it too.",
         fingerprint_of="InputDataUrl",
     ),
-    Parameter(
-        "ProcessingInstanceType", "String", "ml.c5.2xlarge", "Instance type of processing and evaluation."
-    ),
+    instance_type("ProcessingInstanceType", "ml.c5.2xlarge", "Instance type of processing and evaluation."),
     Parameter(
         "ProcessingInstanceCount",
         "Integer",
         1,
         "Processing instances; each reads all the input and writes its share of the rows.",
     ),
-    Parameter("TrainingInstanceType", "String", "ml.g5.2xlarge", "Instance type of training."),
+    instance_type("TrainingInstanceType", "ml.g5.2xlarge", "Instance type of training."),
     Parameter(
         "TrainingInstanceCount", "Integer", 1, "Training instances; more than one trains data-parallel."
     ),
@@ -556,10 +578,9 @@ PARAMETERS: tuple[Parameter, ...] = (
         "String",
         "PendingManualApproval",
         "Status of a newly registered version: PendingManualApproval, Approved or Rejected.",
+        choices=MODEL_APPROVAL_STATUSES,
     ),
-    Parameter(
-        "DeployInstanceType", "String", "ml.m5.large", "Instance type the registered model is meant for."
-    ),
+    instance_type("DeployInstanceType", "ml.m5.large", "Instance type the registered model is meant for."),
 )
 
 PIPELINE = PipelineSpec(

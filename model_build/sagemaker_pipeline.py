@@ -244,6 +244,10 @@ class _PipelineBuilder:
             "Float": ParameterFloat,
             "Boolean": ParameterBoolean,
         }[parameter.type]
+        if parameter.choices:
+            return ParameterString(
+                name=parameter.name, default_value=default, enum_values=list(parameter.choices)
+            )
         return factory(name=parameter.name, default_value=default)
 
     def resolve(self, value: Any) -> Any:

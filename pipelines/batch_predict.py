@@ -82,10 +82,14 @@ def _scorer(
         return score, f"{package.group} version {package.version} ({package.approval_status}), in process"
 
     from model_deploy.local.rollout import runtime_client
-    from model_deploy.local.state import ServerInfo
+    from model_deploy.local.state import EndpointStore, ServerInfo
 
     info = ServerInfo.read(workspace.endpoints_dir)
     if info is None:
         raise UsageError("give --version N to score in this process, or start the endpoint server first")
     name = endpoint_name(args.endpoint, workspace)
+    serving = {n: r for n, r in EndpointStore(workspace.endpoints_dir).load().items() if r.version}
+    if name not in serving:
+        known = ", ".join(f"{n} (version {r.version})" for n, r in serving.items()) or "none yet"
+        raise UsageError(f"endpoint {name} serves no version; endpoints that do: {known}")
     return endpoint_scorer(runtime_client(info.url, workspace.config.region), name), f"endpoint {name}"

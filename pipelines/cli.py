@@ -30,6 +30,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from model_build.parameters import ParameterError, parse_assignments, render
 from model_build.pipeline_spec import PIPELINE, ParameterValue, RegisterStep
@@ -50,15 +51,20 @@ class UsageError(Exception):
 
 # ------------------------------------------------------------------------------------------------- parser
 def build_parser() -> argparse.ArgumentParser:
-    run_dir = argparse.ArgumentParser(add_help=False)
-    run_dir.add_argument(
-        "--run-dir",
-        type=Path,
-        default=None,
-        help=f"The local mode's folder (default: $MLOPS_RUN_DIR or {default_run_dir()}).",
-    )
+    def run_dir_option(default: Any) -> argparse.ArgumentParser:
+        options = argparse.ArgumentParser(add_help=False)
+        options.add_argument(
+            "--run-dir",
+            type=Path,
+            default=default,
+            help=f"The local mode's folder (default: $MLOPS_RUN_DIR or {default_run_dir()}).",
+        )
+        return options
+
+    # Before or after the command: a command's own default must not overwrite the one given before it.
+    run_dir = run_dir_option(argparse.SUPPRESS)
     parser = argparse.ArgumentParser(
-        prog="python -m pipelines", description=__doc__.split("\n\n")[0], parents=[run_dir]
+        prog="python -m pipelines", description=__doc__.split("\n\n")[0], parents=[run_dir_option(None)]
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -136,7 +142,8 @@ def build_parser() -> argparse.ArgumentParser:
     deploy = endpoint_commands.add_parser(
         "deploy",
         parents=[run_dir],
-        help="Roll the newest approved version out to staging again (after a failed or missed rollout).",
+        help="Roll the newest approved version that has not failed on staging out to it (after a missed "
+        "rollout); --version N retries one that failed.",
     )
     deploy.add_argument("--version", type=int, help="This approved version, even if it failed before.")
 
@@ -525,15 +532,23 @@ def _serve(args: argparse.Namespace, workspace: Workspace) -> int:
     # Imported here: the server imports uvicorn, and the handlers it loads import torch.
     from model_deploy.local.host import ServingError
     from model_deploy.local.rollout import default_port
-    from model_deploy.local.server import adhoc_state, run_foreground, workspace_state
+    from model_deploy.local.server import adhoc_state, bind, run_foreground, workspace_state
     from model_deploy.local.state import ServerInfo
 
     port = default_port() if args.port is None else args.port
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    package = None
+    if args.version is not None:
+        with ModelRegistry(workspace.registry_path, workspace.config.region) as registry:
+            package = registry.describe(workspace.config.model_package_group_name, args.version)
+    elif (running := ServerInfo.read(workspace.endpoints_dir)) is not None:
+        raise UsageError(f"the endpoint server of {workspace.root} already runs at {running.url}")
     try:
-        if args.version is not None:
-            with ModelRegistry(workspace.registry_path, workspace.config.region) as registry:
-                package = registry.describe(workspace.config.model_package_group_name, args.version)
+        sock = bind(args.host, port)  # a busy port is refused before a model is unpacked
+    except ServingError as error:
+        raise UsageError(str(error)) from None
+    try:
+        if package is not None:
             archive = workspace.local_path(package.model_data_url)
             print(
                 f"Loading {package.group} version {package.version} ({package.approval_status}) from {archive}"
@@ -541,20 +556,19 @@ def _serve(args: argparse.Namespace, workspace: Workspace) -> int:
             name = f"{workspace.config.prefix}-version-{package.version}"
             state = adhoc_state(archive, name, package.version)
         else:
-            running = ServerInfo.read(workspace.endpoints_dir)
-            if running is not None:
-                raise UsageError(f"the endpoint server of {workspace.root} already runs at {running.url}")
             name = ""
             state = workspace_state(workspace)
 
         def ready(url: str) -> None:
             _print_serving(url, name)
 
-        run_foreground(state, args.host, port, ready)
+        run_foreground(state, sock, ready)
     except ServingError as error:
         raise UsageError(str(error)) from None
     except KeyboardInterrupt:  # uvicorn shuts down gracefully, then re-raises Ctrl-C
         pass
+    finally:
+        sock.close()
     print("Stopped.")
     return 0
 
@@ -588,6 +602,12 @@ def _endpoints(args: argparse.Namespace, workspace: Workspace) -> int:
     try:
         match args.endpoints_command:
             case "start":
+                running = ServerInfo.read(workspace.endpoints_dir)
+                if running is not None and args.port not in (None, 0, urlsplit(running.url).port):
+                    raise UsageError(
+                        f"the endpoint server already runs at {running.url} (pid {running.pid}), not on port "
+                        f"{args.port}: `{_python_command()} -m pipelines endpoints stop` first to move it"
+                    )
                 info = start_server(workspace, args.port)
                 print(f"The endpoint server runs at {info.url} (pid {info.pid}).")
             case "stop":
@@ -659,7 +679,12 @@ def _predict(args: argparse.Namespace, workspace: Workspace) -> int:
         from pipelines.batch_predict import predict_file
 
         if args.text:
-            raise UsageError("give reviews on the command line or --input FILE, not both")
+            flags = {"--input": args.input, "--output": args.output, "--version": args.version}
+            given = ", ".join(flag for flag, value in flags.items() if value is not None)
+            raise UsageError(
+                f"reviews on the command line go to an endpoint, and {given} score a file "
+                "(--input FILE --output FILE [--version N]): give one or the other"
+            )
         return predict_file(args, workspace, _endpoint_name)
     if not args.text:
         raise UsageError("give one or more reviews, or --input FILE --output FILE --version N")

@@ -40,7 +40,10 @@ def parse_time(text: str, now: datetime) -> datetime:
     relative = re.fullmatch(r"(\d+)\s*([mhd])", text.strip())
     if relative:
         amount, unit = int(relative[1]), relative[2]
-        return now - timedelta(**{{"m": "minutes", "h": "hours", "d": "days"}[unit]: amount})
+        try:
+            return now - timedelta(**{{"m": "minutes", "h": "hours", "d": "days"}[unit]: amount})
+        except OverflowError:
+            raise WindowError(f"{text!r} reaches back before the year 1: give a shorter age") from None
     try:
         moment = datetime.fromisoformat(text.strip())
     except ValueError:

@@ -30,6 +30,7 @@ from model_build.pipeline_spec import STEPS_SOURCE_DIR
 from model_deploy.local.state import EndpointStore
 from model_deploy.stage_config import STAGES, StageConfig, load_stage
 from pipelines.local import container
+from pipelines.local.cache import content_hash
 from pipelines.local.registry import ModelRegistry
 from pipelines.local.workspace import REPO_ROOT, Workspace
 
@@ -144,10 +145,11 @@ def job_arguments(
         "--thresholds", json.dumps(monitoring.thresholds.as_json()),
         "--output-data", str(output),
     ]  # fmt: skip
+    # ``--since=VALUE``: a value that starts with "-" must reach the job's own check, not look like a flag.
     if since:
-        arguments += ["--since", since]
+        arguments.append(f"--since={since}")
     if until:
-        arguments += ["--until", until]
+        arguments.append(f"--until={until}")
     return arguments
 
 
@@ -257,8 +259,11 @@ def command(
     print(f"  picture     {run.picture}")
     try:
         if retrain_on_drift and run.verdict == "drift":
-            print("\nDrift: starting a pipeline run (retraining).", flush=True)
-            run = retrain(workspace, run, lambda: _run_pipeline(workspace, run.version))
+            if reason := unchanged_input(workspace, run.version):
+                run = replace(run, retraining=f"not started: {reason}")
+            else:
+                print("\nDrift: starting a pipeline run (retraining).", flush=True)
+                run = retrain(workspace, run, lambda: _run_pipeline(workspace, run.version))
             print(f"  retraining  {run.retraining}")
         elif retrain_on_drift:
             run = replace(run, retraining=f"not started: the verdict is {run.verdict}, not drift")
@@ -266,6 +271,25 @@ def command(
         record(workspace, run)
     print(f"  recorded in {MonitoringRunStore(monitoring_dir(workspace)).path}")
     return EXIT_CODES[run.verdict]
+
+
+def unchanged_input(workspace: Workspace, version: int) -> str | None:
+    """Why retraining would only repeat ``version``: its input holds what it held when the version was built,
+    so every step would be a cache hit and the registry would get the same model again. None: it changed (or
+    cannot be read here, which the run itself reports)."""
+    with ModelRegistry(workspace.registry_path, workspace.config.region) as registry:
+        lineage = registry.describe(workspace.config.model_package_group_name, version).lineage
+    uri = lineage.input_data_url or workspace.raw_reviews_uri  # empty: the raw reviews, as on AWS
+    if not lineage.input_data_sha256:
+        return None
+    path = workspace.local_path(uri) if uri.startswith("s3://") else REPO_ROOT / uri  # an absolute uri stays
+    if not path.exists() or content_hash(path) != lineage.input_data_sha256:
+        return None
+    return (
+        f"the input {uri} holds the data version {version} was built from, so a run would repeat it from the "
+        "cache: add the new reviews there first (or run the pipeline on them: "
+        "`python -m pipelines run --local --input NEW_DATA`)"
+    )
 
 
 def _run_pipeline(workspace: Workspace, version: int) -> Any:

@@ -294,6 +294,10 @@ def _target(
     if stage == STAGES[0]:
         if version is not None:
             package = registry.describe(group, version)
+            if package.approval_status == ApprovalStatus.REJECTED:
+                raise RolloutError(
+                    f"version {version} is Rejected, and a rejected version stays rejected: register a new one"
+                )
             if package.approval_status != ApprovalStatus.APPROVED:
                 raise RolloutError(f"version {version} is {package.approval_status}: approve it first")
             return package

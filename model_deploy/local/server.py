@@ -800,9 +800,9 @@ def workspace_state(workspace: Workspace, token: str | None = None) -> ServerSta
     return state
 
 
-def run_foreground(state: ServerState, host: str, port: int, on_ready: Callable[[str], None]) -> None:
-    """Serve on this thread until SIGTERM or Ctrl-C; ``server.json`` exists exactly while it serves."""
-    sock = bind(host, port)
+def run_foreground(state: ServerState, sock: socket.socket, on_ready: Callable[[str], None]) -> None:
+    """Serve on ``sock`` (from :func:`bind`, taken before loading anything, so that a busy port costs no
+    load) on this thread until SIGTERM or Ctrl-C; ``server.json`` exists exactly while it serves."""
     server = make_server(state, sock)
     folder = state.workspace.endpoints_dir if state.workspace is not None and state.persistent else None
 

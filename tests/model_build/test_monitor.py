@@ -235,5 +235,10 @@ def test_window_arguments() -> None:
     assert capture_window.parse_time("2026-12-01T10:00:00", now) == datetime(2026, 12, 1, 10, tzinfo=UTC)
     with pytest.raises(capture_window.WindowError, match="not a time"):
         capture_window.parse_time("yesterday", now)
+    with pytest.raises(capture_window.WindowError, match="not a time"):
+        capture_window.parse_time("-2h", now)
+    for age in ("99999999h", "99999999999d"):
+        with pytest.raises(capture_window.WindowError, match="before the year 1"):
+            capture_window.parse_time(age, now)
     window = capture_window.Window(datetime(2026, 12, 1, 10, 30, tzinfo=UTC), now)
     assert [hour.hour for hour in window.hours()] == [10, 11, 12]

@@ -80,7 +80,10 @@ def test_parameters_are_the_specs_with_the_same_types_and_defaults(definition):
         default = parameter.default
         if parameter.name == "InputDataUrl":
             default = f"s3://{DATA_BUCKET}/{config.raw_reviews_prefix}/"
-        expected.append({"Name": parameter.name, "Type": parameter.type, "DefaultValue": default})
+        entry: dict[str, Any] = {"Name": parameter.name, "Type": parameter.type, "DefaultValue": default}
+        if parameter.choices:
+            entry["EnumValues"] = list(parameter.choices)
+        expected.append(entry)
     assert definition["Parameters"] == expected
     assert {p["Name"] for p in definition["Parameters"]} >= {
         "InputDataUrl",
@@ -105,6 +108,8 @@ def test_parameters_are_the_specs_with_the_same_types_and_defaults(definition):
     }
     approval = next(p for p in definition["Parameters"] if p["Name"] == "ModelApprovalStatus")
     assert approval["DefaultValue"] == "PendingManualApproval"
+    # SageMaker refuses any other value when an execution starts, not when the registry is reached
+    assert approval["EnumValues"] == ["PendingManualApproval", "Approved", "Rejected"]
 
 
 def test_graph_has_the_specs_steps_in_order_with_the_condition_branches(definition):

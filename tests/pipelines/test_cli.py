@@ -10,6 +10,7 @@ import pytest
 from model_build.parameters import ParameterError, parse_assignments, render, resolve
 from model_build.pipeline_spec import PIPELINE
 from pipelines import cli
+from pipelines.local.registry import ApprovalStatus
 
 
 def test_parameters_are_parsed_by_their_declared_type():
@@ -36,11 +37,44 @@ def test_parameters_are_parsed_by_their_declared_type():
         ("Epochs=two", "Epochs is of type Integer"),
         ("BalanceDataset=maybe", "BalanceDataset is of type Boolean"),
         ("Epochs", "expected NAME=VALUE"),
+        (
+            "TrainingInstanceType=potato",
+            "TrainingInstanceType is a SageMaker instance type, ml.<family>.<size>",
+        ),
+        ("ProcessingInstanceType=ml.c5", "ProcessingInstanceType is a SageMaker instance type"),
+        ("ModelApprovalStatus=Foo", "use one of PendingManualApproval, Approved, Rejected"),
     ],
 )
 def test_bad_parameters_are_clear_errors(assignment, message):
     with pytest.raises(ParameterError, match=message):
         parse_assignments(PIPELINE, [assignment])
+
+
+@pytest.mark.parametrize(
+    "assignment",
+    [
+        "TrainingInstanceType=ml.p4d.24xlarge",
+        "TrainingInstanceType=ml.trn1.32xlarge",
+        "ProcessingInstanceType=ml.m5.large",
+        "DeployInstanceType=ml.g6e.xlarge",
+        "ModelApprovalStatus=Approved",
+    ],
+)
+def test_real_instance_types_and_statuses_are_accepted(assignment):
+    name, _, value = assignment.partition("=")
+    assert parse_assignments(PIPELINE, [assignment]) == {name: value}
+
+
+def test_the_specs_approval_statuses_are_the_registrys():
+    assert set(PIPELINE.parameter("ModelApprovalStatus").choices) == set(ApprovalStatus)
+
+
+def test_run_dir_works_before_and_after_the_command(tmp_path, capsys):
+    before, after = tmp_path / "before", tmp_path / "after"
+    assert cli.main(["--run-dir", str(before), "executions"]) == 0
+    assert f"No executions in {before}" in capsys.readouterr().out
+    assert cli.main(["--run-dir", str(before), "executions", "--run-dir", str(after)]) == 0
+    assert f"No executions in {after}" in capsys.readouterr().out  # the nearer one wins
 
 
 def test_cli_reports_a_bad_parameter_without_a_traceback(tmp_path, capsys):

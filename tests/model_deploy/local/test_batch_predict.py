@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from model_deploy.local.state import ServerInfo
 from pipelines import cli
 from pipelines.local.workspace import Workspace
 from tests.model_deploy.local.conftest import REPO_ROOT, register
@@ -101,4 +102,22 @@ def test_a_missing_id_column_or_version_is_a_clear_usage_error(run_dir, sample_c
     assert cli.main(["predict", "--input", str(sample_csv), "--version", "1", "--run-dir", str(run_dir)]) == 2
     assert "needs both --input FILE and --output FILE" in capsys.readouterr().err
     assert cli.main(["predict", "a review", "--input", str(sample_csv), "--run-dir", str(run_dir)]) == 2
-    assert "not both" in capsys.readouterr().err
+    assert "--input score a file" in capsys.readouterr().err
+    assert cli.main(["predict", "a review", "--version", "1", "--run-dir", str(run_dir)]) == 2
+    assert (
+        "reviews on the command line go to an endpoint, and --version score a file" in capsys.readouterr().err
+    )
+
+
+def test_an_endpoint_that_serves_nothing_is_refused_before_scoring(run_dir, sample_csv, tmp_path, capsys):
+    workspace = Workspace.open(run_dir)
+    # a live process in the server's file: this test's own, so that the server counts as running
+    ServerInfo(os.getpid(), "http://127.0.0.1:9", "token", "now").write(workspace.endpoints_dir)
+    try:
+        output = tmp_path / "o.csv"
+        base = ["predict", "--input", str(sample_csv), "--output", str(output), "--run-dir", str(run_dir)]
+        assert cli.main([*base, "--endpoint", "nosuch"]) == 2
+        assert "endpoint nosuch serves no version; endpoints that do: none yet" in capsys.readouterr().err
+        assert not output.exists()
+    finally:
+        ServerInfo.remove(workspace.endpoints_dir, os.getpid())

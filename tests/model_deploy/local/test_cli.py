@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -19,6 +20,53 @@ REPO_ROOT = Path(__file__).resolve().parents[3]
 def test_serve_an_unknown_version_exits_with_the_registrys_error(tmp_path: Path, capsys) -> None:
     assert cli.main(["serve", "7", "--run-dir", str(tmp_path)]) == 2
     assert "has no version 7: it has no versions yet" in capsys.readouterr().err
+
+
+def test_a_busy_port_is_refused_before_the_version_is_unpacked(
+    tmp_path: Path, model_archive: Path, capsys, monkeypatch
+) -> None:
+    from model_deploy.local import server
+
+    workspace = Workspace.open(tmp_path / "run")
+    register(workspace, model_archive)
+    unpacked: list[Path] = []
+    monkeypatch.setattr(server, "adhoc_state", lambda archive, *_: unpacked.append(archive))
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert cli.main(["serve", "1", "--port", str(port), "--run-dir", str(workspace.root)]) == 2
+    assert f"cannot listen on 127.0.0.1:{port}" in capsys.readouterr().err
+    assert unpacked == []
+
+
+def test_start_on_another_port_than_the_running_servers_is_refused(tmp_path: Path, capsys) -> None:
+    from model_deploy.local.state import ServerInfo
+
+    workspace = Workspace.open(tmp_path)
+    ServerInfo(os.getpid(), "http://127.0.0.1:8123", "token", "now").write(workspace.endpoints_dir)
+    try:
+        assert cli.main(["endpoints", "start", "--port", "8099", "--run-dir", str(tmp_path)]) == 2
+        assert "already runs at http://127.0.0.1:8123" in capsys.readouterr().err
+        assert cli.main(["endpoints", "start", "--port", "8123", "--run-dir", str(tmp_path)]) == 0
+        assert cli.main(["endpoints", "start", "--run-dir", str(tmp_path)]) == 0
+        assert capsys.readouterr().out.count("The endpoint server runs at http://127.0.0.1:8123") == 2
+    finally:
+        ServerInfo.remove(workspace.endpoints_dir, os.getpid())
+
+
+def test_deploying_a_rejected_or_pending_version_says_what_to_do(
+    tmp_path: Path, model_archive: Path, capsys, monkeypatch
+) -> None:
+    monkeypatch.setenv("MLOPS_LOCAL_ROLLOUT", "off")
+    workspace = Workspace.open(tmp_path / "run")
+    register(workspace, model_archive)
+    run_dir = str(workspace.root)
+    assert cli.main(["endpoints", "deploy", "--version", "1", "--run-dir", run_dir]) == 2
+    assert "version 1 is PendingManualApproval: approve it first" in capsys.readouterr().err
+    assert cli.main(["registry", "reject", "1", "--run-dir", run_dir]) == 0
+    assert cli.main(["endpoints", "deploy", "--version", "1", "--run-dir", run_dir]) == 2
+    assert "a rejected version stays rejected: register a new one" in capsys.readouterr().err
 
 
 def test_an_empty_run_folder_says_what_to_do(tmp_path: Path, capsys) -> None:

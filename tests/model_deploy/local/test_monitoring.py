@@ -13,18 +13,20 @@ import pytest
 
 from model_deploy.local import monitoring
 from model_deploy.local.state import EndpointRecord, EndpointStore
+from pipelines.local.cache import content_hash
 from pipelines.local.registry import Lineage, ModelRegistry
-from pipelines.local.workspace import Workspace
+from pipelines.local.workspace import REPO_ROOT, Workspace
 from tests.model_build import monitoring_windows as w
 
 
-def served_workspace(root: Path, with_baseline: bool = True) -> Workspace:
-    """A run folder whose prod endpoint serves version 1, evaluated with a (constructed) baseline."""
+def served_workspace(root: Path, with_baseline: bool = True, input_sha256: str = "0" * 64) -> Workspace:
+    """A run folder whose prod endpoint serves version 1, evaluated with a (constructed) baseline; its input
+    held ``input_sha256`` (by default not what data/reviews_sample.csv holds now: the data changed)."""
     workspace = Workspace.open(root)
     report = f"s3://{workspace.artifacts_bucket}/pipelines/build/e1/EvaluateModel/evaluation/evaluation.json"
     if with_baseline:
         w.write_baseline(workspace.local_path(report).parent / monitoring.BASELINE_FOLDER)
-    lineage = Lineage("e1", "arn:e1", {"Epochs": 1}, "data/reviews_sample.csv", "0" * 64, "1" * 64, None)
+    lineage = Lineage("e1", "arn:e1", {"Epochs": 1}, "data/reviews_sample.csv", input_sha256, "1" * 64, None)
     with ModelRegistry(workspace.registry_path, workspace.config.region) as registry:
         registry.register(
             workspace.config.model_package_group_name,
@@ -81,6 +83,24 @@ def test_drift_retrains_once_per_cooldown_and_every_run_is_recorded(
         monitoring.retrain(workspace, runs[1], lambda: SimpleNamespace(id="exec-9"), now=later).retraining
         == "exec-9"
     )
+
+
+def test_drift_on_the_data_the_version_was_built_from_does_not_retrain(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    built_from = content_hash(REPO_ROOT / "data" / "reviews_sample.csv")
+    workspace = served_workspace(tmp_path / "run", input_sha256=built_from)
+    texts = w.reviews(200, (70, 90, 120), seed=3)
+    w.write_window(captures_of(workspace), texts, w.predictions(200, w.BASE_SHARES), datetime.now(UTC))
+    monkeypatch.setattr(
+        monitoring, "_run_pipeline", lambda ws, v: pytest.fail("the same data, the same model")
+    )
+    assert monitoring.command(workspace, "prod", "1h", None, retrain_on_drift=True) == 1
+    assert "retraining  not started: the input data/reviews_sample.csv holds the data version 1" in (
+        capsys.readouterr().out
+    )
+    (run,) = monitoring.MonitoringRunStore(monitoring.monitoring_dir(workspace)).list()
+    assert run.verdict == "drift" and "add the new reviews there first" in run.retraining
 
 
 def test_no_traffic_is_exit_status_3_and_starts_nothing(
