@@ -638,8 +638,14 @@ def _tokenizer_from_transformers(pretrained_model: str) -> tuple[Tokenizer, int 
     try:
         tokenizer = AutoTokenizer.from_pretrained(pretrained_model)
     except (OSError, ValueError) as error:
+        offline = (
+            " (HF_HUB_OFFLINE is set, so the Hugging Face hub was not asked: give a model folder, or set "
+            "HF_HUB_OFFLINE=0 to download it)"
+            if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on")
+            else ""
+        )
         raise InputError(
-            f"--pretrained-model {pretrained_model!r}: cannot load its tokenizer: {error}"
+            f"--pretrained-model {pretrained_model!r}: cannot load its tokenizer{offline}: {error}"
         ) from error
     if not tokenizer.is_fast:
         raise InputError(f"--pretrained-model {pretrained_model!r} has no fast (tokenizers) tokenizer")

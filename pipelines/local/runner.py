@@ -80,6 +80,9 @@ _OPERATORS: dict[str, Callable[[Any, Any], bool]] = {
 }
 
 
+OFFLINE_VARIABLE = "HF_HUB_OFFLINE"
+
+
 class StepFailed(Exception):
     """A step failed; the execution stops and is marked Failed with this reason."""
 
@@ -424,7 +427,10 @@ class LocalRunner:
         container.run_script(run, console, on_line)
 
     def _base_environment(self) -> dict[str, str]:
-        return dict(os.environ)
+        """This process's environment, offline for the Hugging Face hub unless the user said otherwise: the
+        local mode needs no network, and a model name that is not a folder fails at once rather than after a
+        minute of retries (``HF_HUB_OFFLINE=0`` lets a run download one, such as ``roberta-base``)."""
+        return {OFFLINE_VARIABLE: "1", **os.environ}
 
     def _work_dir(self, execution: _Execution, step: str) -> Path:
         folder = self.executions.folder(execution.id) / "work" / step

@@ -362,6 +362,17 @@ def test_bad_model_settings_fail_before_the_scan(
     assert "scan" not in result.stderr  # no progress bar: nothing was read
 
 
+def test_a_model_name_offline_fails_at_once_and_says_how_to_download(
+    tmp_path: Path, sample_csv: Path
+) -> None:
+    result = run_step(sample_csv, tmp_path / "out", "nonexistent-model", env={"HF_HUB_OFFLINE": "1"})
+    assert result.returncode == 1
+    assert "--pretrained-model 'nonexistent-model': cannot load its tokenizer (HF_HUB_OFFLINE is set" in (
+        result.stderr
+    )
+    assert "set HF_HUB_OFFLINE=0 to download it" in result.stderr
+
+
 @pytest.mark.parametrize(
     ("arguments", "message"),
     [

@@ -40,6 +40,15 @@ def statuses(record) -> list[tuple[str, str, bool]]:
     return [(step.name, str(step.status), step.cache_hit is not None) for step in record.steps]
 
 
+def test_steps_run_offline_for_the_hub_unless_the_user_says_otherwise(toy, monkeypatch):
+    repo, workspace = toy
+    runner = LocalRunner(workspace, SPEC, repo_root=repo, console=io.StringIO())
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    assert runner._base_environment()["HF_HUB_OFFLINE"] == "1"
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")  # a user who wants a run to download a model
+    assert runner._base_environment()["HF_HUB_OFFLINE"] == "0"
+
+
 def test_true_branch_runs_every_step_in_order_and_registers(toy):
     record = run(toy)
     _, workspace = toy
