@@ -90,6 +90,11 @@ def handler_scorer(handler: Any, model: Any) -> Scorer:
     return score
 
 
+TOO_LONG_FOR_THE_ENDPOINT = (
+    "the review text is too long for the endpoint: a request of it alone is over its size limit"
+)
+
+
 def endpoint_scorer(runtime: Any, endpoint_name: str) -> Scorer:
     """Score through an endpoint's runtime API (boto3 ``sagemaker-runtime`` or the local server's)."""
     from botocore.exceptions import ClientError
@@ -105,6 +110,8 @@ def endpoint_scorer(runtime: Any, endpoint_name: str) -> Scorer:
         except ClientError as error:
             status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
             original = error.response.get("OriginalStatusCode", status)
+            if status == 413 and len(reviews) == 1:  # the endpoint's advice to split the request cannot apply
+                raise Unscorable(TOO_LONG_FOR_THE_ENDPOINT) from None
             if 400 <= int(original or status) < 500 or error.response["Error"].get("Code") == "ModelError":
                 raise Unscorable(error.response["Error"].get("Message", str(error))) from None
             raise
@@ -234,7 +241,9 @@ def _score_batch(
     outcomes: list[_Outcome | None] = []
     texts: list[str] = []
     for _, fields in batch:
-        if len(fields) != width:
+        if not fields:
+            outcomes.append(_Outcome(reason="the line is empty"))
+        elif len(fields) != width:
             outcomes.append(_Outcome(reason=f"the row has {len(fields)} fields, the header {width}"))
         elif not fields[text_index].strip():
             outcomes.append(_Outcome(reason="the review text is empty"))

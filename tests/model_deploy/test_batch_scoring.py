@@ -91,6 +91,19 @@ def test_every_row_is_kept_in_order_and_bad_rows_are_counted(tmp_path):
     assert calls == [3, 1, 1, 1, 2]
 
 
+def test_a_blank_line_is_an_empty_line_not_a_row_of_another_width(tmp_path):
+    source = tmp_path / "reviews.csv"
+    source.write_text("Review Text\na good dress\n\nanother good one\n", encoding="utf-8")
+    result = score_file(source, tmp_path / "scored.csv", fake_scorer([]), progress=False)
+    rows = read(tmp_path / "scored.csv")
+    assert [(row["row_number"], row["status"], row["reason"]) for row in rows] == [
+        ("1", "scored", ""),
+        ("2", "unscorable", "the line is empty"),
+        ("3", "scored", ""),
+    ]
+    assert result.unscorable == {"the line is empty": 1}
+
+
 def test_a_missing_text_column_or_id_column_is_named(tmp_path):
     source = tmp_path / "reviews.csv"
     source.write_text("id,text\n1,good\n")
@@ -123,6 +136,17 @@ class FakeRuntime:
 
         self.bodies.append(request["Body"])
         reviews = json.loads(request["Body"])["features"]
+        if sum(len(review) for review in reviews) > 1000:  # the runtime API's 413 for a large body
+            raise ClientError(
+                {
+                    "Error": {
+                        "Code": "ValidationError",
+                        "Message": "the body is too large: split the request",
+                    },
+                    "ResponseMetadata": {"HTTPStatusCode": 413},
+                },
+                "InvokeEndpoint",
+            )
         if any("REFUSE" in review for review in reviews):
             raise ClientError(
                 {
@@ -147,3 +171,17 @@ def test_an_endpoint_scores_the_same_way_and_its_refusals_mark_rows(tmp_path):
     assert [row["status"] for row in rows] == ["scored", "unscorable", "scored"]
     assert rows[1]["reason"] == "Received client error (400): refused"
     assert result.scored == 2 and len(runtime.bodies) == 4  # the batch, then each of its three rows
+
+
+def test_a_review_too_long_for_the_endpoint_alone_says_so(tmp_path):
+    from model_deploy.batch_scoring import TOO_LONG_FOR_THE_ENDPOINT, endpoint_scorer
+
+    source = tmp_path / "reviews.csv"
+    source.write_text(HEADER + f"1,good,5\n2,{'long ' * 300},1\n3,bad,1\n")
+    result = score_file(source, tmp_path / "o.csv", endpoint_scorer(FakeRuntime(), "staging"), progress=False)
+    assert [(row["status"], row["reason"]) for row in read(tmp_path / "o.csv")] == [
+        ("scored", ""),
+        ("unscorable", TOO_LONG_FOR_THE_ENDPOINT),
+        ("scored", ""),
+    ]
+    assert result.unscorable == {TOO_LONG_FOR_THE_ENDPOINT: 1}
