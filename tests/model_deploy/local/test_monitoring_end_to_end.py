@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import json
 import random
+import shutil
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
@@ -24,7 +26,7 @@ from model_deploy.local.state import ServerInfo
 from model_deploy.stage_config import load_stage
 from pipelines.local.executions import ExecutionStore
 from pipelines.local.workspace import Workspace
-from tests.model_deploy.local.test_rollout_end_to_end import cli, ok
+from tests.model_deploy.local.test_rollout_end_to_end import REPO_ROOT, cli, ok
 
 FURIOUS = (
     "This dress is a disaster. The fabric is cheap, thin and scratchy, the seams came apart after one wash, "
@@ -60,8 +62,10 @@ def send(url: str, endpoint: str, reviews: list[str], per_request: int = 8) -> N
 
 def test_in_distribution_traffic_is_no_drift_and_a_shifted_stream_retrains(tmp_path_factory) -> None:
     run_dir, tmp = tmp_path_factory.mktemp("run"), tmp_path_factory.mktemp("server-tmp")
+    reviews = tmp_path_factory.mktemp("data") / "reviews.csv"  # where new reviews arrive
+    shutil.copyfile(REPO_ROOT / "data" / "reviews_sample.csv", reviews)
     try:
-        ok(cli(run_dir, tmp, "run", "--local", *QUICK))
+        ok(cli(run_dir, tmp, "run", "--local", "--input", str(reviews), *QUICK))
         ok(cli(run_dir, tmp, "registry", "approve", "1"))
         ok(cli(run_dir, tmp, "endpoints", "promote"))
         workspace = Workspace.open(run_dir)
@@ -96,24 +100,39 @@ def test_in_distribution_traffic_is_no_drift_and_a_shifted_stream_retrains(tmp_p
         # a shifted stream: much longer, all furious
         shifted_since = datetime.now(UTC).isoformat()
         send(info.url, prod, [FURIOUS * (2 + i % 3) for i in range(1600)])
+        unchanged = cli(run_dir, tmp, "monitor", "--since", shifted_since, "--retrain-on-drift")
+        assert unchanged.returncode == 1, unchanged.stdout + unchanged.stderr
+        assert "verdict     drift: DRIFT" in unchanged.stdout
+        assert "population stability index of review lengths is" in unchanged.stdout
+        # the input still holds what version 1 was built from: a run would only repeat it from the cache
+        assert f"not started: the input {reviews} holds the data version 1 was built from" in unchanged.stdout
+        assert len(ExecutionStore(workspace.executions_dir).list()) == 1
+
+        # new reviews arrive where the pipeline reads: now drift retrains
+        arrived = (
+            pd.read_csv(reviews, dtype=str, keep_default_na=False)
+            .head(200)
+            .assign(**{"Review Text": FURIOUS})
+        )
+        arrived.to_csv(reviews, mode="a", header=False, index=False)
         drifted = cli(run_dir, tmp, "monitor", "--since", shifted_since, "--retrain-on-drift")
         assert drifted.returncode == 1, drifted.stdout + drifted.stderr
-        assert "verdict     drift: DRIFT" in drifted.stdout
-        assert "population stability index of review lengths is" in drifted.stdout
         assert "Drift: starting a pipeline run (retraining)." in drifted.stdout
 
         executions = ExecutionStore(workspace.executions_dir).list()
         assert len(executions) == 2 and str(executions[-1].status) == "Succeeded"
+        assert executions[-1].step("ProcessReviews").cache_hit is None  # the new data was processed
         runs = MonitoringRunStore(monitoring_dir(workspace)).list(prod)
-        assert [run.verdict for run in runs] == ["no_traffic", "no_drift", "drift"]
+        assert [run.verdict for run in runs] == ["no_traffic", "no_drift", "drift", "drift"]
         assert runs[0].retraining is None
         assert runs[1].retraining == "not started: the verdict is no_drift, not drift"
-        assert runs[2].retraining == executions[-1].id and runs[2].reviews >= min_reviews
-        report = json.loads(Path(runs[2].report).read_text())
+        assert runs[2].retraining.startswith("not started: the input")
+        assert runs[3].retraining == executions[-1].id and runs[3].reviews >= min_reviews
+        report = json.loads(Path(runs[3].report).read_text())
         failed = {check["threshold"] for check in report["checks"] if check["passed"] is False}
         assert {"max_length_psi", "max_truncated_share_increase"} <= failed
         assert report["window_profile"]["truncated_share"] == 1.0  # every furious review is over 64 tokens
-        assert Path(runs[2].picture).stat().st_size > 10_000
+        assert Path(runs[3].picture).stat().st_size > 10_000
 
         # drift again within the cool-down: reported, and no second retraining
         again = cli(run_dir, tmp, "monitor", "--since", shifted_since, "--retrain-on-drift")
