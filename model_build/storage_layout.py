@@ -96,9 +96,14 @@ def processing_output_key(config: ProjectConfig, step: str, output: str) -> str:
     )
 
 
+def models_prefix(config: ProjectConfig) -> str:
+    """``<artifacts prefix>/<pipeline>/models``: every trained model, and all an endpoint's model may read."""
+    return "/".join((config.pipeline_artifacts_prefix, config.pipeline_name, MODELS_FOLDER))
+
+
 def training_output_key(config: ProjectConfig) -> str:
     """``<artifacts prefix>/<pipeline>/models/<job name>/...``: model.tar.gz, output.tar.gz, profiler output."""
-    return "/".join((config.pipeline_artifacts_prefix, config.pipeline_name, MODELS_FOLDER, RUNTIME_NAME))
+    return f"{models_prefix(config)}/{RUNTIME_NAME}"
 
 
 def checkpoint_key(config: ProjectConfig) -> str:

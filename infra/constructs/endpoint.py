@@ -332,7 +332,8 @@ class EndpointExecutionRoleProps:
     endpoint_name: str
     artifacts_bucket: s3.IBucket
     model_artifacts_prefix: str
-    """Where the build pipeline writes ``model.tar.gz`` in the artifacts bucket (config ``pipeline_artifacts_prefix``)."""
+    """Where the training jobs write ``model.tar.gz`` in the artifacts bucket (``storage_layout.models_prefix``):
+    the model may read its archive, not the splits and reports beside it."""
     data_bucket: s3.IBucket
     data_capture_key: str
     encryption_key: kms.IKey
