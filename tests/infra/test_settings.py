@@ -54,6 +54,7 @@ def test_command_line_strings_are_parsed() -> None:
     [
         ({"sourceType": "github", "repositoryOwner": "acme"}, "codeConnectionArn"),
         ({"codeConnectionArn": ARN}, "repositoryOwner"),
+        ({"codeConnectionArn": "not-an-arn"}, "codeConnectionArn='not-an-arn' is not a CodeConnections ARN"),
         ({"sourceType": "gitlab"}, "sourceType='gitlab'"),
         (
             {"codeConnectionArn": "arn:aws:iam::123456789012:role/x", "repositoryOwner": "a"},
@@ -65,6 +66,10 @@ def test_command_line_strings_are_parsed() -> None:
         ({"retrainSchedule": "rate(0 days)"}, "retrainSchedule="),
         ({"noncurrentVersionRetentionDays": "ninety"}, "noncurrentVersionRetentionDays='ninety'"),
         ({"noncurrentVersionRetentionDays": 0}, "noncurrentVersionRetentionDays=0"),
+        (
+            {"noncurrentVersionRetentionDays": "36501"},
+            "noncurrentVersionRetentionDays=36501: use a number of days from 1 to 36500",
+        ),
         ({"branch": "bad branch"}, "branch='bad branch'"),
         ({"repositoryName": "a/b"}, "repositoryName='a/b'"),
         ({"projectName": 42}, "projectName=42"),
@@ -76,9 +81,49 @@ def test_bad_values_name_the_context_key(context: dict[str, object], names: str)
     assert names in str(error.value)
 
 
-@pytest.mark.parametrize("schedule", ["rate(1 day)", "rate(7 days)", "rate(12 hours)", "cron(0 3 ? * MON *)"])
+@pytest.mark.parametrize(
+    "schedule",
+    [
+        "rate(1 day)",
+        "rate(7 days)",
+        "rate(12 hours)",
+        "rate(1 minute)",
+        "cron(0 3 ? * MON *)",
+        "cron(0/15 8-17 ? * MON-FRI *)",
+        "cron(0 3 L * ? *)",
+        "cron(0 3 ? JAN,JUL 6#3 2027)",
+    ],
+)
 def test_schedule_expressions_eventbridge_accepts(schedule: str) -> None:
     assert InfraSettings.from_context({"retrainSchedule": schedule}).retrain_schedule == schedule
+
+
+@pytest.mark.parametrize(
+    ("schedule", "problem"),
+    [
+        ("rate(1 days)", "a rate of 1 takes the singular unit (day)"),
+        ("rate(7 day)", "a rate of 7 takes the plural unit (days)"),
+        ("rate(1 minutes)", "singular unit (minute)"),
+        ("rate(0 hours)", "at least 1"),
+        ("rate(7 weeks)", "not rate(<value> <unit>)"),
+        ("cron(0 3 * * ?)", "cron(...) takes 6 fields"),
+        ("cron(0 3 ? * MON * 1)", "not 7"),
+        ("cron(a b c d e f)", "cron field minutes='a'"),
+        ("cron(0 3 * * MON *)", "needs '?' in day-of-month or day-of-week"),
+    ],
+)
+def test_schedule_expressions_eventbridge_rejects_name_the_setting(schedule: str, problem: str) -> None:
+    with pytest.raises(SettingsError) as error:
+        InfraSettings.from_context({"retrainSchedule": schedule})
+    message = str(error.value)
+    assert f"context retrainSchedule={schedule!r}" in message
+    assert problem in message
+    assert "such as 'rate(1 day)', 'rate(7 days)' or 'cron(0 3 ? * MON *)'" in message
+
+
+def test_the_longest_retention_is_accepted() -> None:
+    settings = InfraSettings.from_context({"noncurrentVersionRetentionDays": "36500"})
+    assert settings.noncurrent_version_retention_days == 36500
 
 
 def test_an_empty_schedule_means_none() -> None:
