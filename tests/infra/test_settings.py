@@ -148,3 +148,23 @@ def test_a_bucket_name_that_could_exceed_63_characters_is_refused() -> None:
     SecureBucket(Stack(App(), "Ok"), "Bucket", SecureBucketProps(prefix, None, None))
     with pytest.raises(ValueError, match=r"too long: .* can reach 64 characters, S3 allows 63"):
         SecureBucket(Stack(App(), "TooLong"), "Bucket", SecureBucketProps(prefix + "x", None, None))
+
+
+def test_a_project_and_environment_too_long_together_are_refused_before_any_bucket() -> None:
+    """Each name passes its own rule; the access-logs bucket (the longest name) would not fit S3's 63."""
+    from aws_cdk import App
+
+    from infra.app_builder import load_from_context
+    from model_build.config import load_config
+
+    longest = load_config(project_name="abcdefghijklmnopq", environment="prod1")  # 22 together: 63 at most
+    assert len(longest.access_logs_bucket_prefix) + len("-123456789012-ap-southeast-4") == 63
+    message = (
+        r"bucket abcdefghijklmnopqr-prod1-access-logs-<account>-<region> can reach 64 characters, over S3's 63 "
+        r"\(account 12, region up to 14\): project_name and environment together may have 22 characters; "
+        r"project_name='abcdefghijklmnopqr' and environment='prod1' have 23"
+    )
+    with pytest.raises(ValueError, match=message):
+        load_config(project_name="abcdefghijklmnopqr", environment="prod1")
+    with pytest.raises(SettingsError, match=r"^context projectName/environment .*together may have 22"):
+        load_from_context(App(context={"projectName": "abcdefghijklmnopqr", "environment": "prod1"}))
