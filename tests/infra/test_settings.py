@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
 from infra.settings import InfraSettings, SettingsError
-from tests.infra.conftest import cdk_json_context
+from tests.infra.conftest import REPO_ROOT, cdk_json_context
 
 ARN = "arn:aws:codeconnections:eu-west-1:123456789012:connection/6f1c3f0e-2b7a-4d7e-9d5c-1a2b3c4d5e6f"
 
@@ -168,3 +174,39 @@ def test_a_project_and_environment_too_long_together_are_refused_before_any_buck
         load_config(project_name="abcdefghijklmnopqr", environment="prod1")
     with pytest.raises(SettingsError, match=r"^context projectName/environment .*together may have 22"):
         load_from_context(App(context={"projectName": "abcdefghijklmnopqr", "environment": "prod1"}))
+
+
+@pytest.mark.parametrize(
+    ("context", "message"),
+    [
+        (
+            {"retrainSchedule": "rate(1 days)"},
+            "error: context retrainSchedule='rate(1 days)': a rate of 1 takes",
+        ),
+        (
+            {"projectName": "abcdefghijklmnopqr", "environment": "prod1"},
+            "error: context projectName/environment (or MLOPS_* variables): bucket ",
+        ),
+        (
+            {"sagemakerExecutionRoleArns": "not-a-list"},
+            "error: context sagemakerExecutionRoleArns: 'not-a-list' is not an IAM role ARN",
+        ),
+    ],
+)
+def test_app_py_reports_a_bad_setting_in_one_line(
+    tmp_path: Path, context: dict[str, str], message: str
+) -> None:
+    """``cdk synth -c key=value`` runs app.py with the context in CDK_CONTEXT_JSON; a bad value is one line on
+    stderr and exit status 1, not a Python traceback."""
+    environ = {key: value for key, value in os.environ.items() if not key.startswith("MLOPS_")}
+    environ.update(
+        {"CDK_CONTEXT_JSON": json.dumps({**cdk_json_context(), **context}), "CDK_OUTDIR": str(tmp_path)}
+    )
+    result = subprocess.run(
+        [sys.executable, "app.py"], cwd=REPO_ROOT, env=environ, capture_output=True, text=True, timeout=600
+    )
+    assert result.returncode == 1, result.stderr[-3000:]
+    assert "Traceback" not in result.stderr
+    (line,) = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    assert line.startswith(message)
+    assert not list(tmp_path.glob("*.template.json"))
