@@ -17,8 +17,8 @@ from constructs import Construct
 
 from infra.constructs.ci_grants import acknowledge_ci_grants
 from infra.constructs.source_repository import SourceRepository
-from model_build.storage_layout import listing
 from model_build.sagemaker_pipeline import ARTIFACT_BUCKET_VARIABLE, DATA_BUCKET_VARIABLE, ROLE_ARN_VARIABLE
+from model_build.storage_layout import listing
 
 BUILD_COMMAND = "python -m pipelines run --sagemaker --wait"
 # model_build.config.load_config reads these two; it spells them inline, so they are named once here.
