@@ -18,8 +18,15 @@ SOURCE_TYPES: tuple[SourceType, ...] = ("github", "codecommit")
 _CONNECTION_ARN = re.compile(
     r"^arn:aws[a-z-]*:(codeconnections|codestar-connections):[a-z0-9-]+:\d{12}:connection/.+$"
 )
-# EventBridge schedule expressions: rate(1 day), rate(7 days), or a six-field cron(...).
-_SCHEDULE = re.compile(r"^(rate\(([1-9]\d*) (minute|minutes|hour|hours|day|days)\)|cron\(\S+( \S+){5}\))$")
+# EventBridge schedule expressions: rate(<N> <unit>), singular unit for 1 only, or cron(...) with six fields.
+_RATE = re.compile(r"^rate\((?P<value>\d+) (?P<unit>minutes?|hours?|days?)\)$")
+_CRON = re.compile(r"^cron\((?P<fields>[^()]*)\)$")
+_CRON_FIELDS = ("minutes", "hours", "day-of-month", "month", "day-of-week", "year")
+_CRON_NAMES = re.compile(r"JAN|FEB|MAR|APR|MAY|JUN|JUL|AUG|SEP|OCT|NOV|DEC|SUN|MON|TUE|WED|THU|FRI|SAT", re.I)
+_CRON_FIELD = re.compile(r"^[0-9*?,/#LW-]*$")
+MAX_NONCURRENT_VERSION_RETENTION_DAYS = 36_500
+"""S3 documents no upper limit for ``NoncurrentDays`` beyond a positive integer; 100 years bounds typos (an
+extra digit or two) while allowing any retention a deployment could mean."""
 _GITHUB_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
 _BRANCH = re.compile(r"^[^\s~^:?*\[\\]+$")
 
@@ -55,6 +62,12 @@ class InfraSettings:
             raise SettingsError(
                 f"context sourceType={self.source_type!r}: use one of {', '.join(SOURCE_TYPES)}"
             )
+        # The ARN's format first: a malformed ARN is the mistake to report, not a missing owner.
+        if self.code_connection_arn and not _CONNECTION_ARN.match(self.code_connection_arn):
+            raise SettingsError(
+                f"context codeConnectionArn={self.code_connection_arn!r} is not a CodeConnections ARN "
+                "(arn:aws:codeconnections:<region>:<account>:connection/<id>)"
+            )
         if self.source_type == "github":
             if not self.code_connection_arn:
                 raise SettingsError(
@@ -66,11 +79,6 @@ class InfraSettings:
                 raise SettingsError(
                     "context sourceType='github' needs repositoryOwner (the GitHub user or org)"
                 )
-        if self.code_connection_arn and not _CONNECTION_ARN.match(self.code_connection_arn):
-            raise SettingsError(
-                f"context codeConnectionArn={self.code_connection_arn!r} is not a CodeConnections ARN "
-                "(arn:aws:codeconnections:<region>:<account>:connection/<id>)"
-            )
         for key, value in (
             ("repositoryOwner", self.repository_owner),
             ("repositoryName", self.repository_name),
@@ -79,14 +87,19 @@ class InfraSettings:
                 raise SettingsError(f"context {key}={value!r}: use letters, digits, '.', '_' and '-' only")
         if not _BRANCH.match(self.branch):
             raise SettingsError(f"context branch={self.branch!r} is not a valid git branch name")
-        if self.retrain_schedule is not None and not _SCHEDULE.match(self.retrain_schedule):
+        if self.retrain_schedule is not None:
+            problem = _schedule_problem(self.retrain_schedule)
+            if problem:
+                raise SettingsError(
+                    f"context retrainSchedule={self.retrain_schedule!r}: {problem}; use an EventBridge "
+                    "schedule expression such as 'rate(1 day)', 'rate(7 days)' or 'cron(0 3 ? * MON *)', "
+                    "or leave it empty for no schedule"
+                )
+        days = self.noncurrent_version_retention_days
+        if not 1 <= days <= MAX_NONCURRENT_VERSION_RETENTION_DAYS:
             raise SettingsError(
-                f"context retrainSchedule={self.retrain_schedule!r}: use an EventBridge schedule expression "
-                "such as 'rate(7 days)' or 'cron(0 3 ? * MON *)', or leave it empty for no schedule"
-            )
-        if self.noncurrent_version_retention_days < 1:
-            raise SettingsError(
-                f"context noncurrentVersionRetentionDays={self.noncurrent_version_retention_days}: must be >= 1"
+                f"context noncurrentVersionRetentionDays={days}: use a number of days from 1 to "
+                f"{MAX_NONCURRENT_VERSION_RETENTION_DAYS} (100 years)"
             )
 
     @classmethod
@@ -100,8 +113,9 @@ class InfraSettings:
         connection_arn = _optional_str(get, "codeConnectionArn")
         source_type = _optional_str(get, "sourceType")
         if source_type is None:
-            # GitHub is the recommended source, but it cannot work without a connection; CodeCommit needs none,
-            # which keeps `cdk synth` with no context working (CI), while a connection ARN alone picks GitHub.
+            # GitHub is the recommended source, but it cannot work without a connection; CodeCommit needs
+            # none, which keeps `cdk synth` with no context working (CI), while a connection ARN alone picks
+            # GitHub.
             source_type = "github" if connection_arn else "codecommit"
         return cls(
             project_name=_optional_str(get, "projectName"),
@@ -116,6 +130,36 @@ class InfraSettings:
             retrain_schedule=_optional_str(get, "retrainSchedule"),
             noncurrent_version_retention_days=_int(get, "noncurrentVersionRetentionDays", default=90),
         )
+
+
+def _schedule_problem(expression: str) -> str | None:
+    """Why EventBridge would refuse ``expression``, or None: checked here, as CloudFormation's error at synth
+    time names no setting."""
+    rate = _RATE.match(expression)
+    if rate:
+        value, unit = int(rate["value"]), rate["unit"]
+        if value < 1:
+            return "a rate must be at least 1"
+        if value == 1 and unit.endswith("s"):
+            return f"a rate of 1 takes the singular unit ({unit[:-1]})"
+        if value > 1 and not unit.endswith("s"):
+            return f"a rate of {value} takes the plural unit ({unit}s)"
+        return None
+    cron = _CRON.match(expression)
+    if cron:
+        fields = cron["fields"].split()
+        if len(fields) != len(_CRON_FIELDS):
+            return f"cron(...) takes {len(_CRON_FIELDS)} fields ({' '.join(_CRON_FIELDS)}), not {len(fields)}"
+        for name, field in zip(_CRON_FIELDS, fields, strict=True):
+            if not _CRON_FIELD.match(_CRON_NAMES.sub("", field)):
+                return (
+                    f"cron field {name}={field!r} is not a cron value "
+                    "(digits, names like MON or JAN, and * ? , - / L W #)"
+                )
+        if "?" not in (fields[2], fields[4]):
+            return "cron(...) needs '?' in day-of-month or day-of-week (EventBridge cannot take both)"
+        return None
+    return "not rate(<value> <unit>) with a unit of minute(s), hour(s) or day(s), nor cron(<six fields>)"
 
 
 def _optional_str(get: Callable[[str], Any], key: str) -> str | None:

@@ -37,6 +37,10 @@ SAGEMAKER_PROJECT_NAME_PATTERN = re.compile(rf"^[a-z][a-z0-9]{{2,{SAGEMAKER_PROJ
 and without hyphens of its own the product's template can spell the Glue names (hyphens as underscores) with
 CloudFormation's functions."""
 IAM_ROLE_NAME_MAX_LENGTH = 64
+S3_BUCKET_NAME_MAX_LENGTH = 63
+BUCKET_NAME_SUFFIX_LENGTH = len("-123456789012-ap-southeast-4")
+"""What CDK appends to a bucket prefix (``infra/constructs/secure_bucket.py``): ``-<account>-<region>``, with
+the longest region name (14 characters)."""
 # A CDK string token (``${Token[TOKEN.123]}``): a value known only when CloudFormation deploys the template.
 _DEPLOY_TIME_VALUE = re.compile(r"\$\{Token\[[^\]]+\]\}")
 
@@ -84,8 +88,31 @@ class ProjectConfig:
                     f"project_name={self.project_name!r} cannot name a SageMaker project of this template: use "
                     f"3-{SAGEMAKER_PROJECT_NAME_MAX_LENGTH} lowercase letters and digits, starting with a letter"
                 )
+        self._check_bucket_names()
         if not self.tags:
             object.__setattr__(self, "tags", {"project": self.project_name, "environment": self.environment})
+
+    def _check_bucket_names(self) -> None:
+        """Names that pass each rule alone can still make a bucket name over S3's limit together; say so here,
+        with the limit on the pair, rather than deep in the CDK app."""
+        if _is_deploy_time(self.bucket_stem):
+            return  # the product's parameters' patterns keep these short enough (SAGEMAKER_PROJECT_ID_*)
+        longest = max(self.bucket_prefixes, key=len)
+        length = len(longest) + BUCKET_NAME_SUFFIX_LENGTH
+        if length <= S3_BUCKET_NAME_MAX_LENGTH:
+            return
+        room = S3_BUCKET_NAME_MAX_LENGTH - BUCKET_NAME_SUFFIX_LENGTH - (len(longest) - len(self.bucket_stem))
+        if self.sagemaker_project_id is None:
+            used = len(self.project_name) + len(self.environment)
+            together = f"project_name and environment together may have {room - 1} characters"
+            given = f"project_name={self.project_name!r} and environment={self.environment!r} have {used}"
+        else:
+            together = f"the project id may have {room} characters"
+            given = f"sagemaker_project_id={self.bucket_stem!r} has {len(self.bucket_stem)}"
+        raise ValueError(
+            f"bucket {longest}-<account>-<region> can reach {length} characters, over S3's "
+            f"{S3_BUCKET_NAME_MAX_LENGTH} (account 12, region up to 14): {together}; {given}"
+        )
 
     @classmethod
     def for_sagemaker_project(
@@ -124,6 +151,16 @@ class ProjectConfig:
     @property
     def access_logs_bucket_prefix(self) -> str:
         return f"{self.bucket_stem}-access-logs"
+
+    @property
+    def bucket_prefixes(self) -> tuple[str, ...]:
+        """Every bucket's name prefix: data, artifacts, access logs, CI/CD."""
+        return (
+            self.data_bucket_prefix,
+            self.artifacts_bucket_prefix,
+            self.access_logs_bucket_prefix,
+            self.cicd_bucket_prefix,
+        )
 
     @property
     def cicd_bucket_prefix(self) -> str:

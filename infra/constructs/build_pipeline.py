@@ -18,6 +18,7 @@ from constructs import Construct
 from infra.constructs.ci_grants import acknowledge_ci_grants
 from infra.constructs.source_repository import SourceRepository
 from model_build.sagemaker_pipeline import ARTIFACT_BUCKET_VARIABLE, DATA_BUCKET_VARIABLE, ROLE_ARN_VARIABLE
+from model_build.storage_layout import listing
 
 BUILD_COMMAND = "python -m pipelines run --sagemaker --wait"
 # model_build.config.load_config reads these two; it spells them inline, so they are named once here.
@@ -36,6 +37,9 @@ class BuildPipelineProps:
     source: SourceRepository
     execution_role: iam.IRole
     data_bucket: s3.IBucket
+    input_prefixes: tuple[str, ...]
+    """The data bucket's prefixes the pipeline reads (``PipelineStorage.data_prefixes``: the raw reviews), which
+    the CLI lists to fingerprint ``InputDataUrl`` before it starts an execution."""
     artifacts_bucket: s3.IBucket
     code_prefix: str
     """Where in the artifacts bucket the CLI uploads the step code (the config's ``pipeline_artifacts_prefix``)."""
@@ -115,9 +119,18 @@ class BuildPipeline(Construct):
                 conditions={"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}},
             )
         )
-        # The CLI uploads the step code under the pipeline's prefix of the artifacts bucket. It never touches
-        # the data bucket (on SageMaker the input must already be an s3:// URI), so the build project gets no
-        # grant there: raw data stays read-only to everything the pipeline runs as.
+        # The CLI lists the input (the raw reviews by default) to fingerprint it, so that SageMaker's step cache
+        # misses exactly when the data changes; without the listing every run gets a unique fingerprint and no
+        # step is ever reused. Listing is all it does in the data bucket: it reads and writes no object there.
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                sid="ListPipelineInput",
+                actions=["s3:ListBucket"],
+                resources=[props.data_bucket.bucket_arn],
+                conditions={"StringLike": {"s3:prefix": list(listing(props.input_prefixes))}},
+            )
+        )
+        # The CLI uploads the step code under the pipeline's prefix of the artifacts bucket.
         code = f"{props.code_prefix}/*"
         props.artifacts_bucket.grant_read_write(role, code)
 

@@ -9,9 +9,8 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
-# The account id (12) and the longest region name (14, e.g. ap-southeast-4) are appended to the name prefix.
-_SUFFIX_LENGTH = 1 + 12 + 1 + 14
-_MAX_BUCKET_NAME = 63
+from model_build.config import BUCKET_NAME_SUFFIX_LENGTH as _SUFFIX_LENGTH
+from model_build.config import S3_BUCKET_NAME_MAX_LENGTH as _MAX_BUCKET_NAME
 
 
 def project_bucket_name(name_prefix: str) -> str:

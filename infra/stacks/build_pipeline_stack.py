@@ -16,6 +16,7 @@ from infra.constructs.source_repository import SourceRepository, SourceRepositor
 from infra.settings import InfraSettings
 from infra.stacks.data_stack import ProjectStorage
 from model_build.config import ProjectConfig
+from model_build.storage_layout import pipeline_storage
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,7 @@ def add_build_pipeline(
             source=source,
             execution_role=execution_role,
             data_bucket=storage.data_bucket,
+            input_prefixes=pipeline_storage(config).data_prefixes,
             artifacts_bucket=storage.artifacts_bucket,
             code_prefix=config.pipeline_artifacts_prefix,
             cicd_bucket=storage.cicd_bucket,

@@ -460,16 +460,32 @@ def test_the_write_check_would_catch_a_path_the_role_does_not_cover(
         assert not policy.may("s3:PutObject", buckets["artifacts"], f"{config.athena_results_prefix}/x.csv")
 
 
-def test_the_build_project_gets_nothing_in_the_data_bucket(
+def test_the_build_project_may_list_the_raw_reviews_and_nothing_else_in_the_data_bucket(
     default_app: SynthesizedApp, buckets: dict[str, str]
 ) -> None:
-    """The CLI on SageMaker only passes an s3:// input through; it never uploads raw data."""
+    """The CLI lists ``InputDataUrl`` (by default the raw prefix) to fingerprint it for SageMaker's step cache;
+    it never reads or uploads raw data, and may list no other part of the data bucket."""
+    config = default_app.config
     role = default_app.stacks.build.build.project.role
     assert role is not None
     build = _role_policy(default_app, role)
-    raw = f"{default_app.config.raw_reviews_prefix}/reviews.csv"
+    raw = config.raw_reviews_prefix.strip("/")
+    for prefix in (raw, f"{raw}/", f"{raw}/2024/"):
+        assert build.may_list(buckets["data"], prefix), prefix
+    for prefix in (
+        "",
+        "reviews/",
+        f"{raw}-other/",
+        f"{config.feature_store_prefix}/",
+        config.data_capture_prefix,
+    ):
+        assert not build.may_list(buckets["data"], prefix), prefix
+    assert not build.allows("s3:ListBucket", f"arn:aws:s3:::{buckets['data']}")  # no prefix: the whole bucket
     for action in ("s3:GetObject", *MUTATING_S3_ACTIONS):
-        assert not build.may(action, buckets["data"], raw), action
+        assert not build.may(action, buckets["data"], f"{raw}/reviews.csv"), action
+    (statement,) = [s for s in build.statements if s.get("Sid") == "ListPipelineInput"]
+    assert statement["Resource"] == [f"arn:aws:s3:::{buckets['data']}"]
+    assert statement["Condition"] == {"StringLike": {"s3:prefix": [raw, f"{raw}/*"]}}
 
 
 def test_listing_model_packages_is_kept_to_the_stacks_region(default_app: SynthesizedApp) -> None:
