@@ -661,7 +661,6 @@ class _PipelineBuilder:
         )
 
 
-@functools.cache
 @contextlib.contextmanager
 def _sdk_role_validation_off() -> Iterator[None]:
     """``SAGEMAKER_VALIDATE_ROLE=false`` while in the block, then as it was (the SDK reads it per call)."""
@@ -676,6 +675,7 @@ def _sdk_role_validation_off() -> Iterator[None]:
             os.environ[SDK_VALIDATE_ROLE_VARIABLE] = before
 
 
+@functools.cache
 def _content_addressed_trainer() -> type:
     """``ModelTrainer`` whose local channels (the code, its drivers, a repository folder) go to S3 by content.
 
