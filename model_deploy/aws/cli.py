@@ -19,7 +19,7 @@ from typing import Any, Literal
 
 from model_build.config import ProjectConfig, load_config
 from model_deploy.aws.names import (
-    ARTIFACTS_BUCKET_VARIABLE,
+    ARTIFACT_BUCKET_VARIABLE,
     CLOUDFORMATION_ROLE_VARIABLE,
     DATA_BUCKET_VARIABLE,
     EXECUTION_ID_VARIABLE,
@@ -113,12 +113,12 @@ def cmd_render(args: argparse.Namespace, clients: ClientFactory) -> int:
     if not release.nothing_to_do and release.model_package_arn is not None:
         from model_deploy.aws.monitoring import monitor_inputs
 
-        artifacts = os.environ.get(ARTIFACTS_BUCKET_VARIABLE, "").strip() or None
+        artifacts = os.environ.get(ARTIFACT_BUCKET_VARIABLE, "").strip() or None
         inputs = RenderInputs(_require(DATA_BUCKET_VARIABLE), _require(KMS_KEY_ARN_VARIABLE), artifacts)
         monitor = monitor_inputs(clients("sagemaker"), release.model_package_arn) if artifacts else None
         if monitor is None:
             print(
-                f"  no drift monitor: {'the package has no evaluation report' if artifacts else 'no ' + ARTIFACTS_BUCKET_VARIABLE}"
+                f"  no drift monitor: {'the package has no evaluation report' if artifacts else 'no ' + ARTIFACT_BUCKET_VARIABLE}"
             )
         image = package_image(clients("sagemaker"), release.model_package_arn)
         for stage, stage_config in stages.items():
