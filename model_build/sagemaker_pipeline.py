@@ -138,6 +138,8 @@ def aws_settings(
             f"{ROLE_ARN_VARIABLE} is not set: export the ARN of the SageMaker execution role the pipeline "
             f"runs as (the CDK stack outputs it; the build project passes it to CodeBuild)"
         )
+    if role_arn:
+        _partition_and_account(role_arn)  # a malformed ARN is reported before any AWS call
     artifact_bucket = environ.get(ARTIFACT_BUCKET_VARIABLE, "")
     data_bucket = environ.get(DATA_BUCKET_VARIABLE, "")
     region = boto_session.region_name or config.region

@@ -1,10 +1,11 @@
-"""``python -m model_deploy resolve | render | deploy | smoke-test``: the deploy pipeline's CodeBuild actions.
+"""``python -m model_deploy resolve | render | deploy | smoke-test | transform``: rollout, batch scoring.
 
 And ``python -m model_deploy transform --input s3://... --output s3://... --role-arn ARN [--version N]``: a
 Batch Transform of the newest approved version (or version N, approved) over an S3 prefix of JSON Lines.
 
 Exit status: 0 when the step did its work or found nothing to do (the message says which), 1 when a deploy or
-the smoke test failed, 2 for a usage or settings error (a bad stage file, a missing variable).
+the smoke test failed, 2 for a usage or settings error (a bad stage file, a missing variable, no AWS
+credentials or region).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
+from model_build.aws_setup import aws_setup_problem
 from model_build.config import ProjectConfig, load_config
 from model_deploy.aws.names import (
     ARTIFACT_BUCKET_VARIABLE,
@@ -180,6 +182,8 @@ def cmd_smoke_test(args: argparse.Namespace, clients: ClientFactory) -> int:
     try:
         wait_in_service(clients("sagemaker"), args.endpoint, timeout_seconds=args.timeout)
     except Exception as error:
+        if aws_setup_problem(error):  # not the endpoint's fault: main() says what is missing
+            raise
         print(
             f"smoke test of {args.endpoint} FAILED: the endpoint is not InService: {error}", file=sys.stderr
         )
@@ -224,6 +228,16 @@ def cmd_transform(args: argparse.Namespace, clients: ClientFactory) -> int:
     return 0
 
 
+def _at_least_one(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} instances: a transform needs at least 1")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m model_deploy", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -261,7 +275,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     transform.add_argument("--version", type=int, help="this approved version (default: the newest)")
     transform.add_argument("--instance-type", default="ml.m5.xlarge")
-    transform.add_argument("--instance-count", type=int, default=1)
+    transform.add_argument("--instance-count", type=_at_least_one, default=1)
     transform.add_argument("--kms-key-arn", help=f"output and volume key (default ${KMS_KEY_ARN_VARIABLE})")
     transform.add_argument("--id-field", default="review_id", help="the id kept beside each answer")
     transform.set_defaults(run=cmd_transform)
@@ -274,4 +288,10 @@ def main(argv: Sequence[str] | None = None, clients: ClientFactory = _boto3_clie
         return args.run(args, clients)
     except (UsageError, StageConfigError, FileNotFoundError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
+        return 2
+    except Exception as error:
+        problem = aws_setup_problem(error)
+        if problem is None:
+            raise
+        print(f"error: {problem}", file=sys.stderr)
         return 2
