@@ -271,7 +271,9 @@ def build_parser() -> argparse.ArgumentParser:
     transform.add_argument("--input", required=True, help='s3:// prefix of {"review_id", "features"} lines')
     transform.add_argument("--output", required=True, help="s3:// prefix for the .out files")
     transform.add_argument(
-        "--role-arn", required=True, help="the role the model runs as (reads and writes S3)"
+        "--role-arn",
+        required=True,
+        help="the role the job runs as: reads the model artifact and --input, writes --output (see README)",
     )
     transform.add_argument("--version", type=int, help="this approved version (default: the newest)")
     transform.add_argument("--instance-type", default="ml.m5.xlarge")
