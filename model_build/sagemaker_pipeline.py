@@ -38,9 +38,10 @@ Importing this module imports the SageMaker SDK (slow, needs a region); the loca
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -77,6 +78,8 @@ STEPS_REQUIREMENTS = "requirements.txt"
 
 ROLE_ARN_VARIABLE = "SAGEMAKER_PIPELINE_ROLE_ARN"
 ARTIFACT_BUCKET_VARIABLE = "ARTIFACT_BUCKET"
+SDK_VALIDATE_ROLE_VARIABLE = "SAGEMAKER_VALIDATE_ROLE"
+"""The SageMaker SDK's switch for its client-side IAM role check (``resolve_and_validate_role``)."""
 DATA_BUCKET_VARIABLE = "DATA_BUCKET"
 
 CACHE_EXPIRY = "P30D"
@@ -135,6 +138,8 @@ def aws_settings(
             f"{ROLE_ARN_VARIABLE} is not set: export the ARN of the SageMaker execution role the pipeline "
             f"runs as (the CDK stack outputs it; the build project passes it to CodeBuild)"
         )
+    if role_arn:
+        _partition_and_account(role_arn)  # a malformed ARN is reported before any AWS call
     artifact_bucket = environ.get(ARTIFACT_BUCKET_VARIABLE, "")
     data_bucket = environ.get(DATA_BUCKET_VARIABLE, "")
     region = boto_session.region_name or config.region
@@ -498,44 +503,48 @@ class _PipelineBuilder:
                 f"in model_build/pipeline_spec.py (and in the script that reads SM_CHANNEL_<NAME>)"
             )
         artifacts = f"s3://{self.settings.artifact_bucket}/{self.config.pipeline_artifacts_prefix}"
-        trainer = _content_addressed_trainer()(
-            training_image=self._image(step.instance_type, "training"),
-            role=self.settings.job_role_arn(step.name),
-            sagemaker_session=self.session,
-            base_job_name=f"{self.config.prefix}-{step.name}",
-            source_code=SourceCode(
-                # An S3 folder, which ModelTrainer recognises by its trailing "/".
-                source_dir=self.code.folder(self._step_code(step.script), "code") + "/",
-                entry_script=step.script,
-                requirements=STEPS_REQUIREMENTS,
-            ),
-            distributed=Torchrun(),
-            compute=Compute(
-                instance_type=self.resolve(step.instance_type),
-                instance_count=self.resolve(step.instance_count),
-            ),
-            hyperparameters={
-                name: self.resolve_string(value) for name, value in step.hyperparameters.items()
-            },
-            output_data_config=OutputDataConfig(
-                s3_output_path=f"{artifacts}/{self.config.pipeline_name}/models"
-            ),
-            # One checkpoint folder per execution: a retried or interrupted job resumes from it, a new
-            # execution (perhaps with other hyperparameters) starts from the pretrained model.
-            checkpoint_config=CheckpointConfig(
-                s3_uri=Join(
-                    on="/",
-                    values=[artifacts, CHECKPOINTS_FOLDER, ExecutionVariables.PIPELINE_EXECUTION_ID],
+        # The step roles are minimal by design (no VPC, no CloudWatch metrics): the SDK's client-side check
+        # of a training role (iam:SimulatePrincipalPolicy) refuses them for any caller allowed to simulate.
+        # ModelTrainer takes no argument to skip it, only this variable, so it is set around the build.
+        with _sdk_role_validation_off():
+            trainer = _content_addressed_trainer()(
+                training_image=self._image(step.instance_type, "training"),
+                role=self.settings.job_role_arn(step.name),
+                sagemaker_session=self.session,
+                base_job_name=f"{self.config.prefix}-{step.name}",
+                source_code=SourceCode(
+                    # An S3 folder, which ModelTrainer recognises by its trailing "/".
+                    source_dir=self.code.folder(self._step_code(step.script), "code") + "/",
+                    entry_script=step.script,
+                    requirements=STEPS_REQUIREMENTS,
                 ),
-                local_path="/opt/ml/checkpoints",
+                distributed=Torchrun(),
+                compute=Compute(
+                    instance_type=self.resolve(step.instance_type),
+                    instance_count=self.resolve(step.instance_count),
+                ),
+                hyperparameters={
+                    name: self.resolve_string(value) for name, value in step.hyperparameters.items()
+                },
+                output_data_config=OutputDataConfig(
+                    s3_output_path=f"{artifacts}/{self.config.pipeline_name}/models"
+                ),
+                # One checkpoint folder per execution: a retried or interrupted job resumes from it, a new
+                # execution (perhaps with other hyperparameters) starts from the pretrained model.
+                checkpoint_config=CheckpointConfig(
+                    s3_uri=Join(
+                        on="/",
+                        values=[artifacts, CHECKPOINTS_FOLDER, ExecutionVariables.PIPELINE_EXECUTION_ID],
+                    ),
+                    local_path="/opt/ml/checkpoints",
+                )
+                if step.checkpoints
+                else None,
+                stopping_condition=StoppingCondition(max_runtime_in_seconds=MAX_TRAINING_SECONDS),
+                tags=[{"key": key, "value": value} for key, value in self.config.tags.items()],
+            ).with_metric_definitions(
+                [MetricDefinition(name=name, regex=regex) for name, regex in step.metric_definitions]
             )
-            if step.checkpoints
-            else None,
-            stopping_condition=StoppingCondition(max_runtime_in_seconds=MAX_TRAINING_SECONDS),
-            tags=[{"key": key, "value": value} for key, value in self.config.tags.items()],
-        ).with_metric_definitions(
-            [MetricDefinition(name=name, regex=regex) for name, regex in step.metric_definitions]
-        )
         trainer.use_code_uploads(self.code)
         channels = [
             InputData(channel_name=name, data_source=self._local_or_resolved(source))
@@ -652,6 +661,20 @@ class _PipelineBuilder:
             name=spec.name,
             error_message=Join(on="", values=[self.resolve(part) for part in spec.message]),
         )
+
+
+@contextlib.contextmanager
+def _sdk_role_validation_off() -> Iterator[None]:
+    """``SAGEMAKER_VALIDATE_ROLE=false`` while in the block, then as it was (the SDK reads it per call)."""
+    before = os.environ.get(SDK_VALIDATE_ROLE_VARIABLE)
+    os.environ[SDK_VALIDATE_ROLE_VARIABLE] = "false"
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(SDK_VALIDATE_ROLE_VARIABLE, None)
+        else:
+            os.environ[SDK_VALIDATE_ROLE_VARIABLE] = before
 
 
 @functools.cache

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from model_build.aws_setup import aws_setup_problem
 from model_build.parameters import ParameterError, parse_assignments, render
 from model_build.pipeline_spec import PIPELINE, ParameterValue, RegisterStep
 from pipelines.local.executions import ExecutionNotFound, ExecutionRecord, ExecutionStore, Status
@@ -274,6 +275,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # `... | head`: the reader has gone, which is no error of ours
         sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - so the interpreter's final flush stays quiet
         return 0
+    except Exception as error:  # botocore's, from `definition` and `run --sagemaker`
+        problem = aws_setup_problem(error)
+        if problem is None:
+            raise
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
     raise AssertionError(args.command)
 
 

@@ -41,7 +41,7 @@ from infra.constructs.source_repository import SourceRepository
 from infra.nag import acknowledge, nag_spelling
 from model_build.config import ProjectConfig
 from model_deploy.aws.names import (
-    ARTIFACTS_BUCKET_VARIABLE,
+    ARTIFACT_BUCKET_VARIABLE,
     CLOUDFORMATION_ROLE_VARIABLE,
     DATA_BUCKET_VARIABLE,
     EXECUTION_ID_VARIABLE,
@@ -151,7 +151,7 @@ class DeployPipeline(Construct):
                 **common,
                 DATA_BUCKET_VARIABLE: props.data_bucket.bucket_name,
                 KMS_KEY_ARN_VARIABLE: props.encryption_key.key_arn,
-                ARTIFACTS_BUCKET_VARIABLE: props.artifacts_bucket_name,
+                ARTIFACT_BUCKET_VARIABLE: props.artifacts_bucket_name,
             },
             {
                 "version": "0.2",

@@ -1,10 +1,11 @@
-"""``python -m model_deploy resolve | render | deploy | smoke-test``: the deploy pipeline's CodeBuild actions.
+"""``python -m model_deploy resolve | render | deploy | smoke-test | transform``: rollout, batch scoring.
 
 And ``python -m model_deploy transform --input s3://... --output s3://... --role-arn ARN [--version N]``: a
 Batch Transform of the newest approved version (or version N, approved) over an S3 prefix of JSON Lines.
 
 Exit status: 0 when the step did its work or found nothing to do (the message says which), 1 when a deploy or
-the smoke test failed, 2 for a usage or settings error (a bad stage file, a missing variable).
+the smoke test failed, 2 for a usage or settings error (a bad stage file, a missing variable, no AWS
+credentials or region).
 """
 
 from __future__ import annotations
@@ -17,9 +18,10 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
+from model_build.aws_setup import aws_setup_problem
 from model_build.config import ProjectConfig, load_config
 from model_deploy.aws.names import (
-    ARTIFACTS_BUCKET_VARIABLE,
+    ARTIFACT_BUCKET_VARIABLE,
     CLOUDFORMATION_ROLE_VARIABLE,
     DATA_BUCKET_VARIABLE,
     EXECUTION_ID_VARIABLE,
@@ -113,12 +115,12 @@ def cmd_render(args: argparse.Namespace, clients: ClientFactory) -> int:
     if not release.nothing_to_do and release.model_package_arn is not None:
         from model_deploy.aws.monitoring import monitor_inputs
 
-        artifacts = os.environ.get(ARTIFACTS_BUCKET_VARIABLE, "").strip() or None
+        artifacts = os.environ.get(ARTIFACT_BUCKET_VARIABLE, "").strip() or None
         inputs = RenderInputs(_require(DATA_BUCKET_VARIABLE), _require(KMS_KEY_ARN_VARIABLE), artifacts)
         monitor = monitor_inputs(clients("sagemaker"), release.model_package_arn) if artifacts else None
         if monitor is None:
             print(
-                f"  no drift monitor: {'the package has no evaluation report' if artifacts else 'no ' + ARTIFACTS_BUCKET_VARIABLE}"
+                f"  no drift monitor: {'the package has no evaluation report' if artifacts else 'no ' + ARTIFACT_BUCKET_VARIABLE}"
             )
         image = package_image(clients("sagemaker"), release.model_package_arn)
         for stage, stage_config in stages.items():
@@ -180,6 +182,8 @@ def cmd_smoke_test(args: argparse.Namespace, clients: ClientFactory) -> int:
     try:
         wait_in_service(clients("sagemaker"), args.endpoint, timeout_seconds=args.timeout)
     except Exception as error:
+        if aws_setup_problem(error):  # not the endpoint's fault: main() says what is missing
+            raise
         print(
             f"smoke test of {args.endpoint} FAILED: the endpoint is not InService: {error}", file=sys.stderr
         )
@@ -224,6 +228,16 @@ def cmd_transform(args: argparse.Namespace, clients: ClientFactory) -> int:
     return 0
 
 
+def _at_least_one(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} instances: a transform needs at least 1")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m model_deploy", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -257,11 +271,13 @@ def build_parser() -> argparse.ArgumentParser:
     transform.add_argument("--input", required=True, help='s3:// prefix of {"review_id", "features"} lines')
     transform.add_argument("--output", required=True, help="s3:// prefix for the .out files")
     transform.add_argument(
-        "--role-arn", required=True, help="the role the model runs as (reads and writes S3)"
+        "--role-arn",
+        required=True,
+        help="the role the job runs as: reads the model artifact and --input, writes --output (see README)",
     )
     transform.add_argument("--version", type=int, help="this approved version (default: the newest)")
     transform.add_argument("--instance-type", default="ml.m5.xlarge")
-    transform.add_argument("--instance-count", type=int, default=1)
+    transform.add_argument("--instance-count", type=_at_least_one, default=1)
     transform.add_argument("--kms-key-arn", help=f"output and volume key (default ${KMS_KEY_ARN_VARIABLE})")
     transform.add_argument("--id-field", default="review_id", help="the id kept beside each answer")
     transform.set_defaults(run=cmd_transform)
@@ -274,4 +290,10 @@ def main(argv: Sequence[str] | None = None, clients: ClientFactory = _boto3_clie
         return args.run(args, clients)
     except (UsageError, StageConfigError, FileNotFoundError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
+        return 2
+    except Exception as error:
+        problem = aws_setup_problem(error)
+        if problem is None:
+            raise
+        print(f"error: {problem}", file=sys.stderr)
         return 2

@@ -8,6 +8,8 @@ deploys those stacks; both import these functions, so a name is never spelled tw
 from __future__ import annotations
 
 from model_build.config import ProjectConfig
+from model_build.sagemaker_pipeline import ARTIFACT_BUCKET_VARIABLE as ARTIFACT_BUCKET_VARIABLE
+from model_build.sagemaker_pipeline import DATA_BUCKET_VARIABLE as DATA_BUCKET_VARIABLE
 
 VARIANT_NAME = "AllTraffic"
 """The production variant of every endpoint, the same in every version: deployment guardrails only update a
@@ -33,9 +35,9 @@ def alarm_names(endpoint_name: str) -> dict[str, str]:
 
 
 # The CodeBuild environment variables the CLI reads, set by the deploy-pipeline stack (``infra``).
-DATA_BUCKET_VARIABLE = "DATA_BUCKET"
-ARTIFACTS_BUCKET_VARIABLE = "ARTIFACTS_BUCKET"
-"""Where the drift monitor writes its reports; without it the render leaves the monitor out."""
+# The bucket names are the build project's (``model_build.sagemaker_pipeline``), one spelling for both:
+# ``ARTIFACT_BUCKET`` is also where the drift monitor writes its reports (without it the render leaves the
+# monitor out).
 KMS_KEY_ARN_VARIABLE = "KMS_KEY_ARN"
 CLOUDFORMATION_ROLE_VARIABLE = "CLOUDFORMATION_ROLE_ARN"
 EXECUTION_ID_VARIABLE = "PIPELINE_EXECUTION_ID"

@@ -103,6 +103,12 @@ def test_render_gets_its_execution_id_and_exports_the_version_for_the_gate(
         == f"{default_app.config.data_bucket_prefix}-${{AWS::AccountId}}-${{AWS::Region}}"
     )
     assert "KMS_KEY_ARN" in environment
+    # The build project's spelling: one `export ARTIFACT_BUCKET=...` serves `pipelines` and `model_deploy`.
+    assert (
+        environment["ARTIFACT_BUCKET"]
+        == f"{default_app.config.artifacts_bucket_prefix}-${{AWS::AccountId}}-${{AWS::Region}}"
+    )
+    assert "ARTIFACTS_BUCKET" not in environment
 
 
 @pytest.mark.parametrize("stage", STAGES)

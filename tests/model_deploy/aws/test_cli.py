@@ -120,6 +120,8 @@ def rendered(tmp_path_factory: pytest.TempPathFactory) -> tuple[int, str, Path]:
         monkeypatch.setenv("DATA_BUCKET", DATA_BUCKET)
         monkeypatch.setenv("KMS_KEY_ARN", KMS_KEY)
         monkeypatch.setenv("PIPELINE_EXECUTION_ID", "exec-3")
+        monkeypatch.delenv("ARTIFACT_BUCKET", raising=False)
+        monkeypatch.setenv("ARTIFACTS_BUCKET", "the-old-spelling-is-not-read")
         aws = StubbedClients()
         stub_registry(aws, summary(3), summary(5))
         stub_serving(aws.stub("sagemaker"), STAGING, package_arn(3))
@@ -138,6 +140,8 @@ def rendered(tmp_path_factory: pytest.TempPathFactory) -> tuple[int, str, Path]:
 def test_render_writes_each_stages_template_and_settings(rendered: tuple[int, str, Path]) -> None:
     status, output, outdir = rendered
     assert status == 0, output
+    # No ARTIFACT_BUCKET (the build project's spelling, which the deploy pipeline sets too): no monitor.
+    assert "no drift monitor: no ARTIFACT_BUCKET\n" in output
     assert f"Rolling out version 5 ({package_arn(5)}" in output
     assert sorted(p.name for p in outdir.iterdir()) == [
         "prod-config.json",
