@@ -11,33 +11,26 @@ import itertools
 import json
 import shutil
 import tarfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
-from moto import mock_aws
 
 from model_build import images
 from model_build import pipeline_spec as ps
 from model_build.code_upload import CodeSet, CodeUploads
 from model_build.config import load_config
+from tests.model_build.codebuild_environment import ARTIFACT_BUCKET, ENVIRONMENT, mocked_aws
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-ARTIFACT_BUCKET = "test-artifacts"
-ENVIRONMENT = {
-    "SAGEMAKER_PIPELINE_ROLE_ARN": "arn:aws:iam::123456789012:role/test-execution",
-    "ARTIFACT_BUCKET": ARTIFACT_BUCKET,
-    "DATA_BUCKET": "test-data",
-}
 JOB_STEPS = (ps.PROCESS, ps.TRAIN, ps.EVALUATE)
 
 
 @pytest.fixture(scope="module")
-def aws():
-    with mock_aws():
-        session = boto3.Session(region_name="us-east-1")
-        session.client("s3").create_bucket(Bucket=ARTIFACT_BUCKET)
+def aws() -> Iterator[boto3.Session]:
+    with mocked_aws() as session:
         yield session
 
 

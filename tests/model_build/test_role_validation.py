@@ -11,18 +11,10 @@ from __future__ import annotations
 import json
 import os
 
-import boto3
 import pytest
-from moto import mock_aws
 
 from model_build.config import load_config
-
-ACCOUNT = "123456789012"  # moto's account
-ENVIRONMENT = {
-    "SAGEMAKER_PIPELINE_ROLE_ARN": f"arn:aws:iam::{ACCOUNT}:role/test-execution",
-    "ARTIFACT_BUCKET": "test-artifacts",
-    "DATA_BUCKET": "test-data",
-}
+from tests.model_build.codebuild_environment import ENVIRONMENT, mocked_aws
 
 
 class ValidationRan(AssertionError):
@@ -42,9 +34,7 @@ def test_the_definition_builds_without_the_sdks_role_validation(monkeypatch):
     monkeypatch.setattr(iam_role_resolver, "_evaluate_permissions", _refuse)
     monkeypatch.setattr(iam_role_resolver, "_role_trusts_service", _refuse)
     config = load_config()
-    with mock_aws():
-        session = boto3.Session(region_name="us-east-1")
-        session.client("s3").create_bucket(Bucket=ENVIRONMENT["ARTIFACT_BUCKET"])
+    with mocked_aws() as session:
         settings = aws_settings(config, session, ENVIRONMENT)
         sagemaker_session = pipeline_session(settings, config, session)
         definition = json.loads(build_pipeline(settings, sagemaker_session).definition())

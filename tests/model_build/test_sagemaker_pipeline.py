@@ -7,26 +7,24 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
-from moto import mock_aws
 
 from model_build import images
 from model_build import pipeline_spec as ps
 from model_build.config import load_config
-
-ACCOUNT = "123456789012"  # moto's account
-ROLE_ARN = f"arn:aws:iam::{ACCOUNT}:role/test-execution"
-ARTIFACT_BUCKET = "test-artifacts"
-DATA_BUCKET = "test-data"
-ENVIRONMENT = {
-    "SAGEMAKER_PIPELINE_ROLE_ARN": ROLE_ARN,
-    "ARTIFACT_BUCKET": ARTIFACT_BUCKET,
-    "DATA_BUCKET": DATA_BUCKET,
-}
+from tests.model_build.codebuild_environment import (
+    ACCOUNT,
+    ARTIFACT_BUCKET,
+    DATA_BUCKET,
+    ENVIRONMENT,
+    ROLE_ARN,
+    mocked_aws,
+)
 
 
 def get(name: str) -> dict[str, str]:
@@ -39,10 +37,8 @@ def as_string(name: str) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def aws():
-    with mock_aws():
-        session = boto3.Session(region_name="us-east-1")
-        session.client("s3").create_bucket(Bucket=ARTIFACT_BUCKET)
+def aws() -> Iterator[boto3.Session]:
+    with mocked_aws() as session:
         yield session
 
 
