@@ -820,5 +820,4 @@ def run_foreground(state: ServerState, sock: socket.socket, on_ready: Callable[[
     try:
         server.run(sockets=[sock])
     finally:
-        gone(state)
-        sock.close()
+        gone(state)  # the socket is the caller's, who bound it: it closes it

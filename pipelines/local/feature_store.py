@@ -108,6 +108,14 @@ def as_strings(row: Row) -> list[dict[str, str]]:
     ]
 
 
+def _naming_the_views(error: duckdb.Error) -> FeatureStoreError:
+    """A bad query's error, with the views it may use and their columns."""
+    return FeatureStoreError(
+        f"{error}\n  tables: {ONLINE_VIEW}({', '.join(FEATURE_NAMES)}), "
+        f"{HISTORY_VIEW}(the same, {', '.join(EXTRA_COLUMNS)})"
+    )
+
+
 class FeatureStore:
     """One feature group's offline store folder (``Workspace.offline_store_root``)."""
 
@@ -207,10 +215,7 @@ class FeatureStore:
                 return [], []
             return list(relation.columns), relation.fetchall()
         except duckdb.Error as error:
-            raise FeatureStoreError(
-                f"{error}\n  tables: {ONLINE_VIEW}({', '.join(FEATURE_NAMES)}), "
-                f"{HISTORY_VIEW}(the same, {', '.join(EXTRA_COLUMNS)})"
-            ) from None
+            raise _naming_the_views(error) from None
         finally:
             connection.close()
 
@@ -254,10 +259,7 @@ class FeatureStore:
         except duckdb.OutOfMemoryException:
             raise FeatureStoreError(limits.memory_message()) from None
         except duckdb.Error as error:
-            raise FeatureStoreError(
-                f"{error}\n  tables: {ONLINE_VIEW}({', '.join(FEATURE_NAMES)}), "
-                f"{HISTORY_VIEW}(the same, {', '.join(EXTRA_COLUMNS)})"
-            ) from None
+            raise _naming_the_views(error) from None
         finally:
             connection.close()
 
