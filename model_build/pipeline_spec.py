@@ -65,6 +65,10 @@ class Parameter:
     than at the step that uses it (locally, never: an instance type means nothing on this machine)."""
     pattern_description: str = ""
     """What ``pattern`` asks for, in words, for the error message."""
+    build_time: bool = False
+    """On SageMaker, shapes the definition itself (a step's kind, an API field that takes no pipeline
+    variable): ``run --sagemaker`` builds the definition with the run's value as its default, and an execution
+    started elsewhere uses the value the definition was built with."""
 
     def default_for(self, local: bool) -> ParameterValue:
         return self.local_default if local and self.local_default is not None else self.default
@@ -646,12 +650,14 @@ PARAMETERS: tuple[Parameter, ...] = (
         "Integer",
         0,
         "Training jobs of a hyperparameter search (SEARCH_SPACE); 0 trains once with the parameters as set.",
+        build_time=True,
     ),
     Parameter(
         "TuningMaxParallelJobs",
         "Integer",
         2,
         "Search trials at a time (locally also at most the machine's cores).",
+        build_time=True,
     ),
     Parameter("MinAccuracy", "Float", 0.5, "Test accuracy a model needs to be registered."),
     Parameter("MinF1Macro", "Float", 0.5, "Test macro-F1 a model needs to be registered."),

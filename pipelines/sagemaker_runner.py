@@ -90,7 +90,9 @@ def run_on_sagemaker(
     problems = images.override_problems(PIPELINE, parse_parameter_overrides(parameters))
     if problems:
         raise ValueError("; ".join(problems))
-    pipeline, role_arn = _build({}, True, boto_session, sagemaker_client)
+    # Parameters that shape the definition (a tuning step or plain training) are built into it.
+    shaping = {name: value for name, value in parameters.items() if PIPELINE.parameter(name).build_time}
+    pipeline, role_arn = _build(shaping, True, boto_session, sagemaker_client)
     response = pipeline.upsert(role_arn=role_arn, description=pipeline_description())
     print(f"Upserted pipeline {response['PipelineArn']}", flush=True)
     s3 = pipeline.sagemaker_session.boto_session.client("s3")

@@ -94,6 +94,29 @@ def test_run_upserts_with_the_role_starts_with_the_overrides_and_prints_the_arn(
     assert EXECUTION_ARN in capsys.readouterr().out
 
 
+def test_a_tuning_run_upserts_a_definition_that_tunes(aws, sagemaker):
+    """TuningMaxJobs decides the step's kind: passed at the start alone, it would be ignored."""
+    client, stubber = sagemaker
+    expect_upsert_and_start(stubber, [{"Name": "TuningMaxJobs", "Value": "8"}])
+    upserted: list[str] = []
+    original = client.create_pipeline
+
+    def create_pipeline(**request):
+        upserted.append(request["PipelineDefinition"])
+        return original(**request)
+
+    client.create_pipeline = create_pipeline  # type: ignore[method-assign]
+    code = sagemaker_runner.run_on_sagemaker(
+        {"TuningMaxJobs": "8"}, wait=False, boto_session=aws, sagemaker_client=client
+    )
+    assert code == 0
+    definition = json.loads(upserted[0])
+    train = next(step for step in definition["Steps"] if step["Name"] == "TrainModel")
+    assert train["Type"] == "Tuning"
+    limits = train["Arguments"]["HyperParameterTuningJobConfig"]["ResourceLimits"]
+    assert limits["MaxNumberOfTrainingJobs"] == 8
+
+
 def test_run_updates_an_existing_pipeline(aws, sagemaker):
     client, stubber = sagemaker
     stubber.add_client_error(
