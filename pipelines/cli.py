@@ -37,6 +37,7 @@ from model_build.parameters import ParameterError, parse_assignments, render
 from model_build.pipeline_spec import PIPELINE, ParameterValue, RegisterStep
 from pipelines.local.executions import ExecutionNotFound, ExecutionRecord, ExecutionStore, Status
 from pipelines.local.feature_store import FeatureStore, FeatureStoreError
+from pipelines.local.query_limits import DEFAULT_ROWS, MAX_ROWS, parse_row_limit
 from pipelines.local.registry import ModelPackage, ModelRegistry, RegistryError, change_approval
 from pipelines.local.workspace import Workspace, default_run_dir
 
@@ -94,8 +95,13 @@ def build_parser() -> argparse.ArgumentParser:
         parents=[run_dir],
         help="SQL over `reviews` (latest records) and `reviews_history` (all rows).",
     )
-    query.add_argument("sql")
-    query.add_argument("--max-rows", type=int, default=50, help="Rows to print (default 50).")
+    query.add_argument("sql", help="One SELECT; the store is read-only here, as on the page's SQL box.")
+    query.add_argument(
+        "--max-rows",
+        type=_row_limit,
+        default=DEFAULT_ROWS,
+        help=f"Rows to print (default {DEFAULT_ROWS}, at most {MAX_ROWS}).",
+    )
     get = feature_commands.add_parser(
         "get", parents=[run_dir], help="The latest record of a review (GetRecord)."
     )
@@ -477,10 +483,15 @@ def _features(args: argparse.Namespace, workspace: Workspace) -> int:
     store = FeatureStore(workspace.offline_store_root)
     match args.features_command:
         case "query":
-            columns, rows = store.query(args.sql)
-            _print_table(columns, [[_cell(value) for value in row] for row in rows[: args.max_rows]])
-            if len(rows) > args.max_rows:
-                print(f"({len(rows)} rows, the first {args.max_rows} shown; --max-rows for more)")
+            columns, rows, more = store.query_read_only(args.sql, args.max_rows)
+            if not columns:
+                print("The statement returned nothing to show.")
+                return 0
+            _print_table(columns, [[_cell(value) for value in row] for row in rows])
+            if more:
+                print(f"(more than {len(rows)} rows; the first {len(rows)} shown, --max-rows for more)")
+            elif not rows:
+                print("(0 rows)")
         case "get":
             record = store.get_record(args.review_id)
             if record is None:
@@ -491,6 +502,13 @@ def _features(args: argparse.Namespace, workspace: Workspace) -> int:
             store.delete_record(args.review_id)
             print(f"Deleted {args.review_id}: gone from `reviews`, marked is_deleted in `reviews_history`.")
     return 0
+
+
+def _row_limit(text: str) -> int:
+    try:
+        return parse_row_limit(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def _cell(value: Any) -> str:
@@ -726,7 +744,9 @@ def _endpoint_name(endpoint: str | None, workspace: Workspace) -> str:
 
 
 def _print_table(columns: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
-    widths = [max(len(str(column)), *(len(str(row[i])) for row in rows)) for i, column in enumerate(columns)]
+    widths = [
+        max([len(str(column)), *(len(str(row[i])) for row in rows)]) for i, column in enumerate(columns)
+    ]
     print("  ".join(str(column).ljust(width) for column, width in zip(columns, widths, strict=True)).rstrip())
     for row in rows:
         print("  ".join(str(cell).ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())

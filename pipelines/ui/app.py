@@ -41,7 +41,7 @@ from model_build.pipeline_spec import PIPELINE
 from model_deploy.local.state import EndpointStore
 from pipelines.local.executions import ExecutionNotFound, ExecutionRecord, ExecutionStore, Status
 from pipelines.local.feature_store import FeatureStore, FeatureStoreError
-from pipelines.local.query_limits import QueryLimits, RunningQueries
+from pipelines.local.query_limits import DEFAULT_ROWS, TYPED_QUERY_LIMITS, RunningQueries, parse_row_limit
 from pipelines.local.registry import (
     ApprovalStatus,
     ModelPackage,
@@ -59,9 +59,7 @@ LOG_TAIL_LINES = 40
 MAX_LISTED_FILES = 12
 """Files listed per step output; the rest are counted (the Feature Store's output holds many Parquet files)."""
 DEFAULT_SQL = "SELECT sentiment, count(*) AS reviews FROM reviews GROUP BY 1 ORDER BY 1"
-DEFAULT_ROW_LIMIT = 50
-MAX_ROW_LIMIT = 10_000
-SQL_LIMITS = QueryLimits(seconds=10.0, memory="2GB", threads=2)
+SQL_LIMITS = TYPED_QUERY_LIMITS
 """What one query from the SQL box may use, so that a query over a huge product cannot take the machine."""
 MAX_FORM_BYTES = 64 * 1024
 APPROVAL_WAIT_SECONDS = 30.0
@@ -341,19 +339,15 @@ def create_app(
     # ------------------------------------------------------------------------------------------- features
     def features(request: Request) -> Response:
         sql = request.query_params.get("sql", DEFAULT_SQL)
-        limit_text = request.query_params.get("limit", str(DEFAULT_ROW_LIMIT))
+        limit_text = request.query_params.get("limit", str(DEFAULT_ROWS))
         columns: list[str] = []
         rows: list[tuple[Any, ...]] = []
         more, error = False, ""
         try:
-            limit = int(limit_text)
-            if not 1 <= limit <= MAX_ROW_LIMIT:
-                raise ValueError
-        except ValueError:
-            limit, error = (
-                DEFAULT_ROW_LIMIT,
-                f"The row limit must be a whole number from 1 to {MAX_ROW_LIMIT}.",
-            )
+            limit = parse_row_limit(limit_text)
+        except ValueError as problem:
+            text = str(problem)
+            limit, error = DEFAULT_ROWS, f"{text[:1].upper()}{text[1:]}."
         if not error and sql.strip():
             try:
                 columns, rows, more = FeatureStore(workspace.offline_store_root).query_read_only(

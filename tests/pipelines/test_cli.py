@@ -138,3 +138,24 @@ def test_local_mode_never_imports_sagemaker(tmp_path, repo_root):
         "assert 'sagemaker' not in sys.modules, 'the local mode imported sagemaker'"
     )
     subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, cwd=repo_root)
+
+
+def test_features_query_answers_zero_rows_and_is_read_only(tmp_path, capsys):
+    """The CLI shares the page's guard: zero rows print a header, writing or reading elsewhere is refused."""
+    run_dir = ["--run-dir", str(tmp_path)]
+    assert cli.main(["features", "query", "SELECT review_id, sentiment FROM reviews", *run_dir]) == 0
+    assert capsys.readouterr().out.splitlines() == ["review_id  sentiment", "(0 rows)"]
+
+    written = tmp_path / "copied.csv"
+    for sql, words in [
+        (f"COPY (SELECT 1) TO '{written}'", "only one SELECT statement is allowed here; this is COPY"),
+        ("SELECT * FROM read_csv('/etc/passwd')", "/etc/passwd"),
+        ("SELECT 1; SELECT 2", "only one SELECT statement"),
+    ]:
+        assert cli.main(["features", "query", sql, *run_dir]) == 2, sql
+        assert words in capsys.readouterr().err, sql
+    assert not written.exists()
+
+    with pytest.raises(SystemExit):
+        cli.main(["features", "query", "SELECT 1", "--max-rows", "0", *run_dir])
+    assert "the row limit must be a whole number from 1 to 10000, not '0'" in capsys.readouterr().err
