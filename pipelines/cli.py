@@ -33,7 +33,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from model_build.aws_setup import aws_setup_problem
-from model_build.parameters import ParameterError, parse_assignments, render
+from model_build.parameters import ParameterError, parse_assignments, render, resolve
 from model_build.pipeline_spec import PIPELINE, ParameterValue, RegisterStep
 from pipelines.local.executions import ExecutionNotFound, ExecutionRecord, ExecutionStore, Status
 from pipelines.local.feature_store import FeatureStore, FeatureStoreError
@@ -395,8 +395,11 @@ def _data_check_line(package: ModelPackage) -> str:
 
 
 def _parameter_strings(assignments: Sequence[str]) -> dict[str, str]:
-    """Checked against the spec's types, then passed on as strings (what SageMaker executions take)."""
-    return {name: render(value) for name, value in parse_assignments(PIPELINE, assignments).items()}
+    """Checked against the spec's types and ranges (with SageMaker's defaults), then passed on as strings
+    (what SageMaker executions take)."""
+    values = parse_assignments(PIPELINE, assignments)
+    resolve(PIPELINE, values, local=False)
+    return {name: render(value) for name, value in values.items()}
 
 
 def _sagemaker_runner() -> Any:
