@@ -788,6 +788,10 @@ PIPELINE = PipelineSpec(
                 ProcessingInput("model", StepOutput(TRAIN, "model"), f"{PROCESSING_INPUT}/model"),
                 ProcessingInput("test", StepOutput(PROCESS, "test"), f"{PROCESSING_INPUT}/test"),
                 ProcessingInput("train", StepOutput(PROCESS, "train"), f"{PROCESSING_INPUT}/train"),
+                # The data's class shares: the monitoring baseline weights the test split's classes to them.
+                ProcessingInput(
+                    "data_check", StepOutput(CHECK_DATA, "report"), f"{PROCESSING_INPUT}/data_check"
+                ),
             ),
             outputs=(ProcessingOutput("evaluation", f"{PROCESSING_OUTPUT}/evaluation"),),
             arguments={
@@ -797,6 +801,7 @@ PIPELINE = PipelineSpec(
                 "--seed": Param("Seed"),
                 "--output-data": f"{PROCESSING_OUTPUT}/evaluation",
                 "--max-seq-length": Param("MaxSeqLength"),
+                "--class-shares": f"{PROCESSING_INPUT}/data_check/{DATA_CHECK_FILE}",
             },
             property_files=(PropertyFile(EVALUATION_REPORT, "evaluation", EVALUATION_FILE),),
         ),
