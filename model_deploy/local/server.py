@@ -438,6 +438,7 @@ async def invoke_endpoint(request: Request) -> Response:
         )
     variant = request.headers.get("x-amzn-sagemaker-target-variant") or PRODUCTION_VARIANT
     host = {PRODUCTION_VARIANT: endpoint.current, CANDIDATE_VARIANT: endpoint.candidate}.get(variant)
+    answering_version = endpoint.record.version  # read with the host: a promotion swaps both at once
     if variant not in (PRODUCTION_VARIANT, CANDIDATE_VARIANT):
         return aws_error(
             400, "ValidationError", f"Endpoint {name} has no production variant {variant!r}", close=True
@@ -480,6 +481,7 @@ async def invoke_endpoint(request: Request) -> Response:
             response,
             response_type,
             request.headers.get("x-amzn-sagemaker-inference-id"),
+            answering_version,
         )
     return Response(
         response,
