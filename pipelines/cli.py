@@ -687,7 +687,7 @@ def _list_endpoints(workspace: Workspace) -> None:
         print(f"\n{endpoint['EndpointName']} history:")
         for entry in endpoint["History"] or [{"time": "", "outcome": "(none)", "version": "", "reason": ""}]:
             reason = f"  {_one_line(entry['reason'])}" if entry.get("reason") else ""
-            print(f"  {entry['time']}  {entry['outcome']:<8} version {entry['version']!s:<4}{reason}")
+            print(f"  {entry['time']}  {entry['outcome']:<10} version {entry['version']!s:<4}{reason}")
         failure = endpoint.get("FailureReason")
         history = endpoint["History"] or []
         if failure and not (history and history[-1].get("reason") == failure):
@@ -718,11 +718,20 @@ def _predict(args: argparse.Namespace, workspace: Workspace) -> int:
         raise UsageError("give one or more reviews, or --input FILE --output FILE --version N")
     from model_deploy.local.rollout import RolloutError, invoke_reviews
     from model_deploy.local.state import EndpointStore, ServerInfo
+    from model_deploy.stage_config import STAGES
 
     if ServerInfo.read(workspace.endpoints_dir) is None:
         raise UsageError(f"no endpoint server runs: `{_python_command()} -m pipelines endpoints start`")
     records = EndpointStore(workspace.endpoints_dir).load()
     name = _endpoint_name(args.endpoint, workspace)
+    stage = next((s for s in STAGES if workspace.config.endpoint_name(s) == name), None)
+    if stage is not None and (name not in records or records[name].version is None):
+        how = (
+            f"promote staging first: `{_python_command()} -m pipelines endpoints promote`"
+            if stage != STAGES[0]
+            else f"approve a version first: `{_python_command()} -m pipelines registry approve N`"
+        )
+        raise UsageError(f"{stage} ({name}) serves nothing yet: {how}")
     try:
         results, variant = invoke_reviews(workspace, name, args.text)
     except RolloutError as error:

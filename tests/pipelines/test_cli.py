@@ -159,3 +159,26 @@ def test_features_query_answers_zero_rows_and_is_read_only(tmp_path, capsys):
     with pytest.raises(SystemExit):
         cli.main(["features", "query", "SELECT 1", "--max-rows", "0", *run_dir])
     assert "the row limit must be a whole number from 1 to 10000, not '0'" in capsys.readouterr().err
+
+
+def test_predict_on_prod_before_the_first_promote_says_what_to_do(tmp_path, capsys):
+    """Not 'Endpoint ... of account 000000000000 not found': prod serves nothing until staging is promoted."""
+    import os
+
+    from model_deploy.local.state import EndpointRecord, EndpointStore, ServerInfo, now
+    from pipelines.local.workspace import Workspace
+
+    workspace = Workspace.open(tmp_path)
+    workspace.endpoints_dir.mkdir(parents=True, exist_ok=True)
+    ServerInfo(os.getpid(), "http://127.0.0.1:9", "token", now()).write(workspace.endpoints_dir)
+    staging = workspace.config.endpoint_name("staging")
+    EndpointStore(workspace.endpoints_dir).save({staging: EndpointRecord(staging, "staging", version=1)})
+    run_dir = ["--run-dir", str(tmp_path)]
+    assert cli.main(["predict", "Lovely dress", "--endpoint", "prod", *run_dir]) == 2
+    error = capsys.readouterr().err
+    prod = workspace.config.endpoint_name("prod")
+    assert f"prod ({prod}) serves nothing yet: promote staging first" in error
+    assert "-m pipelines endpoints promote" in error
+    EndpointStore(workspace.endpoints_dir).save({})
+    assert cli.main(["predict", "Lovely dress", "--endpoint", "staging", *run_dir]) == 2
+    assert "serves nothing yet: approve a version first" in capsys.readouterr().err
