@@ -81,6 +81,14 @@ def resolve(
     return values
 
 
+def shown(value: object) -> str:
+    """A value as a person reads it: a measured float to 4 significant digits (0.4833, not
+    0.48333333333333334), anything else as :func:`render` writes it."""
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return render(value) if isinstance(value, str | int | bool) else str(value)
+
+
 def render(value: ParameterValue) -> str:
     """A value as SageMaker passes it to a job: booleans in JSON spelling, numbers as Python writes them."""
     if isinstance(value, bool):

@@ -869,7 +869,9 @@ PIPELINE = PipelineSpec(
                 JsonValue(EVALUATE, EVALUATION_REPORT, BASELINE_MARGIN_JSON_PATH),
                 " (MinBaselineMargin ",
                 Param("MinBaselineMargin"),
-                ").",
+                "). Next: read EvaluateModel's evaluation.json and confusion matrix (locally `python -m "
+                "pipelines executions latest` or the page), then train on more or cleaner data or for longer "
+                "(--param Epochs=N); lower a threshold only if the model is good enough for its use.",
             ),
         ),
     ),

@@ -27,13 +27,14 @@ import logging
 import os
 import shlex
 import sys
+import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 from model_build.aws_setup import aws_setup_problem
-from model_build.parameters import ParameterError, parse_assignments, render, resolve
+from model_build.parameters import ParameterError, parse_assignments, render, resolve, shown
 from model_build.pipeline_spec import PIPELINE, ParameterValue, RegisterStep
 from pipelines.local.executions import ExecutionNotFound, ExecutionRecord, ExecutionStore, Status
 from pipelines.local.feature_store import FeatureStore, FeatureStoreError
@@ -45,6 +46,8 @@ INPUT_PARAMETER = "InputDataUrl"
 SAGEMAKER_RUNNER = "pipelines.sagemaker_runner"
 """Imported only for ``--sagemaker`` and ``definition``: it imports the SageMaker SDK."""
 EXIT_INTERRUPTED = 130
+TABLE_WIDTH = 120
+"""Columns a table or a wrapped line may take: a terminal beside an editor."""
 
 
 class UsageError(Exception):
@@ -428,7 +431,7 @@ def _executions(args: argparse.Namespace, workspace: Workspace) -> int:
             record.id,
             str(record.status),
             f"{record.duration_s:.0f}s" if record.duration_s is not None else "-",
-            "  ".join(_step_cell(step) for step in record.steps),
+            _steps_cell(record),
             _gate_cell(record, workspace),
         ]
         for record in records
@@ -437,12 +440,13 @@ def _executions(args: argparse.Namespace, workspace: Workspace) -> int:
     return 0
 
 
-def _step_cell(step: Any) -> str:
-    mark = {Status.SUCCEEDED: "", Status.FAILED: "!", Status.EXECUTING: "…"}[step.status]
-    seconds = (
-        "cached" if step.cache_hit else f"{step.duration_s:.0f}s" if step.duration_s is not None else "-"
-    )
-    return f"{step.name}{mark} {seconds}"
+def _steps_cell(record: ExecutionRecord) -> str:
+    """``7 steps, 3 cached``, with the step that failed or runs (`executions ID` has each step)."""
+    cached = sum(1 for step in record.steps if step.cache_hit)
+    parts = [f"{len(record.steps)} steps"] + ([f"{cached} cached"] if cached else [])
+    parts += [f"{step.name} failed" for step in record.steps if step.status == Status.FAILED]
+    parts += [f"{step.name} running" for step in record.steps if step.status == Status.EXECUTING]
+    return ", ".join(parts)
 
 
 def _gate_cell(record: ExecutionRecord, workspace: Workspace) -> str:
@@ -451,8 +455,7 @@ def _gate_cell(record: ExecutionRecord, workspace: Workspace) -> str:
     for step in record.steps:
         for check in step.detail.get("checks", []) if step.type == "Condition" else []:
             value = check["left"]
-            shown = f"{value:.4f}" if isinstance(value, int | float) else str(value)
-            cells.append(f"{check['check']} {shown}{'' if check['outcome'] else '!'}")
+            cells.append(f"{check['check']} {shown(value)}{'' if check['outcome'] else '!'}")
     return ", ".join(cells) or "-"
 
 
@@ -462,7 +465,12 @@ def _print_execution(record: ExecutionRecord, workspace: Workspace) -> None:
     print(f"  started    {record.created}   ended {record.ended or '-'}")
     if record.failure_reason:
         print(f"  reason     {record.failure_reason}")
-    print("  parameters " + ", ".join(f"{k}={render(v)}" for k, v in record.parameters.items()))
+    parameters = ", ".join(f"{k}={render(v)}" for k, v in record.parameters.items())
+    print(textwrap.fill(parameters, TABLE_WIDTH, initial_indent="  parameters ", subsequent_indent=" " * 13))
+    policies = [step.detail["retry_policies"] for step in record.steps if "retry_policies" in step.detail]
+    common = max(policies, key=policies.count) if policies else None
+    for policy in common or []:
+        print(f"  retries    {_retry_policy(policy)}")
     for step in record.steps:
         took = f"{step.duration_s:.1f}s" if step.duration_s is not None else "running"
         print(f"\n  {step.name} ({step.type}): {step.status} in {took}")
@@ -473,12 +481,30 @@ def _print_execution(record: ExecutionRecord, workspace: Workspace) -> None:
         for name, value in step.metrics.items():
             print(f"    metric {name} = {value}")
         for name, uri in step.outputs.items():
-            print(f"    output {name}: {uri}\n           {workspace.local_path(uri)}")
+            print(f"    output {name}: {workspace.local_path(uri)}")
         for name, value in step.detail.items():
-            if name != "metric_series":
+            if name == "retry_policies":
+                for policy in value if value != common else []:  # only where a step differs
+                    print(f"    retries: {_retry_policy(policy)}")
+            elif name == "checks":
+                for check in value:
+                    verdict = "holds" if check["outcome"] else "FAILS"
+                    print(
+                        f"    check {check['check']}: {check['json_path']} = {shown(check['left'])} "
+                        f"{check['operator']} {shown(check['right'])}: {verdict}"
+                    )
+            elif name not in ("metric_series", "outcome"):
                 print(f"    {name}: {value}")
         if step.log:
             print(f"    log: {step.log}")
+
+
+def _retry_policy(policy: dict[str, Any]) -> str:
+    """A ``RetryPolicies`` entry in words: what it retries, how often, how long it waits."""
+    attempts, interval = int(policy["MaxAttempts"]), float(policy["IntervalSeconds"])
+    rate = float(policy.get("BackoffRate", 1.0))
+    waits = f"{interval:g} s" + (f", each wait x{rate:g}" if rate != 1 else "")
+    return f"{', '.join(policy['ExceptionType'])}: up to {attempts} retries, first after {waits}"
 
 
 # ------------------------------------------------------------------------------------------------- features
@@ -512,6 +538,10 @@ def _row_limit(text: str) -> int:
         return parse_row_limit(text)
     except ValueError as error:
         raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def _fit(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 3] + "..."
 
 
 def _cell(value: Any) -> str:
@@ -756,9 +786,15 @@ def _endpoint_name(endpoint: str | None, workspace: Workspace) -> str:
 
 
 def _print_table(columns: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
+    """Columns padded to their widest cell; a table wider than :data:`TABLE_WIDTH` has its widest columns
+    cut (cells end in "...": `describe`/`executions ID` show them whole)."""
     widths = [
         max([len(str(column)), *(len(str(row[i])) for row in rows)]) for i, column in enumerate(columns)
     ]
+    while sum(widths) + 2 * (len(widths) - 1) > TABLE_WIDTH and max(widths) > 12:
+        widths[widths.index(max(widths))] -= 1
+    columns = [_fit(str(column), width) for column, width in zip(columns, widths, strict=True)]
+    rows = [[_fit(str(cell), width) for cell, width in zip(row, widths, strict=True)] for row in rows]
     print("  ".join(str(column).ljust(width) for column, width in zip(columns, widths, strict=True)).rstrip())
     for row in rows:
         print("  ".join(str(cell).ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())

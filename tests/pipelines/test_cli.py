@@ -182,3 +182,36 @@ def test_predict_on_prod_before_the_first_promote_says_what_to_do(tmp_path, caps
     EndpointStore(workspace.endpoints_dir).save({})
     assert cli.main(["predict", "Lovely dress", "--endpoint", "staging", *run_dir]) == 2
     assert "serves nothing yet: approve a version first" in capsys.readouterr().err
+
+
+def test_executions_read_as_text_within_120_columns(tmp_path, monkeypatch, capsys):
+    import io
+
+    from pipelines.local.runner import LocalRunner
+    from pipelines.local.workspace import Workspace
+    from tests.pipelines.toy_pipeline import SPEC, make_repo
+
+    monkeypatch.setenv("TOY_MARKERS", str(tmp_path / "markers"))
+    repo, workspace = make_repo(tmp_path / "repo"), Workspace.open(tmp_path / "run")
+    for _ in range(2):
+        LocalRunner(workspace, SPEC, repo_root=repo, console=io.StringIO()).run()
+    capsys.readouterr()
+    assert cli.main(["executions", "--run-dir", str(workspace.root)]) == 0
+    listing = capsys.readouterr().out.splitlines()
+    assert all(len(line) <= cli.TABLE_WIDTH for line in listing), listing
+    assert "6 steps, 3 cached" in listing[-1] and "accuracy 0.9, F1 0.5" in listing[-1]
+
+    assert cli.main(["executions", "latest", "--run-dir", str(workspace.root)]) == 0
+    detail = capsys.readouterr().out
+    assert "{'ExceptionType'" not in detail and "[{'check'" not in detail  # no Python dicts
+    assert (
+        detail.count("retries    Step.THROTTLING, Step.SERVICE_FAULT: up to 5 retries, first after 10 s") == 1
+    )
+    assert "check accuracy: metrics.accuracy.value = 0.9 >= 0.5: holds" in detail
+
+
+def test_a_wide_table_is_cut_to_120_columns(capsys):
+    cli._print_table(["a", "b"], [["x" * 200, "y" * 30], ["short", "z"]])
+    lines = capsys.readouterr().out.splitlines()
+    assert max(len(line) for line in lines) <= cli.TABLE_WIDTH
+    assert lines[1].endswith("y" * 30) and "x..." in lines[1]
