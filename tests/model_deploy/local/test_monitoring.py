@@ -23,24 +23,33 @@ def served_workspace(root: Path, with_baseline: bool = True, input_sha256: str =
     """A run folder whose prod endpoint serves version 1, evaluated with a (constructed) baseline; its input
     held ``input_sha256`` (by default not what data/reviews_sample.csv holds now: the data changed)."""
     workspace = Workspace.open(root)
-    report = f"s3://{workspace.artifacts_bucket}/pipelines/build/e1/EvaluateModel/evaluation/evaluation.json"
+    register_evaluated(workspace, "e1", with_baseline, input_sha256)
+    name = workspace.config.endpoint_name("prod")
+    EndpointStore(workspace.endpoints_dir).save({name: EndpointRecord(name, "prod", version=1)})
+    return workspace
+
+
+def register_evaluated(
+    workspace: Workspace, execution: str, with_baseline: bool = True, input_sha256: str = "0" * 64
+) -> int:
+    """A new version built by ``execution``, its evaluation report beside a (constructed) baseline."""
+    report = f"s3://{workspace.artifacts_bucket}/pipelines/build/{execution}/EvaluateModel/evaluation/evaluation.json"
     if with_baseline:
         w.write_baseline(workspace.local_path(report).parent / monitoring.BASELINE_FOLDER)
-    lineage = Lineage("e1", "arn:e1", {"Epochs": 1}, "data/reviews_sample.csv", input_sha256, "1" * 64, None)
+    lineage = Lineage(
+        execution, f"arn:{execution}", {"Epochs": 1}, "data/reviews_sample.csv", input_sha256, "1" * 64, None
+    )
     with ModelRegistry(workspace.registry_path, workspace.config.region) as registry:
-        registry.register(
+        return registry.register(
             workspace.config.model_package_group_name,
-            f"s3://{workspace.artifacts_bucket}/models/m/model.tar.gz",
+            f"s3://{workspace.artifacts_bucket}/models/{execution}/model.tar.gz",
             lineage,
             content_types=["application/json"],
             response_types=["application/json"],
             inference_instance_types=["ml.m5.large"],
             metrics={},
             metrics_report_uri=report,
-        )
-    name = workspace.config.endpoint_name("prod")
-    EndpointStore(workspace.endpoints_dir).save({name: EndpointRecord(name, "prod", version=1)})
-    return workspace
+        ).version
 
 
 def captures_of(workspace: Workspace) -> Path:
@@ -148,20 +157,7 @@ def test_a_window_is_judged_against_the_version_that_answered_it(
     from model_deploy.local.capture import CaptureWriter
 
     workspace = served_workspace(tmp_path / "run")
-    report = f"s3://{workspace.artifacts_bucket}/pipelines/build/e2/EvaluateModel/evaluation/evaluation.json"
-    w.write_baseline(workspace.local_path(report).parent / monitoring.BASELINE_FOLDER)
-    lineage = Lineage("e2", "arn:e2", {"Epochs": 1}, "data/reviews_sample.csv", "0" * 64, "2" * 64, None)
-    with ModelRegistry(workspace.registry_path, workspace.config.region) as registry:
-        registry.register(
-            workspace.config.model_package_group_name,
-            f"s3://{workspace.artifacts_bucket}/models/m2/model.tar.gz",
-            lineage,
-            content_types=["application/json"],
-            response_types=["application/json"],
-            inference_instance_types=["ml.m5.large"],
-            metrics={},
-            metrics_report_uri=report,
-        )
+    assert register_evaluated(workspace, "e2") == 2
     writer = CaptureWriter(
         workspace.data_capture_root("prod"), workspace.config.endpoint_name("prod"), "AllTraffic", 100
     )
