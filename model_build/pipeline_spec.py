@@ -220,6 +220,16 @@ class RetryPolicy:
         }
 
 
+def retry_policy_text(request: Mapping[str, object]) -> str:
+    """A recorded ``RetryPolicies`` entry (:meth:`RetryPolicy.request`) in words, for people to read."""
+    attempts, interval = request["MaxAttempts"], float(str(request["IntervalSeconds"]))
+    rate = float(str(request.get("BackoffRate", 1.0)))
+    waits = f"{interval:g} s" + (f", each wait x{rate:g}" if rate != 1 else "")
+    reasons = request["ExceptionType"]
+    shown = ", ".join(map(str, reasons)) if isinstance(reasons, list | tuple) else str(reasons)
+    return f"{shown}: up to {attempts} retries, first after {waits}"
+
+
 JOB_RETRIES: tuple[RetryPolicy, ...] = (
     # SageMaker's API calls: throttling passes in seconds to minutes (waits 10 s ... 160 s, ~5 min in all).
     RetryPolicy(("Step.THROTTLING", "Step.SERVICE_FAULT"), max_attempts=5, interval_seconds=10),

@@ -35,7 +35,7 @@ from urllib.parse import urlsplit
 
 from model_build.aws_setup import aws_setup_problem
 from model_build.parameters import ParameterError, parse_assignments, render, resolve, shown
-from model_build.pipeline_spec import PIPELINE, ParameterValue, RegisterStep
+from model_build.pipeline_spec import PIPELINE, ParameterValue, RegisterStep, retry_policy_text
 from pipelines.local.executions import ExecutionNotFound, ExecutionRecord, ExecutionStore, Status
 from pipelines.local.feature_store import FeatureStore, FeatureStoreError
 from pipelines.local.query_limits import DEFAULT_ROWS, MAX_ROWS, parse_row_limit
@@ -470,7 +470,7 @@ def _print_execution(record: ExecutionRecord, workspace: Workspace) -> None:
     policies = [step.detail["retry_policies"] for step in record.steps if "retry_policies" in step.detail]
     common = max(policies, key=policies.count) if policies else None
     for policy in common or []:
-        print(f"  retries    {_retry_policy(policy)}")
+        print(f"  retries    {retry_policy_text(policy)}")
     for step in record.steps:
         took = f"{step.duration_s:.1f}s" if step.duration_s is not None else "running"
         print(f"\n  {step.name} ({step.type}): {step.status} in {took}")
@@ -485,7 +485,7 @@ def _print_execution(record: ExecutionRecord, workspace: Workspace) -> None:
         for name, value in step.detail.items():
             if name == "retry_policies":
                 for policy in value if value != common else []:  # only where a step differs
-                    print(f"    retries: {_retry_policy(policy)}")
+                    print(f"    retries: {retry_policy_text(policy)}")
             elif name == "checks":
                 for check in value:
                     verdict = "holds" if check["outcome"] else "FAILS"
@@ -497,14 +497,6 @@ def _print_execution(record: ExecutionRecord, workspace: Workspace) -> None:
                 print(f"    {name}: {value}")
         if step.log:
             print(f"    log: {step.log}")
-
-
-def _retry_policy(policy: dict[str, Any]) -> str:
-    """A ``RetryPolicies`` entry in words: what it retries, how often, how long it waits."""
-    attempts, interval = int(policy["MaxAttempts"]), float(policy["IntervalSeconds"])
-    rate = float(policy.get("BackoffRate", 1.0))
-    waits = f"{interval:g} s" + (f", each wait x{rate:g}" if rate != 1 else "")
-    return f"{', '.join(policy['ExceptionType'])}: up to {attempts} retries, first after {waits}"
 
 
 # ------------------------------------------------------------------------------------------------- features
