@@ -93,3 +93,11 @@ def test_a_done_promote_banner_goes_once_it_no_longer_holds(
     store.save(records)  # prod serves a version rejected since: the green Done is gone, the warning is there
     shown = text_of(client.get("/endpoints").text)
     assert "Promote staging to prod: Done" not in shown and "which is Rejected" in shown
+
+
+def test_the_rejected_versions_page_says_it_still_serves(client: TestClient, operator_run: Workspace) -> None:
+    page = client.get("/registry/2")
+    assert 'id="rejected-serving"' in page.text
+    shown = text_of(page.text)
+    assert f"This version is Rejected but still serves on {operator_run.config.endpoint_name('prod')}" in shown
+    assert 'id="rejected-serving"' not in client.get("/registry/1").text
