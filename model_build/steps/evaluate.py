@@ -101,6 +101,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--max-seq-length", type=positive_int, default=128)
     parser.add_argument("--batch-size", type=positive_int, default=64)
     parser.add_argument("--seed", type=int, default=42, help="random_state of the TF-IDF baseline's model.")
+    parser.add_argument(
+        "--class-shares",
+        type=Path,
+        default=None,
+        help="The data check's report (data_check.json): the monitoring baseline weights each "
+        "class of the test split to its share of the data, as traffic comes; without it, as the split is.",
+    )
     return parser.parse_args(argv)
 
 
@@ -490,6 +497,8 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
     test = read_split(args.test_data, "test", args.max_seq_length)
     if args.train_data is not None:  # a bad train folder fails before the model's slow scoring
         split_files(args.train_data, "train")
+    if args.class_shares is not None:  # so does a missing data check report
+        data_class_shares(args.class_shares)
     with tempfile.TemporaryDirectory(prefix="model-") as workspace:
         model, tokenizer, sentiments = load_model(locate_model(args.model_path, Path(workspace)))
         predicted, confidence = predict_with_confidence(
@@ -572,6 +581,17 @@ def known_token_ids(folder: Path, name: str) -> set[int]:
     return known
 
 
+def data_class_shares(path: Path) -> dict[str, float]:
+    """Each sentiment's share of the labelled rows in the data check's report (``labels.by_sentiment``)."""
+    try:
+        by_sentiment = json.loads(path.read_text(encoding="utf-8"))["labels"]["by_sentiment"]
+        return {name: float(by_sentiment[name]["share"]) for name in drift.SENTIMENT_NAMES}
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise EvaluationInputError(
+            f"--class-shares {path}: no data check report with labels.by_sentiment shares ({error!r})"
+        ) from None
+
+
 def write_monitoring_baseline(
     args: argparse.Namespace,
     review_ids: Sequence[str],
@@ -580,7 +600,8 @@ def write_monitoring_baseline(
     confidence: Sequence[float],
     tokenizer: Any,
 ) -> Path | None:
-    """``monitoring-baseline/`` in the output: the test split's profile that monitoring compares traffic with.
+    """``monitoring-baseline/`` in the output: the test split's profile that monitoring compares traffic with,
+    each class weighted to its share of the data (``--class-shares``; :func:`drift.class_mixture`).
 
     Counted by :mod:`drift`, the module the monitoring job counts with, from the model's own tokenizer
     (saved beside it). "Unseen" tokens are those the train split never held (the test split's own, without
@@ -598,23 +619,27 @@ def write_monitoring_baseline(
     else:
         known, source = known_token_ids(args.test_data, "test"), "test split (no --train-data)"
     counter = drift.TokenCounter(Tokenizer.from_str(backend.to_str()), known, args.max_seq_length)
+    by_class = {name: drift.TextProfile() for name in drift.SENTIMENT_NAMES}  # by true class
+    truths = [features.SENTIMENT_NAMES[truth] for truth in y_true]
+    for name, profile in by_class.items():
+        counter.count([text for text, truth in zip(texts, truths, strict=True) if truth == name], profile)
+    for truth, sentiment, probability in zip(truths, y_pred, confidence, strict=True):
+        by_class[truth].add_prediction(features.SENTIMENT_NAMES[sentiment], probability)
+    label_counts = {name: by_class[name].reviews for name in drift.SENTIMENT_NAMES}
+    model: dict[str, Any] = {
+        "review_text": "review_body" if real_text else "decoded from truncated input_ids",
+        "test_reviews": len(texts),
+        "test_label_counts": label_counts,
+    }
     profile = drift.TextProfile()
-    counter.count(texts, profile)
-    for sentiment, probability in zip(y_pred, confidence, strict=True):
-        profile.add_prediction(features.SENTIMENT_NAMES[sentiment], probability)
-    label_counts = {name: 0 for name in drift.SENTIMENT_NAMES}
-    for sentiment in y_true:
-        label_counts[features.SENTIMENT_NAMES[sentiment]] += 1
-    baseline = drift.Baseline(
-        profile,
-        label_counts,
-        args.max_seq_length,
-        source,
-        model={
-            "review_text": "review_body" if real_text else "decoded from truncated input_ids",
-            "test_reviews": len(texts),
-        },
-    )
+    for part in by_class.values():
+        profile.merge(part)
+    if args.class_shares is not None:
+        shares = data_class_shares(args.class_shares)
+        profile, weights = drift.class_mixture(by_class, shares)
+        label_counts = {name: round(by_class[name].reviews * weights[name]) for name in drift.SENTIMENT_NAMES}
+        model |= {"weighted_to_class_shares": shares, "class_weights": weights}
+    baseline = drift.Baseline(profile, label_counts, args.max_seq_length, source, model=model)
     path = drift.write_baseline(args.output_data / drift.BASELINE_FOLDER, baseline, counter.tokenizer, known)
     logger.info(
         "monitoring baseline: %d reviews, %.1f%% truncated, %.2f%% unseen tokens, mean top probability %.3f; wrote %s",

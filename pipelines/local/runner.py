@@ -601,8 +601,8 @@ class LocalRunner:
         for result in results:
             verdict = "holds" if result["outcome"] else "FAILS"
             self._say(
-                f"  {result['check']}: {result['json_path']} = {parameters.render(result['left'])} "
-                f"{result['operator']} {parameters.render(result['right'])}: {verdict}"
+                f"  {result['check']}: {result['json_path']} = {parameters.shown(result['left'])} "
+                f"{result['operator']} {parameters.shown(result['right'])}: {verdict}"
             )
         self._end_step(execution, step, Status.SUCCEEDED)
         return condition.if_true if outcome else condition.if_false
@@ -690,7 +690,7 @@ class LocalRunner:
 
     def _message_part(self, execution: _Execution, part: Value | JsonValue | str) -> str:
         if isinstance(part, JsonValue):
-            return parameters.render(self._json_get(execution, part))
+            return parameters.shown(self._json_get(execution, part))
         return parameters.render(self._resolve(execution, part))
 
     # ------------------------------------------------------------------------------------ values

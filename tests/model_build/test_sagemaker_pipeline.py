@@ -481,6 +481,8 @@ def test_parameter_overrides_are_typed_and_checked():
         parse_parameter_overrides({"Epochs": "three"})
     with pytest.raises(ValueError, match="BalanceDataset is of type Boolean"):
         parse_parameter_overrides({"BalanceDataset": "maybe"})
+    with pytest.raises(ValueError, match=r"MinAccuracy=1\.5 is out of range: it must be from 0 to 1"):
+        parse_parameter_overrides({"MinAccuracy": "1.5"})  # refused before the pipeline is built or started
 
 
 def test_the_code_dir_carries_the_pinned_requirements(repo_root: Path):

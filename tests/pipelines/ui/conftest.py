@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.remote.webdriver import WebDriver
 from starlette.testclient import TestClient
 
 from pipelines.local.registry import Lineage, ModelRegistry
@@ -68,3 +72,24 @@ def run_client(pipeline_run: Workspace) -> Iterator[TestClient]:
 @pytest.fixture
 def made_up_client(made_up: Workspace) -> Iterator[TestClient]:
     yield from client_of(made_up)
+
+
+def executable(*names: str) -> str:
+    for name in names:
+        if found := shutil.which(name):
+            return found
+    pytest.fail(f"{' or '.join(names)} is not installed: `make browser` installs Chromium and its driver")
+
+
+@pytest.fixture
+def browser() -> Iterator[WebDriver]:
+    options = webdriver.ChromeOptions()
+    options.binary_location = executable("chromium", "chromium-browser")
+    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1400,1000"):
+        options.add_argument(argument)
+    driver = webdriver.Chrome(options=options, service=Service(executable_path=executable("chromedriver")))
+    driver.set_page_load_timeout(120)
+    try:
+        yield driver
+    finally:
+        driver.quit()
