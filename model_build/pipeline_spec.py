@@ -65,6 +65,9 @@ class Parameter:
     than at the step that uses it (locally, never: an instance type means nothing on this machine)."""
     pattern_description: str = ""
     """What ``pattern`` asks for, in words, for the error message."""
+    model_artifact: bool = False
+    """An ``s3://`` model artifact a step fetches itself rather than as a job input, because it may be empty
+    (the champion's): the local runner passes the local file that stands for the URI."""
 
     def default_for(self, local: bool) -> ParameterValue:
         return self.local_default if local and self.local_default is not None else self.default
@@ -443,6 +446,13 @@ ACCURACY_JSON_PATH = "metrics.accuracy.value"
 F1_MACRO_JSON_PATH = "metrics.f1_macro.value"
 BASELINE_MARGIN_JSON_PATH = "f1_macro_margin_over_best_baseline.value"
 """Written by ``evaluate.py``: the model's macro-F1 minus the best baseline's, on the same test split."""
+CHAMPION_CHECK_JSON_PATH = "champion_check.holds"
+CHAMPION_MESSAGE_JSON_PATH = "champion_check.message"
+"""Written by ``evaluate.py`` (``champion.py``): whether the model's macro-F1 minus the champion's reaches
+``MinChampionMargin`` (true without a champion), and that comparison in words."""
+CHAMPION_PARAMETER = "ChampionModelPackageArn"
+CHAMPION_URL_PARAMETER = "ChampionModelUrl"
+"""Filled in by the runners when an execution starts (:mod:`model_build.steps.champion` says what they mean)."""
 
 INSTANCE_TYPE_PATTERN = r"ml\.[a-z0-9]+(-[a-z0-9]+)*\.[a-z0-9]+"
 """A SageMaker instance type: ``ml.<family>.<size>`` (``ml.m5.large``, ``ml.g5.2xlarge``, ``ml.p4d.24xlarge``)."""
@@ -574,6 +584,27 @@ PARAMETERS: tuple[Parameter, ...] = (
         "must reach this; negative: how far below the best cheap baseline a model may fall.",
     ),
     Parameter(
+        "MinChampionMargin",
+        "Float",
+        0.0,
+        "The model's test macro-F1 minus the champion's (the version production serves, else the newest "
+        "Approved one, scored on the same test split) must reach this; 0: not worse. No champion: holds.",
+    ),
+    Parameter(
+        CHAMPION_PARAMETER,
+        "String",
+        "",
+        "The champion's model package ARN. `pipelines run` fills it in at start (the version the prod endpoint "
+        "serves, else the newest Approved one); 'none': no champion. Empty at evaluation: no champion.",
+    ),
+    Parameter(
+        CHAMPION_URL_PARAMETER,
+        "String",
+        "",
+        f"The champion's model.tar.gz (its ModelDataUrl); filled in with {CHAMPION_PARAMETER}.",
+        model_artifact=True,
+    ),
+    Parameter(
         "ModelApprovalStatus",
         "String",
         "PendingManualApproval",
@@ -677,7 +708,7 @@ PIPELINE = PipelineSpec(
         ),
         ProcessingStep(
             name=EVALUATE,
-            description="Score the test split against baselines; write evaluation.json and the confusion matrix.",
+            description="Score the test split against the baselines and the champion; write evaluation.json.",
             script="evaluate.py",
             instance_type=Param("ProcessingInstanceType"),
             inputs=(
@@ -693,12 +724,15 @@ PIPELINE = PipelineSpec(
                 "--seed": Param("Seed"),
                 "--output-data": f"{PROCESSING_OUTPUT}/evaluation",
                 "--max-seq-length": Param("MaxSeqLength"),
+                "--champion-model-package-arn": Param(CHAMPION_PARAMETER),
+                "--champion-model-url": Param(CHAMPION_URL_PARAMETER),
+                "--min-champion-margin": Param("MinChampionMargin"),
             },
             property_files=(PropertyFile(EVALUATION_REPORT, "evaluation", EVALUATION_FILE),),
         ),
         ConditionStep(
             name=CHECK,
-            description="The quality gate: accuracy, macro-F1, and macro-F1 above the best baseline's.",
+            description="The quality gate: accuracy, macro-F1, the margins over the best baseline and the champion.",
             checks=(
                 Check(
                     "accuracy",
@@ -717,6 +751,14 @@ PIPELINE = PipelineSpec(
                     JsonValue(EVALUATE, EVALUATION_REPORT, BASELINE_MARGIN_JSON_PATH),
                     ">=",
                     Param("MinBaselineMargin"),
+                ),
+                # The evaluation compares with MinChampionMargin (it is one of its arguments): "no champion"
+                # holds, and a null margin is no number a SageMaker condition could compare.
+                Check(
+                    "not worse than the champion",
+                    JsonValue(EVALUATE, EVALUATION_REPORT, CHAMPION_CHECK_JSON_PATH),
+                    "==",
+                    True,
                 ),
             ),
             if_true=(REGISTER,),
@@ -760,7 +802,9 @@ PIPELINE = PipelineSpec(
                 JsonValue(EVALUATE, EVALUATION_REPORT, BASELINE_MARGIN_JSON_PATH),
                 " (MinBaselineMargin ",
                 Param("MinBaselineMargin"),
-                ").",
+                "); champion: ",
+                JsonValue(EVALUATE, EVALUATION_REPORT, CHAMPION_MESSAGE_JSON_PATH),
+                ".",
             ),
         ),
     ),
