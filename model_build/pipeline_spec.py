@@ -452,7 +452,9 @@ CHAMPION_MESSAGE_JSON_PATH = "champion_check.message"
 ``MinChampionMargin`` (true without a champion), and that comparison in words."""
 CHAMPION_PARAMETER = "ChampionModelPackageArn"
 CHAMPION_URL_PARAMETER = "ChampionModelUrl"
-"""Filled in by the runners when an execution starts (:mod:`model_build.steps.champion` says what they mean)."""
+CHAMPION_PARAMETERS = (CHAMPION_PARAMETER, CHAMPION_URL_PARAMETER)
+"""Filled in by the runners when an execution starts (:mod:`model_build.steps.champion` says what they mean):
+a rerun with an earlier execution's parameters leaves them out, so that it is compared with today's champion."""
 
 INSTANCE_TYPE_PATTERN = r"ml\.[a-z0-9]+(-[a-z0-9]+)*\.[a-z0-9]+"
 """A SageMaker instance type: ``ml.<family>.<size>`` (``ml.m5.large``, ``ml.g5.2xlarge``, ``ml.p4d.24xlarge``)."""

@@ -39,6 +39,7 @@ QUICK = [
     f"--param={p}"
     for p in (
         "Epochs=1", "MaxSeqLength=64", "MinAccuracy=0", "MinF1Macro=0", "MinBaselineMargin=-1",
+        "MinChampionMargin=-1",
         # a test split of a few hundred reviews: a baseline of 40 makes any window's length shares noisy
         "TrainSplitPercentage=0.5", "ValidationSplitPercentage=0.1", "TestSplitPercentage=0.4",
     )
