@@ -204,6 +204,7 @@ class LocalRunner:
 
         config = self.workspace.config
         group = config.model_package_group_name
+        found: Champion | None
         with ModelRegistry(self.workspace.registry_path, config.region) as registry:
             if arn:
                 package = registry.by_arn(group, arn)
