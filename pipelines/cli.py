@@ -336,7 +336,7 @@ def _print_registered(record: ExecutionRecord, workspace: Workspace) -> None:
     print(f"  {package.arn}")
     print(f"  metrics     {_metrics_line(package)}")
     if (champion := package.champion()) is not None:
-        print(f"  champion    {champion['outcome']}: {champion['message']}")
+        print(f"  champion    {champion['message']}")
     print(f"  data check  {_data_check_line(package)}")
     print(f"  model       {workspace.local_path(package.model_data_url)}")
     for picture in record.pictures(workspace):

@@ -158,7 +158,7 @@ def compare(
     name = entry.get("model_package_arn") or entry.get("model_url")
     message = (
         f"macro-F1 {f1:.4f} vs the champion's {champion_f1:.4f} ({name}): margin {margin:+.4f} "
-        f"{'>=' if holds else '<'} MinChampionMargin {min_margin:+.4f}"
+        f"{'>=' if holds else '<'} MinChampionMargin {min_margin:+.4f}; the check {HOLDS if holds else FAILS}"
     )
     return {
         CHAMPION_MARGIN_JSON_KEY: {"value": margin},

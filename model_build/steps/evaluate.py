@@ -599,7 +599,7 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
             report[MARGIN_JSON_KEY]["value"],
         )
     check = report[champion.CHAMPION_CHECK_JSON_KEY]
-    logger.info("champion check %s: %s", check["outcome"], check["message"])
+    logger.info("champion: %s", check["message"])
     return report
 
 
