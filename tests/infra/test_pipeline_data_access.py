@@ -347,6 +347,20 @@ def test_every_place_a_job_reads_is_granted_to_its_steps_role(
         assert all(readable(policy, place) for policy in step_policies.values()), place
 
 
+def test_the_evaluation_role_may_download_the_champions_model(
+    default_app: SynthesizedApp, step_policies: dict[str, Policy], buckets: dict[str, str]
+) -> None:
+    """The champion is no job input (it may be absent): evaluate.py downloads the ``ChampionModelUrl`` the CLI
+    passes, a model a training job of this pipeline wrote, with the evaluation role's own grants."""
+    from model_build.storage_layout import models_prefix
+
+    champion = f"{models_prefix(default_app.config)}/TrainModel-abc123/output/model.tar.gz"
+    evaluation = step_policies[ps.EVALUATE]
+    assert evaluation.may_read(buckets["artifacts"], champion)
+    for action in MUTATING_S3_ACTIONS:
+        assert not evaluation.may(action, buckets["artifacts"], champion), action
+
+
 def test_raw_reviews_are_read_only_and_read_only_by_the_steps_that_read_them(
     default_app: SynthesizedApp,
     buckets: dict[str, str],
