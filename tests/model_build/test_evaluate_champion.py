@@ -33,9 +33,13 @@ def always(model_dir: Path, sentiment: str, folder: Path) -> Path:
 
     shutil.copytree(model_dir, folder)
     model = AutoModelForSequenceClassification.from_pretrained(folder)
+    head = getattr(
+        model.classifier, "out_proj", model.classifier
+    )  # RoBERTa's head has two layers, BERT's one
     with torch.no_grad():
-        model.classifier.out_proj.bias.fill_(-50.0)
-        model.classifier.out_proj.bias[model.config.label2id[sentiment]] = 50.0
+        head.weight.zero_()
+        head.bias.fill_(-50.0)
+        head.bias[model.config.label2id[sentiment]] = 50.0
     model.save_pretrained(folder)
     return folder
 
@@ -177,3 +181,29 @@ def test_the_comparison_without_a_model() -> None:
     assert champion.compare(scores(0.7), named, 0.0)["champion_check"]["holds"] is True
     assert champion.compare(scores(0.75), named, 0.1)["champion_check"]["holds"] is False
     assert champion.compare(scores(0.0), champion.no_champion("none yet"), 0.5)["champion_check"]["holds"]
+
+
+def test_a_champion_with_another_tokenizer_reads_the_review_text_tokenized_its_own_way(
+    models: dict[str, Path],
+    test_split: Path,
+    tmp_path: Path,
+    minilm_dir: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A champion fine-tuned from another model (the bundled MiniLM, against the tiny RoBERTa's ids in the
+    split) must not read ids of a vocabulary it does not know: it gets ``review_body`` through its own tokenizer."""
+    import logging
+
+    minilm = always(labelled_model(minilm_dir, tmp_path / "minilm-labelled"), "1", tmp_path / "minilm")
+    with caplog.at_level(logging.INFO, logger="evaluate"):
+        report = run(
+            models["negative"], test_split, tmp_path / "out",
+            "--champion-model-package-arn", ARN, "--champion-model-url", str(minilm),
+        )  # fmt: skip
+    assert "tokenized again" in caplog.text
+    scored = report["champion"]
+    assert (
+        scored["per_class"]["positive"]["recall"] == 1.0
+        and scored["examples"] == report["metrics"]["examples"]
+    )
+    assert report["champion_check"]["holds"] is False
