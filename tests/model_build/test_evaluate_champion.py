@@ -70,6 +70,11 @@ def test_split(tmp_path_factory: pytest.TempPathFactory, sample_csv: Path, tiny_
     return write_splits(tmp_path_factory.mktemp("splits"), sample_csv, tiny_roberta_dir, limit=400)["test"]
 
 
+def named(url: Path) -> tuple[str, ...]:
+    """The arguments that name a champion: its version's ARN and its model."""
+    return ("--champion-model-package-arn", ARN, "--champion-model-url", str(url))
+
+
 def run(model: Path, test_split: Path, output: Path, *champion_args: str) -> dict[str, Any]:
     code = evaluate.main(
         ["--model-path", str(model), "--test-data", str(test_split), "--output-data", str(output),
@@ -108,10 +113,7 @@ def test_no_champion_holds_and_the_report_says_why(
 def test_a_challenger_worse_than_the_champion_fails_the_check(
     models: dict[str, Path], test_split: Path, tmp_path: Path
 ) -> None:
-    report = run(
-        models["negative"], test_split, tmp_path / "out",
-        "--champion-model-package-arn", ARN, "--champion-model-url", str(models["positive.tar.gz"]),
-    )  # fmt: skip
+    report = run(models["negative"], test_split, tmp_path / "out", *named(models["positive.tar.gz"]))
     challenger, scored = report["metrics"], report["champion"]
     positives = scored["per_class"]["positive"]["support"] / scored["examples"]
     assert scored["f1_macro"]["value"] == pytest.approx(2 * positives / (1 + positives) / 3)
@@ -131,15 +133,12 @@ def test_a_challenger_better_than_the_champion_holds_and_a_demanded_margin_can_f
     models: dict[str, Path], test_split: Path, tmp_path: Path
 ) -> None:
     # The champion as a saved folder (a local path, as the local runner hands it over) works like an archive.
-    report = run(
-        models["positive"], test_split, tmp_path / "better",
-        "--champion-model-package-arn", ARN, "--champion-model-url", str(models["negative"]),
-    )  # fmt: skip
+    report = run(models["positive"], test_split, tmp_path / "better", *named(models["negative"]))
     margin = report["f1_macro_margin_over_champion"]["value"]
     assert margin > 0 and at(report, CHAMPION_CHECK_JSON_PATH) is True
 
     # The same model as its own champion: a margin of exactly 0, which 0 accepts and 0.01 does not.
-    same = ("--champion-model-package-arn", ARN, "--champion-model-url", str(models["positive.tar.gz"]))
+    same = named(models["positive.tar.gz"])
     tie = run(models["positive"], test_split, tmp_path / "tie", *same)
     assert tie["f1_macro_margin_over_champion"]["value"] == 0.0 and tie["champion_check"]["holds"] is True
     assert {k: v for k, v in tie["champion"].items() if k in tie["metrics"]} == tie["metrics"]
@@ -154,10 +153,7 @@ def test_a_champion_that_cannot_be_fetched_or_has_no_model_url_fails_clearly(
 ) -> None:
     base = ["--model-path", str(models["positive"]), "--test-data", str(test_split)]
     missing = tmp_path / "gone.tar.gz"
-    code = evaluate.main(
-        [*base, "--output-data", str(tmp_path / "a"), "--champion-model-package-arn", ARN,
-         "--champion-model-url", str(missing)]
-    )  # fmt: skip
+    code = evaluate.main([*base, "--output-data", str(tmp_path / "a"), *named(missing)])
     assert code == 2
     assert (
         f"the champion {ARN} cannot be scored" in caplog.text
@@ -196,10 +192,7 @@ def test_a_champion_with_another_tokenizer_reads_the_review_text_tokenized_its_o
 
     minilm = always(labelled_model(minilm_dir, tmp_path / "minilm-labelled"), "1", tmp_path / "minilm")
     with caplog.at_level(logging.INFO, logger="evaluate"):
-        report = run(
-            models["negative"], test_split, tmp_path / "out",
-            "--champion-model-package-arn", ARN, "--champion-model-url", str(minilm),
-        )  # fmt: skip
+        report = run(models["negative"], test_split, tmp_path / "out", *named(minilm))
     assert "tokenized again" in caplog.text
     scored = report["champion"]
     assert (

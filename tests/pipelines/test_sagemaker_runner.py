@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import datetime
 
 import boto3
@@ -64,24 +64,32 @@ def expect_upsert_and_start(stubber: Stubber, parameters: list[dict[str, str]] |
         },
     )
     expect_no_champion(stubber)
-    # The runner adds the digest of the input data (see test_the_start_carries_the_input_datas_fingerprint).
+    expect_start(stubber, parameters or [])
+
+
+def expect_start(
+    stubber: Stubber, given: Sequence[dict[str, str]], after: Sequence[dict[str, str]] = ()
+) -> None:
+    """The start, with the ``given`` parameters, then the digest of the input data the runner adds (see
+    test_the_start_carries_the_input_datas_fingerprint), then ``after`` (the champion, when there is one)."""
     fingerprint = {"Name": "InputDataFingerprint", "Value": ANY}
-    start = {
-        "PipelineName": load_config().pipeline_name,
-        "PipelineParameters": [*(parameters or []), fingerprint],
-    }
+    start = {"PipelineName": load_config().pipeline_name, "PipelineParameters": [*given, fingerprint, *after]}
     stubber.add_response("start_pipeline_execution", {"PipelineExecutionArn": EXECUTION_ARN}, start)
 
 
 def expect_no_champion(stubber: Stubber) -> None:
     """No prod endpoint, no approved version: the champion lookup the runner does before it starts."""
+    expect_no_prod_endpoint(stubber)
+    stubber.add_response("list_model_packages", {"ModelPackageSummaryList": []}, LIST_APPROVED)
+
+
+def expect_no_prod_endpoint(stubber: Stubber) -> None:
     stubber.add_client_error(
         "describe_endpoint",
         service_error_code="ValidationException",
         service_message=f"Could not find endpoint {PROD_ENDPOINT}.",
         expected_params={"EndpointName": PROD_ENDPOINT},
     )
-    stubber.add_response("list_model_packages", {"ModelPackageSummaryList": []}, LIST_APPROVED)
 
 
 def expect_package(stubber: Stubber, arn: str, url: str) -> None:
@@ -152,14 +160,7 @@ def test_run_updates_an_existing_pipeline(aws, sagemaker):
         },
     )
     expect_no_champion(stubber)
-    stubber.add_response(
-        "start_pipeline_execution",
-        {"PipelineExecutionArn": EXECUTION_ARN},
-        {
-            "PipelineName": load_config().pipeline_name,
-            "PipelineParameters": [{"Name": "InputDataFingerprint", "Value": ANY}],
-        },
-    )
+    expect_start(stubber, [])
     assert sagemaker_runner.run_on_sagemaker({}, wait=False, boto_session=aws, sagemaker_client=client) == 0
 
 
@@ -204,29 +205,18 @@ def test_the_start_names_the_version_prod_serves_as_the_champion(aws, sagemaker,
     )
     url = "s3://test-artifacts/build/models/job-3/output/model.tar.gz"
     expect_package(stubber, f"{PACKAGE}3", url)
-    stubber.add_response(
-        "start_pipeline_execution",
-        {"PipelineExecutionArn": EXECUTION_ARN},
-        {
-            "PipelineName": load_config().pipeline_name,
-            "PipelineParameters": [
-                {"Name": "InputDataFingerprint", "Value": ANY},
-                {"Name": "ChampionModelPackageArn", "Value": f"{PACKAGE}3"},
-                {"Name": "ChampionModelUrl", "Value": url},
-            ],
-        },
-    )
+    champion = [
+        {"Name": "ChampionModelPackageArn", "Value": f"{PACKAGE}3"},
+        {"Name": "ChampionModelUrl", "Value": url},
+    ]
+    expect_start(stubber, [], champion)
     assert sagemaker_runner.run_on_sagemaker({}, wait=False, boto_session=aws, sagemaker_client=client) == 0
     assert f"Champion: {PACKAGE}3 (served by {PROD_ENDPOINT}), model {url}" in capsys.readouterr().out
 
 
 def test_without_prod_the_newest_approved_version_is_the_champion_and_none_means_none(aws, sagemaker):
     client, stubber = sagemaker
-    stubber.add_client_error(
-        "describe_endpoint",
-        service_error_code="ValidationException",
-        service_message=f"Could not find endpoint {PROD_ENDPOINT}.",
-    )
+    expect_no_prod_endpoint(stubber)
     summaries = [
         {
             "ModelPackageArn": f"{PACKAGE}{version}",

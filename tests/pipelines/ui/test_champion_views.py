@@ -15,9 +15,8 @@ from typing import Any
 import pytest
 
 from pipelines import cli
-from pipelines.local.registry import Lineage, ModelRegistry
 from pipelines.local.workspace import Workspace
-from tests.pipelines.ui.conftest import METRICS, client_of
+from tests.pipelines.ui.conftest import METRICS, client_of, made_up_versions
 from tests.pipelines.ui.test_app import text_of
 
 
@@ -33,40 +32,24 @@ def with_champion(check: dict[str, Any], champion_f1: float | None, arn: str | N
 def workspace(tmp_path: Path) -> Workspace:
     """Version 1 evaluated with no champion, version 2 better than version 1, version 3 worse (it holds only
     because the gate was opened), version 4 evaluated before the champion check existed."""
-    workspace = Workspace.open(tmp_path / "run")
-    group = workspace.config.model_package_group_name
-    lineage = Lineage(
-        "20260101T000000-abcdef", "arn:e", {}, "data/reviews_sample.csv", "0" * 64, "1" * 64, None
-    )
-    with ModelRegistry(workspace.registry_path, workspace.config.region) as registry:
-        first = registry.arn(group, 1)
-        reports = [
-            with_champion(
-                {"holds": True, "outcome": "no champion", "min_margin": 0.0,
-                 "message": "no champion: no version serves production and none is approved yet; the check holds"},
-                None, None,
-            ),
-            with_champion(
-                {"holds": True, "outcome": "holds", "min_margin": 0.0, "margin": 0.05, "message": "better"},
-                0.70, first,
-            ),
-            with_champion(
-                {"holds": False, "outcome": "fails", "min_margin": 0.0, "margin": -0.0321, "message": "worse"},
-                0.7821, first,
-            ),
-            METRICS,
-        ]  # fmt: skip
-        for report in reports:
-            registry.register(
-                group,
-                f"s3://{workspace.artifacts_bucket}/models/model.tar.gz",
-                lineage,
-                content_types=["application/json"],
-                response_types=["application/json"],
-                inference_instance_types=["ml.m5.large"],
-                metrics=report,
-            )
-    return workspace
+    first = "arn:aws:sagemaker:us-east-1:000000000000:model-package/review-sentiment-dev-models/1"
+    reports = [
+        with_champion(
+            {"holds": True, "outcome": "no champion", "min_margin": 0.0,
+             "message": "no champion: no version serves production and none is approved yet; the check holds"},
+            None, None,
+        ),
+        with_champion(
+            {"holds": True, "outcome": "holds", "min_margin": 0.0, "margin": 0.05, "message": "better"},
+            0.70, first,
+        ),
+        with_champion(
+            {"holds": False, "outcome": "fails", "min_margin": 0.0, "margin": -0.0321, "message": "worse"},
+            0.7821, first,
+        ),
+        METRICS,
+    ]  # fmt: skip
+    return made_up_versions(tmp_path / "run", reports)
 
 
 def test_registry_list_and_describe_show_the_champion_comparison(
