@@ -5,8 +5,9 @@ SageMaker Processing runs it as ``python3 preprocess.py --args`` with the raw fi
 folders. Outputs, one subfolder each (the pipeline's processing outputs)::
 
     train/ validation/ test/   <input-stem>-<8 hex>.parquet   review_id, sentiment, label_id, input_ids,
-                                                              attention_mask, review_body, date, split_type
-    features/                  <input-stem>-<8 hex>.parquet   the Feature Store records (features.FEATURE_NAMES)
+                                                              attention_mask, review_body, split_type
+    features/                  <input-stem>-<8 hex>.parquet   the Feature Store records (features.FEATURE_NAMES),
+                                                              with the run's event time (``date``)
     rejects/                   <input-stem>-<8 hex>.csv       every dropped row unchanged + reject_reason,
                                                               source_file, source_row
                                summary-<8 hex>.json           the counts printed at the end (one per instance)
@@ -133,11 +134,14 @@ SPLIT_SCHEMA = pa.schema(
         ("input_ids", pa.list_(pa.int32())),
         ("attention_mask", pa.list_(pa.int32())),
         ("review_body", pa.string()),
-        ("date", pa.string()),
         ("split_type", pa.string()),
     ]
 )
-"""The train/validation/test files. Sequences are not padded: training pads each batch to its longest."""
+"""The train/validation/test files. Sequences are not padded: training pads each batch to its longest.
+
+No wall-clock value: the same input, parameters and seed give the same files byte for byte, so training's
+inputs (and its cache key) do not change when the same data is processed again. The event time belongs to
+the Feature Store records only."""
 
 _ARROW_TYPES = {"Integral": pa.int64(), "Fractional": pa.float64(), "String": pa.string()}
 FEATURE_SCHEMA = pa.schema([(f.name, _ARROW_TYPES[f.type]) for f in features.FEATURE_DEFINITIONS])
@@ -1088,7 +1092,7 @@ def write_kept(
     kept: KeptRows, tokenizing: Future[Tokenized], stem: str, writers: ChunkWriters, shared: SecondPass
 ) -> None:
     """Write a chunk's kept rows, once tokenized, into the split and feature files, and put its records."""
-    table = kept_table(kept, tokenizing.result(), shared.date)
+    table = kept_table(kept, tokenizing.result())
     for split in SPLIT_OUTPUTS:
         part = table.filter(pc.equal(table["split_type"], split))
         writers.write(shared.output / split / f"{stem}.parquet", part)
@@ -1096,7 +1100,7 @@ def write_kept(
         shared.counts.by_split[split].update(
             {_sentiment_name(label): int(count) for label, count in enumerate(by_label) if count}
         )
-    records = feature_records(table)
+    records = feature_records(table, shared.date)
     writers.write(shared.output / FEATURES / f"{stem}.parquet", records)
     if shared.ingestor:
         shared.ingestor.ingest(records)
@@ -1106,7 +1110,7 @@ def write_kept(
 SENTIMENT_BY_LABEL = np.array([features.SENTIMENT_BY_LABEL_ID[label] for label in range(3)], dtype=np.int64)
 
 
-def kept_table(kept: KeptRows, tokens: Tokenized, date: str) -> pa.Table:
+def kept_table(kept: KeptRows, tokens: Tokenized) -> pa.Table:
     """The kept rows of a chunk in the split files' schema, with their tokens."""
     return pa.Table.from_arrays(
         [
@@ -1116,7 +1120,6 @@ def kept_table(kept: KeptRows, tokens: Tokenized, date: str) -> pa.Table:
             tokens.lists(),
             tokens.ones(),
             pa.array(kept.texts, pa.string()),
-            pa.array([date] * kept.ids.size, pa.string()),
             pa.array(np.array(SPLIT_OUTPUTS, dtype=object)[kept.splits].tolist(), pa.string()),
         ],
         schema=SPLIT_SCHEMA,
@@ -1132,10 +1135,12 @@ def json_lists(lists: pa.ChunkedArray) -> pa.ChunkedArray:
     return pc.binary_join_element_wise("[", joined, "]", "")
 
 
-def feature_records(table: pa.Table) -> pa.Table:
-    """The Feature Store records of kept rows: ``input_ids`` as a JSON list string."""
-    columns = {name: table[name] for name in features.FEATURE_NAMES if name != "input_ids"}
+def feature_records(table: pa.Table, event_time: str) -> pa.Table:
+    """The Feature Store records of kept rows: ``input_ids`` as a JSON list string, the run's event time."""
+    special = {"input_ids", features.EVENT_TIME}
+    columns = {name: table[name] for name in features.FEATURE_NAMES if name not in special}
     columns["input_ids"] = json_lists(table["input_ids"])
+    columns[features.EVENT_TIME] = pa.array([event_time] * table.num_rows, pa.string())
     return pa.table({name: columns[name] for name in features.FEATURE_NAMES}, schema=FEATURE_SCHEMA)
 
 

@@ -621,10 +621,12 @@ def train(args: argparse.Namespace) -> list[EpochResult]:
     check_serving_code(args.code_dir)
     train_split = read_split(args.train_data, "train", args.max_seq_length)
     validation_split = read_split(args.validation_data, "validation", args.max_seq_length)
+    # Before the model is built: its new classifier head is drawn from the global generator, which torch
+    # seeds at random in every process.
+    set_seed(args.seed)
     model, tokenizer = load_model_and_tokenizer(args.pretrained_model)
     check_token_ids((train_split, validation_split), model.config.vocab_size, args.pretrained_model)
 
-    set_seed(args.seed)
     device = setup_device(dist_env)
     if args.freeze_bert_layer:
         freeze_base_model(model)

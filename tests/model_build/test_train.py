@@ -144,6 +144,26 @@ def test_trains_under_the_container_contract(
     assert not (tmp_path / "other-model").exists()
 
 
+def test_identical_runs_give_identical_weights_and_metrics(
+    tmp_path: Path, splits: dict[str, Path], tiny_roberta_dir: Path
+) -> None:
+    """Same splits, hyperparameters and seed -> the same model, bit for bit, on CPU: a gate decision is not luck."""
+    outcomes = []
+    for attempt in ("first", "second"):
+        env = container_env(tmp_path / attempt, splits)
+        steps = {"epochs": 2, "train-steps-per-epoch": 4, "validation-steps-per-epoch": 2}
+        result = run_script(hyperparameters(tiny_roberta_dir, **steps), env)
+        assert result.returncode == 0, result.stderr[-3000:]
+        report = json.loads((tmp_path / attempt / "output" / "data" / train.METRICS_FILE).read_text())
+        epochs = [{k: v for k, v in epoch.items() if "second" not in k} for epoch in report["epochs"]]
+        weights = (tmp_path / attempt / "model" / "model.safetensors").read_bytes()
+        outcomes.append((parse_metrics(result.stdout), epochs, weights))
+    (first_lines, first_epochs, first_weights), (second_lines, second_epochs, second_weights) = outcomes
+    assert first_lines == second_lines
+    assert first_epochs == second_epochs
+    assert first_weights == second_weights, "the same run gave other weights"
+
+
 def test_two_processes_train_data_parallel(
     tmp_path: Path, splits: dict[str, Path], tiny_roberta_dir: Path
 ) -> None:
