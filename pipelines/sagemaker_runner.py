@@ -163,6 +163,9 @@ def with_champion(
     if arn.lower() == NO_CHAMPION:
         out(f"Champion: none ({CHAMPION_PARAMETER}=none): the champion check holds without one")
         return {**result, CHAMPION_URL_PARAMETER: ""}
+    if not arn and result.get(CHAMPION_URL_PARAMETER):
+        out(f"Champion: the model {result[CHAMPION_URL_PARAMETER]} ({CHAMPION_URL_PARAMETER}, no version)")
+        return result
     endpoint = config.endpoint_name(STAGES[-1])
     try:
         reason = f"named by {CHAMPION_PARAMETER}"

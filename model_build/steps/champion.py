@@ -58,9 +58,8 @@ class ChampionArguments:
         if self.model_package_arn.lower() == NO_CHAMPION:
             return "no champion: ChampionModelPackageArn=none (run without one on purpose)"
         return (
-            "no champion: no version serves production and none is approved yet"
-            if not self.model_package_arn
-            else f"no champion: {self.model_package_arn} came without a ChampionModelUrl"
+            "no champion: none named (no version serves production and none is approved yet, or the "
+            "execution was started without `pipelines run`, which names it)"
         )
 
 

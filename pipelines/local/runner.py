@@ -191,7 +191,8 @@ class LocalRunner:
         Resolved once, at the start, and recorded with the execution's parameters: the run says which
         version it was compared with, and the evaluation's cache key changes when the champion does. Empty
         means find it (what prod serves, else the newest Approved version); ``none`` means go without; an
-        ARN names a version of this registry, whose model is used unless ``ChampionModelUrl`` is given.
+        ARN names a version of this registry, whose model is used unless ``ChampionModelUrl`` is given; a
+        ``ChampionModelUrl`` alone is a model to compare with that is no registered version.
         """
         if CHAMPION_PARAMETER not in self.spec.parameter_names:
             return values
@@ -199,6 +200,11 @@ class LocalRunner:
         if arn.lower() == NO_CHAMPION:
             self._say(f"Champion: none ({CHAMPION_PARAMETER}=none): the champion check holds without one")
             return {**values, CHAMPION_PARAMETER: NO_CHAMPION, CHAMPION_URL_PARAMETER: ""}
+        if not arn and values[CHAMPION_URL_PARAMETER]:
+            self._say(
+                f"Champion: the model {values[CHAMPION_URL_PARAMETER]} ({CHAMPION_URL_PARAMETER}, no version)"
+            )
+            return values
         from model_deploy.local.state import EndpointStore
         from model_deploy.stage_config import STAGES
 

@@ -134,6 +134,11 @@ def test_none_or_a_named_version_overrides_and_an_unknown_one_is_refused(
     assert recorded[ps.CHAMPION_URL_PARAMETER] == "" and seen["arn"] == "none"
     recorded, seen = run(workspace, repo, **{ps.CHAMPION_PARAMETER: first})
     assert seen["content"] == "first"
+    # A model alone (no registered version), as a local file: compared with as it is.
+    other = workspace.root / "elsewhere.tar.gz"
+    other.write_text("elsewhere")
+    recorded, seen = run(workspace, repo, **{ps.CHAMPION_URL_PARAMETER: str(other)})
+    assert seen == {"arn": "", "url": str(other), "content": "elsewhere"}
     missing = first.rsplit("/", 1)[0] + "/9"
     with pytest.raises(ValueError, match=r"no such version .* 'none' runs without a champion"):
         LocalRunner(workspace, probe_spec(), repo_root=repo, console=io.StringIO()).run(

@@ -143,7 +143,7 @@ def test_a_majority_class_model_clears_accuracy_but_not_the_gate(
     for threshold in ("(MinAccuracy 0.5)", "(MinF1Macro 0.5)", "(MinBaselineMargin -0.1)"):
         assert threshold in reason
     assert f"macro-F1 {report['metrics']['f1_macro']['value']}" in reason
-    assert "champion: no champion: no version serves production" in reason
+    assert "champion: no champion: none named (no version serves production" in reason
     with ModelRegistry(workspace.registry_path, workspace.config.region) as registry:
         assert registry.list(workspace.config.model_package_group_name) == []
 

@@ -244,6 +244,8 @@ def test_without_prod_the_newest_approved_version_is_the_champion_and_none_means
     assert none == {"ChampionModelPackageArn": "none", "ChampionModelUrl": ""}
     given = {"ChampionModelPackageArn": f"{PACKAGE}1", "ChampionModelUrl": "s3://b/1/model.tar.gz"}
     assert sagemaker_runner.with_champion(given, client, config, lines.append) == given
+    model_only = {"ChampionModelUrl": "s3://b/elsewhere/model.tar.gz"}
+    assert sagemaker_runner.with_champion(model_only, client, config, lines.append) == model_only
 
 
 def test_a_champion_that_cannot_be_looked_up_stops_the_start_and_says_what_to_do(aws, sagemaker):
