@@ -4,8 +4,8 @@ Two runners read this description and nothing else: ``model_build.sagemaker_pipe
 SageMaker Pipeline (SDK v3), and ``pipelines.local`` runs the same steps as subprocesses under the container
 contract. It is plain data with no SageMaker import, so the local mode stays fast and offline.
 
-A pipeline is one ordered tuple of steps of five kinds (:data:`Step`): processing, training, condition,
-register and fail. Each runner maps a step's ``kind`` to one handler, so a new kind is one handler per runner
+A pipeline is one ordered tuple of steps of six kinds (:data:`Step`): processing, training, tuning (a training
+step that may search its hyperparameters), condition, register and fail. Each runner maps a step's ``kind`` to one handler, so a new kind is one handler per runner
 and a new step of a known kind is a few lines here. A condition names the steps of each branch; those steps
 run only when their branch is taken (on SageMaker they are nested in the ``ConditionStep``), every other step
 always runs, in order. What a step needs beyond its data is declared on it: the Feature Store
@@ -272,6 +272,71 @@ class TrainingStep:
         return (*self.channels.values(), *self.hyperparameters.values())
 
 
+@dataclass(frozen=True)
+class SearchRange:
+    """One hyperparameter a tuning search varies: SageMaker's ``ParameterRanges`` entry, and Optuna's."""
+
+    hyperparameter: str
+    """A key of the training step's ``hyperparameters`` (the ``--name`` the script reads)."""
+    kind: Literal["Continuous", "Integer", "Categorical"]
+    low: float = 0.0
+    high: float = 0.0
+    values: tuple[str, ...] = ()
+    """Categorical only: the values, as the script receives them."""
+    scaling: Literal["Linear", "Logarithmic"] = "Linear"
+
+    def __post_init__(self) -> None:
+        if self.kind == "Categorical":
+            if not self.values or self.low or self.high:
+                raise ValueError(f"{self.hyperparameter}: a categorical range takes values, not low/high")
+        elif not self.low < self.high or self.values:
+            raise ValueError(f"{self.hyperparameter}: a {self.kind} range needs low < high and no values")
+        if self.scaling == "Logarithmic" and (self.kind == "Categorical" or self.low <= 0):
+            raise ValueError(f"{self.hyperparameter}: a logarithmic range needs a numeric low above 0")
+
+
+@dataclass(frozen=True)
+class TuningStep(TrainingStep):
+    """A training step that may search its hyperparameters: SageMaker's ``TuningStep``, Optuna locally.
+
+    With ``max_jobs`` 0 it is a plain training step. Otherwise each trial is a training job under the same
+    contract, with the ``ranges`` drawn by the search; the step's ``model`` is the best trial's (highest
+    ``objective``, a name of ``metric_definitions``), so every later step reads it as before. On SageMaker
+    whether the step tunes is decided when the definition is built (its ``max_jobs`` value there), since a
+    step's kind cannot change with an execution's parameters; ``max_jobs`` then sets how many jobs run.
+    """
+
+    objective: str = ""
+    ranges: tuple[SearchRange, ...] = ()
+    max_jobs: Value = 0
+    max_parallel_jobs: Value = 1
+    random_seed: Value = 0
+    """The search's seed (SageMaker's ``RandomSeed``, Optuna's sampler seed): the same trials again."""
+    early_stopping: bool = True
+    """SageMaker's ``TrainingJobEarlyStoppingType=Auto``: stop trials that trail the others' curves."""
+    kind: ClassVar[str] = "Tuning"
+
+    def __post_init__(self) -> None:
+        names = dict(self.metric_definitions)
+        if self.objective not in names:
+            raise ValueError(f"{self.name}: the objective {self.objective!r} is not a metric definition")
+        unknown = [r.hyperparameter for r in self.ranges if r.hyperparameter not in self.hyperparameters]
+        if unknown or not self.ranges:
+            raise ValueError(f"{self.name}: tuning ranges must name its hyperparameters; unknown: {unknown}")
+
+    def settings(self) -> dict[str, Value]:
+        return {
+            **self.hyperparameters,
+            "tuning:max-jobs": self.max_jobs,
+            "tuning:seed": self.random_seed,
+            "tuning:objective": self.objective,
+            "tuning:ranges": repr(self.ranges),
+        }
+
+    def references(self) -> tuple[Value | JsonValue, ...]:
+        return (*super().references(), self.max_jobs, self.max_parallel_jobs, self.random_seed)
+
+
 Operator = Literal[">=", ">", "<=", "<", "=="]
 
 
@@ -337,7 +402,7 @@ class FailStep:
         return self.message
 
 
-Step = ProcessingStep | TrainingStep | ConditionStep | RegisterStep | FailStep
+Step = ProcessingStep | TrainingStep | TuningStep | ConditionStep | RegisterStep | FailStep
 JobStep = ProcessingStep | TrainingStep
 
 
@@ -473,6 +538,18 @@ def instance_type(name: str, default: str, description: str) -> Parameter:
     )
 
 
+TUNING_OBJECTIVE = "validation:best_f1_macro"
+"""The search's objective: the kept (best) epoch's validation macro-F1, which the training script prints last
+(SageMaker's tuner reads the latest value a job emits, API_FinalHyperParameterTuningJobObjectiveMetric)."""
+
+SEARCH_SPACE: tuple[SearchRange, ...] = (
+    SearchRange("learning-rate", "Continuous", 1e-5, 5e-4, scaling="Logarithmic"),
+    SearchRange("epochs", "Integer", 2, 5),
+    SearchRange("warmup-ratio", "Continuous", 0.0, 0.2),
+    SearchRange("train-batch-size", "Categorical", values=("16", "32")),
+)
+"""What a tuning run varies, on both runners; every other hyperparameter keeps its parameter's value."""
+
 PARAMETERS: tuple[Parameter, ...] = (
     Parameter(
         "InputDataUrl",
@@ -576,6 +653,18 @@ PARAMETERS: tuple[Parameter, ...] = (
         True,
         "Weight the loss by inverse class frequency in the train split (all ~1 on balanced data).",
     ),
+    Parameter(
+        "TuningMaxJobs",
+        "Integer",
+        0,
+        "Training jobs of a hyperparameter search (SEARCH_SPACE); 0 trains once with the parameters as set.",
+    ),
+    Parameter(
+        "TuningMaxParallelJobs",
+        "Integer",
+        2,
+        "Search trials at a time (locally also at most the machine's cores).",
+    ),
     Parameter("MinAccuracy", "Float", 0.5, "Test accuracy a model needs to be registered."),
     Parameter("MinF1Macro", "Float", 0.5, "Test macro-F1 a model needs to be registered."),
     Parameter(
@@ -677,9 +766,10 @@ PIPELINE = PipelineSpec(
             services=(FEATURE_STORE,),
             environment={"INPUT_DATA_FINGERPRINT": Param("InputDataFingerprint")},
         ),
-        TrainingStep(
+        TuningStep(
             name=TRAIN,
-            description="Fine-tune the pretrained model into a 3-class sentiment classifier.",
+            description="Fine-tune the pretrained model into a 3-class sentiment classifier "
+            "(with TuningMaxJobs > 0: the best of a hyperparameter search).",
             script="train.py",
             instance_type=Param("TrainingInstanceType"),
             instance_count=Param("TrainingInstanceCount"),
@@ -706,7 +796,13 @@ PIPELINE = PipelineSpec(
                 ("train:loss", r"train_loss=([0-9.]+)"),
                 ("validation:loss", r"val_loss=([0-9.]+)"),
                 ("validation:accuracy", r"val_acc=([0-9.]+)"),
+                (TUNING_OBJECTIVE, r"best_validation_f1_macro=([0-9.]+)"),
             ),
+            objective=TUNING_OBJECTIVE,
+            ranges=SEARCH_SPACE,
+            max_jobs=Param("TuningMaxJobs"),
+            max_parallel_jobs=Param("TuningMaxParallelJobs"),
+            random_seed=Param("Seed"),
         ),
         ProcessingStep(
             name=EVALUATE,

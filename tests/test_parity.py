@@ -61,6 +61,8 @@ def test_same_steps(definition):
             == {
                 "Processing": "Processing",
                 "Training": "Training",
+                # a search only where the definition is built with TuningMaxJobs > 0 (0 by default)
+                "Tuning": "Tuning" if PIPELINE.parameter("TuningMaxJobs").default else "Training",
                 "Condition": "Condition",
                 "RegisterModel": "RegisterModel",
                 "Fail": "Fail",

@@ -9,6 +9,8 @@ come from the spec; this module only knows how SageMaker executes each *kind* of
   (the Feature Store) served on loopback while it runs;
 - ``Training``: channels under ``/opt/ml/input/data/<channel>`` with ``SM_CHANNEL_*``, hyperparameters as
   ``--name value``, ``SM_MODEL_DIR`` packed into ``model.tar.gz``, the metric regexes applied to its log;
+- ``Tuning``: a training step, or with ``max_jobs`` above 0 a seeded search (:mod:`pipelines.local.tuning`)
+  whose trials are training runs of their own; the best trial's model is the step's;
 - ``Condition``: every check's ``JsonGet`` compared with its right-hand value; the branch taken decides which
   of the branch steps listed after it run (the others are recorded as not run);
 - ``RegisterModel``: a new version in the local Model Registry; ``Fail``: the execution fails with the step's
@@ -57,10 +59,11 @@ from model_build.pipeline_spec import (
     RegisterStep,
     StepOutput,
     TrainingStep,
+    TuningStep,
     Value,
 )
 from model_build.steps.champion import NO_CHAMPION
-from pipelines.local import container
+from pipelines.local import container, tuning
 from pipelines.local.cache import CacheEntry, StepCache, cache_key, content_hash
 from pipelines.local.events import EventLog
 from pipelines.local.executions import ExecutionRecord, ExecutionStore, Status, StepRecord, now
@@ -110,6 +113,15 @@ class _Execution:
         return self.record.id
 
 
+@dataclass(frozen=True)
+class _TrainingRun:
+    """A finished training job: its container folder (model and output inside), metric series and log."""
+
+    folder: container.ContainerFolder
+    series: dict[str, list[float]]
+    log: Path
+
+
 class LocalRunner:
     """Executes the pipeline in a run folder. One runner may run several executions, one at a time."""
 
@@ -141,6 +153,7 @@ class LocalRunner:
         return {
             ProcessingStep.kind: self._run_processing,
             TrainingStep.kind: self._run_training,
+            TuningStep.kind: self._run_tuning,
             ConditionStep.kind: self._run_condition,
             RegisterStep.kind: self._run_register,
             FailStep.kind: self._run_fail,
@@ -273,6 +286,14 @@ class LocalRunner:
 
     def _run_training(self, execution: _Execution, step: TrainingStep) -> None:
         self._run_job(execution, step, self._train)
+
+    def _run_tuning(self, execution: _Execution, step: TuningStep) -> None:
+        max_jobs = self._resolve(execution, step.max_jobs)
+        if not isinstance(max_jobs, int) or isinstance(max_jobs, bool) or max_jobs < 0:
+            raise StepFailed(
+                f"{step.name}: the number of tuning jobs must be a whole number >= 0, got {max_jobs!r}"
+            )
+        self._run_job(execution, step, self._tune if max_jobs else self._train)
 
     def _run_job(
         self,
@@ -418,8 +439,100 @@ class LocalRunner:
         step: StepRecord,
         sources: Mapping[str, Path],
     ) -> None:
-        folder = container.ContainerFolder(self._work_dir(execution, spec_step.name))
-        environment = self._base_environment()
+        self._note_single_instance(execution, spec_step.instance_count, "training")
+        hyperparameters = {name: self._render(execution, v) for name, v in spec_step.hyperparameters.items()}
+        checkpoints = self._checkpoint_dir(execution, spec_step, "")
+        step.log = str(self.executions.folder(execution.id) / "logs" / f"{spec_step.name}.log")
+        self.executions.save(execution.record)  # the log is readable while the job runs
+        run = self._fit(execution, spec_step, sources, hyperparameters, checkpoints, spec_step.name)
+        self._publish_training(execution, spec_step, step, run)
+
+    def _tune(
+        self,
+        execution: _Execution,
+        spec_step: TuningStep,
+        step: StepRecord,
+        sources: Mapping[str, Path],
+    ) -> None:
+        """The search: each trial a training run of its own (folder, log, checkpoints), the best one published."""
+        self._note_single_instance(execution, spec_step.instance_count, "training")
+        base = {name: self._render(execution, v) for name, v in spec_step.hyperparameters.items()}
+        max_jobs = int(self._resolve(execution, spec_step.max_jobs))
+        cores = os.cpu_count() or 1
+        parallel = max(1, min(int(self._resolve(execution, spec_step.max_parallel_jobs)), cores, max_jobs))
+        # Trials side by side share the cores instead of each starting a thread per core.
+        threads = {"OMP_NUM_THREADS": str(max(1, cores // parallel))} if parallel > 1 else {}
+        runs: dict[int, _TrainingRun] = {}
+        self._say(
+            f"  tuning: {max_jobs} trials, {parallel} at a time, maximizing {spec_step.objective}; "
+            f"searching {', '.join(r.hyperparameter for r in spec_step.ranges)}"
+        )
+
+        def fit(number: int, drawn: dict[str, str], cancel: threading.Event) -> dict[str, list[float]]:
+            name = f"{spec_step.name}-trial-{number:02d}"
+            checkpoints = self._checkpoint_dir(execution, spec_step, f"trial-{number:02d}")
+            try:
+                runs[number] = self._fit(
+                    execution, spec_step, sources, {**base, **drawn}, checkpoints, name, threads, cancel
+                )
+            except BaseException:
+                container.remove_tree(self.executions.folder(execution.id) / "work" / name)  # its log stays
+                raise
+            return runs[number].series
+
+        try:
+            trials = tuning.search(
+                spec_step.ranges,
+                spec_step.objective,
+                max_jobs,
+                parallel,
+                int(self._resolve(execution, spec_step.random_seed)),
+                fit,
+                self.console,
+            )
+        except tuning.NoTrialSucceeded as error:
+            raise StepFailed(str(error)) from None
+        finally:
+            logs = self.executions.folder(execution.id) / "logs"
+            step.detail["trial_logs"] = sorted(
+                str(path) for path in logs.glob(f"{spec_step.name}-trial-*.log")
+            )
+        chosen = tuning.best(trials)
+        step.detail["trials"] = [trial.as_record() for trial in trials]
+        step.detail["best_trial"] = chosen.number
+        step.detail["best_hyperparameters"] = chosen.hyperparameters
+        self._say(tuning.summary(trials, spec_step.objective))
+        for number, run in runs.items():
+            if number != chosen.number:
+                container.remove_tree(run.folder.root)
+        step.log = str(runs[chosen.number].log)
+        self._publish_training(execution, spec_step, step, runs[chosen.number])
+
+    def _checkpoint_dir(self, execution: _Execution, spec_step: TrainingStep, trial: str) -> Path | None:
+        """As SageMaker's CheckpointConfig: ``<artifacts>/<pipeline prefix>/checkpoints/<execution id>``."""
+        if not spec_step.checkpoints:
+            return None
+        prefix = f"{self.workspace.config.pipeline_artifacts_prefix}/{CHECKPOINTS_FOLDER}/{execution.id}"
+        folder = self.workspace.local_path(f"s3://{self.workspace.artifacts_bucket}/{prefix}")
+        return folder / trial if trial else folder
+
+    def _fit(
+        self,
+        execution: _Execution,
+        spec_step: TrainingStep,
+        sources: Mapping[str, Path],
+        hyperparameters: Mapping[str, str],
+        checkpoints: Path | None,
+        name: str,
+        extra_environment: Mapping[str, str] | None = None,
+        cancel: threading.Event | None = None,
+    ) -> _TrainingRun:
+        """One training job in a container folder of its own; its metric series from the spec's regexes.
+
+        A run with ``cancel`` is a trial beside others: its output goes to its log only, not the console.
+        """
+        folder = container.ContainerFolder(self._work_dir(execution, name))
+        environment = {**self._base_environment(), **(extra_environment or {})}
         for channel in spec_step.channels:
             channel_dir = folder.path(f"/opt/ml/input/data/{channel}")
             container.stage(sources[channel], channel_dir)
@@ -427,45 +540,55 @@ class LocalRunner:
         model_dir, output_dir = folder.path("/opt/ml/model"), folder.path("/opt/ml/output")
         for path in (model_dir, output_dir / "data"):
             path.mkdir(parents=True, exist_ok=True)
-        hyperparameters = {name: self._render(execution, v) for name, v in spec_step.hyperparameters.items()}
         environment.update(
             SM_MODEL_DIR=str(model_dir),
             SM_OUTPUT_DIR=str(output_dir),
             SM_OUTPUT_DATA_DIR=str(output_dir / "data"),
             SM_INPUT_DIR=str(folder.path("/opt/ml/input")),
             SM_CHANNELS=json.dumps(sorted(spec_step.channels)),
-            SM_HPS=json.dumps(hyperparameters),
+            SM_HPS=json.dumps(dict(hyperparameters)),
             SM_HOSTS=json.dumps([TRAINING_HOST]),
             SM_CURRENT_HOST=TRAINING_HOST,
             SM_NUM_GPUS="0",
             SM_NUM_CPUS=str(os.cpu_count() or 1),
             SM_USER_ENTRY_POINT=spec_step.script,
         )
-        self._note_single_instance(execution, spec_step.instance_count, "training")
         # SageMaker's CheckpointConfig creates /opt/ml/checkpoints and syncs it to S3; here the script is told
         # where the execution's checkpoint folder is, in the same place in the artifacts bucket.
         arguments = [part for name, value in hyperparameters.items() for part in (f"--{name}", value)]
-        if spec_step.checkpoints:
-            prefix = f"{self.workspace.config.pipeline_artifacts_prefix}/{CHECKPOINTS_FOLDER}/{execution.id}"
-            checkpoints = self.workspace.local_path(f"s3://{self.workspace.artifacts_bucket}/{prefix}")
+        if checkpoints is not None:
             arguments += ["--checkpoint-dir", str(checkpoints)]
-        patterns = [(name, _compile(regex)) for name, regex in spec_step.metric_definitions]
+        patterns = [(metric, _compile(regex)) for metric, regex in spec_step.metric_definitions]
         series: dict[str, list[float]] = {}
 
         def collect(line: str) -> None:
-            for name, pattern in patterns:
+            for metric, pattern in patterns:
                 if match := pattern.search(line):
-                    series.setdefault(name, []).append(float(match.group(1)))
+                    series.setdefault(metric, []).append(float(match.group(1)))
 
-        self._run_script(execution, spec_step.script, arguments, environment, step, collect)
-        step.metrics = {name: values[-1] for name, values in series.items()}
-        step.detail["metric_series"] = series
+        log = self.executions.folder(execution.id) / "logs" / f"{name}.log"
+        run = container.ScriptRun(
+            self.steps_dir / spec_step.script, arguments, self.steps_dir, environment, log
+        )
+        console: Any = (
+            _Discard() if cancel else getattr(self.console, "buffer", None) or _TextToBytes(self.console)
+        )
+        container.run_script(run, console, collect, cancel=cancel)
+        return _TrainingRun(folder, series, log)
+
+    def _publish_training(
+        self, execution: _Execution, spec_step: TrainingStep, step: StepRecord, run: _TrainingRun
+    ) -> None:
+        """``SM_MODEL_DIR`` as ``model.tar.gz`` and the output data beside it, as SageMaker uploads them."""
+        step.metrics = {name: values[-1] for name, values in run.series.items()}
+        step.detail["metric_series"] = run.series
         output_prefix = self.workspace.step_output_uri(execution.id, spec_step.name, "output")
+        model_dir, output_dir = run.folder.path("/opt/ml/model"), run.folder.path("/opt/ml/output")
         container.pack_model(model_dir, self.workspace.local_path(f"{output_prefix}/{MODEL_ARCHIVE}"))
         # SageMaker uploads SM_OUTPUT_DATA_DIR as output.tar.gz; locally it stays a folder of viewable files.
         _publish(output_dir / "data", self.workspace.local_path(f"{output_prefix}/data"))
         step.outputs = {"model": f"{output_prefix}/{MODEL_ARCHIVE}", "output": f"{output_prefix}/data"}
-        container.remove_tree(folder.root)
+        container.remove_tree(run.folder.root)
 
     def _run_script(
         self,
@@ -731,6 +854,16 @@ def _git_commit(repo_root: Path) -> str | None:
     except (OSError, subprocess.CalledProcessError):
         return None
     return f"{commit}-dirty" if dirty else commit
+
+
+class _Discard:
+    """Where a trial's output goes besides its log: nowhere (trials side by side would interleave)."""
+
+    def write(self, data: bytes) -> int:
+        return len(data)
+
+    def flush(self) -> None:
+        pass
 
 
 class _TextToBytes:
