@@ -78,6 +78,9 @@ class Parameter:
     """A number's exclusive lower bound (a learning rate above 0)."""
     at_most: float | None = None
     """A number's highest allowed value (inclusive)."""
+    model_artifact: bool = False
+    """An ``s3://`` model artifact a step fetches itself rather than as a job input, because it may be empty
+    (the champion's): the local runner passes the local file that stands for the URI."""
 
     def default_for(self, local: bool) -> ParameterValue:
         return self.local_default if local and self.local_default is not None else self.default
@@ -601,6 +604,15 @@ ACCURACY_JSON_PATH = "metrics.accuracy.value"
 F1_MACRO_JSON_PATH = "metrics.f1_macro.value"
 BASELINE_MARGIN_JSON_PATH = "f1_macro_margin_over_best_baseline.value"
 """Written by ``evaluate.py``: the model's macro-F1 minus the best baseline's, on the same test split."""
+CHAMPION_CHECK_JSON_PATH = "champion_check.holds"
+CHAMPION_MESSAGE_JSON_PATH = "champion_check.message"
+"""Written by ``evaluate.py`` (``champion.py``): whether the model's macro-F1 minus the champion's reaches
+``MinChampionMargin`` (true without a champion), and that comparison in words."""
+CHAMPION_PARAMETER = "ChampionModelPackageArn"
+CHAMPION_URL_PARAMETER = "ChampionModelUrl"
+CHAMPION_PARAMETERS = (CHAMPION_PARAMETER, CHAMPION_URL_PARAMETER)
+"""Filled in by the runners when an execution starts (:mod:`model_build.steps.champion` says what they mean):
+a rerun with an earlier execution's parameters leaves them out, so that it is compared with today's champion."""
 
 INSTANCE_TYPE_PATTERN = r"ml\.[a-z0-9]+(-[a-z0-9]+)*\.[a-z0-9]+"
 """A SageMaker instance type: ``ml.<family>.<size>`` (``ml.m5.large``, ``ml.g5.2xlarge``, ``ml.p4d.24xlarge``)."""
@@ -785,6 +797,29 @@ PARAMETERS: tuple[Parameter, ...] = (
         at_most=1,
     ),
     Parameter(
+        "MinChampionMargin",
+        "Float",
+        0.0,
+        "The model's test macro-F1 minus the champion's (the version production serves, else the newest "
+        "Approved one, scored on the same test split) must reach this; 0: not worse. No champion: holds.",
+        at_least=-1,
+        at_most=1,
+    ),
+    Parameter(
+        CHAMPION_PARAMETER,
+        "String",
+        "",
+        "The champion's model package ARN. `pipelines run` fills it in at start (the version the prod endpoint "
+        "serves, else the newest Approved one); 'none': no champion. Empty at evaluation: no champion.",
+    ),
+    Parameter(
+        CHAMPION_URL_PARAMETER,
+        "String",
+        "",
+        f"The champion's model.tar.gz (its ModelDataUrl); filled in with {CHAMPION_PARAMETER}.",
+        model_artifact=True,
+    ),
+    Parameter(
         "ModelApprovalStatus",
         "String",
         "PendingManualApproval",
@@ -896,7 +931,7 @@ PIPELINE = PipelineSpec(
         ),
         ProcessingStep(
             name=EVALUATE,
-            description="Score the test split against baselines; write evaluation.json and the confusion matrix.",
+            description="Score the test split against the baselines and the champion; write evaluation.json.",
             script="evaluate.py",
             instance_type=Param("ProcessingInstanceType"),
             inputs=(
@@ -917,12 +952,15 @@ PIPELINE = PipelineSpec(
                 "--output-data": f"{PROCESSING_OUTPUT}/evaluation",
                 "--max-seq-length": Param("MaxSeqLength"),
                 "--class-shares": f"{PROCESSING_INPUT}/data_check/{DATA_CHECK_FILE}",
+                "--champion-model-package-arn": Param(CHAMPION_PARAMETER),
+                "--champion-model-url": Param(CHAMPION_URL_PARAMETER),
+                "--min-champion-margin": Param("MinChampionMargin"),
             },
             property_files=(PropertyFile(EVALUATION_REPORT, "evaluation", EVALUATION_FILE),),
         ),
         ConditionStep(
             name=CHECK,
-            description="The quality gate: accuracy, macro-F1, and macro-F1 above the best baseline's.",
+            description="The quality gate: accuracy, macro-F1, the margins over the best baseline and the champion.",
             checks=(
                 Check(
                     "accuracy",
@@ -941,6 +979,14 @@ PIPELINE = PipelineSpec(
                     JsonValue(EVALUATE, EVALUATION_REPORT, BASELINE_MARGIN_JSON_PATH),
                     ">=",
                     Param("MinBaselineMargin"),
+                ),
+                # The evaluation compares with MinChampionMargin (it is one of its arguments): "no champion"
+                # holds, and a null margin is no number a SageMaker condition could compare.
+                Check(
+                    "not worse than the champion",
+                    JsonValue(EVALUATE, EVALUATION_REPORT, CHAMPION_CHECK_JSON_PATH),
+                    "==",
+                    True,
                 ),
             ),
             if_true=(REGISTER,),
@@ -984,7 +1030,9 @@ PIPELINE = PipelineSpec(
                 JsonValue(EVALUATE, EVALUATION_REPORT, BASELINE_MARGIN_JSON_PATH),
                 " (MinBaselineMargin ",
                 Param("MinBaselineMargin"),
-                "). Next: read EvaluateModel's evaluation.json and confusion matrix (locally `python -m "
+                "); champion: ",
+                JsonValue(EVALUATE, EVALUATION_REPORT, CHAMPION_MESSAGE_JSON_PATH),
+                ". Next: read EvaluateModel's evaluation.json and confusion matrix (locally `python -m "
                 "pipelines executions latest` or the page), then train on more or cleaner data or for longer "
                 "(--param Epochs=N); lower a threshold only if the model is good enough for its use.",
             ),

@@ -344,6 +344,8 @@ def _print_registered(record: ExecutionRecord, workspace: Workspace) -> None:
     print(f"Registered {package.group} version {package.version}: {package.approval_status}")
     print(f"  {package.arn}")
     print(f"  metrics     {_metrics_line(package)}")
+    if (champion := package.champion()) is not None:
+        print(f"  champion    {champion['message']}")
     print(f"  data check  {_data_check_line(package)}")
     print(f"  model       {workspace.local_path(package.model_data_url)}")
     for picture in record.pictures(workspace):
@@ -376,7 +378,17 @@ def _metrics_line(package: ModelPackage, short: bool = False) -> str:
     if (baseline := package.baseline()) is not None:
         name, best_f1, margin = baseline
         line += f"  vs {name} f1_macro {best_f1:.4f} ({margin:+.4f})"
-    return line
+    check = package.champion()
+    return f"{line}  {_champion_text(check)}" if check is not None else line
+
+
+def _champion_text(check: dict[str, Any]) -> str:
+    """How a version compared with the champion when it was evaluated: ``vs champion v3 f1_macro ...``."""
+    if check["outcome"] == "no champion":
+        return "vs champion: none"
+    arn = str(check.get("model_package_arn") or "")
+    version = arn.rsplit("/", 1)[-1] if arn else "?"
+    return f"vs champion v{version} f1_macro {check['f1_macro']:.4f} ({check['margin']:+.4f})"
 
 
 def _data_check_line(package: ModelPackage) -> str:
@@ -568,7 +580,10 @@ def _registry(args: argparse.Namespace, workspace: Workspace) -> int:
                 )
             case "describe":
                 package = registry.describe(group, args.version)
-                print(json.dumps({**package.describe(), "ApprovalHistory": package.history}, indent=2))
+                described = {**package.describe(), "ApprovalHistory": package.history}
+                if (champion := package.champion()) is not None:
+                    described["ChampionCheck"] = champion  # what the gate compared it with, from evaluation
+                print(json.dumps(described, indent=2))
             case "approve" | "reject":
                 status = "Approved" if args.registry_command == "approve" else "Rejected"
                 package, failures = change_approval(workspace, args.version, status, args.note)

@@ -175,3 +175,33 @@ def test_a_window_is_judged_against_the_version_that_answered_it(
     (run,) = monitoring.MonitoringRunStore(monitoring.monitoring_dir(workspace)).list()
     assert run.version == 2 and run.answered_by == {"2": 120} and run.verdict == "no_drift"
     assert "/e2/" in json.loads(Path(run.report).read_text())["inputs"]["baseline"]
+
+
+def test_a_retraining_repeats_the_versions_parameters_but_finds_todays_champion(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The version's parameters say which champion it was compared with then; the retraining leaves them out,
+    so the runner finds the champion of the day (what prod serves now)."""
+    from model_build.pipeline_spec import CHAMPION_PARAMETER, CHAMPION_URL_PARAMETER
+    from pipelines.local import runner
+
+    workspace = Workspace.open(tmp_path / "run")
+    old = {"Epochs": "1", CHAMPION_PARAMETER: "arn:old", CHAMPION_URL_PARAMETER: "s3://b/old/model.tar.gz"}
+    with ModelRegistry(workspace.registry_path, workspace.config.region) as registry:
+        registry.register(
+            workspace.config.model_package_group_name,
+            f"s3://{workspace.artifacts_bucket}/models/m/model.tar.gz",
+            Lineage("e1", "arn:e1", old, "data/reviews_sample.csv", "0" * 64, "1" * 64, None),
+            content_types=["application/json"],
+            response_types=["application/json"],
+            inference_instance_types=["ml.m5.large"],
+            metrics={},
+        )
+    started: list[dict[str, object]] = []
+    monkeypatch.setattr(
+        runner.LocalRunner,
+        "run",
+        lambda self, overrides: started.append(overrides) or SimpleNamespace(id="x", status="ok"),
+    )
+    monitoring._run_pipeline(workspace, 1)
+    assert started == [{"Epochs": "1"}]

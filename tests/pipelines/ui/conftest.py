@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from selenium import webdriver
@@ -40,12 +41,17 @@ def pipeline_run(tmp_path_factory: pytest.TempPathFactory) -> Workspace:
 @pytest.fixture
 def made_up(tmp_path: Path) -> Workspace:
     """A run folder with two registered versions and no executions (their lineage names a missing one)."""
-    workspace = Workspace.open(tmp_path / "run")
+    return made_up_versions(tmp_path / "run", [METRICS, METRICS])
+
+
+def made_up_versions(run_dir: Path, reports: list[dict[str, Any]]) -> Workspace:
+    """A run folder with one registered version per evaluation report; their lineage names a missing execution."""
+    workspace = Workspace.open(run_dir)
     lineage = Lineage(
         "20260101T000000-abcdef", "arn:e", {}, "data/reviews_sample.csv", "0" * 64, "1" * 64, None
     )
     with ModelRegistry(workspace.registry_path, workspace.config.region) as registry:
-        for _ in range(2):
+        for report in reports:
             registry.register(
                 workspace.config.model_package_group_name,
                 f"s3://{workspace.artifacts_bucket}/models/model.tar.gz",
@@ -53,7 +59,7 @@ def made_up(tmp_path: Path) -> Workspace:
                 content_types=["application/json"],
                 response_types=["application/json"],
                 inference_instance_types=["ml.m5.large"],
-                metrics=METRICS,
+                metrics=report,
             )
     return workspace
 
