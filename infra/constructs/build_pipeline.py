@@ -145,7 +145,9 @@ class BuildPipeline(Construct):
             stages=[
                 codepipeline.StageProps(
                     stage_name="Source",
-                    actions=[props.source.source_action(source_output, start_on_push=True)],
+                    actions=[
+                        props.source.source_action(self, source_output, props.cicd_bucket, start_on_push=True)
+                    ],
                 ),
                 codepipeline.StageProps(
                     stage_name="Build",

@@ -417,10 +417,19 @@ class DeployPipeline(Construct):
                 resources=["*"],
             ),
             # AWS requires "*": application-autoscaling:DescribeScalingPolicies has no resource-level permissions.
+            # AWS requires "*": application-autoscaling:DescribeScheduledActions (ScalableTarget's handlers).
             iam.PolicyStatement(
                 sid="DescribeScalingPolicies",
-                actions=["application-autoscaling:DescribeScalingPolicies"],
+                actions=[
+                    "application-autoscaling:DescribeScalingPolicies",
+                    "application-autoscaling:DescribeScheduledActions",
+                ],
                 resources=["*"],
+            ),
+            # AWS requires "*": cloudwatch:GetMetricData has no resource-level permissions; the ScalingPolicy
+            # handlers call it to check the target tracking metric (AWS::ApplicationAutoScaling::ScalingPolicy).
+            iam.PolicyStatement(
+                sid="ReadScalingMetric", actions=["cloudwatch:GetMetricData"], resources=["*"]
             ),
             iam.PolicyStatement(
                 sid="AutoscalingServiceLinkedRole",
@@ -505,7 +514,10 @@ class DeployPipeline(Construct):
         stages = [
             # Pushes do not start a deploy; only a model approval or rejection does (see ModelApprovedRule).
             codepipeline.StageProps(
-                stage_name="Source", actions=[props.source.source_action(source_output, start_on_push=False)]
+                stage_name="Source",
+                actions=[
+                    props.source.source_action(self, source_output, props.cicd_bucket, start_on_push=False)
+                ],
             ),
             codepipeline.StageProps(stage_name="Render", actions=[self.render_action]),
         ]

@@ -371,6 +371,22 @@ class EndpointExecutionRole(Construct):
             use_project_key(props.encryption_key),
             *pull_framework_images(framework_images),
             write_logs("EndpointLogs", [log_group, f"{log_group}:*"]),
+            # "Ensure that your IAM execution role has permission to perform the cloudwatch:DescribeAlarms
+            # action on the auto-rollback alarms you specify"
+            # (https://docs.aws.amazon.com/sagemaker/latest/dg/deployment-guardrails-configuration.html).
+            iam.PolicyStatement(
+                sid="ReadRollbackAlarms",
+                actions=["cloudwatch:DescribeAlarms"],
+                resources=[
+                    stack.format_arn(
+                        service="cloudwatch",
+                        resource="alarm",
+                        resource_name=name,
+                        arn_format=ArnFormat.COLON_RESOURCE_NAME,
+                    )
+                    for name in alarm_names(props.endpoint_name).values()
+                ],
+            ),
             # AWS requires "*": cloudwatch:PutMetricData has no resource-level permissions; the namespace
             # condition keeps it to SageMaker's endpoint metrics.
             iam.PolicyStatement(

@@ -22,6 +22,9 @@ STAR_RESOURCE_ACTIONS = {
     "sagemaker:ListModelPackages",
     "application-autoscaling:DescribeScalableTargets",
     "application-autoscaling:DescribeScalingPolicies",
+    "application-autoscaling:DescribeScheduledActions",
+    "cloudwatch:GetMetricData",
+    "glue:GetSecurityConfiguration",
 }
 
 
