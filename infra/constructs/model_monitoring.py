@@ -367,8 +367,10 @@ class ModelMonitoring(Construct):
             handler="index.handler",
             code=lambda_.Code.from_inline(RETRAIN_FUNCTION_SOURCE.read_text(encoding="utf-8")),
             timeout=Duration.seconds(30),
-            # One decision at a time: two alarm events at once cannot both pass the cool-down check.
-            reserved_concurrent_executions=1,
+            # No reserved concurrency: a new account's quota (10 or 50 concurrent executions) refuses any
+            # reservation that leaves fewer than 100 unreserved. Two alarm events at once may both pass the
+            # cool-down check; the build pipeline runs in SUPERSEDED mode (CodePipeline's default), so the second
+            # start replaces the first.
             dead_letter_queue=dead_letters,
             environment_encryption=props.encryption_key,
             role=role,
