@@ -47,6 +47,7 @@ from model_deploy.aws.names import (
     EXECUTION_ID_VARIABLE,
     KMS_KEY_ARN_VARIABLE,
     alarm_names,
+    drift_schedule_name,
     monitor_scheduler_role_name,
 )
 
@@ -470,7 +471,7 @@ class DeployPipeline(Construct):
             stack.format_arn(
                 service="scheduler",
                 resource="schedule",
-                resource_name=f"default/{s.endpoint_name}-drift-monitor",
+                resource_name=f"default/{drift_schedule_name(s.endpoint_name)}",
             )
             for s in props.stages
         ]

@@ -47,7 +47,7 @@ from infra.constructs.execution_role import (
 )
 from infra.nag import acknowledge, nag_spelling
 from model_build import images
-from model_deploy.aws.names import VARIANT_NAME, alarm_names
+from model_deploy.aws.names import MODEL_NAME_DIGEST_LENGTH, VARIANT_NAME, alarm_names
 from model_deploy.stage_config import StageConfig
 
 NAMESPACE = "AWS/SageMaker"
@@ -55,7 +55,7 @@ JSON_CONTENT_TYPES = ("application/json", "application/jsonlines")
 CSV_CONTENT_TYPES = ("text/csv",)
 """The request and response types of ``model_deploy/serving/inference.py``; captures of them stay text."""
 SAGEMAKER_NAME_LIMIT = 63
-_DIGEST_LENGTH = 8
+_DIGEST_LENGTH = MODEL_NAME_DIGEST_LENGTH
 
 
 def canary_problem(stage: StageConfig) -> str | None:

@@ -306,7 +306,7 @@ class ModelMonitoring(Construct):
             acknowledge(
                 role,
                 "AwsSolutions-IAM5",
-                "Monitoring jobs are named <endpoint>-monitor-<scheduler execution id>: the id is known only "
+                "Monitoring jobs are named <endpoint>-m-<scheduler execution id>: the id is known only "
                 "when the schedule fires.",
                 [f"Resource::{nag_spelling(self, job)}" for job in jobs],
             )

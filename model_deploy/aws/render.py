@@ -15,6 +15,7 @@ from pathlib import Path
 
 from model_build.config import ProjectConfig
 from model_deploy.aws.names import (
+    check_names,
     endpoint_role_name,
     endpoint_stack_name,
     monitor_job_role_name,
@@ -72,6 +73,7 @@ def render_stage(
     from infra.nag import add_nag_checks
     from infra.stacks.endpoint_stack import EndpointStack
 
+    check_names(config, [stage.stage])
     props = ModelEndpointProps(
         endpoint_name=config.endpoint_name(stage.stage),
         model_package_arn=package_arn,

@@ -109,7 +109,7 @@ def test_the_job_and_scheduler_roles_are_named_for_the_rendered_schedule(default
         "StringEquals": {"cloudwatch:namespace": monitor_metric_namespace(config)}
     }
     assert by_sid["StartMonitoringJobs"]["Resource"].endswith(
-        f":processing-job/{config.endpoint_name('prod')}-monitor-*"
+        f":processing-job/{config.endpoint_name('prod')}-m-*"
     )
     assert by_sid["PassJobRole"]["Condition"] == {
         "StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}
@@ -161,7 +161,7 @@ def test_the_prod_endpoint_stack_schedules_the_monitoring_job(
     assert render(target["RoleArn"]).endswith(f":role/{monitor_scheduler_role_name(config)}")
     request = json.loads(render(target["Input"]))
     endpoint = config.endpoint_name("prod")
-    assert request["ProcessingJobName"] == f"{endpoint}-monitor-<aws.scheduler.execution-id>"
+    assert request["ProcessingJobName"] == f"{endpoint}-m-<aws.scheduler.execution-id>"
     assert request["ProcessingInputs"][0]["S3Input"]["S3Uri"] == BASELINE
     assert request["AppSpecification"]["ImageUri"] == IMAGE
     entry = request["AppSpecification"]["ContainerEntrypoint"]
