@@ -232,6 +232,7 @@ class DeployPipeline(Construct):
                     "cloudformation:DescribeChangeSet",
                     "cloudformation:ExecuteChangeSet",
                     "cloudformation:DeleteChangeSet",
+                    "cloudformation:ListChangeSets",
                     "cloudformation:DescribeStacks",
                     "cloudformation:DescribeStackEvents",
                     "cloudformation:GetTemplate",

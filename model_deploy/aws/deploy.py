@@ -16,7 +16,10 @@ decisions need the live state at deploy time, which a pipeline action cannot loo
 
 Each update is a change set (visible in the stack's history), run with the CloudFormation role that the
 deploy-pipeline stack created for endpoint stacks. A stack left in ``ROLLBACK_COMPLETE`` by a failed first
-creation holds no endpoint and cannot be updated: it is deleted and created again.
+creation holds no endpoint and cannot be updated: it is deleted and created again. A stack in
+``REVIEW_IN_PROGRESS`` (a first change set that failed, or was never executed because the run stopped) holds
+no resources either, and stays so forever: unless one of its change sets is still being created (another
+deploy running), it is deleted with its change sets and created again.
 """
 
 from __future__ import annotations
@@ -106,6 +109,11 @@ class StackDeployer:
         ]
         return json.loads(body) if isinstance(body, str) else dict(body)
 
+    def change_set_being_created(self, stack_name: str) -> bool:
+        """Whether a change set of ``stack_name`` is still being created (another deploy is running)."""
+        summaries = self.cloudformation.list_change_sets(StackName=stack_name).get("Summaries", [])
+        return any(summary.get("Status") in ("CREATE_PENDING", "CREATE_IN_PROGRESS") for summary in summaries)
+
     def delete(self, stack_name: str) -> None:
         self.cloudformation.delete_stack(StackName=stack_name, RoleARN=self.role_arn)
         self._wait("stack_delete_complete", stack_name, "deleting")
@@ -182,6 +190,13 @@ def deploy_stage(sagemaker: Any, deployer: StackDeployer, target: StageDeploymen
         log(f"{target.stage}: {target.endpoint_name} already serves {target.package_arn}; left alone")
         return "current"
     status = deployer.status(target.stack_name)
+    if status == "REVIEW_IN_PROGRESS" and not deployer.change_set_being_created(target.stack_name):
+        log(
+            f"{target.stack_name}: a first change set was never executed (REVIEW_IN_PROGRESS, no resources); "
+            "deleting the stack and its change sets to create it again"
+        )
+        deployer.delete(target.stack_name)
+        status = None
     if status is not None and status.endswith("_IN_PROGRESS"):
         raise DeployFailed(f"{target.stack_name} is {status}: another deploy is running; retry once it ends")
     if status == "ROLLBACK_COMPLETE":
@@ -190,9 +205,9 @@ def deploy_stage(sagemaker: Any, deployer: StackDeployer, target: StageDeploymen
         )
         deployer.delete(target.stack_name)
         status = None
-    served = serving.model_package_arn if serving else None
     log(
-        f"{target.stage}: {target.endpoint_name} serves {served or 'nothing'}; deploying {target.package_arn}"
+        f"{target.stage}: {target.endpoint_name} serves {serving.describe() if serving else 'nothing'}; "
+        f"deploying {target.package_arn}"
     )
     restore: dict[str, Any] | None = None
     if status is not None and serving is not None:
@@ -220,7 +235,7 @@ def deploy_stage(sagemaker: Any, deployer: StackDeployer, target: StageDeploymen
     after = current_serving(sagemaker, target.endpoint_name)
     if after is None or not same_package(after.model_package_arn, target.package_arn):
         raise DeployFailed(
-            f"{target.endpoint_name} serves {after.model_package_arn if after else 'nothing'} after the update, "
+            f"{target.endpoint_name} serves {after.describe() if after else 'nothing'} after the update, "
             f"not {target.package_arn}: the update was rolled back"
         )
     log(f"{target.stage}: {target.endpoint_name} serves {target.package_arn} ({after.status})")

@@ -84,8 +84,10 @@ def stub_serving(
     *,
     status: str = "InService",
     instance_type: str = "ml.m5.large",
+    deleted: str | None = None,
 ) -> None:
-    """What ``current_serving`` asks for an endpoint that serves ``package`` (None: no such endpoint)."""
+    """What ``current_serving`` asks for an endpoint that serves ``package`` (None: no such endpoint);
+    ``deleted`` (``"config"`` or ``"model"``) is gone while the endpoint still uses it."""
     if package is None:
         stubber.add_client_error(
             "describe_endpoint",
@@ -109,6 +111,14 @@ def stub_serving(
         },
         {"EndpointName": endpoint},
     )
+    if deleted == "config":
+        stubber.add_client_error(
+            "describe_endpoint_config",
+            service_error_code="ValidationException",
+            service_message=f'Could not find endpoint configuration "{config_name}".',
+            expected_params={"EndpointConfigName": config_name},
+        )
+        return
     stubber.add_response(
         "describe_endpoint_config",
         {
@@ -121,6 +131,14 @@ def stub_serving(
         },
         {"EndpointConfigName": config_name},
     )
+    if deleted == "model":
+        stubber.add_client_error(
+            "describe_model",
+            service_error_code="ValidationException",
+            service_message=f'Could not find model "{model_name}".',
+            expected_params={"ModelName": model_name},
+        )
+        return
     stubber.add_response(
         "describe_model",
         {
