@@ -194,6 +194,13 @@ class DeployPipeline(Construct):
             )
         )
         render_role.add_to_principal_policy(describe_endpoints)
+        # AWS requires "*": ec2:DescribeInstanceTypes has no resource-level permissions; the render reads
+        # whether a stage's instance type has local storage (then its endpoint config takes no KmsKeyId).
+        render_role.add_to_principal_policy(
+            iam.PolicyStatement(
+                sid="DescribeInstanceTypes", actions=["ec2:DescribeInstanceTypes"], resources=["*"]
+            )
+        )
         render_role.add_to_principal_policy(
             iam.PolicyStatement(
                 sid="StopOwnExecution",

@@ -93,6 +93,9 @@ class ModelEndpointProps:
     """The endpoint exists: keep its live instance count through the update (it may have scaled out).
     CloudFormation refuses ``RetainAllVariantProperties`` when it creates an endpoint."""
     variant_name: str = VARIANT_NAME
+    local_storage: bool = False
+    """Whether the stage's instance type has local instance storage (``render``'s EC2 lookup): then the
+    endpoint config takes no KmsKeyId."""
     model_image: str | None = None
     """The serving image of the model package (its ``InferenceSpecification``), when known: the endpoint
     runs that image on the stage's instance type, so a CPU image on a GPU instance or the reverse is refused."""
@@ -175,7 +178,9 @@ class ModelEndpoint(Construct):
             endpoint_config_name="-".join(
                 (props.endpoint_name, props.package_version, _digest(capture, variant))
             ),
-            kms_key_id=props.encryption_key_arn,
+            # SageMaker refuses a KmsKeyId for instance types with local (NVMe) storage, which a hardware
+            # module on the instance encrypts (CreateEndpointConfig's KmsKeyId, botocore's service model).
+            kms_key_id=None if props.local_storage else props.encryption_key_arn,
             production_variants=[
                 sagemaker.CfnEndpointConfig.ProductionVariantProperty(
                     variant_name=props.variant_name,

@@ -105,7 +105,7 @@ def cmd_resolve(args: argparse.Namespace, clients: ClientFactory) -> int:
 
 
 def cmd_render(args: argparse.Namespace, clients: ClientFactory) -> int:
-    from model_deploy.aws.render import RenderInputs, render_stage
+    from model_deploy.aws.render import RenderInputs, has_local_storage, render_stage
 
     config = load_config()
     stages = load_stages()  # a bad stage file stops here, before anything is looked up
@@ -133,6 +133,7 @@ def cmd_render(args: argparse.Namespace, clients: ClientFactory) -> int:
                 updating=exists[stage],
                 model_image=image,
                 monitor_inputs=monitor,
+                local_storage=has_local_storage(clients("ec2"), stage_config.endpoint.instance_type),
             )
             print(f"  {stage}: rendered {path}")
     release.write(outdir)

@@ -25,6 +25,7 @@ STAR_RESOURCE_ACTIONS = {
     "application-autoscaling:DescribeScheduledActions",
     "cloudwatch:GetMetricData",
     "glue:GetSecurityConfiguration",
+    "ec2:DescribeInstanceTypes",
 }
 
 

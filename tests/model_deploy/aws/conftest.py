@@ -173,3 +173,13 @@ def stub_package_image(stubber: Stubber, package: str, image: str = SERVING_IMAG
         },
         {"ModelPackageName": package},
     )
+
+
+def stub_instance_storage(stubber: Stubber, instance_type: str, *, local_storage: bool = False) -> None:
+    """EC2's description of the instance type behind an ML instance type: whether it has local storage."""
+    ec2_type = instance_type.removeprefix("ml.")
+    stubber.add_response(
+        "describe_instance_types",
+        {"InstanceTypes": [{"InstanceType": ec2_type, "InstanceStorageSupported": local_storage}]},
+        {"InstanceTypes": [ec2_type]},
+    )
