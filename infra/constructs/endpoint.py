@@ -40,7 +40,9 @@ from aws_cdk import aws_sagemaker as sagemaker
 from constructs import Construct
 
 from infra.constructs.execution_role import (
-    DEEP_LEARNING_CONTAINERS_ACCOUNT,
+    framework_images as dlc_repositories,
+)
+from infra.constructs.execution_role import (
     pull_framework_images,
     use_project_key,
     write_logs,
@@ -365,9 +367,7 @@ class EndpointExecutionRole(Construct):
             resource_name=f"/aws/sagemaker/Endpoints/{props.endpoint_name}",
             arn_format=ArnFormat.COLON_RESOURCE_NAME,
         )
-        framework_images = stack.format_arn(
-            service="ecr", account=DEEP_LEARNING_CONTAINERS_ACCOUNT, resource="repository", resource_name="*"
-        )
+        framework_images = dlc_repositories(stack)
         statements = [
             iam.PolicyStatement(
                 sid="ReadModelArtifacts", actions=["s3:GetObject"], resources=[model_artifacts]

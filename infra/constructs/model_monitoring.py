@@ -41,7 +41,9 @@ from constructs import Construct
 
 from infra.constructs.endpoint import NAMESPACE as ENDPOINT_NAMESPACE
 from infra.constructs.execution_role import (
-    DEEP_LEARNING_CONTAINERS_ACCOUNT,
+    framework_images as dlc_repositories,
+)
+from infra.constructs.execution_role import (
     pull_framework_images,
     use_project_key,
     write_logs,
@@ -228,9 +230,7 @@ class ModelMonitoring(Construct):
             resource_name="/aws/sagemaker/ProcessingJobs",
             arn_format=ArnFormat.COLON_RESOURCE_NAME,
         )
-        framework_images = stack.format_arn(
-            service="ecr", account=DEEP_LEARNING_CONTAINERS_ACCOUNT, resource="repository", resource_name="*"
-        )
+        framework_images = dlc_repositories(stack)
         statements = [
             iam.PolicyStatement(sid="ReadBaselines", actions=["s3:GetObject"], resources=[baselines]),
             iam.PolicyStatement(sid="ReadCaptures", actions=["s3:GetObject"], resources=[captures]),

@@ -525,6 +525,9 @@ def resolve(
             return _sample(resources, argument, "Ref")
         if key == "Fn::GetAtt":
             return _sample(resources, argument[0], argument[1])
+        if key == "Fn::FindInMap":
+            mapping, top, second = (resolve(part, template, parameters, stacks) for part in argument)
+            return template["Mappings"][mapping][top][second]
         if key == "Fn::GetStackOutput" and stacks and argument["StackName"] in stacks:
             other = stacks[argument["StackName"]]
             return resolve(other["Outputs"][argument["OutputName"]]["Value"], other, parameters, stacks)
