@@ -257,6 +257,12 @@ class DeployPipeline(Construct):
             )
         )
         deploy_role.add_to_principal_policy(describe_endpoints)
+        # The deploy sends the smoke test's requests during the bake, and smoke-tests the new version.
+        deploy_role.add_to_principal_policy(
+            iam.PolicyStatement(
+                sid="InvokeEndpoints", actions=["sagemaker:InvokeEndpoint"], resources=endpoints
+            )
+        )
 
         self.smoke_test_project = self._project(
             "SmokeTest",
