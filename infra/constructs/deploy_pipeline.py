@@ -37,6 +37,7 @@ from constructs import Construct
 
 from infra.constructs.build_pipeline import ENVIRONMENT_VARIABLE, PROJECT_NAME_VARIABLE
 from infra.constructs.ci_grants import acknowledge_ci_grants
+from infra.constructs.endpoint import rollback_alarm_arns
 from infra.constructs.source_repository import SourceRepository
 from infra.nag import acknowledge, nag_spelling
 from model_build.config import ProjectConfig
@@ -46,7 +47,6 @@ from model_deploy.aws.names import (
     DATA_BUCKET_VARIABLE,
     EXECUTION_ID_VARIABLE,
     KMS_KEY_ARN_VARIABLE,
-    alarm_names,
     drift_schedule_name,
     monitor_scheduler_role_name,
 )
@@ -344,16 +344,7 @@ class DeployPipeline(Construct):
             assumed_by=iam.ServicePrincipal("cloudformation.amazonaws.com"),
             description="CloudFormation deploys this project's endpoint stacks with this role",
         )
-        alarms = [
-            stack.format_arn(
-                service="cloudwatch",
-                resource="alarm",
-                resource_name=name,
-                arn_format=ArnFormat.COLON_RESOURCE_NAME,
-            )
-            for s in props.stages
-            for name in alarm_names(s.endpoint_name).values()
-        ]
+        alarms = [arn for s in props.stages for arn in rollback_alarm_arns(stack, s.endpoint_name)]
         # Target tracking creates its own alarms, named after the scalable resource.
         target_tracking_alarms = [
             stack.format_arn(

@@ -129,6 +129,19 @@ class ModelEndpointProps:
         return self.model_package_arn.rsplit("/", 1)[-1]
 
 
+def rollback_alarm_arns(stack: Stack, endpoint_name: str) -> list[str]:
+    """The ARNs of the alarms that roll back an update of ``endpoint_name`` (:func:`alarm_names`)."""
+    return [
+        stack.format_arn(
+            service="cloudwatch",
+            resource="alarm",
+            resource_name=name,
+            arn_format=ArnFormat.COLON_RESOURCE_NAME,
+        )
+        for name in alarm_names(endpoint_name).values()
+    ]
+
+
 def _digest(*parts: object) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[
         :_DIGEST_LENGTH
@@ -382,15 +395,7 @@ class EndpointExecutionRole(Construct):
             iam.PolicyStatement(
                 sid="ReadRollbackAlarms",
                 actions=["cloudwatch:DescribeAlarms"],
-                resources=[
-                    stack.format_arn(
-                        service="cloudwatch",
-                        resource="alarm",
-                        resource_name=name,
-                        arn_format=ArnFormat.COLON_RESOURCE_NAME,
-                    )
-                    for name in alarm_names(props.endpoint_name).values()
-                ],
+                resources=rollback_alarm_arns(stack, props.endpoint_name),
             ),
             # AWS requires "*": cloudwatch:PutMetricData has no resource-level permissions; the namespace
             # condition keeps it to SageMaker's endpoint metrics.

@@ -77,6 +77,17 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[StubbedClients]:
         stubber.deactivate()
 
 
+def _not_found(stubber: Stubber, operation: str, what: str, params: dict[str, str]) -> None:
+    """SageMaker's answer for a resource that does not exist (a ValidationException, "Could not find ...")."""
+    (name,) = params.values()
+    stubber.add_client_error(
+        operation,
+        service_error_code="ValidationException",
+        service_message=f'Could not find {what} "{name}".',
+        expected_params=params,
+    )
+
+
 def stub_serving(
     stubber: Stubber,
     endpoint: str,
@@ -112,11 +123,8 @@ def stub_serving(
         {"EndpointName": endpoint},
     )
     if deleted == "config":
-        stubber.add_client_error(
-            "describe_endpoint_config",
-            service_error_code="ValidationException",
-            service_message=f'Could not find endpoint configuration "{config_name}".',
-            expected_params={"EndpointConfigName": config_name},
+        _not_found(
+            stubber, "describe_endpoint_config", "endpoint configuration", {"EndpointConfigName": config_name}
         )
         return
     stubber.add_response(
@@ -132,12 +140,7 @@ def stub_serving(
         {"EndpointConfigName": config_name},
     )
     if deleted == "model":
-        stubber.add_client_error(
-            "describe_model",
-            service_error_code="ValidationException",
-            service_message=f'Could not find model "{model_name}".',
-            expected_params={"ModelName": model_name},
-        )
+        _not_found(stubber, "describe_model", "model", {"ModelName": model_name})
         return
     stubber.add_response(
         "describe_model",

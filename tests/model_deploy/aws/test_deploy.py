@@ -212,38 +212,38 @@ def test_without_autoscaling_drops_the_scaling_resources_and_every_mention() -> 
         without_autoscaling(live)
 
 
-def test_a_stack_whose_creation_failed_is_deleted_and_created_again(aws: StubbedClients) -> None:
+@pytest.mark.parametrize(
+    ("status", "said"),
+    [
+        ("ROLLBACK_COMPLETE", "first creation failed"),
+        # A first change set that failed or was never executed leaves the stack in REVIEW_IN_PROGRESS for good.
+        ("REVIEW_IN_PROGRESS", "REVIEW_IN_PROGRESS, no resources"),
+    ],
+)
+def test_a_stack_without_resources_is_deleted_and_created_again(
+    aws: StubbedClients, status: str, said: str
+) -> None:
     sagemaker, cfn = aws.stub("sagemaker"), aws.stub("cloudformation")
     template = endpoint_template("ml.m5.xlarge")
     stub_serving(sagemaker, ENDPOINT, None)
-    stub_status(cfn, "ROLLBACK_COMPLETE")
+    stub_status(cfn, status)
+    if status == "REVIEW_IN_PROGRESS":
+        cfn.add_response(
+            "list_change_sets",
+            {
+                "Summaries": [
+                    {"ChangeSetName": "deploy-1", "Status": "FAILED", "ExecutionStatus": "UNAVAILABLE"}
+                ]
+            },
+            {"StackName": STACK},
+        )
     cfn.add_response("delete_stack", {}, {"StackName": STACK, "RoleARN": ROLE})
     stub_status(cfn, None)  # the delete waiter: gone
     stub_change_set(cfn, template, change_set_type="CREATE", final="CREATE_COMPLETE")
     stub_serving(sagemaker, ENDPOINT, package_arn(4))
     result, lines = run(aws, template)
     assert result == "deployed"
-    assert any("first creation failed" in line for line in lines)
-
-
-def test_a_stack_left_in_review_is_deleted_and_created_again(aws: StubbedClients) -> None:
-    """A first change set that failed or was never executed leaves the stack in REVIEW_IN_PROGRESS for good."""
-    sagemaker, cfn = aws.stub("sagemaker"), aws.stub("cloudformation")
-    template = endpoint_template("ml.m5.xlarge")
-    stub_serving(sagemaker, ENDPOINT, None)
-    stub_status(cfn, "REVIEW_IN_PROGRESS")
-    cfn.add_response(
-        "list_change_sets",
-        {"Summaries": [{"ChangeSetName": "deploy-1", "Status": "FAILED", "ExecutionStatus": "UNAVAILABLE"}]},
-        {"StackName": STACK},
-    )
-    cfn.add_response("delete_stack", {}, {"StackName": STACK, "RoleARN": ROLE})
-    stub_status(cfn, None)  # the delete waiter: gone
-    stub_change_set(cfn, template, change_set_type="CREATE", final="CREATE_COMPLETE")
-    stub_serving(sagemaker, ENDPOINT, package_arn(4))
-    result, lines = run(aws, template)
-    assert result == "deployed"
-    assert any("REVIEW_IN_PROGRESS, no resources" in line for line in lines)
+    assert any(said in line for line in lines)
 
 
 def test_a_stack_whose_first_change_set_is_being_created_is_not_touched(aws: StubbedClients) -> None:
