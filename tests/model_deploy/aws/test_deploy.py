@@ -113,6 +113,17 @@ def run(
     return result, lines
 
 
+def stub_first_deploy(aws: StubbedClients) -> dict[str, Any]:
+    """A stage with no stack yet: one creation, after which the endpoint serves version 4."""
+    sagemaker, cfn = aws.stub("sagemaker"), aws.stub("cloudformation")
+    template = endpoint_template("ml.m5.xlarge")
+    stub_serving(sagemaker, ENDPOINT, None)
+    stub_status(cfn, None)
+    stub_change_set(cfn, template, change_set_type="CREATE", final="CREATE_COMPLETE")
+    stub_serving(sagemaker, ENDPOINT, package_arn(4))
+    return template
+
+
 def test_a_stage_that_already_serves_the_version_is_left_alone(aws: StubbedClients) -> None:
     stub_serving(aws.stub("sagemaker"), ENDPOINT, package_arn(4))
     aws.stub("cloudformation")  # no CloudFormation call is expected: any would fail the test
@@ -122,12 +133,7 @@ def test_a_stage_that_already_serves_the_version_is_left_alone(aws: StubbedClien
 
 
 def test_the_first_deploy_creates_the_stack(aws: StubbedClients) -> None:
-    sagemaker, cfn = aws.stub("sagemaker"), aws.stub("cloudformation")
-    template = endpoint_template("ml.m5.xlarge")
-    stub_serving(sagemaker, ENDPOINT, None)
-    stub_status(cfn, None)
-    stub_change_set(cfn, template, change_set_type="CREATE", final="CREATE_COMPLETE")
-    stub_serving(sagemaker, ENDPOINT, package_arn(4))
+    template = stub_first_deploy(aws)
     result, lines = run(aws, template)
     assert result == "deployed"
     assert lines[0] == f"prod: {ENDPOINT} serves nothing; deploying {package_arn(4)}"
@@ -361,23 +367,13 @@ def test_a_version_that_fails_its_smoke_test_is_rolled_back_to_the_previous_pack
 
 
 def test_a_first_version_that_fails_its_smoke_test_stays_and_the_failure_says_so(aws: StubbedClients) -> None:
-    sagemaker, cfn = aws.stub("sagemaker"), aws.stub("cloudformation")
-    template = endpoint_template("ml.m5.xlarge")
-    stub_serving(sagemaker, ENDPOINT, None)
-    stub_status(cfn, None)
-    stub_change_set(cfn, template, change_set_type="CREATE", final="CREATE_COMPLETE")
-    stub_serving(sagemaker, ENDPOINT, package_arn(4))
+    template = stub_first_deploy(aws)
     with pytest.raises(DeployFailed, match="nothing served before on this stage, so the endpoint stays"):
         run(aws, template, smoke_test=failing_smoke_test)
 
 
 def test_a_version_that_passes_its_smoke_test_stays(aws: StubbedClients) -> None:
-    sagemaker, cfn = aws.stub("sagemaker"), aws.stub("cloudformation")
-    template = endpoint_template("ml.m5.xlarge")
-    stub_serving(sagemaker, ENDPOINT, None)
-    stub_status(cfn, None)
-    stub_change_set(cfn, template, change_set_type="CREATE", final="CREATE_COMPLETE")
-    stub_serving(sagemaker, ENDPOINT, package_arn(4))
+    template = stub_first_deploy(aws)
     result, lines = run(aws, template, smoke_test=lambda endpoint: (True, f"smoke test of {endpoint} passed"))
     assert result == "deployed" and lines[-1] == f"prod: smoke test of {ENDPOINT} passed"
 
