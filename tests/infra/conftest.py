@@ -115,8 +115,24 @@ class PublishedTemplate:
 @pytest.fixture(scope="session")
 def published(tmp_path_factory: pytest.TempPathFactory) -> PublishedTemplate:
     """The app as ``cdk synth -c sagemakerExecutionRoleArns=...`` builds it, with cdk-nag on every stack."""
-    outdir = tmp_path_factory.mktemp("cdk-project-template")
-    context = {**cdk_json_context(), "sagemakerExecutionRoleArns": ",".join(STUDIO_ROLES)}
+    return publish(tmp_path_factory.mktemp("cdk-project-template"))
+
+
+@pytest.fixture(scope="session")
+def published_github(tmp_path_factory: pytest.TempPathFactory) -> PublishedTemplate:
+    """The same with a GitHub source: every project's pipelines read through the connection."""
+    github = {
+        key: ALL_OPTIONS_CONTEXT[key] for key in ("codeConnectionArn", "repositoryOwner", "repositoryName")
+    }
+    return publish(tmp_path_factory.mktemp("cdk-project-template-github"), github)
+
+
+def publish(outdir: Path, extra_context: Mapping[str, Any] | None = None) -> PublishedTemplate:
+    context = {
+        **cdk_json_context(),
+        "sagemakerExecutionRoleArns": ",".join(STUDIO_ROLES),
+        **(extra_context or {}),
+    }
     with mock.patch.dict(os.environ):
         for variable in ("MLOPS_PROJECT_NAME", "MLOPS_ENVIRONMENT", SAGEMAKER_PROJECT_ID_VARIABLE):
             os.environ.pop(variable, None)

@@ -113,14 +113,28 @@ def test_the_endpoint_stacks_cloudformation_role_may_manage_every_resource_it_de
     assert missing == []
 
 
+def _published(source: str, request: pytest.FixtureRequest) -> PublishedTemplate:
+    fixture = "published_github" if source == "github" else "published"
+    published: PublishedTemplate = request.getfixturevalue(fixture)
+    return published
+
+
+@pytest.mark.parametrize("source", ["codecommit", "github"])
 def test_the_projects_launch_role_may_manage_every_resource_of_the_product(
-    published: PublishedTemplate,
+    source: str, request: pytest.FixtureRequest
 ) -> None:
+    published = _published(source, request)
     roles = _deploying_roles(published.portfolio)
     assert list(roles.values()) == ["servicecatalog.amazonaws.com"], roles
     (role_id,) = roles
     statements = role_statements(published.portfolio, role_id)
     assert missing_permissions(role_id, statements, published.product) == []
+    connected = "CodeStarSourceConnection" in json.dumps(published.product)
+    assert connected == (source == "github")
+    if connected:  # with the connection's own prefix (codeconnections), on the connection
+        (passing,) = [s for s in statements if "PassConnection" in json.dumps(s["Action"])]
+        assert passing["Action"] == "codeconnections:PassConnection"
+        assert resource_findings("launch role", passing) == []
 
 
 def test_no_other_principal_deploys_a_template(
@@ -194,7 +208,11 @@ def test_every_statement_of_the_app_fits_the_iam_database(any_app: SynthesizedAp
     assert [f for name, t in templates.items() for f in _all_findings(name, t, stacks=templates)] == []
 
 
-def test_every_statement_of_the_project_template_fits_the_iam_database(published: PublishedTemplate) -> None:
+@pytest.mark.parametrize("source", ["codecommit", "github"])
+def test_every_statement_of_the_project_template_fits_the_iam_database(
+    source: str, request: pytest.FixtureRequest
+) -> None:
+    published = _published(source, request)
     parameters = {"SageMakerProjectName": "reviews", "SageMakerProjectId": "p-abcdefghij12"}
     findings = [
         *_all_findings("portfolio", published.portfolio),
