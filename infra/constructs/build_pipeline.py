@@ -21,6 +21,8 @@ from model_build.sagemaker_pipeline import ARTIFACT_BUCKET_VARIABLE, DATA_BUCKET
 from model_build.storage_layout import listing
 
 BUILD_COMMAND = "python -m pipelines run --sagemaker --wait"
+BUILD_REQUIREMENTS = "requirements-build.txt"
+"""What the build project installs: the SageMaker SDK and boto3, enough to build and start the definition."""
 # model_build.config.load_config reads these two; it spells them inline, so they are named once here.
 PROJECT_NAME_VARIABLE = "MLOPS_PROJECT_NAME"
 ENVIRONMENT_VARIABLE = "MLOPS_ENVIRONMENT"
@@ -83,7 +85,7 @@ class BuildPipeline(Construct):
                     "phases": {
                         "install": {
                             "runtime-versions": {"python": "3.11"},
-                            "commands": ["pip install --no-cache-dir -r requirements.txt"],
+                            "commands": [f"pip install --no-cache-dir -r {BUILD_REQUIREMENTS}"],
                         },
                         "build": {"commands": [BUILD_COMMAND]},
                     },
@@ -151,7 +153,9 @@ class BuildPipeline(Construct):
             stages=[
                 codepipeline.StageProps(
                     stage_name="Source",
-                    actions=[props.source.source_action(source_output, start_on_push=True)],
+                    actions=[
+                        props.source.source_action(self, source_output, props.cicd_bucket, start_on_push=True)
+                    ],
                 ),
                 codepipeline.StageProps(
                     stage_name="Build",
