@@ -38,6 +38,7 @@ OPERATIONS = {
 FILLED_AT_EXECUTION = {
     "CreateProcessingJob": {"ProcessingJobName": "pipelines-abc123-CheckData-x"},
     "CreateTrainingJob": {"TrainingJobName": "pipelines-abc123-TrainModel-x"},
+    "CreateHyperParameterTuningJob": {"HyperParameterTuningJobName": "tune-abc123"},
 }
 PIPELINE_FUNCTIONS = ("Get", "Std:Join", "Std:JsonGet", "Std:Concat", "Std:Join:Values")
 SAMPLE_STRINGS = ("s3://bucket/key", "ml.m5.large", "arn:aws:iam::123456789012:role/r", "1", "x")
@@ -170,6 +171,20 @@ def test_every_step_that_creates_something_is_a_request_the_api_accepts(definiti
     parameters = {p["Name"]: p.get("DefaultValue") for p in definition["Parameters"]}
     steps = [s for s in _steps(definition["Steps"]) if s["Type"] in OPERATIONS]
     assert {s["Type"] for s in steps} >= {"Processing", "Training", "RegisterModel"}
+    assert [p for step in steps for p in request_problems(step, parameters)] == []
+
+
+def test_a_tuning_definitions_search_is_a_request_the_api_accepts(aws: boto3.Session) -> None:
+    """Built with TuningMaxJobs > 0 the training step is a tuning job (CreateHyperParameterTuningJob)."""
+    from model_build.sagemaker_pipeline import aws_settings, build_pipeline, pipeline_session
+
+    config = load_config()
+    settings = aws_settings(config, aws, ENVIRONMENT)
+    session = pipeline_session(settings, config, aws)
+    tuned = json.loads(build_pipeline(settings, session, config, defaults={"TuningMaxJobs": 4}).definition())
+    parameters = {p["Name"]: p.get("DefaultValue") for p in tuned["Parameters"]}
+    steps = [s for s in _steps(tuned["Steps"]) if s["Type"] == "Tuning"]
+    assert len(steps) == 1
     assert [p for step in steps for p in request_problems(step, parameters)] == []
 
 
