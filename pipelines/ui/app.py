@@ -52,6 +52,7 @@ from pipelines.local.registry import (
 from pipelines.local.workspace import Workspace
 from pipelines.ui.graph import build_graph, duration_text
 from pipelines.ui.jobs import RUNNING, JobRunning, Jobs
+from pipelines.ui.review import review_routes
 
 HERE = Path(__file__).resolve().parent
 LOOPBACK_HOSTS = ["127.0.0.1", "localhost"]
@@ -403,6 +404,7 @@ def create_app(
         Route("/endpoints/promote", promote, methods=["POST"]),
         Route("/endpoints/{name}/predict", predict, methods=["POST"]),
         Route("/features", features),
+        *review_routes(workspace, page),
         Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
     ]
     handlers: dict[Any, Callable[[Request, Exception], Awaitable[Response]]] = {
