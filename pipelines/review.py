@@ -84,7 +84,7 @@ def command(args: argparse.Namespace, workspace: Workspace) -> int:
                 item = queue.label(args.item, args.reviewer, args.label)
                 state = f"consolidated as {item.consolidated}" if item.consolidated else "open"
                 print(
-                    f"item {item.id}: {args.reviewer} answered {args.label}; {len(item.answers)} answers, {state}"
+                    f"item {item.id}: {args.reviewer} answered {args.label}; {len(item.answers)} of {item.labels_per_item} answers, {state}"
                 )
                 return 0
             case "export":
@@ -92,8 +92,8 @@ def command(args: argparse.Namespace, workspace: Workspace) -> int:
                 count = export(queue, output)
                 print(f"{count} human labels written to {output}")
                 print(
-                    "the next run reads them when its input holds this file: "
-                    f"`python -m pipelines run --local --input {output.parent}`"
+                    "a run trains on them when its input holds this file: put the rest of the data beside it "
+                    f"and run `python -m pipelines run --local --input {output.parent}`"
                 )
                 return 0
     raise AssertionError(args.review_command)
