@@ -213,6 +213,10 @@ class MonitoringSettings:
         return problems
 
 
+MAX_LABELS_PER_ITEM = 3
+"""``HumanLoopConfig.TaskCount``'s maximum in botocore's SageMaker model (a test holds the two together)."""
+
+
 @dataclass(frozen=True)
 class HumanReviewSettings:
     """Which answers of the stage's endpoint go to people (``pipelines review fill``; A2I on AWS).
@@ -232,8 +236,11 @@ class HumanReviewSettings:
             problems.append("confidence_threshold must be above 0 and at most 1")
         if not 0 <= self.sample_share <= 1:
             problems.append("sample_share must be within 0-1")
-        if not 1 <= self.labels_per_item <= 9:
-            problems.append("labels_per_item must be within 1-9")
+        if not 1 <= self.labels_per_item <= MAX_LABELS_PER_ITEM:
+            problems.append(
+                f"labels_per_item must be within 1-{MAX_LABELS_PER_ITEM} (the most an A2I flow definition's "
+                "TaskCount allows)"
+            )
         return problems
 
 

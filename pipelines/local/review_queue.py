@@ -459,22 +459,33 @@ def add_unlabeled_items(queue: ReviewQueue, path: Path, settings: HumanReviewSet
 
 
 # ------------------------------------------------------------------------------------------------- export
+def labeled_row(index: str, text: str, label: str, row: dict[str, str] | None, source: str) -> dict[str, str]:
+    """A human-labeled review as a row of the dataset (``index`` in its unnamed first column): the label decides
+    ``Rating`` (a rating of the row's own that agrees is kept, see :data:`RATING_BY_LABEL`), ``source`` goes
+    to ``Label Source``. The local export and the A2I output conversion both write these rows."""
+    values = {column: "" for column in EXPORT_COLUMNS}
+    values.update(row or {})
+    original = (row or {}).get(RATING_COLUMN, "").strip()
+    sentiment = SENTIMENT_BY_RATING.get(int(original)) if original.isdigit() else None
+    agrees = sentiment is not None and SENTIMENT_NAMES[sentiment] == label
+    values.update(
+        {
+            "": index,
+            TEXT_COLUMN: text,
+            RATING_COLUMN: original if agrees else str(RATING_BY_LABEL[label]),
+            LABEL_SOURCE_COLUMN: source,
+        }
+    )
+    return values
+
+
 def export_row(item: Item) -> dict[str, str]:
-    """One consolidated item as a row of the dataset: the human label decides ``Rating``."""
+    """One consolidated item as a row of the dataset."""
     if item.consolidated is None:
         raise ReviewError(f"item {item.id} is not consolidated yet: it has no label to export")
-    row = {column: "" for column in EXPORT_COLUMNS}
-    row.update(item.row or {})
-    row[""] = str(item.id)
-    row[TEXT_COLUMN] = item.text
-    original = (item.row or {}).get(RATING_COLUMN, "").strip()
-    sentiment = SENTIMENT_BY_RATING.get(int(original)) if original.isdigit() else None
-    agrees = sentiment is not None and SENTIMENT_NAMES[sentiment] == item.consolidated
-    row[RATING_COLUMN] = original if agrees else str(RATING_BY_LABEL[item.consolidated])
-    answers = item.answers
-    agreed = sum(a.label == item.consolidated for a in answers)
-    row[LABEL_SOURCE_COLUMN] = f"human-review:item-{item.id}:{agreed} of {len(answers)} reviewers agreed"
-    return row
+    agreed = sum(a.label == item.consolidated for a in item.answers)
+    source = f"human-review:item-{item.id}:{agreed} of {len(item.answers)} reviewers agreed"
+    return labeled_row(str(item.id), item.text, item.consolidated, item.row, source)
 
 
 def export(queue: ReviewQueue, output: Path) -> int:

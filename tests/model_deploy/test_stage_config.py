@@ -78,7 +78,7 @@ def edited(tmp_path: Path, stage: str, change) -> Path:
         ),
         (
             lambda d: d["human_review"].update(labels_per_item=0),
-            "human_review: labels_per_item must be within 1-9",
+            "human_review: labels_per_item must be within 1-3",
         ),
         (lambda d: d["human_review"].update(sample_share="5%"), 'human_review.sample_share is "5%"'),
         (lambda d: d["human_review"].update(reviewers=3), r"unknown key\(s\) human_review.reviewers"),
