@@ -17,15 +17,30 @@ Output format: https://docs.aws.amazon.com/sagemaker/latest/dg/a2i-output-data.h
 
 from __future__ import annotations
 
+import argparse
+import csv
 import hashlib
+import io
 import json
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
-from model_deploy.stage_config import HumanReviewSettings
-from pipelines.local.review_queue import LABELS, Candidate, Label, ReviewError, labeled_row, majority
+from model_deploy.stage_config import STAGES, HumanReviewSettings, load_stage
+from pipelines.local.review_queue import (
+    EXPORT_COLUMNS,
+    LABELS,
+    Candidate,
+    FillResult,
+    Label,
+    ReviewError,
+    capture_window,
+    labeled_row,
+    majority,
+    read_captures,
+)
 
 ANSWER_NAME = "sentiment"
 """The ``crowd-classifier``'s ``name``: the key of each answer in the output's ``answerContent``."""
@@ -128,6 +143,8 @@ def rows_from_output(documents: Sequence[dict[str, Any]]) -> list[dict[str, str]
     the loop, rather than dropped."""
     rows = []
     for document in documents:
+        if not isinstance(document, dict):
+            raise ReviewError(f"a human loop output is a JSON object, not a {type(document).__name__}")
         loop = str(document.get("humanLoopName", "?"))
         content = document.get("inputContent") or {}
         answers = []
@@ -155,3 +172,112 @@ def rows_from_output(documents: Sequence[dict[str, Any]]) -> list[dict[str, str]
             )
         )
     return rows
+
+
+# ------------------------------------------------------------------------------------------------- the jobs
+def start_from_captures(
+    client: Any,
+    s3_client: Any,
+    flow_definition_arn: str,
+    captures_uri: str,
+    endpoint: str,
+    settings: HumanReviewSettings,
+    since: datetime,
+    until: datetime,
+) -> tuple[StartedLoops, FillResult]:
+    """The scheduled job: the capture window on S3 -> human loops, by the local queue's rule and reader."""
+    reader = capture_window()
+    source = reader.S3Captures(captures_uri, s3_client)
+    candidates, read = read_captures(source, endpoint, settings, since, until)
+    return start_human_loops(client, flow_definition_arn, candidates), read
+
+
+def collect_outputs(
+    s3_client: Any, output_uri: str, raw_reviews_uri: str, kms_key_arn: str
+) -> tuple[list[str], list[str]]:
+    """Completed loops' ``output.json`` under ``output_uri`` -> one CSV per loop under the raw-reviews prefix
+    (``human-labels/<loop>.csv``, KMS-encrypted): the next build pipeline run reads them with the rest. One file
+    per loop makes a second collection rewrite the same files, so nothing is counted twice. Returns the files
+    written and the outputs that could not be read (each named with why; it stays in S3 for another try)."""
+    bucket, _, prefix = output_uri.removeprefix("s3://").partition("/")
+    raw_bucket, _, raw_prefix = raw_reviews_uri.removeprefix("s3://").partition("/")
+    written: list[str] = []
+    problems: list[str] = []
+    for page in s3_client.get_paginator("list_objects_v2").paginate(
+        Bucket=bucket, Prefix=prefix.rstrip("/") + "/"
+    ):
+        for entry in page.get("Contents", []):
+            if not entry["Key"].endswith("/output.json"):
+                continue
+            body = s3_client.get_object(Bucket=bucket, Key=entry["Key"])["Body"].read()
+            try:
+                rows = rows_from_output([json.loads(body)])
+            except (ValueError, ReviewError) as error:
+                problems.append(f"s3://{bucket}/{entry['Key']}: {error}")
+                continue
+            if not rows:
+                continue
+            handle = io.StringIO()
+            writer = csv.DictWriter(handle, fieldnames=EXPORT_COLUMNS)
+            writer.writeheader()
+            writer.writerows(rows)
+            key = f"{raw_prefix.rstrip('/')}/human-labels/{rows[0]['']}.csv"
+            s3_client.put_object(
+                Bucket=raw_bucket,
+                Key=key,
+                Body=handle.getvalue().encode("utf-8"),
+                ServerSideEncryption="aws:kms",
+                SSEKMSKeyId=kms_key_arn,
+            )
+            written.append(f"s3://{raw_bucket}/{key}")
+    return written, problems
+
+
+def add_parser(commands: argparse._SubParsersAction) -> None:
+    """``python -m model_deploy human-review start|collect`` on the deploy CLI's subparsers."""
+    review = commands.add_parser("human-review", help="send unsure answers to A2I; collect the labels")
+    actions = review.add_subparsers(dest="human_review_command", required=True)
+    start = actions.add_parser("start", help="start human loops for the capture window's unsure answers")
+    start.add_argument("--stage", required=True, choices=STAGES)
+    start.add_argument("--endpoint", required=True)
+    start.add_argument("--captures", required=True, help="s3://<data bucket>/<capture prefix>/<endpoint>")
+    start.add_argument("--flow-definition-arn", required=True)
+    start.add_argument("--since", default="1h", help="ISO-8601 or an age (default: 1h)")
+    start.add_argument("--until", help="end of the window (default: now)")
+    collect = actions.add_parser("collect", help="completed loops -> labeled reviews under the raw prefix")
+    collect.add_argument("--output", required=True, help="the flow definition's S3OutputPath")
+    collect.add_argument(
+        "--raw-reviews", required=True, help="s3:// raw-reviews prefix (the pipeline's input)"
+    )
+    collect.add_argument("--kms-key-arn", required=True)
+    review.set_defaults(run=command)
+
+
+def command(args: argparse.Namespace, clients: Any) -> int:
+    if args.human_review_command == "start":
+        reader = capture_window()
+        now = datetime.now(UTC)
+        since = reader.parse_time(args.since, now)
+        until = reader.parse_time(args.until, now) if args.until else now
+        started, read = start_from_captures(
+            clients("sagemaker-a2i-runtime"),
+            clients("s3"),
+            args.flow_definition_arn,
+            args.captures,
+            args.endpoint,
+            load_stage(args.stage).human_review,
+            since,
+            until,
+        )
+        print(
+            f"{args.endpoint}: {read.reviews} answered reviews, {read.candidates} to review; "
+            f"{len(started.started)} human loops started, {len(started.already)} started before"
+        )
+        for problem in read.unreadable:
+            print(f"  unreadable: {problem}")
+        return 0
+    written, problems = collect_outputs(clients("s3"), args.output, args.raw_reviews, args.kms_key_arn)
+    print(f"{len(written)} labeled reviews written under {args.raw_reviews.rstrip('/')}/human-labels/")
+    for problem in problems:
+        print(f"  not collected: {problem}")
+    return 1 if problems else 0

@@ -345,7 +345,7 @@ def sampled(source_key: str, share: float) -> bool:
 
 
 def read_captures(
-    captures: Path,
+    captures: Path | Any,
     endpoint: str,
     settings: HumanReviewSettings,
     since: datetime,
@@ -354,13 +354,15 @@ def read_captures(
 ) -> tuple[list[Candidate], FillResult]:
     """The window's captured reviews that go to people (see the module's docstring), and what was read.
 
+    ``captures``: a local folder, or a ``capture_window.CaptureSource`` (S3 on AWS).
     ``version_at(time) -> int | None``: the version that served at a time, for captures that do not name it
     (``eventMetadata.modelVersion``).
     """
     reader = capture_window()
     result = FillResult()
     candidates: list[Candidate] = []
-    for path, lines in reader.capture_source(str(captures)).files(reader.Window(since, until)):
+    source = reader.capture_source(str(captures)) if isinstance(captures, Path) else captures
+    for path, lines in source.files(reader.Window(since, until)):
         for number, line in enumerate(lines, start=1):
             if not line.strip():
                 continue

@@ -4,8 +4,13 @@ pipeline's input (https://docs.aws.amazon.com/sagemaker/latest/dg/a2i-output-dat
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import re
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import boto3
 import botocore.session
@@ -13,16 +18,20 @@ import pytest
 from aws_cdk import App, Stack
 from botocore.stub import ANY, Stubber
 from cfnlint.api import lint
+from moto import mock_aws
 
 from infra.constructs.human_review import HumanTaskUi
 from model_deploy.aws.human_review import (
     ANSWER_NAME,
     FlowDefinitionProps,
+    collect_outputs,
     flow_definition_request,
     human_loop_name,
     rows_from_output,
+    start_from_captures,
     start_human_loops,
 )
+from model_deploy.local.capture import CaptureWriter
 from model_deploy.stage_config import MAX_LABELS_PER_ITEM, load_stage
 from pipelines.local.review_queue import EXPORT_COLUMNS, LABEL_SOURCE_COLUMN, LABELS, Candidate, ReviewError
 
@@ -143,3 +152,64 @@ def test_completed_loops_become_rows_of_the_pipelines_input() -> None:
     with pytest.raises(ReviewError, match="human loop loop-c: answer 'great' of worker w0 is not one of"):
         rows_from_output([output("loop-c", "Meh.", "great")])
     assert set(LABELS) == {"negative", "neutral", "positive"}
+
+
+def test_the_scheduled_job_reads_the_s3_capture_window_and_collects_labels_under_the_raw_prefix(
+    tmp_path: Path,
+) -> None:
+    name = "review-sentiment-dev-prod"
+    writer = CaptureWriter(tmp_path, name, "AllTraffic", 100)
+    for text, result in (("Runs small.", ("neutral", 0.45)), ("Love it!", ("positive", 0.99))):
+        answer = [{"sentiment": result[0], "probability": result[1]}]
+        writer.write(json.dumps({"inputs": text}).encode(), "application/json", json.dumps(answer).encode(), "application/json")  # fmt: skip
+    writer.close()
+    settings = replace(load_stage("prod").human_review, sample_share=0.0)
+    with mock_aws():
+        s3 = boto3.client("s3", region_name=REGION)
+        s3.create_bucket(Bucket="data")
+        for path in tmp_path.rglob("*.jsonl"):
+            s3.upload_file(str(path), "data", f"data-capture/prod/{path.relative_to(tmp_path).as_posix()}")
+        a2i = boto3.client("sagemaker-a2i-runtime", region_name=REGION)
+        now = datetime.now(UTC)
+        with Stubber(a2i) as stub:
+            stub.add_response("start_human_loop", {"HumanLoopArn": f"{FLOW}/loop"}, {
+                "HumanLoopName": ANY, "FlowDefinitionArn": FLOW, "HumanLoopInput": ANY, "DataAttributes": ANY,
+            })  # fmt: skip
+            started, read = start_from_captures(
+                a2i, s3, FLOW, f"s3://data/data-capture/prod/{name}", name, settings, now - timedelta(hours=1), now + timedelta(minutes=1)
+            )  # fmt: skip
+            stub.assert_no_pending_responses()
+        assert (read.reviews, read.candidates, len(started.started)) == (2, 1, 1)
+
+        loop = started.started[0]
+        output = {
+            "humanLoopName": loop,
+            "inputContent": {"taskObject": "Runs small."},
+            "humanAnswers": [{"answerContent": {ANSWER_NAME: {"label": x}}, "workerId": x} for x in ("neutral", "neutral", "negative")],
+        }  # fmt: skip
+        s3.put_object(
+            Bucket="data",
+            Key=f"human-review/prod/2026/12/06/05/00/00/{loop}/output.json",
+            Body=json.dumps(output),
+        )
+        s3.put_object(
+            Bucket="data", Key="human-review/prod/2026/12/06/05/00/00/broken/output.json", Body=b"{not json"
+        )
+        key = f"arn:aws:kms:{REGION}:{ACCOUNT}:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+        for _ in range(2):  # a second collection rewrites the same file
+            written, problems = collect_outputs(
+                s3, "s3://data/human-review/prod", "s3://data/reviews/raw/", key
+            )
+            assert written == [f"s3://data/reviews/raw/human-labels/{loop}.csv"]
+            assert len(problems) == 1 and problems[0].startswith(
+                "s3://data/human-review/prod/2026/12/06/05/00/00/broken/output.json: "
+            )
+        stored = s3.get_object(Bucket="data", Key=f"reviews/raw/human-labels/{loop}.csv")
+        assert stored["ServerSideEncryption"] == "aws:kms"
+        (row,) = csv.DictReader(io.StringIO(stored["Body"].read().decode("utf-8")))
+        assert (row["Review Text"], row["Rating"], row[LABEL_SOURCE_COLUMN]) == (
+            "Runs small.",
+            "3",
+            f"a2i:{loop}:2 of 3 reviewers agreed",
+        )
+        assert len(s3.list_objects_v2(Bucket="data", Prefix="reviews/raw/")["Contents"]) == 1
