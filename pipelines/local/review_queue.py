@@ -23,7 +23,6 @@ changes nothing.
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import hashlib
 import importlib
@@ -31,7 +30,8 @@ import json
 import sqlite3
 import sys
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -47,6 +47,7 @@ from model_build.steps.features import (
     TEXT_COLUMN,
 )
 from model_deploy.stage_config import HumanReviewSettings
+from pipelines.local import sqlite_store
 from pipelines.local.workspace import REPO_ROOT
 
 LABELS: tuple[str, ...] = tuple(SENTIMENT_NAMES[s] for s in sorted(SENTIMENT_NAMES))
@@ -155,13 +156,8 @@ class ReviewQueue:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            self._connection = sqlite3.connect(path, timeout=60, isolation_level=None)
-            self._connection.row_factory = sqlite3.Row
-            self._connection.execute("PRAGMA busy_timeout = 60000")
-            self._connection.execute("PRAGMA journal_mode = WAL")
-            self._connection.execute("PRAGMA foreign_keys = ON")
+            self._connection = sqlite_store.connect(path)
             with self._transaction() as connection:
                 for statement in filter(str.strip, _SCHEMA.split(";")):
                     connection.execute(statement)
@@ -174,16 +170,8 @@ class ReviewQueue:
     def __exit__(self, *exc_info: object) -> None:
         self._connection.close()
 
-    @contextlib.contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        connection = self._connection
-        connection.execute("BEGIN IMMEDIATE")
-        try:
-            yield connection
-        except BaseException:
-            connection.execute("ROLLBACK")
-            raise
-        connection.execute("COMMIT")
+    def _transaction(self) -> AbstractContextManager[sqlite3.Connection]:
+        return sqlite_store.transaction(self._connection)
 
     def enqueue(self, candidates: Sequence[Candidate], labels_per_item: int) -> int:
         """Insert the candidates whose ``source_key`` is new; returns how many were new."""
