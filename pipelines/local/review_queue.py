@@ -33,7 +33,7 @@ from collections import Counter
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -46,6 +46,7 @@ from model_build.steps.features import (
     SENTIMENT_NAMES,
     TEXT_COLUMN,
 )
+from model_deploy.local.state import now
 from model_deploy.stage_config import HumanReviewSettings
 from pipelines.local import sqlite_store
 from pipelines.local.workspace import REPO_ROOT
@@ -96,10 +97,6 @@ CREATE INDEX IF NOT EXISTS labels_by_item ON labels(item_id)
 class ReviewError(ValueError):
     """A request the queue refuses (unknown label or item, an item already consolidated, an unreadable file):
     the message says which and what to do; nothing was changed."""
-
-
-def _now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @dataclass(frozen=True)
@@ -175,7 +172,7 @@ class ReviewQueue:
 
     def enqueue(self, candidates: Sequence[Candidate], labels_per_item: int) -> int:
         """Insert the candidates whose ``source_key`` is new; returns how many were new."""
-        created = _now()
+        created = now()
         with self._transaction() as connection:
             before = connection.total_changes
             connection.executemany(
@@ -256,7 +253,7 @@ class ReviewQueue:
                     f"{reviewer} already answered item {item_id} ({previous.label!r} at {previous.created}); "
                     "each reviewer answers an item once"
                 )
-            created = _now()
+            created = now()
             connection.execute(
                 "INSERT INTO labels (item_id, reviewer, label, created) VALUES (?, ?, ?, ?)",
                 (item_id, reviewer, label, created),
