@@ -146,6 +146,10 @@ def _fill(args: argparse.Namespace, workspace: Workspace, queue: ReviewQueue) ->
         f"{result.candidates} to review (top probability below {settings.confidence_threshold}, or in the "
         f"{settings.sample_share:.0%} sample), {result.added} new in the queue"
     )
+    if not result.lines:
+        print(
+            f"  no capture lines under {captures} in that window (is the endpoint capturing? try --since 7d)"
+        )
     for problem in result.unreadable:
         print(f"  unreadable: {problem}")
     if result.unreadable:
