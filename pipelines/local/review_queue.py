@@ -40,6 +40,7 @@ from typing import Any
 
 from model_build.pipeline_spec import STEPS_SOURCE_DIR
 from model_build.steps.features import (
+    LABEL_SOURCE_COLUMN,
     RATING_COLUMN,
     RAW_COLUMNS,
     SENTIMENT_BY_RATING,
@@ -58,10 +59,9 @@ RATING_BY_LABEL: dict[str, int] = {"negative": 1, "neutral": 3, "positive": 5}
 """The Rating an exported human label gets when the review had none, or one that disagrees: the extreme of
 each class's ratings (1-2 negative, 3 neutral, 4-5 positive), so the pipeline's label rule
 (``features.SENTIMENT_BY_RATING``) turns it back into the same sentiment. A rating that agrees is kept."""
-LABEL_SOURCE_COLUMN = "Label Source"
-"""The provenance column of an export: ``human-review:item-<id>`` (``:<n> of <m> reviewers agreed``)."""
 EXPORT_COLUMNS: tuple[str, ...] = ("", *RAW_COLUMNS, LABEL_SOURCE_COLUMN)
-"""The dataset's columns (its first, unnamed one is the row index), then the provenance."""
+"""The dataset's columns (its first, unnamed one is the row index), then the provenance:
+``human-review:item-<id>:<n> of <m> reviewers agreed`` (``a2i:<loop>:...`` from A2I)."""
 DATABASE = "review.db"
 
 _SCHEMA = """
