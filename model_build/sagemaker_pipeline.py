@@ -187,11 +187,14 @@ def pipeline_session(
 def parse_parameter_overrides(overrides: Mapping[str, str], spec: PipelineSpec = PIPELINE) -> dict[str, Any]:
     """``--param K=V`` strings -> values of each parameter's type, parsed as the local mode parses them.
 
-    An unknown name raises ``KeyError`` listing the known ones; a bad value a ``ValueError`` naming it.
+    An unknown name raises ``KeyError`` listing the known ones; a bad value, or one out of its range with
+    the defaults (:meth:`PipelineSpec.value_problems`), a ``ValueError`` naming it.
     """
-    from model_build.parameters import parse_value
+    from model_build.parameters import parse_value, resolve
 
-    return {name: parse_value(spec.parameter(name), text) for name, text in overrides.items()}
+    parsed = {name: parse_value(spec.parameter(name), text) for name, text in overrides.items()}
+    resolve(spec, parsed, local=False)
+    return parsed
 
 
 def build_pipeline(

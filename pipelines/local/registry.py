@@ -140,6 +140,19 @@ class ModelPackage:
                 return str(best.get("name")), float(best_f1), float(margin)
         return None
 
+    def champion(self) -> dict[str, Any] | None:
+        """What evaluation said of the champion: ``champion_check`` (outcome, message, margin) with the
+        champion's ARN and macro-F1; None for a version evaluated before there was a champion check."""
+        check = self.metrics.get("champion_check")
+        if not isinstance(check, dict):
+            return None
+        scored = self.metrics.get("champion", {})
+        return {
+            **check,
+            "model_package_arn": scored.get("model_package_arn"),
+            "f1_macro": scored.get("f1_macro", {}).get("value"),
+        }
+
     def describe(self) -> dict[str, Any]:
         """The shape of SageMaker's DescribeModelPackage response (and of the event's ``detail``)."""
         return {
@@ -201,6 +214,14 @@ class ModelPackage:
             },
             "ModelPackageType": "Versioned",
         }
+
+
+@dataclass(frozen=True)
+class Champion:
+    """The version a new one is compared with, and why it is the one."""
+
+    package: ModelPackage
+    reason: str
 
 
 def change_approval(
@@ -372,6 +393,26 @@ class ModelRegistry:
         """The newest version with ``status``: what a deployment of the group should serve."""
         packages = self.list(group, status)
         return packages[-1] if packages else None
+
+    def champion(self, group: str, served_arn: str | None) -> Champion | None:
+        """The model a new version must not be worse than: the one production serves (``served_arn``, what
+        the prod endpoint's state says), else the newest approved version; None when there is neither."""
+        if served_arn:
+            served = self.by_arn(group, served_arn)
+            if served is not None:
+                return Champion(served, "serves production")
+        newest = self.latest(group)
+        return Champion(newest, "the newest Approved version") if newest is not None else None
+
+    def by_arn(self, group: str, arn: str) -> ModelPackage | None:
+        """The version of ``group`` with this ARN (as :meth:`arn` spells it), or None."""
+        prefix, _, version = arn.rpartition("/")
+        if prefix != self.arn(group, 0).rpartition("/")[0] or not version.isdigit():
+            return None
+        try:
+            return self.describe(group, int(version))
+        except RegistryError:
+            return None
 
     def groups(self) -> builtins.list[str]:
         return [

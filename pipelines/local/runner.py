@@ -40,6 +40,8 @@ from model_build import parameters
 from model_build.code_upload import CodeSet
 from model_build.pipeline_spec import (
     BUNDLED_MODEL,
+    CHAMPION_PARAMETER,
+    CHAMPION_URL_PARAMETER,
     EXIT_MESSAGE,
     FEATURE_STORE,
     PIPELINE,
@@ -60,13 +62,14 @@ from model_build.pipeline_spec import (
     TuningStep,
     Value,
 )
+from model_build.steps.champion import NO_CHAMPION
 from pipelines.local import container, tuning
 from pipelines.local.cache import CacheEntry, StepCache, cache_key, content_hash
 from pipelines.local.events import EventLog
 from pipelines.local.executions import ExecutionRecord, ExecutionStore, Status, StepRecord, now
 from pipelines.local.feature_store import FeatureStore
 from pipelines.local.feature_store_server import ENDPOINT_ENV, serve
-from pipelines.local.registry import Lineage, ModelRegistry
+from pipelines.local.registry import Champion, Lineage, ModelRegistry
 from pipelines.local.workspace import LOCAL_ACCOUNT, REPO_ROOT, Workspace
 
 MODEL_ARCHIVE = "model.tar.gz"
@@ -159,7 +162,7 @@ class LocalRunner:
     def run(self, overrides: Mapping[str, ParameterValue] | None = None) -> ExecutionRecord:
         """Run every step; returns the record, Succeeded or Failed. Interruptions are re-raised after the
         record says Failed, so the caller can exit with the signal's status."""
-        values = parameters.resolve(self.spec, overrides or {}, local=True)
+        values = self._with_champion(parameters.resolve(self.spec, overrides or {}, local=True))
         record = self.executions.create(self.workspace.config.pipeline_name, values)
         execution = _Execution(record, values)
         total = len(self.spec.steps)
@@ -194,6 +197,61 @@ class LocalRunner:
                 self._finish(execution, Status.FAILED, reason)
                 raise
         return record
+
+    def _with_champion(self, values: dict[str, ParameterValue]) -> dict[str, ParameterValue]:
+        """``values`` with the champion filled in, as ``run --sagemaker`` does before it starts an execution.
+
+        Resolved once, at the start, and recorded with the execution's parameters: the run says which
+        version it was compared with, and the evaluation's cache key changes when the champion does. Empty
+        means find it (what prod serves, else the newest Approved version); ``none`` means go without; an
+        ARN names a version of this registry, whose model is used unless ``ChampionModelUrl`` is given; a
+        ``ChampionModelUrl`` alone is a model to compare with that is no registered version.
+        """
+        if CHAMPION_PARAMETER not in self.spec.parameter_names:
+            return values
+        arn = str(values[CHAMPION_PARAMETER]).strip()
+        if arn.lower() == NO_CHAMPION:
+            self._say(f"Champion: none ({CHAMPION_PARAMETER}=none): the champion check holds without one")
+            return {**values, CHAMPION_PARAMETER: NO_CHAMPION, CHAMPION_URL_PARAMETER: ""}
+        if not arn and values[CHAMPION_URL_PARAMETER]:
+            self._say(
+                f"Champion: the model {values[CHAMPION_URL_PARAMETER]} ({CHAMPION_URL_PARAMETER}, no version)"
+            )
+            return values
+        from model_deploy.local.state import EndpointStore
+        from model_deploy.stage_config import STAGES
+
+        config = self.workspace.config
+        group = config.model_package_group_name
+        found: Champion | None
+        with ModelRegistry(self.workspace.registry_path, config.region) as registry:
+            if arn:
+                package = registry.by_arn(group, arn)
+                if package is None:
+                    raise ValueError(
+                        f"--param {CHAMPION_PARAMETER}={arn}: no such version in {group} "
+                        f"({self.workspace.registry_path}); `python -m pipelines registry list` lists them, "
+                        f"'none' runs without a champion"
+                    )
+                found = Champion(package, f"named by {CHAMPION_PARAMETER}")
+            else:
+                prod = (
+                    EndpointStore(self.workspace.endpoints_dir).load().get(config.endpoint_name(STAGES[-1]))
+                )
+                found = registry.champion(group, prod.model_package_arn if prod else None)
+        if found is None:
+            self._say(
+                "Champion: none yet (no version serves prod, none is Approved): the champion check holds"
+            )
+            return values
+        package = found.package
+        url = str(values[CHAMPION_URL_PARAMETER]) or package.model_data_url
+        f1 = package.metric("f1_macro")
+        self._say(
+            f"Champion: version {package.version} ({found.reason}; test macro-F1 "
+            f"{'n/a' if f1 is None else f'{f1:.4f}'} when it was registered)"
+        )
+        return {**values, CHAMPION_PARAMETER: package.arn, CHAMPION_URL_PARAMETER: url}
 
     def _finish(self, execution: _Execution, status: Status, reason: str | None = None) -> None:
         record = execution.record
@@ -601,8 +659,8 @@ class LocalRunner:
         for result in results:
             verdict = "holds" if result["outcome"] else "FAILS"
             self._say(
-                f"  {result['check']}: {result['json_path']} = {parameters.render(result['left'])} "
-                f"{result['operator']} {parameters.render(result['right'])}: {verdict}"
+                f"  {result['check']}: {result['json_path']} = {parameters.shown(result['left'])} "
+                f"{result['operator']} {parameters.shown(result['right'])}: {verdict}"
             )
         self._end_step(execution, step, Status.SUCCEEDED)
         return condition.if_true if outcome else condition.if_false
@@ -690,13 +748,15 @@ class LocalRunner:
 
     def _message_part(self, execution: _Execution, part: Value | JsonValue | str) -> str:
         if isinstance(part, JsonValue):
-            return parameters.render(self._json_get(execution, part))
+            return parameters.shown(self._json_get(execution, part))
         return parameters.render(self._resolve(execution, part))
 
     # ------------------------------------------------------------------------------------ values
     def _resolve(self, execution: _Execution, value: Value) -> ParameterValue:
         if isinstance(value, Param):
             resolved = execution.values[value.name]
+            if self.spec.parameter(value.name).model_artifact and str(resolved).startswith("s3://"):
+                return str(self.workspace.local_path(str(resolved)))  # the job fetches it: hand it the file
             return str(_bundled_model_dir()) if resolved == BUNDLED_MODEL else resolved
         if isinstance(value, Config):
             return getattr(self.workspace.config, value.attribute)

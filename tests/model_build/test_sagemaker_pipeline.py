@@ -276,7 +276,7 @@ def report(path: str) -> dict:
     }
 
 
-def test_the_gate_checks_accuracy_macro_f1_and_the_margin_over_the_baselines(steps):
+def test_the_gate_checks_accuracy_macro_f1_and_the_margins_over_the_baselines_and_the_champion(steps):
     conditions = steps[ps.CHECK]["Arguments"]["Conditions"]
     assert [(c["Type"], c["LeftValue"], c["RightValue"]) for c in conditions] == [
         ("GreaterThanOrEqualTo", report("metrics.accuracy.value"), get("MinAccuracy")),
@@ -286,7 +286,25 @@ def test_the_gate_checks_accuracy_macro_f1_and_the_margin_over_the_baselines(ste
             report("f1_macro_margin_over_best_baseline.value"),
             get("MinBaselineMargin"),
         ),
+        ("Equals", report("champion_check.holds"), True),
     ]
+
+
+def test_the_champion_and_its_margin_reach_the_evaluation_job(steps, definition):
+    """The champion is the job's to fetch (it may be absent, which a job input could not be), by parameter."""
+    arguments = steps[ps.EVALUATE]["Arguments"]["AppSpecification"]["ContainerArguments"]
+    passed = dict(zip(arguments[::2], arguments[1::2], strict=False))
+    assert passed["--champion-model-package-arn"] == get(ps.CHAMPION_PARAMETER)
+    assert passed["--champion-model-url"] == get(ps.CHAMPION_URL_PARAMETER)
+    assert passed["--min-champion-margin"] == as_string("MinChampionMargin")
+    parameters = {p["Name"]: p for p in definition["Parameters"]}
+    assert parameters["MinChampionMargin"] == {
+        "Name": "MinChampionMargin",
+        "Type": "Float",
+        "DefaultValue": 0.0,
+    }
+    for name in (ps.CHAMPION_PARAMETER, ps.CHAMPION_URL_PARAMETER):
+        assert parameters[name] == {"Name": name, "Type": "String", "DefaultValue": ""}
 
 
 def test_register_attaches_the_report_to_a_version_in_the_projects_group(steps):
@@ -381,6 +399,7 @@ def test_fail_message_carries_every_checked_value_and_its_threshold(steps):
         ("f1_macro_margin_over_best_baseline.value", "MinBaselineMargin"),
     ):
         assert values[values.index(report(path)) + 2] == get(threshold)
+    assert report("champion_check.message") in values  # the champion comparison, in words
     assert "not registered" in values[0]
 
 
@@ -481,6 +500,8 @@ def test_parameter_overrides_are_typed_and_checked():
         parse_parameter_overrides({"Epochs": "three"})
     with pytest.raises(ValueError, match="BalanceDataset is of type Boolean"):
         parse_parameter_overrides({"BalanceDataset": "maybe"})
+    with pytest.raises(ValueError, match=r"MinAccuracy=1\.5 is out of range: it must be from 0 to 1"):
+        parse_parameter_overrides({"MinAccuracy": "1.5"})  # refused before the pipeline is built or started
 
 
 def test_the_code_dir_carries_the_pinned_requirements(repo_root: Path):

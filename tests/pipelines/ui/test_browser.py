@@ -20,9 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from selenium import webdriver
 from selenium.common.exceptions import StaleElementReferenceException
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.ui import WebDriverWait
@@ -33,13 +31,6 @@ from pipelines.local.workspace import Workspace
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 START_TIMEOUT_SECONDS = 180
-
-
-def executable(*names: str) -> str:
-    for name in names:
-        if found := shutil.which(name):
-            return found
-    pytest.fail(f"{' or '.join(names)} is not installed: `make browser` installs Chromium and its driver")
 
 
 @contextlib.contextmanager
@@ -74,20 +65,6 @@ def serving(run_dir: Path) -> Iterator[str]:
 def page_server(pipeline_run: Workspace) -> Iterator[str]:
     with serving(pipeline_run.root) as url:
         yield url
-
-
-@pytest.fixture
-def browser() -> Iterator[WebDriver]:
-    options = webdriver.ChromeOptions()
-    options.binary_location = executable("chromium", "chromium-browser")
-    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1400,1000"):
-        options.add_argument(argument)
-    driver = webdriver.Chrome(options=options, service=Service(executable_path=executable("chromedriver")))
-    driver.set_page_load_timeout(120)
-    try:
-        yield driver
-    finally:
-        driver.quit()
 
 
 def wait(driver: WebDriver, condition: Any, seconds: float = 60, message: str = "") -> Any:
