@@ -1008,6 +1008,7 @@ PIPELINE = PipelineSpec(
                 ("DataCheckEmptyTextShare", "summary.empty_text_share"),
                 ("DataCheckDuplicateShare", "summary.duplicate_share"),
                 ("DataCheckPositiveLabelShare", "summary.positive_label_share"),
+                ("DataCheckHumanLabels", "summary.human_labels"),
                 ("DataCheckMaxAbsCI", "summary.max_abs_CI"),
                 ("DataCheckMaxAbsDPL", "summary.max_abs_DPL"),
             ),

@@ -36,6 +36,7 @@ from urllib.parse import urlsplit
 from model_build.aws_setup import aws_setup_problem
 from model_build.parameters import ParameterError, parse_assignments, render, resolve, shown
 from model_build.pipeline_spec import PIPELINE, ParameterValue, RegisterStep, retry_policy_text
+from pipelines import review
 from pipelines.local.executions import ExecutionNotFound, ExecutionRecord, ExecutionStore, Status
 from pipelines.local.feature_store import FeatureStore, FeatureStoreError
 from pipelines.local.query_limits import DEFAULT_ROWS, MAX_ROWS, parse_row_limit
@@ -200,6 +201,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--retrain-on-drift", action="store_true", help="Start a local pipeline run if the verdict is drift."
     )
 
+    review.add_parser(commands, run_dir)
     definition = commands.add_parser(
         "definition", parents=[run_dir], help="The SageMaker pipeline definition JSON."
     )
@@ -271,6 +273,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 from model_deploy.local.monitoring import command
 
                 return command(workspace, args.endpoint, args.since, args.until, args.retrain_on_drift)
+            case "review":
+                return review.command(args, workspace)
     except (
         UsageError,
         ParameterError,

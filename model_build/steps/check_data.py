@@ -213,6 +213,8 @@ class Tally:
     present: Counter[str] = field(default_factory=Counter)
     """Non-empty values per typed column: the base of its unparseable share."""
     empty_text: int = 0
+    human_labels: int = 0
+    """Rows with a ``Label Source`` (labeled by people)."""
     duplicates: int = 0
     ratings: Counter[int] = field(default_factory=Counter)
     rows_without_label: int = 0
@@ -252,6 +254,8 @@ class Tally:
             present = values.str.len() > 0
             self.present[name] += int(present.sum())
             self.unparseable[name] += int((present & ~valid_values(values, kind)).sum())
+        if features.LABEL_SOURCE_COLUMN in frame:
+            self.human_labels += int((frame[features.LABEL_SOURCE_COLUMN].str.strip().str.len() > 0).sum())
         if features.TEXT_COLUMN in frame:
             self.empty_text += int((frame[features.TEXT_COLUMN].str.strip().str.len() == 0).sum())
         for row_id in row_ids(frame).tolist():
@@ -362,7 +366,11 @@ def build_report(counts: Tally, args: argparse.Namespace) -> dict[str, Any]:
             "required_columns": required,
             "missing_columns": missing_columns,
             "files_missing_columns": files_missing,
-            "unknown_columns": [name for name in counts.columns if name not in features.RAW_COLUMNS],
+            "unknown_columns": [
+                name
+                for name in counts.columns
+                if name not in (*features.RAW_COLUMNS, features.LABEL_SOURCE_COLUMN)
+            ],
             "unparseable": unparseable,
         },
         "missing_values": missing,
@@ -373,6 +381,7 @@ def build_report(counts: Tally, args: argparse.Namespace) -> dict[str, Any]:
         "labels": {
             "rows_with_label": labelled,
             "rows_without_label": counts.rows_without_label,
+            "human_labels": counts.human_labels,
             "by_rating": {str(r): _fraction(counts.ratings[r], labelled) for r in sorted(VALID_RATINGS)},
             "by_sentiment": {
                 features.SENTIMENT_NAMES[s]: _fraction(sentiments[s], labelled)
@@ -552,6 +561,7 @@ def summary(report: dict[str, Any]) -> dict[str, Any]:
         "empty_text_share": report["empty_text"]["share"],
         "duplicate_share": report["duplicates"]["share"],
         "positive_label_share": report["labels"]["by_sentiment"]["positive"]["share"],
+        "human_labels": report["labels"]["human_labels"],
         "max_abs_CI": _max_abs(entry["max_abs_CI"] for entry in facets.values()),
         "max_abs_DPL": _max_abs(entry["max_abs_DPL"] for entry in facets.values()),
         "max_abs_CI_by_facet": {facet: entry["max_abs_CI"] for facet, entry in facets.items()},

@@ -20,6 +20,7 @@ from typing import Any, Literal
 
 from model_build.aws_setup import aws_setup_problem
 from model_build.config import ProjectConfig, load_config
+from model_deploy.aws import human_review
 from model_deploy.aws.names import (
     ARTIFACT_BUCKET_VARIABLE,
     CLOUDFORMATION_ROLE_VARIABLE,
@@ -296,6 +297,7 @@ def build_parser() -> argparse.ArgumentParser:
     transform.add_argument("--kms-key-arn", help=f"output and volume key (default ${KMS_KEY_ARN_VARIABLE})")
     transform.add_argument("--id-field", default="review_id", help="the id kept beside each answer")
     transform.set_defaults(run=cmd_transform)
+    human_review.add_parser(commands)
     return parser
 
 

@@ -14,14 +14,15 @@ from __future__ import annotations
 import builtins
 import json
 import sqlite3
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+from pipelines.local import sqlite_store
 from pipelines.local.events import EventLog, model_package_state_change
 from pipelines.local.workspace import LOCAL_ACCOUNT, Workspace
 
@@ -254,16 +255,8 @@ class ModelRegistry:
         self.account = account
         self.events = events
         self.delivery_failures: list[str] = []
-        path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            self._connection = sqlite3.connect(path, timeout=60, isolation_level=None)
-            self._connection.row_factory = sqlite3.Row
-            self._connection.execute("PRAGMA busy_timeout = 60000")
-            self._connection.execute("PRAGMA journal_mode = WAL")
-            self._connection.execute("PRAGMA foreign_keys = ON")
-            check = self._connection.execute("PRAGMA quick_check").fetchone()[0]
-            if check != "ok":
-                raise sqlite3.DatabaseError(check)
+            self._connection = sqlite_store.connect(path)
             with self._transaction() as connection:
                 version = connection.execute("PRAGMA user_version").fetchone()[0]
                 if version not in (0, SCHEMA_VERSION):
@@ -290,16 +283,8 @@ class ModelRegistry:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
-    @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        """``BEGIN IMMEDIATE`` takes the write lock up front, so read-then-write cannot interleave."""
-        self._connection.execute("BEGIN IMMEDIATE")
-        try:
-            yield self._connection
-        except BaseException:
-            self._connection.execute("ROLLBACK")
-            raise
-        self._connection.execute("COMMIT")
+    def _transaction(self) -> AbstractContextManager[sqlite3.Connection]:
+        return sqlite_store.transaction(self._connection)
 
     def arn(self, group: str, version: int) -> str:
         return f"arn:aws:sagemaker:{self.region}:{self.account}:model-package/{group}/{version}"

@@ -53,6 +53,7 @@ from pipelines.local.registry import (
 from pipelines.local.workspace import Workspace
 from pipelines.ui.graph import build_graph, duration_text
 from pipelines.ui.jobs import DONE, RUNNING, JobRunning, Jobs
+from pipelines.ui.review import review_routes
 
 HERE = Path(__file__).resolve().parent
 LOOPBACK_HOSTS = ["127.0.0.1", "localhost"]
@@ -466,6 +467,7 @@ def create_app(
         Route("/endpoints/{name}/predict", predict, methods=["POST"]),
         Route("/features", features),
         Route("/monitoring", monitoring),
+        *review_routes(workspace, page),
         Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
     ]
     handlers: dict[Any, Callable[[Request, Exception], Awaitable[Response]]] = {

@@ -17,6 +17,8 @@ from typing import Any
 import check_data
 import pytest
 
+from model_build.pipeline_spec import PIPELINE, RegisterStep
+
 HEADER = ["Clothing ID", "Age", "Title", "Review Text", "Rating", "Recommended IND",
           "Positive Feedback Count", "Division Name", "Department Name", "Class Name"]  # fmt: skip
 
@@ -292,3 +294,20 @@ def test_each_threshold_names_the_pipeline_parameter_the_description_passes_it_f
         assert arguments[flag] == ps.Param(parameter), flag
     thresholds = {flag for flag in arguments if flag.startswith("--max-")}
     assert thresholds == set(check_data.PIPELINE_PARAMETERS)
+
+
+def test_human_labels_beside_the_data_are_counted_for_the_lineage(tmp_path):
+    """An export of the review queue (``Label Source`` set) beside the data: counted, not an unknown column,
+    and carried into the version's metadata (``DataCheckHumanLabels``)."""
+    folder = tmp_path / "input"
+    folder.mkdir()
+    write_csv(folder / "reviews.csv", constructed_rows())
+    labeled = [row(50 + i, "Dresses", "1", **{"Label Source": f"human-review:item-{i}:1 of 1 reviewers agreed"}) for i in range(3)]  # fmt: skip
+    write_csv(folder / "human-labels.csv", labeled, [*HEADER, "Label Source"])
+    status, report, _ = run(tmp_path, folder)
+    assert status == 0
+    assert report["labels"]["human_labels"] == report["summary"]["human_labels"] == 3
+    assert "Label Source" not in report["schema"]["unknown_columns"]
+    assert report["missing_values"]["Label Source"]["count"] == 0
+    (register,) = [step for step in PIPELINE.steps if isinstance(step, RegisterStep)]
+    assert ("DataCheckHumanLabels", "summary.human_labels") in register.data_report_metadata

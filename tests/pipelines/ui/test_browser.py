@@ -9,6 +9,7 @@ tests check that the approval's event reaches it, the rollout's own tests what i
 
 from __future__ import annotations
 
+import contextlib
 import os
 import select
 import shutil
@@ -25,18 +26,19 @@ from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.ui import WebDriverWait
 
 from pipelines.local.executions import ExecutionStore, Status
+from pipelines.local.review_queue import DATABASE, Candidate, ReviewQueue
 from pipelines.local.workspace import Workspace
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 START_TIMEOUT_SECONDS = 180
 
 
-@pytest.fixture
-def page_server(pipeline_run: Workspace) -> Iterator[str]:
+@contextlib.contextmanager
+def serving(run_dir: Path) -> Iterator[str]:
     """``python -m pipelines ui --port 0`` as a user starts it; ready once it prints its URL."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     process = subprocess.Popen(
-        [sys.executable, "-m", "pipelines", "ui", "--port", "0", "--run-dir", str(pipeline_run.root)],
+        [sys.executable, "-m", "pipelines", "ui", "--port", "0", "--run-dir", str(run_dir)],
         cwd=REPO_ROOT,
         env=env,
         stdout=subprocess.PIPE,
@@ -57,6 +59,12 @@ def page_server(pipeline_run: Workspace) -> Iterator[str]:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+@pytest.fixture
+def page_server(pipeline_run: Workspace) -> Iterator[str]:
+    with serving(pipeline_run.root) as url:
+        yield url
 
 
 def wait(driver: WebDriver, condition: Any, seconds: float = 60, message: str = "") -> Any:
@@ -153,3 +161,35 @@ def test_a_run_in_progress_updates_on_the_page_without_a_reload(page_server, bro
         assert not browser.find_elements(By.CSS_SELECTOR, "main[data-live]")  # and stopped polling
     finally:
         shutil.rmtree(store.folder(record.id))
+
+
+def test_a_reviewer_labels_with_the_keyboard_and_sees_the_models_answer_only_after(browser, tmp_path):
+    workspace = Workspace.open(tmp_path / "run")
+    with ReviewQueue(workspace.root / DATABASE) as queue:
+        queue.enqueue(
+            [
+                Candidate("capture:e:1:0", "line 1", "low_confidence", "Thin fabric, nice cut.", "e", 4, "positive", 0.52),
+                Candidate("capture:e:2:0", "line 2", "low_confidence", "It is a dress.", "e", 4, "neutral", 0.4),
+            ],
+            labels_per_item=1,
+        )  # fmt: skip
+    with serving(workspace.root) as url:
+        browser.get(f"{url}/review")
+        browser.find_element(By.ID, "reviewer-name").send_keys("alice\n")
+        wait(browser, lambda d: d.find_elements(By.ID, "review-text"))
+        assert text(browser, "#review-text") == "Thin fabric, nice cut."
+        assert "52%" not in text(browser, "main") and "the model (version" not in text(browser, "main")
+
+        browser.find_element(By.TAG_NAME, "body").send_keys("2")  # neutral, by its key
+        wait(browser, lambda d: d.find_elements(By.ID, "answered"))
+        assert "you said neutral; the model (version 4) said positive at 52%" in text(browser, "#answered")
+        assert text(browser, "#review-text") == "It is a dress."
+
+        browser.find_element(By.TAG_NAME, "body").send_keys("s")  # skip
+        wait(browser, lambda d: d.find_elements(By.ID, "done"))
+    with ReviewQueue(workspace.root / DATABASE) as queue:
+        first, second = queue.items()
+        assert first.consolidated == "neutral" and [(x.reviewer, x.label) for x in first.labels] == [
+            ("alice", "neutral")
+        ]
+        assert second.consolidated is None and [x.label for x in second.labels] == ["skip"]

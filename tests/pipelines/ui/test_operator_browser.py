@@ -4,10 +4,6 @@ the Monitoring view's picture loads, and the warning about a Rejected version sh
 
 from __future__ import annotations
 
-import os
-import select
-import subprocess
-import sys
 from collections.abc import Iterator
 
 import pytest
@@ -16,35 +12,15 @@ from selenium.webdriver.common.by import By
 from pipelines.local.executions import ExecutionStore
 from pipelines.local.workspace import Workspace
 from tests.pipelines.ui.operator_run import make_operator_run
-from tests.pipelines.ui.test_browser import REPO_ROOT, START_TIMEOUT_SECONDS, text, wait
+from tests.pipelines.ui.test_browser import serving, text, wait
 
 
 @pytest.fixture
 def operator_page(made_up: Workspace) -> Iterator[tuple[str, Workspace]]:
     """``python -m pipelines ui --port 0`` on the made-up run folder; ready once it prints its URL."""
     workspace = make_operator_run(made_up)
-    process = subprocess.Popen(
-        [sys.executable, "-m", "pipelines", "ui", "--port", "0", "--run-dir", str(workspace.root)],
-        cwd=REPO_ROOT,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    try:
-        assert process.stdout is not None
-        ready, _, _ = select.select([process.stdout], [], [], START_TIMEOUT_SECONDS)
-        assert ready, f"`pipelines ui` printed nothing within {START_TIMEOUT_SECONDS} s"
-        first = process.stdout.readline()
-        assert " is at http://127.0.0.1:" in first, first
-        yield first.split(" is at ")[1].split()[0], workspace
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    with serving(workspace.root) as url:
+        yield url, workspace
 
 
 def test_an_operator_sees_the_failed_graph_whole_the_monitoring_view_and_the_rejected_warning(
