@@ -44,12 +44,15 @@ def run_instances(input_data: Path, output: Path, model: Path, count: int, *extr
 
 
 def union(folders: list[Path], output: str) -> pd.DataFrame:
-    """Rows of one output across instances, in a fixed order, without the event time (each run has its own)."""
+    """Rows of one output across instances, in a fixed order, without the event time (each run has its own;
+    only the Feature Store records carry it)."""
     frames = [
         pq.read_table(path).to_pandas() for folder in folders for path in (folder / output).glob("*.parquet")
     ]
     rows = pd.concat(frames, ignore_index=True)
-    return rows.drop(columns=features.EVENT_TIME).sort_values("review_id", ignore_index=True)
+    if output == preprocess.FEATURES:
+        rows = rows.drop(columns=features.EVENT_TIME)
+    return rows.sort_values("review_id", ignore_index=True)
 
 
 def rejects(folders: list[Path]) -> pd.DataFrame:
