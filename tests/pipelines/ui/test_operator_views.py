@@ -99,5 +99,7 @@ def test_the_rejected_versions_page_says_it_still_serves(client: TestClient, ope
     page = client.get("/registry/2")
     assert 'id="rejected-serving"' in page.text
     shown = text_of(page.text)
-    assert f"This version is Rejected but still serves on {operator_run.config.endpoint_name('prod')}" in shown
+    assert (
+        f"This version is Rejected but still serves on {operator_run.config.endpoint_name('prod')}" in shown
+    )
     assert 'id="rejected-serving"' not in client.get("/registry/1").text
