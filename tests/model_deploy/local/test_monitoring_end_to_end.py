@@ -1,8 +1,8 @@
 """The monitor as an operator uses it: run, approve, promote, traffic, ``monitor``, and retraining on drift.
 
 One real local run (``run --local``), its version rolled out to staging and prod, then reviews sent to prod
-through boto3's ``sagemaker-runtime`` client as an application would. First the test split's own reviews
-(what the model was evaluated on: no drift), then a shifted stream (long, furious reviews): drift, and with
+through boto3's ``sagemaker-runtime`` client as an application would. First reviews drawn from the data in
+its own class shares (realistic traffic: no drift), then a shifted stream (long, furious reviews): drift, and with
 ``--retrain-on-drift`` a new pipeline execution. Prod captures 20% of its requests (its stage file), so
 enough requests are sent for the window to hold more than ``min_reviews``.
 """
