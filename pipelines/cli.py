@@ -548,10 +548,6 @@ def _row_limit(text: str) -> int:
         raise argparse.ArgumentTypeError(str(error)) from None
 
 
-def _fit(text: str, width: int) -> str:
-    return text if len(text) <= width else text[: width - 3] + "..."
-
-
 def _cell(value: Any) -> str:
     text = str(value)
     return text if len(text) <= 60 else text[:57] + "..."
@@ -568,17 +564,19 @@ def _registry(args: argparse.Namespace, workspace: Workspace) -> int:
                     print(f"No versions in {group} yet: `python -m pipelines run --local` registers one.")
                     return 0
                 _print_table(
-                    ["version", "status", "created", "metrics", "data check", "execution", "note"],
+                    ["version", "status", "created", "execution", "note"],
                     [
                         [
                             str(p.version),
                             str(p.approval_status),
                             p.creation_time[:19],
-                            _metrics_line(p, short=True),
-                            _data_check_line(p),
                             p.lineage.execution_id,
                             p.approval_description or "",
                         ]
+                        for p in packages
+                    ],
+                    details=[
+                        [f"metrics: {_metrics_line(p, short=True)}", f"data check: {_data_check_line(p)}"]
                         for p in packages
                     ],
                 )
@@ -796,16 +794,23 @@ def _endpoint_name(endpoint: str | None, workspace: Workspace) -> str:
     return next((n for n in serving if records.get(n) and records[n].version), serving[-1])
 
 
-def _print_table(columns: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
-    """Columns padded to their widest cell; a table wider than :data:`TABLE_WIDTH` has its widest columns
-    cut (cells end in "...": `describe`/`executions ID` show them whole)."""
+def _print_table(
+    columns: Sequence[str], rows: Sequence[Sequence[str]], details: Sequence[Sequence[str]] = ()
+) -> None:
+    """Columns padded to their widest cell; in a table wider than :data:`TABLE_WIDTH` the widest columns
+    wrap onto more lines (nothing is cut). ``details``: lines printed under each row, indented."""
     widths = [
         max([len(str(column)), *(len(str(row[i])) for row in rows)]) for i, column in enumerate(columns)
     ]
     while sum(widths) + 2 * (len(widths) - 1) > TABLE_WIDTH and max(widths) > 12:
         widths[widths.index(max(widths))] -= 1
-    columns = [_fit(str(column), width) for column, width in zip(columns, widths, strict=True)]
-    rows = [[_fit(str(cell), width) for cell, width in zip(row, widths, strict=True)] for row in rows]
-    print("  ".join(str(column).ljust(width) for column, width in zip(columns, widths, strict=True)).rstrip())
-    for row in rows:
-        print("  ".join(str(cell).ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
+    for index, row in enumerate([columns, *rows]):
+        cells = [
+            textwrap.wrap(str(cell), width, break_on_hyphens=False) or [""]
+            for cell, width in zip(row, widths, strict=True)
+        ]
+        for line in range(max(len(cell) for cell in cells)):
+            parts = [cell[line] if line < len(cell) else "" for cell in cells]
+            print("  ".join(part.ljust(width) for part, width in zip(parts, widths, strict=True)).rstrip())
+        for detail in details[index - 1] if 0 < index <= len(details) else ():
+            print(textwrap.fill(detail, TABLE_WIDTH, initial_indent="    ", subsequent_indent="      "))

@@ -158,10 +158,10 @@ def test_processing_ingested_the_records_into_the_feature_store(first_run, run_d
 
 
 def test_the_condition_false_branch_fails_the_run_reusing_the_cache(first_run, run_dir, workspace):
-    result = cli(run_dir, "run", "--local", *SMALL, *OPEN_GATE, "--param", "MinAccuracy=1.01")
+    result = cli(run_dir, "run", "--local", *SMALL, *OPEN_GATE, "--param", "MinAccuracy=1.0")
     assert result.returncode == 1, result.stderr[-3000:]
     assert "failed the quality gate and was not registered" in result.stdout
-    assert "(MinAccuracy 1.01)" in result.stdout and "accuracy: metrics.accuracy.value = " in result.stdout
+    assert "(MinAccuracy 1.0)" in result.stdout and "accuracy: metrics.accuracy.value = " in result.stdout
     record = ExecutionStore(workspace.executions_dir).load("latest")
     assert record.status == Status.FAILED
     assert [s.name for s in record.steps] == [

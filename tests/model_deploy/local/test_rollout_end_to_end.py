@@ -220,7 +220,11 @@ def test_requests_during_a_swap_all_succeed_and_duplicate_events_change_nothing(
     # Rejecting the serving version rolls staging back to the newest approved version that did not fail.
     out = ok(cli(run_dir, tmp, "registry", "reject", str(retrained)))
     assert "skipped" in out and f"version {retrained} was not deployed" not in out
-    assert EndpointStore(workspace.endpoints_dir).load()[staging].version == 1
+    record = EndpointStore(workspace.endpoints_dir).load()[staging]
+    assert record.version == 1
+    last = record.history[-1]  # a rollback, with the rejection that caused it
+    assert (last.outcome, last.version, last.reason) == ("RolledBack", 1, f"version {retrained} was Rejected")
+    assert f"rolled back to version 1 (version {retrained} was Rejected)" in out
 
 
 def test_the_server_restores_its_endpoints_after_a_restart_and_cleans_up_on_stop(setup) -> None:
