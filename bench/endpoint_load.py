@@ -84,6 +84,9 @@ def _archive(folder: Path, extra_handler_source: str = "") -> Path:
     model.save_pretrained(model_dir)
     tokenizer.save_pretrained(model_dir)
     (model_dir / "code").mkdir()
+    for module in (REPO_ROOT / SERVING_SOURCE_DIR).glob("*.py"):  # as training copies them
+        if module.name != "__init__.py":
+            shutil.copy2(module, model_dir / "code" / module.name)
     handler = (REPO_ROOT / SERVING_SOURCE_DIR / "inference.py").read_text()
     (model_dir / "code" / "inference.py").write_text(handler + extra_handler_source)
     archive = folder / ("course-model.tar.gz" if extra_handler_source else "model.tar.gz")

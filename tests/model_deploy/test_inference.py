@@ -64,8 +64,10 @@ def test_handler_is_self_contained_and_has_the_toolkit_signatures(handler: Modul
     }
     allowed = {"__future__", "sagemaker_inference", "torch", "transformers", *sys.stdlib_module_names}
     assert imported <= allowed, (
-        f"the handler imports {imported - allowed}: it must run alone from model.tar.gz"
+        f"the handler imports {imported - allowed}: it must run from model.tar.gz's code/ alone"
     )
+    # The one file it loads from beside it (training copies the serving folder's *.py into code/).
+    assert handler.token_cut.__file__ == str(HANDLER_PATH.with_name("token_cut.py"))
     # The toolkit passes exactly these arguments, counted by inspect.signature.
     arity = {name: len(inspect.signature(getattr(handler, name)).parameters) for name in
              ("model_fn", "input_fn", "predict_fn", "output_fn")}  # fmt: skip
