@@ -135,7 +135,7 @@ def run(quick: bool) -> str:
     unscorable = {name: int(entry[1]) for name in modes for entry in [totals[name]]}
     lines += [
         "",
-        f"The two took turns over {ROUNDS} slices of the file; the loop scored the first "
+        f"The three took turns over {ROUNDS} slices of the file; the loop scored the first "
         f"{loop_rows // ROUNDS:,} rows of each ({loop_rows:,} in all). On those rows the two agree on "
         f"{sum(agree)}/{len(agree)} rows (same status and sentiment, probability within 0.001: padding in a "
         f"batch moves the floats a little). Unscorable rows (the generator's empty reviews), kept and counted: "
