@@ -89,6 +89,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
+import token_cut
 from arguments import non_negative_int, positive_int, str_to_bool
 from tqdm import tqdm
 
@@ -735,8 +736,18 @@ class Tokenized:
 
 
 def tokenize(tokenizer: Tokenizer, texts: Sequence[str]) -> Tokenized:
-    """One batched call for all texts (Rust threads), truncated, special tokens added, not padded."""
-    ids = [encoding.ids for encoding in tokenizer.encode_batch_fast(list(texts))]
+    """One batched call for all texts (Rust threads), truncated, special tokens added, not padded; each text
+    cut first to what the truncation keeps (:mod:`token_cut`, as the serving handler does: the same ids)."""
+    limit = (tokenizer.truncation or {}).get("max_length")
+    kept = [token_cut.cut(text, limit) for text in texts] if limit else list(texts)
+    ids = [encoding.ids for encoding in tokenizer.encode_batch_fast(kept)]
+    whole = [
+        i
+        for i, text in enumerate(texts)
+        if limit and token_cut.must_tokenize_whole(text, kept[i], len(ids[i]), limit)
+    ]
+    for i, encoding in zip(whole, tokenizer.encode_batch_fast([texts[i] for i in whole]), strict=True):
+        ids[i] = encoding.ids
     offsets = np.zeros(len(ids) + 1, dtype=np.int64)
     np.cumsum([len(row) for row in ids], out=offsets[1:])
     values = np.fromiter(itertools.chain.from_iterable(ids), dtype=np.int32, count=int(offsets[-1]))

@@ -39,14 +39,15 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
-import h11
 import uvicorn
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
-from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.routing import Match, Route, Router
+from starlette.types import ASGIApp, Receive, Scope, Send
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from model_deploy.local.capture import CaptureWriter
@@ -276,14 +277,23 @@ def _close_when_loaded(loading: asyncio.Future[ModelHost]) -> None:
 
 
 def error_body(status: int, message: str, close: bool = False) -> Response:
-    """The hosting contract's error: ``{"error": message}``."""
+    """The hosting contract's error: ``{"error": message}``; its reason goes to the server's log too."""
+    _log_refusal(status, message)
     return JSONResponse({"error": message}, status, headers={"Connection": "close"} if close else None)
 
 
 def aws_error(status: int, code: str, message: str, close: bool = False, **fields: Any) -> Response:
-    """An error as SageMaker's runtime sends it: boto3 reads the code from ``x-amzn-ErrorType``."""
+    """An error as SageMaker's runtime sends it: boto3 reads the code from ``x-amzn-ErrorType``; its reason
+    goes to the server's log too."""
+    _log_refusal(status, f"{code}: {message}")
     headers = {"x-amzn-ErrorType": code, **({"Connection": "close"} if close else {})}
     return JSONResponse({"Message": message, **fields}, status, headers=headers)
+
+
+def _log_refusal(status: int, message: str) -> None:
+    """Every refused request is one line of the server's log (``endpoints/server.log`` for the run folder's
+    server), with the reason its client got: an answer that says "see the log" finds it there."""
+    logger.log(logging.ERROR if status >= 500 else logging.WARNING, "%d %s", status, message)
 
 
 def _is_runtime_path(path: str) -> bool:
@@ -653,54 +663,128 @@ def build_app(state: ServerState) -> Starlette:
         lifespan=lifespan,
     )
     app.state.server = state
+    app.router.redirect_slashes = (
+        False  # Starlette's redirect names the Host header's server: ours names ours
+    )
+    app.router.default = _slash_redirect(state, app.router)
     return app
+
+
+def _slash_redirect(state: ServerState, router: Router) -> ASGIApp:
+    """The router's fallback: a path that matches a route once its trailing slash is added or dropped is
+    redirected there (307), with a ``Location`` on this server's own address, never on the request's ``Host``
+    (``Host: evil.example`` must not send a client elsewhere); any other path is a 404."""
+
+    async def fallback(scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope["path"]
+        if scope["type"] == "http" and path != "/":
+            other = {**scope, "path": path.rstrip("/") if path.endswith("/") else path + "/"}
+            if any(route.matches(other)[0] is not Match.NONE for route in router.routes):
+                query = scope.get("query_string", b"").decode("latin-1")
+                location = state.base_url + quote(other["path"]) + (f"?{query}" if query else "")
+                await RedirectResponse(location, 307)(scope, receive, send)
+                return
+        await router.not_found(scope, receive, send)
+
+    return fallback
 
 
 # ------------------------------------------------------------------------------------------------- uvicorn
 class JsonErrorH11Protocol(H11Protocol):
-    """uvicorn's HTTP/1.1 protocol, answering what it cannot parse with a JSON 400 instead of plain text, and
-    closing a connection whose first request head does not arrive within :data:`HEADER_TIMEOUT_SECONDS`
-    (uvicorn times out idle keep-alive connections, not a client that trickles its headers)."""
+    """uvicorn's HTTP/1.1 protocol, with what it cannot parse answered as JSON, and a deadline on request heads.
+
+    - Unreadable HTTP gets a JSON 400 and a close instead of uvicorn's plain text: SageMaker's error shape
+      (``x-amzn-ErrorType``, ``{"Message"}``) when the request line names a runtime path, the hosting
+      contract's ``{"error"}`` when it names another, both when no path can be read.
+    - Every request head, the first of a connection and each next one on a kept-alive connection, must arrive
+      within :data:`HEADER_TIMEOUT_SECONDS` of the moment the server waits for it, or the connection is
+      answered 408 and closed. uvicorn's own timer only closes a connection that sends nothing at all; a
+      client trickling bytes would hold it forever.
+    """
 
     def connection_made(self, transport: asyncio.Transport) -> None:
         super().connection_made(transport)
+        self._head_timer: asyncio.TimerHandle | None = None
+        self._head_start = b""
+        self._wait_for_head()
+
+    def _wait_for_head(self) -> None:
+        """Start the deadline of the next request head; ``self.cycle`` is the request before it (or None)."""
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+        self._head_cycle = self.cycle
+        self._head_start = b""
         self._head_timer = self.loop.call_later(HEADER_TIMEOUT_SECONDS, self._head_timed_out)
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._head_timer.cancel()
+        if self._head_timer is not None:
+            self._head_timer.cancel()
         super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        if self.cycle is self._head_cycle and len(self._head_start) < REQUEST_LINE_KEPT:
+            self._head_start += data[: REQUEST_LINE_KEPT - len(self._head_start)]
+        super().data_received(data)
 
     def handle_events(self) -> None:
         super().handle_events()
-        if self.cycle is not None:  # a request head arrived
+        if self.cycle is not self._head_cycle and self._head_timer is not None:  # a request head arrived
             self._head_timer.cancel()
+            self._head_timer = None
+
+    def on_response_complete(self) -> None:
+        if not self.transport.is_closing():
+            self._wait_for_head()  # before uvicorn reads a pipelined request, which would stop the clock
+        super().on_response_complete()
 
     def _head_timed_out(self) -> None:
-        if self.cycle is None and not self.transport.is_closing():
-            body = json.dumps({"error": f"no complete request within {HEADER_TIMEOUT_SECONDS:g} s"}).encode()
-            self.transport.write(
-                b"HTTP/1.1 408 Request Timeout\r\ncontent-type: application/json\r\n"
-                + f"content-length: {len(body)}\r\nconnection: close\r\n\r\n".encode()
-                + body
-            )
-            self.transport.close()
+        if self.cycle is self._head_cycle and not self.transport.is_closing():
+            message = f"no complete request head within {HEADER_TIMEOUT_SECONDS:g} s"
+            self._refuse(408, "Request Timeout", "RequestTimeout", message)
 
     def send_400_response(self, msg: str) -> None:
-        body = json.dumps({"error": f"{msg} Send an HTTP/1.1 request."}).encode("utf-8")
+        self._refuse(400, "Bad Request", "ValidationError", f"{msg} Send an HTTP/1.1 request.")
+
+    def _refuse(self, status: int, phrase: str, code: str, message: str) -> None:
+        """Answer ``status`` in the shape the request line's path asks for, log why, and close."""
+        path = _request_path(self._head_start)
+        where = f"{path}: " if path else ""
+        logger.warning("%s %s%s (client %s)", status, where, message, _client_of(self.transport))
+        if path is None:
+            document: dict[str, str] = {"Message": message, "error": message}
+        else:
+            document = {"Message": message} if _is_runtime_path(path) else {"error": message}
+        body = json.dumps(document).encode("utf-8")
         headers = [
             (b"content-type", b"application/json"),
             (b"content-length", str(len(body)).encode()),
             (b"connection", b"close"),
         ]
-        try:
-            self.transport.write(
-                self.conn.send(h11.Response(status_code=400, headers=headers, reason=b"Bad Request"))
-            )
-            self.transport.write(self.conn.send(h11.Data(data=body)))
-            self.transport.write(self.conn.send(h11.EndOfMessage()))
-        except h11.LocalProtocolError:  # h11 cannot frame an answer to what it read: just close
-            pass
+        if "Message" in document:
+            headers.append((b"x-amzn-errortype", code.encode()))
+        head = f"HTTP/1.1 {status} {phrase}\r\n".encode() + b"".join(
+            name + b": " + value + b"\r\n" for name, value in headers
+        )
+        # Written raw, not through h11: after a protocol error, or mid-head, h11 refuses to frame an answer.
+        self.transport.write(head + b"\r\n" + body)
         self.transport.close()
+
+
+REQUEST_LINE_KEPT = 2048
+"""Bytes of a request head kept until it parses: enough to read the path of a request that does not."""
+
+
+def _request_path(head_start: bytes) -> str | None:
+    """The path of ``METHOD /path HTTP/x`` at the start of a request head, if it has one."""
+    parts = head_start.split(b"\r\n", 1)[0].split(b" ")
+    if len(parts) >= 2 and parts[1].startswith(b"/"):
+        return parts[1].split(b"?", 1)[0].decode("latin-1")
+    return None
+
+
+def _client_of(transport: asyncio.BaseTransport) -> str:
+    peer = transport.get_extra_info("peername")
+    return f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) and len(peer) >= 2 else "unknown"
 
 
 def check_loopback(host: str) -> None:
@@ -718,7 +802,9 @@ def check_loopback(host: str) -> None:
 def bind(host: str, port: int) -> socket.socket:
     check_loopback(host)
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # IPPROTO_TCP, not 0: asyncio turns Nagle's algorithm off (TCP_NODELAY) only on accepted sockets whose
+    # protocol says TCP, and with it on every keep-alive answer waited out the client's delayed ACK (~40 ms).
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, port))

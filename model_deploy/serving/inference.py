@@ -2,8 +2,9 @@
 
 The SageMaker PyTorch serving container imports this file from ``model.tar.gz/code/`` and calls
 ``model_fn(model_dir)`` once, then ``input_fn(body, content_type)`` -> ``predict_fn(reviews, model)`` ->
-``output_fn(predictions, accept)`` per request. It is self-contained on purpose: it imports nothing from the
-template, only the standard library, ``torch`` and ``transformers`` (``requirements.txt`` next to it).
+``output_fn(predictions, accept)`` per request. It imports nothing from the template but ``token_cut.py``,
+the file next to it in ``code/`` (the processing step cuts texts with the same one), and otherwise only the
+standard library, ``torch`` and ``transformers`` (``requirements.txt`` next to it).
 
 Requests (one or more reviews):
 
@@ -16,7 +17,11 @@ Responses, in the ``Accept`` type (``application/json``: a list; ``application/j
 result per review in request order::
 
     {"predicted_label": 1, "sentiment": "positive", "probability": 0.93,
-     "probabilities": {"negative": 0.02, "neutral": 0.05, "positive": 0.93}}
+     "probabilities": {"negative": 0.02, "neutral": 0.05, "positive": 0.93},
+     "tokens_read": 57, "truncated": false}
+
+``tokens_read`` is how many tokens of the review the model read (special tokens included), and ``truncated``
+says the review was longer than the model's ``max_length``: only its start was read, the rest did not count.
 
 A bad request raises :class:`InvalidRequest`, whose ``status_code`` (400, 406, 413 or 415) the serving layer
 returns with the message; it never yields a prediction for input it did not understand.
@@ -25,17 +30,43 @@ returns with the message; it never yields a prediction for input it did not unde
 from __future__ import annotations
 
 import csv
+import importlib.util
 import io
 import json
 import logging
 import os
 from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
 from typing import Any
+
+# Before torch loads OpenMP, which reads this once. With OpenMP's default, a thread that reaches a barrier spins
+# for its partner; when other processes hold the cores, the partner is not running and the spin burns its
+# turn: measured on 2 busy cores (load ~9), 2 threads fell to 0.5-2 texts/s (1 thread: 9-17/s); with PASSIVE,
+# 2 threads gave 26-29/s. A value set by the deployment wins.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 logger = logging.getLogger(__name__)
+
+
+def _sibling(name: str) -> ModuleType:
+    """The module in ``<name>.py`` next to this file. The serving container puts ``code/`` on ``sys.path``,
+    but this handler is also loaded from its file alone (the local endpoint server, tests), and two loaded
+    versions must each get their own copy."""
+    spec = importlib.util.spec_from_file_location(
+        f"{__name__}_{name}", Path(__file__).with_name(f"{name}.py")
+    )
+    if spec is None or spec.loader is None:
+        raise ImportError(f"{name}.py is missing next to {__file__}: the serving code is incomplete")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+token_cut = _sibling("token_cut")
 
 JSON = "application/json"
 JSON_LINES = "application/jsonlines"
@@ -125,7 +156,17 @@ def model_fn(model_dir: str) -> SentimentModel:
     model = AutoModelForSequenceClassification.from_pretrained(model_dir).to(device).eval()
     sentiments = _sentiments_by_class(model.config.id2label)
     max_length = _max_length(tokenizer, model.config)
-    logger.info("loaded %s on %s: classes %s, max length %d", model_dir, device, sentiments, max_length)
+    logger.info(
+        "loaded %s on %s: classes %s, max length %d, %d torch threads, OMP_WAIT_POLICY=%s",
+        *(
+            model_dir,
+            device,
+            sentiments,
+            max_length,
+            torch.get_num_threads(),
+            os.environ.get("OMP_WAIT_POLICY"),
+        ),
+    )
     return SentimentModel(model, tokenizer, sentiments, max_length, device)
 
 
@@ -325,7 +366,7 @@ def predict_fn(reviews: list[str] | RejectedRequest, model: SentimentModel) -> A
     """
     if isinstance(reviews, RejectedRequest):
         return reviews
-    encoded = model.tokenizer(reviews, truncation=True, max_length=model.max_length)
+    encoded, truncated = _encode(reviews, model)
     order = sorted(range(len(reviews)), key=lambda index: len(encoded["input_ids"][index]))
     rows: list[list[float]] = [[] for _ in reviews]
     for start in range(0, len(order), PREDICT_CHUNK_SIZE):
@@ -336,10 +377,45 @@ def predict_fn(reviews: list[str] | RejectedRequest, model: SentimentModel) -> A
             probabilities = torch.softmax(model.model(**batch).logits.float(), dim=-1).cpu().tolist()
         for index, row in zip(chunk, probabilities, strict=True):
             rows[index] = row
-    return [_result(row, model.sentiments) for row in rows]
+    return [
+        _result(row, model.sentiments, len(ids), cut)
+        for row, ids, cut in zip(rows, encoded["input_ids"], truncated, strict=True)
+    ]
 
 
-def _result(row: list[float], sentiments: list[int]) -> dict[str, Any]:
+def _encode(reviews: list[str], model: SentimentModel) -> tuple[Any, list[bool]]:
+    """The tokenizer's encoding of every review, truncated to ``max_length``, and whether each was truncated.
+
+    Each review is cut first (:mod:`token_cut`): a 90,000-character review is tokenized in the time of a
+    short one, to the same ids. A review whose encoding fills ``max_length`` was truncated if it was cut, or
+    if asking for one more token gets one.
+    """
+    limit = model.max_length
+    kept = [token_cut.cut(review, limit) for review in reviews]
+    encoded = model.tokenizer(kept, truncation=True, max_length=limit)
+    whole = [
+        index
+        for index, review in enumerate(reviews)
+        if token_cut.must_tokenize_whole(review, kept[index], len(encoded["input_ids"][index]), limit)
+    ]
+    if whole:
+        again = model.tokenizer([reviews[index] for index in whole], truncation=True, max_length=limit)
+        for position, index in enumerate(whole):
+            kept[index] = reviews[index]
+            for key in encoded:
+                encoded[key][index] = again[key][position]
+    truncated = [len(text) < len(review) for text, review in zip(kept, reviews, strict=True)]
+    full = [
+        index for index, ids in enumerate(encoded["input_ids"]) if len(ids) >= limit and not truncated[index]
+    ]
+    if full:
+        longer = model.tokenizer([kept[index] for index in full], truncation=True, max_length=limit + 1)
+        for index, ids in zip(full, longer["input_ids"], strict=True):
+            truncated[index] = len(ids) > limit
+    return encoded, truncated
+
+
+def _result(row: list[float], sentiments: list[int], tokens_read: int, truncated: bool) -> dict[str, Any]:
     best = max(range(len(row)), key=row.__getitem__)
     by_name = {SENTIMENT_NAMES[sentiment]: row[index] for index, sentiment in enumerate(sentiments)}
     return {
@@ -347,6 +423,8 @@ def _result(row: list[float], sentiments: list[int]) -> dict[str, Any]:
         "sentiment": SENTIMENT_NAMES[sentiments[best]],
         "probability": row[best],
         "probabilities": {name: by_name[name] for name in SENTIMENT_NAMES.values()},
+        "tokens_read": tokens_read,
+        "truncated": truncated,
     }
 
 

@@ -46,6 +46,14 @@ class FeatureStoreServer(ThreadingHTTPServer):
         self._buffer: list[tuple[Row, datetime]] = []
         self._buffer_lock = threading.Lock()
 
+    def get_request(self) -> tuple[socket.socket, Any]:
+        """Each accepted connection, with TCP_NODELAY: headers and body go out in two writes, and without it
+        Nagle's algorithm and the client's delayed ACK hold the second one back for 40 ms, on every one of
+        thousands of PutRecord calls."""
+        connection, address = super().get_request()
+        connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return connection, address
+
     @property
     def endpoint_url(self) -> str:
         host, port = self.server_address[:2]
@@ -77,12 +85,6 @@ class FeatureStoreServer(ThreadingHTTPServer):
 class _Handler(BaseHTTPRequestHandler):
     server: FeatureStoreServer
     protocol_version = "HTTP/1.1"
-
-    def setup(self) -> None:
-        super().setup()
-        # Headers and body go out in two writes; without TCP_NODELAY, Nagle's algorithm and the client's
-        # delayed ACK hold the second one back for 40 ms, on every one of thousands of PutRecord calls.
-        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     def log_message(self, format: str, *args: Any) -> None:
         """Silent: the processing step's own output is what the console shows."""

@@ -37,7 +37,10 @@ def aws() -> Iterator[boto3.Session]:
 def checkout(folder: Path) -> Path:
     """The parts of the repository a definition reads (the step code and the serving code), in ``folder``."""
     for part in (ps.STEPS_SOURCE_DIR, ps.SERVING_SOURCE_DIR):
-        shutil.copytree(REPO_ROOT / part, folder / part, ignore=shutil.ignore_patterns("__pycache__"))
+        # symlinks=True: the serving folder's token_cut.py links to the steps folder's, as in the repository.
+        shutil.copytree(
+            REPO_ROOT / part, folder / part, symlinks=True, ignore=shutil.ignore_patterns("__pycache__")
+        )
     return folder
 
 
@@ -105,6 +108,8 @@ def test_training_code_and_drivers_are_uploaded_by_content_not_by_time(first) ->
         (f"{ps.STEPS_SOURCE_DIR}/requirements.txt", {ps.CHECK_DATA, ps.PROCESS, ps.TRAIN, ps.EVALUATE}),
         # The serving code is packed into the model by training.
         (f"{ps.SERVING_SOURCE_DIR}/inference.py", {ps.TRAIN}),
+        # The text cut: processing runs it, and training packs it into the model's code/ (a link).
+        (f"{ps.STEPS_SOURCE_DIR}/token_cut.py", {ps.CHECK_DATA, ps.PROCESS, ps.TRAIN}),
     ],
 )
 def test_a_code_change_changes_only_the_steps_that_run_that_code(
@@ -201,6 +206,7 @@ def test_a_steps_code_is_its_script_what_it_imports_and_the_requirements() -> No
         "features.py",
         "preprocess.py",
         "requirements.txt",
+        "token_cut.py",
     )
     assert "train.py" in CodeSet.script(steps, "evaluate.py", always).names()
     with pytest.raises(FileNotFoundError, match="missing"):

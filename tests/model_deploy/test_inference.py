@@ -9,6 +9,8 @@ import ast
 import importlib.util
 import inspect
 import json
+import os
+import subprocess
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -64,8 +66,10 @@ def test_handler_is_self_contained_and_has_the_toolkit_signatures(handler: Modul
     }
     allowed = {"__future__", "sagemaker_inference", "torch", "transformers", *sys.stdlib_module_names}
     assert imported <= allowed, (
-        f"the handler imports {imported - allowed}: it must run alone from model.tar.gz"
+        f"the handler imports {imported - allowed}: it must run from model.tar.gz's code/ alone"
     )
+    # The one file it loads from beside it (training copies the serving folder's *.py into code/).
+    assert handler.token_cut.__file__ == str(HANDLER_PATH.with_name("token_cut.py"))
     # The toolkit passes exactly these arguments, counted by inspect.signature.
     arity = {name: len(inspect.signature(getattr(handler, name)).parameters) for name in
              ("model_fn", "input_fn", "predict_fn", "output_fn")}  # fmt: skip
@@ -212,3 +216,29 @@ def test_a_model_without_the_sentiment_label_map_is_refused(
 ) -> None:
     with pytest.raises(ValueError, match="id2label"):
         handler.model_fn(str(tiny_roberta_dir))  # LABEL_0.. : which class is which sentiment is unknown
+
+
+@pytest.mark.parametrize(("preset", "expected"), [(None, "PASSIVE"), ("ACTIVE", "ACTIVE")])
+def test_openmp_threads_wait_passively_unless_the_deployment_says_otherwise(
+    preset: str | None, expected: str
+) -> None:
+    """Set before torch loads OpenMP (which reads it once): spinning threads collapsed under CPU contention."""
+    code = (
+        "import importlib.util, os, sys; assert 'torch' not in sys.modules; "
+        f"spec = importlib.util.spec_from_file_location('h', {str(HANDLER_PATH)!r}); "
+        "module = importlib.util.module_from_spec(spec); sys.modules['h'] = module; "
+        "spec.loader.exec_module(module); print(os.environ['OMP_WAIT_POLICY'])"
+    )
+    environment = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    if preset is not None:
+        environment["OMP_WAIT_POLICY"] = preset
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == expected

@@ -21,11 +21,13 @@ HANDLER = REPO_ROOT / SERVING_SOURCE_DIR / "inference.py"
 
 
 def pack(model_dir: Path, archive: Path, handler_source: str | None = None) -> Path:
-    """``model_dir`` plus ``code/inference.py`` (the repository's handler, or ``handler_source``) as a tar.gz."""
+    """``model_dir`` plus ``code/`` as training packs it (the serving folder's modules: the repository's
+    handler and the files it loads, or ``handler_source`` as the handler) as a tar.gz."""
     (model_dir / "code").mkdir(exist_ok=True)
-    if handler_source is None:
-        shutil.copy2(HANDLER, model_dir / "code" / "inference.py")
-    else:
+    for module in HANDLER.parent.glob("*.py"):
+        if module.name != "__init__.py":
+            shutil.copy2(module, model_dir / "code" / module.name)
+    if handler_source is not None:
         (model_dir / "code" / "inference.py").write_text(handler_source)
     pack_model(model_dir, archive)
     return archive

@@ -33,7 +33,14 @@ REVIEWS = [
     "Terrible quality, it ripped after one wash. Returning it.",
     "It's okay, nothing special, the color is a bit off.",
 ]
-PREDICTION_FIELDS = {"predicted_label", "sentiment", "probability", "probabilities"}
+PREDICTION_FIELDS = {
+    "predicted_label",
+    "sentiment",
+    "probability",
+    "probabilities",
+    "tokens_read",
+    "truncated",
+}
 
 
 @pytest.fixture(scope="module")

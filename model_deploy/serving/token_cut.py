@@ -1,0 +1,1 @@
+../../model_build/steps/token_cut.py
