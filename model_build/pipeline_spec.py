@@ -673,6 +673,8 @@ PIPELINE = PipelineSpec(
                 ("train:loss", r"train_loss=([0-9.]+)"),
                 ("validation:loss", r"val_loss=([0-9.]+)"),
                 ("validation:accuracy", r"val_acc=([0-9.]+)"),
+                # The tuning objective and what picks the best epoch (train.py SELECTION_METRIC).
+                ("validation:f1_macro", r"val_f1_macro=([0-9.]+)"),
             ),
         ),
         ProcessingStep(
