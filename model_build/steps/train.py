@@ -362,8 +362,18 @@ class EpochLog(TrainerCallback):
         print(epoch_history(state.log_history, self.steps_per_epoch)[-1].log_line(), flush=True)
 
 
-class QuietProgress(ProgressCallback):
-    """The progress bars, without ``ProgressCallback`` printing every log dictionary to stdout."""
+class EpochProgress(ProgressCallback):
+    """``Trainer``'s progress bars, the training bar headed ``epoch 2/3``, without ``ProgressCallback`` printing
+    every log dictionary to stdout (the metric line is ``EpochLog``'s)."""
+
+    def __init__(self, steps_per_epoch: int, epochs: int) -> None:
+        super().__init__()
+        self.steps_per_epoch, self.epochs = steps_per_epoch, epochs
+
+    def on_step_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        if self.training_bar is not None:
+            epoch = min(state.global_step // self.steps_per_epoch + 1, self.epochs)
+            self.training_bar.set_description(f"epoch {epoch}/{self.epochs}", refresh=False)
 
     def on_log(self, args: Any, state: Any, control: Any, logs: Any = None, **kwargs: Any) -> None:
         return None
@@ -442,7 +452,7 @@ def build_trainer(
     for default in (PrinterCallback, ProgressCallback):
         trainer.remove_callback(default)
     if is_main:
-        trainer.add_callback(QuietProgress())
+        trainer.add_callback(EpochProgress(per_epoch, args.epochs))
     return trainer
 
 
