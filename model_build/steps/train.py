@@ -3,28 +3,24 @@
 Runs under the SageMaker training contract: the channels ``train`` and ``validation`` hold the Parquet files the
 processing step wrote (``SM_CHANNEL_TRAIN``, ``SM_CHANNEL_VALIDATION``), the channel ``serving`` holds the
 serving handler (``SM_CHANNEL_SERVING``; not ``code``, which SageMaker's ModelTrainer reserves for this script's
-own source), hyperparameters arrive as ``--name value`` arguments, and everything under
-``SM_MODEL_DIR`` becomes ``model.tar.gz``. Every path has a default, so the same command runs locally.
+own source), hyperparameters arrive as ``--name value`` arguments, and everything under ``SM_MODEL_DIR`` becomes
+``model.tar.gz``. Every path has a default, so the same command runs locally.
 
-The loop is Hugging Face's ``Trainer``: AdamW with a linear warmup/decay schedule, batches grouped by length and
-padded to their own longest row, validation on the whole validation split after every epoch, the best epoch
-(highest validation macro-F1, ties to the lower validation loss) kept. Under ``torchrun`` (which SageMaker's
-``torch_distributed`` starts on every instance) it trains data-parallel: every process reads its own shard of
-each epoch, and only rank 0 writes. ``--train-steps-per-epoch`` caps an epoch: validation then runs after every
-that many steps.
+The loop is Hugging Face's ``Trainer`` (subclassed where this recipe differs, callbacks for the log lines):
+AdamW with a linear warmup/decay schedule, batches grouped by length and padded to their own longest row, a
+class-weighted cross-entropy (``training_data.class_weights``; the validation loss is weighted alike), validation
+after every epoch, the best epoch (highest validation macro-F1, ties to the lower validation loss) kept. Under
+``torchrun`` (SageMaker's ``torch_distributed``) it trains data-parallel, each process on its shard of each
+epoch, and only rank 0 writes. ``--train-steps-per-epoch`` caps an epoch to a block of that many steps.
 
-Class-weighted loss (``--class-weighted-loss``, on by default; ``training_data.class_weights``): each class
-counts as much as the others, in training and in the validation loss, so an imbalanced split does not collapse
-into predicting the majority class.
-
-The saved model folder serves by itself: ``save_pretrained`` writes the model with its label map and the
-tokenizer (whose ``model_max_length`` is the training ``--max-seq-length``, so serving truncates the same way),
-and the serving handler is copied into ``code/``, where the SageMaker PyTorch serving container looks for it.
+The saved model folder serves by itself: the model with its label map, the tokenizer (``model_max_length`` is
+``--max-seq-length``: serving truncates as training did), and the serving handler in ``code/``, where the
+SageMaker PyTorch serving container looks for it.
 
 Checkpoints: when ``--checkpoint-dir`` exists (SageMaker creates ``/opt/ml/checkpoints`` when the job has a
-checkpoint S3 location, and syncs it there), ``Trainer`` saves every epoch there (the last and the best are
-kept) next to ``run_settings.json``. A restarted job (e.g. after a spot interruption) resumes after the last
-finished epoch; a checkpoint from a run with other settings is refused rather than silently mixed in.
+checkpoint S3 location, and syncs it), ``Trainer`` saves each epoch there (the last and the best are kept) beside
+``run_settings.json``. A restarted job (e.g. after a spot interruption) resumes after the last finished epoch; a
+checkpoint from a run with other settings is refused rather than silently mixed in.
 """
 
 from __future__ import annotations
@@ -191,29 +187,41 @@ def run_settings(args: argparse.Namespace, world_size: int, train_size: int) -> 
     return {**hyperparameters, "world_size": world_size, "train_size": train_size}
 
 
-def checkpoint_to_resume(checkpoint_dir: Path, settings: dict[str, Any]) -> str | None:
-    """The last epoch's checkpoint of a run with these settings, None for an empty folder; refuse anything else."""
+def open_checkpoint_folder(
+    args: argparse.Namespace, settings: dict[str, Any], rank: int
+) -> tuple[Path, str | None]:
+    """Where ``Trainer`` saves each epoch, and the last epoch's checkpoint to resume from (None: start afresh).
+
+    A checkpoint is resumed only under the settings recorded beside it; any other is refused. Without a
+    checkpoint folder ``Trainer`` still saves each epoch (to keep the best): a scratch folder that the ranks of one
+    torchrun share.
+    """
     from transformers.trainer_utils import get_last_checkpoint
 
-    if not checkpoint_dir.is_dir() or not any(checkpoint_dir.iterdir()):
-        return None
-    recorded = checkpoint_dir / SETTINGS_FILE
-    if not recorded.is_file():
-        raise TrainingInputError(
-            f"the checkpoint folder {checkpoint_dir} holds files but no {SETTINGS_FILE}: it is not this script's; "
-            "empty it to start afresh"
-        )
-    before = json.loads(recorded.read_text(encoding="utf-8"))
-    if before != settings:
+    folder = resolve_checkpoint_dir(args.checkpoint_dir)
+    if folder is None:
+        run = os.environ.get("TORCHELASTIC_RUN_ID", str(os.getpid()))
+        return Path(tempfile.gettempdir()) / f"train-checkpoints-{run}", None
+    last = get_last_checkpoint(str(folder)) if folder.is_dir() else None
+    recorded = folder / SETTINGS_FILE
+    before = json.loads(recorded.read_text(encoding="utf-8")) if recorded.is_file() else {}
+    if last is not None and before != settings:
         differing = sorted(
             key for key in before.keys() | settings.keys() if before.get(key) != settings.get(key)
         )
+        then_and_now = ", ".join(
+            f"{key}: {before.get(key)!r} then, {settings.get(key)!r} now" for key in differing
+        )
         raise TrainingInputError(
-            f"the checkpoint in {checkpoint_dir} was written by a run with other settings "
-            f"({', '.join(f'{key}: {before.get(key)!r} then, {settings.get(key)!r} now' for key in differing)}): "
+            f"the checkpoint {last} was written by a run with other settings ({then_and_now}): "
             "empty the checkpoint folder to start afresh"
         )
-    return get_last_checkpoint(str(checkpoint_dir))
+    if rank == 0 and before != settings:
+        folder.mkdir(parents=True, exist_ok=True)
+        written = folder / f"{SETTINGS_FILE}.tmp"  # then renamed: the other ranks may be reading it
+        written.write_text(json.dumps(settings, indent=2), encoding="utf-8")
+        written.replace(recorded)
+    return folder, last
 
 
 # --------------------------------------------------------------------------------------------- the Trainer
@@ -566,51 +574,39 @@ def train(args: argparse.Namespace) -> list[EpochResult]:
     from transformers import set_seed
 
     world_size, rank = int(os.environ.get("WORLD_SIZE", "1")), int(os.environ.get("RANK", "0"))
-    checkpoint_dir = resolve_checkpoint_dir(args.checkpoint_dir)
 
     # Data and model: every check on the inputs happens before the first step.
     check_serving_code(args.code_dir)
     train_split = read_split(args.train_data, "train", args.max_seq_length)
     validation_split = read_split(args.validation_data, "validation", args.max_seq_length)
-    # Before the model is built: its new classifier head is drawn from the global generator.
-    set_seed(args.seed)
+    set_seed(args.seed)  # before the model: its new classifier head is drawn from the global generator
     model, tokenizer = load_model_and_tokenizer(args.pretrained_model)
     check_token_ids((train_split, validation_split), model.config.vocab_size, args.pretrained_model)
     if args.freeze_bert_layer:
         for parameter in model.base_model.parameters():
             parameter.requires_grad = False
-    settings = run_settings(args, world_size, len(train_split))
-    resume = checkpoint_to_resume(checkpoint_dir, settings) if checkpoint_dir else None
+    folder, resume = open_checkpoint_folder(args, run_settings(args, world_size, len(train_split)), rank)
 
-    # Without a checkpoint folder Trainer still saves each epoch (to keep the best): a scratch folder that the
-    # ranks of one torchrun share.
-    output_dir = checkpoint_dir or Path(tempfile.gettempdir()) / (
-        f"train-checkpoints-{os.environ.get('TORCHELASTIC_RUN_ID', os.getpid())}"
-    )
     try:
-        trainer = build_trainer(args, model, tokenizer, train_split, validation_split, output_dir, world_size)
+        # Train: validate and checkpoint after every epoch; the best epoch's weights are loaded at the end.
+        trainer = build_trainer(args, model, tokenizer, train_split, validation_split, folder, world_size)
         per_epoch, _ = steps_per_epoch(args, len(train_split), world_size)
         trainer.add_callback(EpochLog(trainer, per_epoch))
         if rank == 0:
-            output_dir.mkdir(parents=True, exist_ok=True)
-            # Atomically: the other ranks may be reading it (checkpoint_to_resume).
-            written = output_dir / f"{SETTINGS_FILE}.tmp"
-            written.write_text(json.dumps(settings, indent=2), encoding="utf-8")
-            written.replace(output_dir / SETTINGS_FILE)
             logger.info("class weights of the loss: %s", describe_weights(trainer.class_weights))
         if resume:
             logger.info("resuming from %s after epoch %d", resume, int(resume.rsplit("-", 1)[1]) // per_epoch)
-
         trainer.train(resume_from_checkpoint=resume)
 
+        # Save: rank 0 writes the model folder, the metrics and the curves; the others wait for it.
         history = epoch_history(trainer.state.log_history, per_epoch)
         best_epoch = round((trainer.state.best_global_step or 0) / per_epoch)
         if trainer.is_world_process_zero():
             save_outputs(args, trainer.model, tokenizer, history, best_epoch, trainer.class_weights)
         finish_distributed()
     finally:
-        if checkpoint_dir is None and rank == 0:
-            shutil.rmtree(output_dir, ignore_errors=True)
+        if rank == 0 and resolve_checkpoint_dir(args.checkpoint_dir) is None:
+            shutil.rmtree(folder, ignore_errors=True)  # the scratch folder
     return history
 
 
