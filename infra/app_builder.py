@@ -20,6 +20,8 @@ from infra.stacks.monitoring_stack import MonitoringStack
 from infra.stacks.project_template_stack import ProjectTemplateStack
 from infra.stacks.registry_stack import RegistryStack
 from model_build.config import ProjectConfig, load_config
+from model_deploy.aws.names import check_names
+from model_deploy.stage_config import load_stages
 
 
 @dataclass(frozen=True)
@@ -40,6 +42,7 @@ def load_from_context(app: App) -> tuple[ProjectConfig, InfraSettings]:
     settings = InfraSettings.from_context(app.node.try_get_context)
     try:
         config = load_config(project_name=settings.project_name, environment=settings.environment)
+        check_names(config, load_stages())
     except ValueError as error:
         raise SettingsError(f"context projectName/environment (or MLOPS_* variables): {error}") from error
     return config, settings

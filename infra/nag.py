@@ -66,6 +66,6 @@ def _render(node: object) -> str:
             return separator.join(_render(part) for part in parts)
         if key == "Fn::ImportValue":
             return f"<{_render(arg)}>"
-        if key in ("Fn::Select", "Fn::Split"):  # other functions it writes as compact JSON
+        if key in ("Fn::Select", "Fn::Split", "Fn::FindInMap"):  # other functions it writes as compact JSON
             return json.dumps(node, separators=(",", ":"))
     raise ValueError(f"cannot spell {node!r} as cdk-nag does")

@@ -69,12 +69,24 @@ def parse_assignments(spec: PipelineSpec, assignments: Iterable[str]) -> dict[st
 def resolve(
     spec: PipelineSpec, overrides: Mapping[str, ParameterValue], local: bool
 ) -> dict[str, ParameterValue]:
-    """The spec's defaults (local or AWS) with ``overrides`` on top, every value of its declared type."""
+    """The spec's defaults (local or AWS) with ``overrides`` on top, every value of its declared type and
+    inside its range; a ParameterError names each value out of range (nothing has started yet)."""
     values = spec.defaults(local)
     for name, value in overrides.items():
         parameter = spec.parameter(name)  # KeyError names the known parameters
         values[name] = parse_value(parameter, render(value)) if isinstance(value, str) else value
+    problems = spec.value_problems(values)
+    if problems:
+        raise ParameterError("; ".join(problems) + "; nothing was started, fix it with --param NAME=VALUE")
     return values
+
+
+def shown(value: object) -> str:
+    """A value as a person reads it: a measured float to 4 significant digits (0.4833, not
+    0.48333333333333334), anything else as :func:`render` writes it."""
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return render(value) if isinstance(value, str | int | bool) else str(value)
 
 
 def render(value: ParameterValue) -> str:

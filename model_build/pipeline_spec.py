@@ -4,8 +4,8 @@ Two runners read this description and nothing else: ``model_build.sagemaker_pipe
 SageMaker Pipeline (SDK v3), and ``pipelines.local`` runs the same steps as subprocesses under the container
 contract. It is plain data with no SageMaker import, so the local mode stays fast and offline.
 
-A pipeline is one ordered tuple of steps of five kinds (:data:`Step`): processing, training, condition,
-register and fail. Each runner maps a step's ``kind`` to one handler, so a new kind is one handler per runner
+A pipeline is one ordered tuple of steps of six kinds (:data:`Step`): processing, training, tuning (a training
+step that may search its hyperparameters), condition, register and fail. Each runner maps a step's ``kind`` to one handler, so a new kind is one handler per runner
 and a new step of a known kind is a few lines here. A condition names the steps of each branch; those steps
 run only when their branch is taken (on SageMaker they are nested in the ``ConditionStep``), every other step
 always runs, in order. What a step needs beyond its data is declared on it: the Feature Store
@@ -20,6 +20,8 @@ messages, a :class:`JsonValue` (a value in a JSON file an earlier step wrote). C
 
 from __future__ import annotations
 
+import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import ClassVar, Literal
 
@@ -65,9 +67,66 @@ class Parameter:
     than at the step that uses it (locally, never: an instance type means nothing on this machine)."""
     pattern_description: str = ""
     """What ``pattern`` asks for, in words, for the error message."""
+    build_time: bool = False
+    """On SageMaker, shapes the definition itself (a step's kind, an API field that takes no pipeline
+    variable): ``run --sagemaker`` builds the definition with the run's value as its default, and an execution
+    started elsewhere uses the value the definition was built with."""
+    at_least: float | None = None
+    """A number's lowest allowed value (inclusive). SageMaker's parameters carry no range, so both runners
+    check these before starting anything (:meth:`PipelineSpec.value_problems`)."""
+    above: float | None = None
+    """A number's exclusive lower bound (a learning rate above 0)."""
+    at_most: float | None = None
+    """A number's highest allowed value (inclusive)."""
+    model_artifact: bool = False
+    """An ``s3://`` model artifact a step fetches itself rather than as a job input, because it may be empty
+    (the champion's): the local runner passes the local file that stands for the URI."""
 
     def default_for(self, local: bool) -> ParameterValue:
         return self.local_default if local and self.local_default is not None else self.default
+
+    def range_problem(self, value: ParameterValue) -> str | None:
+        """Why ``value`` is outside this parameter's range, in words; None when it is inside."""
+        if (
+            self.type not in ("Integer", "Float")
+            or isinstance(value, bool)
+            or not isinstance(value, int | float)
+        ):
+            return None
+        inside = (
+            math.isfinite(value)
+            and (self.at_least is None or value >= self.at_least)
+            and (self.above is None or value > self.above)
+            and (self.at_most is None or value <= self.at_most)
+        )
+        if inside:
+            return None
+        if self.at_least is not None and self.at_most is not None:
+            bounds = f"from {self.at_least:g} to {self.at_most:g}"
+        else:
+            wanted = [
+                f"at least {self.at_least:g}" if self.at_least is not None else "",
+                f"above {self.above:g}" if self.above is not None else "",
+                f"at most {self.at_most:g}" if self.at_most is not None else "",
+            ]
+            bounds = " and ".join(part for part in wanted if part) or "a finite number"
+        return f"{self.name}={value:g} is out of range: it must be {bounds} ({self.description.rstrip('.')})"
+
+
+@dataclass(frozen=True)
+class ParameterSum:
+    """Parameters whose values must add up to ``total`` (the split shares to 1)."""
+
+    names: tuple[str, ...]
+    total: float = 1.0
+    tolerance: float = 1e-6
+
+    def problem(self, values: Mapping[str, ParameterValue]) -> str | None:
+        parts = [float(values[name]) for name in self.names]
+        if abs(sum(parts) - self.total) <= self.tolerance:
+            return None
+        shown = " + ".join(f"{name} {values[name]:g}" for name in self.names)
+        return f"{shown} = {sum(parts):g}; they must add up to {self.total:g}"
 
 
 @dataclass(frozen=True)
@@ -166,6 +225,16 @@ class RetryPolicy:
             "BackoffRate": self.backoff_rate,
             "MaxAttempts": self.max_attempts,
         }
+
+
+def retry_policy_text(request: Mapping[str, object]) -> str:
+    """A recorded ``RetryPolicies`` entry (:meth:`RetryPolicy.request`) in words, for people to read."""
+    attempts, interval = request["MaxAttempts"], float(str(request["IntervalSeconds"]))
+    rate = float(str(request.get("BackoffRate", 1.0)))
+    waits = f"{interval:g} s" + (f", each wait x{rate:g}" if rate != 1 else "")
+    reasons = request["ExceptionType"]
+    shown = ", ".join(map(str, reasons)) if isinstance(reasons, list | tuple) else str(reasons)
+    return f"{shown}: up to {attempts} retries, first after {waits}"
 
 
 JOB_RETRIES: tuple[RetryPolicy, ...] = (
@@ -269,6 +338,71 @@ class TrainingStep:
         return (*self.channels.values(), *self.hyperparameters.values())
 
 
+@dataclass(frozen=True)
+class SearchRange:
+    """One hyperparameter a tuning search varies: SageMaker's ``ParameterRanges`` entry, and Optuna's."""
+
+    hyperparameter: str
+    """A key of the training step's ``hyperparameters`` (the ``--name`` the script reads)."""
+    kind: Literal["Continuous", "Integer", "Categorical"]
+    low: float = 0.0
+    high: float = 0.0
+    values: tuple[str, ...] = ()
+    """Categorical only: the values, as the script receives them."""
+    scaling: Literal["Linear", "Logarithmic"] = "Linear"
+
+    def __post_init__(self) -> None:
+        if self.kind == "Categorical":
+            if not self.values or self.low or self.high:
+                raise ValueError(f"{self.hyperparameter}: a categorical range takes values, not low/high")
+        elif not self.low < self.high or self.values:
+            raise ValueError(f"{self.hyperparameter}: a {self.kind} range needs low < high and no values")
+        if self.scaling == "Logarithmic" and (self.kind == "Categorical" or self.low <= 0):
+            raise ValueError(f"{self.hyperparameter}: a logarithmic range needs a numeric low above 0")
+
+
+@dataclass(frozen=True)
+class TuningStep(TrainingStep):
+    """A training step that may search its hyperparameters: SageMaker's ``TuningStep``, Optuna locally.
+
+    With ``max_jobs`` 0 it is a plain training step. Otherwise each trial is a training job under the same
+    contract, with the ``ranges`` drawn by the search; the step's ``model`` is the best trial's (highest
+    ``objective``, a name of ``metric_definitions``), so every later step reads it as before. On SageMaker
+    whether the step tunes is decided when the definition is built (its ``max_jobs`` value there), since a
+    step's kind cannot change with an execution's parameters; ``max_jobs`` then sets how many jobs run.
+    """
+
+    objective: str = ""
+    ranges: tuple[SearchRange, ...] = ()
+    max_jobs: Value = 0
+    max_parallel_jobs: Value = 1
+    random_seed: Value = 0
+    """The search's seed (SageMaker's ``RandomSeed``, Optuna's sampler seed): the same trials again."""
+    early_stopping: bool = True
+    """SageMaker's ``TrainingJobEarlyStoppingType=Auto``: stop trials that trail the others' curves."""
+    kind: ClassVar[str] = "Tuning"
+
+    def __post_init__(self) -> None:
+        names = dict(self.metric_definitions)
+        if self.objective not in names:
+            raise ValueError(f"{self.name}: the objective {self.objective!r} is not a metric definition")
+        unknown = [r.hyperparameter for r in self.ranges if r.hyperparameter not in self.hyperparameters]
+        if unknown or not self.ranges:
+            raise ValueError(f"{self.name}: tuning ranges must name its hyperparameters; unknown: {unknown}")
+
+    def settings(self) -> dict[str, Value]:
+        return {
+            **self.hyperparameters,
+            "tuning:max-jobs": self.max_jobs,
+            "tuning:seed": self.random_seed,
+            "tuning:objective": self.objective,
+            "tuning:ranges": repr(self.ranges),
+        }
+
+    def references(self) -> tuple[Value | JsonValue, ...]:
+        return (*super().references(), self.max_jobs, self.max_parallel_jobs, self.random_seed)
+
+
 Operator = Literal[">=", ">", "<=", "<", "=="]
 
 
@@ -334,7 +468,7 @@ class FailStep:
         return self.message
 
 
-Step = ProcessingStep | TrainingStep | ConditionStep | RegisterStep | FailStep
+Step = ProcessingStep | TrainingStep | TuningStep | ConditionStep | RegisterStep | FailStep
 JobStep = ProcessingStep | TrainingStep
 
 
@@ -343,6 +477,8 @@ class PipelineSpec:
     parameters: tuple[Parameter, ...]
     steps: tuple[Step, ...]
     description: str = ""
+    sums: tuple[ParameterSum, ...] = ()
+    """Checks across parameters, with each parameter's own range (:meth:`value_problems`)."""
     _branches: dict[str, str] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -381,6 +517,31 @@ class PipelineSpec:
                     if name in owners:
                         problems.append(f"{name} is in a branch of both {owners[name]} and {step.name}")
                     owners[name] = step.name
+        for rule in self.sums:
+            problems += [
+                f"the sum {rule.names} names the unknown parameter {n}"
+                for n in rule.names
+                if n not in parameter_names
+            ]
+        if not problems:
+            for local in (False, True):
+                problems += [f"default: {problem}" for problem in self.value_problems(self.defaults(local))]
+        return problems
+
+    def value_problems(self, values: Mapping[str, ParameterValue]) -> list[str]:
+        """Each value outside its parameter's range, and each sum that does not add up, in words: what both
+        runners refuse before starting anything (a MinAccuracy of 1.5 would otherwise fail after training)."""
+        problems = [
+            problem
+            for parameter in self.parameters
+            if parameter.name in values and (problem := parameter.range_problem(values[parameter.name]))
+        ]
+        if not problems:
+            problems += [
+                problem
+                for rule in self.sums
+                if all(name in values for name in rule.names) and (problem := rule.problem(values))
+            ]
         return problems
 
     def parameter(self, name: str) -> Parameter:
@@ -443,6 +604,15 @@ ACCURACY_JSON_PATH = "metrics.accuracy.value"
 F1_MACRO_JSON_PATH = "metrics.f1_macro.value"
 BASELINE_MARGIN_JSON_PATH = "f1_macro_margin_over_best_baseline.value"
 """Written by ``evaluate.py``: the model's macro-F1 minus the best baseline's, on the same test split."""
+CHAMPION_CHECK_JSON_PATH = "champion_check.holds"
+CHAMPION_MESSAGE_JSON_PATH = "champion_check.message"
+"""Written by ``evaluate.py`` (``champion.py``): whether the model's macro-F1 minus the champion's reaches
+``MinChampionMargin`` (true without a champion), and that comparison in words."""
+CHAMPION_PARAMETER = "ChampionModelPackageArn"
+CHAMPION_URL_PARAMETER = "ChampionModelUrl"
+CHAMPION_PARAMETERS = (CHAMPION_PARAMETER, CHAMPION_URL_PARAMETER)
+"""Filled in by the runners when an execution starts (:mod:`model_build.steps.champion` says what they mean):
+a rerun with an earlier execution's parameters leaves them out, so that it is compared with today's champion."""
 
 INSTANCE_TYPE_PATTERN = r"ml\.[a-z0-9]+(-[a-z0-9]+)*\.[a-z0-9]+"
 """A SageMaker instance type: ``ml.<family>.<size>`` (``ml.m5.large``, ``ml.g5.2xlarge``, ``ml.p4d.24xlarge``)."""
@@ -459,6 +629,24 @@ def instance_type(name: str, default: str, description: str) -> Parameter:
         pattern=INSTANCE_TYPE_PATTERN,
         pattern_description="a SageMaker instance type, ml.<family>.<size>",
     )
+
+
+TUNING_OBJECTIVE = "validation:best_f1_macro"
+"""The search's objective: the kept (best) epoch's validation macro-F1, which the training script prints last
+(SageMaker's tuner reads the latest value a job emits, API_FinalHyperParameterTuningJobObjectiveMetric)."""
+
+SEARCH_SPACE: tuple[SearchRange, ...] = (
+    SearchRange("learning-rate", "Continuous", 1e-5, 5e-4, scaling="Logarithmic"),
+    SearchRange("epochs", "Integer", 2, 5),
+    SearchRange("warmup-ratio", "Continuous", 0.0, 0.2),
+    SearchRange("train-batch-size", "Categorical", values=("16", "32")),
+)
+"""What a tuning run varies, on both runners; every other hyperparameter keeps its parameter's value."""
+
+
+def share(name: str, default: float, description: str) -> Parameter:
+    """A Float parameter that is a share or a score: from 0 to 1."""
+    return Parameter(name, "Float", default, description, at_least=0, at_most=1)
 
 
 PARAMETERS: tuple[Parameter, ...] = (
@@ -484,10 +672,15 @@ PARAMETERS: tuple[Parameter, ...] = (
         "Integer",
         1,
         "Processing instances; each reads all the input and writes its share of the rows.",
+        at_least=1,
     ),
     instance_type("TrainingInstanceType", "ml.g5.2xlarge", "Instance type of training."),
     Parameter(
-        "TrainingInstanceCount", "Integer", 1, "Training instances; more than one trains data-parallel."
+        "TrainingInstanceCount",
+        "Integer",
+        1,
+        "Training instances; more than one trains data-parallel.",
+        at_least=1,
     ),
     Parameter(
         "PretrainedModel",
@@ -496,17 +689,20 @@ PARAMETERS: tuple[Parameter, ...] = (
         "Hugging Face model id or folder to fine-tune.",
         local_default=BUNDLED_MODEL,
     ),
-    Parameter("MaxSeqLength", "Integer", 128, "Tokens per review after truncation."),
+    # RoBERTa and MiniLM have 512 positions; a sequence holds at least its two special tokens.
+    Parameter("MaxSeqLength", "Integer", 128, "Tokens per review after truncation.", at_least=2, at_most=512),
     Parameter("BalanceDataset", "Boolean", True, "Downsample every sentiment to the size of the smallest."),
-    Parameter("TrainSplitPercentage", "Float", 0.90, "Share of reviews for training."),
-    Parameter("ValidationSplitPercentage", "Float", 0.05, "Share of reviews for validation."),
-    Parameter("TestSplitPercentage", "Float", 0.05, "Share of reviews for the test set."),
-    Parameter("Seed", "Integer", 42, "Seed of the split and of training."),
+    share("TrainSplitPercentage", 0.90, "Share of reviews for training."),
+    share("ValidationSplitPercentage", 0.05, "Share of reviews for validation."),
+    share("TestSplitPercentage", 0.05, "Share of reviews for the test set."),
+    # NumPy's and PyTorch's seeds are unsigned 32-bit numbers.
+    Parameter("Seed", "Integer", 42, "Seed of the split and of training.", at_least=0, at_most=2**32 - 1),
     Parameter(
         "MinTestReviewsPerClass",
         "Integer",
         5,
         "Processing fails when a class has fewer test reviews than this: a gate on fewer means little.",
+        at_least=0,
     ),
     Parameter(
         "DataCheckFacets",
@@ -517,16 +713,15 @@ PARAMETERS: tuple[Parameter, ...] = (
     Parameter(
         "BiasPositiveRatings", "String", "4,5", "Ratings whose label counts as positive in the DPL metric."
     ),
-    Parameter("MaxMissingShare", "Float", 0.5, "The data check fails when a column has more missing values."),
-    Parameter(
-        "MaxEmptyTextShare", "Float", 0.1, "The data check fails when more reviews have an empty text."
+    share(
+        "MaxMissingShare",
+        0.5,
+        "The data check fails when a column the pipeline reads has more missing values (others are reported).",
     ),
-    Parameter(
-        "MaxDuplicateShare", "Float", 0.1, "The data check fails when more rows repeat an earlier row."
-    ),
-    Parameter(
+    share("MaxEmptyTextShare", 0.1, "The data check fails when more reviews have an empty text."),
+    share("MaxDuplicateShare", 0.1, "The data check fails when more rows repeat an earlier row."),
+    share(
         "MaxUnparseableShare",
-        "Float",
         0.05,
         "The schema check fails when more of a typed column's values (Rating, Age, ...) do not parse.",
     ),
@@ -536,11 +731,10 @@ PARAMETERS: tuple[Parameter, ...] = (
         False,
         "Also fail the data check on bias: some category's |CI| or |DPL| above the two thresholds below.",
     ),
-    Parameter(
-        "MaxAbsClassImbalance", "Float", 0.99, "With GateOnBias: the largest |CI| a category may have."
-    ),
-    Parameter("MaxAbsDpl", "Float", 0.5, "With GateOnBias: the largest |DPL| a category may have."),
-    Parameter("Epochs", "Integer", 3, "Training epochs; the best epoch on validation is kept."),
+    # CI and DPL both lie in [-1, 1].
+    share("MaxAbsClassImbalance", 0.99, "With GateOnBias: the largest |CI| a category may have."),
+    share("MaxAbsDpl", 0.5, "With GateOnBias: the largest |DPL| a category may have."),
+    Parameter("Epochs", "Integer", 3, "Training epochs; the best epoch on validation is kept.", at_least=1),
     Parameter(
         "LearningRate",
         "Float",
@@ -549,29 +743,81 @@ PARAMETERS: tuple[Parameter, ...] = (
         # The bundled MiniLM (22M parameters) fine-tunes best with a larger step than roberta-base: on the
         # sample, 3 epochs reach test macro-F1 ~0.90 at 2e-4 against ~0.75 at 5e-5.
         local_default=2e-4,
+        above=0,
     ),
-    Parameter("TrainBatchSize", "Integer", 32, "Training batch size per process."),
-    Parameter("ValidationBatchSize", "Integer", 64, "Validation batch size."),
-    Parameter("TrainStepsPerEpoch", "Integer", 0, "Cap on training steps per epoch; 0 = the whole split."),
+    Parameter("TrainBatchSize", "Integer", 32, "Training batch size per process.", at_least=1),
+    Parameter("ValidationBatchSize", "Integer", 64, "Validation batch size.", at_least=1),
     Parameter(
-        "ValidationStepsPerEpoch", "Integer", 0, "Cap on validation steps per epoch; 0 = the whole split."
+        "TrainStepsPerEpoch",
+        "Integer",
+        0,
+        "Cap on training steps per epoch; 0 = the whole split.",
+        at_least=0,
+    ),
+    Parameter(
+        "ValidationStepsPerEpoch",
+        "Integer",
+        0,
+        "Cap on validation steps per epoch; 0 = the whole split.",
+        at_least=0,
     ),
     Parameter("FreezeBertLayer", "Boolean", False, "Train only the classifier head."),
-    Parameter("WarmupRatio", "Float", 0.1, "Share of training steps with a linear warmup."),
+    share("WarmupRatio", 0.1, "Share of training steps with a linear warmup."),
     Parameter(
         "ClassWeightedLoss",
         "Boolean",
         True,
         "Weight the loss by inverse class frequency in the train split (all ~1 on balanced data).",
     ),
-    Parameter("MinAccuracy", "Float", 0.5, "Test accuracy a model needs to be registered."),
-    Parameter("MinF1Macro", "Float", 0.5, "Test macro-F1 a model needs to be registered."),
+    Parameter(
+        "TuningMaxJobs",
+        "Integer",
+        0,
+        "Training jobs of a hyperparameter search (SEARCH_SPACE); 0 trains once with the parameters as set.",
+        build_time=True,
+        at_least=0,
+    ),
+    Parameter(
+        "TuningMaxParallelJobs",
+        "Integer",
+        2,
+        "Search trials at a time (locally also at most the machine's cores).",
+        build_time=True,
+        at_least=1,
+    ),
+    share("MinAccuracy", 0.5, "Test accuracy a model needs to be registered."),
+    share("MinF1Macro", 0.5, "Test macro-F1 a model needs to be registered."),
     Parameter(
         "MinBaselineMargin",
         "Float",
         -0.1,
         "The model's test macro-F1 minus the best baseline's (majority class, TF-IDF + logistic regression) "
         "must reach this; negative: how far below the best cheap baseline a model may fall.",
+        at_least=-1,
+        at_most=1,
+    ),
+    Parameter(
+        "MinChampionMargin",
+        "Float",
+        0.0,
+        "The model's test macro-F1 minus the champion's (the version production serves, else the newest "
+        "Approved one, scored on the same test split) must reach this; 0: not worse. No champion: holds.",
+        at_least=-1,
+        at_most=1,
+    ),
+    Parameter(
+        CHAMPION_PARAMETER,
+        "String",
+        "",
+        "The champion's model package ARN. `pipelines run` fills it in at start (the version the prod endpoint "
+        "serves, else the newest Approved one); 'none': no champion. Empty at evaluation: no champion.",
+    ),
+    Parameter(
+        CHAMPION_URL_PARAMETER,
+        "String",
+        "",
+        f"The champion's model.tar.gz (its ModelDataUrl); filled in with {CHAMPION_PARAMETER}.",
+        model_artifact=True,
     ),
     Parameter(
         "ModelApprovalStatus",
@@ -586,6 +832,7 @@ PARAMETERS: tuple[Parameter, ...] = (
 PIPELINE = PipelineSpec(
     description="Reviews -> RoBERTa features -> fine-tuned 3-class sentiment model -> evaluation -> registry",
     parameters=PARAMETERS,
+    sums=(ParameterSum(("TrainSplitPercentage", "ValidationSplitPercentage", "TestSplitPercentage")),),
     steps=(
         ProcessingStep(
             name=CHECK_DATA,
@@ -644,9 +891,10 @@ PIPELINE = PipelineSpec(
             services=(FEATURE_STORE,),
             environment={"INPUT_DATA_FINGERPRINT": Param("InputDataFingerprint")},
         ),
-        TrainingStep(
+        TuningStep(
             name=TRAIN,
-            description="Fine-tune the pretrained model into a 3-class sentiment classifier.",
+            description="Fine-tune the pretrained model into a 3-class sentiment classifier "
+            "(with TuningMaxJobs > 0: the best of a hyperparameter search).",
             script="train.py",
             instance_type=Param("TrainingInstanceType"),
             instance_count=Param("TrainingInstanceCount"),
@@ -673,19 +921,29 @@ PIPELINE = PipelineSpec(
                 ("train:loss", r"train_loss=([0-9.]+)"),
                 ("validation:loss", r"val_loss=([0-9.]+)"),
                 ("validation:accuracy", r"val_acc=([0-9.]+)"),
-                # The tuning objective and what picks the best epoch (train.py SELECTION_METRIC).
+                # Each epoch's validation macro-F1 (what picks the kept epoch: train.py SELECTION_METRIC).
                 ("validation:f1_macro", r"val_f1_macro=([0-9.]+)"),
+                (TUNING_OBJECTIVE, r"best_validation_f1_macro=([0-9.]+)"),
             ),
+            objective=TUNING_OBJECTIVE,
+            ranges=SEARCH_SPACE,
+            max_jobs=Param("TuningMaxJobs"),
+            max_parallel_jobs=Param("TuningMaxParallelJobs"),
+            random_seed=Param("Seed"),
         ),
         ProcessingStep(
             name=EVALUATE,
-            description="Score the test split against baselines; write evaluation.json and the confusion matrix.",
+            description="Score the test split against the baselines and the champion; write evaluation.json.",
             script="evaluate.py",
             instance_type=Param("ProcessingInstanceType"),
             inputs=(
                 ProcessingInput("model", StepOutput(TRAIN, "model"), f"{PROCESSING_INPUT}/model"),
                 ProcessingInput("test", StepOutput(PROCESS, "test"), f"{PROCESSING_INPUT}/test"),
                 ProcessingInput("train", StepOutput(PROCESS, "train"), f"{PROCESSING_INPUT}/train"),
+                # The data's class shares: the monitoring baseline weights the test split's classes to them.
+                ProcessingInput(
+                    "data_check", StepOutput(CHECK_DATA, "report"), f"{PROCESSING_INPUT}/data_check"
+                ),
             ),
             outputs=(ProcessingOutput("evaluation", f"{PROCESSING_OUTPUT}/evaluation"),),
             arguments={
@@ -695,12 +953,16 @@ PIPELINE = PipelineSpec(
                 "--seed": Param("Seed"),
                 "--output-data": f"{PROCESSING_OUTPUT}/evaluation",
                 "--max-seq-length": Param("MaxSeqLength"),
+                "--class-shares": f"{PROCESSING_INPUT}/data_check/{DATA_CHECK_FILE}",
+                "--champion-model-package-arn": Param(CHAMPION_PARAMETER),
+                "--champion-model-url": Param(CHAMPION_URL_PARAMETER),
+                "--min-champion-margin": Param("MinChampionMargin"),
             },
             property_files=(PropertyFile(EVALUATION_REPORT, "evaluation", EVALUATION_FILE),),
         ),
         ConditionStep(
             name=CHECK,
-            description="The quality gate: accuracy, macro-F1, and macro-F1 above the best baseline's.",
+            description="The quality gate: accuracy, macro-F1, the margins over the best baseline and the champion.",
             checks=(
                 Check(
                     "accuracy",
@@ -719,6 +981,14 @@ PIPELINE = PipelineSpec(
                     JsonValue(EVALUATE, EVALUATION_REPORT, BASELINE_MARGIN_JSON_PATH),
                     ">=",
                     Param("MinBaselineMargin"),
+                ),
+                # The evaluation compares with MinChampionMargin (it is one of its arguments): "no champion"
+                # holds, and a null margin is no number a SageMaker condition could compare.
+                Check(
+                    "not worse than the champion",
+                    JsonValue(EVALUATE, EVALUATION_REPORT, CHAMPION_CHECK_JSON_PATH),
+                    "==",
+                    True,
                 ),
             ),
             if_true=(REGISTER,),
@@ -740,6 +1010,7 @@ PIPELINE = PipelineSpec(
                 ("DataCheckEmptyTextShare", "summary.empty_text_share"),
                 ("DataCheckDuplicateShare", "summary.duplicate_share"),
                 ("DataCheckPositiveLabelShare", "summary.positive_label_share"),
+                ("DataCheckHumanLabels", "summary.human_labels"),
                 ("DataCheckMaxAbsCI", "summary.max_abs_CI"),
                 ("DataCheckMaxAbsDPL", "summary.max_abs_DPL"),
             ),
@@ -762,7 +1033,11 @@ PIPELINE = PipelineSpec(
                 JsonValue(EVALUATE, EVALUATION_REPORT, BASELINE_MARGIN_JSON_PATH),
                 " (MinBaselineMargin ",
                 Param("MinBaselineMargin"),
-                ").",
+                "); champion: ",
+                JsonValue(EVALUATE, EVALUATION_REPORT, CHAMPION_MESSAGE_JSON_PATH),
+                ". Next: read EvaluateModel's evaluation.json and confusion matrix (locally `python -m "
+                "pipelines executions latest` or the page), then train on more or cleaner data or for longer "
+                "(--param Epochs=N); lower a threshold only if the model is good enough for its use.",
             ),
         ),
     ),

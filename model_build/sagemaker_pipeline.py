@@ -64,6 +64,7 @@ from model_build.pipeline_spec import (
     RetryPolicy,
     StepOutput,
     TrainingStep,
+    TuningStep,
 )
 from model_build.step_roles import step_role_arns
 
@@ -88,6 +89,8 @@ CODE_FOLDER = "code"
 CHECKPOINTS_FOLDER = "checkpoints"
 METRICS_CONTENT_TYPE = "application/json"
 MAX_TRAINING_SECONDS = 6 * 3600
+TUNING_JOB_PREFIX = "tune"
+"""Tuning job names: SageMaker allows 32 characters, the SDK adds a timestamp to the prefix."""
 """Fine-tuning roberta-base on the full reviews set takes well over the SDK's one-hour default."""
 SERVING_ENTRY_POINT = "inference.py"
 """The handler in ``SERVING_SOURCE_DIR``; training packs that folder into ``model.tar.gz/code``."""
@@ -184,11 +187,14 @@ def pipeline_session(
 def parse_parameter_overrides(overrides: Mapping[str, str], spec: PipelineSpec = PIPELINE) -> dict[str, Any]:
     """``--param K=V`` strings -> values of each parameter's type, parsed as the local mode parses them.
 
-    An unknown name raises ``KeyError`` listing the known ones; a bad value a ``ValueError`` naming it.
+    An unknown name raises ``KeyError`` listing the known ones; a bad value, or one out of its range with
+    the defaults (:meth:`PipelineSpec.value_problems`), a ``ValueError`` naming it.
     """
-    from model_build.parameters import parse_value
+    from model_build.parameters import parse_value, resolve
 
-    return {name: parse_value(spec.parameter(name), text) for name, text in overrides.items()}
+    parsed = {name: parse_value(spec.parameter(name), text) for name, text in overrides.items()}
+    resolve(spec, parsed, local=False)
+    return parsed
 
 
 def build_pipeline(
@@ -288,9 +294,17 @@ class _PipelineBuilder:
         if output.step not in self.steps:
             raise ValueError(f"{output} refers to a step that does not run before it")
         step = self.steps[output.step]
-        if isinstance(self.spec.step(output.step), TrainingStep):
+        spec_step = self.spec.step(output.step)
+        if isinstance(spec_step, TrainingStep):
             if output.output != "model":
                 raise ValueError(f"{output}: a training step's only output is 'model'")
+            if isinstance(spec_step, TuningStep) and self.default_of(spec_step.max_jobs):
+                # The best job's artifact, where ModelTrainer's OutputDataConfig puts every job's.
+                return step.get_top_model_s3_uri(
+                    top_k=0,
+                    s3_bucket=self.settings.artifact_bucket,
+                    prefix=f"{self.config.pipeline_artifacts_prefix}/{self.config.pipeline_name}/models",
+                )
             return step.properties.ModelArtifacts.S3ModelArtifacts
         return step.properties.ProcessingOutputConfig.Outputs[output.output].S3Output.S3Uri
 
@@ -374,6 +388,7 @@ class _PipelineBuilder:
         return {
             ProcessingStep.kind: self._processing_step,
             TrainingStep.kind: self._training_step,
+            TuningStep.kind: self._tuning_step,
             ConditionStep.kind: self._condition_step,
             RegisterStep.kind: self._register_step,
             FailStep.kind: self._fail_step,
@@ -481,6 +496,77 @@ class _PipelineBuilder:
         )
 
     def _training_step(self, step: TrainingStep):
+        from sagemaker.mlops.workflow import TrainingStep as SdkTrainingStep
+
+        trainer, channels = self._trainer(step)
+        return SdkTrainingStep(
+            name=step.name,
+            step_args=trainer.train(input_data_config=channels),
+            description=step.description or None,
+            cache_config=self._cache(),
+            retry_policies=self._retry_policies(step.retries),
+        )
+
+    def _tuning_step(self, step: TuningStep):
+        """A hyperparameter tuning job over the step's trainer, or plain training (see :class:`TuningStep`).
+
+        Bayesian search of the spec's ranges, maximizing the objective metric SageMaker reads from each job's
+        log (its latest value: the kept epoch's), with early stopping and the run's seed. The best job's
+        model is what later steps read (:meth:`_step_output`).
+        """
+        from sagemaker.core.parameter import CategoricalParameter, ContinuousParameter, IntegerParameter
+        from sagemaker.mlops.workflow import TuningStep as SdkTuningStep
+        from sagemaker.train.tuner import HyperparameterTuner
+
+        if not self.default_of(step.max_jobs):
+            return self._training_step(step)
+        scaling = {"Linear": "Linear", "Logarithmic": "Logarithmic"}
+        ranges: dict[str, Any] = {}
+        for search_range in step.ranges:
+            if search_range.kind == "Continuous":
+                ranges[search_range.hyperparameter] = ContinuousParameter(
+                    search_range.low, search_range.high, scaling_type=scaling[search_range.scaling]
+                )
+            elif search_range.kind == "Integer":
+                ranges[search_range.hyperparameter] = IntegerParameter(
+                    int(search_range.low), int(search_range.high), scaling_type=scaling[search_range.scaling]
+                )
+            else:
+                ranges[search_range.hyperparameter] = CategoricalParameter(list(search_range.values))
+        trainer, channels = self._trainer(step, tuning=True)
+        tuner = HyperparameterTuner(
+            model_trainer=trainer,
+            objective_metric_name=step.objective,
+            objective_type="Maximize",
+            hyperparameter_ranges=ranges,
+            metric_definitions=[{"Name": name, "Regex": regex} for name, regex in step.metric_definitions],
+            strategy="Bayesian",
+            # Numbers when the definition is built: the SDK's ResourceLimits refuses pipeline variables.
+            max_jobs=int(self.default_of(step.max_jobs)),
+            max_parallel_jobs=int(self.default_of(step.max_parallel_jobs)),
+            early_stopping_type="Auto" if step.early_stopping else "Off",
+            random_seed=self.resolve(step.random_seed),
+            base_tuning_job_name=TUNING_JOB_PREFIX,
+            tags=[{"Key": key, "Value": value} for key, value in self.config.tags.items()],
+        )
+        return SdkTuningStep(
+            name=step.name,
+            step_args=tuner.tune(inputs=channels),
+            description=step.description or None,
+            cache_config=self._cache(),
+            retry_policies=self._retry_policies(step.retries),
+        )
+
+    def _trainer(self, step: TrainingStep, tuning: bool = False) -> tuple[Any, list[Any]]:
+        """The step's ``ModelTrainer`` and its input channels: what a training and a tuning job share.
+
+        A tuning job differs in two ways. Its API takes no container entry point, so the image's own
+        (the SageMaker training toolkit's script mode) runs the script: the code goes as a ``tar.gz`` that
+        the toolkit unpacks into ``/opt/ml/code`` (``sagemaker_submit_directory``), pip installs its
+        requirements, and runs the script with ``--name value`` hyperparameters in one process per instance.
+        And it has no checkpoints: the trials would share the execution's one folder, and a trial would
+        then find another's state (which the script refuses); a retried trial starts over.
+        """
         from sagemaker.core.training.configs import (
             CheckpointConfig,
             Compute,
@@ -492,7 +578,6 @@ class _PipelineBuilder:
         )
         from sagemaker.core.workflow.execution_variables import ExecutionVariables
         from sagemaker.core.workflow.functions import Join
-        from sagemaker.mlops.workflow import TrainingStep as SdkTrainingStep
         from sagemaker.train.distributed import Torchrun
 
         reserved = RESERVED_TRAINING_CHANNELS.intersection(step.channels)
@@ -514,7 +599,9 @@ class _PipelineBuilder:
                 base_job_name=f"{self.config.prefix}-{step.name}",
                 source_code=SourceCode(
                     # An S3 folder, which ModelTrainer recognises by its trailing "/".
-                    source_dir=self.code.folder(self._step_code(step.script), "code") + "/",
+                    source_dir=self.code.bundle(self._step_code(step.script))
+                    if tuning
+                    else self.code.folder(self._step_code(step.script), "code") + "/",
                     entry_script=step.script,
                     requirements=STEPS_REQUIREMENTS,
                 ),
@@ -538,7 +625,7 @@ class _PipelineBuilder:
                     ),
                     local_path="/opt/ml/checkpoints",
                 )
-                if step.checkpoints
+                if step.checkpoints and not tuning
                 else None,
                 stopping_condition=StoppingCondition(max_runtime_in_seconds=MAX_TRAINING_SECONDS),
                 tags=[{"key": key, "value": value} for key, value in self.config.tags.items()],
@@ -547,16 +634,17 @@ class _PipelineBuilder:
             )
         trainer.use_code_uploads(self.code)
         channels = [
-            InputData(channel_name=name, data_source=self._local_or_resolved(source))
+            InputData(channel_name=name, data_source=self._channel_source(name, source))
             for name, source in step.channels.items()
         ]
-        return SdkTrainingStep(
-            name=step.name,
-            step_args=trainer.train(input_data_config=channels),
-            description=step.description or None,
-            cache_config=self._cache(),
-            retry_policies=self._retry_policies(step.retries),
-        )
+        return trainer, channels
+
+    def _channel_source(self, channel: str, value: Any) -> Any:
+        """Channel data: a repository folder goes to S3 by content (a tuning job takes no local path; the
+        trainer's own upload would name it after the job), the rest resolves."""
+        if isinstance(value, str) and (REPO_ROOT / value).is_dir():
+            return self.code.folder(CodeSet.folder(REPO_ROOT / value), channel)
+        return self.resolve(value)
 
     def _condition_step(self, spec: ConditionStep):
         from sagemaker.core.workflow.conditions import (

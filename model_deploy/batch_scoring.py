@@ -26,12 +26,13 @@ import json
 import sys
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
 from tqdm import tqdm
+
+from model_build.steps import csv_rows
 
 TEXT_COLUMN = "Review Text"
 ENCODING_ERRORS = "surrogateescape"
@@ -122,19 +123,11 @@ def endpoint_scorer(runtime: Any, endpoint_name: str) -> Scorer:
 
 def count_rows(path: Path) -> int:
     """Data rows of a CSV (quoted newlines counted as the reader counts them): the progress bar's total."""
-    with _any_field_size(), path.open(newline="", encoding="utf-8", errors=ENCODING_ERRORS) as handle:
-        return max(sum(1 for _ in csv.reader(handle)) - 1, 0)
-
-
-@contextmanager
-def _any_field_size() -> Iterator[None]:
-    """Read fields of any length: a review too long to score is the handler's to refuse (and to count), not
-    the CSV reader's to abort the file on (the handler itself lowers the limit for request bodies)."""
-    previous = csv.field_size_limit(2**31 - 1)
-    try:
-        yield
-    finally:
-        csv.field_size_limit(previous)
+    with (
+        csv_rows.any_field_size(),
+        path.open(newline="", encoding="utf-8", errors=ENCODING_ERRORS) as handle,
+    ):
+        return max(sum(1 for _ in csv_rows.records(handle, blank_lines=True)) - 1, 0)
 
 
 def score_file(
@@ -160,15 +153,15 @@ def score_file(
     output_path.parent.mkdir(parents=True, exist_ok=True)
     partial = output_path.with_name(output_path.name + ".partial")
     with (
-        _any_field_size(),
+        csv_rows.any_field_size(),  # a review too long to score is the handler's to refuse, and to count
         input_path.open(newline="", encoding="utf-8", errors=ENCODING_ERRORS) as source,
         partial.open("w", newline="", encoding="utf-8", errors=ENCODING_ERRORS) as target,
         tqdm(
             total=total, desc="scoring", unit=" rows", disable=not progress, file=console or sys.stderr
         ) as bar,
     ):
-        reader = csv.reader(source)
-        header = next(reader, None)
+        reader = csv_rows.records(source, blank_lines=True)  # the pipeline's reader, blank lines kept
+        _, header = next(reader, (0, []))
         if not header:
             raise ValueError(f"{input_path} is empty: expected a CSV header with {text_column!r}")
         for column in (text_column, id_column):
@@ -186,8 +179,8 @@ def score_file(
         text_index = header.index(text_column)
         for batch in _batches(reader, batch_size, start=1):
             outcomes = _score_batch(batch, len(header), text_index, score)
-            for (number, fields), outcome in zip(batch, outcomes, strict=True):
-                writer.writerow([*_fit(fields, len(header)), number, *outcome.columns()])
+            for (number, _, fields), outcome in zip(batch, outcomes, strict=True):
+                writer.writerow([*csv_rows.fit(fields, len(header)), number, *outcome.columns()])
                 result.rows += 1
                 if outcome.reason:
                     result.unscorable[_reason_kind(outcome.reason)] += 1
@@ -222,10 +215,14 @@ def _number(value: Any) -> str:
     return f"{value:.6f}" if isinstance(value, float) else ("" if value is None else str(value))
 
 
-def _batches(rows: Iterator[list[str]], size: int, start: int) -> Iterator[list[tuple[int, list[str]]]]:
-    batch: list[tuple[int, list[str]]] = []
-    for number, fields in enumerate(rows, start=start):
-        batch.append((number, fields))
+Numbered = tuple[int, int, list[str]]
+"""A data row: its number (1 = the first after the header), the physical line it starts on, its fields."""
+
+
+def _batches(rows: Iterator[tuple[int, list[str]]], size: int, start: int) -> Iterator[list[Numbered]]:
+    batch: list[Numbered] = []
+    for number, (line, fields) in enumerate(rows, start=start):
+        batch.append((number, line, fields))
         if len(batch) == size:
             yield batch
             batch = []
@@ -233,18 +230,16 @@ def _batches(rows: Iterator[list[str]], size: int, start: int) -> Iterator[list[
         yield batch
 
 
-def _score_batch(
-    batch: list[tuple[int, list[str]]], width: int, text_index: int, score: Scorer
-) -> list[_Outcome]:
+def _score_batch(batch: list[Numbered], width: int, text_index: int, score: Scorer) -> list[_Outcome]:
     """The batch's outcomes in order: rows refused before the model, then one call for the rest (or, if the
     handler refuses that call, one call per row, so that only the rows at fault are marked)."""
     outcomes: list[_Outcome | None] = []
     texts: list[str] = []
-    for _, fields in batch:
+    for _, line, fields in batch:
         if not fields:
             outcomes.append(_Outcome(reason="the line is empty"))
         elif len(fields) != width:
-            outcomes.append(_Outcome(reason=f"the row has {len(fields)} fields, the header {width}"))
+            outcomes.append(_Outcome(reason=csv_rows.describe(len(fields), width, line)))
         elif not fields[text_index].strip():
             outcomes.append(_Outcome(reason="the review text is empty"))
         else:
@@ -270,16 +265,9 @@ def _score_one(text: str, score: Scorer) -> _Outcome:
     return _Outcome(prediction)
 
 
-def _fit(fields: list[str], width: int) -> list[str]:
-    """A short row padded, a long one's extra fields joined into its last column: nothing dropped."""
-    if len(fields) <= width:
-        return [*fields, *[""] * (width - len(fields))]
-    return [*fields[: width - 1], ",".join(fields[width - 1 :])]
-
-
 def _reason_kind(reason: str) -> str:
-    """``the row has 3 fields, the header 11`` and ``... has 4 fields ...`` count as one reason."""
-    if reason.startswith("the row has "):
+    """``line 4: the row has 3 fields, the header 11`` and ``line 9: ... has 4 fields ...`` count as one."""
+    if ": the row has " in reason:
         return "the row has another number of fields than the header"
     if " has " in reason and " characters; at most " in reason:
         return "the review text is too long"

@@ -213,6 +213,37 @@ class MonitoringSettings:
         return problems
 
 
+MAX_LABELS_PER_ITEM = 3
+"""``HumanLoopConfig.TaskCount``'s maximum in botocore's SageMaker model (a test holds the two together)."""
+
+
+@dataclass(frozen=True)
+class HumanReviewSettings:
+    """Which answers of the stage's endpoint go to people (``pipelines review fill``; A2I on AWS).
+
+    An answer whose top probability is below ``confidence_threshold`` is queued; of the confident ones a
+    ``sample_share`` is queued too, as a check on answers the model is sure of. Each item needs
+    ``labels_per_item`` labels from different reviewers before its majority answer counts.
+    """
+
+    confidence_threshold: float = 0.6
+    sample_share: float = 0.02
+    labels_per_item: int = 1
+
+    def check(self) -> list[str]:
+        problems = []
+        if not 0 < self.confidence_threshold <= 1:
+            problems.append("confidence_threshold must be above 0 and at most 1")
+        if not 0 <= self.sample_share <= 1:
+            problems.append("sample_share must be within 0-1")
+        if not 1 <= self.labels_per_item <= MAX_LABELS_PER_ITEM:
+            problems.append(
+                f"labels_per_item must be within 1-{MAX_LABELS_PER_ITEM} (the most an A2I flow definition's "
+                "TaskCount allows)"
+            )
+        return problems
+
+
 @dataclass(frozen=True)
 class StageConfig:
     stage: str
@@ -223,6 +254,7 @@ class StageConfig:
     alarms: AlarmSettings
     serving: ServingSettings = field(default_factory=ServingSettings)
     monitoring: MonitoringSettings = field(default_factory=MonitoringSettings)
+    human_review: HumanReviewSettings = field(default_factory=HumanReviewSettings)
 
     def check(self) -> list[str]:
         problems = [] if self.stage in STAGES else [f"stage {self.stage!r} is not one of {', '.join(STAGES)}"]
@@ -231,6 +263,7 @@ class StageConfig:
             problems.extend(f"{name}: {problem}" for problem in section.check())
         problems.extend(f"serving: {problem}" for problem in self.serving.check())
         problems.extend(f"monitoring: {problem}" for problem in self.monitoring.check())
+        problems.extend(f"human_review: {problem}" for problem in self.human_review.check())
         step = self.deployment.canary_size_percent * self.autoscaling.min_instances / 100
         if self.deployment.traffic_routing != "ALL_AT_ONCE" and step < 1:
             problems.append(

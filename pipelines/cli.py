@@ -27,16 +27,19 @@ import logging
 import os
 import shlex
 import sys
+import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 from model_build.aws_setup import aws_setup_problem
-from model_build.parameters import ParameterError, parse_assignments, render
-from model_build.pipeline_spec import PIPELINE, ParameterValue, RegisterStep
+from model_build.parameters import ParameterError, parse_assignments, render, resolve, shown
+from model_build.pipeline_spec import PIPELINE, ParameterValue, RegisterStep, retry_policy_text
+from pipelines import review
 from pipelines.local.executions import ExecutionNotFound, ExecutionRecord, ExecutionStore, Status
 from pipelines.local.feature_store import FeatureStore, FeatureStoreError
+from pipelines.local.query_limits import DEFAULT_ROWS, MAX_ROWS, parse_row_limit
 from pipelines.local.registry import ModelPackage, ModelRegistry, RegistryError, change_approval
 from pipelines.local.workspace import Workspace, default_run_dir
 
@@ -44,6 +47,8 @@ INPUT_PARAMETER = "InputDataUrl"
 SAGEMAKER_RUNNER = "pipelines.sagemaker_runner"
 """Imported only for ``--sagemaker`` and ``definition``: it imports the SageMaker SDK."""
 EXIT_INTERRUPTED = 130
+TABLE_WIDTH = 120
+"""Columns a table or a wrapped line may take: a terminal beside an editor."""
 
 
 class UsageError(Exception):
@@ -94,8 +99,13 @@ def build_parser() -> argparse.ArgumentParser:
         parents=[run_dir],
         help="SQL over `reviews` (latest records) and `reviews_history` (all rows).",
     )
-    query.add_argument("sql")
-    query.add_argument("--max-rows", type=int, default=50, help="Rows to print (default 50).")
+    query.add_argument("sql", help="One SELECT; the store is read-only here, as on the page's SQL box.")
+    query.add_argument(
+        "--max-rows",
+        type=_row_limit,
+        default=DEFAULT_ROWS,
+        help=f"Rows to print (default {DEFAULT_ROWS}, at most {MAX_ROWS}).",
+    )
     get = feature_commands.add_parser(
         "get", parents=[run_dir], help="The latest record of a review (GetRecord)."
     )
@@ -191,6 +201,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--retrain-on-drift", action="store_true", help="Start a local pipeline run if the verdict is drift."
     )
 
+    review.add_parser(commands, run_dir)
     definition = commands.add_parser(
         "definition", parents=[run_dir], help="The SageMaker pipeline definition JSON."
     )
@@ -262,6 +273,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 from model_deploy.local.monitoring import command
 
                 return command(workspace, args.endpoint, args.since, args.until, args.retrain_on_drift)
+            case "review":
+                return review.command(args, workspace)
     except (
         UsageError,
         ParameterError,
@@ -335,6 +348,8 @@ def _print_registered(record: ExecutionRecord, workspace: Workspace) -> None:
     print(f"Registered {package.group} version {package.version}: {package.approval_status}")
     print(f"  {package.arn}")
     print(f"  metrics     {_metrics_line(package)}")
+    if (champion := package.champion()) is not None:
+        print(f"  champion    {champion['message']}")
     print(f"  data check  {_data_check_line(package)}")
     print(f"  model       {workspace.local_path(package.model_data_url)}")
     for picture in record.pictures(workspace):
@@ -367,7 +382,17 @@ def _metrics_line(package: ModelPackage, short: bool = False) -> str:
     if (baseline := package.baseline()) is not None:
         name, best_f1, margin = baseline
         line += f"  vs {name} f1_macro {best_f1:.4f} ({margin:+.4f})"
-    return line
+    check = package.champion()
+    return f"{line}  {_champion_text(check)}" if check is not None else line
+
+
+def _champion_text(check: dict[str, Any]) -> str:
+    """How a version compared with the champion when it was evaluated: ``vs champion v3 f1_macro ...``."""
+    if check["outcome"] == "no champion":
+        return "vs champion: none"
+    arn = str(check.get("model_package_arn") or "")
+    version = arn.rsplit("/", 1)[-1] if arn else "?"
+    return f"vs champion v{version} f1_macro {check['f1_macro']:.4f} ({check['margin']:+.4f})"
 
 
 def _data_check_line(package: ModelPackage) -> str:
@@ -389,8 +414,11 @@ def _data_check_line(package: ModelPackage) -> str:
 
 
 def _parameter_strings(assignments: Sequence[str]) -> dict[str, str]:
-    """Checked against the spec's types, then passed on as strings (what SageMaker executions take)."""
-    return {name: render(value) for name, value in parse_assignments(PIPELINE, assignments).items()}
+    """Checked against the spec's types and ranges (with SageMaker's defaults), then passed on as strings
+    (what SageMaker executions take)."""
+    values = parse_assignments(PIPELINE, assignments)
+    resolve(PIPELINE, values, local=False)
+    return {name: render(value) for name, value in values.items()}
 
 
 def _sagemaker_runner() -> Any:
@@ -419,7 +447,7 @@ def _executions(args: argparse.Namespace, workspace: Workspace) -> int:
             record.id,
             str(record.status),
             f"{record.duration_s:.0f}s" if record.duration_s is not None else "-",
-            "  ".join(_step_cell(step) for step in record.steps),
+            _steps_cell(record),
             _gate_cell(record, workspace),
         ]
         for record in records
@@ -428,12 +456,13 @@ def _executions(args: argparse.Namespace, workspace: Workspace) -> int:
     return 0
 
 
-def _step_cell(step: Any) -> str:
-    mark = {Status.SUCCEEDED: "", Status.FAILED: "!", Status.EXECUTING: "…"}[step.status]
-    seconds = (
-        "cached" if step.cache_hit else f"{step.duration_s:.0f}s" if step.duration_s is not None else "-"
-    )
-    return f"{step.name}{mark} {seconds}"
+def _steps_cell(record: ExecutionRecord) -> str:
+    """``7 steps, 3 cached``, with the step that failed or runs (`executions ID` has each step)."""
+    cached = sum(1 for step in record.steps if step.cache_hit)
+    parts = [f"{len(record.steps)} steps"] + ([f"{cached} cached"] if cached else [])
+    parts += [f"{step.name} failed" for step in record.steps if step.status == Status.FAILED]
+    parts += [f"{step.name} running" for step in record.steps if step.status == Status.EXECUTING]
+    return ", ".join(parts)
 
 
 def _gate_cell(record: ExecutionRecord, workspace: Workspace) -> str:
@@ -442,8 +471,7 @@ def _gate_cell(record: ExecutionRecord, workspace: Workspace) -> str:
     for step in record.steps:
         for check in step.detail.get("checks", []) if step.type == "Condition" else []:
             value = check["left"]
-            shown = f"{value:.4f}" if isinstance(value, int | float) else str(value)
-            cells.append(f"{check['check']} {shown}{'' if check['outcome'] else '!'}")
+            cells.append(f"{check['check']} {shown(value)}{'' if check['outcome'] else '!'}")
     return ", ".join(cells) or "-"
 
 
@@ -453,7 +481,12 @@ def _print_execution(record: ExecutionRecord, workspace: Workspace) -> None:
     print(f"  started    {record.created}   ended {record.ended or '-'}")
     if record.failure_reason:
         print(f"  reason     {record.failure_reason}")
-    print("  parameters " + ", ".join(f"{k}={render(v)}" for k, v in record.parameters.items()))
+    parameters = ", ".join(f"{k}={render(v)}" for k, v in record.parameters.items())
+    print(textwrap.fill(parameters, TABLE_WIDTH, initial_indent="  parameters ", subsequent_indent=" " * 13))
+    policies = [step.detail["retry_policies"] for step in record.steps if "retry_policies" in step.detail]
+    common = max(policies, key=policies.count) if policies else None
+    for policy in common or []:
+        print(f"  retries    {retry_policy_text(policy)}")
     for step in record.steps:
         took = f"{step.duration_s:.1f}s" if step.duration_s is not None else "running"
         print(f"\n  {step.name} ({step.type}): {step.status} in {took}")
@@ -464,9 +497,19 @@ def _print_execution(record: ExecutionRecord, workspace: Workspace) -> None:
         for name, value in step.metrics.items():
             print(f"    metric {name} = {value}")
         for name, uri in step.outputs.items():
-            print(f"    output {name}: {uri}\n           {workspace.local_path(uri)}")
+            print(f"    output {name}: {workspace.local_path(uri)}")
         for name, value in step.detail.items():
-            if name != "metric_series":
+            if name == "retry_policies":
+                for policy in value if value != common else []:  # only where a step differs
+                    print(f"    retries: {retry_policy_text(policy)}")
+            elif name == "checks":
+                for check in value:
+                    verdict = "holds" if check["outcome"] else "FAILS"
+                    print(
+                        f"    check {check['check']}: {check['json_path']} = {shown(check['left'])} "
+                        f"{check['operator']} {shown(check['right'])}: {verdict}"
+                    )
+            elif name not in ("metric_series", "outcome"):
                 print(f"    {name}: {value}")
         if step.log:
             print(f"    log: {step.log}")
@@ -477,10 +520,15 @@ def _features(args: argparse.Namespace, workspace: Workspace) -> int:
     store = FeatureStore(workspace.offline_store_root)
     match args.features_command:
         case "query":
-            columns, rows = store.query(args.sql)
-            _print_table(columns, [[_cell(value) for value in row] for row in rows[: args.max_rows]])
-            if len(rows) > args.max_rows:
-                print(f"({len(rows)} rows, the first {args.max_rows} shown; --max-rows for more)")
+            columns, rows, more = store.query_read_only(args.sql, args.max_rows)
+            if not columns:
+                print("The statement returned nothing to show.")
+                return 0
+            _print_table(columns, [[_cell(value) for value in row] for row in rows])
+            if more:
+                print(f"(more than {len(rows)} rows; the first {len(rows)} shown, --max-rows for more)")
+            elif not rows:
+                print("(0 rows)")
         case "get":
             record = store.get_record(args.review_id)
             if record is None:
@@ -491,6 +539,17 @@ def _features(args: argparse.Namespace, workspace: Workspace) -> int:
             store.delete_record(args.review_id)
             print(f"Deleted {args.review_id}: gone from `reviews`, marked is_deleted in `reviews_history`.")
     return 0
+
+
+def _row_limit(text: str) -> int:
+    try:
+        return parse_row_limit(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def _fit(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 3] + "..."
 
 
 def _cell(value: Any) -> str:
@@ -525,7 +584,10 @@ def _registry(args: argparse.Namespace, workspace: Workspace) -> int:
                 )
             case "describe":
                 package = registry.describe(group, args.version)
-                print(json.dumps({**package.describe(), "ApprovalHistory": package.history}, indent=2))
+                described = {**package.describe(), "ApprovalHistory": package.history}
+                if (champion := package.champion()) is not None:
+                    described["ChampionCheck"] = champion  # what the gate compared it with, from evaluation
+                print(json.dumps(described, indent=2))
             case "approve" | "reject":
                 status = "Approved" if args.registry_command == "approve" else "Rejected"
                 package, failures = change_approval(workspace, args.version, status, args.note)
@@ -666,7 +728,7 @@ def _list_endpoints(workspace: Workspace) -> None:
         print(f"\n{endpoint['EndpointName']} history:")
         for entry in endpoint["History"] or [{"time": "", "outcome": "(none)", "version": "", "reason": ""}]:
             reason = f"  {_one_line(entry['reason'])}" if entry.get("reason") else ""
-            print(f"  {entry['time']}  {entry['outcome']:<8} version {entry['version']!s:<4}{reason}")
+            print(f"  {entry['time']}  {entry['outcome']:<10} version {entry['version']!s:<4}{reason}")
         failure = endpoint.get("FailureReason")
         history = endpoint["History"] or []
         if failure and not (history and history[-1].get("reason") == failure):
@@ -697,11 +759,20 @@ def _predict(args: argparse.Namespace, workspace: Workspace) -> int:
         raise UsageError("give one or more reviews, or --input FILE --output FILE --version N")
     from model_deploy.local.rollout import RolloutError, invoke_reviews
     from model_deploy.local.state import EndpointStore, ServerInfo
+    from model_deploy.stage_config import STAGES
 
     if ServerInfo.read(workspace.endpoints_dir) is None:
         raise UsageError(f"no endpoint server runs: `{_python_command()} -m pipelines endpoints start`")
     records = EndpointStore(workspace.endpoints_dir).load()
     name = _endpoint_name(args.endpoint, workspace)
+    stage = next((s for s in STAGES if workspace.config.endpoint_name(s) == name), None)
+    if stage is not None and (name not in records or records[name].version is None):
+        how = (
+            f"promote staging first: `{_python_command()} -m pipelines endpoints promote`"
+            if stage != STAGES[0]
+            else f"approve a version first: `{_python_command()} -m pipelines registry approve N`"
+        )
+        raise UsageError(f"{stage} ({name}) serves nothing yet: {how}")
     try:
         results, variant = invoke_reviews(workspace, name, args.text)
     except RolloutError as error:
@@ -726,7 +797,15 @@ def _endpoint_name(endpoint: str | None, workspace: Workspace) -> str:
 
 
 def _print_table(columns: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
-    widths = [max(len(str(column)), *(len(str(row[i])) for row in rows)) for i, column in enumerate(columns)]
+    """Columns padded to their widest cell; a table wider than :data:`TABLE_WIDTH` has its widest columns
+    cut (cells end in "...": `describe`/`executions ID` show them whole)."""
+    widths = [
+        max([len(str(column)), *(len(str(row[i])) for row in rows)]) for i, column in enumerate(columns)
+    ]
+    while sum(widths) + 2 * (len(widths) - 1) > TABLE_WIDTH and max(widths) > 12:
+        widths[widths.index(max(widths))] -= 1
+    columns = [_fit(str(column), width) for column, width in zip(columns, widths, strict=True)]
+    rows = [[_fit(str(cell), width) for cell, width in zip(row, widths, strict=True)] for row in rows]
     print("  ".join(str(column).ljust(width) for column, width in zip(columns, widths, strict=True)).rstrip())
     for row in rows:
         print("  ".join(str(cell).ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import boto3
 
-from model_build.config import load_config
+from model_build.config import ProjectConfig, load_config
 
 if TYPE_CHECKING:
     from sagemaker.mlops.workflow import Pipeline
@@ -90,15 +90,18 @@ def run_on_sagemaker(
     problems = images.override_problems(PIPELINE, parse_parameter_overrides(parameters))
     if problems:
         raise ValueError("; ".join(problems))
-    pipeline, role_arn = _build({}, True, boto_session, sagemaker_client)
+    # Parameters that shape the definition (a tuning step or plain training) are built into it.
+    shaping = {name: value for name, value in parameters.items() if PIPELINE.parameter(name).build_time}
+    pipeline, role_arn = _build(shaping, True, boto_session, sagemaker_client)
     response = pipeline.upsert(role_arn=role_arn, description=pipeline_description())
     print(f"Upserted pipeline {response['PipelineArn']}", flush=True)
     s3 = pipeline.sagemaker_session.boto_session.client("s3")
-    execution = pipeline.start(parameters=with_input_fingerprints(pipeline, parameters, s3))
+    client = pipeline.sagemaker_session.sagemaker_client
+    started_with = with_champion(with_input_fingerprints(pipeline, parameters, s3), client, load_config())
+    execution = pipeline.start(parameters=started_with)
     print(f"Started execution {execution.arn}", flush=True)
     if not wait:
         return 0
-    client = pipeline.sagemaker_session.sagemaker_client
     status = wait_for_execution(client, execution.arn, poll_seconds=poll_seconds, sleep=sleep)
     return 0 if status == "Succeeded" else 1
 
@@ -134,6 +137,62 @@ def with_input_fingerprints(
                 "steps that read it are not reused from SageMaker's cache"
             )
     return result
+
+
+def with_champion(
+    parameters: Mapping[str, str], sagemaker: Any, config: ProjectConfig, out: Callable[[str], None] = print
+) -> dict[str, str]:
+    """``parameters`` plus the champion: the model package the prod endpoint serves, else the newest
+    Approved version of the project's group, and its ``ModelDataUrl``, which the evaluation job downloads.
+
+    Resolved here, when the execution starts, so that the execution's parameters say which version it was
+    compared with, and SageMaker's cache of the evaluation step misses when the champion changes. A given
+    ``ChampionModelPackageArn`` is used as is (its URL looked up unless given too); ``none`` goes without;
+    none found leaves both empty, and the evaluation records "no champion". Reading the endpoint and the
+    registry needs ``sagemaker:DescribeEndpoint``, ``DescribeEndpointConfig``, ``DescribeModel``,
+    ``ListModelPackages`` and ``DescribeModelPackage`` (the build project's role has them).
+    """
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from model_build.pipeline_spec import CHAMPION_PARAMETER, CHAMPION_URL_PARAMETER
+    from model_build.steps.champion import NO_CHAMPION
+    from model_deploy.aws.registry import newest_approved
+    from model_deploy.aws.serving import NOT_SERVING, current_serving
+    from model_deploy.stage_config import STAGES
+
+    result = dict(parameters)
+    arn = result.get(CHAMPION_PARAMETER, "").strip()
+    if arn.lower() == NO_CHAMPION:
+        out(f"Champion: none ({CHAMPION_PARAMETER}=none): the champion check holds without one")
+        return {**result, CHAMPION_URL_PARAMETER: ""}
+    if not arn and result.get(CHAMPION_URL_PARAMETER):
+        out(f"Champion: the model {result[CHAMPION_URL_PARAMETER]} ({CHAMPION_URL_PARAMETER}, no version)")
+        return result
+    endpoint = config.endpoint_name(STAGES[-1])
+    try:
+        reason = f"named by {CHAMPION_PARAMETER}"
+        if not arn:
+            serving = current_serving(sagemaker, endpoint)
+            if serving is not None and serving.model_package_arn and serving.status not in NOT_SERVING:
+                arn, reason = serving.model_package_arn, f"served by {endpoint}"
+            elif (newest := newest_approved(sagemaker, config.model_package_group_name)) is not None:
+                arn, reason = newest.arn, "the newest Approved version"
+            else:
+                out(f"Champion: none yet ({endpoint} serves no version, none is Approved): the check holds")
+                return result
+        url = result.get(CHAMPION_URL_PARAMETER, "")
+        if not url:
+            package = sagemaker.describe_model_package(ModelPackageName=arn)
+            arn = package["ModelPackageArn"]
+            url = package["InferenceSpecification"]["Containers"][0]["ModelDataUrl"]
+    except (BotoCoreError, ClientError) as error:
+        raise ValueError(
+            f"cannot find the champion ({endpoint}'s model package, else the newest Approved version of "
+            f"{config.model_package_group_name}): {error}. Pass --param {CHAMPION_PARAMETER}=<model package "
+            f"ARN> and {CHAMPION_URL_PARAMETER}=<its model.tar.gz>, or {CHAMPION_PARAMETER}=none"
+        ) from error
+    out(f"Champion: {arn} ({reason}), model {url}")
+    return {**result, CHAMPION_PARAMETER: arn, CHAMPION_URL_PARAMETER: url}
 
 
 def pipeline_description() -> str:

@@ -62,3 +62,11 @@ def test_ci_runs_the_readmes_commands_on_pull_requests_and_pushes() -> None:
     for name, job in workflow["jobs"].items():
         if job.get("permissions", {}).get("id-token") == "write":
             assert name == "diff" and "refs/heads/main" in job["if"]
+
+
+def test_the_diff_job_diffs_the_app_as_deployed() -> None:
+    """``cdk diff`` gets the ``-c`` arguments ``cdk deploy`` was given (repository variable CDK_CONTEXT)."""
+    diff = yaml.safe_load((WORKFLOWS / "ci.yml").read_text())["jobs"]["diff"]
+    (step,) = [step for step in diff["steps"] if "cdk@2 diff" in step.get("run", "")]
+    assert step["env"]["CDK_CONTEXT"] == "${{ vars.CDK_CONTEXT }}"
+    assert step["run"].rstrip().endswith("$CDK_CONTEXT")

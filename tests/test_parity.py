@@ -61,6 +61,8 @@ def test_same_steps(definition):
             == {
                 "Processing": "Processing",
                 "Training": "Training",
+                # a search only where the definition is built with TuningMaxJobs > 0 (0 by default)
+                "Tuning": "Tuning" if PIPELINE.parameter("TuningMaxJobs").default else "Training",
                 "Condition": "Condition",
                 "RegisterModel": "RegisterModel",
                 "Fail": "Fail",
@@ -90,13 +92,15 @@ def test_same_conditions_checks_and_branches(definition):
         arguments = steps[spec.name]["Arguments"]
         assert len(arguments["Conditions"]) == len(spec.checks)
         for check, condition in zip(spec.checks, arguments["Conditions"], strict=True):
-            assert condition["Type"] == {">=": "GreaterThanOrEqualTo"}[check.operator]
+            assert condition["Type"] == {">=": "GreaterThanOrEqualTo", "==": "Equals"}[check.operator]
             json_get = condition["LeftValue"]["Std:JsonGet"]
             assert json_get["PropertyFile"] == {
                 "Get": f"Steps.{check.left.step}.PropertyFiles.{check.left.property_file}"
             }
             assert json_get["Path"] == check.left.json_path
-            assert isinstance(check.right, Param)
-            assert condition["RightValue"] == {"Get": f"Parameters.{check.right.name}"}
+            if isinstance(check.right, Param):
+                assert condition["RightValue"] == {"Get": f"Parameters.{check.right.name}"}
+            else:  # a literal (the champion check's True)
+                assert condition["RightValue"] == check.right
         assert [s["Name"] for s in arguments["IfSteps"]] == list(spec.if_true)
         assert [s["Name"] for s in arguments["ElseSteps"]] == list(spec.if_false)

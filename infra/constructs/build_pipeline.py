@@ -21,6 +21,8 @@ from model_build.sagemaker_pipeline import ARTIFACT_BUCKET_VARIABLE, DATA_BUCKET
 from model_build.storage_layout import listing
 
 BUILD_COMMAND = "python -m pipelines run --sagemaker --wait"
+BUILD_REQUIREMENTS = "requirements-build.txt"
+"""What the build project installs: the SageMaker SDK and boto3, enough to build and start the definition."""
 # model_build.config.load_config reads these two; it spells them inline, so they are named once here.
 PROJECT_NAME_VARIABLE = "MLOPS_PROJECT_NAME"
 ENVIRONMENT_VARIABLE = "MLOPS_ENVIRONMENT"
@@ -47,6 +49,11 @@ class BuildPipelineProps:
     """CodePipeline's artifact store (source snapshots), apart from the model artifacts."""
     encryption_key: kms.IKey
     retrain_schedule: str | None = None
+    champion_endpoint_name: str = ""
+    """The prod endpoint, whose model package the CLI compares a new model with (the champion); empty: no
+    grants to look for one, and a run must name it (``ChampionModelPackageArn``)."""
+    model_package_group_name: str = ""
+    """Where the CLI finds the newest approved version when the endpoint serves none (the champion too)."""
 
 
 class BuildPipeline(Construct):
@@ -78,7 +85,7 @@ class BuildPipeline(Construct):
                     "phases": {
                         "install": {
                             "runtime-versions": {"python": "3.11"},
-                            "commands": ["pip install --no-cache-dir -r requirements.txt"],
+                            "commands": [f"pip install --no-cache-dir -r {BUILD_REQUIREMENTS}"],
                         },
                         "build": {"commands": [BUILD_COMMAND]},
                     },
@@ -133,6 +140,7 @@ class BuildPipeline(Construct):
         # The CLI uploads the step code under the pipeline's prefix of the artifacts bucket.
         code = f"{props.code_prefix}/*"
         props.artifacts_bucket.grant_read_write(role, code)
+        champion_resources = self._find_champion(role, props) if props.champion_endpoint_name else []
 
         source_output = codepipeline.Artifact("Source")
         self.pipeline = codepipeline.Pipeline(
@@ -145,7 +153,9 @@ class BuildPipeline(Construct):
             stages=[
                 codepipeline.StageProps(
                     stage_name="Source",
-                    actions=[props.source.source_action(source_output, start_on_push=True)],
+                    actions=[
+                        props.source.source_action(self, source_output, props.cicd_bucket, start_on_push=True)
+                    ],
                 ),
                 codepipeline.StageProps(
                     stage_name="Build",
@@ -173,5 +183,46 @@ class BuildPipeline(Construct):
             extra_resources=[
                 f"{sagemaker_pipeline}/execution/*",
                 props.artifacts_bucket.arn_for_objects(code),
+                *champion_resources,
             ],
         )
+
+    @staticmethod
+    def _find_champion(role: iam.IRole, props: BuildPipelineProps) -> list[str]:
+        """Let the CLI read which version prod serves, else the newest approved one, and its model's URL
+        (``pipelines/sagemaker_runner.py`` ``with_champion``): reads only. Returns the wildcard resources.
+
+        Model and endpoint config names are ``<endpoint>-<version>-<digest>`` (``infra/constructs/endpoint.py``).
+        ``sagemaker:ListModelPackages`` takes no narrower resource (see ``infra/constructs/deploy_pipeline.py``),
+        so it is kept to the stack's region; reading a package is kept to the project's group.
+        """
+        stack = Stack.of(role)
+
+        def sagemaker_arn(resource: str, name: str) -> str:
+            return stack.format_arn(service="sagemaker", resource=resource, resource_name=name)
+
+        parts = [
+            sagemaker_arn(kind, f"{props.champion_endpoint_name}-*") for kind in ("model", "endpoint-config")
+        ]
+        packages = sagemaker_arn("model-package", f"{props.model_package_group_name}/*")
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                sid="FindChampion",
+                actions=[
+                    "sagemaker:DescribeEndpoint",
+                    "sagemaker:DescribeEndpointConfig",
+                    "sagemaker:DescribeModel",
+                    "sagemaker:DescribeModelPackage",
+                ],
+                resources=[sagemaker_arn("endpoint", props.champion_endpoint_name), *parts, packages],
+            )
+        )
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                sid="ListModelVersions",
+                actions=["sagemaker:ListModelPackages"],
+                resources=["*"],
+                conditions={"StringEquals": {"aws:RequestedRegion": stack.region}},
+            )
+        )
+        return [*parts, packages, "*"]

@@ -37,6 +37,7 @@ from constructs import Construct
 
 from infra.constructs.build_pipeline import ENVIRONMENT_VARIABLE, PROJECT_NAME_VARIABLE
 from infra.constructs.ci_grants import acknowledge_ci_grants
+from infra.constructs.endpoint import rollback_alarm_arns
 from infra.constructs.source_repository import SourceRepository
 from infra.nag import acknowledge, nag_spelling
 from model_build.config import ProjectConfig
@@ -46,7 +47,7 @@ from model_deploy.aws.names import (
     DATA_BUCKET_VARIABLE,
     EXECUTION_ID_VARIABLE,
     KMS_KEY_ARN_VARIABLE,
-    alarm_names,
+    drift_schedule_name,
     monitor_scheduler_role_name,
 )
 
@@ -193,6 +194,13 @@ class DeployPipeline(Construct):
             )
         )
         render_role.add_to_principal_policy(describe_endpoints)
+        # AWS requires "*": ec2:DescribeInstanceTypes has no resource-level permissions; the render reads
+        # whether a stage's instance type has local storage (then its endpoint config takes no KmsKeyId).
+        render_role.add_to_principal_policy(
+            iam.PolicyStatement(
+                sid="DescribeInstanceTypes", actions=["ec2:DescribeInstanceTypes"], resources=["*"]
+            )
+        )
         render_role.add_to_principal_policy(
             iam.PolicyStatement(
                 sid="StopOwnExecution",
@@ -231,6 +239,7 @@ class DeployPipeline(Construct):
                     "cloudformation:DescribeChangeSet",
                     "cloudformation:ExecuteChangeSet",
                     "cloudformation:DeleteChangeSet",
+                    "cloudformation:ListChangeSets",
                     "cloudformation:DescribeStacks",
                     "cloudformation:DescribeStackEvents",
                     "cloudformation:GetTemplate",
@@ -248,6 +257,12 @@ class DeployPipeline(Construct):
             )
         )
         deploy_role.add_to_principal_policy(describe_endpoints)
+        # The deploy sends the smoke test's requests during the bake, and smoke-tests the new version.
+        deploy_role.add_to_principal_policy(
+            iam.PolicyStatement(
+                sid="InvokeEndpoints", actions=["sagemaker:InvokeEndpoint"], resources=endpoints
+            )
+        )
 
         self.smoke_test_project = self._project(
             "SmokeTest",
@@ -329,16 +344,7 @@ class DeployPipeline(Construct):
             assumed_by=iam.ServicePrincipal("cloudformation.amazonaws.com"),
             description="CloudFormation deploys this project's endpoint stacks with this role",
         )
-        alarms = [
-            stack.format_arn(
-                service="cloudwatch",
-                resource="alarm",
-                resource_name=name,
-                arn_format=ArnFormat.COLON_RESOURCE_NAME,
-            )
-            for s in props.stages
-            for name in alarm_names(s.endpoint_name).values()
-        ]
+        alarms = [arn for s in props.stages for arn in rollback_alarm_arns(stack, s.endpoint_name)]
         # Target tracking creates its own alarms, named after the scalable resource.
         target_tracking_alarms = [
             stack.format_arn(
@@ -417,10 +423,19 @@ class DeployPipeline(Construct):
                 resources=["*"],
             ),
             # AWS requires "*": application-autoscaling:DescribeScalingPolicies has no resource-level permissions.
+            # AWS requires "*": application-autoscaling:DescribeScheduledActions (ScalableTarget's handlers).
             iam.PolicyStatement(
                 sid="DescribeScalingPolicies",
-                actions=["application-autoscaling:DescribeScalingPolicies"],
+                actions=[
+                    "application-autoscaling:DescribeScalingPolicies",
+                    "application-autoscaling:DescribeScheduledActions",
+                ],
                 resources=["*"],
+            ),
+            # AWS requires "*": cloudwatch:GetMetricData has no resource-level permissions; the ScalingPolicy
+            # handlers call it to check the target tracking metric (AWS::ApplicationAutoScaling::ScalingPolicy).
+            iam.PolicyStatement(
+                sid="ReadScalingMetric", actions=["cloudwatch:GetMetricData"], resources=["*"]
             ),
             iam.PolicyStatement(
                 sid="AutoscalingServiceLinkedRole",
@@ -461,7 +476,7 @@ class DeployPipeline(Construct):
             stack.format_arn(
                 service="scheduler",
                 resource="schedule",
-                resource_name=f"default/{s.endpoint_name}-drift-monitor",
+                resource_name=f"default/{drift_schedule_name(s.endpoint_name)}",
             )
             for s in props.stages
         ]
@@ -505,7 +520,10 @@ class DeployPipeline(Construct):
         stages = [
             # Pushes do not start a deploy; only a model approval or rejection does (see ModelApprovedRule).
             codepipeline.StageProps(
-                stage_name="Source", actions=[props.source.source_action(source_output, start_on_push=False)]
+                stage_name="Source",
+                actions=[
+                    props.source.source_action(self, source_output, props.cicd_bucket, start_on_push=False)
+                ],
             ),
             codepipeline.StageProps(stage_name="Render", actions=[self.render_action]),
         ]

@@ -27,7 +27,7 @@ from aws_cdk import Stack
 from aws_cdk import aws_scheduler as scheduler
 from constructs import Construct
 
-from model_deploy.aws.names import monitor_job_prefix
+from model_deploy.aws.names import drift_schedule_name, monitor_job_prefix
 from model_deploy.stage_config import MonitoringSettings
 
 UNIVERSAL_TARGET = "arn:aws:scheduler:::aws-sdk:sagemaker:createProcessingJob"
@@ -139,7 +139,7 @@ class DriftMonitorSchedule(Construct):
         self.schedule = scheduler.CfnSchedule(
             self,
             "Schedule",
-            name=f"{props.endpoint_name}-drift-monitor",
+            name=drift_schedule_name(props.endpoint_name),
             description=f"Drift monitor of {props.endpoint_name}: model_build/steps/monitor.py on the last "
             f"{props.monitoring.window_hours}h of captures",
             schedule_expression=props.monitoring.schedule_expression,

@@ -40,14 +40,16 @@ from aws_cdk import aws_sagemaker as sagemaker
 from constructs import Construct
 
 from infra.constructs.execution_role import (
-    DEEP_LEARNING_CONTAINERS_ACCOUNT,
+    framework_images as dlc_repositories,
+)
+from infra.constructs.execution_role import (
     pull_framework_images,
     use_project_key,
     write_logs,
 )
 from infra.nag import acknowledge, nag_spelling
 from model_build import images
-from model_deploy.aws.names import VARIANT_NAME, alarm_names
+from model_deploy.aws.names import MODEL_NAME_DIGEST_LENGTH, VARIANT_NAME, alarm_names
 from model_deploy.stage_config import StageConfig
 
 NAMESPACE = "AWS/SageMaker"
@@ -55,7 +57,7 @@ JSON_CONTENT_TYPES = ("application/json", "application/jsonlines")
 CSV_CONTENT_TYPES = ("text/csv",)
 """The request and response types of ``model_deploy/serving/inference.py``; captures of them stay text."""
 SAGEMAKER_NAME_LIMIT = 63
-_DIGEST_LENGTH = 8
+_DIGEST_LENGTH = MODEL_NAME_DIGEST_LENGTH
 
 
 def canary_problem(stage: StageConfig) -> str | None:
@@ -93,6 +95,9 @@ class ModelEndpointProps:
     """The endpoint exists: keep its live instance count through the update (it may have scaled out).
     CloudFormation refuses ``RetainAllVariantProperties`` when it creates an endpoint."""
     variant_name: str = VARIANT_NAME
+    local_storage: bool = False
+    """Whether the stage's instance type has local instance storage (``render``'s EC2 lookup): then the
+    endpoint config takes no KmsKeyId."""
     model_image: str | None = None
     """The serving image of the model package (its ``InferenceSpecification``), when known: the endpoint
     runs that image on the stage's instance type, so a CPU image on a GPU instance or the reverse is refused."""
@@ -122,6 +127,19 @@ class ModelEndpointProps:
     def package_version(self) -> str:
         """The version at the end of the package ARN (``.../<group>/<version>``), for readable model names."""
         return self.model_package_arn.rsplit("/", 1)[-1]
+
+
+def rollback_alarm_arns(stack: Stack, endpoint_name: str) -> list[str]:
+    """The ARNs of the alarms that roll back an update of ``endpoint_name`` (:func:`alarm_names`)."""
+    return [
+        stack.format_arn(
+            service="cloudwatch",
+            resource="alarm",
+            resource_name=name,
+            arn_format=ArnFormat.COLON_RESOURCE_NAME,
+        )
+        for name in alarm_names(endpoint_name).values()
+    ]
 
 
 def _digest(*parts: object) -> str:
@@ -175,7 +193,9 @@ class ModelEndpoint(Construct):
             endpoint_config_name="-".join(
                 (props.endpoint_name, props.package_version, _digest(capture, variant))
             ),
-            kms_key_id=props.encryption_key_arn,
+            # SageMaker refuses a KmsKeyId for instance types with local (NVMe) storage, which a hardware
+            # module on the instance encrypts (CreateEndpointConfig's KmsKeyId, botocore's service model).
+            kms_key_id=None if props.local_storage else props.encryption_key_arn,
             production_variants=[
                 sagemaker.CfnEndpointConfig.ProductionVariantProperty(
                     variant_name=props.variant_name,
@@ -360,9 +380,7 @@ class EndpointExecutionRole(Construct):
             resource_name=f"/aws/sagemaker/Endpoints/{props.endpoint_name}",
             arn_format=ArnFormat.COLON_RESOURCE_NAME,
         )
-        framework_images = stack.format_arn(
-            service="ecr", account=DEEP_LEARNING_CONTAINERS_ACCOUNT, resource="repository", resource_name="*"
-        )
+        framework_images = dlc_repositories(stack)
         statements = [
             iam.PolicyStatement(
                 sid="ReadModelArtifacts", actions=["s3:GetObject"], resources=[model_artifacts]
@@ -371,6 +389,14 @@ class EndpointExecutionRole(Construct):
             use_project_key(props.encryption_key),
             *pull_framework_images(framework_images),
             write_logs("EndpointLogs", [log_group, f"{log_group}:*"]),
+            # "Ensure that your IAM execution role has permission to perform the cloudwatch:DescribeAlarms
+            # action on the auto-rollback alarms you specify"
+            # (https://docs.aws.amazon.com/sagemaker/latest/dg/deployment-guardrails-configuration.html).
+            iam.PolicyStatement(
+                sid="ReadRollbackAlarms",
+                actions=["cloudwatch:DescribeAlarms"],
+                resources=rollback_alarm_arns(stack, props.endpoint_name),
+            ),
             # AWS requires "*": cloudwatch:PutMetricData has no resource-level permissions; the namespace
             # condition keeps it to SageMaker's endpoint metrics.
             iam.PolicyStatement(

@@ -11,22 +11,72 @@ put records into the feature group. No job queries Athena or reads the Glue cata
 
 from __future__ import annotations
 
+import importlib.util
+import json
 from dataclasses import dataclass
+from pathlib import Path
 
-from aws_cdk import ArnFormat, Stack
+from aws_cdk import ArnFormat, Aws, CfnMapping, Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from infra.nag import acknowledge, nag_spelling
+from model_build.images import FRAMEWORK
 from model_build.step_roles import StepRole
 from model_build.storage_layout import PipelineStorage, StepWrites, listing
 
 # What a job needs to put an object, multipart uploads included (large model archives are uploaded in parts).
 PUT_OBJECT_ACTIONS = ("s3:PutObject", "s3:AbortMultipartUpload")
-# The account that publishes the SageMaker framework images (Deep Learning Containers) in most regions.
-DEEP_LEARNING_CONTAINERS_ACCOUNT = "763104351884"
+DEEP_LEARNING_CONTAINERS_MAPPING = "DeepLearningContainersAccounts"
+
+
+def deep_learning_containers_accounts(torch_version: str = FRAMEWORK.torch) -> dict[str, str]:
+    """The account that publishes the PyTorch Deep Learning Containers in each region, from the SageMaker SDK's
+    own image configuration (what ``image_uris.retrieve`` reads; opt-in regions use accounts of their own).
+
+    The JSON is read where the SDK installs it, without importing the SDK: the CDK app does not need it.
+    """
+    spec = importlib.util.find_spec("sagemaker.core")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError(
+            "the SageMaker SDK (sagemaker-core) is not installed: pip install -r requirements.txt"
+        )
+    path = Path(next(iter(spec.submodule_search_locations))) / "image_uri_config" / "pytorch.json"
+    config = json.loads(path.read_text(encoding="utf-8"))
+    accounts: dict[str, str] = {}
+    for scope in ("training", "inference"):
+        versions = config[scope]["versions"]
+        aliases = config[scope].get("version_aliases", {})
+        version = (
+            versions.get(torch_version)
+            or versions[aliases.get(torch_version, torch_version.rsplit(".", 1)[0])]
+        )
+        for region, account in version["registries"].items():
+            if accounts.setdefault(region, account) != account:
+                raise RuntimeError(
+                    f"the SDK names two DLC accounts for {region}: {accounts[region]}, {account}"
+                )
+    return accounts
+
+
+def framework_images(scope: Construct) -> str:
+    """The Deep Learning Containers' repositories in the stack's region: the account comes from a mapping of
+    :func:`deep_learning_containers_accounts`, added to the stack once."""
+    stack = Stack.of(scope)
+    mapping = stack.node.try_find_child(DEEP_LEARNING_CONTAINERS_MAPPING)
+    if not isinstance(mapping, CfnMapping):
+        mapping = CfnMapping(
+            stack,
+            DEEP_LEARNING_CONTAINERS_MAPPING,
+            mapping={
+                region: {"account": account}
+                for region, account in deep_learning_containers_accounts().items()
+            },
+        )
+    account = mapping.find_in_map(Aws.REGION, "account")
+    return stack.format_arn(service="ecr", account=account, resource="repository", resource_name="*")
 
 
 def pull_framework_images(framework_images: str) -> list[iam.PolicyStatement]:
@@ -127,12 +177,6 @@ def write_statements(artifacts_bucket: s3.IBucket, writes: StepWrites) -> list[i
     return statements
 
 
-def _framework_images(stack: Stack) -> str:
-    return stack.format_arn(
-        service="ecr", account=DEEP_LEARNING_CONTAINERS_ACCOUNT, resource="repository", resource_name="*"
-    )
-
-
 def _acknowledge_wildcards(role: iam.Role, statements: list[iam.PolicyStatement], reason: str) -> None:
     """Acknowledge IAM5 for exactly the wildcard resources of ``statements``, each spelled as cdk-nag does."""
     wildcards = dict.fromkeys(
@@ -181,7 +225,7 @@ class SageMakerStepRole(Construct):
             ),
             *write_statements(props.artifacts_bucket, step.writes),
             write_logs("JobLogs", [sagemaker_logs]),
-            *pull_framework_images(_framework_images(stack)),
+            *pull_framework_images(framework_images(stack)),
             # AWS requires "*": cloudwatch:PutMetricData has no resource-level permissions; the namespace
             # condition keeps it to SageMaker's own metrics.
             iam.PolicyStatement(
@@ -321,7 +365,7 @@ class SageMakerExecutionRole(Construct):
                 resources=[props.artifacts_bucket.bucket_arn],
             ),
             # The registered model names its inference image.
-            *pull_framework_images(_framework_images(stack)),
+            *pull_framework_images(framework_images(stack)),
             use_project_key(props.encryption_key),
         ]
         for statement in statements:

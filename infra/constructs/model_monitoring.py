@@ -5,8 +5,9 @@ The monitoring job (``model_build/steps/monitor.py``, started by the schedule in
 dimension ``EndpointName``. Here, for each stage whose file has a ``monitoring.schedule_expression``:
 
 - the ``Drift`` alarm, in ALARM after ``drift_alarm_periods`` drifting windows in a row (persistent drift, not
-  one odd hour); a ``DataQualityIssue`` alarm; and a "silent monitor" alarm when no run reported for three
-  windows (a broken job must not look like a calm endpoint). All notify one KMS-encrypted SNS topic;
+  one odd hour); a ``DataQualityIssue`` alarm; and a "silent monitor" alarm when the endpoint took requests and
+  no run reported for three windows (a broken job must not look like a calm endpoint; with no traffic, or
+  before the first deploy, there is nothing to monitor, and the alarm stays OK). All notify one KMS-encrypted SNS topic;
 - with ``retraining: on_persistent_drift``: an EventBridge rule on the drift alarm's change to ALARM that
   invokes a small function, which starts the build pipeline unless an execution started within
   ``retrain_cooldown_hours`` (``infra/functions/retrain_on_drift.py``), and says so on the topic.
@@ -40,7 +41,9 @@ from constructs import Construct
 
 from infra.constructs.endpoint import NAMESPACE as ENDPOINT_NAMESPACE
 from infra.constructs.execution_role import (
-    DEEP_LEARNING_CONTAINERS_ACCOUNT,
+    framework_images as dlc_repositories,
+)
+from infra.constructs.execution_role import (
     pull_framework_images,
     use_project_key,
     write_logs,
@@ -153,17 +156,35 @@ class ModelMonitoring(Construct):
                     evaluation_periods=1,
                     treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
                 ),
+                # Silent: the endpoint took requests in a window, and no monitoring run reported on it, three
+                # windows in a row. Missing data is "not breaching", so the alarm is OK from the day of
+                # `cdk deploy`, before any endpoint or monitor exists, and while the endpoint takes no traffic.
                 "silent": cloudwatch.Alarm(
                     self,
                     f"{stage.title()}MonitorSilentAlarm",
                     alarm_name=f"{endpoint}-drift-monitor-silent",
-                    alarm_description=f"{endpoint}: no monitoring run reported for 3 windows; see the "
-                    "processing jobs named " + monitor_job_prefix(endpoint) + "*",
-                    metric=self.metric("Requests", endpoint, statistic="SampleCount", period=period),
+                    alarm_description=f"{endpoint}: took requests, and no monitoring run reported for 3 windows; "
+                    "see the processing jobs named " + monitor_job_prefix(endpoint) + "*",
+                    metric=cloudwatch.MathExpression(
+                        expression="IF(FILL(invocations, 0) > 0 AND FILL(runs, 0) == 0, 1, 0)",
+                        using_metrics={
+                            "invocations": cloudwatch.Metric(
+                                namespace=ENDPOINT_NAMESPACE,
+                                metric_name="Invocations",
+                                dimensions_map={"EndpointName": endpoint, "VariantName": VARIANT_NAME},
+                                statistic="Sum",
+                                period=period,
+                            ),
+                            "runs": self.metric("Requests", endpoint, statistic="SampleCount", period=period),
+                        },
+                        label="windows with traffic and no monitoring run",
+                        period=period,
+                    ),
                     threshold=1,
-                    comparison_operator=cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD,
+                    comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
                     evaluation_periods=3,
-                    treat_missing_data=cloudwatch.TreatMissingData.BREACHING,
+                    datapoints_to_alarm=3,
+                    treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
                 ),
             }
             for alarm in alarms.values():
@@ -209,9 +230,7 @@ class ModelMonitoring(Construct):
             resource_name="/aws/sagemaker/ProcessingJobs",
             arn_format=ArnFormat.COLON_RESOURCE_NAME,
         )
-        framework_images = stack.format_arn(
-            service="ecr", account=DEEP_LEARNING_CONTAINERS_ACCOUNT, resource="repository", resource_name="*"
-        )
+        framework_images = dlc_repositories(stack)
         statements = [
             iam.PolicyStatement(sid="ReadBaselines", actions=["s3:GetObject"], resources=[baselines]),
             iam.PolicyStatement(sid="ReadCaptures", actions=["s3:GetObject"], resources=[captures]),
@@ -306,7 +325,7 @@ class ModelMonitoring(Construct):
             acknowledge(
                 role,
                 "AwsSolutions-IAM5",
-                "Monitoring jobs are named <endpoint>-monitor-<scheduler execution id>: the id is known only "
+                "Monitoring jobs are named <endpoint>-m-<scheduler execution id>: the id is known only "
                 "when the schedule fires.",
                 [f"Resource::{nag_spelling(self, job)}" for job in jobs],
             )
@@ -367,8 +386,10 @@ class ModelMonitoring(Construct):
             handler="index.handler",
             code=lambda_.Code.from_inline(RETRAIN_FUNCTION_SOURCE.read_text(encoding="utf-8")),
             timeout=Duration.seconds(30),
-            # One decision at a time: two alarm events at once cannot both pass the cool-down check.
-            reserved_concurrent_executions=1,
+            # No reserved concurrency: a new account's quota (10 or 50 concurrent executions) refuses any
+            # reservation that leaves fewer than 100 unreserved. Two alarm events at once may both pass the
+            # cool-down check; the build pipeline runs in SUPERSEDED mode (CodePipeline's default), so the second
+            # start replaces the first.
             dead_letter_queue=dead_letters,
             environment_encryption=props.encryption_key,
             role=role,

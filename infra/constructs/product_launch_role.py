@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from aws_cdk import Aws, CfnResource
+from aws_cdk import Arn, ArnFormat, Aws, CfnResource
 from aws_cdk import aws_iam as iam
 from constructs import Construct
 
@@ -28,6 +28,17 @@ class LaunchPermission:
 
     actions: tuple[str, ...]
     resources: tuple[str, ...]
+    unscoped: tuple[str, ...] = ()
+    """Actions AWS authorizes on ``"*"`` only (no resource-level permissions), granted on ``"*"``."""
+    also: tuple[LaunchPermission, ...] = ()
+    """What the type's handlers call on other services' resources."""
+
+    def statements(self) -> list[tuple[tuple[str, ...], tuple[str, ...]]]:
+        """``(actions, resources)`` of each statement this permission takes."""
+        own = [(self.actions, self.resources)]
+        if self.unscoped:
+            own.append((self.unscoped, ("*",)))
+        return own + [statement for other in self.also for statement in other.statements()]
 
 
 _IAM_ROLE = LaunchPermission(
@@ -45,6 +56,9 @@ _IAM_ROLE = LaunchPermission(
         "iam:DeleteRolePolicy",
         "iam:ListRolePolicies",
         "iam:ListAttachedRolePolicies",
+        "iam:AttachRolePolicy",
+        "iam:DetachRolePolicy",
+        "iam:UpdateRoleDescription",
         "iam:PassRole",
     ),
     # Named roles (``<project>-p-<id>-...``) and those CloudFormation names after the stack (``SC-...``).
@@ -62,6 +76,7 @@ _EVENT_RULE = LaunchPermission(
         "events:TagResource",
         "events:UntagResource",
         "events:ListTagsForResource",
+        "events:ListTargetsByRule",
     ),
     (
         "arn:{partition}:events:{region}:{account}:rule/*-p-*",
@@ -69,6 +84,17 @@ _EVENT_RULE = LaunchPermission(
     ),
 )
 
+# Athena checks a workgroup's result location, and Glue a table's location, by writing to it: both are in the
+# project's buckets.
+_WRITE_PROJECT_BUCKETS = LaunchPermission(
+    (
+        "s3:PutObject",
+        "s3:AbortMultipartUpload",
+        "s3:ListBucketMultipartUploads",
+        "s3:ListMultipartUploadParts",
+    ),
+    ("arn:{partition}:s3:::p-*", "arn:{partition}:s3:::p-*/*"),
+)
 _LAMBDA_FUNCTION = ("arn:{partition}:lambda:{region}:{account}:function:*-p-*",)
 _SNS_TOPIC = ("arn:{partition}:sns:{region}:{account}:*-p-*",)
 _SQS_QUEUE = ("arn:{partition}:sqs:{region}:{account}:*-p-*",)
@@ -103,11 +129,16 @@ LAUNCH_PERMISSIONS: dict[str, LaunchPermission] = {
             "lambda:TagResource",
             "lambda:UntagResource",
             "lambda:ListTags",
+            # The read handler's calls (CloudFormation's resource schema of AWS::Lambda::Function).
+            "lambda:GetFunctionCodeSigningConfig",
+            "lambda:GetFunctionRecursionConfig",
+            "lambda:GetFunctionScalingConfig",
+            "lambda:GetRuntimeManagementConfig",
         ),
         _LAMBDA_FUNCTION,
     ),
     "AWS::Lambda::Permission": LaunchPermission(
-        ("lambda:AddPermission", "lambda:RemovePermission"), _LAMBDA_FUNCTION
+        ("lambda:AddPermission", "lambda:RemovePermission", "lambda:GetPolicy"), _LAMBDA_FUNCTION
     ),
     "AWS::Logs::LogGroup": LaunchPermission(
         (
@@ -115,12 +146,15 @@ LAUNCH_PERMISSIONS: dict[str, LaunchPermission] = {
             "logs:DeleteLogGroup",
             "logs:PutRetentionPolicy",
             "logs:DeleteRetentionPolicy",
-            "logs:DescribeLogGroups",
             "logs:TagResource",
             "logs:UntagResource",
             "logs:ListTagsForResource",
+            "logs:AssociateKmsKey",
+            "logs:DisassociateKmsKey",
+            "logs:GetDataProtectionPolicy",
         ),
         ("arn:{partition}:logs:{region}:{account}:log-group:/aws/lambda/*-p-*",),
+        unscoped=("logs:DescribeLogGroups", "logs:DescribeIndexPolicies", "logs:DescribeResourcePolicies"),
     ),
     "AWS::SNS::Topic": LaunchPermission(
         (
@@ -131,6 +165,8 @@ LAUNCH_PERMISSIONS: dict[str, LaunchPermission] = {
             "sns:TagResource",
             "sns:UntagResource",
             "sns:ListTagsForResource",
+            "sns:GetDataProtectionPolicy",
+            "sns:ListSubscriptionsByTopic",
         ),
         _SNS_TOPIC,
     ),
@@ -146,6 +182,7 @@ LAUNCH_PERMISSIONS: dict[str, LaunchPermission] = {
             "sqs:TagQueue",
             "sqs:UntagQueue",
             "sqs:ListQueueTags",
+            "sqs:GetQueueUrl",
         ),
         _SQS_QUEUE,
     ),
@@ -156,7 +193,6 @@ LAUNCH_PERMISSIONS: dict[str, LaunchPermission] = {
     "AWS::IAM::Policy": _IAM_ROLE,  # CDK's default policies are inline policies of their role
     "AWS::KMS::Key": LaunchPermission(
         (
-            "kms:CreateKey",
             "kms:DescribeKey",
             "kms:EnableKeyRotation",
             "kms:GetKeyRotationStatus",
@@ -175,6 +211,8 @@ LAUNCH_PERMISSIONS: dict[str, LaunchPermission] = {
         ),
         # A key has no name when it is created; its ARN is a random id.
         ("arn:{partition}:kms:{region}:{account}:key/*",),
+        # CreateKey involves no key yet: IAM authorizes it on "*" only (Service Authorization Reference).
+        unscoped=("kms:CreateKey",),
     ),
     "AWS::KMS::Alias": LaunchPermission(
         ("kms:CreateAlias", "kms:UpdateAlias", "kms:DeleteAlias"),
@@ -182,6 +220,7 @@ LAUNCH_PERMISSIONS: dict[str, LaunchPermission] = {
             "arn:{partition}:kms:{region}:{account}:alias/*-p-*",
             "arn:{partition}:kms:{region}:{account}:key/*",
         ),
+        unscoped=("kms:ListAliases",),
     ),
     "AWS::S3::Bucket": LaunchPermission(
         (
@@ -197,6 +236,30 @@ LAUNCH_PERMISSIONS: dict[str, LaunchPermission] = {
             "s3:PutBucketTagging",
             "s3:GetBucketTagging",
             "s3:GetBucketLocation",
+            "s3:PutBucketTagging",
+            # The read handler reads every setting of a bucket (AWS::S3::Bucket's resource schema).
+            "s3:GetBucketAbac",
+            "s3:GetBucketAcl",
+            "s3:GetBucketCORS",
+            "s3:GetBucketLogging",
+            "s3:GetBucketMetadataTableConfiguration",
+            "s3:GetBucketNotification",
+            "s3:GetBucketObjectLockConfiguration",
+            "s3:GetBucketOwnershipControls",
+            "s3:GetBucketPublicAccessBlock",
+            "s3:GetBucketVersioning",
+            "s3:GetBucketWebsite",
+            "s3:GetAccelerateConfiguration",
+            "s3:GetAnalyticsConfiguration",
+            "s3:GetEncryptionConfiguration",
+            "s3:GetIntelligentTieringConfiguration",
+            "s3:GetInventoryConfiguration",
+            "s3:GetLifecycleConfiguration",
+            "s3:GetMetricsConfiguration",
+            "s3:GetReplicationConfiguration",
+            "s3:ListTagsForResource",
+            "s3:TagResource",
+            "s3:UntagResource",
         ),
         ("arn:{partition}:s3:::p-*",),
     ),
@@ -210,6 +273,11 @@ LAUNCH_PERMISSIONS: dict[str, LaunchPermission] = {
             "arn:{partition}:glue:{region}:{account}:catalog",
             "arn:{partition}:glue:{region}:{account}:database/*_p_*",
         ),
+        unscoped=(
+            "lakeformation:DescribeResource",
+            "lakeformation:ListResources",
+            "lakeformation:DescribeLakeFormationIdentityCenterConfiguration",
+        ),
     ),
     "AWS::Glue::Table": LaunchPermission(
         ("glue:CreateTable", "glue:UpdateTable", "glue:DeleteTable", "glue:GetTable"),
@@ -218,6 +286,12 @@ LAUNCH_PERMISSIONS: dict[str, LaunchPermission] = {
             "arn:{partition}:glue:{region}:{account}:database/*_p_*",
             "arn:{partition}:glue:{region}:{account}:table/*_p_*/*",
         ),
+        unscoped=(
+            "lakeformation:DescribeResource",
+            "lakeformation:ListResources",
+            "lakeformation:DescribeLakeFormationIdentityCenterConfiguration",
+        ),
+        also=(_WRITE_PROJECT_BUCKETS,),
     ),
     "AWS::Glue::SecurityConfiguration": LaunchPermission(
         (
@@ -230,14 +304,16 @@ LAUNCH_PERMISSIONS: dict[str, LaunchPermission] = {
     ),
     "AWS::Glue::Crawler": LaunchPermission(
         (
-            "glue:CreateCrawler",
             "glue:UpdateCrawler",
             "glue:DeleteCrawler",
             "glue:GetCrawler",
+            "glue:StopCrawler",
+            "glue:GetTags",
             "glue:TagResource",
             "glue:UntagResource",
         ),
         ("arn:{partition}:glue:{region}:{account}:crawler/*_p_*",),
+        unscoped=("glue:CreateCrawler",),
     ),
     "AWS::Athena::WorkGroup": LaunchPermission(
         (
@@ -250,6 +326,7 @@ LAUNCH_PERMISSIONS: dict[str, LaunchPermission] = {
             "athena:ListTagsForResource",
         ),
         ("arn:{partition}:athena:{region}:{account}:workgroup/*-p-*",),
+        also=(_WRITE_PROJECT_BUCKETS,),
     ),
     "AWS::SageMaker::FeatureGroup": LaunchPermission(
         (
@@ -268,6 +345,7 @@ LAUNCH_PERMISSIONS: dict[str, LaunchPermission] = {
             "sagemaker:CreateModelPackageGroup",
             "sagemaker:DeleteModelPackageGroup",
             "sagemaker:DescribeModelPackageGroup",
+            "sagemaker:GetModelPackageGroupPolicy",
             "sagemaker:AddTags",
             "sagemaker:DeleteTags",
             "sagemaker:ListTags",
@@ -283,8 +361,11 @@ LAUNCH_PERMISSIONS: dict[str, LaunchPermission] = {
             "codecommit:TagResource",
             "codecommit:UntagResource",
             "codecommit:ListTagsForResource",
+            "codecommit:GetRepositoryTriggers",
+            "codecommit:PutRepositoryTriggers",
         ),
         ("arn:{partition}:codecommit:{region}:{account}:*-p-*",),
+        unscoped=("codecommit:ListRepositories",),
     ),
     "AWS::CodeBuild::Project": LaunchPermission(
         (
@@ -352,6 +433,8 @@ class ProductLaunchRoleProps:
     """The types of the product template's resources (:func:`resource_types`)."""
     template_bucket_arn: str
     """The bucket the product's template is read from (the CDK assets bucket)."""
+    code_connection_arn: str | None = None
+    """The GitHub connection the product's pipelines read from (None: a CodeCommit source)."""
 
 
 class ProductLaunchRole(Construct):
@@ -372,8 +455,10 @@ class ProductLaunchRole(Construct):
         )
         permissions = [_CLOUDFORMATION, *_unique(LAUNCH_PERMISSIONS[t] for t in props.resource_types)]
         statements = [
-            iam.PolicyStatement(actions=list(permission.actions), resources=_arns(permission.resources))
-            for permission in permissions
+            iam.PolicyStatement(actions=list(actions), resources=_arns(resources))
+            for actions, resources in dict.fromkeys(
+                statement for permission in permissions for statement in permission.statements()
+            )
         ]
         statements.append(
             iam.PolicyStatement(
@@ -384,6 +469,18 @@ class ProductLaunchRole(Construct):
         statements.append(
             iam.PolicyStatement(actions=["s3:GetObject"], resources=[f"{props.template_bucket_arn}/*"])
         )
+        if props.code_connection_arn:
+            # Creating a pipeline whose Source uses a connection passes it (AWS::CodePipeline::Pipeline's
+            # handler permissions); the action's prefix must be the ARN's own
+            # (https://docs.aws.amazon.com/dtconsole/latest/userguide/rename.html).
+            service = Arn.split(props.code_connection_arn, ArnFormat.SLASH_RESOURCE_NAME).service
+            statements.append(
+                iam.PolicyStatement(
+                    actions=[f"{service}:PassConnection"],
+                    resources=[props.code_connection_arn],
+                    conditions={"StringEquals": {f"{service}:PassedToService": "codepipeline.amazonaws.com"}},
+                )
+            )
         policy = iam.Policy(self, "Policy", statements=statements)
         policy.attach_to_role(self.role)
         wildcards = sorted(

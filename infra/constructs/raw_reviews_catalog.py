@@ -156,11 +156,13 @@ class RawReviewsCatalog(Construct):
                     "glue:BatchCreatePartition",
                     "glue:UpdatePartition",
                     "glue:BatchUpdatePartition",
-                    "glue:GetSecurityConfiguration",
                 ],
                 resources=[catalog, database, table],
             )
         )
+        # AWS requires "*": glue:GetSecurityConfiguration has no resource-level permissions (a security
+        # configuration has no ARN); the crawler reads its own.
+        role.add_to_policy(iam.PolicyStatement(actions=["glue:GetSecurityConfiguration"], resources=["*"]))
         props.data_bucket.grant_read(role, f"{props.raw_prefix}/*")
         props.encryption_key.grant_decrypt(role)
         log_groups = stack.format_arn(
@@ -185,7 +187,7 @@ class RawReviewsCatalog(Construct):
             "AwsSolutions-IAM5",
             "Read-only S3 actions (CDK's grant_read spells them with suffix wildcards) on the objects under "
             "the raw-reviews prefix only, and the crawler log groups, which Glue names itself "
-            "(/aws-glue/crawlers...).",
+            "(/aws-glue/crawlers...); glue:GetSecurityConfiguration on '*', the only resource AWS authorizes it on.",
             [
                 "Action::s3:GetObject*",
                 "Action::s3:GetBucket*",
@@ -193,6 +195,7 @@ class RawReviewsCatalog(Construct):
                 "Resource::" + nag_spelling(self, props.data_bucket.arn_for_objects(f"{props.raw_prefix}/*")),
                 "Resource::" + nag_spelling(self, log_groups),
                 "Resource::" + nag_spelling(self, f"{log_groups}:log-stream:*"),
+                "Resource::*",
             ],
         )
         return role

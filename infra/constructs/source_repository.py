@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from aws_cdk import RemovalPolicy
+from aws_cdk import Arn, ArnFormat, RemovalPolicy
 from aws_cdk import aws_codecommit as codecommit
 from aws_cdk import aws_codepipeline as codepipeline
 from aws_cdk import aws_codepipeline_actions as actions
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from infra.settings import SourceType
@@ -49,8 +51,16 @@ class SourceRepository(Construct):
         elif not (props.code_connection_arn and props.repository_owner):
             raise ValueError("a github source needs code_connection_arn and repository_owner")
 
-    def source_action(self, output: codepipeline.Artifact, *, start_on_push: bool) -> codepipeline.IAction:
-        """The Source action; ``start_on_push`` starts the pipeline on every push to the branch."""
+    def source_action(
+        self,
+        scope: Construct,
+        output: codepipeline.Artifact,
+        artifact_bucket: s3.IBucket,
+        *,
+        start_on_push: bool,
+    ) -> codepipeline.IAction:
+        """The Source action of a pipeline under ``scope`` whose artifact store is ``artifact_bucket``;
+        ``start_on_push`` starts the pipeline on every push to the branch."""
         if self.repository is not None:
             return actions.CodeCommitSourceAction(
                 action_name="Source",
@@ -61,6 +71,7 @@ class SourceRepository(Construct):
             )
         return actions.CodeStarConnectionsSourceAction(
             action_name="Source",
+            role=self._connection_role(scope, artifact_bucket),
             connection_arn=self.props.code_connection_arn,  # checked above
             owner=self.props.repository_owner,
             repo=self.props.repository_name,
@@ -68,3 +79,28 @@ class SourceRepository(Construct):
             output=output,
             trigger_on_push=start_on_push,
         )
+
+    def _connection_role(self, scope: Construct, artifact_bucket: s3.IBucket) -> iam.IRole:
+        """The GitHub Source action's role, granted ``UseConnection`` with the connection ARN's own prefix.
+
+        Connections made since July 2024 have ``arn:aws:codeconnections:`` ARNs, older ones
+        ``arn:aws:codestar-connections:``, and "when specifying a resource in the IAM policy, the service prefix
+        must match the resource's" (https://docs.aws.amazon.com/dtconsole/latest/userguide/rename.html).
+        CDK's action grants ``codestar-connections:UseConnection`` whatever the ARN, so the action gets this
+        role without policy updates, and the role gets what the action's own grants would give: the connection,
+        and reading and writing the artifact store.
+        """
+        connection_arn = self.props.code_connection_arn or ""
+        service = Arn.split(connection_arn, ArnFormat.SLASH_RESOURCE_NAME).service
+        role = iam.Role(
+            scope,
+            "SourceConnectionRole",
+            assumed_by=iam.AccountRootPrincipal(),
+            description="CodePipeline's GitHub Source action: reads the repository through the connection",
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(actions=[f"{service}:UseConnection"], resources=[connection_arn])
+        )
+        artifact_bucket.grant_read_write(role)
+        artifact_bucket.grant_put_acl(role)
+        return role.without_policy_updates()

@@ -17,6 +17,7 @@ from infra.settings import InfraSettings
 from infra.stacks.data_stack import ProjectStorage
 from model_build.config import ProjectConfig
 from model_build.storage_layout import pipeline_storage
+from model_deploy.stage_config import STAGES
 
 
 @dataclass(frozen=True)
@@ -66,6 +67,8 @@ def add_build_pipeline(
             cicd_bucket=storage.cicd_bucket,
             encryption_key=storage.key,
             retrain_schedule=settings.retrain_schedule,
+            champion_endpoint_name=config.endpoint_name(STAGES[-1]),
+            model_package_group_name=config.model_package_group_name,
         ),
     )
     checks = None

@@ -40,6 +40,8 @@ from model_build.config import (
     SAGEMAKER_PROJECT_NAME_PATTERN,
     ProjectConfig,
 )
+from model_deploy.aws.names import longest_sagemaker_project_id
+from model_deploy.stage_config import load_stages
 
 PROJECT_NAME_PARAMETER = "SageMakerProjectName"
 PROJECT_ID_PARAMETER = "SageMakerProjectId"
@@ -95,7 +97,11 @@ class ProjectProductStack(servicecatalog.ProductStack):
             type="String",
             description="The SageMaker project's id; Studio passes it",
             allowed_pattern=SAGEMAKER_PROJECT_ID_PATTERN.pattern,
-            constraint_description="a SageMaker project id: p- and lowercase letters and digits",
+            # Longer ids (SageMaker's are 14 characters today) would make names AWS refuses, such as the drift
+            # monitoring jobs' (model_deploy/aws/names.py checks each against botocore's service models).
+            max_length=longest_sagemaker_project_id(load_stages()),
+            constraint_description="a SageMaker project id: p- and lowercase letters and digits, short enough "
+            "for every name the project derives from it",
         )
         self.config = config = DeployTimeProjectConfig.for_sagemaker_project(
             project_name.value_as_string, project_id.value_as_string, region=region

@@ -48,6 +48,9 @@ class ProjectTemplateStack(Stack):
                 resource_types=tuple(resource_types(self.product_stack)),
                 # The product's template is a file asset in the CDK bootstrap bucket (any qualifier).
                 template_bucket_arn=f"arn:{Aws.PARTITION}:s3:::cdk-*-assets-{Aws.ACCOUNT_ID}-{Aws.REGION}",
+                code_connection_arn=settings.code_connection_arn
+                if settings.source_type == "github"
+                else None,
             ),
         ).role
         self.portfolio = ProjectPortfolio(

@@ -166,6 +166,8 @@ class Invocation:
     predictions: list[tuple[str, float]] | None
     non_utf8: bool = False
     refused: bool = False
+    version: str | None = None
+    """The model version that answered, where the capture says (the local mode's ``modelVersion``)."""
 
 
 def _media_type(content_type: Any) -> str:
@@ -260,6 +262,8 @@ def parse_line(line: bytes) -> Invocation:
     if not isinstance(capture, dict):
         raise Malformed("no captureData")
     metadata = record.get("eventMetadata") or {}
+    version = metadata.get("modelVersion") if isinstance(metadata, dict) else None
+    version = str(version) if isinstance(version, int | str) and not isinstance(version, bool) else None
     time = None
     if isinstance(metadata, dict) and isinstance(metadata.get("inferenceTime"), str):
         try:
@@ -270,19 +274,19 @@ def parse_line(line: bytes) -> Invocation:
     try:
         text = request.decode("utf-8")
     except UnicodeDecodeError:
-        return Invocation(time, [], None, non_utf8=True)
+        return Invocation(time, [], None, non_utf8=True, version=version)
     reviews = [review for review in _reviews(request_type, text) if review.strip()]
     if not reviews:
-        return Invocation(time, [], None)
+        return Invocation(time, [], None, version=version)
     response_type, response = _payload_bytes(capture.get("endpointOutput"), "endpointOutput")
     try:
         predictions = _predictions(response_type, response.decode("utf-8"))
     except UnicodeDecodeError:
         raise Malformed("response not UTF-8") from None
     if predictions is None:
-        return Invocation(time, reviews, None, refused=True)
+        return Invocation(time, reviews, None, refused=True, version=version)
     if len(predictions) != len(reviews):
         raise Malformed(
             "response does not match request", f"{len(predictions)} results, {len(reviews)} reviews"
         )
-    return Invocation(time, reviews, predictions)
+    return Invocation(time, reviews, predictions, version=version)

@@ -13,7 +13,11 @@ What it measures, over every row of every file (read in chunks, so memory stays 
 - *schema*: the required columns (``Review Text``, ``Rating`` and every facet) are present, typed columns
   parse (``Rating`` an integer 1-5; ``Age``, ``Clothing ID``, ``Positive Feedback Count`` integers;
   ``Recommended IND`` 0 or 1), columns outside the known schema are listed (not an error);
-- *missing values*: per column, the share of rows whose field is empty (or absent from a short row);
+- *missing values*: per column, the share of rows whose field is empty; only the columns the pipeline reads
+  (``Review Text``, ``Rating`` and the facets) are judged against ``--max-missing-share``, the others (a
+  ``Title`` real exports often leave empty) are reported;
+- *malformed rows*: rows with more or fewer fields than their file's header are counted, named by file and
+  physical line (the first few), and left out of every other figure; processing rejects them;
 - *empty text*: the share of rows whose ``Review Text`` is empty or only whitespace;
 - *duplicates*: the share of rows equal, field by field, to an earlier row of the input;
 - *labels*: counts and shares per rating and per sentiment (rating 1-2 negative, 3 neutral, 4-5 positive);
@@ -35,7 +39,7 @@ What it measures, over every row of every file (read in chunks, so memory stays 
 
 The gate: a check fails when the schema is broken (a required column missing, or more than
 ``--max-unparseable-share`` of a typed column's non-empty values unparseable), a column's missing share is
-above ``--max-missing-share``, the empty-text share above ``--max-empty-text-share``, or the duplicate share
+above ``--max-missing-share`` (a column the pipeline reads), the empty-text share above ``--max-empty-text-share``, or the duplicate share
 above ``--max-duplicate-share``; with ``--gate-on-bias``, also when some facet value's ``|CI|`` is above
 ``--max-abs-class-imbalance`` or ``|DPL|`` above ``--max-abs-dpl``. Then the report is still written, every
 failed check is printed (one sentence each: the column, the measured share or count, the threshold and the
@@ -61,7 +65,9 @@ import features
 import numpy as np
 import pandas as pd
 from arguments import positive_int, str_to_bool
+from csv_rows import describe
 from preprocess import (
+    Chunk,
     InputError,
     Source,
     find_sources,
@@ -77,6 +83,8 @@ logger = logging.getLogger("check_data")
 REPORT_FILE = "data_check.json"
 FIGURE_FILE = "data_check.png"
 MISSING_FACET_VALUE = "(missing)"
+LISTED_MALFORMED = 20
+"""Rows with the wrong number of fields named (file and line) in the report; all are counted."""
 
 INTEGER_COLUMNS: tuple[str, ...] = ("Clothing ID", "Age", "Positive Feedback Count")
 """Typed columns of the raw schema besides ``Rating`` (1-5) and ``Recommended IND`` (0/1)."""
@@ -205,6 +213,8 @@ class Tally:
     present: Counter[str] = field(default_factory=Counter)
     """Non-empty values per typed column: the base of its unparseable share."""
     empty_text: int = 0
+    human_labels: int = 0
+    """Rows with a ``Label Source`` (labeled by people)."""
     duplicates: int = 0
     ratings: Counter[int] = field(default_factory=Counter)
     rows_without_label: int = 0
@@ -213,6 +223,25 @@ class Tally:
     facet_sentiments: dict[str, Counter[tuple[str, str]]] = field(default_factory=dict)
     """Facet -> (value, sentiment name) -> rows: the picture's stacked bars."""
     seen: set[int] = field(default_factory=set)
+    malformed: int = 0
+    """Rows with another number of fields than their file's header: left out of every other count (their
+    fields sit in the wrong columns); processing rejects them with their line."""
+    malformed_lines: list[str] = field(default_factory=list)
+    """``file: line N: the row has X fields, the header Y`` for the first :data:`LISTED_MALFORMED` of them."""
+
+    def add_malformed(self, source: str, chunk: Chunk) -> pd.DataFrame:
+        """Count the chunk's rows of the wrong shape; the rows of the right one, to :meth:`add`."""
+        if chunk.malformed is None:
+            return chunk.frame
+        bad = chunk.malformed != 0
+        self.malformed += int(bad.sum())
+        width = chunk.frame.shape[1]
+        room = LISTED_MALFORMED - len(self.malformed_lines)
+        self.malformed_lines += [
+            f"{source}: {describe(int(count), width, int(line))}"
+            for line, count in zip(chunk.lines[bad][:room], chunk.field_counts[bad][:room], strict=True)
+        ]
+        return chunk.frame[~bad].reset_index(drop=True)
 
     def add(self, frame: pd.DataFrame) -> None:
         self.rows += len(frame)
@@ -225,6 +254,8 @@ class Tally:
             present = values.str.len() > 0
             self.present[name] += int(present.sum())
             self.unparseable[name] += int((present & ~valid_values(values, kind)).sum())
+        if features.LABEL_SOURCE_COLUMN in frame:
+            self.human_labels += int((frame[features.LABEL_SOURCE_COLUMN].str.strip().str.len() > 0).sum())
         if features.TEXT_COLUMN in frame:
             self.empty_text += int((frame[features.TEXT_COLUMN].str.strip().str.len() == 0).sum())
         for row_id in row_ids(frame).tolist():
@@ -283,7 +314,7 @@ def tally(
             header: list[str] | None = None
             for chunk in read_chunks(source, chunk_size, valid_utf8):
                 header = header or list(chunk.frame.columns)
-                counts.add(chunk.frame)
+                counts.add(counts.add_malformed(source.relative, chunk))
                 progress.update(len(chunk))
             counts.files[source.relative] = header or []
     return counts
@@ -308,6 +339,7 @@ def build_report(counts: Tally, args: argparse.Namespace) -> dict[str, Any]:
         for name, _ in typed_columns(counts.columns)
     }
     missing = {name: _fraction(counts.missing[name], counts.rows) for name in counts.columns}
+    read = counts.rows + counts.malformed
     labelled = sum(counts.ratings.values())
     sentiments: Counter[int] = Counter()
     for rating, count in counts.ratings.items():
@@ -322,21 +354,34 @@ def build_report(counts: Tally, args: argparse.Namespace) -> dict[str, Any]:
             entry["values"][value].setdefault("sentiments", {})[sentiment] = count
     report: dict[str, Any] = {
         "rows": counts.rows,
+        "malformed_rows": {
+            **_fraction(counts.malformed, read),
+            "what": "rows with another number of fields than the header: not in the other figures; "
+            "processing rejects them (rejects/, reason too_many_fields or too_few_fields, with source_line)",
+            "first": counts.malformed_lines,
+        },
         "files": sorted(counts.files),
         "columns": counts.columns,
         "schema": {
             "required_columns": required,
             "missing_columns": missing_columns,
             "files_missing_columns": files_missing,
-            "unknown_columns": [name for name in counts.columns if name not in features.RAW_COLUMNS],
+            "unknown_columns": [
+                name
+                for name in counts.columns
+                if name not in (*features.RAW_COLUMNS, features.LABEL_SOURCE_COLUMN)
+            ],
             "unparseable": unparseable,
         },
         "missing_values": missing,
+        "missing_values_judged": [column for column in required if column in missing],
+        "missing_values_not_judged": [column for column in missing if column not in required],
         "empty_text": _fraction(counts.empty_text, counts.rows),
         "duplicates": _fraction(counts.duplicates, counts.rows),
         "labels": {
             "rows_with_label": labelled,
             "rows_without_label": counts.rows_without_label,
+            "human_labels": counts.human_labels,
             "by_rating": {str(r): _fraction(counts.ratings[r], labelled) for r in sorted(VALID_RATINGS)},
             "by_sentiment": {
                 features.SENTIMENT_NAMES[s]: _fraction(sentiments[s], labelled)
@@ -414,7 +459,8 @@ def gate(report: dict[str, Any], args: argparse.Namespace, non_empty: dict[str, 
             argument,
             message,
         )
-    for column, entry in report["missing_values"].items():
+    for column in report["missing_values_judged"]:  # the columns the pipeline reads; the others are reported
+        entry = report["missing_values"][column]
         shown, limit = at_most(entry["share"], args.max_missing_share, "--max-missing-share")
         message = f"{column} is empty in {shown} of rows ({entry['count']} of {rows}){limit}"
         check(
@@ -504,7 +550,7 @@ def _listed(names: Sequence[str]) -> str:
 
 def summary(report: dict[str, Any]) -> dict[str, Any]:
     """The few figures the model version's metadata carries (the full report is attached beside them)."""
-    shares = {name: entry["share"] for name, entry in report["missing_values"].items()}
+    shares = {name: report["missing_values"][name]["share"] for name in report["missing_values_judged"]}
     worst = max(shares, key=lambda name: shares[name]) if shares else None
     facets = report["bias"]["facets"]
     return {
@@ -515,6 +561,7 @@ def summary(report: dict[str, Any]) -> dict[str, Any]:
         "empty_text_share": report["empty_text"]["share"],
         "duplicate_share": report["duplicates"]["share"],
         "positive_label_share": report["labels"]["by_sentiment"]["positive"]["share"],
+        "human_labels": report["labels"]["human_labels"],
         "max_abs_CI": _max_abs(entry["max_abs_CI"] for entry in facets.values()),
         "max_abs_DPL": _max_abs(entry["max_abs_DPL"] for entry in facets.values()),
         "max_abs_CI_by_facet": {facet: entry["max_abs_CI"] for facet, entry in facets.items()},
@@ -648,6 +695,21 @@ def print_report(report: dict[str, Any]) -> None:
         f"most missing {summary_['max_missing_column']} {summary_['max_missing_share']:.1%}",
         flush=True,
     )
+    malformed = report["malformed_rows"]
+    if malformed["count"]:
+        shown = "; ".join(malformed["first"][:5]) + ("; ..." if malformed["count"] > 5 else "")
+        print(
+            f"  {malformed['count']} rows with another number of fields than the header, left out here and "
+            f"rejected by processing: {shown}"
+        )
+    unread = {
+        column: report["missing_values"][column]["share"]
+        for column in report["missing_values_not_judged"]
+        if report["missing_values"][column]["count"]
+    }
+    if unread:
+        listed = ", ".join(f"{column} {share:.1%}" for column, share in sorted(unread.items()))
+        print(f"  empty in columns the pipeline does not read (reported, not judged): {listed}")
     for facet, entry in report["bias"]["facets"].items():
         print(f"  {facet}: max |CI| {_fmt(entry['max_abs_CI'])}, max |DPL| {_fmt(entry['max_abs_DPL'])}")
     print(f"  gate: {'passed' if report['gate']['passed'] else 'FAILED'}", flush=True)

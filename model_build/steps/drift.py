@@ -1,6 +1,8 @@
 """What the model saw at evaluation time, and what an endpoint sees now, as counts that can be compared.
 
-The evaluation step profiles the test split (:func:`write_baseline`); the monitoring job (``monitor.py``)
+The evaluation step profiles the held-out test split, each class weighted to its share of the data
+(:func:`class_mixture`: the split may be balanced, traffic is not), and writes it (:func:`write_baseline`);
+the monitoring job (``monitor.py``)
 profiles a window of captured traffic the same way, with the same tokenizer and the same bins, and
 :func:`compare` measures the distance between the two. One module for both sides, so that a baseline and a
 window can only differ in the data, never in how it was counted.
@@ -117,6 +119,19 @@ class TextProfile:
         self.predictions += other.predictions
         self.top_probability_sum += other.top_probability_sum
 
+    def scaled(self, factor: float) -> TextProfile:
+        """Every count times ``factor``, rounded (so that a profile stays counts): see :func:`class_mixture`."""
+        return TextProfile(
+            reviews=round(self.reviews * factor),
+            length_counts=[round(count * factor) for count in self.length_counts],
+            truncated=round(self.truncated * factor),
+            tokens=round(self.tokens * factor),
+            unseen_tokens=round(self.unseen_tokens * factor),
+            predicted_counts={name: round(count * factor) for name, count in self.predicted_counts.items()},
+            predictions=round(self.predictions * factor),
+            top_probability_sum=self.top_probability_sum * factor,
+        )
+
     # --- shares (None when there is nothing to divide by: "no value", never a made-up 0)
     @property
     def truncated_share(self) -> float | None:
@@ -164,6 +179,39 @@ class TextProfile:
                 f"{where}: {len(profile.length_counts)} length bins, this code counts {len(LENGTH_BIN_EDGES)}"
             )
         return profile
+
+
+def class_mixture(
+    by_class: dict[str, TextProfile], class_shares: dict[str, float]
+) -> tuple[TextProfile, dict[str, float]]:
+    """One profile of the reviews of ``by_class`` (profiles per true class) weighted so that the classes
+    weigh what ``class_shares`` says, and each class's weight (reviews the mixture counts per review held).
+
+    The test split is balanced when the training data was (``BalanceDataset``), but the endpoint's traffic
+    comes in the data's own proportions (on the sample, about 77% positive): profiled as it is, the
+    baseline predicts a third of each class and realistic traffic reads as drift. Within a class the test
+    split is a random draw of that class (the split is stratified), so weighting each class's profile by its
+    share of the data gives what traffic drawn from the data looks like, lengths and predictions alike. The
+    counts stay on the test split's scale (its review count), so the statistics' smoothing is unchanged.
+    """
+    total = sum(profile.reviews for profile in by_class.values())
+    wanted = {name: float(class_shares.get(name, 0.0)) for name in by_class}
+    norm = sum(wanted.values())
+    missing = [name for name, share in wanted.items() if share > 0 and by_class[name].reviews == 0]
+    if norm <= 0 or missing:
+        raise BaselineError(
+            f"cannot weight the test split to the class shares {class_shares}: "
+            + (f"no test review of {', '.join(missing)}" if missing else "the shares add up to 0")
+        )
+    weights = {
+        name: (wanted[name] / norm) * total / profile.reviews if profile.reviews else 0.0
+        for name, profile in by_class.items()
+    }
+    mixture = TextProfile()
+    for name, profile in by_class.items():
+        mixture.merge(profile.scaled(weights[name]))
+    mixture.reviews = total
+    return mixture, weights
 
 
 def shares(counts: Iterable[float]) -> list[float]:
@@ -242,7 +290,8 @@ class Baseline:
     def as_json(self) -> dict[str, Any]:
         return {
             "schema": BASELINE_SCHEMA,
-            "description": "The evaluation step's profile of the test split, which monitoring compares with",
+            "description": "The evaluation step's profile of the test split (each class weighted to its share "
+            "of the data when the data check's shares were given), which monitoring compares with",
             "max_seq_length": self.max_seq_length,
             "known_tokens_source": self.known_tokens_source,
             "label_counts": self.label_counts,

@@ -32,6 +32,10 @@ JSON paths in ``evaluation.json`` (dot-separated, as SageMaker's ``JsonGet`` rea
     best_baseline.f1_macro.value
     f1_macro_margin_over_best_baseline.value           metrics.f1_macro.value - best_baseline.f1_macro.value
     f1_macro_margin_over_baselines.<majority_class|tfidf_logistic_regression>.value    the same, per baseline
+    champion.<accuracy|f1_macro|...>.value             the champion (the version production serves), scored
+    f1_macro_margin_over_champion.value                  the same way on the same split (see champion.py)
+    champion_check.holds                               what the gate reads: margin >= MinChampionMargin, or
+                                                       no champion
 
 The model scores the token ids the processing step wrote, the same inputs training saw. Labels are reported as
 sentiments (-1, 0, 1); in the confusion matrix, rows are the true sentiment and columns the predicted one
@@ -41,6 +45,7 @@ sentiments (-1, 0, 1); in the confusion matrix, rows are the true sentiment and 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import sys
@@ -52,6 +57,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import champion
 import drift
 import features
 from arguments import positive_int
@@ -101,6 +107,14 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--max-seq-length", type=positive_int, default=128)
     parser.add_argument("--batch-size", type=positive_int, default=64)
     parser.add_argument("--seed", type=int, default=42, help="random_state of the TF-IDF baseline's model.")
+    parser.add_argument(
+        "--class-shares",
+        type=Path,
+        default=None,
+        help="The data check's report (data_check.json): the monitoring baseline weights each "
+        "class of the test split to its share of the data, as traffic comes; without it, as the split is.",
+    )
+    champion.add_arguments(parser)
     return parser.parse_args(argv)
 
 
@@ -452,6 +466,10 @@ def plot_comparison(ax: Any, report: dict[str, Any]) -> None:
     import textwrap
 
     rows = [("model", report["metrics"])]
+    scored_champion = report.get(champion.CHAMPION_JSON_KEY, {})
+    if "skipped" not in scored_champion and scored_champion:  # no champion: no row, the title says so
+        version = (scored_champion.get("model_package_arn") or "").rsplit("/", 1)[-1]
+        rows.append((f"champion\n(version {version})" if version.isdigit() else "champion", scored_champion))
     rows += [(baseline_label(name, entry), entry) for name, entry in report[BASELINES_JSON_KEY].items()]
     height = 0.38
     for offset, (metric, label, color) in enumerate(
@@ -483,12 +501,68 @@ def plot_comparison(ax: Any, report: dict[str, Any]) -> None:
     else:
         short = {MAJORITY_CLASS: "majority class", TFIDF_LOGISTIC_REGRESSION: "TF-IDF + LR"}.get(best, best)
         ax.set_title(f"Model vs baselines\nmacro-F1 margin over the best ({short}): {margin:+.3f}")
+    check = report.get(champion.CHAMPION_CHECK_JSON_KEY)
+    if check is not None:
+        said = (
+            "no champion"
+            if check["outcome"] == champion.NO_CHAMPION_OUTCOME
+            else f"vs champion {check['margin']:+.3f}: {check['outcome']}"
+        )
+        title = ax.set_title(f"{ax.get_title()}\n{said}")
+        if not check["holds"]:
+            title.set_color("#a50f15")
+
+
+def score_champion(
+    args: argparse.Namespace, test: Any, tokenizer: Any, y_true: Sequence[int]
+) -> dict[str, Any]:
+    """The ``champion`` entry: the champion scored like the new model, on the same test reviews.
+
+    A champion with the new model's tokenizer reads the same token ids; one with another vocabulary (another
+    ``PretrainedModel``) gets the reviews' text tokenized by its own tokenizer, as its endpoint would.
+    """
+    named = champion.arguments(args)
+    if not named.named:
+        return champion.no_champion(named.absent_reason())
+    with tempfile.TemporaryDirectory(prefix="champion-") as workspace:
+        try:
+            archive = champion.fetch(named.model_url, Path(workspace))
+            unpacked = Path(workspace) / "model"
+            unpacked.mkdir()
+            model, its_tokenizer, sentiments = load_model(locate_model(archive, unpacked))
+            dataset = test
+            if (
+                type(its_tokenizer) is not type(tokenizer)
+                or its_tokenizer.get_vocab() != tokenizer.get_vocab()
+            ):
+                texts, real = split_texts(args.test_data, test.review_ids, tokenizer)
+                if not real:
+                    raise EvaluationInputError(
+                        f"its tokenizer differs from the new model's and the test split has no {TEXT_COLUMN} "
+                        "to tokenize again"
+                    )
+                encoded = its_tokenizer(texts, truncation=True, max_length=args.max_seq_length)
+                dataset = dataclasses.replace(test, input_ids=encoded["input_ids"])
+                logger.info("the champion has its own tokenizer: the test reviews are tokenized again for it")
+            predicted = predict(
+                model, its_tokenizer, SplitDataset(dataset), args.max_seq_length, args.batch_size
+            )
+        except (EvaluationInputError, champion.ChampionError) as error:
+            raise champion.ChampionError(
+                f"the champion {named.model_package_arn or named.model_url} cannot be scored: {error}. To "
+                "evaluate without it: --param ChampionModelPackageArn=none"
+            ) from error
+    metrics = compute_metrics(y_true, [sentiments[index] for index in predicted])
+    return champion.champion_entry(named, metrics)
 
 
 def evaluate(args: argparse.Namespace) -> dict[str, Any]:
     test = read_split(args.test_data, "test", args.max_seq_length)
     if args.train_data is not None:  # a bad train folder fails before the model's slow scoring
         split_files(args.train_data, "train")
+    if args.class_shares is not None:  # so does a missing data check report
+        data_class_shares(args.class_shares)
+    champion.arguments(args)  # a champion named without its model fails before the scoring, too
     with tempfile.TemporaryDirectory(prefix="model-") as workspace:
         model, tokenizer, sentiments = load_model(locate_model(args.model_path, Path(workspace)))
         predicted, confidence = predict_with_confidence(
@@ -499,6 +573,10 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
     report: dict[str, Any] = {"metrics": compute_metrics(y_true, y_pred)}
     report[BASELINES_JSON_KEY] = score_baselines(args.train_data, args.test_data, test.review_ids, args.seed)
     report.update(compare(report["metrics"], report[BASELINES_JSON_KEY]))
+    report[champion.CHAMPION_JSON_KEY] = score_champion(args, test, tokenizer, y_true)
+    report.update(
+        champion.compare(report["metrics"], report[champion.CHAMPION_JSON_KEY], args.min_champion_margin)
+    )
 
     args.output_data.mkdir(parents=True, exist_ok=True)
     (args.output_data / EVALUATION_FILE).write_text(json.dumps(report, indent=2), encoding="utf-8")
@@ -528,6 +606,8 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
             report[BEST_BASELINE_JSON_KEY]["name"],
             report[MARGIN_JSON_KEY]["value"],
         )
+    check = report[champion.CHAMPION_CHECK_JSON_KEY]
+    logger.info("champion: %s", check["message"])
     return report
 
 
@@ -571,6 +651,17 @@ def known_token_ids(folder: Path, name: str) -> set[int]:
     return known
 
 
+def data_class_shares(path: Path) -> dict[str, float]:
+    """Each sentiment's share of the labelled rows in the data check's report (``labels.by_sentiment``)."""
+    try:
+        by_sentiment = json.loads(path.read_text(encoding="utf-8"))["labels"]["by_sentiment"]
+        return {name: float(by_sentiment[name]["share"]) for name in drift.SENTIMENT_NAMES}
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise EvaluationInputError(
+            f"--class-shares {path}: no data check report with labels.by_sentiment shares ({error!r})"
+        ) from None
+
+
 def write_monitoring_baseline(
     args: argparse.Namespace,
     review_ids: Sequence[str],
@@ -579,7 +670,8 @@ def write_monitoring_baseline(
     confidence: Sequence[float],
     tokenizer: Any,
 ) -> Path | None:
-    """``monitoring-baseline/`` in the output: the test split's profile that monitoring compares traffic with.
+    """``monitoring-baseline/`` in the output: the test split's profile that monitoring compares traffic with,
+    each class weighted to its share of the data (``--class-shares``; :func:`drift.class_mixture`).
 
     Counted by :mod:`drift`, the module the monitoring job counts with, from the model's own tokenizer
     (saved beside it). "Unseen" tokens are those the train split never held (the test split's own, without
@@ -597,23 +689,27 @@ def write_monitoring_baseline(
     else:
         known, source = known_token_ids(args.test_data, "test"), "test split (no --train-data)"
     counter = drift.TokenCounter(Tokenizer.from_str(backend.to_str()), known, args.max_seq_length)
+    by_class = {name: drift.TextProfile() for name in drift.SENTIMENT_NAMES}  # by true class
+    truths = [features.SENTIMENT_NAMES[truth] for truth in y_true]
+    for name, profile in by_class.items():
+        counter.count([text for text, truth in zip(texts, truths, strict=True) if truth == name], profile)
+    for truth, sentiment, probability in zip(truths, y_pred, confidence, strict=True):
+        by_class[truth].add_prediction(features.SENTIMENT_NAMES[sentiment], probability)
+    label_counts = {name: by_class[name].reviews for name in drift.SENTIMENT_NAMES}
+    model: dict[str, Any] = {
+        "review_text": "review_body" if real_text else "decoded from truncated input_ids",
+        "test_reviews": len(texts),
+        "test_label_counts": label_counts,
+    }
     profile = drift.TextProfile()
-    counter.count(texts, profile)
-    for sentiment, probability in zip(y_pred, confidence, strict=True):
-        profile.add_prediction(features.SENTIMENT_NAMES[sentiment], probability)
-    label_counts = {name: 0 for name in drift.SENTIMENT_NAMES}
-    for sentiment in y_true:
-        label_counts[features.SENTIMENT_NAMES[sentiment]] += 1
-    baseline = drift.Baseline(
-        profile,
-        label_counts,
-        args.max_seq_length,
-        source,
-        model={
-            "review_text": "review_body" if real_text else "decoded from truncated input_ids",
-            "test_reviews": len(texts),
-        },
-    )
+    for part in by_class.values():
+        profile.merge(part)
+    if args.class_shares is not None:
+        shares = data_class_shares(args.class_shares)
+        profile, weights = drift.class_mixture(by_class, shares)
+        label_counts = {name: round(by_class[name].reviews * weights[name]) for name in drift.SENTIMENT_NAMES}
+        model |= {"weighted_to_class_shares": shares, "class_weights": weights}
+    baseline = drift.Baseline(profile, label_counts, args.max_seq_length, source, model=model)
     path = drift.write_baseline(args.output_data / drift.BASELINE_FOLDER, baseline, counter.tokenizer, known)
     logger.info(
         "monitoring baseline: %d reviews, %.1f%% truncated, %.2f%% unseen tokens, mean top probability %.3f; wrote %s",
@@ -631,7 +727,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         evaluate(args)
-    except TrainingInputError as error:
+    except (TrainingInputError, champion.ChampionError) as error:
         logger.error("%s", error)
         return 2
     return 0

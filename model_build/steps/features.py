@@ -55,6 +55,9 @@ SPLITS: tuple[str, ...] = ("train", "validation", "test")
 # The raw input: the columns of the Women's E-Commerce Clothing Reviews CSV the step needs, and all of them.
 TEXT_COLUMN = "Review Text"
 RATING_COLUMN = "Rating"
+LABEL_SOURCE_COLUMN = "Label Source"
+"""Set on rows whose label is a person's (``pipelines review export``, A2I): the source and item. The data check
+counts them, so a version's lineage says how many human labels its input held."""
 RAW_COLUMNS: tuple[str, ...] = (
     "Clothing ID",
     "Age",

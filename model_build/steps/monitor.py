@@ -90,6 +90,8 @@ class Traffic:
     reviews: int = 0
     malformed: Counter[str] = field(default_factory=Counter)
     examples: dict[str, list[str]] = field(default_factory=dict)
+    reviews_by_version: Counter[str] = field(default_factory=Counter)
+    """Reviews per model version that answered them (where the captures say: locally, always)."""
 
     @property
     def malformed_lines(self) -> int:
@@ -112,6 +114,7 @@ class Traffic:
             "malformed_lines": self.malformed_lines,
             "malformed_by_reason": dict(sorted(self.malformed.items())),
             "malformed_examples": self.examples,
+            "reviews_by_version": dict(sorted(self.reviews_by_version.items())),
         }
 
 
@@ -149,6 +152,8 @@ def profile_window(
                 traffic.empty_requests += not invocation.non_utf8
                 continue
             traffic.reviews += len(invocation.reviews)
+            if invocation.version is not None:
+                traffic.reviews_by_version[invocation.version] += len(invocation.reviews)
             pending.extend(invocation.reviews)
             for sentiment, probability in invocation.predictions or []:
                 profile.add_prediction(sentiment, probability)

@@ -9,7 +9,7 @@ folders. Outputs, one subfolder each (the pipeline's processing outputs)::
     features/                  <input-stem>-<8 hex>.parquet   the Feature Store records (features.FEATURE_NAMES),
                                                               with the run's event time (``date``)
     rejects/                   <input-stem>-<8 hex>.csv       every dropped row unchanged + reject_reason,
-                                                              source_file, source_row
+                                                              source_file, source_row, source_line
                                summary-<8 hex>.json           the counts printed at the end (one per instance)
                                ingest-failures-<8 hex>.csv    records the Feature Store refused after retries
 
@@ -20,7 +20,8 @@ into the output prefix they share.
 How rows are decided, in two passes over the files so that memory stays flat however many rows come in:
 
 1. *Scan*: read every file in chunks, give each row its ``review_id`` (a hash of the raw row's bytes) and
-   either its label or why it is rejected (``invalid_encoding``, ``missing_review_text``, ``invalid_rating``).
+   either its label or why it is rejected (``too_many_fields``/``too_few_fields``: not as many fields as the
+   header, ``invalid_encoding``, ``missing_review_text``, ``invalid_rating``).
    Only 9 bytes a row are kept. Then duplicates of an earlier row (``duplicate_review``) and, with
    ``--balance-dataset``, rows beyond the smallest class's count (``balanced_out``) are marked, and the kept
    rows are split.
@@ -81,6 +82,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import csv_rows
 import features
 import numpy as np
 import pandas as pd
@@ -107,12 +109,22 @@ PUT_ATTEMPTS = 10
 """``rejects/summary-<hash>.json``: in a declared output, so SageMaker uploads it with the rejects."""
 
 # Why a row is not kept; the order is the order of the checks.
+TOO_MANY_FIELDS = csv_rows.TOO_MANY_FIELDS
+TOO_FEW_FIELDS = csv_rows.TOO_FEW_FIELDS
 INVALID_ENCODING = "invalid_encoding"
 MISSING_TEXT = "missing_review_text"
 INVALID_RATING = "invalid_rating"
 DUPLICATE = "duplicate_review"
 BALANCED_OUT = "balanced_out"
-REJECT_REASONS: tuple[str, ...] = (INVALID_ENCODING, MISSING_TEXT, INVALID_RATING, DUPLICATE, BALANCED_OUT)
+REJECT_REASONS: tuple[str, ...] = (
+    TOO_MANY_FIELDS,
+    TOO_FEW_FIELDS,
+    INVALID_ENCODING,
+    MISSING_TEXT,
+    INVALID_RATING,
+    DUPLICATE,
+    BALANCED_OUT,
+)
 # A row's decision is one int8: a label id (0, 1, 2) when kept, or a negative reject code.
 REJECT_CODES: dict[str, int] = {reason: -(index + 1) for index, reason in enumerate(REJECT_REASONS)}
 REASON_BY_CODE: dict[int, str] = {code: reason for reason, code in REJECT_CODES.items()}
@@ -123,8 +135,9 @@ UTF8_CHECK_BLOCK = 1 << 20
 HEADER_LIMIT = 1 << 20
 """The most bytes a header row may take: past that, the file is not a CSV file with a header."""
 
-REJECT_EXTRA_COLUMNS: tuple[str, ...] = ("reject_reason", "source_file", "source_row")
-"""Appended to the raw columns in ``rejects/``; ``source_row`` counts data rows from 1 (the header is row 0)."""
+REJECT_EXTRA_COLUMNS: tuple[str, ...] = ("reject_reason", "source_file", "source_row", "source_line")
+"""Appended to the raw columns in ``rejects/``; ``source_row`` counts data rows from 1 (the header is row 0),
+``source_line`` is the physical line the row starts on (1 = the header's; what an editor shows)."""
 
 SPLIT_SCHEMA = pa.schema(
     [
@@ -374,10 +387,19 @@ def is_valid_utf8(source: Source) -> bool:
 
 @dataclass(frozen=True)
 class Chunk:
-    """Rows of a file as strings, and which of them held bytes that are not UTF-8 (None: none did)."""
+    """Rows of a file as strings, the physical line each starts on, which of them held bytes that are not
+    UTF-8 (None: none did) and which had another number of fields than the header (None: none did).
+
+    A row with the wrong number of fields is made as wide as the header (:func:`csv_rows.fit`: padded, or its
+    extra fields joined into the last one), so that it can be written to the rejects without losing anything.
+    """
 
     frame: pd.DataFrame
     invalid_encoding: np.ndarray | None = None
+    lines: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
+    malformed: np.ndarray | None = None
+    """Per row: 0, or the reject code of :data:`TOO_MANY_FIELDS` / :data:`TOO_FEW_FIELDS`."""
+    field_counts: np.ndarray = field(default_factory=lambda: np.empty(0, np.int32))
 
     def __len__(self) -> int:
         return len(self.frame)
@@ -408,32 +430,62 @@ def _has_surrogate(value: str) -> bool:
 
 
 def read_chunks(source: Source, chunk_size: int, valid_utf8: bool = True) -> Iterator[Chunk]:
-    """The file's rows as strings, exactly as written (empty fields stay ``""``), ``chunk_size`` at a time.
+    """The file's rows as strings, exactly as written (empty fields stay ``""``), ``chunk_size`` at a time,
+    each with the physical line it starts on (:mod:`csv_rows`, the reader batch scoring uses too).
 
-    ``valid_utf8`` (from :func:`is_valid_utf8`): parse strictly. Otherwise parse with invalid bytes escaped
-    and mark the rows that hold any.
+    ``valid_utf8`` (from :func:`is_valid_utf8`): decode strictly. Otherwise decode with invalid bytes escaped
+    and mark the rows that hold any. A row with more or fewer fields than the header is marked, not fatal.
     """
     # Python strings (object), not pandas' Arrow-backed ``str``: every value goes on to Python code (row
     # hashes, the texts handed to the tokenizer), and converting each column to Arrow and back costs more than
     # the string operations gain; Arrow strings could not hold the escaped bytes of an invalid file anyway.
-    options: dict[str, Any] = (
-        {"dtype": object} if valid_utf8 else {"dtype": object, "encoding_errors": RAW_ERRORS}
-    )
+    errors = "strict" if valid_utf8 else RAW_ERRORS
+    opener: Any = gzip.open if source.relative.lower().endswith(".gz") else open
     try:
-        reader = pd.read_csv(
-            source.path,
-            keep_default_na=False,
-            na_filter=False,
-            encoding="utf-8",
-            chunksize=chunk_size,
-            **options,
+        # The column names as pandas writes them ("Unnamed: 0" for an empty one, "a.1" for a repeated one).
+        columns = list(
+            pd.read_csv(source.path, nrows=0, encoding="utf-8", encoding_errors=errors, dtype=object).columns
         )
-        with reader:
-            for frame in reader:
-                frame = frame.fillna("")  # fields missing from a short row
-                yield Chunk(frame) if valid_utf8 else Chunk(frame, escaped_rows(frame))
+        width = len(columns)
+        with (
+            csv_rows.any_field_size(),
+            opener(source.path, "rt", encoding="utf-8", errors=errors, newline="") as handle,
+        ):
+            rows = csv_rows.records(handle)
+            next(rows, None)  # the header, read and checked by read_header_names
+            empty = True
+            while batch := list(itertools.islice(rows, chunk_size)):
+                empty = False
+                yield _chunk(batch, columns, width, valid_utf8)
+            if empty:
+                yield _chunk([], columns, width, valid_utf8)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError, EOFError) as error:
         raise InputError(f"{source.relative}: cannot be read as a CSV file: {error}") from error
+    except csv.Error as error:
+        raise InputError(f"{source.relative}: cannot be read as a CSV file: {error}") from error
+
+
+def _chunk(batch: list[tuple[int, list[str]]], columns: list[str], width: int, valid_utf8: bool) -> Chunk:
+    counts = np.fromiter((len(fields) for _, fields in batch), dtype=np.int32, count=len(batch))
+    lines = np.fromiter((line for line, _ in batch), dtype=np.int64, count=len(batch))
+    wrong = counts != width
+    values = [
+        csv_rows.fit(fields, width) if bad else fields for (_, fields), bad in zip(batch, wrong, strict=True)
+    ]
+    frame = (
+        pd.DataFrame(values, columns=columns, dtype=object)
+        if values
+        else pd.DataFrame(columns=columns, dtype=object)
+    )
+    malformed = None
+    if wrong.any():
+        malformed = np.where(
+            counts > width,
+            REJECT_CODES[TOO_MANY_FIELDS],
+            np.where(counts < width, REJECT_CODES[TOO_FEW_FIELDS], 0),
+        ).astype(np.int8)
+    invalid = None if valid_utf8 else escaped_rows(frame)
+    return Chunk(frame, invalid, lines, malformed, counts)
 
 
 # ------------------------------------------------------------------------------------- labels, ids, split
@@ -459,11 +511,15 @@ def review_id_strings(ids: np.ndarray) -> list[str]:
     return [f"{int(value):016x}" for value in ids]
 
 
-def row_codes(frame: pd.DataFrame, invalid_encoding: np.ndarray | None = None) -> np.ndarray:
-    """Each row's label id (0, 1, 2), or the code of why it cannot be used (not UTF-8, no text, rating not 1-5).
+def row_codes(
+    frame: pd.DataFrame, invalid_encoding: np.ndarray | None = None, malformed: np.ndarray | None = None
+) -> np.ndarray:
+    """Each row's label id (0, 1, 2), or the code of why it cannot be used (another number of fields than
+    the header, not UTF-8, no text, rating not 1-5).
 
-    Only these two columns decide (and, first, whether the row's bytes were UTF-8): a review without a title
-    or an age is still a review.
+    Only these two columns decide (and, first, whether the row has the header's shape and its bytes were
+    UTF-8): a review without a title or an age is still a review. A row of the wrong shape has its fields
+    in the wrong columns, so it is rejected whatever they hold.
     """
     text_missing = frame[features.TEXT_COLUMN].str.strip().eq("").to_numpy()
     rating = pd.to_numeric(frame[features.RATING_COLUMN].str.strip(), errors="coerce").to_numpy(float)
@@ -477,6 +533,8 @@ def row_codes(frame: pd.DataFrame, invalid_encoding: np.ndarray | None = None) -
     codes = np.where(text_missing, REJECT_CODES[MISSING_TEXT], codes)
     if invalid_encoding is not None:
         codes = np.where(invalid_encoding, REJECT_CODES[INVALID_ENCODING], codes)
+    if malformed is not None:
+        codes = np.where(malformed != 0, malformed, codes)
     return codes.astype(np.int8)
 
 
@@ -741,11 +799,14 @@ def write_rejects(
     codes: np.ndarray,
     source: Source,
     row_numbers: np.ndarray,
+    line_numbers: np.ndarray,
 ) -> None:
-    """Append the rejected rows of a chunk, unchanged, with why, from where (file, data row from 1).
+    """Append the rejected rows of a chunk, unchanged, with why, from where (file, data row from 1, line).
 
-    ``row_numbers`` holds each row's place in its file (data rows from 1). ``handle`` is opened with
-    ``errors=RAW_ERRORS``: a row that was not UTF-8 is written with its own bytes.
+    ``row_numbers`` holds each row's place in its file (data rows from 1), ``line_numbers`` the physical line
+    it starts on. ``handle`` is opened with ``errors=RAW_ERRORS``: a row that was not UTF-8 is written with
+    its own bytes. A row with another number of fields than the header comes made as wide as the header
+    (:func:`csv_rows.fit`: padded, or its extra fields joined into the last column).
     """
     rejected = np.flatnonzero(codes < 0)
     if rejected.size == 0:
@@ -753,10 +814,11 @@ def write_rejects(
     rows = frame.iloc[rejected].copy()
     if len(header) == rows.shape[1]:
         rows.columns = header
-    reason, source_file, source_row = REJECT_EXTRA_COLUMNS
+    reason, source_file, source_row, source_line = REJECT_EXTRA_COLUMNS
     rows[reason] = [REASON_BY_CODE[int(code)] for code in codes[rejected]]
     rows[source_file] = source.relative
     rows[source_row] = row_numbers[rejected]
+    rows[source_line] = line_numbers[rejected]
     rows.to_csv(handle, header=handle.tell() == 0, index=False, lineterminator="\n")
 
 
@@ -870,10 +932,27 @@ def scan(
     with tqdm(desc="scan", unit=" rows", mininterval=2.0) as bar:
         for source, valid in zip(sources, valid_utf8, strict=True):
             file_ids, file_codes = [np.empty(0, np.uint64)], [np.empty(0, np.int8)]
+            malformed: list[str] = []
             for chunk in read_chunks(source, chunk_size, valid):
                 file_ids.append(row_ids(chunk.frame))
-                file_codes.append(row_codes(chunk.frame, chunk.invalid_encoding))
+                file_codes.append(row_codes(chunk.frame, chunk.invalid_encoding, chunk.malformed))
                 bar.update(len(chunk))
+                if chunk.malformed is not None:
+                    width = chunk.frame.shape[1]
+                    malformed += [
+                        csv_rows.describe(int(count), width, int(line))
+                        for line, count in zip(
+                            chunk.lines[chunk.malformed != 0],
+                            chunk.field_counts[chunk.malformed != 0],
+                            strict=True,
+                        )
+                    ]
+            if malformed:
+                shown = "; ".join(malformed[:5]) + ("; ..." if len(malformed) > 5 else "")
+                tqdm.write(
+                    f"{source.relative}: {len(malformed)} rows with another number of fields than the header "
+                    f"are rejected (rejects/, with their line): {shown}"
+                )
             ids_per_file.append(np.concatenate(file_ids))
             codes_per_file.append(np.concatenate(file_codes))
     return ids_per_file, codes_per_file
@@ -1044,7 +1123,7 @@ def process_file(
                 shared.progress.update(len(raw))
                 chunk = raw.frame if mine.size == len(raw) else raw.frame.iloc[mine]
                 ids, codes = decided.ids[rows][mine], decided.codes[rows][mine]
-                write_rejects(rejects, chunk, header, codes, source, mine + rows.start + 1)
+                write_rejects(rejects, chunk, header, codes, source, mine + rows.start + 1, raw.lines[mine])
                 counts.rejected.update(REASON_BY_CODE[int(code)] for code in codes[codes < 0])
                 kept = kept_rows(chunk, ids, codes, decided.splits[rows][mine])
                 # Tokenized in the background (the Rust call releases the GIL) while the previous chunk is

@@ -544,6 +544,8 @@ def save_outputs(
     }
     (args.output_data_dir / METRICS_FILE).write_text(json.dumps(report, indent=2), encoding="utf-8")
     plot_training_curves(history, best.epoch, args.output_data_dir / CURVES_FILE)
+    # Last: the tuning objective (pipeline_spec.TUNING_OBJECTIVE); SageMaker's tuner reads a job's latest value.
+    print(f"best_validation_f1_macro={best.val_f1_macro:.6f}", flush=True)
 
 
 def finish_distributed() -> None:

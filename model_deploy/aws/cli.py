@@ -20,6 +20,7 @@ from typing import Any, Literal
 
 from model_build.aws_setup import aws_setup_problem
 from model_build.config import ProjectConfig, load_config
+from model_deploy.aws import human_review
 from model_deploy.aws.names import (
     ARTIFACT_BUCKET_VARIABLE,
     CLOUDFORMATION_ROLE_VARIABLE,
@@ -105,7 +106,7 @@ def cmd_resolve(args: argparse.Namespace, clients: ClientFactory) -> int:
 
 
 def cmd_render(args: argparse.Namespace, clients: ClientFactory) -> int:
-    from model_deploy.aws.render import RenderInputs, render_stage
+    from model_deploy.aws.render import RenderInputs, has_local_storage, render_stage
 
     config = load_config()
     stages = load_stages()  # a bad stage file stops here, before anything is looked up
@@ -133,6 +134,7 @@ def cmd_render(args: argparse.Namespace, clients: ClientFactory) -> int:
                 updating=exists[stage],
                 model_image=image,
                 monitor_inputs=monitor,
+                local_storage=has_local_storage(clients("ec2"), stage_config.endpoint.instance_type),
             )
             print(f"  {stage}: rendered {path}")
     release.write(outdir)
@@ -158,13 +160,27 @@ def cmd_deploy(args: argparse.Namespace, clients: ClientFactory) -> int:
     if release.nothing_to_do or release.model_package_arn is None:
         print(f"{args.stage}: {release.message}")
         return 0
+    from model_deploy.smoke_test import run_smoke_test
+
     template = json.loads((Path(args.release) / template_file(args.stage)).read_text(encoding="utf-8"))
-    deployer = StackDeployer(clients("cloudformation"), _require(CLOUDFORMATION_ROLE_VARIABLE))
+    runtime = clients("sagemaker-runtime")
+
+    def smoke_test(endpoint: str) -> tuple[bool, str]:
+        report = run_smoke_test(runtime, endpoint)
+        return report.passed, "; ".join([report.summary(), *report.failures])
+
+    def bake_traffic() -> None:
+        run_smoke_test(runtime, plan.endpoint_name)
+
+    # The bake of a blue/green update gets the smoke test's requests, so the rollback alarms can act.
+    deployer = StackDeployer(
+        clients("cloudformation"), _require(CLOUDFORMATION_ROLE_VARIABLE), during_update=bake_traffic
+    )
     target = StageDeployment(
         args.stage, plan.endpoint_name, plan.stack_name, release.model_package_arn, template
     )
     try:
-        deploy_stage(clients("sagemaker"), deployer, target)
+        deploy_stage(clients("sagemaker"), deployer, target, smoke_test)
     except DeployFailed as error:
         print(f"{args.stage}: deploy FAILED: {error}", file=sys.stderr)
         return 1
@@ -281,6 +297,7 @@ def build_parser() -> argparse.ArgumentParser:
     transform.add_argument("--kms-key-arn", help=f"output and volume key (default ${KMS_KEY_ARN_VARIABLE})")
     transform.add_argument("--id-field", default="review_id", help="the id kept beside each answer")
     transform.set_defaults(run=cmd_transform)
+    human_review.add_parser(commands)
     return parser
 
 

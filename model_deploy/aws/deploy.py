@@ -14,21 +14,33 @@ decisions need the live state at deploy time, which a pipeline action cannot loo
   second update fails (and CloudFormation rolls it back), the live template is deployed again, so the old
   version serves with its autoscaling as before.
 
+While an update of an existing endpoint runs (the blue/green bake of deployment guardrails), the deploy sends
+the smoke test's requests to the endpoint every poll, so that the rollback alarms (5xx errors, latency) have
+traffic to judge: a staging endpoint gets none otherwise. Once the update is done, the endpoint must serve the
+new package (a silent rollback by SageMaker is a failure that names what serves), and the smoke test must pass;
+if it does not, the stack is updated back to the template that served before (the previous package, same
+stack), and the deploy fails saying so.
+
 Each update is a change set (visible in the stack's history), run with the CloudFormation role that the
 deploy-pipeline stack created for endpoint stacks. A stack left in ``ROLLBACK_COMPLETE`` by a failed first
-creation holds no endpoint and cannot be updated: it is deleted and created again.
+creation holds no endpoint and cannot be updated: it is deleted and created again. A stack in
+``REVIEW_IN_PROGRESS`` (a first change set that failed, or was never executed because the run stopped) holds
+no resources either, and stays so forever: unless one of its change sets is still being created (another
+deploy running), it is deleted with its change sets and created again.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from model_deploy.aws.serving import current_serving, same_package
+from model_deploy.aws.serving import Serving, current_serving, same_package
 
 AUTOSCALING_TYPES = frozenset(
     {"AWS::ApplicationAutoScaling::ScalableTarget", "AWS::ApplicationAutoScaling::ScalingPolicy"}
@@ -84,6 +96,8 @@ class StackDeployer:
     poll_seconds: int = 30
     timeout_seconds: int = 6 * 3600
     log: Callable[[str], None] = print
+    during_update: Callable[[], None] | None = None
+    """Called every ``poll_seconds`` while an update runs (traffic for the blue/green bake), in a thread."""
 
     def _waiter_config(self) -> dict[str, int]:
         return {
@@ -105,6 +119,11 @@ class StackDeployer:
             "TemplateBody"
         ]
         return json.loads(body) if isinstance(body, str) else dict(body)
+
+    def change_set_being_created(self, stack_name: str) -> bool:
+        """Whether a change set of ``stack_name`` is still being created (another deploy is running)."""
+        summaries = self.cloudformation.list_change_sets(StackName=stack_name).get("Summaries", [])
+        return any(summary.get("Status") in ("CREATE_PENDING", "CREATE_IN_PROGRESS") for summary in summaries)
 
     def delete(self, stack_name: str) -> None:
         self.cloudformation.delete_stack(StackName=stack_name, RoleARN=self.role_arn)
@@ -138,8 +157,34 @@ class StackDeployer:
             raise DeployFailed(f"{stack_name}: the change set failed: {status_reason or error}") from None
         self.log(f"{stack_name}: executing change set {change_set_name} ({reason})")
         self.cloudformation.execute_change_set(StackName=stack_name, ChangeSetName=change_set_name)
-        self._wait("stack_update_complete" if exists else "stack_create_complete", stack_name, "updating")
+        with self._meanwhile(self.during_update if exists else None):
+            self._wait("stack_update_complete" if exists else "stack_create_complete", stack_name, "updating")
         return True
+
+    @contextlib.contextmanager
+    def _meanwhile(self, action: Callable[[], None] | None) -> Iterator[None]:
+        """Run ``action`` now and every ``poll_seconds`` in a thread until the block ends (errors are logged)."""
+        if action is None:
+            yield
+            return
+        done = threading.Event()
+
+        def repeat() -> None:
+            while True:
+                try:
+                    action()
+                except Exception as error:  # traffic must not stop the deploy; the alarms judge it
+                    self.log(f"traffic during the update: {error}")
+                if done.wait(self.poll_seconds):
+                    return
+
+        thread = threading.Thread(target=repeat, name="bake-traffic", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            done.set()
+            thread.join(timeout=max(60, 2 * self.poll_seconds))
 
     def _wait(self, waiter: str, stack_name: str, doing: str) -> None:
         try:
@@ -174,14 +219,31 @@ class StageDeployment:
     template: dict[str, Any]
 
 
-def deploy_stage(sagemaker: Any, deployer: StackDeployer, target: StageDeployment) -> str:
-    """Bring ``target`` live unless it already is; returns ``"current"`` or ``"deployed"``; raises DeployFailed."""
+SmokeTest = Callable[[str], tuple[bool, str]]
+"""Invokes an endpoint as the smoke test does: (passed, summary with the failures)."""
+
+
+def deploy_stage(
+    sagemaker: Any, deployer: StackDeployer, target: StageDeployment, smoke_test: SmokeTest | None = None
+) -> str:
+    """Bring ``target`` live unless it already is; returns ``"current"`` or ``"deployed"``; raises DeployFailed.
+
+    With ``smoke_test``, the new version is smoke-tested once the update is done; when it fails, the stack is
+    put back on the template that served before (the previous package, same stack) and DeployFailed says so.
+    """
     log = deployer.log
     serving = current_serving(sagemaker, target.endpoint_name)
     if serving is not None and serving.serves(target.package_arn):
         log(f"{target.stage}: {target.endpoint_name} already serves {target.package_arn}; left alone")
         return "current"
     status = deployer.status(target.stack_name)
+    if status == "REVIEW_IN_PROGRESS" and not deployer.change_set_being_created(target.stack_name):
+        log(
+            f"{target.stack_name}: a first change set was never executed (REVIEW_IN_PROGRESS, no resources); "
+            "deleting the stack and its change sets to create it again"
+        )
+        deployer.delete(target.stack_name)
+        status = None
     if status is not None and status.endswith("_IN_PROGRESS"):
         raise DeployFailed(f"{target.stack_name} is {status}: another deploy is running; retry once it ends")
     if status == "ROLLBACK_COMPLETE":
@@ -190,14 +252,16 @@ def deploy_stage(sagemaker: Any, deployer: StackDeployer, target: StageDeploymen
         )
         deployer.delete(target.stack_name)
         status = None
-    served = serving.model_package_arn if serving else None
     log(
-        f"{target.stage}: {target.endpoint_name} serves {served or 'nothing'}; deploying {target.package_arn}"
+        f"{target.stage}: {target.endpoint_name} serves {serving.describe() if serving else 'nothing'}; "
+        f"deploying {target.package_arn}"
     )
     restore: dict[str, Any] | None = None
+    previous: dict[str, Any] | None = None
     if status is not None and serving is not None:
         new_type = endpoint_instance_type(target.template)
         live = deployer.live_template(target.stack_name)
+        previous = live if serving.model_package_arn else None
         if serving.instance_type and new_type and serving.instance_type != new_type and has_autoscaling(live):
             log(
                 f"{target.stage}: the instance type changes from {serving.instance_type} to {new_type}, which "
@@ -220,8 +284,41 @@ def deploy_stage(sagemaker: Any, deployer: StackDeployer, target: StageDeploymen
     after = current_serving(sagemaker, target.endpoint_name)
     if after is None or not same_package(after.model_package_arn, target.package_arn):
         raise DeployFailed(
-            f"{target.endpoint_name} serves {after.model_package_arn if after else 'nothing'} after the update, "
+            f"{target.endpoint_name} serves {after.describe() if after else 'nothing'} after the update, "
             f"not {target.package_arn}: the update was rolled back"
         )
     log(f"{target.stage}: {target.endpoint_name} serves {target.package_arn} ({after.status})")
+    if smoke_test is not None:
+        passed, summary = smoke_test(target.endpoint_name)
+        log(f"{target.stage}: {summary}")
+        if not passed:
+            raise DeployFailed(_roll_back(sagemaker, deployer, target, serving, previous, summary))
     return "deployed"
+
+
+def _roll_back(
+    sagemaker: Any,
+    deployer: StackDeployer,
+    target: StageDeployment,
+    serving: Serving | None,
+    previous: dict[str, Any] | None,
+    summary: str,
+) -> str:
+    """Put the stage back on what it served before the smoke test failed; the message says where it stands."""
+    failed = f"{target.package_arn} failed its smoke test on {target.endpoint_name} ({summary})"
+    if previous is None or serving is None or not serving.model_package_arn:
+        return (
+            f"{failed}; nothing served before on this stage, so the endpoint stays on the failed version: "
+            "reject the version in the registry, and approve a fixed one"
+        )
+    deployer.log(f"{target.stage}: the smoke test failed; putting {serving.model_package_arn} back")
+    try:
+        deployer.deploy(
+            target.stack_name, previous, reason=f"smoke test of {target.package_arn} failed: roll back"
+        )
+    except DeployFailed as error:
+        return f"{failed}; putting {serving.model_package_arn} back failed too: {error}"
+    now = current_serving(sagemaker, target.endpoint_name)
+    if now is None or not same_package(now.model_package_arn, serving.model_package_arn):
+        return f"{failed}; after the rollback {target.endpoint_name} serves {now.describe() if now else 'nothing'}"
+    return f"{failed}; {target.stage} is back on {serving.model_package_arn}"

@@ -7,6 +7,11 @@ deploys those stacks; both import these functions, so a name is never spelled tw
 
 from __future__ import annotations
 
+import functools
+import re
+from collections.abc import Iterable
+from typing import Any
+
 from model_build.config import ProjectConfig
 from model_build.sagemaker_pipeline import ARTIFACT_BUCKET_VARIABLE as ARTIFACT_BUCKET_VARIABLE
 from model_build.sagemaker_pipeline import DATA_BUCKET_VARIABLE as DATA_BUCKET_VARIABLE
@@ -59,9 +64,15 @@ def monitor_metric_namespace(config: ProjectConfig) -> str:
     return f"{config.prefix}/drift-monitor"
 
 
+SCHEDULER_EXECUTION_ID_LENGTH = 16
+"""EventBridge Scheduler's execution ids are 16 characters, "for example, d32c5kddcf5bb8c3"
+(https://docs.aws.amazon.com/scheduler/latest/UserGuide/managing-schedule-context-attributes.html)."""
+
+
 def monitor_job_prefix(endpoint_name: str) -> str:
-    """Monitoring jobs are named ``<endpoint>-monitor-<scheduler execution id>``."""
-    return f"{endpoint_name}-monitor-"
+    """Monitoring jobs are named ``<endpoint>-m-<scheduler execution id>``: short, so that a SageMaker
+    project's endpoint (a 20-character project name, its id, the stage) and the id fit a job name's 63."""
+    return f"{endpoint_name}-m-"
 
 
 def monitor_output_key(endpoint_name: str) -> str:
@@ -69,6 +80,122 @@ def monitor_output_key(endpoint_name: str) -> str:
     return f"monitoring/{endpoint_name}"
 
 
+def drift_schedule_name(endpoint_name: str) -> str:
+    """The EventBridge Scheduler schedule that starts the monitoring jobs of ``endpoint_name``."""
+    return f"{endpoint_name}-drift-monitor"
+
+
 def drift_alarm_name(endpoint_name: str) -> str:
     """The alarm on persistent drift, which notifies and (if the stage says so) starts retraining."""
     return f"{endpoint_name}-drift"
+
+
+# --- Every name the project generates, checked against botocore's service models ---------------------------
+
+# A model package version as long as any the checks assume (a group's 9,999th version).
+LONGEST_PACKAGE_VERSION = "9999"
+# The digest at the end of model and endpoint config names (``infra/constructs/endpoint.py``).
+MODEL_NAME_DIGEST_LENGTH = 8
+
+
+def generated_names(config: ProjectConfig, stages: Iterable[str]) -> list[tuple[str, str, str, str, str]]:
+    """``(what, name, service, operation, member)`` for each name the project generates for ``config``: the
+    request member of the call that creates it, whose shape says what AWS accepts. Names made at run time
+    (monitoring jobs, model and endpoint config names) are their longest."""
+    from model_build.step_roles import step_roles  # the pipeline spec, only where names are checked
+
+    sagemaker = "sagemaker"
+    names = [
+        ("SageMaker pipeline", config.pipeline_name, sagemaker, "CreatePipeline", "PipelineName"),
+        ("model package group", config.model_package_group_name, sagemaker, "CreateModelPackageGroup",
+         "ModelPackageGroupName"),
+        ("feature group", config.feature_group_name, sagemaker, "CreateFeatureGroup", "FeatureGroupName"),
+        ("build pipeline", config.build_pipeline_name, "codepipeline", "CreatePipeline", "pipeline.name"),
+        ("deploy pipeline", config.deploy_pipeline_name, "codepipeline", "CreatePipeline", "pipeline.name"),
+        ("execution role", config.execution_role_name, "iam", "CreateRole", "RoleName"),
+        ("drift monitor role", monitor_job_role_name(config), "iam", "CreateRole", "RoleName"),
+        ("drift monitor scheduler role", monitor_scheduler_role_name(config), "iam", "CreateRole", "RoleName"),
+        *(("step role", step.role_name, "iam", "CreateRole", "RoleName") for step in step_roles(config)),
+    ]  # fmt: skip
+    for stage in stages:
+        endpoint = config.endpoint_name(stage)
+        model = f"{endpoint}-{LONGEST_PACKAGE_VERSION}-{'0' * MODEL_NAME_DIGEST_LENGTH}"
+        names += [
+            (f"{stage} endpoint", endpoint, sagemaker, "CreateEndpoint", "EndpointName"),
+            (f"{stage} model", model, sagemaker, "CreateModel", "ModelName"),
+            (f"{stage} endpoint config", model, sagemaker, "CreateEndpointConfig", "EndpointConfigName"),
+            (f"{stage} endpoint role", endpoint_role_name(config, stage), "iam", "CreateRole", "RoleName"),
+            (
+                f"{stage} drift monitoring job",
+                f"{monitor_job_prefix(endpoint)}{'0' * SCHEDULER_EXECUTION_ID_LENGTH}",
+                sagemaker,
+                "CreateProcessingJob",
+                "ProcessingJobName",
+            ),
+            (
+                f"{stage} drift monitor schedule",
+                drift_schedule_name(endpoint),
+                "scheduler",
+                "CreateSchedule",
+                "Name",
+            ),
+            *(
+                (f"{stage} alarm", name, "cloudwatch", "PutMetricAlarm", "AlarmName")
+                for name in (*alarm_names(endpoint).values(), drift_alarm_name(endpoint))
+            ),
+        ]
+    return names
+
+
+@functools.cache
+def _botocore_session() -> Any:
+    import botocore.session
+
+    return botocore.session.get_session()
+
+
+def name_problems(config: ProjectConfig, stages: Iterable[str]) -> list[str]:
+    """What AWS would refuse among :func:`generated_names`, each with the limit of the shape that refuses it."""
+    session = _botocore_session()
+    problems = []
+    for what, name, service, operation, member in generated_names(config, stages):
+        shape = session.get_service_model(service).operation_model(operation).input_shape
+        for part in member.split("."):
+            shape = shape.members[part]
+        limits = shape.metadata
+        where = f"{service} {operation} {member}"
+        if len(name) > limits.get("max", len(name)):
+            problems.append(f"the {what} {name!r} has {len(name)} characters, {where} allows {limits['max']}")
+        elif "pattern" in limits and not re.fullmatch(limits["pattern"], name):
+            problems.append(f"the {what} {name!r} does not match {where}'s pattern {limits['pattern']}")
+    return problems
+
+
+def check_names(config: ProjectConfig, stages: Iterable[str]) -> None:
+    """Refuse a config whose generated names AWS would refuse, naming each name and its limit."""
+    problems = name_problems(config, stages)
+    if problems:
+        raise ValueError(
+            f"project_name={config.project_name!r} and environment={config.environment!r} make names AWS "
+            f"refuses: {'; '.join(problems)}. Shorten the project name or environment"
+        )
+
+
+def longest_sagemaker_project_id(stages: Iterable[str]) -> int:
+    """The longest SageMaker project id whose names AWS accepts with the longest project name the product
+    takes (today's ids are ``p-`` and 12 characters): the product's ``SageMakerProjectId`` parameter's limit."""
+    from model_build.config import (
+        SAGEMAKER_PROJECT_ID_MAX_LENGTH,
+        SAGEMAKER_PROJECT_NAME_MAX_LENGTH,
+    )
+
+    stages = tuple(stages)
+    name = "a" * SAGEMAKER_PROJECT_NAME_MAX_LENGTH
+    fitting = [
+        length
+        for length in range(3, SAGEMAKER_PROJECT_ID_MAX_LENGTH + 1)
+        if not name_problems(ProjectConfig.for_sagemaker_project(name, "p-" + "0" * (length - 2)), stages)
+    ]
+    if not fitting:
+        raise ValueError("no SageMaker project id makes names AWS accepts with a 20-character project name")
+    return max(fitting)

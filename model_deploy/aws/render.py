@@ -12,9 +12,11 @@ import json
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from model_build.config import ProjectConfig
 from model_deploy.aws.names import (
+    check_names,
     endpoint_role_name,
     endpoint_stack_name,
     monitor_job_role_name,
@@ -47,6 +49,22 @@ class MonitorInputs:
     image_uri: str
 
 
+def has_local_storage(ec2: Any, instance_type: str) -> bool:
+    """Whether the ML instance type has local instance storage, by EC2's own description of the instance
+    type behind it (``ml.g5.xlarge`` is ``g5.xlarge``): SageMaker refuses a KmsKeyId on an endpoint config
+    for those ("If you specify a value for KmsKeyId when using any nitro-based instances with local storage,
+    the call to CreateEndpointConfig fails", the API reference's CreateEndpointConfig)."""
+    ec2_type = instance_type.removeprefix("ml.")
+    try:
+        (described,) = ec2.describe_instance_types(InstanceTypes=[ec2_type])["InstanceTypes"]
+    except Exception as error:
+        raise ValueError(
+            f"cannot tell whether {instance_type} has local storage: EC2 does not describe {ec2_type} ({error}); "
+            "check endpoint.instance_type in the stage file"
+        ) from None
+    return bool(described.get("InstanceStorageSupported"))
+
+
 def render_stage(
     config: ProjectConfig,
     stage: StageConfig,
@@ -57,6 +75,7 @@ def render_stage(
     updating: bool,
     model_image: str | None = None,
     monitor_inputs: MonitorInputs | None = None,
+    local_storage: bool = False,
 ) -> Path:
     """Write ``<stage>-template.json`` and ``<stage>-config.json`` into ``outdir``; return the template's path.
 
@@ -72,6 +91,7 @@ def render_stage(
     from infra.nag import add_nag_checks
     from infra.stacks.endpoint_stack import EndpointStack
 
+    check_names(config, [stage.stage])
     props = ModelEndpointProps(
         endpoint_name=config.endpoint_name(stage.stage),
         model_package_arn=package_arn,
@@ -82,6 +102,7 @@ def render_stage(
         encryption_key_arn=inputs.encryption_key_arn,
         updating=updating,
         model_image=model_image,
+        local_storage=local_storage,
     )
     monitor = None
     if monitor_inputs and inputs.artifacts_bucket_name and stage.monitoring.schedule_expression is not None:

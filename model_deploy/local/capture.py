@@ -10,6 +10,9 @@ Each line is one invocation, its request and its response, in the shape of SageM
 JSON and CSV bodies are kept as text (the endpoint config declares those content types, so captures are not
 base64); anything else, or a body that is not UTF-8, is base64 as SageMaker would write it. A sampling
 percentage below 100 keeps that share of invocations, chosen at random.
+
+One field is the local mode's own: ``eventMetadata.modelVersion``, the registry version that answered, so
+that a monitoring window names the version it judges even when a promotion happened inside it.
 """
 
 from __future__ import annotations
@@ -69,6 +72,7 @@ class CaptureWriter:
         response: bytes,
         response_type: str,
         inference_id: str | None = None,
+        model_version: int | None = None,
     ) -> None:
         now = datetime.now(UTC)
         record = {
@@ -80,6 +84,7 @@ class CaptureWriter:
                 "eventId": str(uuid.uuid4()),
                 "inferenceTime": now.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z",
                 **({"inferenceId": inference_id} if inference_id else {}),
+                **({"modelVersion": model_version} if model_version is not None else {}),
             },
             "eventVersion": "0",
         }

@@ -21,12 +21,12 @@ import json
 import os
 import sys
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from model_build.pipeline_spec import STEPS_SOURCE_DIR
+from model_build.pipeline_spec import CHAMPION_PARAMETERS, STEPS_SOURCE_DIR
 from model_deploy.local.state import EndpointStore
 from model_deploy.stage_config import STAGES, StageConfig, load_stage
 from pipelines.local import container
@@ -40,6 +40,10 @@ BASELINE_FOLDER = "monitoring-baseline"
 RUNS_FILE = "runs.jsonl"
 EXIT_CODES = {"no_drift": 0, "drift": 1, "data_quality": 1, "insufficient_traffic": 3, "no_traffic": 3}
 """``monitor``'s exit status per verdict: 0 fine, 1 act on it, 3 nothing judged."""
+
+
+STARTED = "started execution "
+"""How a run that started retraining records it (older records hold the bare execution id)."""
 
 
 class MonitoringError(ValueError):
@@ -69,6 +73,9 @@ class MonitoringRun:
     created: str
     retraining: str | None = None
     """The pipeline execution it started, or why it started none (cool-down), or None (not asked)."""
+    answered_by: dict[str, int] = field(default_factory=dict)
+    """Reviews of the window per model version that answered them (from the captures); ``version`` is the
+    one whose baseline judged the window: the version that answered most of it, not the one serving now."""
 
 
 class MonitoringRunStore:
@@ -163,24 +170,37 @@ def monitor_endpoint(
     """Run the job on the endpoint's captures, keep its outputs, and record the run."""
     name, stage, version = resolve_endpoint(workspace, endpoint)
     config = load_stage(stage)
-    baseline = baseline_folder(workspace, version)
-    if not (baseline / "baseline.json").is_file():
-        raise MonitoringError(
-            f"version {version} has no monitoring baseline ({baseline}): it was evaluated before the evaluation "
-            "step wrote one; run the pipeline again and approve the new version"
-        )
     created = datetime.now(UTC)
     run_id = created.strftime("%Y%m%dT%H%M%S%fZ")
     folder = monitoring_dir(workspace) / name / run_id
     captures = workspace.data_capture_root(stage) / name
-    arguments = job_arguments(config, baseline, captures, name, folder, since, until)
+
+    def judge(version: int) -> dict[str, Any]:
+        baseline = baseline_folder(workspace, version)
+        if not (baseline / "baseline.json").is_file():
+            raise MonitoringError(
+                f"version {version} has no monitoring baseline ({baseline}): it was evaluated before the "
+                "evaluation step wrote one; run the pipeline again and approve the new version"
+            )
+        arguments = job_arguments(config, baseline, captures, name, folder, since, until)
+        script = container.ScriptRun(
+            MONITOR_SCRIPT, arguments, MONITOR_SCRIPT.parent, dict(os.environ), folder / "monitor.log"
+        )
+        try:
+            container.run_script(script, console or sys.stdout.buffer)
+        except container.StepProcessError as error:
+            raise MonitoringError(f"the monitoring job failed: {error}") from None
+        report: dict[str, Any] = json.loads((folder / "report.json").read_text(encoding="utf-8"))
+        return report
+
+    report = judge(version)
+    answered_by = {str(k): int(v) for k, v in report["traffic"].get("reviews_by_version", {}).items()}
+    if answered_by:
+        most = max(answered_by, key=lambda key: (answered_by[key], key))
+        if most != str(version):  # a promotion or rollback inside the window: judge what answered
+            version = int(most)
+            report = judge(version)
     log = folder / "monitor.log"
-    script = container.ScriptRun(MONITOR_SCRIPT, arguments, MONITOR_SCRIPT.parent, dict(os.environ), log)
-    try:
-        container.run_script(script, console or sys.stdout.buffer)
-    except container.StepProcessError as error:
-        raise MonitoringError(f"the monitoring job failed: {error}") from None
-    report = json.loads((folder / "report.json").read_text(encoding="utf-8"))
     run = MonitoringRun(
         id=run_id,
         endpoint=name,
@@ -199,6 +219,7 @@ def monitor_endpoint(
         picture=str(folder / "drift.png"),
         log=str(log),
         created=created.isoformat(),
+        answered_by=answered_by,
     )
     return run
 
@@ -206,7 +227,7 @@ def monitor_endpoint(
 def last_retraining(store: MonitoringRunStore, endpoint: str) -> tuple[datetime, str] | None:
     """When this endpoint's monitor last started a pipeline run, and which."""
     started = [
-        (datetime.fromisoformat(run.created), run.retraining)
+        (datetime.fromisoformat(run.created), run.retraining.removeprefix(STARTED))
         for run in store.list(endpoint)
         if run.retraining and not run.retraining.startswith("not started")
     ]
@@ -218,20 +239,25 @@ def retrain(
     run: MonitoringRun,
     start_pipeline: Callable[[], Any],
     now: datetime | None = None,
+    announce: Callable[[], None] = lambda: None,
 ) -> MonitoringRun:
-    """Start a pipeline run for a ``drift`` verdict, unless one was started within the cool-down."""
-    cooldown = timedelta(hours=load_stage(run.stage).monitoring.retrain_cooldown_hours)
+    """Start a pipeline run for a ``drift`` verdict, unless one was started within the cool-down;
+    ``announce`` is called only when one is started, before it runs."""
+    hours = load_stage(run.stage).monitoring.retrain_cooldown_hours
+    cooldown = timedelta(hours=hours)
     previous = last_retraining(MonitoringRunStore(monitoring_dir(workspace)), run.endpoint)
     moment = now or datetime.now(UTC)
     if previous is not None and moment - previous[0] < cooldown:
-        until = (previous[0] + cooldown).isoformat(timespec="minutes")
+        until = (previous[0] + cooldown).strftime("%Y-%m-%d %H:%M UTC")
         return replace(
             run,
             retraining=f"not started: execution {previous[1]} was started at "
-            f"{previous[0].isoformat(timespec='minutes')}, within the {cooldown} cool-down (until {until})",
+            f"{previous[0].strftime('%Y-%m-%d %H:%M UTC')}, within the {hours} h cool-down "
+            f"(retrain_cooldown_hours; the next run can start after {until})",
         )
+    announce()
     record = start_pipeline()
-    return replace(run, retraining=str(record.id))
+    return replace(run, retraining=f"{STARTED}{record.id}")
 
 
 def record(workspace: Workspace, run: MonitoringRun) -> None:
@@ -248,11 +274,16 @@ def command(
     """``python -m pipelines monitor``: run, print the verdict and where the files are, record; exit status
     per :data:`EXIT_CODES`."""
     run = monitor_endpoint(workspace, endpoint, since, until)
-    print(f"\n{run.endpoint} (version {run.version}), {run.since[:19]} to {run.until[:19]} UTC:")
+    print(f"\n{run.endpoint} (version {run.version}'s baseline), {run.since[:19]} to {run.until[:19]} UTC:")
     print(f"  verdict     {run.verdict}: {run.summary}")
     print(
         f"  traffic     {run.requests} requests, {run.reviews} reviews, {run.malformed_lines} unreadable lines"
     )
+    if run.answered_by:
+        shown = ", ".join(f"version {v} ({n} reviews)" for v, n in sorted(run.answered_by.items()))
+        print(f"  answered by {shown}")
+    if run.verdict in ("no_traffic", "insufficient_traffic"):
+        print(f"  why         {_too_little_traffic(run)}")
     for violation in run.violations:
         print(f"  violation   {violation}")
     print(f"  report      {run.report}")
@@ -262,15 +293,38 @@ def command(
             if reason := unchanged_input(workspace, run.version):
                 run = replace(run, retraining=f"not started: {reason}")
             else:
-                print("\nDrift: starting a pipeline run (retraining).", flush=True)
-                run = retrain(workspace, run, lambda: _run_pipeline(workspace, run.version))
-            print(f"  retraining  {run.retraining}")
+                run = retrain(
+                    workspace,
+                    run,
+                    lambda: _run_pipeline(workspace, run.version),
+                    announce=lambda: print("\nDrift: starting a pipeline run (retraining).", flush=True),
+                )
         elif retrain_on_drift:
             run = replace(run, retraining=f"not started: the verdict is {run.verdict}, not drift")
+        if run.retraining:
+            print(f"  retraining  {run.retraining}")
     finally:
         record(workspace, run)
     print(f"  recorded in {MonitoringRunStore(monitoring_dir(workspace)).path}")
     return EXIT_CODES[run.verdict]
+
+
+def _too_little_traffic(run: MonitoringRun) -> str:
+    """Why a window holds too little to judge, with the two settings that decide it."""
+    config = load_stage(run.stage)
+    percentage = config.data_capture.sampling_percentage
+    needed = config.monitoring.thresholds.min_reviews
+    captured = (
+        f"{run.stage} captures {percentage}% of requests (data_capture.sampling_percentage in "
+        f"model_deploy/stages/{run.stage}.json), chosen at random"
+        if percentage < 100
+        else f"{run.stage} captures every request"
+    )
+    return (
+        f"{captured}; a window is judged from {needed} captured reviews (monitoring.thresholds.min_reviews) "
+        f"and this one holds {run.reviews}: send more traffic, widen the window (--since), or raise the "
+        "sampling percentage"
+    )
 
 
 def unchanged_input(workspace: Workspace, version: int) -> str | None:
@@ -301,6 +355,8 @@ def _run_pipeline(workspace: Workspace, version: int) -> Any:
     print(
         f"  parameters  those of execution {lineage.execution_id}, which built version {version}", flush=True
     )
-    record = LocalRunner(workspace).run(lineage.parameters)
+    # The champion is whoever serves now, resolved afresh, not the one that version was compared with.
+    again = {name: value for name, value in lineage.parameters.items() if name not in CHAMPION_PARAMETERS}
+    record = LocalRunner(workspace).run(again)
     print(f"  execution   {record.id}: {record.status}", flush=True)
     return record

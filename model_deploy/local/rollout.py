@@ -32,7 +32,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from model_deploy.local.state import CANDIDATE_VARIANT, EndpointRecord, EndpointStore, ServerInfo
+from model_deploy.local.state import (
+    CANDIDATE_VARIANT,
+    DEPLOYED,
+    ROLLED_BACK,
+    EndpointRecord,
+    EndpointStore,
+    ServerInfo,
+)
 from model_deploy.smoke_test import run_smoke_test
 from model_deploy.stage_config import STAGES
 from pipelines.local import events
@@ -203,8 +210,10 @@ class EndpointClient:
         }
         return self._call("POST", f"/endpoints/{name}/candidate", body)
 
-    def promote(self, name: str) -> dict[str, Any]:
-        return self._call("POST", f"/endpoints/{name}/candidate/promote")
+    def promote(self, name: str, outcome: str = DEPLOYED, reason: str = "") -> dict[str, Any]:
+        return self._call(
+            "POST", f"/endpoints/{name}/candidate/promote", {"outcome": outcome, "reason": reason}
+        )
 
     def discard(self, name: str, reason: str) -> dict[str, Any]:
         return self._call("DELETE", f"/endpoints/{name}/candidate", {"reason": reason})
@@ -338,9 +347,12 @@ def _python() -> str:
 
 
 def roll_out(
-    workspace: Workspace, stage: str, out: Output = print, version: int | None = None
+    workspace: Workspace, stage: str, out: Output = print, version: int | None = None, why: str = ""
 ) -> RolloutResult:
-    """Deploy the stage's target version: load beside, ping, smoke test, then take the traffic."""
+    """Deploy the stage's target version: load beside, ping, smoke test, then take the traffic.
+
+    A version older than the one serving takes the traffic back: the history records a rollback, with
+    ``why`` (the rejection that caused it) or, without one, that an older version replaced a newer one."""
     name = workspace.config.endpoint_name(stage)
     with ModelRegistry(workspace.registry_path, workspace.config.region) as registry:
         package = _target(workspace, stage, registry, out, version)
@@ -374,8 +386,14 @@ def roll_out(
         )
         out(f"{name}: {reason}\n{name}: version {package.version} was not deployed; {keeps}.")
         return RolloutResult(name, "Failed", package.version, reason)
-    client.promote(name)
-    out(f"{name}: {report.summary()}; version {package.version} now takes the traffic.")
+    serving_version = int(current["Version"]) if current and current["Version"] else None
+    if serving_version is not None and package.version < serving_version:
+        reason = why or f"version {package.version} replaced the newer version {serving_version}"
+        client.promote(name, ROLLED_BACK, reason)
+        out(f"{name}: {report.summary()}; rolled back to version {package.version} ({reason}).")
+    else:
+        client.promote(name, DEPLOYED, why)
+        out(f"{name}: {report.summary()}; version {package.version} now takes the traffic.")
     return RolloutResult(name, "Deployed", package.version)
 
 
@@ -403,7 +421,9 @@ def on_model_package_event(event: dict[str, Any]) -> None:
     print(
         f"Version {detail.get('ModelPackageVersion')} is {status}: rolling the newest approved version to staging."
     )
-    result = roll_out(workspace, STAGES[0])
+    why = f"version {detail.get('ModelPackageVersion')} was {status}"
+    note = detail.get("ApprovalDescription")
+    result = roll_out(workspace, STAGES[0], why=why + (f": {note}" if note else ""))
     prod = EndpointStore(workspace.endpoints_dir).load().get(workspace.config.endpoint_name(STAGES[1]))
     if result.outcome == "Deployed" and (prod is None or prod.version != result.version):
         print(f"Next: `{_python()} -m pipelines endpoints promote` sends version {result.version} to prod.")

@@ -53,7 +53,9 @@ from model_deploy.local.capture import CaptureWriter
 from model_deploy.local.host import ModelHost, ServingError, load
 from model_deploy.local.state import (
     CANDIDATE_VARIANT,
+    DEPLOYED,
     PRODUCTION_VARIANT,
+    ROLLED_BACK,
     Deployment,
     EndpointRecord,
     EndpointStore,
@@ -438,6 +440,7 @@ async def invoke_endpoint(request: Request) -> Response:
         )
     variant = request.headers.get("x-amzn-sagemaker-target-variant") or PRODUCTION_VARIANT
     host = {PRODUCTION_VARIANT: endpoint.current, CANDIDATE_VARIANT: endpoint.candidate}.get(variant)
+    answering_version = endpoint.record.version  # read with the host: a promotion swaps both at once
     if variant not in (PRODUCTION_VARIANT, CANDIDATE_VARIANT):
         return aws_error(
             400, "ValidationError", f"Endpoint {name} has no production variant {variant!r}", close=True
@@ -480,6 +483,7 @@ async def invoke_endpoint(request: Request) -> Response:
             response,
             response_type,
             request.headers.get("x-amzn-sagemaker-inference-id"),
+            answering_version,
         )
     return Response(
         response,
@@ -576,18 +580,27 @@ def _candidate(request: Request) -> tuple[LocalEndpoint | None, Response | None]
 
 
 async def promote_candidate(request: Request) -> Response:
-    """The candidate takes the traffic; the previous version is unloaded once its requests are answered."""
+    """The candidate takes the traffic; the previous version is unloaded once its requests are answered.
+
+    The body may say it is a rollback and why (``{"outcome": "RolledBack", "reason": ...}``): the history
+    records it so."""
     state = _state(request)
     endpoint, problem = _candidate(request)
     if problem is not None:
         return problem
+    document = await _json_body(request)
+    outcome = document.get("outcome", DEPLOYED)
+    if outcome not in (DEPLOYED, ROLLED_BACK) or not isinstance(document.get("reason", ""), str):
+        return error_body(400, f"outcome must be {DEPLOYED} or {ROLLED_BACK}, and reason a string")
     assert endpoint is not None and endpoint.candidate is not None and endpoint.trying is not None
     package, endpoint.trying = endpoint.trying, None
     previous, endpoint.current, endpoint.candidate = endpoint.current, endpoint.candidate, None
     record = endpoint.record
     record.version, record.model_package_arn = package.version, package.model_package_arn
     record.model_data_url = package.model_data_url
-    record.history.append(Deployment(now(), package.version, package.model_package_arn, "Deployed"))
+    record.history.append(
+        Deployment(now(), package.version, package.model_package_arn, outcome, document.get("reason", ""))
+    )
     endpoint.failure_reason = None
     state.save()
     if previous is not None:

@@ -39,8 +39,12 @@ class Deployment:
     version: int
     model_package_arn: str
     outcome: str
-    """``Deployed`` (took the traffic) or ``Failed`` (never did; the previous version kept serving)."""
+    """``Deployed`` (took the traffic), ``RolledBack`` (an older version took it back, ``reason`` says why) or
+    ``Failed`` (never did; the previous version kept serving)."""
     reason: str = ""
+
+
+DEPLOYED, ROLLED_BACK, FAILED = "Deployed", "RolledBack", "Failed"
 
 
 @dataclass

@@ -91,6 +91,7 @@ def run_script(
     console: BinaryIO,
     on_line: Callable[[str], None] = lambda line: None,
     terminate_timeout_s: float = 10.0,
+    cancel: threading.Event | None = None,
 ) -> None:
     """Run ``python <script> <arguments>`` and stream its output, live, to the console and to a log file.
 
@@ -99,6 +100,9 @@ def run_script(
     interrupted (Ctrl-C, SIGTERM turned into an exception) the script and every process it started are stopped
     before the error goes on: the script runs in a process group of its own, and an interruption that arrives
     while it is being started is held until the code that stops it is in place.
+
+    ``cancel``: for a script run from another thread (where no signal arrives), an event that stops it the
+    same way when set; it then ends as a failure.
     """
     run.log_path.parent.mkdir(parents=True, exist_ok=True)
     command = [sys.executable, str(run.script), *run.arguments]
@@ -115,6 +119,10 @@ def run_script(
                 start_new_session=True,  # its own process group: stopped as a whole, Ctrl-C goes to us
             )
         assert process.stdout is not None
+        if cancel is not None:
+            threading.Thread(
+                target=_stop_when_cancelled, args=(process, cancel, terminate_timeout_s), daemon=True
+            ).start()
         lines = _LineSplitter()
         last_lines: list[str] = []
         try:
@@ -141,6 +149,15 @@ def run_script(
             f"{run.script.name} {how} (log: {run.log_path})"
             + ("\n  " + "\n  ".join(error_lines) if error_lines else "")
         )
+
+
+def _stop_when_cancelled(
+    process: subprocess.Popen[bytes], cancel: threading.Event, terminate_timeout_s: float
+) -> None:
+    while not cancel.wait(0.2):
+        if process.poll() is not None:
+            return
+    _stop_group(process, terminate_timeout_s)
 
 
 def _stop_group(process: subprocess.Popen[bytes], terminate_timeout_s: float) -> None:

@@ -26,7 +26,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from model_build.steps.features import EVENT_TIME, FEATURE_DEFINITIONS, FEATURE_NAMES, RECORD_IDENTIFIER
-from pipelines.local.query_limits import QueryLimits, QueryStopped, RunningQueries
+from pipelines.local.query_limits import (
+    TYPED_QUERY_LIMITS,
+    QueryLimits,
+    QueryStopped,
+    RunningQueries,
+    parse_row_limit,
+)
 
 ONLINE_VIEW = "reviews"
 HISTORY_VIEW = "reviews_history"
@@ -46,7 +52,6 @@ SCHEMA = pa.schema(
 _TYPES = {feature.name: feature.type for feature in FEATURE_DEFINITIONS}
 
 Row = dict[str, Any]
-DEFAULT_LIMITS = QueryLimits()
 
 
 class FeatureStoreError(ValueError):
@@ -223,16 +228,18 @@ class FeatureStore:
         self,
         sql: str,
         max_rows: int,
-        limits: QueryLimits = DEFAULT_LIMITS,
+        limits: QueryLimits = TYPED_QUERY_LIMITS,
         running: RunningQueries | None = None,
     ) -> tuple[list[str], list[tuple[Any, ...]], bool]:
         """One ``SELECT`` (or ``EXPLAIN``) over the views, for SQL typed by someone other than the store's
-        owner (the web page's box): the connection may read only the offline store's files and its settings
+        owner (the web page's box, ``pipelines features query``): the connection may read only the offline store's files and its settings
         are locked, so the query can neither write nor read elsewhere, nor use more than ``limits`` allow
         (time, memory, threads); ``running`` lets a stopping server interrupt it. Returns the columns, at
         most ``max_rows`` rows and whether more were left out."""
-        if max_rows < 1:
-            raise FeatureStoreError(f"the row limit must be at least 1, not {max_rows}")
+        try:
+            parse_row_limit(max_rows)
+        except ValueError as problem:
+            raise FeatureStoreError(str(problem)) from None
         connection = self.connect()
         try:
             try:

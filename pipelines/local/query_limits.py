@@ -48,6 +48,24 @@ class QueryLimits:
         )
 
 
+TYPED_QUERY_LIMITS = QueryLimits()
+"""What one query typed by a person may use, on the page's SQL box and ``pipelines features query`` alike."""
+DEFAULT_ROWS = 50
+MAX_ROWS = 10_000
+"""Rows one typed query may return (the page's limit box, the CLI's ``--max-rows``)."""
+
+
+def parse_row_limit(value: str | int) -> int:
+    """``value`` as a row limit; ValueError naming the allowed range if it is none."""
+    try:
+        limit = int(value)
+    except ValueError:
+        limit = 0
+    if not 1 <= limit <= MAX_ROWS:
+        raise ValueError(f"the row limit must be a whole number from 1 to {MAX_ROWS}, not {value!r}")
+    return limit
+
+
 class QueryStopped(Exception):
     """The query was stopped: it ran past its time limit, or its server is stopping."""
 

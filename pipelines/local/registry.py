@@ -14,14 +14,15 @@ from __future__ import annotations
 import builtins
 import json
 import sqlite3
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+from pipelines.local import sqlite_store
 from pipelines.local.events import EventLog, model_package_state_change
 from pipelines.local.workspace import LOCAL_ACCOUNT, Workspace
 
@@ -139,6 +140,19 @@ class ModelPackage:
                 return str(best.get("name")), float(best_f1), float(margin)
         return None
 
+    def champion(self) -> dict[str, Any] | None:
+        """What evaluation said of the champion: ``champion_check`` (outcome, message, margin) with the
+        champion's ARN and macro-F1; None for a version evaluated before there was a champion check."""
+        check = self.metrics.get("champion_check")
+        if not isinstance(check, dict):
+            return None
+        scored = self.metrics.get("champion", {})
+        return {
+            **check,
+            "model_package_arn": scored.get("model_package_arn"),
+            "f1_macro": scored.get("f1_macro", {}).get("value"),
+        }
+
     def describe(self) -> dict[str, Any]:
         """The shape of SageMaker's DescribeModelPackage response (and of the event's ``detail``)."""
         return {
@@ -202,6 +216,14 @@ class ModelPackage:
         }
 
 
+@dataclass(frozen=True)
+class Champion:
+    """The version a new one is compared with, and why it is the one."""
+
+    package: ModelPackage
+    reason: str
+
+
 def change_approval(
     workspace: Workspace, version: int, status: ApprovalStatus | str, note: str | None = None
 ) -> tuple[ModelPackage, list[str]]:
@@ -233,16 +255,8 @@ class ModelRegistry:
         self.account = account
         self.events = events
         self.delivery_failures: list[str] = []
-        path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            self._connection = sqlite3.connect(path, timeout=60, isolation_level=None)
-            self._connection.row_factory = sqlite3.Row
-            self._connection.execute("PRAGMA busy_timeout = 60000")
-            self._connection.execute("PRAGMA journal_mode = WAL")
-            self._connection.execute("PRAGMA foreign_keys = ON")
-            check = self._connection.execute("PRAGMA quick_check").fetchone()[0]
-            if check != "ok":
-                raise sqlite3.DatabaseError(check)
+            self._connection = sqlite_store.connect(path)
             with self._transaction() as connection:
                 version = connection.execute("PRAGMA user_version").fetchone()[0]
                 if version not in (0, SCHEMA_VERSION):
@@ -269,16 +283,8 @@ class ModelRegistry:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
-    @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        """``BEGIN IMMEDIATE`` takes the write lock up front, so read-then-write cannot interleave."""
-        self._connection.execute("BEGIN IMMEDIATE")
-        try:
-            yield self._connection
-        except BaseException:
-            self._connection.execute("ROLLBACK")
-            raise
-        self._connection.execute("COMMIT")
+    def _transaction(self) -> AbstractContextManager[sqlite3.Connection]:
+        return sqlite_store.transaction(self._connection)
 
     def arn(self, group: str, version: int) -> str:
         return f"arn:aws:sagemaker:{self.region}:{self.account}:model-package/{group}/{version}"
@@ -387,6 +393,26 @@ class ModelRegistry:
         """The newest version with ``status``: what a deployment of the group should serve."""
         packages = self.list(group, status)
         return packages[-1] if packages else None
+
+    def champion(self, group: str, served_arn: str | None) -> Champion | None:
+        """The model a new version must not be worse than: the one production serves (``served_arn``, what
+        the prod endpoint's state says), else the newest approved version; None when there is neither."""
+        if served_arn:
+            served = self.by_arn(group, served_arn)
+            if served is not None:
+                return Champion(served, "serves production")
+        newest = self.latest(group)
+        return Champion(newest, "the newest Approved version") if newest is not None else None
+
+    def by_arn(self, group: str, arn: str) -> ModelPackage | None:
+        """The version of ``group`` with this ARN (as :meth:`arn` spells it), or None."""
+        prefix, _, version = arn.rpartition("/")
+        if prefix != self.arn(group, 0).rpartition("/")[0] or not version.isdigit():
+            return None
+        try:
+            return self.describe(group, int(version))
+        except RegistryError:
+            return None
 
     def groups(self) -> builtins.list[str]:
         return [

@@ -9,6 +9,8 @@ come from the spec; this module only knows how SageMaker executes each *kind* of
   (the Feature Store) served on loopback while it runs;
 - ``Training``: channels under ``/opt/ml/input/data/<channel>`` with ``SM_CHANNEL_*``, hyperparameters as
   ``--name value``, ``SM_MODEL_DIR`` packed into ``model.tar.gz``, the metric regexes applied to its log;
+- ``Tuning``: a training step, or with ``max_jobs`` above 0 a seeded search (:mod:`pipelines.local.tuning`)
+  whose trials are training runs of their own; the best trial's model is the step's;
 - ``Condition``: every check's ``JsonGet`` compared with its right-hand value; the branch taken decides which
   of the branch steps listed after it run (the others are recorded as not run);
 - ``RegisterModel``: a new version in the local Model Registry; ``Fail``: the execution fails with the step's
@@ -38,6 +40,8 @@ from model_build import parameters
 from model_build.code_upload import CodeSet
 from model_build.pipeline_spec import (
     BUNDLED_MODEL,
+    CHAMPION_PARAMETER,
+    CHAMPION_URL_PARAMETER,
     EXIT_MESSAGE,
     FEATURE_STORE,
     PIPELINE,
@@ -55,15 +59,17 @@ from model_build.pipeline_spec import (
     RegisterStep,
     StepOutput,
     TrainingStep,
+    TuningStep,
     Value,
 )
-from pipelines.local import container
+from model_build.steps.champion import NO_CHAMPION
+from pipelines.local import container, tuning
 from pipelines.local.cache import CacheEntry, StepCache, cache_key, content_hash
 from pipelines.local.events import EventLog
 from pipelines.local.executions import ExecutionRecord, ExecutionStore, Status, StepRecord, now
 from pipelines.local.feature_store import FeatureStore
 from pipelines.local.feature_store_server import ENDPOINT_ENV, serve
-from pipelines.local.registry import Lineage, ModelRegistry
+from pipelines.local.registry import Champion, Lineage, ModelRegistry
 from pipelines.local.workspace import LOCAL_ACCOUNT, REPO_ROOT, Workspace
 
 MODEL_ARCHIVE = "model.tar.gz"
@@ -107,6 +113,15 @@ class _Execution:
         return self.record.id
 
 
+@dataclass(frozen=True)
+class _TrainingRun:
+    """A finished training job: its container folder (model and output inside), metric series and log."""
+
+    folder: container.ContainerFolder
+    series: dict[str, list[float]]
+    log: Path
+
+
 class LocalRunner:
     """Executes the pipeline in a run folder. One runner may run several executions, one at a time."""
 
@@ -138,6 +153,7 @@ class LocalRunner:
         return {
             ProcessingStep.kind: self._run_processing,
             TrainingStep.kind: self._run_training,
+            TuningStep.kind: self._run_tuning,
             ConditionStep.kind: self._run_condition,
             RegisterStep.kind: self._run_register,
             FailStep.kind: self._run_fail,
@@ -146,7 +162,7 @@ class LocalRunner:
     def run(self, overrides: Mapping[str, ParameterValue] | None = None) -> ExecutionRecord:
         """Run every step; returns the record, Succeeded or Failed. Interruptions are re-raised after the
         record says Failed, so the caller can exit with the signal's status."""
-        values = parameters.resolve(self.spec, overrides or {}, local=True)
+        values = self._with_champion(parameters.resolve(self.spec, overrides or {}, local=True))
         record = self.executions.create(self.workspace.config.pipeline_name, values)
         execution = _Execution(record, values)
         total = len(self.spec.steps)
@@ -182,6 +198,61 @@ class LocalRunner:
                 raise
         return record
 
+    def _with_champion(self, values: dict[str, ParameterValue]) -> dict[str, ParameterValue]:
+        """``values`` with the champion filled in, as ``run --sagemaker`` does before it starts an execution.
+
+        Resolved once, at the start, and recorded with the execution's parameters: the run says which
+        version it was compared with, and the evaluation's cache key changes when the champion does. Empty
+        means find it (what prod serves, else the newest Approved version); ``none`` means go without; an
+        ARN names a version of this registry, whose model is used unless ``ChampionModelUrl`` is given; a
+        ``ChampionModelUrl`` alone is a model to compare with that is no registered version.
+        """
+        if CHAMPION_PARAMETER not in self.spec.parameter_names:
+            return values
+        arn = str(values[CHAMPION_PARAMETER]).strip()
+        if arn.lower() == NO_CHAMPION:
+            self._say(f"Champion: none ({CHAMPION_PARAMETER}=none): the champion check holds without one")
+            return {**values, CHAMPION_PARAMETER: NO_CHAMPION, CHAMPION_URL_PARAMETER: ""}
+        if not arn and values[CHAMPION_URL_PARAMETER]:
+            self._say(
+                f"Champion: the model {values[CHAMPION_URL_PARAMETER]} ({CHAMPION_URL_PARAMETER}, no version)"
+            )
+            return values
+        from model_deploy.local.state import EndpointStore
+        from model_deploy.stage_config import STAGES
+
+        config = self.workspace.config
+        group = config.model_package_group_name
+        found: Champion | None
+        with ModelRegistry(self.workspace.registry_path, config.region) as registry:
+            if arn:
+                package = registry.by_arn(group, arn)
+                if package is None:
+                    raise ValueError(
+                        f"--param {CHAMPION_PARAMETER}={arn}: no such version in {group} "
+                        f"({self.workspace.registry_path}); `python -m pipelines registry list` lists them, "
+                        f"'none' runs without a champion"
+                    )
+                found = Champion(package, f"named by {CHAMPION_PARAMETER}")
+            else:
+                prod = (
+                    EndpointStore(self.workspace.endpoints_dir).load().get(config.endpoint_name(STAGES[-1]))
+                )
+                found = registry.champion(group, prod.model_package_arn if prod else None)
+        if found is None:
+            self._say(
+                "Champion: none yet (no version serves prod, none is Approved): the champion check holds"
+            )
+            return values
+        package = found.package
+        url = str(values[CHAMPION_URL_PARAMETER]) or package.model_data_url
+        f1 = package.metric("f1_macro")
+        self._say(
+            f"Champion: version {package.version} ({found.reason}; test macro-F1 "
+            f"{'n/a' if f1 is None else f'{f1:.4f}'} when it was registered)"
+        )
+        return {**values, CHAMPION_PARAMETER: package.arn, CHAMPION_URL_PARAMETER: url}
+
     def _finish(self, execution: _Execution, status: Status, reason: str | None = None) -> None:
         record = execution.record
         record.status, record.failure_reason, record.ended = status, reason, now()
@@ -215,6 +286,14 @@ class LocalRunner:
 
     def _run_training(self, execution: _Execution, step: TrainingStep) -> None:
         self._run_job(execution, step, self._train)
+
+    def _run_tuning(self, execution: _Execution, step: TuningStep) -> None:
+        max_jobs = self._resolve(execution, step.max_jobs)
+        if not isinstance(max_jobs, int) or isinstance(max_jobs, bool) or max_jobs < 0:
+            raise StepFailed(
+                f"{step.name}: the number of tuning jobs must be a whole number >= 0, got {max_jobs!r}"
+            )
+        self._run_job(execution, step, self._tune if max_jobs else self._train)
 
     def _run_job(
         self,
@@ -360,8 +439,100 @@ class LocalRunner:
         step: StepRecord,
         sources: Mapping[str, Path],
     ) -> None:
-        folder = container.ContainerFolder(self._work_dir(execution, spec_step.name))
-        environment = self._base_environment()
+        self._note_single_instance(execution, spec_step.instance_count, "training")
+        hyperparameters = {name: self._render(execution, v) for name, v in spec_step.hyperparameters.items()}
+        checkpoints = self._checkpoint_dir(execution, spec_step, "")
+        step.log = str(self.executions.folder(execution.id) / "logs" / f"{spec_step.name}.log")
+        self.executions.save(execution.record)  # the log is readable while the job runs
+        run = self._fit(execution, spec_step, sources, hyperparameters, checkpoints, spec_step.name)
+        self._publish_training(execution, spec_step, step, run)
+
+    def _tune(
+        self,
+        execution: _Execution,
+        spec_step: TuningStep,
+        step: StepRecord,
+        sources: Mapping[str, Path],
+    ) -> None:
+        """The search: each trial a training run of its own (folder, log, checkpoints), the best one published."""
+        self._note_single_instance(execution, spec_step.instance_count, "training")
+        base = {name: self._render(execution, v) for name, v in spec_step.hyperparameters.items()}
+        max_jobs = int(self._resolve(execution, spec_step.max_jobs))
+        cores = os.cpu_count() or 1
+        parallel = max(1, min(int(self._resolve(execution, spec_step.max_parallel_jobs)), cores, max_jobs))
+        # Trials side by side share the cores instead of each starting a thread per core.
+        threads = {"OMP_NUM_THREADS": str(max(1, cores // parallel))} if parallel > 1 else {}
+        runs: dict[int, _TrainingRun] = {}
+        self._say(
+            f"  tuning: {max_jobs} trials, {parallel} at a time, maximizing {spec_step.objective}; "
+            f"searching {', '.join(r.hyperparameter for r in spec_step.ranges)}"
+        )
+
+        def fit(number: int, drawn: dict[str, str], cancel: threading.Event) -> dict[str, list[float]]:
+            name = f"{spec_step.name}-trial-{number:02d}"
+            checkpoints = self._checkpoint_dir(execution, spec_step, f"trial-{number:02d}")
+            try:
+                runs[number] = self._fit(
+                    execution, spec_step, sources, {**base, **drawn}, checkpoints, name, threads, cancel
+                )
+            except BaseException:
+                container.remove_tree(self.executions.folder(execution.id) / "work" / name)  # its log stays
+                raise
+            return runs[number].series
+
+        try:
+            trials = tuning.search(
+                spec_step.ranges,
+                spec_step.objective,
+                max_jobs,
+                parallel,
+                int(self._resolve(execution, spec_step.random_seed)),
+                fit,
+                self.console,
+            )
+        except tuning.NoTrialSucceeded as error:
+            raise StepFailed(str(error)) from None
+        finally:
+            logs = self.executions.folder(execution.id) / "logs"
+            step.detail["trial_logs"] = sorted(
+                str(path) for path in logs.glob(f"{spec_step.name}-trial-*.log")
+            )
+        chosen = tuning.best(trials)
+        step.detail["trials"] = [trial.as_record() for trial in trials]
+        step.detail["best_trial"] = chosen.number
+        step.detail["best_hyperparameters"] = chosen.hyperparameters
+        self._say(tuning.summary(trials, spec_step.objective))
+        for number, run in runs.items():
+            if number != chosen.number:
+                container.remove_tree(run.folder.root)
+        step.log = str(runs[chosen.number].log)
+        self._publish_training(execution, spec_step, step, runs[chosen.number])
+
+    def _checkpoint_dir(self, execution: _Execution, spec_step: TrainingStep, trial: str) -> Path | None:
+        """As SageMaker's CheckpointConfig: ``<artifacts>/<pipeline prefix>/checkpoints/<execution id>``."""
+        if not spec_step.checkpoints:
+            return None
+        prefix = f"{self.workspace.config.pipeline_artifacts_prefix}/{CHECKPOINTS_FOLDER}/{execution.id}"
+        folder = self.workspace.local_path(f"s3://{self.workspace.artifacts_bucket}/{prefix}")
+        return folder / trial if trial else folder
+
+    def _fit(
+        self,
+        execution: _Execution,
+        spec_step: TrainingStep,
+        sources: Mapping[str, Path],
+        hyperparameters: Mapping[str, str],
+        checkpoints: Path | None,
+        name: str,
+        extra_environment: Mapping[str, str] | None = None,
+        cancel: threading.Event | None = None,
+    ) -> _TrainingRun:
+        """One training job in a container folder of its own; its metric series from the spec's regexes.
+
+        A run with ``cancel`` is a trial beside others: its output goes to its log only, not the console.
+        """
+        folder = container.ContainerFolder(self._work_dir(execution, name))
+        environment = {**self._base_environment(), **(extra_environment or {})}
         for channel in spec_step.channels:
             channel_dir = folder.path(f"/opt/ml/input/data/{channel}")
             container.stage(sources[channel], channel_dir)
@@ -369,45 +540,55 @@ class LocalRunner:
         model_dir, output_dir = folder.path("/opt/ml/model"), folder.path("/opt/ml/output")
         for path in (model_dir, output_dir / "data"):
             path.mkdir(parents=True, exist_ok=True)
-        hyperparameters = {name: self._render(execution, v) for name, v in spec_step.hyperparameters.items()}
         environment.update(
             SM_MODEL_DIR=str(model_dir),
             SM_OUTPUT_DIR=str(output_dir),
             SM_OUTPUT_DATA_DIR=str(output_dir / "data"),
             SM_INPUT_DIR=str(folder.path("/opt/ml/input")),
             SM_CHANNELS=json.dumps(sorted(spec_step.channels)),
-            SM_HPS=json.dumps(hyperparameters),
+            SM_HPS=json.dumps(dict(hyperparameters)),
             SM_HOSTS=json.dumps([TRAINING_HOST]),
             SM_CURRENT_HOST=TRAINING_HOST,
             SM_NUM_GPUS="0",
             SM_NUM_CPUS=str(os.cpu_count() or 1),
             SM_USER_ENTRY_POINT=spec_step.script,
         )
-        self._note_single_instance(execution, spec_step.instance_count, "training")
         # SageMaker's CheckpointConfig creates /opt/ml/checkpoints and syncs it to S3; here the script is told
         # where the execution's checkpoint folder is, in the same place in the artifacts bucket.
         arguments = [part for name, value in hyperparameters.items() for part in (f"--{name}", value)]
-        if spec_step.checkpoints:
-            prefix = f"{self.workspace.config.pipeline_artifacts_prefix}/{CHECKPOINTS_FOLDER}/{execution.id}"
-            checkpoints = self.workspace.local_path(f"s3://{self.workspace.artifacts_bucket}/{prefix}")
+        if checkpoints is not None:
             arguments += ["--checkpoint-dir", str(checkpoints)]
-        patterns = [(name, _compile(regex)) for name, regex in spec_step.metric_definitions]
+        patterns = [(metric, _compile(regex)) for metric, regex in spec_step.metric_definitions]
         series: dict[str, list[float]] = {}
 
         def collect(line: str) -> None:
-            for name, pattern in patterns:
+            for metric, pattern in patterns:
                 if match := pattern.search(line):
-                    series.setdefault(name, []).append(float(match.group(1)))
+                    series.setdefault(metric, []).append(float(match.group(1)))
 
-        self._run_script(execution, spec_step.script, arguments, environment, step, collect)
-        step.metrics = {name: values[-1] for name, values in series.items()}
-        step.detail["metric_series"] = series
+        log = self.executions.folder(execution.id) / "logs" / f"{name}.log"
+        run = container.ScriptRun(
+            self.steps_dir / spec_step.script, arguments, self.steps_dir, environment, log
+        )
+        console: Any = (
+            _Discard() if cancel else getattr(self.console, "buffer", None) or _TextToBytes(self.console)
+        )
+        container.run_script(run, console, collect, cancel=cancel)
+        return _TrainingRun(folder, series, log)
+
+    def _publish_training(
+        self, execution: _Execution, spec_step: TrainingStep, step: StepRecord, run: _TrainingRun
+    ) -> None:
+        """``SM_MODEL_DIR`` as ``model.tar.gz`` and the output data beside it, as SageMaker uploads them."""
+        step.metrics = {name: values[-1] for name, values in run.series.items()}
+        step.detail["metric_series"] = run.series
         output_prefix = self.workspace.step_output_uri(execution.id, spec_step.name, "output")
+        model_dir, output_dir = run.folder.path("/opt/ml/model"), run.folder.path("/opt/ml/output")
         container.pack_model(model_dir, self.workspace.local_path(f"{output_prefix}/{MODEL_ARCHIVE}"))
         # SageMaker uploads SM_OUTPUT_DATA_DIR as output.tar.gz; locally it stays a folder of viewable files.
         _publish(output_dir / "data", self.workspace.local_path(f"{output_prefix}/data"))
         step.outputs = {"model": f"{output_prefix}/{MODEL_ARCHIVE}", "output": f"{output_prefix}/data"}
-        container.remove_tree(folder.root)
+        container.remove_tree(run.folder.root)
 
     def _run_script(
         self,
@@ -478,8 +659,8 @@ class LocalRunner:
         for result in results:
             verdict = "holds" if result["outcome"] else "FAILS"
             self._say(
-                f"  {result['check']}: {result['json_path']} = {parameters.render(result['left'])} "
-                f"{result['operator']} {parameters.render(result['right'])}: {verdict}"
+                f"  {result['check']}: {result['json_path']} = {parameters.shown(result['left'])} "
+                f"{result['operator']} {parameters.shown(result['right'])}: {verdict}"
             )
         self._end_step(execution, step, Status.SUCCEEDED)
         return condition.if_true if outcome else condition.if_false
@@ -567,13 +748,15 @@ class LocalRunner:
 
     def _message_part(self, execution: _Execution, part: Value | JsonValue | str) -> str:
         if isinstance(part, JsonValue):
-            return parameters.render(self._json_get(execution, part))
+            return parameters.shown(self._json_get(execution, part))
         return parameters.render(self._resolve(execution, part))
 
     # ------------------------------------------------------------------------------------ values
     def _resolve(self, execution: _Execution, value: Value) -> ParameterValue:
         if isinstance(value, Param):
             resolved = execution.values[value.name]
+            if self.spec.parameter(value.name).model_artifact and str(resolved).startswith("s3://"):
+                return str(self.workspace.local_path(str(resolved)))  # the job fetches it: hand it the file
             return str(_bundled_model_dir()) if resolved == BUNDLED_MODEL else resolved
         if isinstance(value, Config):
             return getattr(self.workspace.config, value.attribute)
@@ -671,6 +854,16 @@ def _git_commit(repo_root: Path) -> str | None:
     except (OSError, subprocess.CalledProcessError):
         return None
     return f"{commit}-dirty" if dirty else commit
+
+
+class _Discard:
+    """Where a trial's output goes besides its log: nowhere (trials side by side would interleave)."""
+
+    def write(self, data: bytes) -> int:
+        return len(data)
+
+    def flush(self) -> None:
+        pass
 
 
 class _TextToBytes:

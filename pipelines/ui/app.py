@@ -20,6 +20,7 @@ import contextlib
 import json
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, quote
@@ -37,11 +38,11 @@ from starlette.templating import Jinja2Templates
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from model_build.parameters import render
-from model_build.pipeline_spec import PIPELINE
+from model_build.pipeline_spec import PIPELINE, retry_policy_text
 from model_deploy.local.state import EndpointStore
 from pipelines.local.executions import ExecutionNotFound, ExecutionRecord, ExecutionStore, Status
 from pipelines.local.feature_store import FeatureStore, FeatureStoreError
-from pipelines.local.query_limits import QueryLimits, RunningQueries
+from pipelines.local.query_limits import DEFAULT_ROWS, TYPED_QUERY_LIMITS, RunningQueries, parse_row_limit
 from pipelines.local.registry import (
     ApprovalStatus,
     ModelPackage,
@@ -51,7 +52,8 @@ from pipelines.local.registry import (
 )
 from pipelines.local.workspace import Workspace
 from pipelines.ui.graph import build_graph, duration_text
-from pipelines.ui.jobs import RUNNING, JobRunning, Jobs
+from pipelines.ui.jobs import DONE, RUNNING, JobRunning, Jobs
+from pipelines.ui.review import review_routes
 
 HERE = Path(__file__).resolve().parent
 LOOPBACK_HOSTS = ["127.0.0.1", "localhost"]
@@ -59,14 +61,12 @@ LOG_TAIL_LINES = 40
 MAX_LISTED_FILES = 12
 """Files listed per step output; the rest are counted (the Feature Store's output holds many Parquet files)."""
 DEFAULT_SQL = "SELECT sentiment, count(*) AS reviews FROM reviews GROUP BY 1 ORDER BY 1"
-DEFAULT_ROW_LIMIT = 50
-MAX_ROW_LIMIT = 10_000
-SQL_LIMITS = QueryLimits(seconds=10.0, memory="2GB", threads=2)
+SQL_LIMITS = TYPED_QUERY_LIMITS
 """What one query from the SQL box may use, so that a query over a huge product cannot take the machine."""
 MAX_FORM_BYTES = 64 * 1024
 APPROVAL_WAIT_SECONDS = 30.0
 """How long an Approve click waits for the registry to take the change (the rollout then goes on behind)."""
-SERVED_FOLDERS = ("s3", "executions")
+SERVED_FOLDERS = ("s3", "executions", "monitoring")
 """What ``/files`` serves from the run folder: step outputs and logs, never ``endpoints/server.json`` (its
 token guards the endpoint server's control routes)."""
 
@@ -142,10 +142,13 @@ def create_app(
             records=records,
             checks={record.id: _checks(record) for record in records},
             changed={record.id: _changed_parameters(record) for record in records},
+            versions={record.id: _registered_version(record) for record in records},
         )
 
     def execution_detail(request: Request) -> Response:
         record = executions.load(request.path_params["execution_id"])
+        policies = [step.detail["retry_policies"] for step in record.steps if "retry_policies" in step.detail]
+        common_retries = max(policies, key=policies.count) if policies else []
         steps = []
         for step in record.steps:
             outputs = []
@@ -169,7 +172,16 @@ def create_app(
                     "record": step,
                     "outputs": outputs,
                     "log_tail": _tail(Path(step.log)) if step.log else None,
-                    "detail": {k: v for k, v in step.detail.items() if k not in ("metric_series", "checks")},
+                    "detail": {
+                        k: v
+                        for k, v in step.detail.items()
+                        if k not in ("metric_series", "checks", "outcome", "retry_policies")
+                    },
+                    "retries": [
+                        retry_policy_text(policy)
+                        for policy in step.detail.get("retry_policies", [])
+                        if step.detail.get("retry_policies") != common_retries
+                    ],
                 }
             )
         pictures = [{"name": path.name, "url": file_url(path)} for path in record.pictures(workspace)]
@@ -183,6 +195,7 @@ def create_app(
             checks=_checks(record),
             pictures=pictures,
             version=_registered_version(record),
+            retries=[retry_policy_text(policy) for policy in common_retries],
         )
 
     def step_log(request: Request) -> Response:
@@ -294,18 +307,64 @@ def create_app(
         except RolloutError as problem:
             described, server, error = [], None, error or str(problem)
         promote = jobs.get("promote")
+        rejected = serving_rejected(described)
+        if promote is not None and promote.state == DONE and promote.ended is not None:
+            ended = datetime.fromisoformat(promote.ended)
+            changed_since = any(
+                datetime.fromisoformat(entry["time"].replace("Z", "+00:00")) > ended
+                for endpoint in described
+                for entry in endpoint.get("History") or []
+            )
+            if rejected or changed_since:
+                promote = None  # a "Done" that no longer describes what serves
         return page(
             request,
             "endpoints.html",
             status_code=status_code,
             live=bool(promote and promote.state == RUNNING) or jobs.running(),
             endpoints=described,
+            rejected=rejected,
             prod_version=next((e["Version"] for e in described if e.get("Stage") == STAGES[-1]), None),
             server=server,
             answers=answers or {},
             promote=promote,
             error=error,
         )
+
+    def serving_rejected(described: list[dict[str, Any]]) -> dict[str, int]:
+        """Endpoint -> the Rejected version it still serves: said on every page that shows the endpoint."""
+        found: dict[str, int] = {}
+        with registry() as opened:
+            for endpoint in described:
+                if not endpoint.get("Version"):
+                    continue
+                version = int(endpoint["Version"])
+                try:
+                    status = opened.describe(group, version).approval_status
+                except RegistryError:
+                    continue
+                if status == ApprovalStatus.REJECTED:
+                    found[str(endpoint["EndpointName"])] = version
+        return found
+
+    # ------------------------------------------------------------------------------------------- monitoring
+    def monitoring(request: Request) -> Response:
+        from model_deploy.local.monitoring import MonitoringError, MonitoringRunStore, monitoring_dir
+
+        error = ""
+        try:
+            runs = MonitoringRunStore(monitoring_dir(workspace)).list()
+        except MonitoringError as problem:
+            runs, error = [], str(problem)
+        by_endpoint: dict[str, list[Any]] = {}
+        for run in reversed(runs):  # newest first
+            by_endpoint.setdefault(run.endpoint, []).append(run)
+        pictures = {
+            name: file_url(Path(found[0].picture))
+            for name, found in by_endpoint.items()
+            if Path(found[0].picture).is_file() and Path(found[0].picture).is_relative_to(workspace.root)
+        }
+        return page(request, "monitoring.html", by_endpoint=by_endpoint, pictures=pictures, error=error)
 
     def endpoints(request: Request) -> Response:
         return endpoints_page(request)
@@ -322,7 +381,15 @@ def create_app(
         except RolloutError as error:
             answer: dict[str, Any] = {"texts": texts, "error": str(error)}
             return await run_in_threadpool(endpoints_page, request, {name: answer}, 502)
-        answer = {"texts": texts, "results": list(zip(texts, results, strict=True)), "variant": variant}
+        from model_deploy.local.state import EndpointStore
+
+        record = EndpointStore(workspace.endpoints_dir).load().get(name)
+        answer = {
+            "texts": texts,
+            "results": list(zip(texts, results, strict=True)),
+            "variant": variant,
+            "version": record.version if record else None,
+        }
         return await run_in_threadpool(endpoints_page, request, {name: answer})
 
     async def promote(request: Request) -> Response:
@@ -341,19 +408,15 @@ def create_app(
     # ------------------------------------------------------------------------------------------- features
     def features(request: Request) -> Response:
         sql = request.query_params.get("sql", DEFAULT_SQL)
-        limit_text = request.query_params.get("limit", str(DEFAULT_ROW_LIMIT))
+        limit_text = request.query_params.get("limit", str(DEFAULT_ROWS))
         columns: list[str] = []
         rows: list[tuple[Any, ...]] = []
         more, error = False, ""
         try:
-            limit = int(limit_text)
-            if not 1 <= limit <= MAX_ROW_LIMIT:
-                raise ValueError
-        except ValueError:
-            limit, error = (
-                DEFAULT_ROW_LIMIT,
-                f"The row limit must be a whole number from 1 to {MAX_ROW_LIMIT}.",
-            )
+            limit = parse_row_limit(limit_text)
+        except ValueError as problem:
+            text = str(problem)
+            limit, error = DEFAULT_ROWS, f"{text[:1].upper()}{text[1:]}."
         if not error and sql.strip():
             try:
                 columns, rows, more = FeatureStore(workspace.offline_store_root).query_read_only(
@@ -403,6 +466,8 @@ def create_app(
         Route("/endpoints/promote", promote, methods=["POST"]),
         Route("/endpoints/{name}/predict", predict, methods=["POST"]),
         Route("/features", features),
+        Route("/monitoring", monitoring),
+        *review_routes(workspace, page),
         Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
     ]
     handlers: dict[Any, Callable[[Request, Exception], Awaitable[Response]]] = {

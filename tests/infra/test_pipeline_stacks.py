@@ -64,7 +64,8 @@ def test_codebuild_installs_the_repo_and_runs_the_cli(default_app: SynthesizedAp
     build = default_app.template("build")
     project = _run_pipeline_project(build)
     spec = json.loads(project["Properties"]["Source"]["BuildSpec"])
-    assert spec["phases"]["install"]["commands"] == ["pip install --no-cache-dir -r requirements.txt"]
+    # What building and starting the definition needs, no more (tests/infra/test_build_requirements.py).
+    assert spec["phases"]["install"]["commands"] == ["pip install --no-cache-dir -r requirements-build.txt"]
     assert spec["phases"]["build"]["commands"] == [BUILD_COMMAND]
     assert BUILD_COMMAND == "python -m pipelines run --sagemaker --wait"
     assert "EncryptionKey" in project["Properties"]

@@ -9,7 +9,6 @@ import subprocess
 import sys
 from collections import Counter
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from unittest import mock
@@ -19,7 +18,6 @@ from aws_cdk import App
 from aws_cdk.assertions import Match, Template
 from cfnlint.api import lint
 
-from infra.app_builder import build_app, build_project_template, load_from_context
 from infra.constructs.product_launch_role import LAUNCH_PERMISSIONS, ProductLaunchRole, ProductLaunchRoleProps
 from infra.constructs.project_portfolio import STUDIO_VISIBILITY_TAG
 from infra.project_template_settings import ProjectTemplateSettings
@@ -32,12 +30,8 @@ from model_build.config import (
 )
 from model_build.step_roles import step_roles
 from model_deploy.aws.names import endpoint_role_name, endpoint_stack_name
-from tests.infra.conftest import REPO_ROOT, cdk_json_context
+from tests.infra.conftest import REPO_ROOT, STUDIO_ROLES, PublishedTemplate, cdk_json_context
 
-STUDIO_ROLES = (
-    "arn:aws:iam::123456789012:role/service-role/AmazonSageMaker-ExecutionRole-20260101T000000",
-    "arn:aws:iam::123456789012:role/data-scientists",
-)
 ACCOUNT = "123456789012"
 REGION = "eu-west-1"
 
@@ -58,40 +52,6 @@ PHYSICAL_NAME = {
     "AWS::Events::Rule": ("Name",),
     "AWS::CodeBuild::Project": ("Name",),
 }
-
-
-@dataclass
-class PublishedTemplate:
-    app: App
-    portfolio: dict[str, Any]
-    product: dict[str, Any]
-    mlops_templates: dict[str, dict[str, Any]]
-    outdir: Path
-
-
-@pytest.fixture(scope="module")
-def published(tmp_path_factory: pytest.TempPathFactory) -> PublishedTemplate:
-    """The app as ``cdk synth -c sagemakerExecutionRoleArns=...`` builds it, with cdk-nag on every stack."""
-    outdir = tmp_path_factory.mktemp("cdk-project-template")
-    context = {**cdk_json_context(), "sagemakerExecutionRoleArns": ",".join(STUDIO_ROLES)}
-    with mock.patch.dict(os.environ):
-        for variable in ("MLOPS_PROJECT_NAME", "MLOPS_ENVIRONMENT", SAGEMAKER_PROJECT_ID_VARIABLE):
-            os.environ.pop(variable, None)
-        app = App(context=context, outdir=str(outdir))
-        config, settings = load_from_context(app)
-        stacks = build_app(app, config, settings)
-        template_settings = ProjectTemplateSettings.from_context(app.node.try_get_context)
-        stack = build_project_template(app, config, settings, template_settings)
-        assembly = app.synth()  # raises on any cdk-nag finding not acknowledged, the product's included
-    mlops = {s.stack_name: assembly.get_stack_by_name(s.stack_name).template for s in stacks.all()}
-    product_file = outdir / f"{stack.product_stack.artifact_id}.product.template.json"
-    return PublishedTemplate(
-        app,
-        assembly.get_stack_by_name(stack.stack_name).template,
-        json.loads(product_file.read_text()),
-        mlops,
-        outdir,
-    )
 
 
 def _resources(template: Mapping[str, Any], cfn_type: str) -> list[dict[str, Any]]:
@@ -152,6 +112,16 @@ def test_the_launch_role_grants_named_actions_on_the_projects_names(published: P
         "glue:CreateSecurityConfiguration",
         "glue:DeleteSecurityConfiguration",
         "glue:GetSecurityConfiguration",
+        "glue:CreateCrawler",
+        "kms:CreateKey",
+        "kms:ListAliases",
+        "logs:DescribeLogGroups",
+        "logs:DescribeIndexPolicies",
+        "logs:DescribeResourcePolicies",
+        "codecommit:ListRepositories",
+        "lakeformation:DescribeResource",
+        "lakeformation:ListResources",
+        "lakeformation:DescribeLakeFormationIdentityCenterConfiguration",
     }
     role_resources = next(s["Resource"] for s in statements if "iam:PassRole" in s["Action"])
     rendered = json.dumps(role_resources)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator
 from typing import Any
@@ -22,6 +23,10 @@ STAR_RESOURCE_ACTIONS = {
     "sagemaker:ListModelPackages",
     "application-autoscaling:DescribeScalableTargets",
     "application-autoscaling:DescribeScalingPolicies",
+    "application-autoscaling:DescribeScheduledActions",
+    "cloudwatch:GetMetricData",
+    "glue:GetSecurityConfiguration",
+    "ec2:DescribeInstanceTypes",
 }
 
 
@@ -220,3 +225,28 @@ def test_build_project_may_run_only_this_pipeline_and_pass_only_the_execution_ro
         for resource in _as_list(s["Resource"])
     ]
     assert len(passed) == 1 and "ExecutionRole" in str(passed[0]), passed
+
+
+def test_framework_images_are_pulled_from_the_regions_own_dlc_account(any_app: SynthesizedApp) -> None:
+    """The Deep Learning Containers' account differs in opt-in regions: every stack that pulls them maps the
+    region to the account the SageMaker SDK's image configuration names, and no account is spelled."""
+    from infra.constructs.execution_role import (
+        DEEP_LEARNING_CONTAINERS_MAPPING,
+        deep_learning_containers_accounts,
+    )
+
+    accounts = deep_learning_containers_accounts()
+    assert accounts["us-east-1"] != accounts["af-south-1"], "opt-in regions have accounts of their own"
+    pulling = 0
+    for name, template in any_app.templates.items():
+        text = json.dumps({key: value for key, value in template.items() if key != "Mappings"})
+        assert accounts["us-east-1"] not in text, f"{name} spells the DLC account outside its mapping"
+        if "ecr:BatchGetImage" in text:
+            pulling += 1
+            mapping = template["Mappings"][DEEP_LEARNING_CONTAINERS_MAPPING]
+            assert {region: entry["account"] for region, entry in mapping.items()} == accounts
+            assert (
+                '"Fn::FindInMap": ["DeepLearningContainersAccounts", {"Ref": "AWS::Region"}, "account"]'
+                in text
+            )
+    assert pulling >= 2, "the registry's and the monitoring stack's roles pull framework images"

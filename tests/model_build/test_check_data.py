@@ -17,6 +17,8 @@ from typing import Any
 import check_data
 import pytest
 
+from model_build.pipeline_spec import PIPELINE, RegisterStep
+
 HEADER = ["Clothing ID", "Age", "Title", "Review Text", "Rating", "Recommended IND",
           "Positive Feedback Count", "Division Name", "Department Name", "Class Name"]  # fmt: skip
 
@@ -117,16 +119,48 @@ def test_a_missing_required_column_breaks_the_schema_and_names_it(tmp_path):
     assert message.endswith("- no row has a valid Rating (1-5): there is no Rating column")
 
 
-def test_a_column_full_of_missing_values_fails_with_its_share_and_threshold(tmp_path):
-    rows = [entry | {"Age": ""} for entry in constructed_rows()]
-    status, report, message = run(tmp_path, write_csv(tmp_path / "no-age.csv", rows))
+def test_a_column_the_pipeline_reads_full_of_missing_values_fails_with_its_share_and_threshold(tmp_path):
+    rows = [entry | {"Division Name": ""} for entry in constructed_rows()]
+    status, report, message = run(tmp_path, write_csv(tmp_path / "no-division.csv", rows))
     assert status == 1
-    assert report["missing_values"]["Age"]["share"] == 1.0
+    assert report["missing_values"]["Division Name"]["share"] == 1.0
     assert (
-        "- Age is empty in 100% of rows (11 of 11), above the 50% allowed (MaxMissingShare, --max-missing-share)"
-        in message
+        "- Division Name is empty in 100% of rows (11 of 11), above the 50% allowed "
+        "(MaxMissingShare, --max-missing-share)" in message
     )
     assert "Rating" not in message  # 1 of 11 missing: below the threshold
+
+
+def test_a_column_no_step_reads_is_reported_not_judged(tmp_path, capsys):
+    """Real review exports often lack a Title: the run goes on, the report says how empty it is."""
+    rows = [entry | {"Title": "", "Age": ""} for entry in constructed_rows()]
+    status, report, _ = run(tmp_path, write_csv(tmp_path / "no-title.csv", rows))
+    assert status == 0
+    assert report["missing_values"]["Title"]["share"] == 1.0
+    assert {"Title", "Age"} <= set(report["missing_values_not_judged"])
+    assert "Title" not in report["missing_values_judged"]
+    assert not any(check["where"] == "Title" for check in report["gate"]["checks"])
+    assert report["summary"]["max_missing_column"] != "Title"
+    assert "not read (reported, not judged): Age 100.0%, Title 100.0%" in capsys.readouterr().out.replace(
+        "columns the pipeline does not read", "not read"
+    )
+
+
+def test_rows_with_the_wrong_number_of_fields_are_counted_with_their_line_and_left_out(tmp_path):
+    path = write_csv(tmp_path / "ragged.csv", constructed_rows())
+    lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+    bad_long = ",".join(["x"] * (len(HEADER) + 2)) + "\n"
+    bad_short = "1,2,3,4,5,6\n"
+    path.write_text("".join([*lines[:3], bad_long, *lines[3:], bad_short]), encoding="utf-8")
+    status, report, _ = run(tmp_path, path)
+    assert status == 0  # the other rows are checked as usual; processing rejects these two
+    assert report["rows"] == len(lines) - 1
+    assert report["malformed_rows"]["count"] == 2
+    assert report["malformed_rows"]["first"] == [
+        f"ragged.csv: line 4: the row has {len(HEADER) + 2} fields, the header {len(HEADER)}",
+        f"ragged.csv: line {len(lines) + 2}: the row has 6 fields, the header {len(HEADER)}",
+    ]
+    assert report["schema"]["unparseable"]["Rating"]["count"] == 0  # "x" never reached the Rating column
 
 
 def test_unparseable_values_empty_texts_and_duplicates_are_counted(tmp_path):
@@ -172,7 +206,7 @@ def test_a_file_with_only_a_header_fails_saying_it_has_no_rows(tmp_path):
     status, report, message = run(tmp_path, write_csv(tmp_path / "header-only.csv", []))
     assert status == 1 and report["rows"] == 0
     assert message == (
-        "The data check failed 1 of its 18 checks; the pipeline stops before processing:\n"
+        "The data check failed 1 of its 13 checks; the pipeline stops before processing:\n"
         "- no row has a valid Rating (1-5): the input has no data rows, only a header"
     )
 
@@ -182,8 +216,9 @@ def test_every_check_says_what_it_measured_in_a_sentence(tmp_path):
     assert status == 0
     messages = {(check["check"], check["where"]): check["message"] for check in report["gate"]["checks"]}
     assert messages["rows with a valid rating", "Rating"] == "10 of 11 rows have a valid Rating (1-5)"
-    assert messages["missing-value share", "Age"] == (
-        "Age is empty in 0% of rows (0 of 11), within the 50% allowed (MaxMissingShare, --max-missing-share)"
+    assert messages["missing-value share", "Class Name"] == (
+        "Class Name is empty in 0% of rows (0 of 11), within the 50% allowed "
+        "(MaxMissingShare, --max-missing-share)"
     )
     assert messages["schema: values parse as the column's type", "Recommended IND"] == (
         "0% of Recommended IND values (0 of 11 non-empty) do not parse as 0 or 1, within the 5% allowed "
@@ -259,3 +294,20 @@ def test_each_threshold_names_the_pipeline_parameter_the_description_passes_it_f
         assert arguments[flag] == ps.Param(parameter), flag
     thresholds = {flag for flag in arguments if flag.startswith("--max-")}
     assert thresholds == set(check_data.PIPELINE_PARAMETERS)
+
+
+def test_human_labels_beside_the_data_are_counted_for_the_lineage(tmp_path):
+    """An export of the review queue (``Label Source`` set) beside the data: counted, not an unknown column,
+    and carried into the version's metadata (``DataCheckHumanLabels``)."""
+    folder = tmp_path / "input"
+    folder.mkdir()
+    write_csv(folder / "reviews.csv", constructed_rows())
+    labeled = [row(50 + i, "Dresses", "1", **{"Label Source": f"human-review:item-{i}:1 of 1 reviewers agreed"}) for i in range(3)]  # fmt: skip
+    write_csv(folder / "human-labels.csv", labeled, [*HEADER, "Label Source"])
+    status, report, _ = run(tmp_path, folder)
+    assert status == 0
+    assert report["labels"]["human_labels"] == report["summary"]["human_labels"] == 3
+    assert "Label Source" not in report["schema"]["unknown_columns"]
+    assert report["missing_values"]["Label Source"]["count"] == 0
+    (register,) = [step for step in PIPELINE.steps if isinstance(step, RegisterStep)]
+    assert ("DataCheckHumanLabels", "summary.human_labels") in register.data_report_metadata

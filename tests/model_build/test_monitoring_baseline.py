@@ -20,19 +20,65 @@ STEPS_DIR = Path(__file__).resolve().parents[2] / STEPS_SOURCE_DIR
 
 
 @pytest.fixture(scope="module")
-def evaluated(
+def model_and_splits(
     tmp_path_factory: pytest.TempPathFactory, sample_csv: Path, tiny_roberta_dir: Path
 ) -> tuple[Path, dict]:
     model = labelled_model(tiny_roberta_dir, tmp_path_factory.mktemp("model"))
-    splits = write_splits(tmp_path_factory.mktemp("splits"), sample_csv, tiny_roberta_dir)
-    output = tmp_path_factory.mktemp("evaluation")
+    return model, write_splits(tmp_path_factory.mktemp("splits"), sample_csv, tiny_roberta_dir)
+
+
+def evaluate(model: Path, splits: dict, output: Path, *extra: str) -> None:
     result = subprocess.run(
         [sys.executable, "evaluate.py", "--model-path", str(model), "--test-data", str(splits["test"]),
-         "--train-data", str(splits["train"]), "--output-data", str(output), "--max-seq-length", "32"],
+         "--train-data", str(splits["train"]), "--output-data", str(output), "--max-seq-length", "32",
+         *extra],
         cwd=STEPS_DIR, capture_output=True, text=True, timeout=600,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
+
+
+@pytest.fixture(scope="module")
+def evaluated(
+    tmp_path_factory: pytest.TempPathFactory, model_and_splits: tuple[Path, dict]
+) -> tuple[Path, dict]:
+    model, splits = model_and_splits
+    output = tmp_path_factory.mktemp("evaluation")
+    evaluate(model, splits, output)
     return output, splits
+
+
+def test_with_the_data_checks_class_shares_each_class_weighs_its_share_of_the_data(
+    model_and_splits: tuple[Path, dict], tmp_path: Path
+) -> None:
+    model, splits = model_and_splits
+    shares = {"negative": 0.1, "neutral": 0.2, "positive": 0.7}
+    report = tmp_path / "data_check.json"
+    report.write_text(json.dumps({"labels": {"by_sentiment": {n: {"share": v} for n, v in shares.items()}}}))
+    evaluate(model, splits, tmp_path / "out", "--class-shares", str(report))
+    document = json.loads((tmp_path / "out" / drift.BASELINE_FOLDER / "baseline.json").read_text())
+    evaluation = json.loads((tmp_path / "out" / "evaluation.json").read_text())
+    matrix = evaluation["metrics"]["confusion_matrix"]
+    assert list(document["model"]["test_label_counts"].values()) == [sum(row) for row in matrix]
+    assert document["model"]["weighted_to_class_shares"] == shares
+    reviews = document["profile"]["reviews"]
+    assert reviews == sum(sum(row) for row in matrix)
+    for name, share in shares.items():  # the true labels in the data's shares, on the test split's scale
+        assert document["label_counts"][name] == pytest.approx(share * reviews, abs=1)
+    # the predicted classes: each row of the confusion matrix weighted by its class's weight
+    weights = document["model"]["class_weights"]
+    expected = [
+        sum(weights[n] * row[j] for n, row in zip(drift.SENTIMENT_NAMES, matrix, strict=True))
+        for j in range(3)
+    ]
+    assert list(document["profile"]["predicted_counts"].values()) == pytest.approx(expected, abs=2)
+
+    missing = tmp_path / "nothing.json"
+    result = subprocess.run(
+        [sys.executable, "evaluate.py", "--model-path", str(model), "--test-data", str(splits["test"]),
+         "--output-data", str(tmp_path / "o2"), "--class-shares", str(missing)],
+        cwd=STEPS_DIR, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert result.returncode == 2 and f"--class-shares {missing}: no data check report" in result.stderr
 
 
 def test_the_baseline_profiles_the_test_split(evaluated: tuple[Path, dict]) -> None:

@@ -198,6 +198,7 @@ def test_a_steps_code_is_its_script_what_it_imports_and_the_requirements() -> No
     always = ("requirements.txt",)
     assert CodeSet.script(steps, "preprocess.py", always).names() == (
         "arguments.py",
+        "csv_rows.py",
         "features.py",
         "preprocess.py",
         "requirements.txt",

@@ -274,11 +274,6 @@ def _garbled(folder: Path, raw: pd.DataFrame) -> None:
     (folder / "garbled.csv.gz").write_bytes(b"\x1f\x8bthis is not gzip at all")
 
 
-def _ragged(folder: Path, raw: pd.DataFrame) -> None:
-    folder.mkdir(parents=True)
-    (folder / "ragged.csv").write_text(f"{TEXT},{RATING}\ngood,5\nbad,4,extra,fields\n")
-
-
 def _not_utf8(folder: Path, raw: pd.DataFrame) -> None:
     folder.mkdir(parents=True)
     (folder / "latin1.csv").write_bytes(f"{TEXT},{RATING}\n".encode() + "très joli,5\n".encode("latin-1"))
@@ -329,7 +324,6 @@ def _no_csv(folder: Path, raw: pd.DataFrame) -> None:
         (_no_rating, "no-rating.csv: missing column 'Rating'"),
         (_no_text, "sub/no-text.csv: missing column 'Review Text'"),
         (_garbled, "garbled.csv.gz: cannot be read"),
-        (_ragged, "ragged.csv: cannot be read as a CSV file"),
         (_not_utf8, "no valid rows: read 1 rows from 1 files under"),
         (
             _header_not_utf8,
@@ -678,3 +672,38 @@ def test_the_sample_with_default_balancing_clears_the_default_threshold(
     summary = summary_of(tmp_path / "out")
     assert min(summary["split_sentiments"]["test"].values()) >= default
     assert summary["min_test_reviews_per_class"] == default
+
+
+def test_rows_with_too_many_or_too_few_fields_are_rejected_with_their_physical_line(
+    tmp_path: Path, sample_csv: Path, minilm_dir: Path
+) -> None:
+    """A 13-field and a 6-field row in an 11-column export: both in the rejects with the line an editor
+    shows (the sample's quoted newlines make it differ from the record number), the run goes on."""
+    text = sample_csv.read_text(encoding="utf-8")
+    assert text.endswith("\n")
+    lines_before = text.count("\n")
+    records_before = len(read_raw(sample_csv))
+    assert lines_before > records_before + 1  # some review spans lines
+    too_many = "99999,1,30,Extra,Two extra fields here,5,1,0,General,Tops,Knits,surplus,more"
+    too_few = "99998,2,31,Short,A short row,4"
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "reviews.csv").write_text(text + too_many + "\n" + too_few + "\n", encoding="utf-8")
+
+    result = run_ok(folder, tmp_path / "out", minilm_dir, "--balance-dataset", "false")
+    summary = summary_of(tmp_path / "out")
+    assert summary["rejected"]["too_many_fields"] == 1
+    assert summary["rejected"]["too_few_fields"] == 1
+    assert summary["read"] == records_before + 2 == summary["kept"] + sum(summary["rejected"].values())
+    assert f"line {lines_before + 1}: the row has 13 fields, the header 11" in result.stderr + result.stdout
+
+    rejects = pd.concat([read_raw(path) for path in (tmp_path / "out" / "rejects").glob("*.csv")])
+    bad = rejects[rejects["reject_reason"].isin(["too_many_fields", "too_few_fields"])].set_index(
+        "reject_reason"
+    )
+    assert bad.loc["too_many_fields", "source_line"] == str(lines_before + 1)
+    assert bad.loc["too_few_fields", "source_line"] == str(lines_before + 2)
+    assert bad.loc["too_many_fields", "source_row"] == str(records_before + 1)
+    # Nothing lost: the extra fields are joined into the last column, the short row padded.
+    assert bad.loc["too_many_fields", "Class Name"] == "Knits,surplus,more"
+    assert bad.loc["too_few_fields", "Rating"] == "4" and bad.loc["too_few_fields", "Class Name"] == ""

@@ -276,7 +276,7 @@ def report(path: str) -> dict:
     }
 
 
-def test_the_gate_checks_accuracy_macro_f1_and_the_margin_over_the_baselines(steps):
+def test_the_gate_checks_accuracy_macro_f1_and_the_margins_over_the_baselines_and_the_champion(steps):
     conditions = steps[ps.CHECK]["Arguments"]["Conditions"]
     assert [(c["Type"], c["LeftValue"], c["RightValue"]) for c in conditions] == [
         ("GreaterThanOrEqualTo", report("metrics.accuracy.value"), get("MinAccuracy")),
@@ -286,7 +286,25 @@ def test_the_gate_checks_accuracy_macro_f1_and_the_margin_over_the_baselines(ste
             report("f1_macro_margin_over_best_baseline.value"),
             get("MinBaselineMargin"),
         ),
+        ("Equals", report("champion_check.holds"), True),
     ]
+
+
+def test_the_champion_and_its_margin_reach_the_evaluation_job(steps, definition):
+    """The champion is the job's to fetch (it may be absent, which a job input could not be), by parameter."""
+    arguments = steps[ps.EVALUATE]["Arguments"]["AppSpecification"]["ContainerArguments"]
+    passed = dict(zip(arguments[::2], arguments[1::2], strict=False))
+    assert passed["--champion-model-package-arn"] == get(ps.CHAMPION_PARAMETER)
+    assert passed["--champion-model-url"] == get(ps.CHAMPION_URL_PARAMETER)
+    assert passed["--min-champion-margin"] == as_string("MinChampionMargin")
+    parameters = {p["Name"]: p for p in definition["Parameters"]}
+    assert parameters["MinChampionMargin"] == {
+        "Name": "MinChampionMargin",
+        "Type": "Float",
+        "DefaultValue": 0.0,
+    }
+    for name in (ps.CHAMPION_PARAMETER, ps.CHAMPION_URL_PARAMETER):
+        assert parameters[name] == {"Name": name, "Type": "String", "DefaultValue": ""}
 
 
 def test_register_attaches_the_report_to_a_version_in_the_projects_group(steps):
@@ -381,6 +399,7 @@ def test_fail_message_carries_every_checked_value_and_its_threshold(steps):
         ("f1_macro_margin_over_best_baseline.value", "MinBaselineMargin"),
     ):
         assert values[values.index(report(path)) + 2] == get(threshold)
+    assert report("champion_check.message") in values  # the champion comparison, in words
     assert "not registered" in values[0]
 
 
@@ -481,9 +500,105 @@ def test_parameter_overrides_are_typed_and_checked():
         parse_parameter_overrides({"Epochs": "three"})
     with pytest.raises(ValueError, match="BalanceDataset is of type Boolean"):
         parse_parameter_overrides({"BalanceDataset": "maybe"})
+    with pytest.raises(ValueError, match=r"MinAccuracy=1\.5 is out of range: it must be from 0 to 1"):
+        parse_parameter_overrides({"MinAccuracy": "1.5"})  # refused before the pipeline is built or started
 
 
 def test_the_code_dir_carries_the_pinned_requirements(repo_root: Path):
     requirements = (repo_root / ps.STEPS_SOURCE_DIR / "requirements.txt").read_text().splitlines()
     pinned = [line for line in requirements if line.strip() and not line.startswith("#")]
     assert pinned and all("==" in line for line in pinned), pinned
+
+
+@pytest.fixture(scope="module")
+def tuned(aws) -> tuple[dict[str, dict[str, Any]], Any]:
+    """(steps by name, S3 client) of the definition built with ``TuningMaxJobs=4``."""
+    from model_build.sagemaker_pipeline import aws_settings, build_pipeline, pipeline_session
+
+    config = load_config()
+    settings = aws_settings(config, aws, ENVIRONMENT)
+    session = pipeline_session(settings, config, aws)
+    pipeline = build_pipeline(settings, session, config, defaults={"TuningMaxJobs": 4})
+    found = {}
+    for step in json.loads(pipeline.definition())["Steps"]:
+        found[step["Name"]] = step
+        for branch in ("IfSteps", "ElseSteps"):
+            found.update({inner["Name"]: inner for inner in step["Arguments"].get(branch, [])})
+    return found, aws.client("s3")
+
+
+def test_no_tuning_jobs_builds_a_plain_training_step(steps):
+    assert ps.PIPELINE.parameter("TuningMaxJobs").default == 0
+    assert steps[ps.TRAIN]["Type"] == "Training"
+
+
+def test_tuning_searches_the_specs_ranges_for_the_best_validation_macro_f1(tuned):
+    spec = ps.PIPELINE.step(ps.TRAIN)
+    assert isinstance(spec, ps.TuningStep)
+    step = tuned[0][ps.TRAIN]
+    assert step["Type"] == "Tuning"
+    config = step["Arguments"]["HyperParameterTuningJobConfig"]
+    assert config["Strategy"] == "Bayesian"
+    assert config["HyperParameterTuningJobObjective"] == {"Type": "Maximize", "MetricName": spec.objective}
+    assert config["ResourceLimits"] == {"MaxNumberOfTrainingJobs": 4, "MaxParallelTrainingJobs": 2}
+    assert config["TrainingJobEarlyStoppingType"] == "Auto"
+    assert config["RandomSeed"] == get("Seed")
+    found = {}
+    for kind, entries in config["ParameterRanges"].items():
+        for entry in entries:
+            found[entry["Name"]] = (kind, entry)
+    assert sorted(found) == sorted(r.hyperparameter for r in spec.ranges)
+    for search_range in spec.ranges:
+        kind, entry = found[search_range.hyperparameter]
+        assert kind == f"{search_range.kind}ParameterRanges"
+        if search_range.kind == "Categorical":
+            assert entry["Values"] == list(search_range.values)
+        else:
+            assert (
+                float(entry["MinValue"]) == search_range.low and float(entry["MaxValue"]) == search_range.high
+            )
+            assert entry["ScalingType"] == search_range.scaling
+
+
+def test_each_trial_runs_the_training_script_with_the_other_hyperparameters_fixed(tuned):
+    steps, s3 = tuned
+    spec = ps.PIPELINE.step(ps.TRAIN)
+    job = steps[ps.TRAIN]["Arguments"]["TrainingJobDefinition"]
+    static = job["StaticHyperParameters"]
+    tuned_names = {r.hyperparameter for r in spec.ranges}  # type: ignore[attr-defined]
+    assert set(static) == (set(spec.hyperparameters) - tuned_names) | {
+        "sagemaker_program",
+        "sagemaker_submit_directory",
+    }
+    assert static["sagemaker_program"] == spec.script
+    # Script mode: the toolkit unpacks this archive into /opt/ml/code, with the requirements it installs.
+    bucket, key = static["sagemaker_submit_directory"].removeprefix("s3://").split("/", 1)
+    assert bucket == ARTIFACT_BUCKET and key.endswith(".tar.gz")
+    import io
+    import tarfile
+
+    with tarfile.open(fileobj=io.BytesIO(s3.get_object(Bucket=bucket, Key=key)["Body"].read())) as archive:
+        assert {spec.script, "requirements.txt"} <= set(archive.getnames())
+    metrics = job["AlgorithmSpecification"]["MetricDefinitions"]
+    assert [(m["Name"], m["Regex"]) for m in metrics] == list(spec.metric_definitions)
+    assert "CheckpointConfig" not in job, "trials must not resume from each other's checkpoints"
+    assert job["RoleArn"] == f"arn:aws:iam::{ACCOUNT}:role/{load_config().step_role_name(ps.TRAIN)}"
+
+
+def test_evaluation_reads_the_best_trials_model(tuned):
+    config = load_config()
+    inputs = {
+        i["InputName"]: i["S3Input"]["S3Uri"] for i in tuned[0][ps.EVALUATE]["Arguments"]["ProcessingInputs"]
+    }
+    assert inputs["model"] == {
+        "Std:Join": {
+            "On": "/",
+            "Values": [
+                "s3:/",
+                ARTIFACT_BUCKET,
+                f"{config.pipeline_artifacts_prefix}/{config.pipeline_name}/models",
+                {"Get": f"Steps.{ps.TRAIN}.TrainingJobSummaries[0].TrainingJobName"},
+                "output/model.tar.gz",
+            ],
+        }
+    }

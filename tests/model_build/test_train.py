@@ -18,7 +18,13 @@ import pytest
 import train
 import training_data
 
-from model_build.pipeline_spec import PIPELINE, SERVING_SOURCE_DIR, STEPS_SOURCE_DIR, TRAIN
+from model_build.pipeline_spec import (
+    PIPELINE,
+    SERVING_SOURCE_DIR,
+    STEPS_SOURCE_DIR,
+    TRAIN,
+    TUNING_OBJECTIVE,
+)
 from tests.model_build.review_splits import write_splits
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -110,7 +116,12 @@ def test_trains_under_the_container_contract(
     assert result.returncode == 0, result.stderr[-3000:]
 
     metrics = parse_metrics(result.stdout)
-    assert {name: len(values) for name, values in metrics.items()} == dict.fromkeys(METRIC_DEFINITIONS, 3)
+    # One value per epoch, and the kept epoch's macro-F1 once, last (the tuning objective).
+    assert {name: len(values) for name, values in metrics.items()} == {
+        **dict.fromkeys(METRIC_DEFINITIONS, 3),
+        TUNING_OBJECTIVE: 1,
+    }
+    assert result.stdout.rstrip().splitlines()[-1].startswith("best_validation_f1_macro=")
     losses = metrics["train:loss"]
     assert losses[-1] < losses[0], f"the training loss did not fall: {losses}"
     assert all(0 <= accuracy <= 1 for accuracy in metrics["validation:accuracy"])
@@ -139,6 +150,7 @@ def test_trains_under_the_container_contract(
     best = max(report["epochs"], key=lambda epoch: (epoch["val_f1_macro"], -epoch["val_loss"]))
     assert report["best_epoch"] == best["epoch"]
     assert report["best_val_f1_macro"] == best["val_f1_macro"]
+    assert metrics[TUNING_OBJECTIVE] == pytest.approx([best["val_f1_macro"]], abs=1e-6)
     # Trainer's checkpoints: the last epoch (to resume) and the best (if another), beside the run's settings.
     saved = {path.name for path in checkpoints.iterdir()}
     assert train.SETTINGS_FILE in saved
@@ -329,6 +341,7 @@ def test_metric_line_is_plain_decimals_the_regexes_parse() -> None:
         "validation:loss": [12.25],
         "validation:accuracy": [1.0],
         "validation:f1_macro": [0.5],
+        TUNING_OBJECTIVE: [],
     }
 
 

@@ -71,9 +71,9 @@ def test_every_row_is_kept_in_order_and_bad_rows_are_counted(tmp_path):
     assert status["a2"] == ("unscorable", "the review text is empty")
     assert rows[2]["Review Text"] == 'a bad, "baggy"\nfit' and status["a3"][0] == "scored"
     assert status["a4"] == ("unscorable", "the review text is refused by the stand-in")
-    assert status["a5"] == ("unscorable", "the row has 4 fields, the header 3")
+    assert status["a5"] == ("unscorable", "line 7: the row has 4 fields, the header 3")  # a3 takes two lines
     assert rows[4]["Rating"] == "many,fields"  # extra fields kept in the last column
-    assert status["a6"] == ("unscorable", "the row has 1 fields, the header 3")
+    assert status["a6"] == ("unscorable", "line 8: the row has 1 fields, the header 3")
     assert status["a7"][0] == "scored"
     assert rows[7]["Review Text"] == "caf\udce9 latte"  # the raw byte, escaped as it was read
     assert (

@@ -72,6 +72,16 @@ def edited(tmp_path: Path, stage: str, change) -> Path:
         ),
         (lambda d: d["monitoring"].update(retraining="always"), "retraining 'always' is not one of"),
         (lambda d: d["monitoring"].update(window_hours=0), "monitoring: window_hours must be within 1-168"),
+        (
+            lambda d: d["human_review"].update(confidence_threshold=1.5),
+            "human_review: confidence_threshold must be above 0 and at most 1",
+        ),
+        (
+            lambda d: d["human_review"].update(labels_per_item=0),
+            "human_review: labels_per_item must be within 1-3",
+        ),
+        (lambda d: d["human_review"].update(sample_share="5%"), 'human_review.sample_share is "5%"'),
+        (lambda d: d["human_review"].update(reviewers=3), r"unknown key\(s\) human_review.reviewers"),
     ],
 )
 def test_a_bad_prod_file_is_refused_with_the_file_and_the_key(tmp_path: Path, change, message: str) -> None:

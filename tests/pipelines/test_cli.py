@@ -138,3 +138,80 @@ def test_local_mode_never_imports_sagemaker(tmp_path, repo_root):
         "assert 'sagemaker' not in sys.modules, 'the local mode imported sagemaker'"
     )
     subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, cwd=repo_root)
+
+
+def test_features_query_answers_zero_rows_and_is_read_only(tmp_path, capsys):
+    """The CLI shares the page's guard: zero rows print a header, writing or reading elsewhere is refused."""
+    run_dir = ["--run-dir", str(tmp_path)]
+    assert cli.main(["features", "query", "SELECT review_id, sentiment FROM reviews", *run_dir]) == 0
+    assert capsys.readouterr().out.splitlines() == ["review_id  sentiment", "(0 rows)"]
+
+    written = tmp_path / "copied.csv"
+    for sql, words in [
+        (f"COPY (SELECT 1) TO '{written}'", "only one SELECT statement is allowed here; this is COPY"),
+        ("SELECT * FROM read_csv('/etc/passwd')", "/etc/passwd"),
+        ("SELECT 1; SELECT 2", "only one SELECT statement"),
+    ]:
+        assert cli.main(["features", "query", sql, *run_dir]) == 2, sql
+        assert words in capsys.readouterr().err, sql
+    assert not written.exists()
+
+    with pytest.raises(SystemExit):
+        cli.main(["features", "query", "SELECT 1", "--max-rows", "0", *run_dir])
+    assert "the row limit must be a whole number from 1 to 10000, not '0'" in capsys.readouterr().err
+
+
+def test_predict_on_prod_before_the_first_promote_says_what_to_do(tmp_path, capsys):
+    """Not 'Endpoint ... of account 000000000000 not found': prod serves nothing until staging is promoted."""
+    import os
+
+    from model_deploy.local.state import EndpointRecord, EndpointStore, ServerInfo, now
+    from pipelines.local.workspace import Workspace
+
+    workspace = Workspace.open(tmp_path)
+    workspace.endpoints_dir.mkdir(parents=True, exist_ok=True)
+    ServerInfo(os.getpid(), "http://127.0.0.1:9", "token", now()).write(workspace.endpoints_dir)
+    staging = workspace.config.endpoint_name("staging")
+    EndpointStore(workspace.endpoints_dir).save({staging: EndpointRecord(staging, "staging", version=1)})
+    run_dir = ["--run-dir", str(tmp_path)]
+    assert cli.main(["predict", "Lovely dress", "--endpoint", "prod", *run_dir]) == 2
+    error = capsys.readouterr().err
+    prod = workspace.config.endpoint_name("prod")
+    assert f"prod ({prod}) serves nothing yet: promote staging first" in error
+    assert "-m pipelines endpoints promote" in error
+    EndpointStore(workspace.endpoints_dir).save({})
+    assert cli.main(["predict", "Lovely dress", "--endpoint", "staging", *run_dir]) == 2
+    assert "serves nothing yet: approve a version first" in capsys.readouterr().err
+
+
+def test_executions_read_as_text_within_120_columns(tmp_path, monkeypatch, capsys):
+    import io
+
+    from pipelines.local.runner import LocalRunner
+    from pipelines.local.workspace import Workspace
+    from tests.pipelines.toy_pipeline import SPEC, make_repo
+
+    monkeypatch.setenv("TOY_MARKERS", str(tmp_path / "markers"))
+    repo, workspace = make_repo(tmp_path / "repo"), Workspace.open(tmp_path / "run")
+    for _ in range(2):
+        LocalRunner(workspace, SPEC, repo_root=repo, console=io.StringIO()).run()
+    capsys.readouterr()
+    assert cli.main(["executions", "--run-dir", str(workspace.root)]) == 0
+    listing = capsys.readouterr().out.splitlines()
+    assert all(len(line) <= cli.TABLE_WIDTH for line in listing), listing
+    assert "6 steps, 3 cached" in listing[-1] and "accuracy 0.9, F1 0.5" in listing[-1]
+
+    assert cli.main(["executions", "latest", "--run-dir", str(workspace.root)]) == 0
+    detail = capsys.readouterr().out
+    assert "{'ExceptionType'" not in detail and "[{'check'" not in detail  # no Python dicts
+    assert (
+        detail.count("retries    Step.THROTTLING, Step.SERVICE_FAULT: up to 5 retries, first after 10 s") == 1
+    )
+    assert "check accuracy: metrics.accuracy.value = 0.9 >= 0.5: holds" in detail
+
+
+def test_a_wide_table_is_cut_to_120_columns(capsys):
+    cli._print_table(["a", "b"], [["x" * 200, "y" * 30], ["short", "z"]])
+    lines = capsys.readouterr().out.splitlines()
+    assert max(len(line) for line in lines) <= cli.TABLE_WIDTH
+    assert lines[1].endswith("y" * 30) and "x..." in lines[1]

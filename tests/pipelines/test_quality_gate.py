@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from model_build import pipeline_spec as ps
-from pipelines.local.executions import Status
+from pipelines.local.executions import ExecutionRecord, Status
 from pipelines.local.registry import ModelRegistry
 from pipelines.local.runner import LocalRunner
 from pipelines.local.workspace import Workspace
@@ -108,6 +108,16 @@ def gate_only_spec(report: Path) -> ps.PipelineSpec:
     )
 
 
+def run_gate(report: Path, tmp_path: Path) -> tuple[ExecutionRecord, Workspace]:
+    """The pipeline's gate on ``report`` (in a run folder of its own), as the local runner runs it."""
+    repo = tmp_path / "repo"
+    (repo / "model_build" / "steps").mkdir(parents=True)
+    (repo / "model_build" / "steps" / "copy_report.py").write_text(COPY_REPORT)
+    workspace = Workspace.open(tmp_path / "run")
+    record = LocalRunner(workspace, gate_only_spec(report), repo_root=repo, console=io.StringIO()).run()
+    return record, workspace
+
+
 def test_a_majority_class_model_clears_accuracy_but_not_the_gate(
     majority_report: Path, tmp_path: Path
 ) -> None:
@@ -118,22 +128,24 @@ def test_a_majority_class_model_clears_accuracy_but_not_the_gate(
     assert report["metrics"]["f1_macro"]["value"] < 0.3
     assert report["baselines"]["tfidf_logistic_regression"]["f1_macro"]["value"] > 0.5
 
-    repo = tmp_path / "repo"
-    (repo / "model_build" / "steps").mkdir(parents=True)
-    (repo / "model_build" / "steps" / "copy_report.py").write_text(COPY_REPORT)
-    workspace = Workspace.open(tmp_path / "run")
-    record = LocalRunner(
-        workspace, gate_only_spec(majority_report), repo_root=repo, console=io.StringIO()
-    ).run()
+    record, workspace = run_gate(majority_report, tmp_path)
 
     assert record.status == Status.FAILED
     checks = {check["check"]: check["outcome"] for check in record.step(ps.CHECK).detail["checks"]}
-    assert checks == {"accuracy": True, "macro-F1": False, "macro-F1 margin over the best baseline": False}
+    assert checks == {
+        "accuracy": True,
+        "macro-F1": False,
+        "macro-F1 margin over the best baseline": False,
+        "not worse than the champion": True,  # no champion: holds, and the message says so
+    }
     reason = record.failure_reason or ""
     assert "failed the quality gate and was not registered" in reason
     for threshold in ("(MinAccuracy 0.5)", "(MinF1Macro 0.5)", "(MinBaselineMargin -0.1)"):
         assert threshold in reason
-    assert f"macro-F1 {report['metrics']['f1_macro']['value']}" in reason
+    f1 = report["metrics"]["f1_macro"]["value"]
+    assert f"macro-F1 {f1:.4g} (MinF1Macro" in reason and str(f1) not in reason  # rounded, not 16 digits
+    assert "Next: read EvaluateModel's evaluation.json" in reason and "--param Epochs=N" in reason
+    assert "champion: no champion: none named (no version serves production" in reason
     with ModelRegistry(workspace.registry_path, workspace.config.region) as registry:
         assert registry.list(workspace.config.model_package_group_name) == []
 
@@ -146,11 +158,7 @@ def test_the_same_gate_registers_a_model_that_clears_every_check(
     good["f1_macro_margin_over_best_baseline"]["value"] = 0.05
     path = tmp_path / "good.json"
     path.write_text(json.dumps(good))
-    repo = tmp_path / "repo"
-    (repo / "model_build" / "steps").mkdir(parents=True)
-    (repo / "model_build" / "steps" / "copy_report.py").write_text(COPY_REPORT)
-    workspace = Workspace.open(tmp_path / "run")
-    record = LocalRunner(workspace, gate_only_spec(path), repo_root=repo, console=io.StringIO()).run()
+    record, _ = run_gate(path, tmp_path)
     assert record.status == Status.SUCCEEDED, record.failure_reason
     assert record.skipped == [ps.FAIL]
 
@@ -164,12 +172,27 @@ def test_a_baseline_margin_that_could_not_be_computed_fails_the_check(
     report["f1_macro_margin_over_best_baseline"] = {"value": None, "skipped": "no --train-data given"}
     path = tmp_path / "skipped.json"
     path.write_text(json.dumps(report))
-    repo = tmp_path / "repo"
-    (repo / "model_build" / "steps").mkdir(parents=True)
-    (repo / "model_build" / "steps" / "copy_report.py").write_text(COPY_REPORT)
-    record = LocalRunner(
-        Workspace.open(tmp_path / "run"), gate_only_spec(path), repo_root=repo, console=io.StringIO()
-    ).run()
+    record, _ = run_gate(path, tmp_path)
     assert record.status == Status.FAILED
     margin = record.step(ps.CHECK).detail["checks"][2]
     assert margin["left"] is None and margin["outcome"] is False
+
+
+def test_a_model_worse_than_the_champion_is_not_registered_and_the_failure_says_by_how_much(
+    majority_report: Path, tmp_path: Path
+) -> None:
+    """Every other check holds; the champion's does not (as evaluate.py writes it for a worse challenger)."""
+    report = json.loads(majority_report.read_text())
+    report["metrics"]["f1_macro"]["value"] = 0.8
+    report["f1_macro_margin_over_best_baseline"]["value"] = 0.05
+    message = "macro-F1 0.8000 vs the champion's 0.8500 (arn:...:model-package/g/3): margin -0.0500 < 0.0000"
+    report["champion_check"] = {"holds": False, "outcome": "fails", "min_margin": 0.0, "message": message}
+    path = tmp_path / "worse.json"
+    path.write_text(json.dumps(report))
+    record, workspace = run_gate(path, tmp_path)
+    assert record.status == Status.FAILED
+    checks = {check["check"]: check["outcome"] for check in record.step(ps.CHECK).detail["checks"]}
+    assert [name for name, holds in checks.items() if not holds] == ["not worse than the champion"]
+    assert f"champion: {message}." in (record.failure_reason or "")
+    with ModelRegistry(workspace.registry_path, workspace.config.region) as registry:
+        assert registry.list(workspace.config.model_package_group_name) == []

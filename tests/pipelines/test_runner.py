@@ -208,6 +208,7 @@ def test_interrupted_run_is_marked_failed_and_the_next_run_works(toy, tmp_path, 
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         env={**os.environ, "TOY_MARKERS": str(marker.parent)},
+        preexec_fn=_default_signal_dispositions,
     )
     deadline = time.monotonic() + 60
     while not marker.exists():
@@ -237,6 +238,16 @@ def test_interrupted_run_is_marked_failed_and_the_next_run_works(toy, tmp_path, 
     assert rerun.step("Prep").cache_hit == record.id
 
 
+def _default_signal_dispositions() -> None:
+    """In the child before exec: SIGINT/SIGTERM back to their defaults, as from an interactive shell.
+
+    A shell that ignores SIGINT (a background job, nohup, some CI runners) passes that on through exec, and
+    Python then installs no KeyboardInterrupt handler: the test would measure the shell, not the runner.
+    """
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, signal.SIG_DFL)
+
+
 def _running(pid: int) -> bool:
     """Alive and not a zombie (a zombie worker is gone, just not yet reaped by its init)."""
     try:
@@ -246,7 +257,7 @@ def _running(pid: int) -> bool:
     return state != "Z"
 
 
-def test_an_interruption_while_the_script_starts_still_stops_it(tmp_path, monkeypatch):
+def test_an_interruption_while_the_script_starts_still_stops_it(tmp_path, monkeypatch, request):
     """The window between Popen and the code that stops the script: a signal there is held, then raised."""
     from pipelines.local import container
 
@@ -260,6 +271,9 @@ def test_an_interruption_while_the_script_starts_still_stops_it(tmp_path, monkey
         return process
 
     monkeypatch.setattr(container.subprocess, "Popen", popen_then_ctrl_c)
+    # Python's own Ctrl-C handler, whatever the shell that started pytest left (SIG_IGN from a background job)
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    request.addfinalizer(lambda: signal.signal(signal.SIGINT, previous))
     script = tmp_path / "sleep.py"
     script.write_text("import time\ntime.sleep(60)\n")
     run = container.ScriptRun(script, [], tmp_path, dict(os.environ), tmp_path / "log.txt")

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from datetime import datetime
 
 import boto3
 import pytest
@@ -20,6 +21,14 @@ ROLE_ARN = "arn:aws:iam::123456789012:role/test-execution"
 ARTIFACT_BUCKET = "test-artifacts"
 PIPELINE_ARN = "arn:aws:sagemaker:us-east-1:123456789012:pipeline/review-sentiment-dev-build"
 EXECUTION_ARN = f"{PIPELINE_ARN}/execution/abc123"
+PROD_ENDPOINT = load_config().endpoint_name("prod")
+GROUP = load_config().model_package_group_name
+LIST_APPROVED = {
+    "ModelPackageGroupName": GROUP,
+    "ModelApprovalStatus": "Approved",
+    "ModelPackageType": "Versioned",
+}
+PACKAGE = f"arn:aws:sagemaker:us-east-1:123456789012:model-package/{GROUP}/"
 
 
 @pytest.fixture
@@ -54,13 +63,52 @@ def expect_upsert_and_start(stubber: Stubber, parameters: list[dict[str, str]] |
             "PipelineDescription": PIPELINE.description,
         },
     )
-    # The runner adds the digest of the input data (see test_the_start_carries_the_input_datas_fingerprint).
+    expect_no_champion(stubber)
+    expect_start(stubber, parameters or [])
+
+
+def expect_start(
+    stubber: Stubber, given: Sequence[dict[str, str]], after: Sequence[dict[str, str]] = ()
+) -> None:
+    """The start, with the ``given`` parameters, then the digest of the input data the runner adds (see
+    test_the_start_carries_the_input_datas_fingerprint), then ``after`` (the champion, when there is one)."""
     fingerprint = {"Name": "InputDataFingerprint", "Value": ANY}
-    start = {
-        "PipelineName": load_config().pipeline_name,
-        "PipelineParameters": [*(parameters or []), fingerprint],
-    }
+    start = {"PipelineName": load_config().pipeline_name, "PipelineParameters": [*given, fingerprint, *after]}
     stubber.add_response("start_pipeline_execution", {"PipelineExecutionArn": EXECUTION_ARN}, start)
+
+
+def expect_no_champion(stubber: Stubber) -> None:
+    """No prod endpoint, no approved version: the champion lookup the runner does before it starts."""
+    expect_no_prod_endpoint(stubber)
+    stubber.add_response("list_model_packages", {"ModelPackageSummaryList": []}, LIST_APPROVED)
+
+
+def expect_no_prod_endpoint(stubber: Stubber) -> None:
+    stubber.add_client_error(
+        "describe_endpoint",
+        service_error_code="ValidationException",
+        service_message=f"Could not find endpoint {PROD_ENDPOINT}.",
+        expected_params={"EndpointName": PROD_ENDPOINT},
+    )
+
+
+def expect_package(stubber: Stubber, arn: str, url: str) -> None:
+    stubber.add_response(
+        "describe_model_package",
+        {
+            "ModelPackageName": "g",
+            "ModelPackageArn": arn,
+            "CreationTime": datetime(2026, 1, 1),
+            "ModelPackageStatus": "Completed",
+            "ModelPackageStatusDetails": {"ValidationStatuses": []},
+            "InferenceSpecification": {
+                "Containers": [{"Image": "img", "ModelDataUrl": url}],
+                "SupportedContentTypes": ["application/json"],
+                "SupportedResponseMIMETypes": ["application/json"],
+            },
+        },
+        {"ModelPackageName": arn},
+    )
 
 
 def step(name: str, status: str, reason: str | None = None) -> dict[str, str]:
@@ -94,6 +142,29 @@ def test_run_upserts_with_the_role_starts_with_the_overrides_and_prints_the_arn(
     assert EXECUTION_ARN in capsys.readouterr().out
 
 
+def test_a_tuning_run_upserts_a_definition_that_tunes(aws, sagemaker):
+    """TuningMaxJobs decides the step's kind: passed at the start alone, it would be ignored."""
+    client, stubber = sagemaker
+    expect_upsert_and_start(stubber, [{"Name": "TuningMaxJobs", "Value": "8"}])
+    upserted: list[str] = []
+    original = client.create_pipeline
+
+    def create_pipeline(**request):
+        upserted.append(request["PipelineDefinition"])
+        return original(**request)
+
+    client.create_pipeline = create_pipeline  # type: ignore[method-assign]
+    code = sagemaker_runner.run_on_sagemaker(
+        {"TuningMaxJobs": "8"}, wait=False, boto_session=aws, sagemaker_client=client
+    )
+    assert code == 0
+    definition = json.loads(upserted[0])
+    train = next(step for step in definition["Steps"] if step["Name"] == "TrainModel")
+    assert train["Type"] == "Tuning"
+    limits = train["Arguments"]["HyperParameterTuningJobConfig"]["ResourceLimits"]
+    assert limits["MaxNumberOfTrainingJobs"] == 8
+
+
 def test_run_updates_an_existing_pipeline(aws, sagemaker):
     client, stubber = sagemaker
     stubber.add_client_error(
@@ -111,15 +182,104 @@ def test_run_updates_an_existing_pipeline(aws, sagemaker):
             "PipelineDescription": PIPELINE.description,
         },
     )
-    stubber.add_response(
-        "start_pipeline_execution",
-        {"PipelineExecutionArn": EXECUTION_ARN},
-        {
-            "PipelineName": load_config().pipeline_name,
-            "PipelineParameters": [{"Name": "InputDataFingerprint", "Value": ANY}],
-        },
-    )
+    expect_no_champion(stubber)
+    expect_start(stubber, [])
     assert sagemaker_runner.run_on_sagemaker({}, wait=False, boto_session=aws, sagemaker_client=client) == 0
+
+
+def test_the_start_names_the_version_prod_serves_as_the_champion(aws, sagemaker, capsys):
+    client, stubber = sagemaker
+    stubber.add_response(
+        "create_pipeline",
+        {"PipelineArn": PIPELINE_ARN},
+        {"PipelineName": ANY, "RoleArn": ANY, "PipelineDefinition": ANY, "PipelineDescription": ANY},
+    )
+    stubber.add_response(
+        "describe_endpoint",
+        {
+            "EndpointName": PROD_ENDPOINT,
+            "EndpointArn": "arn:aws:sagemaker:us-east-1:123456789012:endpoint/x",
+            "EndpointConfigName": "config-3",
+            "EndpointStatus": "InService",
+            "CreationTime": datetime(2026, 1, 1),
+            "LastModifiedTime": datetime(2026, 1, 1),
+        },
+        {"EndpointName": PROD_ENDPOINT},
+    )
+    stubber.add_response(
+        "describe_endpoint_config",
+        {
+            "EndpointConfigName": "config-3",
+            "EndpointConfigArn": "arn:aws:sagemaker:us-east-1:123456789012:endpoint-config/config-3",
+            "ProductionVariants": [{"VariantName": "AllTraffic", "ModelName": "model-3"}],
+            "CreationTime": datetime(2026, 1, 1),
+        },
+        {"EndpointConfigName": "config-3"},
+    )
+    stubber.add_response(
+        "describe_model",
+        {
+            "ModelName": "model-3",
+            "PrimaryContainer": {"ModelPackageName": f"{PACKAGE}3"},
+            "CreationTime": datetime(2026, 1, 1),
+            "ModelArn": "arn:aws:sagemaker:us-east-1:123456789012:model/model-3",
+        },
+        {"ModelName": "model-3"},
+    )
+    url = "s3://test-artifacts/build/models/job-3/output/model.tar.gz"
+    expect_package(stubber, f"{PACKAGE}3", url)
+    champion = [
+        {"Name": "ChampionModelPackageArn", "Value": f"{PACKAGE}3"},
+        {"Name": "ChampionModelUrl", "Value": url},
+    ]
+    expect_start(stubber, [], champion)
+    assert sagemaker_runner.run_on_sagemaker({}, wait=False, boto_session=aws, sagemaker_client=client) == 0
+    assert f"Champion: {PACKAGE}3 (served by {PROD_ENDPOINT}), model {url}" in capsys.readouterr().out
+
+
+def test_without_prod_the_newest_approved_version_is_the_champion_and_none_means_none(aws, sagemaker):
+    client, stubber = sagemaker
+    expect_no_prod_endpoint(stubber)
+    summaries = [
+        {
+            "ModelPackageArn": f"{PACKAGE}{version}",
+            "ModelPackageVersion": version,
+            "ModelPackageGroupName": GROUP,
+            "CreationTime": datetime(2026, 1, version),
+            "ModelPackageStatus": "Completed",
+            "ModelApprovalStatus": "Approved",
+        }
+        for version in (1, 2)
+    ]
+    stubber.add_response("list_model_packages", {"ModelPackageSummaryList": summaries}, LIST_APPROVED)
+    expect_package(stubber, f"{PACKAGE}2", "s3://b/2/model.tar.gz")
+    config = load_config()
+    lines: list[str] = []
+    found = sagemaker_runner.with_champion({"Epochs": "1"}, client, config, lines.append)
+    assert found == {
+        "Epochs": "1",
+        "ChampionModelPackageArn": f"{PACKAGE}2",
+        "ChampionModelUrl": "s3://b/2/model.tar.gz",
+    }
+    assert "the newest Approved version" in lines[0]
+    # None on purpose, or a version and its model both given: nothing to look up.
+    none = sagemaker_runner.with_champion({"ChampionModelPackageArn": "none"}, client, config, lines.append)
+    assert none == {"ChampionModelPackageArn": "none", "ChampionModelUrl": ""}
+    given = {"ChampionModelPackageArn": f"{PACKAGE}1", "ChampionModelUrl": "s3://b/1/model.tar.gz"}
+    assert sagemaker_runner.with_champion(given, client, config, lines.append) == given
+    model_only = {"ChampionModelUrl": "s3://b/elsewhere/model.tar.gz"}
+    assert sagemaker_runner.with_champion(model_only, client, config, lines.append) == model_only
+
+
+def test_a_champion_that_cannot_be_looked_up_stops_the_start_and_says_what_to_do(aws, sagemaker):
+    client, stubber = sagemaker
+    stubber.add_client_error(
+        "describe_endpoint", service_error_code="AccessDeniedException", service_message="not authorized"
+    )
+    with pytest.raises(
+        ValueError, match=r"cannot find the champion .*not authorized.*ChampionModelPackageArn=none"
+    ):
+        sagemaker_runner.with_champion({}, client, load_config(), lambda _: None)
 
 
 def test_waiting_prints_step_changes_and_a_failed_execution_exits_non_zero(aws, sagemaker, capsys):

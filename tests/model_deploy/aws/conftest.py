@@ -77,6 +77,17 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[StubbedClients]:
         stubber.deactivate()
 
 
+def _not_found(stubber: Stubber, operation: str, what: str, params: dict[str, str]) -> None:
+    """SageMaker's answer for a resource that does not exist (a ValidationException, "Could not find ...")."""
+    (name,) = params.values()
+    stubber.add_client_error(
+        operation,
+        service_error_code="ValidationException",
+        service_message=f'Could not find {what} "{name}".',
+        expected_params=params,
+    )
+
+
 def stub_serving(
     stubber: Stubber,
     endpoint: str,
@@ -84,8 +95,10 @@ def stub_serving(
     *,
     status: str = "InService",
     instance_type: str = "ml.m5.large",
+    deleted: str | None = None,
 ) -> None:
-    """What ``current_serving`` asks for an endpoint that serves ``package`` (None: no such endpoint)."""
+    """What ``current_serving`` asks for an endpoint that serves ``package`` (None: no such endpoint);
+    ``deleted`` (``"config"`` or ``"model"``) is gone while the endpoint still uses it."""
     if package is None:
         stubber.add_client_error(
             "describe_endpoint",
@@ -109,6 +122,11 @@ def stub_serving(
         },
         {"EndpointName": endpoint},
     )
+    if deleted == "config":
+        _not_found(
+            stubber, "describe_endpoint_config", "endpoint configuration", {"EndpointConfigName": config_name}
+        )
+        return
     stubber.add_response(
         "describe_endpoint_config",
         {
@@ -121,6 +139,9 @@ def stub_serving(
         },
         {"EndpointConfigName": config_name},
     )
+    if deleted == "model":
+        _not_found(stubber, "describe_model", "model", {"ModelName": model_name})
+        return
     stubber.add_response(
         "describe_model",
         {
@@ -154,4 +175,14 @@ def stub_package_image(stubber: Stubber, package: str, image: str = SERVING_IMAG
             },
         },
         {"ModelPackageName": package},
+    )
+
+
+def stub_instance_storage(stubber: Stubber, instance_type: str, *, local_storage: bool = False) -> None:
+    """EC2's description of the instance type behind an ML instance type: whether it has local storage."""
+    ec2_type = instance_type.removeprefix("ml.")
+    stubber.add_response(
+        "describe_instance_types",
+        {"InstanceTypes": [{"InstanceType": ec2_type, "InstanceStorageSupported": local_storage}]},
+        {"InstanceTypes": [ec2_type]},
     )

@@ -16,12 +16,14 @@ from botocore.stub import ANY
 from model_deploy.aws.cli import main
 from model_deploy.aws.release import Release, StagePlan, template_file
 from model_deploy.smoke_test import SENTIMENT_LABELS, UNMISTAKABLE
+from model_deploy.stage_config import load_stage, load_stages
 from tests.model_deploy.aws.conftest import (
     GROUP,
     REGION,
     SERVING_IMAGE,
     StubbedClients,
     package_arn,
+    stub_instance_storage,
     stub_package_image,
     stub_serving,
     summary,
@@ -127,6 +129,8 @@ def rendered(tmp_path_factory: pytest.TempPathFactory) -> tuple[int, str, Path]:
         stub_serving(aws.stub("sagemaker"), STAGING, package_arn(3))
         stub_serving(aws.stub("sagemaker"), PROD, None)
         stub_package_image(aws.stub("sagemaker"), package_arn(5))
+        for stage in load_stages().values():
+            stub_instance_storage(aws.stub("ec2"), stage.endpoint.instance_type)
         aws.stub("codepipeline")  # a rollout is not stopped: any call would fail
         out, err = io.StringIO(), io.StringIO()
         with monkeypatch.context() as streams:
@@ -191,6 +195,7 @@ def test_render_refuses_a_package_whose_image_does_not_fit_a_stages_instances(
     stub_serving(aws.stub("sagemaker"), STAGING, None)
     stub_serving(aws.stub("sagemaker"), PROD, None)
     stub_package_image(aws.stub("sagemaker"), package_arn(5), SERVING_IMAGE.replace("-cpu-", "-gpu-"))
+    stub_instance_storage(aws.stub("ec2"), load_stage("staging").endpoint.instance_type)
     assert main(["render", "--out", str(tmp_path)], aws) == 2
     error = capsys.readouterr().err
     assert f"staging: the model package {package_arn(5)} cannot serve on ml.m5.large" in error

@@ -100,14 +100,28 @@ def stub_change_set(cfn: Stubber, template: dict[str, Any], *, change_set_type: 
 
 
 def run(
-    aws: StubbedClients, template: dict[str, Any], package: str = package_arn(4)
+    aws: StubbedClients,
+    template: dict[str, Any],
+    package: str = package_arn(4),
+    smoke_test: Any = None,
 ) -> tuple[str, list[str]]:
     lines: list[str] = []
     deployer = StackDeployer(aws.client("cloudformation"), ROLE, poll_seconds=0, log=lines.append)
     target = StageDeployment("prod", ENDPOINT, STACK, package, template)
-    result = deploy_stage(aws.client("sagemaker"), deployer, target)
+    result = deploy_stage(aws.client("sagemaker"), deployer, target, smoke_test)
     aws.assert_no_pending_responses()
     return result, lines
+
+
+def stub_first_deploy(aws: StubbedClients) -> dict[str, Any]:
+    """A stage with no stack yet: one creation, after which the endpoint serves version 4."""
+    sagemaker, cfn = aws.stub("sagemaker"), aws.stub("cloudformation")
+    template = endpoint_template("ml.m5.xlarge")
+    stub_serving(sagemaker, ENDPOINT, None)
+    stub_status(cfn, None)
+    stub_change_set(cfn, template, change_set_type="CREATE", final="CREATE_COMPLETE")
+    stub_serving(sagemaker, ENDPOINT, package_arn(4))
+    return template
 
 
 def test_a_stage_that_already_serves_the_version_is_left_alone(aws: StubbedClients) -> None:
@@ -119,12 +133,7 @@ def test_a_stage_that_already_serves_the_version_is_left_alone(aws: StubbedClien
 
 
 def test_the_first_deploy_creates_the_stack(aws: StubbedClients) -> None:
-    sagemaker, cfn = aws.stub("sagemaker"), aws.stub("cloudformation")
-    template = endpoint_template("ml.m5.xlarge")
-    stub_serving(sagemaker, ENDPOINT, None)
-    stub_status(cfn, None)
-    stub_change_set(cfn, template, change_set_type="CREATE", final="CREATE_COMPLETE")
-    stub_serving(sagemaker, ENDPOINT, package_arn(4))
+    template = stub_first_deploy(aws)
     result, lines = run(aws, template)
     assert result == "deployed"
     assert lines[0] == f"prod: {ENDPOINT} serves nothing; deploying {package_arn(4)}"
@@ -209,18 +218,49 @@ def test_without_autoscaling_drops_the_scaling_resources_and_every_mention() -> 
         without_autoscaling(live)
 
 
-def test_a_stack_whose_creation_failed_is_deleted_and_created_again(aws: StubbedClients) -> None:
+@pytest.mark.parametrize(
+    ("status", "said"),
+    [
+        ("ROLLBACK_COMPLETE", "first creation failed"),
+        # A first change set that failed or was never executed leaves the stack in REVIEW_IN_PROGRESS for good.
+        ("REVIEW_IN_PROGRESS", "REVIEW_IN_PROGRESS, no resources"),
+    ],
+)
+def test_a_stack_without_resources_is_deleted_and_created_again(
+    aws: StubbedClients, status: str, said: str
+) -> None:
     sagemaker, cfn = aws.stub("sagemaker"), aws.stub("cloudformation")
     template = endpoint_template("ml.m5.xlarge")
     stub_serving(sagemaker, ENDPOINT, None)
-    stub_status(cfn, "ROLLBACK_COMPLETE")
+    stub_status(cfn, status)
+    if status == "REVIEW_IN_PROGRESS":
+        cfn.add_response(
+            "list_change_sets",
+            {
+                "Summaries": [
+                    {"ChangeSetName": "deploy-1", "Status": "FAILED", "ExecutionStatus": "UNAVAILABLE"}
+                ]
+            },
+            {"StackName": STACK},
+        )
     cfn.add_response("delete_stack", {}, {"StackName": STACK, "RoleARN": ROLE})
     stub_status(cfn, None)  # the delete waiter: gone
     stub_change_set(cfn, template, change_set_type="CREATE", final="CREATE_COMPLETE")
     stub_serving(sagemaker, ENDPOINT, package_arn(4))
     result, lines = run(aws, template)
     assert result == "deployed"
-    assert any("first creation failed" in line for line in lines)
+    assert any(said in line for line in lines)
+
+
+def test_a_stack_whose_first_change_set_is_being_created_is_not_touched(aws: StubbedClients) -> None:
+    stub_serving(aws.stub("sagemaker"), ENDPOINT, None)
+    cfn = aws.stub("cloudformation")
+    stub_status(cfn, "REVIEW_IN_PROGRESS")
+    cfn.add_response(
+        "list_change_sets", {"Summaries": [{"ChangeSetName": "deploy-2", "Status": "CREATE_IN_PROGRESS"}]}
+    )
+    with pytest.raises(DeployFailed, match="REVIEW_IN_PROGRESS: another deploy is running"):
+        run(aws, endpoint_template("ml.m5.xlarge"))
 
 
 def test_a_failed_update_reports_cloudformations_reasons(aws: StubbedClients) -> None:
@@ -296,4 +336,66 @@ def test_a_change_set_without_changes_is_deleted_and_reported(aws: StubbedClient
     deployer = StackDeployer(aws.client("cloudformation"), ROLE, poll_seconds=0, log=lines.append)
     assert deployer.deploy(STACK, template, reason="test") is False
     assert lines == [f"{STACK}: no changes"]
+    aws.assert_no_pending_responses()
+
+
+def failing_smoke_test(endpoint: str) -> tuple[bool, str]:
+    return False, f"smoke test of {endpoint} FAILED: 2 of 6 checks failed; 'great' came back NEGATIVE"
+
+
+def test_a_version_that_fails_its_smoke_test_is_rolled_back_to_the_previous_package(
+    aws: StubbedClients,
+) -> None:
+    sagemaker, cfn = aws.stub("sagemaker"), aws.stub("cloudformation")
+    live = endpoint_template("ml.m5.xlarge")
+    live["Description"] = "serving version 3"
+    template = endpoint_template("ml.m5.xlarge")
+    stub_serving(sagemaker, ENDPOINT, package_arn(3), instance_type="ml.m5.xlarge")
+    stub_status(cfn, "UPDATE_COMPLETE")
+    cfn.add_response("get_template", {"TemplateBody": json.dumps(live)})
+    stub_change_set(cfn, template, change_set_type="UPDATE", final="UPDATE_COMPLETE")
+    stub_serving(sagemaker, ENDPOINT, package_arn(4), instance_type="ml.m5.xlarge")
+    stub_change_set(cfn, live, change_set_type="UPDATE", final="UPDATE_COMPLETE")  # back to version 3
+    stub_serving(sagemaker, ENDPOINT, package_arn(3), instance_type="ml.m5.xlarge")
+    with pytest.raises(DeployFailed) as failed:
+        run(aws, template, smoke_test=failing_smoke_test)
+    message = str(failed.value)
+    assert f"{package_arn(4)} failed its smoke test on {ENDPOINT}" in message
+    assert "'great' came back NEGATIVE" in message
+    assert message.endswith(f"prod is back on {package_arn(3)}")
+    aws.assert_no_pending_responses()
+
+
+def test_a_first_version_that_fails_its_smoke_test_stays_and_the_failure_says_so(aws: StubbedClients) -> None:
+    template = stub_first_deploy(aws)
+    with pytest.raises(DeployFailed, match="nothing served before on this stage, so the endpoint stays"):
+        run(aws, template, smoke_test=failing_smoke_test)
+
+
+def test_a_version_that_passes_its_smoke_test_stays(aws: StubbedClients) -> None:
+    template = stub_first_deploy(aws)
+    result, lines = run(aws, template, smoke_test=lambda endpoint: (True, f"smoke test of {endpoint} passed"))
+    assert result == "deployed" and lines[-1] == f"prod: smoke test of {ENDPOINT} passed"
+
+
+def test_an_update_gets_traffic_while_it_bakes(aws: StubbedClients) -> None:
+    """The rollback alarms need requests to judge the new fleet: the deploy sends them while it waits."""
+    cfn = aws.stub("cloudformation")
+    template = endpoint_template("ml.m5.xlarge")
+    stub_status(cfn, "UPDATE_COMPLETE")
+    cfn.add_response("create_change_set", {"Id": "change-set-id", "StackId": STACK_ID})
+    cfn.add_response("describe_change_set", {"Status": "CREATE_COMPLETE", "ExecutionStatus": "AVAILABLE"})
+    cfn.add_response("execute_change_set", {})
+    stub_status(cfn, "UPDATE_IN_PROGRESS")
+    stub_status(cfn, "UPDATE_COMPLETE")
+    sent: list[str] = []
+    deployer = StackDeployer(
+        aws.client("cloudformation"),
+        ROLE,
+        poll_seconds=1,
+        log=sent.append,
+        during_update=lambda: sent.append("x"),
+    )
+    assert deployer.deploy(STACK, template, reason="serve version 4")
+    assert sent.count("x") >= 1
     aws.assert_no_pending_responses()

@@ -35,6 +35,24 @@ def test_a_failed_endpoint_does_not_count_as_serving(aws: StubbedClients) -> Non
     assert serving is not None and not serving.serves(package_arn(3))
 
 
+@pytest.mark.parametrize(("deleted", "because"), [("config", "endpoint config"), ("model", "model")])
+def test_a_deleted_config_or_model_serves_something_unknown_not_a_traceback(
+    aws: StubbedClients, deleted: str, because: str
+) -> None:
+    """SageMaker can roll an update back by itself, and a config or model can be deleted while in use."""
+    stub_serving(
+        aws.stub("sagemaker"), ENDPOINT, package_arn(3), instance_type="ml.m5.xlarge", deleted=deleted
+    )
+    serving = current_serving(aws.client("sagemaker"), ENDPOINT)
+    assert serving is not None and serving.model_package_arn is None and not serving.serves(package_arn(3))
+    assert serving.instance_type == (None if deleted == "config" else "ml.m5.xlarge")
+    assert (
+        serving.unknown_because
+        == f"its {because} {ENDPOINT}-1-{'abcdef01' if deleted == 'config' else '0123abcd'} was deleted"
+    )
+    aws.assert_no_pending_responses()
+
+
 def test_other_errors_are_not_mistaken_for_a_missing_endpoint(aws: StubbedClients) -> None:
     aws.stub("sagemaker").add_client_error("describe_endpoint", service_error_code="AccessDeniedException")
     with pytest.raises(ClientError) as raised:

@@ -87,7 +87,7 @@ def test_bad_rows_are_counted_kept_and_do_not_stop_the_run(run_dir, tmp_path):
     assert [row["status"] for row in rows] == ["scored", *["unscorable"] * 4, "scored"]
     reasons = {row["review_id"]: row["reason"] for row in rows}
     assert reasons["r2"] == "the review text is empty"
-    assert reasons["r3"] == "the row has 3 fields, the header 2"
+    assert reasons["r3"] == "line 4: the row has 3 fields, the header 2"
     assert reasons["r4"] == "the review text has 1250000 characters; at most 1000000"
     assert reasons["r5"].startswith("the review text is not valid Unicode text")
     assert "Scored 2 of 6 rows" in done.stdout and "4 rows could not be scored" in done.stdout

@@ -10,6 +10,7 @@ import json
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -197,3 +198,38 @@ def test_a_deployment_asked_for_while_the_server_restores_waits_for_the_restore(
         still_serving(running.url)
     finally:
         running.stop()
+
+
+def test_a_rollback_is_recorded_as_one_with_its_reason(
+    served, model_archive: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Staging serves version 2; version 2 is rejected, the rollout takes version 1 back: the history says
+    RolledBack and why, not a plain deploy with an empty reason."""
+    from model_deploy.local import rollout
+
+    workspace, running, client = served
+    newer = register(workspace, model_archive, "newer")
+    deploy(workspace, client, newer)
+    with ModelRegistry(workspace.registry_path, workspace.config.region) as registry:
+        group = workspace.config.model_package_group_name
+        registry.update_approval(group, 1, "Approved")
+        registry.update_approval(group, newer, "Rejected", "answers neutral to everything")
+    info = ServerInfo(0, running.url, running.state.token, now())
+    monkeypatch.setattr(rollout, "start_server", lambda workspace, out=print: info)
+    # the tiny random model answers nonsense: its smoke test is not what this test is about
+    passed = SimpleNamespace(passed=True, summary=lambda: "smoke test passed", failures=[])
+    monkeypatch.setattr(rollout, "run_smoke_test", lambda *args, **kwargs: passed)
+    said: list[str] = []
+    why = f"version {newer} was Rejected: answers neutral to everything"
+    result = rollout.roll_out(workspace, "staging", out=said.append, why=why)
+    assert result.outcome == "Deployed" and result.version == 1, said
+    assert said[-1].endswith(f"rolled back to version 1 ({why}).")
+    history = EndpointStore(workspace.endpoints_dir).load()[STAGING].history
+    assert [(entry.outcome, entry.version, entry.reason) for entry in history] == [
+        ("Deployed", 1, ""),
+        ("Deployed", newer, ""),
+        ("RolledBack", 1, why),
+    ]
+    with pytest.raises(RolloutError, match="outcome must be Deployed or RolledBack"):
+        client.load_candidate(STAGING, "staging", package(workspace, newer))
+        client.promote(STAGING, "Whatever")

@@ -23,24 +23,33 @@ def served_workspace(root: Path, with_baseline: bool = True, input_sha256: str =
     """A run folder whose prod endpoint serves version 1, evaluated with a (constructed) baseline; its input
     held ``input_sha256`` (by default not what data/reviews_sample.csv holds now: the data changed)."""
     workspace = Workspace.open(root)
-    report = f"s3://{workspace.artifacts_bucket}/pipelines/build/e1/EvaluateModel/evaluation/evaluation.json"
+    register_evaluated(workspace, "e1", with_baseline, input_sha256)
+    name = workspace.config.endpoint_name("prod")
+    EndpointStore(workspace.endpoints_dir).save({name: EndpointRecord(name, "prod", version=1)})
+    return workspace
+
+
+def register_evaluated(
+    workspace: Workspace, execution: str, with_baseline: bool = True, input_sha256: str = "0" * 64
+) -> int:
+    """A new version built by ``execution``, its evaluation report beside a (constructed) baseline."""
+    report = f"s3://{workspace.artifacts_bucket}/pipelines/build/{execution}/EvaluateModel/evaluation/evaluation.json"
     if with_baseline:
         w.write_baseline(workspace.local_path(report).parent / monitoring.BASELINE_FOLDER)
-    lineage = Lineage("e1", "arn:e1", {"Epochs": 1}, "data/reviews_sample.csv", input_sha256, "1" * 64, None)
+    lineage = Lineage(
+        execution, f"arn:{execution}", {"Epochs": 1}, "data/reviews_sample.csv", input_sha256, "1" * 64, None
+    )
     with ModelRegistry(workspace.registry_path, workspace.config.region) as registry:
-        registry.register(
+        return registry.register(
             workspace.config.model_package_group_name,
-            f"s3://{workspace.artifacts_bucket}/models/m/model.tar.gz",
+            f"s3://{workspace.artifacts_bucket}/models/{execution}/model.tar.gz",
             lineage,
             content_types=["application/json"],
             response_types=["application/json"],
             inference_instance_types=["ml.m5.large"],
             metrics={},
             metrics_report_uri=report,
-        )
-    name = workspace.config.endpoint_name("prod")
-    EndpointStore(workspace.endpoints_dir).save({name: EndpointRecord(name, "prod", version=1)})
-    return workspace
+        ).version
 
 
 def captures_of(workspace: Workspace) -> Path:
@@ -62,16 +71,23 @@ def test_drift_retrains_once_per_cooldown_and_every_run_is_recorded(
     monkeypatch.setattr(monitoring, "_run_pipeline", pipeline)
     assert monitoring.command(workspace, None, "1h", None, retrain_on_drift=True) == 1
     out = capsys.readouterr().out
-    assert f"{workspace.config.endpoint_name('prod')} (version 1)" in out and "verdict     drift" in out
-    assert "retraining  exec-1" in out and started == [1]
+    assert (
+        f"{workspace.config.endpoint_name('prod')} (version 1's baseline)" in out
+        and "verdict     drift" in out
+    )
+    assert "Drift: starting a pipeline run" in out and "retraining  started execution exec-1" in out
+    assert started == [1]
     assert monitoring.command(workspace, "prod", "1h", None, retrain_on_drift=True) == 1
-    assert started == [1] and "within the 1 day, 0:00:00 cool-down" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert started == [1] and "within the 24 h cool-down (retrain_cooldown_hours" in out
+    assert "Drift: starting" not in out  # nothing started, nothing announced
 
     runs = monitoring.MonitoringRunStore(monitoring.monitoring_dir(workspace)).list()
     assert [(run.verdict, run.stage, run.version, run.reviews) for run in runs] == [
         ("drift", "prod", 1, 200)
     ] * 2
-    assert runs[0].retraining == "exec-1" and runs[1].retraining.startswith("not started: execution exec-1")
+    assert runs[0].retraining == "started execution exec-1"
+    assert runs[1].retraining.startswith("not started: execution exec-1 was started at ")
     report = json.loads(Path(runs[0].report).read_text())
     assert report["inputs"]["captures"] == str(captures_of(workspace))
     assert report["thresholds"]["min_reviews"] == 100  # the prod stage file's
@@ -81,7 +97,7 @@ def test_drift_retrains_once_per_cooldown_and_every_run_is_recorded(
     later = datetime.now(UTC) + timedelta(hours=25)
     assert (
         monitoring.retrain(workspace, runs[1], lambda: SimpleNamespace(id="exec-9"), now=later).retraining
-        == "exec-9"
+        == "started execution exec-9"
     )
 
 
@@ -104,11 +120,15 @@ def test_drift_on_the_data_the_version_was_built_from_does_not_retrain(
 
 
 def test_no_traffic_is_exit_status_3_and_starts_nothing(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     workspace = served_workspace(tmp_path / "run")
     monkeypatch.setattr(monitoring, "_run_pipeline", lambda ws, v: pytest.fail("no retraining without drift"))
     assert monitoring.command(workspace, "prod", None, None, retrain_on_drift=True) == 3
+    out = capsys.readouterr().out
+    assert "prod captures 20% of requests (data_capture.sampling_percentage" in out
+    assert "judged from 100 captured reviews (monitoring.thresholds.min_reviews) and this one holds 0" in out
+    assert "retraining  not started: the verdict is no_traffic, not drift" in out
     (run,) = monitoring.MonitoringRunStore(monitoring.monitoring_dir(workspace)).list()
     assert (
         run.verdict == "no_traffic" and run.retraining == "not started: the verdict is no_traffic, not drift"
@@ -127,3 +147,61 @@ def test_what_is_missing_is_named(tmp_path: Path) -> None:
     EndpointStore(workspace.endpoints_dir).save({name: EndpointRecord(name, "staging")})
     with pytest.raises(monitoring.MonitoringError, match="serves no version yet"):
         monitoring.monitor_endpoint(workspace, "staging")
+
+
+def test_a_window_is_judged_against_the_version_that_answered_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Prod serves version 1 now, but the window's traffic was answered by version 2 (rolled back since):
+    the captures say so, and the window is labelled and judged with version 2's baseline."""
+    from model_deploy.local.capture import CaptureWriter
+
+    workspace = served_workspace(tmp_path / "run")
+    assert register_evaluated(workspace, "e2") == 2
+    writer = CaptureWriter(
+        workspace.data_capture_root("prod"), workspace.config.endpoint_name("prod"), "AllTraffic", 100
+    )
+    texts = w.reviews(120, w.IN_DISTRIBUTION_LENGTHS, seed=4)
+    answers = w.predictions(120, w.BASE_SHARES)
+    for start in range(0, 120, 4):
+        body = json.dumps({"features": texts[start : start + 4]}).encode()
+        answer = [{"sentiment": s, "probability": p} for s, p in answers[start : start + 4]]
+        writer.write(body, "application/json", json.dumps(answer).encode(), "application/json", None, 2)
+    writer.close()
+
+    assert monitoring.command(workspace, "prod", "1h", None, retrain_on_drift=False) == 0
+    out = capsys.readouterr().out
+    assert "(version 2's baseline)" in out and "answered by version 2 (120 reviews)" in out
+    (run,) = monitoring.MonitoringRunStore(monitoring.monitoring_dir(workspace)).list()
+    assert run.version == 2 and run.answered_by == {"2": 120} and run.verdict == "no_drift"
+    assert "/e2/" in json.loads(Path(run.report).read_text())["inputs"]["baseline"]
+
+
+def test_a_retraining_repeats_the_versions_parameters_but_finds_todays_champion(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The version's parameters say which champion it was compared with then; the retraining leaves them out,
+    so the runner finds the champion of the day (what prod serves now)."""
+    from model_build.pipeline_spec import CHAMPION_PARAMETER, CHAMPION_URL_PARAMETER
+    from pipelines.local import runner
+
+    workspace = Workspace.open(tmp_path / "run")
+    old = {"Epochs": "1", CHAMPION_PARAMETER: "arn:old", CHAMPION_URL_PARAMETER: "s3://b/old/model.tar.gz"}
+    with ModelRegistry(workspace.registry_path, workspace.config.region) as registry:
+        registry.register(
+            workspace.config.model_package_group_name,
+            f"s3://{workspace.artifacts_bucket}/models/m/model.tar.gz",
+            Lineage("e1", "arn:e1", old, "data/reviews_sample.csv", "0" * 64, "1" * 64, None),
+            content_types=["application/json"],
+            response_types=["application/json"],
+            inference_instance_types=["ml.m5.large"],
+            metrics={},
+        )
+    started: list[dict[str, object]] = []
+    monkeypatch.setattr(
+        runner.LocalRunner,
+        "run",
+        lambda self, overrides: started.append(overrides) or SimpleNamespace(id="x", status="ok"),
+    )
+    monitoring._run_pipeline(workspace, 1)
+    assert started == [{"Epochs": "1"}]

@@ -123,6 +123,7 @@ def test_approval_rolls_out_to_staging_then_promotion_to_prod(setup) -> None:
     records = [json.loads(line) for path in captures for line in path.read_text().splitlines()]
     assert any("I love this dress" in r["captureData"]["endpointInput"]["data"] for r in records)
     assert all(r["captureData"]["endpointInput"]["encoding"] in ("JSON", "CSV") for r in records)
+    assert {r["eventMetadata"]["modelVersion"] for r in records} == {1}  # the version that answered
 
 
 def test_a_version_that_fails_its_smoke_test_or_its_load_never_takes_traffic(setup, tmp_path: Path) -> None:

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.remote.webdriver import WebDriver
 from starlette.testclient import TestClient
 
 from pipelines.local.registry import Lineage, ModelRegistry
@@ -36,12 +41,17 @@ def pipeline_run(tmp_path_factory: pytest.TempPathFactory) -> Workspace:
 @pytest.fixture
 def made_up(tmp_path: Path) -> Workspace:
     """A run folder with two registered versions and no executions (their lineage names a missing one)."""
-    workspace = Workspace.open(tmp_path / "run")
+    return made_up_versions(tmp_path / "run", [METRICS, METRICS])
+
+
+def made_up_versions(run_dir: Path, reports: list[dict[str, Any]]) -> Workspace:
+    """A run folder with one registered version per evaluation report; their lineage names a missing execution."""
+    workspace = Workspace.open(run_dir)
     lineage = Lineage(
         "20260101T000000-abcdef", "arn:e", {}, "data/reviews_sample.csv", "0" * 64, "1" * 64, None
     )
     with ModelRegistry(workspace.registry_path, workspace.config.region) as registry:
-        for _ in range(2):
+        for report in reports:
             registry.register(
                 workspace.config.model_package_group_name,
                 f"s3://{workspace.artifacts_bucket}/models/model.tar.gz",
@@ -49,7 +59,7 @@ def made_up(tmp_path: Path) -> Workspace:
                 content_types=["application/json"],
                 response_types=["application/json"],
                 inference_instance_types=["ml.m5.large"],
-                metrics=METRICS,
+                metrics=report,
             )
     return workspace
 
@@ -68,3 +78,24 @@ def run_client(pipeline_run: Workspace) -> Iterator[TestClient]:
 @pytest.fixture
 def made_up_client(made_up: Workspace) -> Iterator[TestClient]:
     yield from client_of(made_up)
+
+
+def executable(*names: str) -> str:
+    for name in names:
+        if found := shutil.which(name):
+            return found
+    pytest.fail(f"{' or '.join(names)} is not installed: `make browser` installs Chromium and its driver")
+
+
+@pytest.fixture
+def browser() -> Iterator[WebDriver]:
+    options = webdriver.ChromeOptions()
+    options.binary_location = executable("chromium", "chromium-browser")
+    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1400,1000"):
+        options.add_argument(argument)
+    driver = webdriver.Chrome(options=options, service=Service(executable_path=executable("chromedriver")))
+    driver.set_page_load_timeout(120)
+    try:
+        yield driver
+    finally:
+        driver.quit()

@@ -478,7 +478,7 @@ def test_a_review_sent_to_an_endpoint_shows_each_answer(made_up_client, made_up,
     assert asked == [(name, ["Lovely dress", "Awful fabric"])]
     shown = text_of(answer.text)
     assert "Lovely dress positive 0.93" in shown and "Awful fabric negative 0.81" in shown
-    assert "Answered by variant AllTraffic" in shown
+    assert "Answered by version 1 (variant AllTraffic)" in shown
 
 
 def test_ui_command_says_when_its_port_is_taken(made_up):

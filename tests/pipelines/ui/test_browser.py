@@ -9,6 +9,7 @@ tests check that the approval's event reaches it, the rollout's own tests what i
 
 from __future__ import annotations
 
+import contextlib
 import os
 import select
 import shutil
@@ -19,33 +20,25 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from selenium import webdriver
 from selenium.common.exceptions import StaleElementReferenceException
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.ui import WebDriverWait
 
 from pipelines.local.executions import ExecutionStore, Status
+from pipelines.local.review_queue import DATABASE, Candidate, ReviewQueue
 from pipelines.local.workspace import Workspace
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 START_TIMEOUT_SECONDS = 180
 
 
-def executable(*names: str) -> str:
-    for name in names:
-        if found := shutil.which(name):
-            return found
-    pytest.fail(f"{' or '.join(names)} is not installed: `make browser` installs Chromium and its driver")
-
-
-@pytest.fixture
-def page_server(pipeline_run: Workspace) -> Iterator[str]:
+@contextlib.contextmanager
+def serving(run_dir: Path) -> Iterator[str]:
     """``python -m pipelines ui --port 0`` as a user starts it; ready once it prints its URL."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     process = subprocess.Popen(
-        [sys.executable, "-m", "pipelines", "ui", "--port", "0", "--run-dir", str(pipeline_run.root)],
+        [sys.executable, "-m", "pipelines", "ui", "--port", "0", "--run-dir", str(run_dir)],
         cwd=REPO_ROOT,
         env=env,
         stdout=subprocess.PIPE,
@@ -69,17 +62,9 @@ def page_server(pipeline_run: Workspace) -> Iterator[str]:
 
 
 @pytest.fixture
-def browser() -> Iterator[WebDriver]:
-    options = webdriver.ChromeOptions()
-    options.binary_location = executable("chromium", "chromium-browser")
-    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1400,1000"):
-        options.add_argument(argument)
-    driver = webdriver.Chrome(options=options, service=Service(executable_path=executable("chromedriver")))
-    driver.set_page_load_timeout(120)
-    try:
-        yield driver
-    finally:
-        driver.quit()
+def page_server(pipeline_run: Workspace) -> Iterator[str]:
+    with serving(pipeline_run.root) as url:
+        yield url
 
 
 def wait(driver: WebDriver, condition: Any, seconds: float = 60, message: str = "") -> Any:
@@ -176,3 +161,35 @@ def test_a_run_in_progress_updates_on_the_page_without_a_reload(page_server, bro
         assert not browser.find_elements(By.CSS_SELECTOR, "main[data-live]")  # and stopped polling
     finally:
         shutil.rmtree(store.folder(record.id))
+
+
+def test_a_reviewer_labels_with_the_keyboard_and_sees_the_models_answer_only_after(browser, tmp_path):
+    workspace = Workspace.open(tmp_path / "run")
+    with ReviewQueue(workspace.root / DATABASE) as queue:
+        queue.enqueue(
+            [
+                Candidate("capture:e:1:0", "line 1", "low_confidence", "Thin fabric, nice cut.", "e", 4, "positive", 0.52),
+                Candidate("capture:e:2:0", "line 2", "low_confidence", "It is a dress.", "e", 4, "neutral", 0.4),
+            ],
+            labels_per_item=1,
+        )  # fmt: skip
+    with serving(workspace.root) as url:
+        browser.get(f"{url}/review")
+        browser.find_element(By.ID, "reviewer-name").send_keys("alice\n")
+        wait(browser, lambda d: d.find_elements(By.ID, "review-text"))
+        assert text(browser, "#review-text") == "Thin fabric, nice cut."
+        assert "52%" not in text(browser, "main") and "the model (version" not in text(browser, "main")
+
+        browser.find_element(By.TAG_NAME, "body").send_keys("2")  # neutral, by its key
+        wait(browser, lambda d: d.find_elements(By.ID, "answered"))
+        assert "you said neutral; the model (version 4) said positive at 52%" in text(browser, "#answered")
+        assert text(browser, "#review-text") == "It is a dress."
+
+        browser.find_element(By.TAG_NAME, "body").send_keys("s")  # skip
+        wait(browser, lambda d: d.find_elements(By.ID, "done"))
+    with ReviewQueue(workspace.root / DATABASE) as queue:
+        first, second = queue.items()
+        assert first.consolidated == "neutral" and [(x.reviewer, x.label) for x in first.labels] == [
+            ("alice", "neutral")
+        ]
+        assert second.consolidated is None and [x.label for x in second.labels] == ["skip"]
