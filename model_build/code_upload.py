@@ -10,8 +10,9 @@ code goes under a hash that includes the checkout's absolute path, which CodeBui
 Here a :class:`CodeSet` is a set of files under a root; its digest is the SHA-256 of their relative paths and
 bytes (caches left out, :data:`IGNORED`), so the same code has the same digest on a laptop and in CodeBuild.
 A step's code set is its script, the modules of the steps folder it imports (found by reading its
-``import`` statements, transitively) and the requirements file: editing ``train.py`` changes the training and
-evaluation steps (``evaluate.py`` imports ``train``) and leaves processing, and its cache, alone.
+``import`` statements, transitively) and the requirements file: editing ``train.py`` changes the training step
+alone, editing ``training_data.py`` (which ``train.py`` and ``evaluate.py`` import) changes both and leaves
+processing, and its cache, alone.
 
 A set is uploaded to ``s3://<bucket>/<prefix>/<digest>/<name>/`` (a folder) or to
 ``.../<digest>/bundle/sourcedir.tar.gz`` (a bundle built byte-for-byte reproducibly: sorted entries, zero

@@ -921,6 +921,8 @@ PIPELINE = PipelineSpec(
                 ("train:loss", r"train_loss=([0-9.]+)"),
                 ("validation:loss", r"val_loss=([0-9.]+)"),
                 ("validation:accuracy", r"val_acc=([0-9.]+)"),
+                # Each epoch's validation macro-F1 (what picks the kept epoch: train.py SELECTION_METRIC).
+                ("validation:f1_macro", r"val_f1_macro=([0-9.]+)"),
                 (TUNING_OBJECTIVE, r"best_validation_f1_macro=([0-9.]+)"),
             ),
             objective=TUNING_OBJECTIVE,

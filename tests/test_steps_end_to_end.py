@@ -167,7 +167,7 @@ def test_bundled_minilm_one_short_epoch(tmp_path: Path, sample_csv: Path, minilm
         TrainStepsPerEpoch=3,
         ValidationBatchSize=16,
     )
-    assert [len(values) for values in run["metrics"].values()] == [1, 1, 1]
+    assert [len(values) for values in run["metrics"].values()] == [1, 1, 1, 1, 1]
     assert 0 <= accuracy_of(run["report"]) <= 1
     handler, model = run["handler"], run["model"]
     lines, content_type = handler.output_fn(

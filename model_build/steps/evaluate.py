@@ -61,7 +61,7 @@ import champion
 import drift
 import features
 from arguments import positive_int
-from train import PaddingCollator, SplitDataset, TrainingInputError, read_split
+from training_data import SplitDataset, TrainingInputError, make_collator, model_inputs, read_split
 
 logger = logging.getLogger("evaluate")
 
@@ -182,13 +182,12 @@ def predict_with_confidence(
 
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     model.to(device).eval()
-    loader = DataLoader(dataset, batch_size=batch_size, collate_fn=PaddingCollator(tokenizer, max_seq_length))
+    loader = DataLoader(dataset, batch_size=batch_size, collate_fn=make_collator(tokenizer, max_seq_length))
     predictions: list[int] = []
     confidence: list[float] = []
     with torch.inference_mode():
-        for batch, _ in tqdm(loader, desc="test", leave=False):
-            batch.pop("labels")
-            logits = model(**{key: value.to(device) for key, value in batch.items()}).logits
+        for batch in tqdm(loader, desc="test", leave=False):
+            logits = model(**{key: value.to(device) for key, value in model_inputs(batch).items()}).logits
             top = logits.softmax(dim=-1).max(dim=-1)
             predictions.extend(top.indices.tolist())
             confidence.extend(top.values.tolist())
@@ -235,7 +234,7 @@ class TextSplit:
 
 
 def split_files(folder: Path, name: str) -> list[Path]:
-    """The split's Parquet files, in the order :func:`train.read_split` reads them (rows stay aligned)."""
+    """The split's Parquet files, in the order :func:`training_data.read_split` reads them (rows stay aligned)."""
     if not folder.is_dir():
         raise EvaluationInputError(f"the {name} data folder {folder} does not exist")
     files = sorted(folder.rglob("*.parquet"))

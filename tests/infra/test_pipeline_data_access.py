@@ -258,7 +258,9 @@ def writes(definition: dict[str, Any]) -> list[Place]:
             if "CheckpointConfig" in arguments:
                 uri = _value(arguments["CheckpointConfig"]["S3Uri"], definition)
                 assert uri is not None
-                found.append(Place(step["Name"], "checkpoints", *_split(f"{uri}/last.pt")))
+                found.append(
+                    Place(step["Name"], "checkpoints", *_split(f"{uri}/checkpoint-60/model.safetensors"))
+                )
     return found
 
 

@@ -101,8 +101,9 @@ def test_training_code_and_drivers_are_uploaded_by_content_not_by_time(first) ->
         # check_data.py reads the input with preprocess's readers.
         (f"{ps.STEPS_SOURCE_DIR}/preprocess.py", {ps.CHECK_DATA, ps.PROCESS}),
         (f"{ps.STEPS_SOURCE_DIR}/check_data.py", {ps.CHECK_DATA}),
-        # evaluate.py imports train: both run the changed code.
-        (f"{ps.STEPS_SOURCE_DIR}/train.py", {ps.TRAIN, ps.EVALUATE}),
+        # Both steps read the splits with training_data; the training recipe is train.py's alone.
+        (f"{ps.STEPS_SOURCE_DIR}/training_data.py", {ps.TRAIN, ps.EVALUATE}),
+        (f"{ps.STEPS_SOURCE_DIR}/train.py", {ps.TRAIN}),
         (f"{ps.STEPS_SOURCE_DIR}/evaluate.py", {ps.EVALUATE}),
         (f"{ps.STEPS_SOURCE_DIR}/features.py", {ps.CHECK_DATA, ps.PROCESS, ps.TRAIN, ps.EVALUATE}),
         (f"{ps.STEPS_SOURCE_DIR}/requirements.txt", {ps.CHECK_DATA, ps.PROCESS, ps.TRAIN, ps.EVALUATE}),
@@ -208,7 +209,8 @@ def test_a_steps_code_is_its_script_what_it_imports_and_the_requirements() -> No
         "requirements.txt",
         "token_cut.py",
     )
-    assert "train.py" in CodeSet.script(steps, "evaluate.py", always).names()
+    evaluation = CodeSet.script(steps, "evaluate.py", always).names()
+    assert "training_data.py" in evaluation and "train.py" not in evaluation
     with pytest.raises(FileNotFoundError, match="missing"):
         CodeSet.script(steps, "no_such_step.py", always)
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -15,8 +16,15 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import train
+import training_data
 
-from model_build.pipeline_spec import PIPELINE, SERVING_SOURCE_DIR, STEPS_SOURCE_DIR, TRAIN
+from model_build.pipeline_spec import (
+    PIPELINE,
+    SERVING_SOURCE_DIR,
+    STEPS_SOURCE_DIR,
+    TRAIN,
+    TUNING_OBJECTIVE,
+)
 from tests.model_build.review_splits import write_splits
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -68,16 +76,27 @@ def hyperparameters(pretrained_model: Path, **overrides: object) -> list[str]:
 
 
 def run_script(
-    args: list[str], env: dict[str, str], launcher: list[str] | None = None
+    args: list[str], env: dict[str, str], launcher: list[str] | None = None, timeout: float = 600
 ) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [*(launcher or [sys.executable]), "train.py", *args],
+    """Run train.py in its own process group: on timeout the whole group goes (torchrun and every worker it
+    started), so no orphan keeps the pipes open and the test fails instead of hanging."""
+    command = [*(launcher or [sys.executable]), "train.py", *args]
+    with subprocess.Popen(
+        command,
         cwd=STEPS_DIR,
         env=env,
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
-        timeout=300,
-    )
+        start_new_session=True,
+    ) as process:
+        try:
+            stdout, stderr = process.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            stdout, stderr = process.communicate()
+            pytest.fail(f"train.py ran past {timeout} s and was killed with its workers:\n{stderr[-3000:]}")
+    return subprocess.CompletedProcess(command, process.returncode, stdout, stderr)
 
 
 def parse_metrics(stdout: str) -> dict[str, list[float]]:
@@ -97,7 +116,12 @@ def test_trains_under_the_container_contract(
     assert result.returncode == 0, result.stderr[-3000:]
 
     metrics = parse_metrics(result.stdout)
-    assert {name: len(values) for name, values in metrics.items()} == dict.fromkeys(METRIC_DEFINITIONS, 3)
+    # One value per epoch, and the kept epoch's macro-F1 once, last (the tuning objective).
+    assert {name: len(values) for name, values in metrics.items()} == {
+        **dict.fromkeys(METRIC_DEFINITIONS, 3),
+        TUNING_OBJECTIVE: 1,
+    }
+    assert result.stdout.rstrip().splitlines()[-1].startswith("best_validation_f1_macro=")
     losses = metrics["train:loss"]
     assert losses[-1] < losses[0], f"the training loss did not fall: {losses}"
     assert all(0 <= accuracy <= 1 for accuracy in metrics["validation:accuracy"])
@@ -119,10 +143,20 @@ def test_trains_under_the_container_contract(
     report = json.loads((output / train.METRICS_FILE).read_text())
     accuracies = [epoch["val_acc"] for epoch in report["epochs"]]
     assert accuracies == pytest.approx(metrics["validation:accuracy"], abs=1e-6)
-    # The best epoch: highest validation accuracy, ties broken by the lower validation loss.
-    best = max(report["epochs"], key=lambda epoch: (epoch["val_acc"], -epoch["val_loss"]))
+    assert [epoch["val_f1_macro"] for epoch in report["epochs"]] == pytest.approx(
+        metrics["validation:f1_macro"], abs=1e-6
+    )
+    # The best epoch: highest validation macro-F1, ties broken by the lower validation loss.
+    best = max(report["epochs"], key=lambda epoch: (epoch["val_f1_macro"], -epoch["val_loss"]))
     assert report["best_epoch"] == best["epoch"]
-    assert {path.name for path in checkpoints.iterdir()} == {train.CHECKPOINT_LAST, train.CHECKPOINT_BEST}
+    assert report["best_val_f1_macro"] == best["val_f1_macro"]
+    assert metrics[TUNING_OBJECTIVE] == pytest.approx([best["val_f1_macro"]], abs=1e-6)
+    # Trainer's checkpoints: the last epoch (to resume) and the best (if another), beside the run's settings.
+    saved = {path.name for path in checkpoints.iterdir()}
+    assert train.SETTINGS_FILE in saved
+    assert 1 <= len(saved - {train.SETTINGS_FILE}) <= 2 and all(
+        name.startswith("checkpoint-") for name in saved - {train.SETTINGS_FILE}
+    )
 
     # A restarted job (same settings, same checkpoint folder) resumes: nothing is left to train, the best epoch
     # is saved again.
@@ -167,25 +201,31 @@ def test_identical_runs_give_identical_weights_and_metrics(
 def test_two_processes_train_data_parallel(
     tmp_path: Path, splits: dict[str, Path], tiny_roberta_dir: Path
 ) -> None:
-    """torchrun with 2 CPU processes (gloo): disjoint shards, one set of metric lines, one writer."""
+    """torchrun with 2 CPU processes (gloo): shards that split each epoch, one set of metric lines, one writer."""
     env = {**container_env(tmp_path, splits), "OMP_NUM_THREADS": "1"}
     launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2"]
-    result = run_script(hyperparameters(tiny_roberta_dir, epochs=2), env, launcher)
+    batch_size = 32
+    result = run_script(
+        hyperparameters(tiny_roberta_dir, epochs=2, **{"train-batch-size": batch_size}), env, launcher
+    )
     assert result.returncode == 0, result.stderr[-3000:]
 
+    # Rank 0 gathers the reviews each process trained on, after every epoch.
     shards = re.findall(
-        r"rank(\d) INFO train: rank \1/2 epoch (\d): trained on (\d+) reviews \(shard (\w+)\)", result.stderr
+        r"rank0 INFO train: epoch (\d): 2 process\(es\) trained on (\d+) distinct reviews "
+        r"\(per process: (\d+), (\d+); on more than one: (\d+)\)",
+        result.stderr,
     )
-    by_epoch: dict[str, dict[str, tuple[int, str]]] = {}
-    for rank, epoch, count, digest in shards:
-        by_epoch.setdefault(epoch, {})[rank] = (int(count), digest)
     train_size = pq.read_table(splits["train"]).num_rows
-    assert sorted(by_epoch) == ["1", "2"]
-    for epoch, ranks in by_epoch.items():
-        assert sorted(ranks) == ["0", "1"], f"epoch {epoch}: {ranks}"
-        assert ranks["0"][1] != ranks["1"][1], f"epoch {epoch}: both ranks trained on the same reviews"
-        # DistributedSampler pads the shards to equal size with at most one repeated review.
-        assert train_size <= ranks["0"][0] + ranks["1"][0] <= train_size + 1
+    assert [epoch for epoch, *_ in shards] == ["1", "2"], result.stderr[-3000:]
+    for epoch, distinct, first, second, shared in shards:
+        assert int(distinct) == train_size, f"epoch {epoch}: not every review was trained on"
+        # Each process trains on its half; accelerate evens the shards out (every process runs the same number
+        # of full batches) with reviews from the start of the epoch: fewer than two batches' worth.
+        assert max(int(first), int(second)) <= train_size // 2 + batch_size, (
+            f"epoch {epoch}: {first}, {second}"
+        )
+        assert int(shared) < 2 * batch_size, f"epoch {epoch}: the shards overlap by {shared} reviews"
 
     losses = parse_metrics(result.stdout)["train:loss"]
     assert len(losses) == 2, "only rank 0 prints the metric lines"
@@ -280,25 +320,28 @@ def test_dynamic_padding_pads_each_batch_to_its_longest_row(tiny_roberta_dir: Pa
 
     tokenizer = AutoTokenizer.from_pretrained(tiny_roberta_dir)
     items = [
-        {"input_ids": [0, 5, 6, 2], "labels": 1, "index": 3},
-        {"input_ids": [0, 7, 2], "labels": 0, "index": 9},
+        {"input_ids": [0, 5, 6, 2], "labels": 1, training_data.INDEX_KEY: 3},
+        {"input_ids": [0, 7, 2], "labels": 0, training_data.INDEX_KEY: 9},
     ]
-    batch, indices = train.PaddingCollator(tokenizer, 128)(items)
-    assert indices == [3, 9]
+    batch = training_data.make_collator(tokenizer, 128)(items)
+    assert batch[training_data.INDEX_KEY].tolist() == [3, 9]
     assert batch["input_ids"].tolist() == [[0, 5, 6, 2], [0, 7, 2, tokenizer.pad_token_id]]
     assert batch["attention_mask"].tolist() == [[1, 1, 1, 1], [1, 1, 1, 0]]
     assert batch["labels"].tolist() == [1, 0]
-    fixed, _ = train.PaddingCollator(tokenizer, 128, pad_to_max_length=True)(items)
+    assert set(training_data.model_inputs(batch)) == {"input_ids", "attention_mask"}
+    fixed = training_data.make_collator(tokenizer, 128, pad_to_max_length=True)(items)
     assert fixed["input_ids"].shape == (2, 128)
 
 
 def test_metric_line_is_plain_decimals_the_regexes_parse() -> None:
-    line = train.EpochResult(2, 1.5e-7, 12.25, 1.0, 10, 1.0).log_line()
+    line = train.EpochResult(2, 1.5e-7, 12.25, 1.0, 0.5).log_line()
     assert "e-" not in line
     assert parse_metrics(line) == {
         "train:loss": [0.0],
         "validation:loss": [12.25],
         "validation:accuracy": [1.0],
+        "validation:f1_macro": [0.5],
+        TUNING_OBJECTIVE: [],
     }
 
 

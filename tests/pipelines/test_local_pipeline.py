@@ -104,7 +104,13 @@ def test_execution_record_has_every_step_with_timings_outputs_and_logs(first_run
     assert all(step.duration_s is not None for step in record.steps)
     assert record.parameters["Epochs"] == 1 and record.parameters["MinAccuracy"] == 0.0
     train = record.step("TrainModel")
-    assert set(train.metrics) == {"train:loss", "validation:loss", "validation:accuracy"}
+    assert set(train.metrics) == {
+        "train:loss",
+        "validation:loss",
+        "validation:accuracy",
+        "validation:f1_macro",
+        "validation:best_f1_macro",
+    }
     assert "epoch=1 train_loss=" in Path(train.log).read_text()
     for name in ("train", "validation", "test", "rejects", "features"):
         assert workspace.local_path(record.step("ProcessReviews").outputs[name]).is_dir()
