@@ -25,6 +25,7 @@ import pytest
 
 from model_build.pipeline_spec import (
     ACCURACY_JSON_PATH,
+    CHECK_DATA,
     EVALUATE,
     EVALUATION_FILE,
     PIPELINE,
@@ -62,6 +63,8 @@ def processing_arguments(step_name: str, root: Path, parameters: dict[str, Any])
         text = resolve(value, parameters).replace("/opt/ml/processing", str(root))
         if name == "--feature-group-name":
             text = ""  # no Feature Store here: the records stay in the features/ output
+        if name == "--exit-message":
+            text = str(root / "message")  # SageMaker's /opt/ml/output/message, kept in the test's folder
         arguments += [name, text]
     return arguments
 
@@ -85,6 +88,8 @@ def run_pipeline_steps(root: Path, sample_csv: Path, pretrained: Path, **overrid
     processing = root / "processing"
     (processing / "input" / "data").mkdir(parents=True)
     shutil.copy(sample_csv, processing / "input" / "data")
+    # The data check first: evaluation weighs the monitoring baseline by the label shares it reports.
+    run("check_data.py", processing_arguments(CHECK_DATA, processing, parameters))
     run("preprocess.py", processing_arguments(PROCESS, processing, parameters))
 
     # Training: the channels as the spec wires them (processing outputs, the serving code), SM_CHANNEL_<NAME> each.

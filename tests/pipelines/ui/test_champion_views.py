@@ -56,7 +56,14 @@ def test_registry_list_and_describe_show_the_champion_comparison(
     workspace: Workspace, capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert cli.main(["registry", "list", "--run-dir", str(workspace.root)]) == 0
-    rows = {line.split()[0]: line for line in capsys.readouterr().out.splitlines() if line[:1].isdigit()}
+    # each version: its row, then its metrics and data check on lines of their own under it
+    rows: dict[str, str] = {}
+    current = ""
+    for line in capsys.readouterr().out.splitlines():
+        if line[:1].isdigit():
+            current = line.split()[0]
+        if current:
+            rows[current] = " ".join(f"{rows.get(current, '')} {line}".split())  # wrapped cells joined
     assert "vs champion: none" in rows["1"]
     assert "vs champion v1 f1_macro 0.7000 (+0.0500)" in rows["2"]
     assert "vs champion v1 f1_macro 0.7821 (-0.0321)" in rows["3"]
