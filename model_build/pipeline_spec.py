@@ -386,8 +386,10 @@ class TuningStep(TrainingStep):
         names = dict(self.metric_definitions)
         if self.objective not in names:
             raise ValueError(f"{self.name}: the objective {self.objective!r} is not a metric definition")
+        if not self.ranges:
+            raise ValueError(f"{self.name}: a tuning step needs at least one search range")
         unknown = [r.hyperparameter for r in self.ranges if r.hyperparameter not in self.hyperparameters]
-        if unknown or not self.ranges:
+        if unknown:
             raise ValueError(f"{self.name}: tuning ranges must name its hyperparameters; unknown: {unknown}")
 
     def settings(self) -> dict[str, Value]:

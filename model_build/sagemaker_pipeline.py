@@ -316,12 +316,6 @@ class _PipelineBuilder:
             raise ValueError(f"{value}: no earlier step {value.step} with that property file")
         return JsonGet(step_name=value.step, property_file=property_file, json_path=value.json_path)
 
-    def _local_or_resolved(self, value: Any) -> Any:
-        """Channel data: a repository folder stays a local path (the SDK uploads it), the rest resolves."""
-        if isinstance(value, str) and (REPO_ROOT / value).is_dir():
-            return str(REPO_ROOT / value)
-        return self.resolve(value)
-
     def _output_uri(self, step_name: str, output_name: str):
         """``s3://<artifacts>/<prefix>/<pipeline>/<execution id>/<step>/<output>``: one folder per run."""
         from sagemaker.core.workflow.execution_variables import ExecutionVariables

@@ -429,8 +429,9 @@ class LocalRunner:
         if server is not None:
             step.detail["feature_store_records_ingested"] = server.ingested
         if len(hosts) > 1:
-            logs = self.executions.folder(execution.id) / "logs"
-            step.detail["instance_logs"] = [str(logs / f"{spec_step.name}-{host}.log") for host in hosts]
+            step.detail["instance_logs"] = [
+                str(self._log_path(execution, f"{spec_step.name}-{host}")) for host in hosts
+            ]
 
     def _train(
         self,
@@ -442,7 +443,7 @@ class LocalRunner:
         self._note_single_instance(execution, spec_step.instance_count, "training")
         hyperparameters = {name: self._render(execution, v) for name, v in spec_step.hyperparameters.items()}
         checkpoints = self._checkpoint_dir(execution, spec_step, "")
-        step.log = str(self.executions.folder(execution.id) / "logs" / f"{spec_step.name}.log")
+        step.log = str(self._log_path(execution, spec_step.name))
         self.executions.save(execution.record)  # the log is readable while the job runs
         run = self._fit(execution, spec_step, sources, hyperparameters, checkpoints, spec_step.name)
         self._publish_training(execution, spec_step, step, run)
@@ -566,7 +567,7 @@ class LocalRunner:
                 if match := pattern.search(line):
                     series.setdefault(metric, []).append(float(match.group(1)))
 
-        log = self.executions.folder(execution.id) / "logs" / f"{name}.log"
+        log = self._log_path(execution, name)
         run = container.ScriptRun(
             self.steps_dir / spec_step.script, arguments, self.steps_dir, environment, log
         )
@@ -600,12 +601,16 @@ class LocalRunner:
         on_line: Callable[[str], None] = lambda line: None,
         log_name: str = "",
     ) -> None:
-        log_path = self.executions.folder(execution.id) / "logs" / f"{log_name or step.name}.log"
+        log_path = self._log_path(execution, log_name or step.name)
         step.log = str(log_path)
         self.executions.save(execution.record)
         run = container.ScriptRun(self.steps_dir / script, arguments, self.steps_dir, environment, log_path)
         console: Any = getattr(self.console, "buffer", None) or _TextToBytes(self.console)
         container.run_script(run, console, on_line)
+
+    def _log_path(self, execution: _Execution, name: str) -> Path:
+        """Where a job's (or a job instance's, or a trial's) output is kept: ``<execution>/logs/<name>.log``."""
+        return self.executions.folder(execution.id) / "logs" / f"{name}.log"
 
     def _base_environment(self) -> dict[str, str]:
         """This process's environment, offline for the Hugging Face hub unless the user said otherwise: the

@@ -27,7 +27,7 @@ from pipelines.local.feature_store import FeatureStore
 from pipelines.local.feature_store_server import FeatureStoreServer
 from pipelines.local.workspace import Workspace
 from pipelines.ui.server import page_server
-from tests.model_deploy.local.conftest import request
+from tests.model_deploy.local.conftest import read_until_closed, request
 
 NAME = "review-sentiment-dev-version-1"
 RUNTIME = f"/endpoints/{NAME}/invocations"
@@ -62,17 +62,6 @@ def nodelay(sock: socket.socket) -> int:
 def accepted_sockets_of(server: Any) -> list[socket.socket]:
     """The server side of each connection uvicorn holds (its protocols' transports)."""
     return [connection.transport.get_extra_info("socket") for connection in server.server_state.connections]
-
-
-def answer_of(sock: socket.socket) -> bytes:
-    """Read until the server closes the connection."""
-    answer = b""
-    try:
-        while chunk := sock.recv(65536):
-            answer += chunk
-    except ConnectionResetError:
-        pass
-    return answer
 
 
 def split_answer(answer: bytes) -> tuple[int, dict[str, str], bytes]:
@@ -142,7 +131,7 @@ def test_a_trickled_second_request_on_a_kept_alive_connection_is_closed_at_the_d
             except TimeoutError:
                 continue
             sock.settimeout(60)
-            status, headers, body = split_answer(answer + answer_of(sock))
+            status, headers, body = split_answer(answer + read_until_closed(sock))
             assert status == 408 and headers["x-amzn-errortype"] == "RequestTimeout", answer
             assert "no complete request head within 2 s" in json.loads(body)["Message"]
             closed = True
@@ -156,7 +145,7 @@ def test_pipelined_requests_on_one_connection_are_all_answered(server: RunningSe
     ping = b"GET /ping HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
     with socket.create_connection(("127.0.0.1", port_of(server.url)), timeout=60) as sock:
         sock.sendall(ping * 3 + b"GET /ping HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
-        assert answer_of(sock).count(b"HTTP/1.1 200 OK") == 4
+        assert read_until_closed(sock).count(b"HTTP/1.1 200 OK") == 4
 
 
 # ------------------------------------------------------------------------------------------------ redirects
@@ -187,7 +176,7 @@ def test_unreadable_http_on_the_runtime_path_gets_sagemakers_error_shape(
 ) -> None:
     with socket.create_connection(("127.0.0.1", port_of(server.url)), timeout=60) as sock:
         sock.sendall(raw)
-        status, headers, body = split_answer(answer_of(sock))
+        status, headers, body = split_answer(read_until_closed(sock))
     assert status == 400 and headers["x-amzn-errortype"] == "ValidationError"
     assert json.loads(body) == {"Message": "Invalid HTTP request received. Send an HTTP/1.1 request."}
 
@@ -199,7 +188,7 @@ def test_unreadable_http_elsewhere_keeps_the_hosting_contracts_shape(server: Run
     ):
         with socket.create_connection(("127.0.0.1", port_of(server.url)), timeout=60) as sock:
             sock.sendall(raw)
-            status, headers, body = split_answer(answer_of(sock))
+            status, headers, body = split_answer(read_until_closed(sock))
         assert status == 400 and set(json.loads(body)) == expected
         assert ("x-amzn-errortype" in headers) == ("Message" in expected)
 
@@ -218,7 +207,7 @@ def test_every_refusal_is_logged_with_the_reason_the_client_got(
     assert status == 400
     with socket.create_connection(("127.0.0.1", port_of(server.url)), timeout=60) as sock:
         sock.sendall(f"POST {RUNTIME} HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n".encode())
-        answer_of(sock)
+        read_until_closed(sock)
     wait_for(lambda: len(caplog.records) >= 3)
     logged = [r.getMessage() for r in caplog.records if r.name == endpoint_server.__name__]
     assert any(

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from model_deploy.local.server import RunningServer, adhoc_state, start_in_thread
+from tests.model_deploy.local.conftest import read_until_closed
 
 NAME = "review-sentiment-dev-version-1"
 RUNTIME = f"/endpoints/{NAME}/invocations"
@@ -39,13 +40,7 @@ def exchange(server: RunningServer, raw: bytes, timeout: float = 60) -> bytes:
     """Send ``raw``, read until the server closes; the tests' requests say ``Connection: close``."""
     with socket.create_connection(("127.0.0.1", port_of(server)), timeout=timeout) as sock:
         sock.sendall(raw)
-        answer = b""
-        try:
-            while chunk := sock.recv(65536):
-                answer += chunk
-        except ConnectionResetError:
-            pass
-    return answer
+        return read_until_closed(sock)
 
 
 def http_request(method: str, path: str, body: bytes = b"", **headers: str) -> bytes:
