@@ -52,13 +52,14 @@ def _reviews(limit: int = 2000) -> list[str]:
 
 
 def _archive(folder: Path) -> Path:
-    """The bundled MiniLM as a trained model's ``model.tar.gz``: id2label set, handler in ``code/``."""
+    """The bundled MiniLM as the pipeline packages a model: id2label set, handler in ``code/``, int8 ONNX model."""
     import shutil
 
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     from model_build.pipeline_spec import SERVING_SOURCE_DIR
     from model_build.steps.features import SENTIMENT_BY_LABEL_ID
+    from model_build.steps.onnx_int8 import export_int8
     from pipelines.local.container import pack_model
     from pipelines.models import bundled_model_dir
 
@@ -71,6 +72,9 @@ def _archive(folder: Path) -> Path:
     model_dir = folder / "model"
     model.save_pretrained(model_dir)
     tokenizer.save_pretrained(model_dir)
+    export_int8(
+        model, tokenizer, model_dir
+    )  # as the evaluation step packages it (no parity check: see below)
     (model_dir / "code").mkdir()
     for module in (REPO_ROOT / SERVING_SOURCE_DIR).glob("*.py"):  # as training copies them
         if module.name != "__init__.py":
@@ -82,7 +86,7 @@ def _archive(folder: Path) -> Path:
 
 
 # ------------------------------------------------------------------------------------------------- ceiling
-def _ceiling(archive: Path, seconds: float) -> dict[str, float]:
+def _ceiling(archive: Path, seconds: float, backend: str) -> dict[str, float]:
     """Texts/s of the handler's ``predict_fn`` with no server, in a process of its own (``--ceiling``, with the
     servers' environment: in this one, torch may have loaded OpenMP with other settings already)."""
     command = [
@@ -93,6 +97,8 @@ def _ceiling(archive: Path, seconds: float) -> dict[str, float]:
         str(archive),
         "--seconds",
         str(seconds),
+        "--backend",
+        backend,
     ]
     done = subprocess.run(
         command,
@@ -106,13 +112,14 @@ def _ceiling(archive: Path, seconds: float) -> dict[str, float]:
     return rates
 
 
-def measure_ceiling(archive: Path, seconds: float) -> None:
+def measure_ceiling(archive: Path, seconds: float, backend: str) -> None:
     """The ``--ceiling`` child: one review at a time, and in batches of 16; prints the rates as JSON."""
     from model_deploy.local.host import load
+    from model_deploy.stage_config import ServingSettings
 
     reviews = _reviews()
 
-    host = load(archive, Path(tempfile.mkdtemp(prefix="bench-ceiling-")))
+    host = load(archive, Path(tempfile.mkdtemp(prefix="bench-ceiling-")), ServingSettings(backend=backend))  # type: ignore[arg-type]
     try:
         rates = {}
         for batch in (1, CLIENTS):
@@ -320,7 +327,9 @@ def run(quick: bool) -> str:
     load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="bench-endpoint-") as folder:
         archive = _archive(Path(folder))
-        ceiling = _ceiling(archive, 5.0 if quick else 10.0)
+        ceilings = {
+            backend: _ceiling(archive, 5.0 if quick else 10.0, backend) for backend in ("pytorch", "onnx")
+        }
         servers = {side: _Server(archive, course=side == "course") for side in SIDES}
         measured: dict[str, dict[str, list[dict[str, float]]]] = {
             side: {"many": [], "one": [], "quiet": [], "hostile": []} for side in SIDES
@@ -344,13 +353,13 @@ def run(quick: bool) -> str:
     results = {
         side: {kind: _merged(runs) for kind, runs in kinds.items()} for side, kinds in measured.items()
     }
-    return _report(results, stats["template"], ceiling, seconds, rounds, hostile_seconds, load_before)
+    return _report(results, stats["template"], ceilings, seconds, rounds, hostile_seconds, load_before)
 
 
 def _report(
     results: dict[str, dict[str, dict[str, float]]],
     stats: dict[str, Any],
-    ceiling: dict[str, float],
+    ceilings: dict[str, dict[str, float]],
     seconds: float,
     rounds: int,
     hostile_seconds: float,
@@ -377,19 +386,25 @@ def _report(
     p99_ratio = ours["many"]["p99"] / (CLIENTS / ours["many"]["rps"] * 1000)
     hostile_ratio = ours["hostile"]["p99"] / ours["quiet"]["p99"]
     calls = stats.get("model_calls") or 1
+    ceiling, torch_ceiling = ceilings["onnx"], ceilings["pytorch"]
 
     def verdict(met: bool) -> str:
         return "met" if met else "**not met**"
 
     return f"""
-Bundled MiniLM (max 128 tokens), the same saved model in both servers, each a process of its own; one review
-of the sample per request, closed-loop clients on keep-alive connections. {rounds} rounds of {CLIENTS} clients
-for {seconds:.0f} s then 1 client for {seconds / 2:.0f} s, the servers taking turns; medians over the rounds.
-One-minute load average before the run: {load_before:.1f}, after: {os.getloadavg()[0]:.1f} on {os.cpu_count()}
-CPUs shared with other work (numbers move with it; both sides saw the same).
+Bundled MiniLM (max 128 tokens), packaged as the pipeline packages a model: the course's server runs its PyTorch
+model (as the course did), the template's server the package's int8 ONNX model with ONNX Runtime (the handler's
+`auto` backend on a CPU), each server a process of its own; one review of the sample per request, closed-loop
+clients on keep-alive connections. {rounds} rounds of {CLIENTS} clients for {seconds:.0f} s then 1 client for
+{seconds / 2:.0f} s, the servers taking turns; medians over the rounds. One-minute load average before the run:
+{load_before:.1f}, after: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs shared with other work (numbers move
+with it; both sides saw the same). The bench model's classifier head is untrained: this measures speed only; the
+int8 model's accuracy is the evaluation step's parity check (`evaluation.json` `onnx_int8`).
 
-Ceiling, the model in-process with no server: **{ceiling["batch 1"]:.1f} texts/s** one at a time,
-**{ceiling[f"batch {CLIENTS}"]:.1f} texts/s** in batches of {CLIENTS}.
+Ceiling, the handler in-process with no server, texts/s one at a time / in batches of {CLIENTS}: int8 ONNX
+**{ceiling["batch 1"]:.1f} / {ceiling[f"batch {CLIENTS}"]:.1f}**, PyTorch {torch_ceiling["batch 1"]:.1f} /
+{torch_ceiling[f"batch {CLIENTS}"]:.1f} (int8 / PyTorch: {ceiling["batch 1"] / torch_ceiling["batch 1"]:.2f}x,
+{ceiling[f"batch {CLIENTS}"] / torch_ceiling[f"batch {CLIENTS}"]:.2f}x).
 
 | server | req/s ({CLIENTS} clients) | p50 ms | p99 ms | p99 / ({CLIENTS} / throughput) | req/s (1 client) | p50 ms (1 client) | p99 ms (1 client) | errors |
 |---|---:|---:|---:|---:|---:|---:|---:|---:|
@@ -404,11 +419,8 @@ Ceiling, the model in-process with no server: **{ceiling["batch 1"]:.1f} texts/s
 
 The template batched {stats.get("requests", 0) / calls:.1f} requests per model call on average over the run.
 At {CLIENTS} clients it reached {ours["many"]["rps"] / ceiling[f"batch {CLIENTS}"]:.0%} of the model's batched
-ceiling, which is {ceiling[f"batch {CLIENTS}"] / course["many"]["rps"]:.2f}x the course's req/s (the ceiling is
-measured once, before the rounds, not in turns: on shared cores it is a rough guide). Batching saves the
-course's per-request overhead, not the forward pass: on a quiet machine the batched ceiling is under 2x the
-course's req/s (the previous run here: 88 texts/s against 48; issue 26's: 143 against 77), so 3x needs a cheaper forward pass
-(issue 26's ONNX Runtime int8 item).
+ceiling, which is {ceiling[f"batch {CLIENTS}"] / course["many"]["rps"]:.2f}x the course's req/s (the ceilings are
+measured once, before the rounds, not in turns: on shared cores they are a rough guide).
 
 Hostile round, per server: a lone one-review client for {hostile_seconds / 2:.0f} s alone, then for
 {hostile_seconds:.0f} s while another client sends `{{"features": ["ok " * 30000] * 64}}` (5.8 MB) again and
@@ -427,13 +439,16 @@ def main() -> None:
     group.add_argument("--course", type=Path, help="the course-style stdlib server")
     group.add_argument("--ceiling", type=Path, help="the model's own rate, no server")
     parser.add_argument("--seconds", type=float, default=10.0, help="with --ceiling: per batch size")
+    parser.add_argument(
+        "--backend", choices=("auto", "onnx", "pytorch"), default="auto", help="with --ceiling: the handler's"
+    )
     args = parser.parse_args()
     if args.serve:
         serve(args.serve)
     elif args.course:
         serve_course(args.course)
     else:
-        measure_ceiling(args.ceiling, args.seconds)
+        measure_ceiling(args.ceiling, args.seconds, args.backend)
 
 
 if __name__ == "__main__":

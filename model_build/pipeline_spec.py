@@ -437,6 +437,7 @@ class ConditionStep:
 class RegisterStep:
     name: str
     model: StepOutput
+    """The model's artifact: a ``model.tar.gz`` (a training job's ``model``), or the folder holding ``model_file``."""
     model_package_group: Config
     approval_status: Value
     metrics_report: StepOutput
@@ -445,6 +446,8 @@ class RegisterStep:
     content_types: tuple[str, ...]
     response_types: tuple[str, ...]
     inference_instance_type: Value
+    model_file: str = ""
+    """The archive's name inside ``model`` when ``model`` is a processing output (a folder); empty: ``model`` is it."""
     description: str = ""
     data_report: StepOutput | None = None
     """The data-check step's output that holds ``data_report_file``: the pre-training bias report
@@ -602,6 +605,9 @@ EXIT_MESSAGE = "/opt/ml/output/message"
 """A processing job's message file: SageMaker shows its first KB as the job's ``ExitMessage``."""
 EVALUATION_REPORT = "EvaluationReport"
 EVALUATION_FILE = "evaluation.json"
+PACKAGE_OUTPUT = "package"
+"""The evaluation step's output holding the package the register step registers (``evaluate.py --package-output``)."""
+MODEL_ARCHIVE = "model.tar.gz"
 ACCURACY_JSON_PATH = "metrics.accuracy.value"
 F1_MACRO_JSON_PATH = "metrics.f1_macro.value"
 BASELINE_MARGIN_JSON_PATH = "f1_macro_margin_over_best_baseline.value"
@@ -947,9 +953,15 @@ PIPELINE = PipelineSpec(
                     "data_check", StepOutput(CHECK_DATA, "report"), f"{PROCESSING_INPUT}/data_check"
                 ),
             ),
-            outputs=(ProcessingOutput("evaluation", f"{PROCESSING_OUTPUT}/evaluation"),),
+            outputs=(
+                ProcessingOutput("evaluation", f"{PROCESSING_OUTPUT}/evaluation"),
+                # The package the register step registers: the trained model, plus its int8 ONNX model when it
+                # answers the test split like the PyTorch model (evaluation.json's onnx_int8 says which).
+                ProcessingOutput(PACKAGE_OUTPUT, f"{PROCESSING_OUTPUT}/{PACKAGE_OUTPUT}"),
+            ),
             arguments={
                 "--model-path": f"{PROCESSING_INPUT}/model",
+                "--package-output": f"{PROCESSING_OUTPUT}/{PACKAGE_OUTPUT}",
                 "--test-data": f"{PROCESSING_INPUT}/test",
                 "--train-data": f"{PROCESSING_INPUT}/train",
                 "--seed": Param("Seed"),
@@ -999,7 +1011,8 @@ PIPELINE = PipelineSpec(
         RegisterStep(
             name=REGISTER,
             description="Register the model version with its evaluation report, pending approval by default.",
-            model=StepOutput(TRAIN, "model"),
+            model=StepOutput(EVALUATE, PACKAGE_OUTPUT),
+            model_file=MODEL_ARCHIVE,
             model_package_group=Config("model_package_group_name"),
             approval_status=Param("ModelApprovalStatus"),
             metrics_report=StepOutput(EVALUATE, "evaluation"),

@@ -676,7 +676,11 @@ class _PipelineBuilder:
         deploy_instance_type = self.resolve(spec.inference_instance_type)
         builder = ModelBuilder(
             image_uri=self._image(spec.inference_instance_type, "inference"),
-            s3_model_data_url=self.resolve(spec.model),
+            s3_model_data_url=(
+                Join(on="/", values=[self.resolve(spec.model), spec.model_file])
+                if spec.model_file
+                else self.resolve(spec.model)
+            ),
             role_arn=self.settings.role_arn,
             sagemaker_session=self.session,
             instance_type=str(self.default_of(spec.inference_instance_type)),

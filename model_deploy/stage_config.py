@@ -28,6 +28,7 @@ STAGES = ("staging", "prod")
 """The rollout order: an approved version goes to staging, and to prod only after the manual gate."""
 
 TrafficRouting = Literal["ALL_AT_ONCE", "CANARY", "LINEAR"]
+Backend = Literal["auto", "onnx", "pytorch"]
 
 
 class StageConfigError(ValueError):
@@ -137,12 +138,19 @@ class AlarmSettings:
 
 @dataclass(frozen=True)
 class ServingSettings:
-    """How the model server batches: requests that arrive together share one forward pass."""
+    """How the model server batches (requests that arrive together share one forward pass), and what runs it.
+
+    ``backend`` is the handler's ``INFERENCE_BACKEND`` (``model_deploy/serving/inference.py``): ``auto`` serves
+    the package's int8 ONNX model with ONNX Runtime on CPU instances when the package carries it (the evaluation
+    step adds it only when it answers like the PyTorch model) and PyTorch otherwise; ``pytorch`` always serves
+    the PyTorch model; ``onnx`` refuses a package without the int8 model.
+    """
 
     max_batch_size: int = 16
     max_batch_delay_ms: int = 5
     workers: int = 1
     response_timeout_seconds: int = 60
+    backend: Backend = "auto"
 
     def check(self) -> list[str]:
         problems = []
@@ -165,6 +173,7 @@ class ServingSettings:
             "SAGEMAKER_TS_MAX_WORKERS": str(self.workers),
             "SAGEMAKER_MODEL_SERVER_WORKERS": str(self.workers),
             "SAGEMAKER_TS_RESPONSE_TIMEOUT": str(self.response_timeout_seconds),
+            "INFERENCE_BACKEND": self.backend,
         }
 
 

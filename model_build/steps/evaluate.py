@@ -36,6 +36,14 @@ JSON paths in ``evaluation.json`` (dot-separated, as SageMaker's ``JsonGet`` rea
     f1_macro_margin_over_champion.value                  the same way on the same split (see champion.py)
     champion_check.holds                               what the gate reads: margin >= MinChampionMargin, or
                                                        no champion
+    onnx_int8.packaged                                 whether the package (--package-output) carries the
+    onnx_int8.message                                    int8 ONNX model, and why (not)
+    onnx_int8.parity.<label_agreement|f1_macro_difference|max_probability_difference>.value
+    onnx_int8.parity.holds / .failures                 the int8 model vs the PyTorch model on the test split
+
+With ``--package-output`` the step also writes the package the pipeline registers: the trained model's files and,
+when it answers like the PyTorch model (``onnx_int8.py``), its int8 ONNX export, which the serving handler runs
+with ONNX Runtime on CPU. Here, because the test split and the PyTorch model's answers are here.
 
 The model scores the token ids the processing step wrote, the same inputs training saw. Labels are reported as
 sentiments (-1, 0, 1); in the confusion matrix, rows are the true sentiment and columns the predicted one
@@ -60,6 +68,7 @@ from typing import Any
 import champion
 import drift
 import features
+import onnx_int8
 from arguments import positive_int
 from training_data import SplitDataset, TrainingInputError, make_collator, model_inputs, read_split
 
@@ -82,6 +91,7 @@ MARGINS_JSON_KEY = "f1_macro_margin_over_baselines"
 F1_MACRO_JSON_PATH = "metrics.f1_macro.value"
 BEST_BASELINE_F1_MACRO_JSON_PATH = f"{BEST_BASELINE_JSON_KEY}.f1_macro.value"
 MARGIN_JSON_PATH = f"{MARGIN_JSON_KEY}.value"
+ONNX_INT8_JSON_KEY = "onnx_int8"
 
 
 class EvaluationInputError(TrainingInputError):
@@ -113,6 +123,33 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         default=None,
         help="The data check's report (data_check.json): the monitoring baseline weights each "
         "class of the test split to its share of the data, as traffic comes; without it, as the split is.",
+    )
+    parser.add_argument(
+        "--package-output",
+        type=Path,
+        default=None,
+        help=f"Where to write the package the pipeline registers ({MODEL_ARCHIVE}): the trained model, plus "
+        f"its int8 ONNX model ({onnx_int8.INT8_MODEL_FILE}) when it passes the parity rule below. Without it, "
+        "nothing is exported.",
+    )
+    rule = onnx_int8.ParityRule()
+    parser.add_argument(
+        "--min-onnx-label-agreement",
+        type=float,
+        default=rule.min_label_agreement,
+        help="Share of test reviews the int8 model must label as the PyTorch model does.",
+    )
+    parser.add_argument(
+        "--max-onnx-f1-macro-difference",
+        type=float,
+        default=rule.max_f1_macro_difference,
+        help="Largest macro-F1 difference (on the test split) between the int8 and the PyTorch model.",
+    )
+    parser.add_argument(
+        "--max-onnx-probability-difference",
+        type=float,
+        default=rule.max_probability_difference,
+        help="Largest difference of any one class probability of any test review.",
     )
     champion.add_arguments(parser)
     return parser.parse_args(argv)
@@ -166,32 +203,41 @@ def predict(
     model: Any, tokenizer: Any, dataset: SplitDataset, max_seq_length: int, batch_size: int
 ) -> list[int]:
     """Predicted class indices, in dataset order, batched and padded per batch."""
-    return predict_with_confidence(model, tokenizer, dataset, max_seq_length, batch_size)[0]
+    return top_classes(predict_probabilities(model, tokenizer, dataset, max_seq_length, batch_size))[0]
 
 
-def predict_with_confidence(
-    model: Any, tokenizer: Any, dataset: SplitDataset, max_seq_length: int, batch_size: int
-) -> tuple[list[int], list[float]]:
-    """Predicted class indices and each one's probability (softmax), in dataset order.
+def top_classes(rows: Sequence[Sequence[float]]) -> tuple[list[int], list[float]]:
+    """Each row's class index and its probability: the prediction and its confidence.
 
     The probabilities are the monitoring baseline's confidence: the endpoint answers the same softmax.
     """
-    import torch
+    best = [max(range(len(row)), key=row.__getitem__) for row in rows]
+    return best, [float(row[index]) for row, index in zip(rows, best, strict=True)]
+
+
+def batches(tokenizer: Any, dataset: SplitDataset, max_seq_length: int, batch_size: int) -> Any:
+    """The dataset as padded model inputs, in order: both the PyTorch and the ONNX model read these."""
     from torch.utils.data import DataLoader
+
+    loader = DataLoader(dataset, batch_size=batch_size, collate_fn=make_collator(tokenizer, max_seq_length))
+    return (model_inputs(batch) for batch in loader)
+
+
+def predict_probabilities(
+    model: Any, tokenizer: Any, dataset: SplitDataset, max_seq_length: int, batch_size: int
+) -> list[list[float]]:
+    """Every review's softmax row, in dataset order."""
+    import torch
     from tqdm.auto import tqdm
 
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     model.to(device).eval()
-    loader = DataLoader(dataset, batch_size=batch_size, collate_fn=make_collator(tokenizer, max_seq_length))
-    predictions: list[int] = []
-    confidence: list[float] = []
+    rows: list[list[float]] = []
     with torch.inference_mode():
-        for batch in tqdm(loader, desc="test", leave=False):
-            logits = model(**{key: value.to(device) for key, value in model_inputs(batch).items()}).logits
-            top = logits.softmax(dim=-1).max(dim=-1)
-            predictions.extend(top.indices.tolist())
-            confidence.extend(top.values.tolist())
-    return predictions, confidence
+        for batch in tqdm(batches(tokenizer, dataset, max_seq_length, batch_size), desc="test", leave=False):
+            logits = model(**{key: value.to(device) for key, value in batch.items()}).logits
+            rows.extend(logits.float().softmax(dim=-1).tolist())
+    return rows
 
 
 def compute_metrics(y_true: Sequence[int], y_pred: Sequence[int]) -> dict[str, Any]:
@@ -563,14 +609,24 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
     if args.class_shares is not None:  # so does a missing data check report
         data_class_shares(args.class_shares)
     champion.arguments(args)  # a champion named without its model fails before the scoring, too
+    y_true = [features.SENTIMENT_BY_LABEL_ID[label] for label in test.labels]
     with tempfile.TemporaryDirectory(prefix="model-") as workspace:
-        model, tokenizer, sentiments = load_model(locate_model(args.model_path, Path(workspace)))
-        predicted, confidence = predict_with_confidence(
+        folder = locate_model(args.model_path, Path(workspace))
+        model, tokenizer, sentiments = load_model(folder)
+        rows = predict_probabilities(
             model, tokenizer, SplitDataset(test), args.max_seq_length, args.batch_size
         )
-    y_true = [features.SENTIMENT_BY_LABEL_ID[label] for label in test.labels]
+        predicted, confidence = top_classes(rows)
+
+        def f1_macro(classes: Sequence[int]) -> float:
+            return float(
+                compute_metrics(y_true, [sentiments[index] for index in classes])["f1_macro"]["value"]
+            )
+
+        int8_entry = package_model(args, folder, model, tokenizer, test, rows, f1_macro)
     y_pred = [sentiments[index] for index in predicted]
     report: dict[str, Any] = {"metrics": compute_metrics(y_true, y_pred)}
+    report[ONNX_INT8_JSON_KEY] = int8_entry
     report[BASELINES_JSON_KEY] = score_baselines(args.train_data, args.test_data, test.review_ids, args.seed)
     report.update(compare(report["metrics"], report[BASELINES_JSON_KEY]))
     report[champion.CHAMPION_JSON_KEY] = score_champion(args, test, tokenizer, y_true)
@@ -608,7 +664,87 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
         )
     check = report[champion.CHAMPION_CHECK_JSON_KEY]
     logger.info("champion: %s", check["message"])
+    (logger.info if int8_entry["packaged"] else logger.warning)("int8 ONNX: %s", int8_entry["message"])
     return report
+
+
+# ------------------------------------------------------------------------------------------ packaging
+def package_model(
+    args: argparse.Namespace,
+    folder: Path,
+    model: Any,
+    tokenizer: Any,
+    test: Any,
+    reference: Sequence[Sequence[float]],
+    f1_macro: Any,
+) -> dict[str, Any]:
+    """Write the package the pipeline registers (``--package-output``) and return the ``onnx_int8`` entry.
+
+    The package is the trained model's folder (weights, tokenizer, ``code/``) plus its int8 ONNX model when that
+    model answers the test split like the PyTorch one (:class:`onnx_int8.ParityRule`); otherwise the package
+    serves with PyTorch and the entry says why. An export that fails is recorded the same way: the PyTorch
+    model is still a good model.
+    """
+    if args.package_output is None:
+        return {
+            "packaged": False,
+            "file": None,
+            "message": "not exported: no --package-output (this evaluation packages nothing)",
+        }
+    rule = onnx_int8.ParityRule(
+        args.min_onnx_label_agreement, args.max_onnx_f1_macro_difference, args.max_onnx_probability_difference
+    )
+    with tempfile.TemporaryDirectory(prefix="onnx-") as extra:
+        try:
+            int8 = onnx_int8.export_int8(model, tokenizer, Path(extra))
+            session = onnx_int8.session(int8)
+        except Exception as error:  # an architecture the exporter or ONNX Runtime cannot take
+            logger.exception("the int8 ONNX export failed")
+            write_package(folder, {}, args.package_output / MODEL_ARCHIVE)
+            return {
+                "packaged": False,
+                "file": None,
+                "message": f"not packaged: the export failed ({type(error).__name__}: {error}); "
+                "the package serves with PyTorch",
+            }
+        candidate = onnx_int8.probabilities(
+            session, batches(tokenizer, SplitDataset(test), args.max_seq_length, args.batch_size)
+        )
+        parity = onnx_int8.parity(reference, candidate, f1_macro, rule)
+        holds = bool(parity["holds"])
+        write_package(
+            folder, {onnx_int8.INT8_MODEL_FILE: int8} if holds else {}, args.package_output / MODEL_ARCHIVE
+        )
+    figures = (
+        f"label agreement {parity['label_agreement']['value']:.4f}, macro-F1 difference "
+        f"{parity['f1_macro_difference']['value']:.4f}, max probability difference "
+        f"{parity['max_probability_difference']['value']:.4f} on {parity['examples']} test reviews"
+    )
+    message = (
+        f"packaged {onnx_int8.INT8_MODEL_FILE}: {figures}"
+        if holds
+        else f"not packaged, parity failed: {'; '.join(parity['failures'])} ({figures}); "
+        "the package serves with PyTorch"
+    )
+    return {
+        "packaged": holds,
+        "file": onnx_int8.INT8_MODEL_FILE if holds else None,
+        "parity": parity,
+        "message": message,
+    }
+
+
+def write_package(folder: Path, extra: dict[str, Path], archive: Path) -> Path:
+    """``archive`` (gzipped tar): every file of ``folder`` under its relative name, then ``extra`` (name -> file)."""
+    archive.parent.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(archive, "w:gz") as tar:
+        for path in sorted(folder.rglob("*")):
+            if path.is_file():
+                tar.add(path, arcname=path.relative_to(folder).as_posix())
+        for name, path in extra.items():
+            tar.add(path, arcname=name)
+    logger.info("model package: %s (%.1f MB)", archive, archive.stat().st_size / 1e6)
+    return archive
 
 
 # ------------------------------------------------------------------------------------------ monitoring

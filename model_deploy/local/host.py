@@ -328,7 +328,14 @@ def load(
         unpack(Path(archive), model_dir)
         handler = load_handler(model_dir)
         try:
-            model = handler.model_fn(str(model_dir))
+            # The stage's backend, as the container's INFERENCE_BACKEND would give it; a handler without
+            # load_model (another model's) gets the container's call.
+            load_model = getattr(handler, "load_model", None)
+            model = (
+                load_model(str(model_dir), (settings or ServingSettings()).backend)
+                if callable(load_model)
+                else handler.model_fn(str(model_dir))
+            )
         except (Exception, SystemExit) as error:
             sys.modules.pop(handler.__name__, None)
             raise ServingError(f"model_fn failed: {type(error).__name__}: {error}") from error

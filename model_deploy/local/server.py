@@ -393,7 +393,13 @@ async def endpoint_ping(request: Request) -> Response:
         return error_body(404, f"no endpoint {request.path_params['name']}")
     if endpoint.current is None or not endpoint.current.alive():
         return error_body(503, f"{endpoint.record.name} is {endpoint.status}: no model is serving")
-    return Response(status_code=200)
+    return Response(status_code=200, headers=_backend_header(endpoint.current.model))
+
+
+def _backend_header(model: Any) -> dict[str, str]:
+    """``x-model-backend: onnx-int8`` (or ``pytorch``): what answers, for a handler whose model says it."""
+    backend = getattr(model, "backend", None)
+    return {"x-model-backend": backend} if isinstance(backend, str) else {}
 
 
 async def invocations(request: Request) -> Response:

@@ -4,7 +4,12 @@ The SageMaker PyTorch serving container imports this file from ``model.tar.gz/co
 ``model_fn(model_dir)`` once, then ``input_fn(body, content_type)`` -> ``predict_fn(reviews, model)`` ->
 ``output_fn(predictions, accept)`` per request. It imports nothing from the template but ``token_cut.py``,
 the file next to it in ``code/`` (the processing step cuts texts with the same one), and otherwise only the
-standard library, ``torch`` and ``transformers`` (``requirements.txt`` next to it).
+standard library, ``torch``, ``transformers`` and ``onnxruntime`` (``requirements.txt`` next to it).
+
+Backend (``INFERENCE_BACKEND``, from the stage's ``serving.backend``): ``auto`` serves the package's int8 ONNX
+model (:data:`ONNX_MODEL_FILE`, which the evaluation step adds only when it answers the test split like the
+PyTorch model) with ONNX Runtime on a CPU, and the PyTorch model otherwise (on a GPU, or when the package has
+none); ``onnx`` requires the int8 model; ``pytorch`` never uses it. The log says which was loaded.
 
 Requests (one or more reviews):
 
@@ -46,8 +51,9 @@ from typing import Any
 # 2 threads gave 26-29/s. A value set by the deployment wins.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
+import numpy
 import torch
-from transformers import AutoModelForSequenceClassification, AutoTokenizer
+from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
 
 logger = logging.getLogger(__name__)
 
@@ -137,37 +143,95 @@ class InvalidRequest(_ServingError, ValueError):
         return self.message
 
 
+BACKEND_ENVIRONMENT = "INFERENCE_BACKEND"
+BACKENDS = ("auto", "onnx", "pytorch")
+ONNX_MODEL_FILE = "onnx/model.int8.onnx"
+"""The int8 model in the package (``model_build/steps/onnx_int8.py`` ``INT8_MODEL_FILE`` writes it there)."""
+
+
 @dataclass
 class SentimentModel:
     """What ``model_fn`` loads once: the model, its tokenizer, and how class indices map to sentiments."""
 
     model: Any
+    """The PyTorch model, or ``None`` when ``session`` serves."""
     tokenizer: Any
     sentiments: list[int]
     """Class index -> sentiment value (-1, 0, 1), read from the model's ``id2label``."""
     max_length: int
     device: torch.device
+    session: Any = None
+    """The ONNX Runtime session of the int8 model, when it serves."""
+
+    @property
+    def backend(self) -> str:
+        """What answers: ``onnx-int8`` or ``pytorch``."""
+        return "pytorch" if self.session is None else "onnx-int8"
 
 
 # ------------------------------------------------------------------------------------------ model_fn
 def model_fn(model_dir: str) -> SentimentModel:
+    """The serving container's entry: :func:`load_model` with the backend its environment names."""
+    return load_model(model_dir, os.environ.get(BACKEND_ENVIRONMENT) or "auto")
+
+
+def load_model(model_dir: str, backend: str) -> SentimentModel:
+    """The model of ``model_dir``, served by ``backend`` (:data:`BACKENDS`; see the module docstring).
+
+    Also called directly by the local endpoint server, which hosts several endpoints, each with its stage's
+    backend, in one process (an environment variable would be one for all).
+    """
+    if backend not in BACKENDS:
+        raise ValueError(f"{BACKEND_ENVIRONMENT}={backend!r}: use one of {', '.join(BACKENDS)}")
+    onnx_file = Path(model_dir) / ONNX_MODEL_FILE
+    if backend == "onnx" and not onnx_file.is_file():
+        raise ValueError(
+            f"{BACKEND_ENVIRONMENT}=onnx but the package has no {ONNX_MODEL_FILE}: the evaluation step adds it "
+            "only when the int8 model passes its parity check (evaluation.json onnx_int8.message says why it "
+            "did not); serve this package with 'auto' or 'pytorch'"
+        )
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    use_onnx = backend == "onnx" or (backend == "auto" and onnx_file.is_file() and device.type == "cpu")
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    model = AutoModelForSequenceClassification.from_pretrained(model_dir).to(device).eval()
-    sentiments = _sentiments_by_class(model.config.id2label)
-    max_length = _max_length(tokenizer, model.config)
+    if use_onnx:
+        config = AutoConfig.from_pretrained(model_dir)
+        model, session, device = None, _onnx_session(onnx_file), torch.device("cpu")
+    else:
+        model = AutoModelForSequenceClassification.from_pretrained(model_dir).to(device).eval()
+        config, session = model.config, None
+    loaded = SentimentModel(
+        model,
+        tokenizer,
+        _sentiments_by_class(config.id2label),
+        _max_length(tokenizer, config),
+        device,
+        session,
+    )
     logger.info(
-        "loaded %s on %s: classes %s, max length %d, %d torch threads, OMP_WAIT_POLICY=%s",
+        "loaded %s: %s on %s (INFERENCE_BACKEND=%s, int8 model in the package: %s), classes %s, max length %d, "
+        "%d torch threads, OMP_WAIT_POLICY=%s",
         *(
             model_dir,
+            loaded.backend,
             device,
-            sentiments,
-            max_length,
+            backend,
+            "yes" if onnx_file.is_file() else "no",
+            loaded.sentiments,
+            loaded.max_length,
             torch.get_num_threads(),
             os.environ.get("OMP_WAIT_POLICY"),
         ),
     )
-    return SentimentModel(model, tokenizer, sentiments, max_length, device)
+    return loaded
+
+
+def _onnx_session(path: Path) -> Any:
+    """ONNX Runtime on the CPU, its threads waiting without spinning (as ``OMP_WAIT_POLICY=PASSIVE`` above)."""
+    import onnxruntime
+
+    options = onnxruntime.SessionOptions()
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    return onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
 def _sentiments_by_class(id2label: dict[int, str]) -> list[int]:
@@ -372,15 +436,38 @@ def predict_fn(reviews: list[str] | RejectedRequest, model: SentimentModel) -> A
     for start in range(0, len(order), PREDICT_CHUNK_SIZE):
         chunk = order[start : start + PREDICT_CHUNK_SIZE]
         features = {key: [encoded[key][index] for index in chunk] for key in encoded}
-        batch = model.tokenizer.pad(features, return_tensors="pt").to(model.device)
-        with torch.inference_mode():
-            probabilities = torch.softmax(model.model(**batch).logits.float(), dim=-1).cpu().tolist()
-        for index, row in zip(chunk, probabilities, strict=True):
+        for index, row in zip(chunk, _probabilities(features, model), strict=True):
             rows[index] = row
     return [
         _result(row, model.sentiments, len(ids), cut)
         for row, ids, cut in zip(rows, encoded["input_ids"], truncated, strict=True)
     ]
+
+
+def _probabilities(features: dict[str, list[Any]], model: SentimentModel) -> list[list[float]]:
+    """Softmax rows of one chunk of encoded reviews, padded to its longest, by the loaded backend."""
+    if model.session is None:
+        batch = model.tokenizer.pad(features, return_tensors="pt").to(model.device)
+        with torch.inference_mode():
+            rows: list[list[float]] = (
+                torch.softmax(model.model(**batch).logits.float(), dim=-1).cpu().tolist()
+            )
+        return rows
+    arrays = model.tokenizer.pad(features, return_tensors="np")
+    shape = arrays["input_ids"].shape
+    feed = {
+        graph_input.name: (
+            arrays[graph_input.name].astype(numpy.int64)
+            if graph_input.name in arrays
+            else numpy.zeros(
+                shape, dtype=numpy.int64
+            )  # token_type_ids the tokenizer did not give: PyTorch's default
+        )
+        for graph_input in model.session.get_inputs()
+    }
+    logits = model.session.run(["logits"], feed)[0].astype(numpy.float64)
+    exp = numpy.exp(logits - logits.max(axis=-1, keepdims=True))
+    return (exp / exp.sum(axis=-1, keepdims=True)).tolist()
 
 
 def _encode(reviews: list[str], model: SentimentModel) -> tuple[Any, list[bool]]:

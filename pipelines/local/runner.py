@@ -44,6 +44,7 @@ from model_build.pipeline_spec import (
     CHAMPION_URL_PARAMETER,
     EXIT_MESSAGE,
     FEATURE_STORE,
+    MODEL_ARCHIVE,
     PIPELINE,
     RESOURCE_CONFIG,
     STEPS_SOURCE_DIR,
@@ -72,7 +73,6 @@ from pipelines.local.feature_store_server import ENDPOINT_ENV, serve
 from pipelines.local.registry import Champion, Lineage, ModelRegistry
 from pipelines.local.workspace import LOCAL_ACCOUNT, REPO_ROOT, Workspace
 
-MODEL_ARCHIVE = "model.tar.gz"
 CHECKPOINTS_FOLDER = "checkpoints"
 """As in the SageMaker pipeline: ``s3://<artifacts>/<pipeline prefix>/checkpoints/<execution id>``."""
 TRAINING_HOST = "algo-1"
@@ -713,7 +713,7 @@ class LocalRunner:
         ) as registry:
             package = registry.register(
                 str(self._resolve(execution, register.model_package_group)),
-                self._step_output(execution, register.model),
+                self._model_data(execution, register),
                 lineage,
                 approval_status=str(self._resolve(execution, register.approval_status)),
                 content_types=register.content_types,
@@ -730,6 +730,11 @@ class LocalRunner:
         }
         self._say(f"  registered {package.arn} ({package.approval_status})")
         self._end_step(execution, step, Status.SUCCEEDED)
+
+    def _model_data(self, execution: _Execution, register: RegisterStep) -> str:
+        """The registered artifact's URI: the step output itself, or ``model_file`` inside it."""
+        output = self._step_output(execution, register.model)
+        return f"{output}/{register.model_file}" if register.model_file else output
 
     def _data_report(self, execution: _Execution, register: RegisterStep) -> dict[str, Any]:
         """The data check's report URI and its figures, as the registry's lineage holds them."""

@@ -108,8 +108,9 @@ def version(text: str) -> tuple[int, ...]:
     return tuple(int(part) for part in text.split("."))
 
 
-MODEL_LIBRARIES = ("transformers", "tokenizers", "safetensors")
-"""What saves and loads the model and its tokenizer: pinned alike wherever a model is trained or served."""
+MODEL_LIBRARIES = ("transformers", "tokenizers", "safetensors", "onnxruntime")
+"""What saves and loads the model, its tokenizer and its int8 ONNX variant: pinned alike wherever a model is
+trained, packaged or served."""
 
 
 def test_serving_installs_the_model_libraries_training_installs(repo_root: Path) -> None:

@@ -327,7 +327,19 @@ def test_register_attaches_the_report_to_a_version_in_the_projects_group(steps):
     assert images.parse(container["Image"]) == images.ImageTag(
         "inference", images.FRAMEWORK.torch, "cpu", images.FRAMEWORK.python
     )
-    assert container["ModelDataUrl"] == {"Get": f"Steps.{ps.TRAIN}.ModelArtifacts.S3ModelArtifacts"}
+    # The evaluation's package (the trained model, plus its int8 ONNX model when it passed the parity check).
+    assert container["ModelDataUrl"] == {
+        "Std:Join": {
+            "On": "/",
+            "Values": [
+                {
+                    "Get": f"Steps.{ps.EVALUATE}.ProcessingOutputConfig.Outputs['{ps.PACKAGE_OUTPUT}']"
+                    ".S3Output.S3Uri"
+                },
+                ps.MODEL_ARCHIVE,
+            ],
+        }
+    }
     assert container["Environment"]["SAGEMAKER_PROGRAM"] == "inference.py"
     register = ps.PIPELINE.step(ps.REGISTER)
     assert inference["SupportedContentTypes"] == list(register.content_types)

@@ -64,7 +64,16 @@ def test_handler_is_self_contained_and_has_the_toolkit_signatures(handler: Modul
         if isinstance(node, ast.Import | ast.ImportFrom)
         for alias in node.names
     }
-    allowed = {"__future__", "sagemaker_inference", "torch", "transformers", *sys.stdlib_module_names}
+    # numpy comes with torch; onnxruntime from code/requirements.txt (the serving container installs it).
+    allowed = {
+        "__future__",
+        "sagemaker_inference",
+        "torch",
+        "numpy",
+        "onnxruntime",
+        "transformers",
+        *sys.stdlib_module_names,
+    }
     assert imported <= allowed, (
         f"the handler imports {imported - allowed}: it must run from model.tar.gz's code/ alone"
     )
