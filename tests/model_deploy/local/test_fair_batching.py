@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from model_deploy.local.host import REQUEST_CHUNK, ModelHost
+from model_deploy.local.host import LONG_REVIEW_CHARACTERS, REQUEST_CHUNK, ModelHost
 from model_deploy.stage_config import ServingSettings
 
 BATCH = 16
@@ -113,3 +113,29 @@ def test_a_chunk_that_fails_fails_its_own_request_only(host: ModelHost, recorder
     assert isinstance(outcome, ValueError) and "refuses" in str(outcome)
     assert other == ["answer to fine"]
     assert not any("review 39" in call for call in recorder.calls)  # nothing after the failure was run
+
+
+def test_a_short_review_is_never_batched_with_nor_waits_behind_more_than_one_long_review(
+    host: ModelHost, recorder: Recorder
+) -> None:
+    """Long reviews (past what the model reads) go one per chunk, in a call after the short reviews of the batch."""
+    long = [f"{n} " + "x" * LONG_REVIEW_CHARACTERS for n in range(6)]
+    mixed = ["short a", "short b", long[0], long[1], "short c", *long[2:]]
+
+    async def scenario() -> tuple[list[str], list[str]]:
+        first = asyncio.ensure_future(invoke(host, mixed))
+        while not recorder.calls:
+            await asyncio.sleep(0.01)
+        lone = asyncio.ensure_future(invoke(host, ["the lone review"]))
+        await queued(host, 1)
+        recorder.first_call_may_end.set()
+        return await first, await lone
+
+    answers, lone = asyncio.run(scenario())
+    assert answers == [f"answer to {review}" for review in mixed]  # whole, and in order
+    assert lone == ["answer to the lone review"]
+    assert recorder.calls[0] == ["short a", "short b"]  # the chunk stops before the first long review
+    assert recorder.calls[1] == ["the lone review"]  # alone: not padded to the long review that follows
+    assert recorder.calls[2] == [long[0]]
+    assert all(sum(review in long for review in call) <= 1 for call in recorder.calls)
+    assert all(not (set(call) & set(long)) or len(call) == 1 for call in recorder.calls)
