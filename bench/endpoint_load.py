@@ -1,22 +1,24 @@
 """The local endpoint against a course-style stdlib server: 1 and 16 clients, and a hostile request.
 
-The bundled MiniLM, labelled as training saves it and packed with the repository's handler into a
-``model.tar.gz``, is served by two processes of their own on 127.0.0.1, both up for the whole run:
+The bundled MiniLM, labelled as training saves it and packaged as the evaluation step packages a model (the
+repository's handler in ``code/``, the int8 ONNX export beside the weights), is served by two processes of their
+own on 127.0.0.1, both up for the whole run:
 
 1. **the course's server** (the baseline, ``python -m bench.endpoint_load --course ARCHIVE``): a stdlib
    ``ThreadingHTTPServer`` (HTTP/1.1 keep-alive, TCP_NODELAY) whose handler runs one forward pass per request
    (tokenize the request's reviews, ``model(**batch)``, softmax), one at a time under a lock (a fast
-   tokenizer refuses concurrent use), with ``transformers`` and the same saved model;
-2. **the template** (``--serve ARCHIVE``): the local endpoint server with the stage config's batching, the
-   runtime API path (``/endpoints/NAME/invocations``).
+   tokenizer refuses concurrent use), with ``transformers`` and the same saved PyTorch model;
+2. **the template** (``--serve ARCHIVE``): the local endpoint server with the stage config's batching and
+   backend (``auto``: the int8 model with ONNX Runtime on a CPU), the runtime API path
+   (``/endpoints/NAME/invocations``).
 
 Both get the same ``OMP_WAIT_POLICY`` (the handler's PASSIVE), so the comparison is of the servers, not of
 OpenMP's settings. Load: closed-loop clients (threads of this process) on keep-alive connections, one review
 of the sample per request; rounds of 16 clients then 1 client, the two servers taking turns (the first to go
 alternates), so that other work on the machine's shared cores weighs on both alike. Then a hostile round per
 server: a lone one-review client's p99 alone, then while another client keeps sending a 5.8 MB request of 64
-reviews of 90,000 characters each. Also measured, in this process: the model's own rate with no server
-(batches of 1 and of 16), the most any server could reach.
+reviews of 90,000 characters each. Also measured, in a process of its own: the handler's own rate with no server
+(batches of 1 and of 16) with each backend, the most any server could reach.
 """
 
 from __future__ import annotations

@@ -706,6 +706,16 @@ class JsonErrorH11Protocol(H11Protocol):
       within :data:`HEADER_TIMEOUT_SECONDS` of the moment the server waits for it, or the connection is
       answered 408 and closed. uvicorn's own timer only closes a connection that sends nothing at all; a
       client trickling bytes would hold it forever.
+
+    Why a subclass of uvicorn's internal ``H11Protocol`` (checked against uvicorn 0.54): the public hook is
+    ``uvicorn.Config(http=<protocol class>)``, which takes this class; no public setting reaches the two
+    behaviours above. ``Config``'s ``timeout_keep_alive`` runs only while a connection is idle between requests
+    (cancelled by the first byte), ``h11_max_incomplete_event_size`` bounds a head's size, not its time,
+    ``limit_concurrency`` answers 503s, and a request uvicorn cannot parse never reaches the ASGI app (so no
+    Starlette exception handler or middleware sees it): ``send_400_response`` writes uvicorn's fixed text. A
+    proxy in front (the other way) would be a second server to run for a local stand-in. The overrides are the
+    methods ``send_400_response``, ``data_received``, ``handle_events``, ``on_response_complete`` and the
+    ``cycle`` attribute; ``tests/model_deploy/local/test_connections.py`` fails if an uvicorn upgrade moves them.
     """
 
     def connection_made(self, transport: asyncio.Transport) -> None:

@@ -251,3 +251,18 @@ def test_openmp_threads_wait_passively_unless_the_deployment_says_otherwise(
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip() == expected
+
+
+def test_a_forward_pass_holds_reviews_of_similar_length_only(handler: ModuleType) -> None:
+    """Sorted by length, at most PREDICT_CHUNK_SIZE a pass, the longest within PADDING_SLACK of the shortest."""
+    lengths = [10, 100, 11, 12, 13, 90, 95, 14, 15, 16, 17, 18, 19, 12]
+    chunks = handler._similar_lengths(lengths)
+    assert sorted(index for chunk in chunks for index in chunk) == list(range(len(lengths)))
+    assert [[lengths[index] for index in chunk] for chunk in chunks] == [
+        [10, 11, 12, 12],  # 13 > 10 * 1.25
+        [13, 14, 15, 16],  # 17 > 13 * 1.25
+        [17, 18, 19],
+        [90, 95, 100],
+    ]
+    assert handler.PADDING_SLACK == 1.25
+    assert all(len(chunk) <= handler.PREDICT_CHUNK_SIZE for chunk in handler._similar_lengths([50] * 20))
