@@ -121,7 +121,9 @@ def test_registered_version_has_metrics_artifact_and_lineage(first_run, workspac
     with ModelRegistry(workspace.registry_path, workspace.config.region) as registry:
         [package] = registry.list(GROUP)
     assert package.version == 1
-    assert package.model_data_url == record.step("TrainModel").outputs["model"]
+    # The evaluation's package: the trained model, plus its int8 ONNX model when it passed the parity check.
+    assert package.model_data_url == f"{record.step('EvaluateModel').outputs['package']}/model.tar.gz"
+    assert workspace.local_path(package.model_data_url).is_file()
     assert package.metric("accuracy") == record.step("CheckModelQuality").detail["checks"][0]["left"]
     assert package.content_types == ["application/json", "application/jsonlines", "text/csv"]
     assert package.inference_instance_types == ["ml.m5.large"]
