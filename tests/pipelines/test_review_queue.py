@@ -17,6 +17,7 @@ from model_deploy.local.capture import CaptureWriter
 from model_deploy.local.state import Deployment, EndpointRecord, EndpointStore
 from model_deploy.stage_config import load_stage
 from pipelines.cli import main
+from pipelines.commands.review import queue_of
 from pipelines.local.review_queue import (
     EXPORT_COLUMNS,
     LABEL_SOURCE_COLUMN,
@@ -27,7 +28,6 @@ from pipelines.local.review_queue import (
     sampled,
 )
 from pipelines.local.workspace import Workspace
-from pipelines.review import queue_of
 
 PROD = load_stage("prod").human_review
 
