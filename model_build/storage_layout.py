@@ -1,4 +1,8 @@
-"""Where the SageMaker pipeline's jobs read and write in the project's two buckets, step by step.
+"""Where the pipeline's jobs read and write in the project's two buckets, step by step: the one S3 layout.
+
+Both runners lay their outputs out with these functions (the SageMaker definition with the execution id as a
+pipeline variable, the local runner with its own id, in its local S3 folder), and the roles' IAM patterns come
+from the same functions with ``*`` for the id.
 
 The S3 grants of the roles the jobs run as (one per job step, :mod:`model_build.step_roles`) are made from this
 (``infra/constructs/execution_role.py``): a job step may write only under its own prefixes in the artifacts
@@ -18,9 +22,10 @@ the build project that creates the pipeline (the CLI uploads it under ``pipeline
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TypeVar
 
 from model_build.config import ProjectConfig
-from model_build.pipeline_spec import PIPELINE, PipelineSpec, ProcessingStep, TrainingStep
+from model_build.pipeline_spec import PIPELINE, PipelineSpec, ProcessingStep, RegisterStep, TrainingStep
 
 RUNTIME_NAME = "*"
 """A path segment known only when the pipeline runs: the execution id, or a job's generated name."""
@@ -28,8 +33,18 @@ RUNTIME_NAME = "*"
 MODELS_FOLDER = "models"
 """Below ``<pipeline_artifacts_prefix>/<pipeline>``: every training job's ``OutputDataConfig.S3OutputPath``."""
 
+PACKAGES_FOLDER = "packages"
+"""Below ``<pipeline_artifacts_prefix>/<pipeline>``: ``<folder>/<execution id>/<step>/<output>`` is a package the
+register step registers (:func:`served_outputs`). Not under ``models/``: the training role writes there."""
+
 CHECKPOINTS_FOLDER = "checkpoints"
 """Below ``<pipeline_artifacts_prefix>``: ``<folder>/<execution id>`` is a training job's checkpoint location."""
+
+CODE_FOLDER = "code"
+"""Below ``<pipeline_artifacts_prefix>/<pipeline>``: ``<folder>/<digest>/...`` is the jobs' code, by content."""
+
+ExecutionId = TypeVar("ExecutionId")
+"""An execution id: a string locally and in IAM patterns, a pipeline variable in the SageMaker definition."""
 
 
 @dataclass(frozen=True)
@@ -89,16 +104,53 @@ def listing(prefixes: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(pattern for prefix in prefixes for pattern in (prefix, f"{prefix}/*"))
 
 
-def processing_output_key(config: ProjectConfig, step: str, output: str) -> str:
-    """``<artifacts prefix>/<pipeline>/<execution id>/<step>/<output>``: one folder per run and output."""
-    return "/".join(
-        (config.pipeline_artifacts_prefix, config.pipeline_name, RUNTIME_NAME, step, output, RUNTIME_NAME)
+def served_outputs(spec: PipelineSpec = PIPELINE) -> frozenset[tuple[str, str]]:
+    """(step, output) of the processing outputs a register step registers as the model: a package an endpoint
+    serves, so it goes under ``packages/``, which an endpoint's model may read (:func:`served_prefixes`)."""
+    return frozenset(
+        (step.model.step, step.model.output)
+        for step in spec.steps
+        if isinstance(step, RegisterStep) and isinstance(spec.step(step.model.step), ProcessingStep)
     )
+
+
+def step_output_path(
+    config: ProjectConfig, execution_id: ExecutionId, step: str, output: str
+) -> list[str | ExecutionId]:
+    """The segments of ``<artifacts prefix>/<pipeline>/<execution id>/<step>/<output>``: one folder per run and
+    output, below the artifacts bucket; ``<artifacts prefix>/<pipeline>/packages/<execution id>/<step>/<output>``
+    for a model package (:func:`served_outputs`)."""
+    packages = [PACKAGES_FOLDER] if (step, output) in served_outputs() else []
+    return [config.pipeline_artifacts_prefix, config.pipeline_name, *packages, execution_id, step, output]
+
+
+def checkpoint_path(config: ProjectConfig, execution_id: ExecutionId) -> list[str | ExecutionId]:
+    """The segments of ``<artifacts prefix>/checkpoints/<execution id>``: a training step's checkpoints, shared
+    by the retries of one execution and by no other execution."""
+    return [config.pipeline_artifacts_prefix, CHECKPOINTS_FOLDER, execution_id]
+
+
+def code_prefix(config: ProjectConfig) -> str:
+    """``<artifacts prefix>/<pipeline>/code``: where the build uploads the jobs' code by content."""
+    return "/".join((config.pipeline_artifacts_prefix, config.pipeline_name, CODE_FOLDER))
+
+
+def processing_output_key(config: ProjectConfig, step: str, output: str) -> str:
+    """``<artifacts prefix>/<pipeline>/<execution id>/<step>/<output>/*``, as an IAM pattern."""
+    return "/".join((*step_output_path(config, RUNTIME_NAME, step, output), RUNTIME_NAME))
 
 
 def models_prefix(config: ProjectConfig) -> str:
     """``<artifacts prefix>/<pipeline>/models``: every trained model, and all an endpoint's model may read."""
     return "/".join((config.pipeline_artifacts_prefix, config.pipeline_name, MODELS_FOLDER))
+
+
+def served_prefixes(config: ProjectConfig) -> tuple[str, str]:
+    """Where registered models are: the training jobs' (``models/``) and the packages (``packages/``): all an
+    endpoint's model may read."""
+    return models_prefix(config), "/".join(
+        (config.pipeline_artifacts_prefix, config.pipeline_name, PACKAGES_FOLDER)
+    )
 
 
 def training_output_key(config: ProjectConfig) -> str:
@@ -108,7 +160,7 @@ def training_output_key(config: ProjectConfig) -> str:
 
 def checkpoint_key(config: ProjectConfig) -> str:
     """``<artifacts prefix>/checkpoints/<execution id>/...``: a retried job of the same execution resumes here."""
-    return "/".join((config.pipeline_artifacts_prefix, CHECKPOINTS_FOLDER, RUNTIME_NAME))
+    return "/".join(checkpoint_path(config, RUNTIME_NAME))
 
 
 def step_writes(config: ProjectConfig, spec: PipelineSpec = PIPELINE) -> tuple[StepWrites, ...]:

@@ -351,9 +351,10 @@ class EndpointExecutionRoleProps:
     role_name: str
     endpoint_name: str
     artifacts_bucket: s3.IBucket
-    model_artifacts_prefix: str
-    """Where the training jobs write ``model.tar.gz`` in the artifacts bucket (``storage_layout.models_prefix``):
-    the model may read its archive, not the splits and reports beside it."""
+    model_artifacts_prefixes: tuple[str, ...]
+    """Where the pipeline writes the models it registers in the artifacts bucket (``storage_layout.served_prefixes``:
+    the training jobs' ``model.tar.gz``, the evaluation step's package): the model may read its archive, not the
+    splits and reports beside it."""
     data_bucket: s3.IBucket
     data_capture_key: str
     encryption_key: kms.IKey
@@ -372,7 +373,9 @@ class EndpointExecutionRole(Construct):
             assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"),
             description=f"The model of endpoint {props.endpoint_name} runs as this role",
         )
-        model_artifacts = props.artifacts_bucket.arn_for_objects(f"{props.model_artifacts_prefix}/*")
+        model_artifacts = [
+            props.artifacts_bucket.arn_for_objects(f"{prefix}/*") for prefix in props.model_artifacts_prefixes
+        ]
         captures = props.data_bucket.arn_for_objects(f"{props.data_capture_key}/*")
         log_group = stack.format_arn(
             service="logs",
@@ -383,7 +386,7 @@ class EndpointExecutionRole(Construct):
         framework_images = dlc_repositories(stack)
         statements = [
             iam.PolicyStatement(
-                sid="ReadModelArtifacts", actions=["s3:GetObject"], resources=[model_artifacts]
+                sid="ReadModelArtifacts", actions=["s3:GetObject"], resources=model_artifacts
             ),
             iam.PolicyStatement(sid="WriteCaptures", actions=["s3:PutObject"], resources=[captures]),
             use_project_key(props.encryption_key),
@@ -417,6 +420,6 @@ class EndpointExecutionRole(Construct):
             "ecr:GetAuthorizationToken and cloudwatch:PutMetricData (with a namespace condition).",
             [
                 f"Resource::{nag_spelling(self, resource)}"
-                for resource in (model_artifacts, captures, f"{log_group}:*", framework_images, "*")
+                for resource in (*model_artifacts, captures, f"{log_group}:*", framework_images, "*")
             ],
         )

@@ -24,7 +24,7 @@ from infra.constructs.source_repository import SourceRepository
 from infra.settings import InfraSettings
 from infra.stacks.data_stack import ProjectStorage
 from model_build.config import ProjectConfig
-from model_build.storage_layout import models_prefix
+from model_build.storage_layout import served_prefixes
 from model_deploy.aws.names import endpoint_role_name, endpoint_stack_name
 from model_deploy.stage_config import load_stages
 
@@ -55,7 +55,7 @@ def add_deploy_pipeline(
                 role_name=endpoint_role_name(config, stage),
                 endpoint_name=config.endpoint_name(stage),
                 artifacts_bucket=storage.artifacts_bucket,
-                model_artifacts_prefix=models_prefix(config),
+                model_artifacts_prefixes=served_prefixes(config),
                 data_bucket=storage.data_bucket,
                 data_capture_key=config.data_capture_key(stage),
                 encryption_key=storage.key,

@@ -239,8 +239,9 @@ def test_each_models_role_reads_the_artifacts_and_writes_only_its_stages_capture
     assert statements["WriteCaptures"]["Action"] == "s3:PutObject"
     assert statements["WriteCaptures"]["Resource"].endswith(f"/{config.data_capture_key(stage)}/*")
     assert statements["ReadModelArtifacts"]["Action"] == "s3:GetObject"
-    # the models only: not the splits, features and reports the pipeline writes beside them
-    assert statements["ReadModelArtifacts"]["Resource"].endswith(
-        f"/{config.pipeline_artifacts_prefix}/{config.pipeline_name}/models/*"
-    )
+    # the models only (trained, and packaged by the evaluation): not the splits, features and reports the
+    # pipeline writes beside them
+    read = statements["ReadModelArtifacts"]["Resource"]
+    assert [resource.endswith(f"/{config.pipeline_artifacts_prefix}/{config.pipeline_name}/{folder}/*")
+            for resource, folder in zip(read, ("models", "packages"), strict=True)] == [True, True]  # fmt: skip
     assert statements["UseProjectKey"]["Action"] == ["kms:Decrypt", "kms:GenerateDataKey"]

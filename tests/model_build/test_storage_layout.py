@@ -8,7 +8,7 @@ import pytest
 
 from model_build import pipeline_spec as ps
 from model_build.config import ProjectConfig
-from model_build.storage_layout import listing, pipeline_storage, step_writes
+from model_build.storage_layout import listing, pipeline_storage, served_outputs, served_prefixes, step_writes
 
 
 def test_each_job_step_writes_under_its_own_prefix_of_this_pipeline() -> None:
@@ -22,7 +22,14 @@ def test_each_job_step_writes_under_its_own_prefix_of_this_pipeline() -> None:
     assert writes[ps.PROCESS].outputs == tuple(
         f"{root}/*/{ps.PROCESS}/{name}/*" for name in ("train", "validation", "test", "rejects", "features")
     )
-    assert writes[ps.EVALUATE].outputs == (f"{root}/*/{ps.EVALUATE}/evaluation/*",)
+    # The package the register step registers goes under packages/, which an endpoint's model reads (and not
+    # under models/, where the training role writes).
+    assert writes[ps.EVALUATE].outputs == (
+        f"{root}/*/{ps.EVALUATE}/evaluation/*",
+        f"{root}/packages/*/{ps.EVALUATE}/{ps.PACKAGE_OUTPUT}/*",
+    )
+    assert served_outputs() == {(ps.EVALUATE, ps.PACKAGE_OUTPUT)}
+    assert served_prefixes(config) == (f"{root}/models", f"{root}/packages")
     assert writes[ps.TRAIN].outputs == (f"{root}/models/*",)
     assert writes[ps.TRAIN].checkpoints == (f"{config.pipeline_artifacts_prefix}/checkpoints/*",)
     assert all(not step.checkpoints for name, step in writes.items() if name != ps.TRAIN)
