@@ -25,8 +25,10 @@ runs in this interpreter, whose requirements are the training job's.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib.util
 import logging
+import os
 import shutil
 import sys
 import tarfile
@@ -34,6 +36,7 @@ import threading
 import time
 import uuid
 from collections import deque
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -359,6 +362,27 @@ def _has_long(chunk: Chunk) -> bool:
     return job.chunkable and any(_is_long(review) for review in job.data[job.done : job.done + count])
 
 
+_ENVIRONMENT_LOCK = threading.Lock()
+"""One ``model_fn`` at a time reads the environment it is given (endpoints of one server may differ in it)."""
+
+
+@contextlib.contextmanager
+def _container_environment(settings: ServingSettings) -> Iterator[None]:
+    """The stage's ``INFERENCE_BACKEND`` in this process's environment while ``model_fn`` runs, as the serving
+    container's environment holds it (``ServingSettings.container_environment``); the previous value after."""
+    name = "INFERENCE_BACKEND"
+    with _ENVIRONMENT_LOCK:
+        previous = os.environ.get(name)
+        os.environ[name] = settings.container_environment()[name]
+        try:
+            yield
+        finally:
+            if previous is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = previous
+
+
 def load(
     archive: Path, work_dir: Path, settings: ServingSettings | None = None, label: str = ""
 ) -> ModelHost:
@@ -368,14 +392,8 @@ def load(
         unpack(Path(archive), model_dir)
         handler = load_handler(model_dir)
         try:
-            # The stage's backend, as the container's INFERENCE_BACKEND would give it; a handler without
-            # load_model (another model's) gets the container's call.
-            load_model = getattr(handler, "load_model", None)
-            model = (
-                load_model(str(model_dir), (settings or ServingSettings()).backend)
-                if callable(load_model)
-                else handler.model_fn(str(model_dir))
-            )
+            with _container_environment(settings or ServingSettings()):
+                model = handler.model_fn(str(model_dir))
         except (Exception, SystemExit) as error:
             sys.modules.pop(handler.__name__, None)
             raise ServingError(f"model_fn failed: {type(error).__name__}: {error}") from error

@@ -181,8 +181,8 @@ def model_fn(model_dir: str) -> SentimentModel:
 def load_model(model_dir: str, backend: str) -> SentimentModel:
     """The model of ``model_dir``, served by ``backend`` (:data:`BACKENDS`; see the module docstring).
 
-    Also called directly by the local endpoint server, which hosts several endpoints, each with its stage's
-    backend, in one process (an environment variable would be one for all).
+    Tests and scripts that load a package in-process call it directly; the container (and the local endpoint
+    server, which sets the stage's variable around the call) calls :func:`model_fn`.
     """
     if backend not in BACKENDS:
         raise ValueError(f"{BACKEND_ENVIRONMENT}={backend!r}: use one of {', '.join(BACKENDS)}")

@@ -175,3 +175,28 @@ def test_the_pipeline_registers_the_evaluations_package_and_the_stage_picks_the_
     assert PACKAGE_OUTPUT in {output.name for output in evaluation.outputs}
     assert ServingSettings().container_environment()["INFERENCE_BACKEND"] == "auto"
     assert ServingSettings(backend="pytorch").container_environment()["INFERENCE_BACKEND"] == "pytorch"
+
+
+def test_the_local_host_gives_model_fn_the_stages_backend(
+    packaged: tuple[dict, Path], tmp_path: Path
+) -> None:
+    """As the container does: ``model_fn`` reads ``INFERENCE_BACKEND``, which the stage's setting fills."""
+    import os
+    import shutil
+
+    from model_build.pipeline_spec import SERVING_SOURCE_DIR
+    from model_deploy.local.host import load
+    from tests.conftest import REPO_ROOT
+
+    _, unpacked = packaged
+    folder = shutil.copytree(unpacked, tmp_path / "model")
+    shutil.copytree(REPO_ROOT / SERVING_SOURCE_DIR, folder / "code")
+    archive = evaluate.write_package(folder, {}, tmp_path / MODEL_ARCHIVE)
+    before = os.environ.get("INFERENCE_BACKEND")
+    for backend, served in (("auto", "onnx-int8"), ("pytorch", "pytorch")):
+        host = load(archive, tmp_path / backend, ServingSettings(backend=backend))  # type: ignore[arg-type]
+        try:
+            assert host.model.backend == served
+        finally:
+            host.close()
+    assert os.environ.get("INFERENCE_BACKEND") == before
