@@ -3,7 +3,7 @@
 It holds :data:`model_deploy.aws.human_review.TASK_TEMPLATE` (3-class sentiment). The flow definition that uses
 it has no CloudFormation resource; it is created with ``CreateFlowDefinition``
 (:func:`model_deploy.aws.human_review.flow_definition_request`) for the private workteam whose ARN is a
-setting. Not yet wired into the endpoint stack (see the README's reviewers' section).
+setting. Not yet wired into the endpoint stack (see docs/reviewers.md, "On AWS").
 """
 
 from __future__ import annotations

@@ -289,7 +289,7 @@ def build_parser() -> argparse.ArgumentParser:
     transform.add_argument(
         "--role-arn",
         required=True,
-        help="the role the job runs as: reads the model artifact and --input, writes --output (see README)",
+        help="the role the job runs as: reads the model artifact and --input, writes --output (see docs/approvers.md)",
     )
     transform.add_argument("--version", type=int, help="this approved version (default: the newest)")
     transform.add_argument("--instance-type", default="ml.m5.xlarge")
