@@ -66,7 +66,7 @@ import numpy as np
 import pandas as pd
 from arguments import positive_int, str_to_bool
 from csv_rows import describe
-from preprocess import (
+from reviews_csv import (
     Chunk,
     InputError,
     Source,
