@@ -18,6 +18,14 @@ PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 LINK = re.compile(r"\]\(([^)\s]+)\)")
 
 
+def _tracked_folders() -> set[str]:
+    """The repository's top-level folders, as git has them (not ``.venv``, ``.mlops`` or build output)."""
+    tracked = subprocess.run(
+        ["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout.splitlines()
+    return {path.split("/")[0] for path in tracked if "/" in path}
+
+
 def _anchors(page: Path) -> set[str]:
     """GitHub's heading anchors: lower case, punctuation but ``-`` and ``_`` dropped, spaces to hyphens."""
     headings = re.findall(r"^#+ (.+)$", page.read_text(encoding="utf-8"), flags=re.MULTILINE)
@@ -42,6 +50,16 @@ def test_relative_links_and_anchors_lead_somewhere(page: Path) -> None:
     assert not broken, f"{page.relative_to(ROOT)}: broken links: {broken}"
 
 
+@pytest.mark.parametrize("page", PAGES, ids=lambda page: str(page.relative_to(ROOT)))
+def test_the_files_and_folders_a_page_names_exist(page: Path) -> None:
+    """A path in backticks under one of the repository's folders (``model_build/pipeline_spec.py``,
+    ``model_deploy/stages/*.json``) names something that is there: a page follows a file when it moves."""
+    folders = "|".join(re.escape(folder) for folder in _tracked_folders())
+    named = re.findall(rf"`((?:{folders})/[\w/.*-]*)`", page.read_text(encoding="utf-8"))
+    missing = [path for path in named if not any(ROOT.glob(path.rstrip("/")))]
+    assert not missing, f"{page.relative_to(ROOT)} names paths that are not in the repository: {missing}"
+
+
 def test_every_docs_page_is_linked_from_the_readme() -> None:
     linked = {(ROOT / target.partition("#")[0]).resolve() for target in _links(ROOT / "README.md")}
     unlinked = [page.name for page in PAGES[1:] if page.resolve() not in linked]
@@ -54,10 +72,7 @@ def test_readme_layout_table_lists_the_top_level_folders() -> None:
     text = (ROOT / "README.md").read_text(encoding="utf-8")
     table = text.split("## Layout", 1)[1]
     listed = {row.split("`")[1].split("/")[0] for row in table.splitlines() if row.startswith("| `")}
-    tracked = subprocess.run(
-        ["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True
-    ).stdout.splitlines()
-    folders = {path.split("/")[0] for path in tracked if "/" in path and not path.startswith(".")}
+    folders = {folder for folder in _tracked_folders() if not folder.startswith(".")}
     assert listed - {".github"} == folders, (
         f"README's layout table lists {sorted(listed)}, the repository's top-level folders are {sorted(folders)}: "
         "add a row for each missing folder, remove rows for folders that are gone"
