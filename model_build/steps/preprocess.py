@@ -24,7 +24,8 @@ How rows are decided, in two passes over the files so that memory stays flat how
    header, ``invalid_encoding``, ``missing_review_text``, ``invalid_rating``).
    Only 9 bytes a row are kept. Then duplicates of an earlier row (``duplicate_review``) and, with
    ``--balance-dataset``, rows beyond the smallest class's count (``balanced_out``) are marked, and the kept
-   rows are split.
+   rows are split. Balancing never drops a human label (a row with a ``Label Source``): each class keeps
+   those first (:func:`balance`), and the log and the summary say per class what was dropped.
 2. *Process*: read the files again in chunks; write rejects; tokenize the kept rows' text in one batched call
    per chunk; write the split and feature Parquet files; optionally put the records into the Feature Store.
 
@@ -629,25 +630,86 @@ def mark_duplicates(ids: np.ndarray, codes: np.ndarray) -> None:
     codes[kept[duplicate]] = REJECT_CODES[DUPLICATE]
 
 
-def balance(ids: np.ndarray, codes: np.ndarray, seed: int) -> dict[int, int]:
-    """Downsample (in place) every class to the smallest present class's count; returns the counts before.
+def human_labels(frame: pd.DataFrame) -> np.ndarray:
+    """Per row: whether its label is a person's (a non-blank ``Label Source``: ``pipelines review export``,
+    A2I, Ground Truth). A file without the column holds none."""
+    if features.LABEL_SOURCE_COLUMN not in frame:
+        return np.zeros(len(frame), dtype=bool)
+    return frame[features.LABEL_SOURCE_COLUMN].str.strip().ne("").to_numpy(dtype=bool)
 
-    Which rows stay is decided by a per-row hash key, not by position, so it does not depend on file order.
-    Like the course's ``groupby('sentiment')`` sampling, a class with no rows at all does not count.
+
+@dataclass(frozen=True)
+class Balancing:
+    """What balancing did, per class (label id): the kept rows before it, the human labels among them (all
+    kept), and the rows it dropped (``balanced_out``, never a human label)."""
+
+    before: dict[int, int]
+    human: dict[int, int]
+    dropped: dict[int, int]
+    target: int
+
+    def describe(self) -> str:
+        """One line for the log: per class, before -> kept, what was dropped, and the human labels kept."""
+        parts = []
+        for label, count in self.before.items():
+            part = f"{_sentiment_name(label)} {count} -> {count - self.dropped[label]} (dropped {self.dropped[label]}"
+            part += f", all {self.human[label]} human labels kept" if self.human[label] else ""
+            parts.append(part + ")")
+        over = [_sentiment_name(label) for label in self.before if self.human[label] > self.target]
+        note = (
+            f"; {', '.join(over)}: more human labels than {self.target}, all kept (balancing never drops a "
+            "person's label)"
+            if over
+            else ""
+        )
+        return f"balancing to {self.target} per class: " + "; ".join(parts) + note
+
+    def as_dict(self) -> dict[str, Any]:
+        def named(counts: dict[int, int]) -> dict[str, int]:
+            return {_sentiment_name(label): count for label, count in counts.items()}
+
+        return {
+            "target": self.target,
+            "before": named(self.before),
+            "human_labels": named(self.human),
+            "dropped": named(self.dropped),
+        }
+
+
+def balance(ids: np.ndarray, codes: np.ndarray, seed: int, human: np.ndarray | None = None) -> Balancing:
+    """Downsample (in place) every class to the smallest present class's count, human labels first.
+
+    A human label (``human``: :func:`human_labels` per row) is the input's most expensive row and the one that
+    corrects the model where it was unsure, so balancing never drops one: each class keeps all of its human
+    labels, then fills up to the target with its other rows. A class with more human labels than the target
+    keeps them all and ends above the others (:meth:`Balancing.describe` says so). Which other rows stay is
+    decided by a per-row hash key, not by position, so it does not depend on file order. Like the course's
+    ``groupby('sentiment')`` sampling, a class with no rows at all does not count.
     """
-    counts = {label: int(np.count_nonzero(codes == label)) for label in features.SENTIMENT_BY_LABEL_ID}
+    human = np.zeros(ids.size, dtype=bool) if human is None else human
+    labels = list(features.SENTIMENT_BY_LABEL_ID)
+    counts = {label: int(np.count_nonzero(codes == label)) for label in labels}
+    humans = {label: int(np.count_nonzero((codes == label) & human)) for label in labels}
+    dropped = dict.fromkeys(labels, 0)
     present = [count for count in counts.values() if count > 0]
     if not present:
-        return counts
+        return Balancing(counts, humans, dropped, 0)
     target = min(present)
     keys = hash_keys(ids, seed, "balance")
-    for label, count in counts.items():
-        if count > target:
-            members = np.flatnonzero(codes == label)
-            # Keys are distinct (distinct ids after deduplication), so exactly `target` keys are <= the cut.
-            cut = np.partition(keys[members], target - 1)[target - 1]
-            codes[members[keys[members] > cut]] = REJECT_CODES[BALANCED_OUT]
-    return counts
+    for label in labels:
+        room = max(target - humans[label], 0)  # places left for the class's rows that are not human labels
+        others = np.flatnonzero((codes == label) & ~human)
+        if others.size <= room:
+            continue
+        if room == 0:
+            out = others
+        else:
+            # Keys are distinct (distinct ids after deduplication), so exactly `room` keys are <= the cut.
+            cut = np.partition(keys[others], room - 1)[room - 1]
+            out = others[keys[others] > cut]
+        codes[out] = REJECT_CODES[BALANCED_OUT]
+        dropped[label] = int(out.size)
+    return Balancing(counts, humans, dropped, target)
 
 
 # ------------------------------------------------------------------------------------------- tokenizing
@@ -937,16 +999,18 @@ def print_summary(counts: Counts) -> None:
 
 def scan(
     sources: Sequence[Source], chunk_size: int, valid_utf8: Sequence[bool]
-) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    """Pass 1: the id and the label (or reject code) of every row, per file."""
-    ids_per_file, codes_per_file = [], []
+) -> tuple[list[np.ndarray], list[np.ndarray], list[np.ndarray]]:
+    """Pass 1: per file, every row's id, label (or reject code) and whether the label is a person's."""
+    ids_per_file, codes_per_file, human_per_file = [], [], []
     with tqdm(desc="scan", unit=" rows", mininterval=2.0) as bar:
         for source, valid in zip(sources, valid_utf8, strict=True):
             file_ids, file_codes = [np.empty(0, np.uint64)], [np.empty(0, np.int8)]
+            file_human = [np.empty(0, bool)]
             malformed: list[str] = []
             for chunk in read_chunks(source, chunk_size, valid):
                 file_ids.append(row_ids(chunk.frame))
                 file_codes.append(row_codes(chunk.frame, chunk.invalid_encoding, chunk.malformed))
+                file_human.append(human_labels(chunk.frame))
                 bar.update(len(chunk))
                 if chunk.malformed is not None:
                     width = chunk.frame.shape[1]
@@ -966,7 +1030,8 @@ def scan(
                 )
             ids_per_file.append(np.concatenate(file_ids))
             codes_per_file.append(np.concatenate(file_codes))
-    return ids_per_file, codes_per_file
+            human_per_file.append(np.concatenate(file_human))
+    return ids_per_file, codes_per_file, human_per_file
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -989,18 +1054,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     for source, valid in zip(sources, valid_utf8, strict=True):
         if not valid:
             print(f"{source.relative}: not all valid UTF-8; rows with invalid bytes are rejected one by one")
-    ids_per_file, codes_per_file = scan(sources, args.chunk_size, valid_utf8)
+    ids_per_file, codes_per_file, human_per_file = scan(sources, args.chunk_size, valid_utf8)
     file_sizes = [file_ids.size for file_ids in ids_per_file]
     ids, codes = np.concatenate(ids_per_file), np.concatenate(codes_per_file)
-    del ids_per_file, codes_per_file
+    human = np.concatenate(human_per_file)
+    del ids_per_file, codes_per_file, human_per_file
     mark_duplicates(ids, codes)
+    balancing = None
     if args.balance_dataset:
-        before = balance(ids, codes, args.seed)
-        print(
-            "balancing: "
-            + ", ".join(f"{_sentiment_name(label)} {count}" for label, count in before.items())
-            + f" -> {int(np.count_nonzero(codes >= 0))} rows kept"
-        )
+        balancing = balance(ids, codes, args.seed, human)
+        print(balancing.describe() + f" -> {int(np.count_nonzero(codes >= 0))} rows kept")
     if not np.any(codes >= 0):
         reasons = Counter(REASON_BY_CODE[int(code)] for code in codes)
         raise InputError(
@@ -1057,6 +1120,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         "pretrained_model": args.pretrained_model,
         "max_seq_length": args.max_seq_length,
         "balance_dataset": args.balance_dataset,
+        "balancing": balancing.as_dict() if balancing else None,
+        "human_labels": {
+            "kept": int(np.count_nonzero((codes >= 0) & human)),
+            "splits": {
+                split: int(np.count_nonzero((codes >= 0) & human & (splits == index)))
+                for index, split in enumerate(SPLIT_OUTPUTS)
+            },
+        },
         "split_ratios": dict(zip(SPLIT_OUTPUTS, ratios, strict=True)),
         "seed": args.seed,
         "min_test_reviews_per_class": args.min_test_reviews_per_class,
