@@ -44,9 +44,15 @@ from pipelines.local.review_queue import (
 
 ANSWER_NAME = "sentiment"
 """The ``crowd-classifier``'s ``name``: the key of each answer in the output's ``answerContent``."""
-TASK_TEMPLATE = f"""<script src="https://assets.crowd.aws/crowd-html-elements.js"></script>
+
+
+def task_template(answer_name: str, categories: str) -> str:
+    """The worker task template (Liquid, the ``crowd-classifier`` element): the review and the three labels,
+    with the instructions; A2I's and Ground Truth's differ only in the answer's name and where the categories
+    come from. Like the local page, it does not show the model's answer."""
+    return f"""<script src="https://assets.crowd.aws/crowd-html-elements.js"></script>
 <crowd-form>
-  <crowd-classifier name="{ANSWER_NAME}" categories="{json.dumps(list(LABELS)).replace('"', "'")}"
+  <crowd-classifier name="{answer_name}" categories="{categories}"
                     header="What is the sentiment of this clothing review?">
     <classification-target>{{{{ task.input.taskObject | escape }}}}</classification-target>
     <full-instructions header="Sentiment">
@@ -57,6 +63,9 @@ TASK_TEMPLATE = f"""<script src="https://assets.crowd.aws/crowd-html-elements.js
   </crowd-classifier>
 </crowd-form>
 """
+
+
+TASK_TEMPLATE = task_template(ANSWER_NAME, json.dumps(list(LABELS)).replace('"', "'"))
 TASK_TITLE = "Sentiment of a clothing review"
 TASK_DESCRIPTION = "Read one customer review and choose whether it is negative, neutral or positive."
 _LOOP_NAME_SAFE = re.compile(r"[^a-z0-9]+")
