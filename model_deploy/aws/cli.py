@@ -28,6 +28,7 @@ from model_deploy.aws.names import (
     CLOUDFORMATION_ROLE_VARIABLE,
     DATA_BUCKET_VARIABLE,
     EXECUTION_ID_VARIABLE,
+    HUMAN_REVIEW_WORKTEAM_VARIABLE,
     KMS_KEY_ARN_VARIABLE,
     endpoint_stack_name,
 )
@@ -119,7 +120,10 @@ def cmd_render(args: argparse.Namespace, clients: ClientFactory) -> int:
         from model_deploy.aws.monitoring import monitor_inputs
 
         artifacts = os.environ.get(ARTIFACT_BUCKET_VARIABLE, "").strip() or None
-        inputs = RenderInputs(_require(DATA_BUCKET_VARIABLE), _require(KMS_KEY_ARN_VARIABLE), artifacts)
+        workteam = os.environ.get(HUMAN_REVIEW_WORKTEAM_VARIABLE, "").strip() or None
+        inputs = RenderInputs(
+            _require(DATA_BUCKET_VARIABLE), _require(KMS_KEY_ARN_VARIABLE), artifacts, workteam
+        )
         monitor = monitor_inputs(clients("sagemaker"), release.model_package_arn) if artifacts else None
         if monitor is None:
             print(
