@@ -12,6 +12,7 @@ import json
 import shutil
 from pathlib import Path
 
+import features
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
@@ -76,7 +77,10 @@ def test_people_label_unsure_answers_and_the_next_run_trains_on_them(
             for split in ("train", "validation", "test")
         ]
     )
-    by_text = dict(zip(splits["review_body"], splits["sentiment"], strict=True))
+    by_text = {
+        text: features.SENTIMENT_NAMES[int(sentiment)]
+        for text, sentiment in zip(splits["review_body"], splits["sentiment"], strict=True)
+    }
     assert (
         by_text["Runs small, the fabric is fine."] == "negative"
     )  # the people's answer, not the model's neutral
