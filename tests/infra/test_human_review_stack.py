@@ -28,6 +28,7 @@ from botocore.stub import ANY, Stubber
 from cfnlint.api import lint
 from moto import mock_aws
 
+from infra.endpoint_template import render_stage
 from infra.settings import InfraSettings, SettingsError
 from model_build.steps import drift
 from model_deploy.aws.names import (
@@ -36,7 +37,7 @@ from model_deploy.aws.names import (
     human_review_role_name,
     human_task_ui_name,
 )
-from model_deploy.aws.render import MonitorInputs, RenderInputs, render_stage
+from model_deploy.aws.render import MonitorInputs, RenderInputs
 from model_deploy.local.capture import CaptureWriter
 from model_deploy.stage_config import load_stage, load_stages
 from tests.infra.conftest import WORKTEAM_ARN, SynthesizedApp

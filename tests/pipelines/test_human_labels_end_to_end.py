@@ -19,10 +19,10 @@ import pytest
 
 from model_build.pipeline_spec import PROCESS
 from pipelines.cli import main
+from pipelines.commands.review import queue_of
 from pipelines.local.executions import ExecutionStore
 from pipelines.local.review_queue import LABEL_SOURCE_COLUMN
 from pipelines.local.workspace import Workspace
-from pipelines.review import queue_of
 from tests.pipelines.test_local_pipeline import OPEN_GATE, SMALL, cli
 
 

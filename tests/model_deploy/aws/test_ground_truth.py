@@ -18,13 +18,13 @@ import pytest
 from botocore.response import StreamingBody
 from botocore.stub import ANY
 
-from model_deploy.aws.cli import main
 from model_deploy.aws.ground_truth import (
     LABEL_ATTRIBUTE,
     LABEL_CATEGORIES,
     TEMPLATE,
     builtin_lambda_arn,
 )
+from model_deploy.cli import main
 from pipelines.local.review_queue import EXPORT_COLUMNS, LABEL_SOURCE_COLUMN, ReviewError
 from tests.model_deploy.aws.conftest import ACCOUNT, REGION, StubbedClients
 
