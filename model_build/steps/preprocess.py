@@ -97,9 +97,9 @@ from reviews_csv import (
     is_valid_utf8,
     read_chunks,
     read_header,
-    review_id_strings,
     row_ids,
 )
+from split_files import KeptRows, kept_rows, kept_table
 from splits import (
     assign_splits,
     balance,
@@ -125,23 +125,6 @@ INGEST_FAILURES_PREFIX = "ingest-failures-"
 REJECT_EXTRA_COLUMNS: tuple[str, ...] = ("reject_reason", "source_file", "source_row", "source_line")
 """Appended to the raw columns in ``rejects/``; ``source_row`` counts data rows from 1 (the header is row 0),
 ``source_line`` is the physical line the row starts on (1 = the header's; what an editor shows)."""
-
-SPLIT_SCHEMA = pa.schema(
-    [
-        ("review_id", pa.string()),
-        ("sentiment", pa.int64()),
-        ("label_id", pa.int64()),
-        ("input_ids", pa.list_(pa.int32())),
-        ("attention_mask", pa.list_(pa.int32())),
-        ("review_body", pa.string()),
-        ("split_type", pa.string()),
-    ]
-)
-"""The train/validation/test files. Sequences are not padded: training pads each batch to its longest.
-
-No wall-clock value: the same input, parameters and seed give the same files byte for byte, so training's
-inputs (and its cache key) do not change when the same data is processed again. The event time belongs to
-the Feature Store records only."""
 
 RESOURCE_CONFIG = Path("/opt/ml/config/resourceconfig.json")
 """Where SageMaker Processing says which instance this is: ``{"current_host": "algo-2", "hosts": [...]}``."""
@@ -574,22 +557,6 @@ def process_file(
     counts.read += owned_rows
 
 
-@dataclass(frozen=True)
-class KeptRows:
-    """The kept rows of a chunk, before tokenizing: ids, label ids, texts and split indices."""
-
-    ids: np.ndarray
-    labels: np.ndarray
-    texts: list[str]
-    splits: np.ndarray
-
-
-def kept_rows(chunk: pd.DataFrame, ids: np.ndarray, codes: np.ndarray, splits: np.ndarray) -> KeptRows:
-    kept = np.flatnonzero(codes >= 0)
-    texts = chunk[features.TEXT_COLUMN].to_numpy()[kept].tolist()
-    return KeptRows(ids[kept], codes[kept].astype(np.int64), texts, splits[kept])
-
-
 def write_kept(
     kept: KeptRows, tokenizing: Future[Tokenized], stem: str, writers: ChunkWriters, shared: SecondPass
 ) -> None:
@@ -607,25 +574,6 @@ def write_kept(
     if shared.ingestor:
         shared.ingestor.ingest(records)
     shared.counts.kept += table.num_rows
-
-
-SENTIMENT_BY_LABEL = np.array([features.SENTIMENT_BY_LABEL_ID[label] for label in range(3)], dtype=np.int64)
-
-
-def kept_table(kept: KeptRows, tokens: Tokenized) -> pa.Table:
-    """The kept rows of a chunk in the split files' schema, with their tokens."""
-    return pa.Table.from_arrays(
-        [
-            pa.array(review_id_strings(kept.ids), pa.string()),
-            pa.array(SENTIMENT_BY_LABEL[kept.labels]),
-            pa.array(kept.labels),
-            tokens.lists(),
-            tokens.ones(),
-            pa.array(kept.texts, pa.string()),
-            pa.array(np.array(SPLIT_OUTPUTS, dtype=object)[kept.splits].tolist(), pa.string()),
-        ],
-        schema=SPLIT_SCHEMA,
-    )
 
 
 if __name__ == "__main__":

@@ -25,6 +25,7 @@ import preprocess
 import pyarrow.parquet as pq
 import pytest
 import reviews_csv
+import split_files
 from splits import assign_splits, balance, row_codes, split_sizes
 
 SCRIPT = Path(preprocess.__file__)
@@ -136,7 +137,7 @@ def test_outputs_have_the_contract_schema(sample_run: Path, minilm_dir: Path) ->
 
     for split in features.SPLITS:
         table = pq.read_table(sample_run / split)
-        assert table.schema.equals(preprocess.SPLIT_SCHEMA), split
+        assert table.schema.equals(split_files.SPLIT_SCHEMA), split
         assert set(table["split_type"].to_pylist()) == {split}
     records = pq.read_table(sample_run / "features")
     assert tuple(records.column_names) == features.FEATURE_NAMES
