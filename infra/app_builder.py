@@ -85,7 +85,7 @@ def build_app(
         config=config,
         settings=settings,
         encryption_key=data.key,
-        feature_group_arn=feature_store.feature_group.arn,
+        feature_group=feature_store.feature_group,
         description="MLOps template: model registry, SageMaker execution role and job step roles",
         **stack_args,
     )

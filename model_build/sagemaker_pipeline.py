@@ -113,6 +113,12 @@ class AwsSettings:
     """Job step name -> the role its jobs run as (:mod:`model_build.step_roles`); a step not here runs as
     ``role_arn``."""
 
+    serving_instance_types: tuple[str, ...] = ()
+    """The instance types the deploy stages serve on (``endpoint.instance_type`` of each stage file, which the
+    caller reads: model_build does not import model_deploy). Registered besides ``DeployInstanceType`` in
+    ``SupportedRealtimeInferenceInstanceTypes``, so the deploy can check a version against its stage. They are
+    fixed when the definition is built: SageMaker's pipeline parameters are scalars, and a list cannot be one."""
+
     def job_role_arn(self, step: str) -> str:
         return self.step_role_arns.get(step, self.role_arn)
 
@@ -674,8 +680,10 @@ class _PipelineBuilder:
         from sagemaker.serve.model_builder import ModelBuilder
 
         deploy_instance_type = self.resolve(spec.inference_instance_type)
+        serving_image = self._image(spec.inference_instance_type, "inference")
+        instance_types = [deploy_instance_type, *self._serving_instance_types(spec, serving_image)]
         builder = ModelBuilder(
-            image_uri=self._image(spec.inference_instance_type, "inference"),
+            image_uri=serving_image,
             s3_model_data_url=self.resolve(spec.model),
             role_arn=self.settings.role_arn,
             sagemaker_session=self.session,
@@ -692,7 +700,7 @@ class _PipelineBuilder:
             model_package_group_name=self.resolve(spec.model_package_group),
             content_types=list(spec.content_types),
             response_types=list(spec.response_types),
-            inference_instances=[deploy_instance_type],
+            inference_instances=instance_types,
             transform_instances=[deploy_instance_type],
             model_metrics=ModelMetrics(
                 model_statistics=MetricsSource(content_type=METRICS_CONTENT_TYPE, s3_uri=report),
@@ -702,6 +710,22 @@ class _PipelineBuilder:
             approval_status=self.resolve(spec.approval_status),
         )
         return ModelStep(name=spec.name, step_args=step_args, description=spec.description or None)
+
+    def _serving_instance_types(self, spec: RegisterStep, serving_image: str) -> list[str]:
+        """The stages' instance types other than ``DeployInstanceType``'s default, each checked to run the
+        image the version is registered with (CPU with CPU, GPU with GPU)."""
+        default = str(self.default_of(spec.inference_instance_type))
+        extra = [t for t in dict.fromkeys(self.settings.serving_instance_types) if t != default]
+        for instance_type in extra:
+            try:
+                images.check_fits(serving_image, instance_type)
+            except images.ImageMismatch as error:
+                raise ValueError(
+                    f"a deploy stage serves on {instance_type}, which the image registered for "
+                    f"DeployInstanceType={default} cannot run: {error}. Make the stages' endpoint.instance_type "
+                    "and DeployInstanceType the same kind (CPU or GPU)"
+                ) from None
+        return extra
 
     def _data_report(self, spec: RegisterStep) -> tuple[Any, dict[str, Any]]:
         """The data check's report as the pre-training bias report, and its figures as metadata (text)."""

@@ -11,6 +11,7 @@ run), ``ARTIFACT_BUCKET`` and ``DATA_BUCKET`` (else derived from the account, as
 
 from __future__ import annotations
 
+import dataclasses
 import time
 import uuid
 from collections.abc import Callable, Mapping
@@ -25,6 +26,14 @@ if TYPE_CHECKING:
 
 TERMINAL_STATUSES = frozenset({"Succeeded", "Failed", "Stopped"})
 POLL_SECONDS = 30.0
+
+
+def stage_instance_types() -> tuple[str, ...]:
+    """Every deploy stage's ``endpoint.instance_type`` (the stage files are their one source), in stage order:
+    what the registered version lists as ``SupportedRealtimeInferenceInstanceTypes``."""
+    from model_deploy.stage_config import load_stages
+
+    return tuple(dict.fromkeys(stage.endpoint.instance_type for stage in load_stages().values()))
 
 
 def _build(
@@ -44,7 +53,10 @@ def _build(
     config = load_config()
     defaults = parse_parameter_overrides(parameters)
     boto_session = boto_session or boto3.Session(region_name=config.region)
-    settings = aws_settings(config, boto_session, require_role=require_role)
+    settings = dataclasses.replace(
+        aws_settings(config, boto_session, require_role=require_role),
+        serving_instance_types=stage_instance_types(),
+    )
     session = pipeline_session(settings, config, boto_session, sagemaker_client)
     return build_pipeline(settings, session, config, defaults), settings.role_arn
 

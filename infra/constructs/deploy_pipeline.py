@@ -38,6 +38,8 @@ from constructs import Construct
 from infra.constructs.build_pipeline import ENVIRONMENT_VARIABLE, PROJECT_NAME_VARIABLE
 from infra.constructs.ci_grants import acknowledge_ci_grants
 from infra.constructs.endpoint import rollback_alarm_arns
+from infra.constructs.grants import add_statements
+from infra.constructs.model_registry import ModelRegistry
 from infra.constructs.source_repository import SourceRepository
 from infra.nag import acknowledge, nag_spelling
 from model_build.config import ProjectConfig
@@ -93,8 +95,8 @@ class DeployPipelineProps:
     project_name: str
     environment: str
     model_package_group_name: str
-    model_package_group_arn: str
-    model_packages_arn: str
+    registry: ModelRegistry
+    """The group whose approved versions are deployed: the render reads it, CloudFormation its versions."""
     source: SourceRepository
     cicd_bucket: s3.IBucket
     """CodePipeline's artifact store: every action's role gets it, and no role here the model artifacts."""
@@ -118,7 +120,7 @@ class DeployPipeline(Construct):
         super().__init__(scope, construct_id)
         stack = Stack.of(self)
         self._props = props
-        self._wildcards: list[str] = [props.model_packages_arn]
+        self._wildcards: list[str] = [props.registry.model_packages_arn]
 
         def sagemaker_arn(resource: str, name: str) -> str:
             return stack.format_arn(service="sagemaker", resource=resource, resource_name=name)
@@ -172,13 +174,7 @@ class DeployPipeline(Construct):
             Duration.minutes(30),
         )
         render_role = self._role(self.render_project)
-        render_role.add_to_principal_policy(
-            iam.PolicyStatement(
-                sid="ReadApprovedModels",
-                actions=["sagemaker:DescribeModelPackageGroup", "sagemaker:DescribeModelPackage"],
-                resources=[props.model_package_group_arn, props.model_packages_arn],
-            )
-        )
+        props.registry.grant_read(render_role, sid="ReadApprovedModels")
         # The Service Authorization Reference for SageMaker ("Actions, resources, and condition keys for Amazon
         # SageMaker") gives ListModelPackages no condition keys and one optional resource type, model-package,
         # without saying which ARN a listing is checked against: a narrower resource cannot be relied on. The
@@ -360,31 +356,28 @@ class DeployPipeline(Construct):
         )
         self._wildcards += [*target_tracking_alarms, scalable_targets]
         tagging = ["sagemaker:AddTags", "sagemaker:ListTags", "sagemaker:DeleteTags"]
+        endpoint_resources = iam.PolicyStatement(
+            sid="EndpointResources",
+            actions=[
+                "sagemaker:CreateModel",
+                "sagemaker:DeleteModel",
+                "sagemaker:DescribeModel",
+                "sagemaker:CreateEndpointConfig",
+                "sagemaker:DeleteEndpointConfig",
+                "sagemaker:DescribeEndpointConfig",
+                "sagemaker:CreateEndpoint",
+                "sagemaker:UpdateEndpoint",
+                "sagemaker:DeleteEndpoint",
+                "sagemaker:DescribeEndpoint",
+                "sagemaker:UpdateEndpointWeightsAndCapacities",
+                *tagging,
+            ],
+            resources=[*endpoints, *endpoint_parts],
+        )
+        add_statements(role, endpoint_resources)
+        # CreateModel from a model package reads the package.
+        props.registry.grant_read_versions(role, sid="ReadModelPackages")
         statements = [
-            iam.PolicyStatement(
-                sid="EndpointResources",
-                actions=[
-                    "sagemaker:CreateModel",
-                    "sagemaker:DeleteModel",
-                    "sagemaker:DescribeModel",
-                    "sagemaker:CreateEndpointConfig",
-                    "sagemaker:DeleteEndpointConfig",
-                    "sagemaker:DescribeEndpointConfig",
-                    "sagemaker:CreateEndpoint",
-                    "sagemaker:UpdateEndpoint",
-                    "sagemaker:DeleteEndpoint",
-                    "sagemaker:DescribeEndpoint",
-                    "sagemaker:UpdateEndpointWeightsAndCapacities",
-                    *tagging,
-                ],
-                resources=[*endpoints, *endpoint_parts],
-            ),
-            # CreateModel from a model package reads the package.
-            iam.PolicyStatement(
-                sid="ReadModelPackages",
-                actions=["sagemaker:DescribeModelPackage"],
-                resources=[props.model_packages_arn],
-            ),
             iam.PolicyStatement(
                 sid="PassModelRoles",
                 actions=["iam:PassRole"],
@@ -464,8 +457,7 @@ class DeployPipeline(Construct):
             ),
         ]
         statements += self._drift_monitor_statements(props)
-        for statement in statements:
-            role.add_to_policy(statement)
+        add_statements(role, *statements)
         return role
 
     def _drift_monitor_statements(self, props: DeployPipelineProps) -> list[iam.PolicyStatement]:

@@ -34,19 +34,12 @@ from aws_cdk import ArnFormat, Duration, Stack
 from aws_cdk import aws_applicationautoscaling as appscaling
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_iam as iam
-from aws_cdk import aws_kms as kms
-from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sagemaker as sagemaker
 from constructs import Construct
 
-from infra.constructs.execution_role import (
-    framework_images as dlc_repositories,
-)
-from infra.constructs.execution_role import (
-    pull_framework_images,
-    use_project_key,
-    write_logs,
-)
+from infra.constructs.framework_images import framework_images, grant_pull_framework_images
+from infra.constructs.grants import add_statements, grant_write_logs
+from infra.constructs.project_storage import ProjectStorage
 from infra.nag import acknowledge, nag_spelling
 from model_build import images
 from model_deploy.aws.names import MODEL_NAME_DIGEST_LENGTH, VARIANT_NAME, alarm_names
@@ -101,13 +94,26 @@ class ModelEndpointProps:
     model_image: str | None = None
     """The serving image of the model package (its ``InferenceSpecification``), when known: the endpoint
     runs that image on the stage's instance type, so a CPU image on a GPU instance or the reverse is refused."""
+    package_instance_types: tuple[str, ...] = ()
+    """The package's ``SupportedRealtimeInferenceInstanceTypes`` (empty: it lists none, or unknown): a stage
+    whose instance type is not among them is refused."""
 
     def __post_init__(self) -> None:
         problem = canary_problem(self.stage)
         if problem:
             raise ValueError(problem)
+        instance_type = self.stage.endpoint.instance_type
+        # The list is optional for versioned packages and the API reference names no check of it when an
+        # endpoint config is created (https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_InferenceSpecification.html):
+        # nothing on AWS would stop a stage serving a version on an instance type it was not registered for.
+        if self.package_instance_types and instance_type not in self.package_instance_types:
+            raise ValueError(
+                f"{self.stage.stage}: the model package {self.model_package_arn} lists "
+                f"{', '.join(self.package_instance_types)} for real-time inference, not {instance_type} "
+                f"(endpoint.instance_type in model_deploy/stages/{self.stage.stage}.json). Register a version for it "
+                f"(`pipelines run --sagemaker` registers every stage's instance type), or serve on a listed type"
+            )
         if self.model_image is not None:
-            instance_type = self.stage.endpoint.instance_type
             try:
                 images.check_fits(self.model_image, instance_type, framework=None)
             except images.ImageMismatch as error:
@@ -350,13 +356,11 @@ class ModelEndpoint(Construct):
 class EndpointExecutionRoleProps:
     role_name: str
     endpoint_name: str
-    artifacts_bucket: s3.IBucket
+    storage: ProjectStorage
     model_artifacts_prefix: str
     """Where the training jobs write ``model.tar.gz`` in the artifacts bucket (``storage_layout.models_prefix``):
     the model may read its archive, not the splits and reports beside it."""
-    data_bucket: s3.IBucket
     data_capture_key: str
-    encryption_key: kms.IKey
 
 
 class EndpointExecutionRole(Construct):
@@ -372,23 +376,20 @@ class EndpointExecutionRole(Construct):
             assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"),
             description=f"The model of endpoint {props.endpoint_name} runs as this role",
         )
-        model_artifacts = props.artifacts_bucket.arn_for_objects(f"{props.model_artifacts_prefix}/*")
-        captures = props.data_bucket.arn_for_objects(f"{props.data_capture_key}/*")
         log_group = stack.format_arn(
             service="logs",
             resource="log-group",
             resource_name=f"/aws/sagemaker/Endpoints/{props.endpoint_name}",
             arn_format=ArnFormat.COLON_RESOURCE_NAME,
         )
-        framework_images = dlc_repositories(stack)
-        statements = [
-            iam.PolicyStatement(
-                sid="ReadModelArtifacts", actions=["s3:GetObject"], resources=[model_artifacts]
-            ),
-            iam.PolicyStatement(sid="WriteCaptures", actions=["s3:PutObject"], resources=[captures]),
-            use_project_key(props.encryption_key),
-            *pull_framework_images(framework_images),
-            write_logs("EndpointLogs", [log_group, f"{log_group}:*"]),
+        storage = props.storage
+        (read_models,) = storage.grant_model_read(self.role, props.model_artifacts_prefix)
+        (write_captures,) = storage.grant_capture_write(self.role, props.data_capture_key)
+        storage.grant_key_use(self.role)
+        grant_pull_framework_images(self.role, stack)
+        grant_write_logs(self.role, "EndpointLogs", [log_group, f"{log_group}:*"])
+        add_statements(
+            self.role,
             # "Ensure that your IAM execution role has permission to perform the cloudwatch:DescribeAlarms
             # action on the auto-rollback alarms you specify"
             # (https://docs.aws.amazon.com/sagemaker/latest/dg/deployment-guardrails-configuration.html).
@@ -405,9 +406,7 @@ class EndpointExecutionRole(Construct):
                 resources=["*"],
                 conditions={"StringLike": {"cloudwatch:namespace": ["/aws/sagemaker/*", NAMESPACE]}},
             ),
-        ]
-        for statement in statements:
-            self.role.add_to_policy(statement)
+        )
         acknowledge(
             self.role,
             "AwsSolutions-IAM5",
@@ -417,6 +416,12 @@ class EndpointExecutionRole(Construct):
             "ecr:GetAuthorizationToken and cloudwatch:PutMetricData (with a namespace condition).",
             [
                 f"Resource::{nag_spelling(self, resource)}"
-                for resource in (model_artifacts, captures, f"{log_group}:*", framework_images, "*")
+                for resource in (
+                    *read_models.resources,
+                    *write_captures.resources,
+                    f"{log_group}:*",
+                    framework_images(stack),
+                    "*",
+                )
             ],
         )

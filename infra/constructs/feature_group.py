@@ -11,6 +11,7 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sagemaker as sagemaker
 from constructs import Construct
 
+from infra.constructs.grants import add_statements
 from infra.nag import acknowledge, nag_spelling
 from model_build.steps import features
 
@@ -122,6 +123,17 @@ class ReviewFeatureGroup(Construct):
 
     @property
     def arn(self) -> str:
+        """Built from the group's name, so another stack's policy can name it without a cross-stack export."""
         return Stack.of(self).format_arn(
             service="sagemaker", resource="feature-group", resource_name=self.feature_group_name
+        )
+
+    def grant_put_record(self, grantee: iam.IGrantable) -> list[iam.PolicyStatement]:
+        """Put records into the group (``FeatureStoreIngestor`` in the preprocessing step): PutRecord only; the
+        online store's key is the project key, which the grantee gets from the storage's ``grant_key_use``."""
+        return add_statements(
+            grantee,
+            iam.PolicyStatement(
+                sid="PutFeatureRecords", actions=["sagemaker:PutRecord"], resources=[self.arn]
+            ),
         )

@@ -11,10 +11,10 @@ from aws_cdk import aws_kms as kms
 from constructs import Construct
 
 from infra.constructs.build_pipeline import BuildPipeline, BuildPipelineProps
+from infra.constructs.project_storage import ProjectStorage
 from infra.constructs.pull_request_checks import PullRequestChecks, PullRequestChecksProps
 from infra.constructs.source_repository import SourceRepository, SourceRepositoryProps
 from infra.settings import InfraSettings
-from infra.stacks.data_stack import ProjectStorage
 from model_build.config import ProjectConfig
 from model_build.storage_layout import pipeline_storage
 from model_deploy.stage_config import STAGES

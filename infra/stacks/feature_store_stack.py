@@ -9,8 +9,8 @@ from aws_cdk import aws_kms as kms
 from constructs import Construct
 
 from infra.constructs.feature_group import FeatureGroupProps, ReviewFeatureGroup
+from infra.constructs.project_storage import ProjectStorage
 from infra.settings import InfraSettings
-from infra.stacks.data_stack import ProjectStorage
 from model_build.config import ProjectConfig
 
 

@@ -13,8 +13,8 @@ from aws_cdk import aws_kms as kms
 from constructs import Construct
 
 from infra.constructs.model_monitoring import ModelMonitoring, ModelMonitoringProps
+from infra.constructs.project_storage import ProjectStorage
 from infra.settings import InfraSettings
-from infra.stacks.data_stack import ProjectStorage
 from model_build.config import ProjectConfig
 from model_deploy.stage_config import load_stages
 
@@ -29,9 +29,7 @@ def add_monitoring(
         ModelMonitoringProps(
             config=config,
             stages=load_stages(),
-            data_bucket=storage.data_bucket,
-            artifacts_bucket=storage.artifacts_bucket,
-            encryption_key=storage.key,
+            storage=storage,
             build_pipeline_arn=build_pipeline_arn,
             build_pipeline_name=config.build_pipeline_name,
         ),

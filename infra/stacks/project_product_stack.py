@@ -125,7 +125,7 @@ class ProjectProductStack(servicecatalog.ProductStack):
             config,
             settings,
             storage,
-            feature_group_arn=feature_group.arn,
+            feature_group=feature_group,
         )
         build = add_build_pipeline(
             self,

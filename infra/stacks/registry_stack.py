@@ -16,9 +16,10 @@ from infra.constructs.execution_role import (
     SageMakerStepRole,
     StepRoleProps,
 )
+from infra.constructs.feature_group import ReviewFeatureGroup
 from infra.constructs.model_registry import ModelRegistry, ModelRegistryProps
+from infra.constructs.project_storage import ProjectStorage
 from infra.settings import InfraSettings
-from infra.stacks.data_stack import ProjectStorage
 from model_build.config import ProjectConfig
 from model_build.step_roles import step_roles
 from model_build.storage_layout import pipeline_storage
@@ -38,7 +39,7 @@ def add_registry(
     settings: InfraSettings,
     storage: ProjectStorage,
     *,
-    feature_group_arn: str,
+    feature_group: ReviewFeatureGroup,
 ) -> ProjectRegistry:
     """Adds the model package group, the execution role and one role per job step of the pipeline to
     ``scope``: the registry stack, or a project."""
@@ -55,14 +56,7 @@ def add_registry(
         step.step: SageMakerStepRole(
             scope,
             f"{step.step}Role",
-            StepRoleProps(
-                step=step,
-                data_bucket=storage.data_bucket,
-                artifacts_bucket=storage.artifacts_bucket,
-                encryption_key=storage.key,
-                feature_group_arn=feature_group_arn,
-                storage=layout,
-            ),
+            StepRoleProps(step=step, storage=storage, feature_group=feature_group, layout=layout),
         ).role
         for step in step_roles(config)
     }
@@ -72,12 +66,10 @@ def add_registry(
         ExecutionRoleProps(
             role_name=config.execution_role_name,
             pipeline_name=config.pipeline_name,
-            artifacts_bucket=storage.artifacts_bucket,
-            encryption_key=storage.key,
-            model_package_group_arn=registry.arn,
-            model_packages_arn=registry.model_packages_arn,
+            storage=storage,
+            registry=registry,
             step_roles=tuple(roles.values()),
-            storage=layout,
+            layout=layout,
         ),
     ).role
     return ProjectRegistry(registry, execution_role, roles)
@@ -92,7 +84,7 @@ class RegistryStack(Stack):
         config: ProjectConfig,
         settings: InfraSettings,
         encryption_key: kms.IKey,
-        feature_group_arn: str,
+        feature_group: ReviewFeatureGroup,
         **kwargs: Any,
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)
@@ -101,7 +93,7 @@ class RegistryStack(Stack):
             config,
             settings,
             ProjectStorage.imported(self, config, encryption_key),
-            feature_group_arn=feature_group_arn,
+            feature_group=feature_group,
         )
         self.registry, self.execution_role = added.registry, added.execution_role
         self.step_roles = added.step_roles

@@ -1,0 +1,168 @@
+"""Every IAM permission the synthesized templates give, as a set of atoms that two builds can be compared by.
+
+An atom is one (principal or resource, effect, action, resource, condition) of one statement, read from the
+templates: identity policies by the role (or user/group) they attach to, inline role policies, and the
+resource policies of keys, buckets, topics and other resources. Statement ids, statement order and how the
+CDK merged statements (``@aws-cdk/aws-iam:minimizePolicies``) do not change an atom, so a refactoring that
+keeps each permission keeps the set.
+
+``python -m tests.infra.iam_policies snapshot FILE`` synthesizes every variant (cdk.json's settings, the
+checkov variant, every option with a GitHub source, the SageMaker project template with either source, and
+each stage's endpoint stack) and writes the atoms; ``python -m tests.infra.iam_policies diff BEFORE AFTER``
+prints the atoms only AFTER has (a wider policy) and those only BEFORE has (a narrower one); it exits 1 when
+AFTER grants anything BEFORE did not.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import tempfile
+from collections.abc import Iterable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from tests.infra.conftest import ALL_OPTIONS_CONTEXT, publish, render, synthesize
+
+# The settings `make checkov` synthesizes a second time (Makefile CHECKOV_VARIANT_CONTEXT).
+CHECKOV_VARIANT = {"retainData": False, "onlineStore": True, "retrainSchedule": "rate(7 days)"}
+GITHUB = {key: ALL_OPTIONS_CONTEXT[key] for key in ("codeConnectionArn", "repositoryOwner", "repositoryName")}
+
+Atom = tuple[str, str, str, str, str, str]
+"""(variant/stack/owner, effect, action, resource or NotResource, principal, condition as JSON)."""
+
+_IDENTITY_POLICIES = ("AWS::IAM::Policy", "AWS::IAM::ManagedPolicy")
+_ATTACHMENTS = ("Roles", "Users", "Groups")
+
+
+def _as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def _text(value: Any) -> str:
+    rendered = render(value)
+    return rendered if isinstance(rendered, str) else json.dumps(rendered, sort_keys=True)
+
+
+def _documents(template: Mapping[str, Any]) -> Iterator[tuple[str, Mapping[str, Any]]]:
+    """(owner, policy document) for every policy in ``template``: identity policies by the principal they
+    attach to (their own logical id when they attach to none here), resource policies by their resource."""
+    resources = template.get("Resources", {})
+    for logical_id, resource in resources.items():
+        properties = resource.get("Properties", {})
+        if resource["Type"] in _IDENTITY_POLICIES:
+            owners = [_text(ref) for key in _ATTACHMENTS for ref in properties.get(key, [])] or [logical_id]
+            for owner in owners:
+                yield owner, properties["PolicyDocument"]
+        for policy in properties.get("Policies", []) if resource["Type"].startswith("AWS::IAM::") else []:
+            yield f"${{{logical_id}}}", policy["PolicyDocument"]
+        for key in ("AssumeRolePolicyDocument", "KeyPolicy", "PolicyDocument"):
+            if key in properties and resource["Type"] not in _IDENTITY_POLICIES:
+                yield f"${{{logical_id}}}.{key}", properties[key]
+
+
+def atoms(name: str, template: Mapping[str, Any]) -> set[Atom]:
+    """The atoms of every policy in ``template``, owners prefixed with ``name``."""
+    found: set[Atom] = set()
+    for owner, document in _documents(template):
+        for statement in _as_list(document.get("Statement", [])):
+            actions = statement.get("Action", statement.get("NotAction"))
+            action_key = "Action" if "Action" in statement else "NotAction"
+            resource_key = "Resource" if "Resource" in statement else "NotResource"
+            principal = _text(statement.get("Principal", statement.get("NotPrincipal", "")))
+            condition = _text(statement.get("Condition", {}))
+            for action in _as_list(actions):
+                for resource in _as_list(statement.get(resource_key, "")):
+                    found.add(
+                        (
+                            f"{name}/{owner}",
+                            statement["Effect"],
+                            f"{action_key} {action}",
+                            f"{resource_key} {_text(resource)}",
+                            principal,
+                            condition,
+                        )
+                    )
+    return found
+
+
+def _variant_templates(outdir: Path) -> Iterator[tuple[str, Mapping[str, Any]]]:
+    """(variant/stack, template) for every template the project synthesizes or renders."""
+    for variant, context in (
+        ("default", None),
+        ("checkov-variant", CHECKOV_VARIANT),
+        ("all-options-github", ALL_OPTIONS_CONTEXT),
+    ):
+        app = synthesize(outdir / variant, context)
+        for stack, template in app.templates.items():
+            yield f"{variant}/{stack}", template
+    for variant, context in (("project-template", None), ("project-template-github", GITHUB)):
+        published = publish(outdir / variant, context)
+        yield f"{variant}/portfolio", published.portfolio
+        yield f"{variant}/product", published.product
+    yield from _endpoint_templates(outdir / "endpoints")
+
+
+def _endpoint_templates(outdir: Path) -> Iterator[tuple[str, Mapping[str, Any]]]:
+    from model_build.config import ProjectConfig
+    from model_deploy.aws.render import MonitorInputs, RenderInputs, render_stage
+    from model_deploy.stage_config import load_stages
+
+    inputs = RenderInputs(
+        data_bucket_name="review-sentiment-dev-data-123456789012-us-east-1",
+        encryption_key_arn="arn:aws:kms:us-east-1:123456789012:key/6f1c3f0e-2b7a-4d7e-9d5c-1a2b3c4d5e6f",
+        artifacts_bucket_name="review-sentiment-dev-artifacts-123456789012-us-east-1",
+    )
+    monitor = MonitorInputs(
+        "s3://review-sentiment-dev-artifacts-123456789012-us-east-1/pipelines/x/e1/EvaluateModel/evaluation/baseline",
+        "763104351884.dkr.ecr.us-east-1.amazonaws.com/huggingface-pytorch-inference:2.6.0-transformers5.5.3-cpu-py312",
+    )
+    package = "arn:aws:sagemaker:us-east-1:123456789012:model-package/review-sentiment-dev-models/3"
+    for stage_name, stage in load_stages().items():
+        for updating in (False, True):
+            path = render_stage(
+                ProjectConfig(),
+                stage,
+                package,
+                inputs,
+                outdir / f"{stage_name}-{updating}",
+                updating=updating,
+                monitor_inputs=monitor,
+            )
+            yield f"endpoint/{stage_name}/updating={updating}", json.loads(path.read_text())
+
+
+def all_atoms(outdir: Path) -> set[Atom]:
+    return {atom for name, template in _variant_templates(outdir) for atom in atoms(name, template)}
+
+
+def _load(path: Path) -> set[Atom]:
+    return {tuple(atom) for atom in json.loads(path.read_text())}  # type: ignore[misc]
+
+
+def _print(title: str, found: Iterable[Atom]) -> None:
+    found = sorted(found)
+    print(f"{title}: {len(found)}")
+    for atom in found:
+        print("  " + " | ".join(atom))
+
+
+def main(argv: list[str]) -> int:
+    match argv:
+        case ["snapshot", output]:
+            with tempfile.TemporaryDirectory(prefix="iam-policies-") as outdir:
+                found = all_atoms(Path(outdir))
+            Path(output).write_text(json.dumps(sorted(found), indent=0) + "\n")
+            print(f"{len(found)} atoms written to {output}")
+            return 0
+        case ["diff", before_path, after_path]:
+            before, after = _load(Path(before_path)), _load(Path(after_path))
+            _print("only after (wider)", after - before)
+            _print("only before (narrower)", before - after)
+            return 1 if after - before else 0
+    print(__doc__, file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
