@@ -31,15 +31,14 @@ from aws_cdk import aws_codebuild as codebuild
 from aws_cdk import aws_codepipeline as codepipeline
 from aws_cdk import aws_codepipeline_actions as actions
 from aws_cdk import aws_iam as iam
-from aws_cdk import aws_kms as kms
-from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from infra.constructs.build_pipeline import ENVIRONMENT_VARIABLE, PROJECT_NAME_VARIABLE
 from infra.constructs.ci_grants import acknowledge_ci_grants
 from infra.constructs.endpoint import rollback_alarm_arns
-from infra.constructs.grants import add_statements
+from infra.constructs.grants import add_statements, grant_pass_role
 from infra.constructs.model_registry import ModelRegistry
+from infra.constructs.project_storage import ProjectStorage
 from infra.constructs.source_repository import SourceRepository
 from infra.nag import acknowledge, nag_spelling
 from model_build.config import ProjectConfig
@@ -98,10 +97,9 @@ class DeployPipelineProps:
     registry: ModelRegistry
     """The group whose approved versions are deployed: the render reads it, CloudFormation its versions."""
     source: SourceRepository
-    cicd_bucket: s3.IBucket
-    """CodePipeline's artifact store: every action's role gets it, and no role here the model artifacts."""
-    data_bucket: s3.IBucket
-    encryption_key: kms.IKey
+    storage: ProjectStorage
+    """Its ``cicd_bucket`` is CodePipeline's artifact store: every action's role gets it, and no role here the
+    model artifacts; the render names the data bucket and the key in the endpoint stacks."""
     stages: tuple[DeployStage, ...]
     """In rollout order; a manual approval precedes every stage but the first."""
     artifacts_bucket_name: str = ""
@@ -152,8 +150,8 @@ class DeployPipeline(Construct):
             "Finds the newest approved model version and renders each stage's endpoint template",
             {
                 **common,
-                DATA_BUCKET_VARIABLE: props.data_bucket.bucket_name,
-                KMS_KEY_ARN_VARIABLE: props.encryption_key.key_arn,
+                DATA_BUCKET_VARIABLE: props.storage.data_bucket.bucket_name,
+                KMS_KEY_ARN_VARIABLE: props.storage.key.key_arn,
                 ARTIFACT_BUCKET_VARIABLE: props.artifacts_bucket_name,
             },
             {
@@ -244,13 +242,11 @@ class DeployPipeline(Construct):
                 resources=stacks,
             )
         )
-        deploy_role.add_to_principal_policy(
-            iam.PolicyStatement(
-                sid="PassCloudFormationRole",
-                actions=["iam:PassRole"],
-                resources=[self.cloudformation_role.role_arn],
-                conditions={"StringEquals": {"iam:PassedToService": "cloudformation.amazonaws.com"}},
-            )
+        grant_pass_role(
+            deploy_role,
+            [self.cloudformation_role.role_arn],
+            service="cloudformation.amazonaws.com",
+            sid="PassCloudFormationRole",
         )
         deploy_role.add_to_principal_policy(describe_endpoints)
         # The deploy sends the smoke test's requests during the bake, and smoke-tests the new version.
@@ -284,7 +280,7 @@ class DeployPipeline(Construct):
         self.pipeline = self._pipeline(props)
         acknowledge_ci_grants(
             self,
-            artifact_store=props.cicd_bucket,
+            artifact_store=props.storage.cicd_bucket,
             projects=[self.render_project, self.deploy_project, self.smoke_test_project],
         )
         acknowledge(
@@ -319,7 +315,7 @@ class DeployPipeline(Construct):
                 name: codebuild.BuildEnvironmentVariable(value=value) for name, value in variables.items()
             },
             build_spec=codebuild.BuildSpec.from_object(build_spec),
-            encryption_key=self._props.encryption_key,
+            encryption_key=self._props.storage.key,
             timeout=timeout,
         )
 
@@ -377,13 +373,13 @@ class DeployPipeline(Construct):
         add_statements(role, endpoint_resources)
         # CreateModel from a model package reads the package.
         props.registry.grant_read_versions(role, sid="ReadModelPackages")
+        grant_pass_role(
+            role,
+            [s.execution_role.role_arn for s in props.stages],
+            service="sagemaker.amazonaws.com",
+            sid="PassModelRoles",
+        )
         statements = [
-            iam.PolicyStatement(
-                sid="PassModelRoles",
-                actions=["iam:PassRole"],
-                resources=[s.execution_role.role_arn for s in props.stages],
-                conditions={"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}},
-            ),
             iam.PolicyStatement(
                 sid="RollbackAlarms",
                 actions=[
@@ -442,25 +438,16 @@ class DeployPipeline(Construct):
                     "StringEquals": {"iam:AWSServiceName": "sagemaker.application-autoscaling.amazonaws.com"}
                 },
             ),
-            # The endpoint config encrypts the ML storage volume and captures with the project key: SageMaker
-            # creates a grant on it for the endpoint, with the caller's permission.
-            iam.PolicyStatement(
-                sid="DescribeProjectKey",
-                actions=["kms:DescribeKey"],
-                resources=[props.encryption_key.key_arn],
-            ),
-            iam.PolicyStatement(
-                sid="GrantProjectKeyToSageMaker",
-                actions=["kms:CreateGrant"],
-                resources=[props.encryption_key.key_arn],
-                conditions={"Bool": {"kms:GrantIsForAWSResource": "true"}},
-            ),
         ]
-        statements += self._drift_monitor_statements(props)
         add_statements(role, *statements)
+        # The endpoint config encrypts the ML storage volume and captures with the project key: SageMaker
+        # creates a grant on it for the endpoint, with the caller's permission.
+        props.storage.grant_key_describe(role)
+        props.storage.grant_key_to_aws_resources(role)
+        self._grant_drift_monitor_schedules(role, props)
         return role
 
-    def _drift_monitor_statements(self, props: DeployPipelineProps) -> list[iam.PolicyStatement]:
+    def _grant_drift_monitor_schedules(self, role: iam.IRole, props: DeployPipelineProps) -> None:
         """The endpoint stacks' drift monitor schedules (``infra/constructs/drift_monitor.py``) and their role."""
         stack = Stack.of(self)
         config = ProjectConfig(project_name=props.project_name, environment=props.environment)
@@ -475,7 +462,8 @@ class DeployPipeline(Construct):
         scheduler_role = stack.format_arn(
             service="iam", region="", resource="role", resource_name=monitor_scheduler_role_name(config)
         )
-        return [
+        add_statements(
+            role,
             iam.PolicyStatement(
                 sid="DriftMonitorSchedules",
                 actions=[
@@ -486,13 +474,10 @@ class DeployPipeline(Construct):
                 ],
                 resources=schedules,
             ),
-            iam.PolicyStatement(
-                sid="PassDriftMonitorSchedulerRole",
-                actions=["iam:PassRole"],
-                resources=[scheduler_role],
-                conditions={"StringEquals": {"iam:PassedToService": "scheduler.amazonaws.com"}},
-            ),
-        ]
+        )
+        grant_pass_role(
+            role, [scheduler_role], service="scheduler.amazonaws.com", sid="PassDriftMonitorSchedulerRole"
+        )
 
     def _pipeline(self, props: DeployPipelineProps) -> codepipeline.Pipeline:
         source_output = codepipeline.Artifact("Source")
@@ -514,7 +499,9 @@ class DeployPipeline(Construct):
             codepipeline.StageProps(
                 stage_name="Source",
                 actions=[
-                    props.source.source_action(self, source_output, props.cicd_bucket, start_on_push=False)
+                    props.source.source_action(
+                        self, source_output, props.storage.cicd_bucket, start_on_push=False
+                    )
                 ],
             ),
             codepipeline.StageProps(stage_name="Render", actions=[self.render_action]),
@@ -576,7 +563,7 @@ class DeployPipeline(Construct):
             pipeline_name=props.pipeline_name,
             pipeline_type=codepipeline.PipelineType.V2,
             execution_mode=codepipeline.ExecutionMode.SUPERSEDED,
-            artifact_bucket=props.cicd_bucket,
+            artifact_bucket=props.storage.cicd_bucket,
             restart_execution_on_update=False,
             stages=stages,
         )

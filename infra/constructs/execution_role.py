@@ -23,7 +23,7 @@ from constructs import Construct
 
 from infra.constructs.feature_group import ReviewFeatureGroup
 from infra.constructs.framework_images import grant_pull_framework_images
-from infra.constructs.grants import acknowledge_wildcards, add_statements, grant_write_logs
+from infra.constructs.grants import acknowledge_wildcards, add_statements, grant_pass_role, grant_write_logs
 from infra.constructs.model_registry import ModelRegistry
 from infra.constructs.project_storage import ProjectStorage
 from model_build.step_roles import StepRole
@@ -161,12 +161,12 @@ class SageMakerExecutionRole(Construct):
                     sagemaker_arn("experiment-trial-component", "*"),
                 ],
             ),
-            iam.PolicyStatement(
-                sid="PassStepRolesToSageMaker",
-                actions=["iam:PassRole"],
-                resources=[role.role_arn for role in props.step_roles],
-                conditions={"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}},
-            ),
+        )
+        statements += grant_pass_role(
+            self.role,
+            [role.role_arn for role in props.step_roles],
+            service="sagemaker.amazonaws.com",
+            sid="PassStepRolesToSageMaker",
         )
         # The property files (data check, evaluation) that conditions and registration read.
         statements += props.storage.grant_pipeline_read(self.role, props.layout, reads_input=False)

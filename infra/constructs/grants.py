@@ -42,3 +42,19 @@ def acknowledge_wildcards(role: iam.IRole, statements: Iterable[iam.PolicyStatem
         if "*" in resource
     )
     acknowledge(role, "AwsSolutions-IAM5", reason, [f"Resource::{resource}" for resource in wildcards])
+
+
+def grant_pass_role(
+    grantee: iam.IGrantable, role_arns: list[str], *, service: str, sid: str
+) -> list[iam.PolicyStatement]:
+    """Let the grantee pass the roles ``role_arns`` to ``service`` only (``iam:PassedToService``): what a caller
+    needs to have a service (SageMaker, CloudFormation, EventBridge Scheduler) act as one of them."""
+    return add_statements(
+        grantee,
+        iam.PolicyStatement(
+            sid=sid,
+            actions=["iam:PassRole"],
+            resources=role_arns,
+            conditions={"StringEquals": {"iam:PassedToService": service}},
+        ),
+    )

@@ -40,7 +40,7 @@ from constructs import Construct
 
 from infra.constructs.endpoint import NAMESPACE as ENDPOINT_NAMESPACE
 from infra.constructs.framework_images import framework_images, grant_pull_framework_images
-from infra.constructs.grants import add_statements, grant_write_logs
+from infra.constructs.grants import add_statements, grant_pass_role, grant_write_logs
 from infra.constructs.project_storage import ProjectStorage
 from infra.nag import acknowledge, nag_spelling
 from model_build.config import ProjectConfig
@@ -288,14 +288,7 @@ class ModelMonitoring(Construct):
         # The jobs' volumes and outputs are encrypted with the project key: SageMaker creates a grant on it
         # for the job, with the caller's permission.
         props.storage.grant_key_to_aws_resources(role, actions=("kms:CreateGrant", "kms:DescribeKey"))
-        role.add_to_policy(
-            iam.PolicyStatement(
-                sid="PassJobRole",
-                actions=["iam:PassRole"],
-                resources=[self.job_role.role_arn],
-                conditions={"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}},
-            )
-        )
+        grant_pass_role(role, [self.job_role.role_arn], service="sagemaker.amazonaws.com", sid="PassJobRole")
         if jobs:
             acknowledge(
                 role,

@@ -127,6 +127,28 @@ class ProjectStorage:
             )
         return add_statements(grantee, *statements)
 
+    def grant_input_listing(
+        self, grantee: iam.IGrantable, prefixes: tuple[str, ...]
+    ) -> list[iam.PolicyStatement]:
+        """List the pipeline's input under ``prefixes`` of the data bucket (``PipelineStorage.data_prefixes``),
+        to fingerprint it: no object is read or written."""
+        return add_statements(
+            grantee,
+            iam.PolicyStatement(
+                sid="ListPipelineInput",
+                actions=["s3:ListBucket"],
+                resources=[self.data_bucket.bucket_arn],
+                conditions={"StringLike": {"s3:prefix": list(listing(prefixes))}},
+            ),
+        )
+
+    def grant_code_upload(self, grantee: iam.IGrantable, code_prefix: str) -> str:
+        """Read and write the step code under ``code_prefix`` of the artifacts bucket (CDK's ``grant_read_write``,
+        its key included); returns the objects' ARN pattern, for the caller's acknowledgment."""
+        objects = f"{code_prefix}/*"
+        self.artifacts_bucket.grant_read_write(grantee, objects)
+        return self.artifacts_bucket.arn_for_objects(objects)
+
     def grant_model_read(self, grantee: iam.IGrantable, models_prefix: str) -> list[iam.PolicyStatement]:
         """Read the model archives the training jobs write under ``models_prefix``
         (``storage_layout.models_prefix``): not the splits and reports beside them."""

@@ -78,10 +78,8 @@ def add_deploy_pipeline(
             model_package_group_name=config.model_package_group_name,
             registry=registry,
             source=source,
-            cicd_bucket=storage.cicd_bucket,
+            storage=storage,
             artifacts_bucket_name=storage.artifacts_bucket.bucket_name,
-            data_bucket=storage.data_bucket,
-            encryption_key=storage.key,
             stages=tuple(stages),
         ),
     )
