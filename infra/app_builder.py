@@ -95,6 +95,7 @@ def build_app(
         config=config,
         settings=settings,
         execution_role=registry.execution_role,
+        registry=registry.registry,
         encryption_key=data.key,
         description="MLOps template: model build CI/CD",
         **stack_args,

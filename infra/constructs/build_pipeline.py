@@ -15,6 +15,7 @@ from constructs import Construct
 
 from infra.constructs.ci_grants import acknowledge_ci_grants
 from infra.constructs.grants import grant_pass_role
+from infra.constructs.model_registry import ModelRegistry
 from infra.constructs.project_storage import ProjectStorage
 from infra.constructs.source_repository import SourceRepository
 from model_build.sagemaker_pipeline import ARTIFACT_BUCKET_VARIABLE, DATA_BUCKET_VARIABLE, ROLE_ARN_VARIABLE
@@ -48,7 +49,7 @@ class BuildPipelineProps:
     champion_endpoint_name: str = ""
     """The prod endpoint, whose model package the CLI compares a new model with (the champion); empty: no
     grants to look for one, and a run must name it (``ChampionModelPackageArn``)."""
-    model_package_group_name: str = ""
+    registry: ModelRegistry | None = None
     """Where the CLI finds the newest approved version when the endpoint serves none (the champion too)."""
 
 
@@ -126,7 +127,11 @@ class BuildPipeline(Construct):
         props.storage.grant_input_listing(role, props.input_prefixes)
         # The CLI uploads the step code under the pipeline's prefix of the artifacts bucket.
         code = props.storage.grant_code_upload(role, props.code_prefix)
-        champion_resources = self._find_champion(role, props) if props.champion_endpoint_name else []
+        champion_resources = (
+            self._find_champion(role, props.champion_endpoint_name, props.registry)
+            if props.champion_endpoint_name and props.registry
+            else []
+        )
 
         source_output = codepipeline.Artifact("Source")
         self.pipeline = codepipeline.Pipeline(
@@ -176,23 +181,21 @@ class BuildPipeline(Construct):
         )
 
     @staticmethod
-    def _find_champion(role: iam.IRole, props: BuildPipelineProps) -> list[str]:
+    def _find_champion(role: iam.IRole, endpoint_name: str, registry: ModelRegistry) -> list[str]:
         """Let the CLI read which version prod serves, else the newest approved one, and its model's URL
         (``pipelines/sagemaker_runner.py`` ``with_champion``): reads only. Returns the wildcard resources.
 
         Model and endpoint config names are ``<endpoint>-<version>-<digest>`` (``infra/constructs/endpoint.py``).
-        ``sagemaker:ListModelPackages`` takes no narrower resource (see ``infra/constructs/deploy_pipeline.py``),
-        so it is kept to the stack's region; reading a package is kept to the project's group.
+        Listing versions is the registry's grant (kept to the stack's region); reading a package is kept to the
+        project's group.
         """
         stack = Stack.of(role)
 
         def sagemaker_arn(resource: str, name: str) -> str:
             return stack.format_arn(service="sagemaker", resource=resource, resource_name=name)
 
-        parts = [
-            sagemaker_arn(kind, f"{props.champion_endpoint_name}-*") for kind in ("model", "endpoint-config")
-        ]
-        packages = sagemaker_arn("model-package", f"{props.model_package_group_name}/*")
+        parts = [sagemaker_arn(kind, f"{endpoint_name}-*") for kind in ("model", "endpoint-config")]
+        packages = registry.model_packages_arn
         role.add_to_principal_policy(
             iam.PolicyStatement(
                 sid="FindChampion",
@@ -202,15 +205,8 @@ class BuildPipeline(Construct):
                     "sagemaker:DescribeModel",
                     "sagemaker:DescribeModelPackage",
                 ],
-                resources=[sagemaker_arn("endpoint", props.champion_endpoint_name), *parts, packages],
+                resources=[sagemaker_arn("endpoint", endpoint_name), *parts, packages],
             )
         )
-        role.add_to_principal_policy(
-            iam.PolicyStatement(
-                sid="ListModelVersions",
-                actions=["sagemaker:ListModelPackages"],
-                resources=["*"],
-                conditions={"StringEquals": {"aws:RequestedRegion": stack.region}},
-            )
-        )
+        registry.grant_list_versions(role, sid="ListModelVersions")
         return [*parts, packages, "*"]

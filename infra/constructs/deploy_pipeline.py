@@ -173,20 +173,7 @@ class DeployPipeline(Construct):
         )
         render_role = self._role(self.render_project)
         props.registry.grant_read(render_role, sid="ReadApprovedModels")
-        # The Service Authorization Reference for SageMaker ("Actions, resources, and condition keys for Amazon
-        # SageMaker") gives ListModelPackages no condition keys and one optional resource type, model-package,
-        # without saying which ARN a listing is checked against: a narrower resource cannot be relied on. The
-        # global aws:RequestedRegion key keeps it to this region; the listing returns names and statuses, and
-        # reading a package (DescribeModelPackage, above) is limited to this project's group.
-        # AWS requires "*": sagemaker:ListModelPackages has no resource-level permission to rely on (see above).
-        render_role.add_to_principal_policy(
-            iam.PolicyStatement(
-                sid="ListModelPackages",
-                actions=["sagemaker:ListModelPackages"],
-                resources=["*"],
-                conditions={"StringEquals": {"aws:RequestedRegion": stack.region}},
-            )
-        )
+        props.registry.grant_list_versions(render_role, sid="ListModelPackages")
         render_role.add_to_principal_policy(describe_endpoints)
         # AWS requires "*": ec2:DescribeInstanceTypes has no resource-level permissions; the render reads
         # whether a stage's instance type has local storage (then its endpoint config takes no KmsKeyId).

@@ -72,6 +72,26 @@ class ModelRegistry(Construct):
             ),
         )
 
+    def grant_list_versions(self, grantee: iam.IGrantable, *, sid: str) -> list[iam.PolicyStatement]:
+        """List versions (``ListModelPackages``), in this stack's region only.
+
+        The Service Authorization Reference for SageMaker ("Actions, resources, and condition keys for Amazon
+        SageMaker") gives ListModelPackages no condition keys and one optional resource type, model-package,
+        without saying which ARN a listing is checked against: a narrower resource cannot be relied on. The
+        global aws:RequestedRegion key keeps it to this region; the listing returns names and statuses, and
+        reading a package (:meth:`grant_read`, :meth:`grant_read_versions`) is limited to this group.
+        """
+        return add_statements(
+            grantee,
+            # AWS requires "*": sagemaker:ListModelPackages has no resource-level permission to rely on (above).
+            iam.PolicyStatement(
+                sid=sid,
+                actions=["sagemaker:ListModelPackages"],
+                resources=["*"],
+                conditions={"StringEquals": {"aws:RequestedRegion": Stack.of(self).region}},
+            ),
+        )
+
     def grant_read_versions(
         self, grantee: iam.IGrantable, *, sid: str = "ReadModelPackages"
     ) -> list[iam.PolicyStatement]:

@@ -11,6 +11,7 @@ from aws_cdk import aws_kms as kms
 from constructs import Construct
 
 from infra.constructs.build_pipeline import BuildPipeline, BuildPipelineProps
+from infra.constructs.model_registry import ModelRegistry
 from infra.constructs.project_storage import ProjectStorage
 from infra.constructs.pull_request_checks import PullRequestChecks, PullRequestChecksProps
 from infra.constructs.source_repository import SourceRepository, SourceRepositoryProps
@@ -35,6 +36,7 @@ def add_build_pipeline(
     storage: ProjectStorage,
     *,
     execution_role: iam.IRole,
+    registry: ModelRegistry,
     repository_name: str,
 ) -> ProjectBuild:
     """Adds the repository, the build pipeline and the pull request checks to ``scope``: the stack, or a project."""
@@ -65,7 +67,7 @@ def add_build_pipeline(
             code_prefix=config.pipeline_artifacts_prefix,
             retrain_schedule=settings.retrain_schedule,
             champion_endpoint_name=config.endpoint_name(STAGES[-1]),
-            model_package_group_name=config.model_package_group_name,
+            registry=registry,
         ),
     )
     checks = None
@@ -85,6 +87,7 @@ class BuildPipelineStack(Stack):
         config: ProjectConfig,
         settings: InfraSettings,
         execution_role: iam.IRole,
+        registry: ModelRegistry,
         encryption_key: kms.IKey,
         **kwargs: Any,
     ) -> None:
@@ -95,6 +98,7 @@ class BuildPipelineStack(Stack):
             settings,
             ProjectStorage.imported(self, config, encryption_key),
             execution_role=execution_role,
+            registry=registry,
             repository_name=settings.repository_name or config.project_name,
         )
         self.source, self.build, self.pull_request_checks = (

@@ -133,6 +133,7 @@ class ProjectProductStack(servicecatalog.ProductStack):
             settings,
             storage,
             execution_role=registry.execution_role,
+            registry=registry.registry,
             # Each project gets its own repository; with GitHub, one the project's name names.
             repository_name=config.prefix if settings.source_type == "codecommit" else config.project_name,
         )
