@@ -10,7 +10,13 @@ keeps each permission keeps the set.
 checkov variant, every option with a GitHub source, the SageMaker project template with either source, and
 each stage's endpoint stack) and writes the atoms; ``python -m tests.infra.iam_policies diff BEFORE AFTER``
 prints the atoms only AFTER has (a wider policy) and those only BEFORE has (a narrower one); it exits 1 when
-AFTER grants anything BEFORE did not.
+AFTER grants anything BEFORE did not. ``templates DIR`` writes every template itself, to diff two builds
+whole.
+
+``pin`` writes :data:`PINNED`: the atoms of the two apps the tests synthesize anyway (cdk.json's settings, every
+option with a GitHub source), grouped by principal and statement so a review reads it as policies;
+``test_iam_policies.py`` fails when the templates grant anything else or less. Run it after reviewing an
+intended IAM change, and commit the file with the change.
 """
 
 from __future__ import annotations
@@ -25,6 +31,9 @@ from typing import Any
 from tests.infra.conftest import ALL_OPTIONS_CONTEXT, publish, render, synthesize
 
 # The settings `make checkov` synthesizes a second time (Makefile CHECKOV_VARIANT_CONTEXT).
+PINNED = Path(__file__).with_name("iam_policies.pinned.json")
+PINNED_VARIANTS = {"default": None, "all-options-github": ALL_OPTIONS_CONTEXT}
+"""The apps the session fixtures ``default_app`` and ``all_options_app`` synthesize."""
 CHECKOV_VARIANT = {"retainData": False, "onlineStore": True, "retrainSchedule": "rate(7 days)"}
 GITHUB = {key: ALL_OPTIONS_CONTEXT[key] for key in ("codeConnectionArn", "repositoryOwner", "repositoryName")}
 
@@ -68,17 +77,17 @@ def atoms(name: str, template: Mapping[str, Any]) -> set[Atom]:
         for statement in _as_list(document.get("Statement", [])):
             actions = statement.get("Action", statement.get("NotAction"))
             action_key = "Action" if "Action" in statement else "NotAction"
-            resource_key = "Resource" if "Resource" in statement else "NotResource"
+            resource_key = next((key for key in ("Resource", "NotResource") if key in statement), "")
             principal = _text(statement.get("Principal", statement.get("NotPrincipal", "")))
             condition = _text(statement.get("Condition", {}))
             for action in _as_list(actions):
-                for resource in _as_list(statement.get(resource_key, "")):
+                for resource in _as_list(statement[resource_key]) if resource_key else [None]:
                     found.add(
                         (
                             f"{name}/{owner}",
                             statement["Effect"],
                             f"{action_key} {action}",
-                            f"{resource_key} {_text(resource)}",
+                            f"{resource_key} {_text(resource)}" if resource_key else "no Resource",
                             principal,
                             condition,
                         )
@@ -88,11 +97,7 @@ def atoms(name: str, template: Mapping[str, Any]) -> set[Atom]:
 
 def _variant_templates(outdir: Path) -> Iterator[tuple[str, Mapping[str, Any]]]:
     """(variant/stack, template) for every template the project synthesizes or renders."""
-    for variant, context in (
-        ("default", None),
-        ("checkov-variant", CHECKOV_VARIANT),
-        ("all-options-github", ALL_OPTIONS_CONTEXT),
-    ):
+    for variant, context in (*PINNED_VARIANTS.items(), ("checkov-variant", CHECKOV_VARIANT)):
         app = synthesize(outdir / variant, context)
         for stack, template in app.templates.items():
             yield f"{variant}/{stack}", template
@@ -132,12 +137,35 @@ def _endpoint_templates(outdir: Path) -> Iterator[tuple[str, Mapping[str, Any]]]
             yield f"endpoint/{stage_name}/updating={updating}", json.loads(path.read_text())
 
 
+def pinned_form(found: Iterable[Atom]) -> dict[str, dict[str, list[str]]]:
+    """Atoms as ``{owner: {"<effect> <resource> [principal] [if condition]": [actions]}}``, sorted: a policy
+    per principal, one entry per resource, as a reviewer reads them."""
+    grouped: dict[str, dict[str, list[str]]] = {}
+    for owner, effect, action, resource, principal, condition in sorted(found):
+        key = " ".join(
+            part
+            for part in (
+                effect,
+                resource,
+                principal and f"to {principal}",
+                condition != "{}" and f"if {condition}",
+            )
+            if part
+        )
+        grouped.setdefault(owner, {}).setdefault(key, []).append(action)
+    return grouped
+
+
+def pinned() -> dict[str, dict[str, list[str]]]:
+    return json.loads(PINNED.read_text()) if PINNED.exists() else {}
+
+
 def all_atoms(outdir: Path) -> set[Atom]:
     return {atom for name, template in _variant_templates(outdir) for atom in atoms(name, template)}
 
 
 def _load(path: Path) -> set[Atom]:
-    return {tuple(atom) for atom in json.loads(path.read_text())}  # type: ignore[misc]
+    return {tuple(atom) for atom in json.loads(path.read_text())}
 
 
 def _print(title: str, found: Iterable[Atom]) -> None:
@@ -154,6 +182,24 @@ def main(argv: list[str]) -> int:
                 found = all_atoms(Path(outdir))
             Path(output).write_text(json.dumps(sorted(found), indent=0) + "\n")
             print(f"{len(found)} atoms written to {output}")
+            return 0
+        case ["pin"]:
+            with tempfile.TemporaryDirectory(prefix="iam-policies-") as outdir:
+                found = {
+                    atom
+                    for variant, context in PINNED_VARIANTS.items()
+                    for stack, template in synthesize(Path(outdir) / variant, context).templates.items()
+                    for atom in atoms(f"{variant}/{stack}", template)
+                }
+            PINNED.write_text(json.dumps(pinned_form(found), indent=1) + "\n")
+            print(f"{len(found)} atoms pinned in {PINNED}")
+            return 0
+        case ["templates", output]:
+            with tempfile.TemporaryDirectory(prefix="iam-policies-") as outdir:
+                for name, template in _variant_templates(Path(outdir)):
+                    path = Path(output) / (name.replace("/", "__") + ".json")
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    path.write_text(json.dumps(template, indent=1, sort_keys=True) + "\n")
             return 0
         case ["diff", before_path, after_path]:
             before, after = _load(Path(before_path)), _load(Path(after_path))
