@@ -76,6 +76,7 @@ def build_app(
         config=config,
         settings=settings,
         encryption_key=data.key,
+        catalog=data.catalog,
         description="MLOps template: the review feature group",
         **stack_args,
     )

@@ -149,6 +149,18 @@ class ProjectStorage:
         self.artifacts_bucket.grant_read_write(grantee, objects)
         return self.artifacts_bucket.arn_for_objects(objects)
 
+    def grant_offline_store_write(self, grantee: iam.IGrantable, prefix: str) -> list[iam.PolicyStatement]:
+        """What Feature Store needs, as the feature group's role, to write the offline store under ``prefix`` of
+        the data bucket: objects under keys it generates, their ACL, and the bucket's ACL (it checks it)."""
+        return add_statements(
+            grantee,
+            iam.PolicyStatement(
+                actions=["s3:PutObject", "s3:PutObjectAcl", "s3:GetObject"],
+                resources=[self.data_bucket.arn_for_objects(f"{prefix}/*")],
+            ),
+            iam.PolicyStatement(actions=["s3:GetBucketAcl"], resources=[self.data_bucket.bucket_arn]),
+        )
+
     def grant_model_read(self, grantee: iam.IGrantable, models_prefix: str) -> list[iam.PolicyStatement]:
         """Read the model archives the training jobs write under ``models_prefix``
         (``storage_layout.models_prefix``): not the splits and reports beside them."""

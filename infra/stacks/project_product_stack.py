@@ -119,7 +119,7 @@ class ProjectProductStack(servicecatalog.ProductStack):
             "The crawler names its security configuration, which encrypts CloudWatch logs with the project key; "
             "cdk-nag cannot match the two names here because they hold the project id's Fn::Select",
         )
-        feature_group = add_feature_group(self, config, settings, storage)
+        feature_group = add_feature_group(self, config, settings, storage, data.catalog)
         registry = add_registry(
             self,
             config,
