@@ -35,7 +35,7 @@ from constructs import Construct
 
 from infra.constructs.build_pipeline import ENVIRONMENT_VARIABLE, PROJECT_NAME_VARIABLE
 from infra.constructs.ci_grants import acknowledge_ci_grants
-from infra.constructs.endpoint import rollback_alarm_arns
+from infra.constructs.endpoint import StageEndpoints, rollback_alarm_arns
 from infra.constructs.grants import add_statements, grant_pass_role
 from infra.constructs.model_registry import ModelRegistry
 from infra.constructs.project_storage import ProjectStorage
@@ -120,30 +120,12 @@ class DeployPipeline(Construct):
         self._props = props
         self._wildcards: list[str] = [props.registry.model_packages_arn]
 
-        def sagemaker_arn(resource: str, name: str) -> str:
-            return stack.format_arn(service="sagemaker", resource=resource, resource_name=name)
-
-        endpoints = [sagemaker_arn("endpoint", s.endpoint_name) for s in props.stages]
-        # Model and endpoint config names are "<endpoint>-<version>-<digest>" (infra/constructs/endpoint.py).
-        endpoint_parts = [
-            sagemaker_arn(kind, f"{s.endpoint_name}-*")
-            for s in props.stages
-            for kind in ("model", "endpoint-config")
-        ]
-        self._wildcards += endpoint_parts
-        describe_endpoints = iam.PolicyStatement(
-            sid="DescribeEndpoints",
-            actions=[
-                "sagemaker:DescribeEndpoint",
-                "sagemaker:DescribeEndpointConfig",
-                "sagemaker:DescribeModel",
-            ],
-            resources=[*endpoints, *endpoint_parts],
-        )
+        self.endpoints = StageEndpoints(self, tuple(s.endpoint_name for s in props.stages))
+        self._wildcards += self.endpoints.part_arns
         pipeline_arn = stack.format_arn(service="codepipeline", resource=props.pipeline_name)
         common = {PROJECT_NAME_VARIABLE: props.project_name, ENVIRONMENT_VARIABLE: props.environment}
 
-        self.cloudformation_role = self._cloudformation_role(props, endpoints, endpoint_parts)
+        self.cloudformation_role = self._cloudformation_role(props)
 
         self.render_project = self._project(
             "Render",
@@ -174,7 +156,7 @@ class DeployPipeline(Construct):
         render_role = self._role(self.render_project)
         props.registry.grant_read(render_role, sid="ReadApprovedModels")
         props.registry.grant_list_versions(render_role, sid="ListModelPackages")
-        render_role.add_to_principal_policy(describe_endpoints)
+        self.endpoints.grant_describe(render_role)
         # AWS requires "*": ec2:DescribeInstanceTypes has no resource-level permissions; the render reads
         # whether a stage's instance type has local storage (then its endpoint config takes no KmsKeyId).
         render_role.add_to_principal_policy(
@@ -235,13 +217,9 @@ class DeployPipeline(Construct):
             service="cloudformation.amazonaws.com",
             sid="PassCloudFormationRole",
         )
-        deploy_role.add_to_principal_policy(describe_endpoints)
+        self.endpoints.grant_describe(deploy_role)
         # The deploy sends the smoke test's requests during the bake, and smoke-tests the new version.
-        deploy_role.add_to_principal_policy(
-            iam.PolicyStatement(
-                sid="InvokeEndpoints", actions=["sagemaker:InvokeEndpoint"], resources=endpoints
-            )
-        )
+        self.endpoints.grant_invoke(deploy_role)
 
         self.smoke_test_project = self._project(
             "SmokeTest",
@@ -256,13 +234,7 @@ class DeployPipeline(Construct):
             },
             Duration.hours(2),
         )
-        self._role(self.smoke_test_project).add_to_principal_policy(
-            iam.PolicyStatement(
-                sid="InvokeEndpoints",
-                actions=["sagemaker:DescribeEndpoint", "sagemaker:InvokeEndpoint"],
-                resources=endpoints,
-            )
-        )
+        self.endpoints.grant_invoke(self._role(self.smoke_test_project), describe=True)
 
         self.pipeline = self._pipeline(props)
         acknowledge_ci_grants(
@@ -312,9 +284,7 @@ class DeployPipeline(Construct):
             raise RuntimeError("a PipelineProject always has a role")
         return project.role
 
-    def _cloudformation_role(
-        self, props: DeployPipelineProps, endpoints: list[str], endpoint_parts: list[str]
-    ) -> iam.Role:
+    def _cloudformation_role(self, props: DeployPipelineProps) -> iam.Role:
         """The role CloudFormation deploys endpoint stacks with: their resources, and nothing that grants more."""
         stack = Stack.of(self)
         role = iam.Role(
@@ -338,26 +308,7 @@ class DeployPipeline(Construct):
             service="application-autoscaling", resource="scalable-target", resource_name="*"
         )
         self._wildcards += [*target_tracking_alarms, scalable_targets]
-        tagging = ["sagemaker:AddTags", "sagemaker:ListTags", "sagemaker:DeleteTags"]
-        endpoint_resources = iam.PolicyStatement(
-            sid="EndpointResources",
-            actions=[
-                "sagemaker:CreateModel",
-                "sagemaker:DeleteModel",
-                "sagemaker:DescribeModel",
-                "sagemaker:CreateEndpointConfig",
-                "sagemaker:DeleteEndpointConfig",
-                "sagemaker:DescribeEndpointConfig",
-                "sagemaker:CreateEndpoint",
-                "sagemaker:UpdateEndpoint",
-                "sagemaker:DeleteEndpoint",
-                "sagemaker:DescribeEndpoint",
-                "sagemaker:UpdateEndpointWeightsAndCapacities",
-                *tagging,
-            ],
-            resources=[*endpoints, *endpoint_parts],
-        )
-        add_statements(role, endpoint_resources)
+        self.endpoints.grant_deploy(role)
         # CreateModel from a model package reads the package.
         props.registry.grant_read_versions(role, sid="ReadModelPackages")
         grant_pass_role(

@@ -135,6 +135,81 @@ class ModelEndpointProps:
         return self.model_package_arn.rsplit("/", 1)[-1]
 
 
+@dataclass(frozen=True)
+class StageEndpoints:
+    """The stages' endpoints by name, and the grants on them, as CDK's ``Endpoint.fromEndpointName`` and its
+    ``grantInvoke``: the endpoints exist only once the deploy pipeline has deployed their stacks (one per stage,
+    :class:`ModelEndpoint`), so what may use them is granted here, on the names they will have."""
+
+    scope: Construct
+    """Where the ARNs are built (its stack's partition, region and account)."""
+    names: tuple[str, ...]
+
+    def _arn(self, resource: str, name: str) -> str:
+        return Stack.of(self.scope).format_arn(service="sagemaker", resource=resource, resource_name=name)
+
+    @property
+    def arns(self) -> list[str]:
+        return [self._arn("endpoint", name) for name in self.names]
+
+    @property
+    def part_arns(self) -> list[str]:
+        """Their models and endpoint configs, named ``<endpoint>-<version>-<digest>`` (:class:`ModelEndpoint`)."""
+        return [self._arn(kind, f"{name}-*") for name in self.names for kind in ("model", "endpoint-config")]
+
+    def grant_describe(self, grantee: iam.IGrantable) -> list[iam.PolicyStatement]:
+        """Read what each endpoint serves: the endpoint, its config and its model."""
+        return add_statements(
+            grantee,
+            iam.PolicyStatement(
+                sid="DescribeEndpoints",
+                actions=[
+                    "sagemaker:DescribeEndpoint",
+                    "sagemaker:DescribeEndpointConfig",
+                    "sagemaker:DescribeModel",
+                ],
+                resources=[*self.arns, *self.part_arns],
+            ),
+        )
+
+    def grant_invoke(self, grantee: iam.IGrantable, *, describe: bool = False) -> list[iam.PolicyStatement]:
+        """Invoke the endpoints; with ``describe``, also read their status (to wait for ``InService``)."""
+        return add_statements(
+            grantee,
+            iam.PolicyStatement(
+                sid="InvokeEndpoints",
+                actions=[*(["sagemaker:DescribeEndpoint"] if describe else []), "sagemaker:InvokeEndpoint"],
+                resources=self.arns,
+            ),
+        )
+
+    def grant_deploy(self, grantee: iam.IGrantable) -> list[iam.PolicyStatement]:
+        """What CloudFormation calls to create, update and delete the endpoints, their configs and models, and
+        their tags (the handlers of the three resource types)."""
+        tagging = ["sagemaker:AddTags", "sagemaker:ListTags", "sagemaker:DeleteTags"]
+        return add_statements(
+            grantee,
+            iam.PolicyStatement(
+                sid="EndpointResources",
+                actions=[
+                    "sagemaker:CreateModel",
+                    "sagemaker:DeleteModel",
+                    "sagemaker:DescribeModel",
+                    "sagemaker:CreateEndpointConfig",
+                    "sagemaker:DeleteEndpointConfig",
+                    "sagemaker:DescribeEndpointConfig",
+                    "sagemaker:CreateEndpoint",
+                    "sagemaker:UpdateEndpoint",
+                    "sagemaker:DeleteEndpoint",
+                    "sagemaker:DescribeEndpoint",
+                    "sagemaker:UpdateEndpointWeightsAndCapacities",
+                    *tagging,
+                ],
+                resources=[*self.arns, *self.part_arns],
+            ),
+        )
+
+
 def rollback_alarm_arns(stack: Stack, endpoint_name: str) -> list[str]:
     """The ARNs of the alarms that roll back an update of ``endpoint_name`` (:func:`alarm_names`)."""
     return [

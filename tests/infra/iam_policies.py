@@ -109,8 +109,9 @@ def _variant_templates(outdir: Path) -> Iterator[tuple[str, Mapping[str, Any]]]:
 
 
 def _endpoint_templates(outdir: Path) -> Iterator[tuple[str, Mapping[str, Any]]]:
+    from infra.endpoint_template import render_stage
     from model_build.config import ProjectConfig
-    from model_deploy.aws.render import MonitorInputs, RenderInputs, render_stage
+    from model_deploy.aws.render import MonitorInputs, RenderInputs
     from model_deploy.stage_config import load_stages
 
     inputs = RenderInputs(

@@ -46,7 +46,7 @@ PROBE = textwrap.dedent(
         config = load_config()
         settings = dataclasses.replace(
             aws_settings(config, aws, ENVIRONMENT),
-            serving_instance_types=pipelines.sagemaker_runner.stage_instance_types(),
+            serving_instance_types=pipelines.runners.sagemaker.stage_instance_types(),
         )
         build_pipeline(settings, pipeline_session(settings, config, aws), config).definition()
     tops = {name.split(".")[0] for name in sys.modules}

@@ -14,7 +14,7 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
-from pipelines import sagemaker_runner
+from pipelines.runners import sagemaker as sagemaker_runner
 
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
