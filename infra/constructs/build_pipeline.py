@@ -14,6 +14,7 @@ from aws_cdk import aws_iam as iam
 from constructs import Construct
 
 from infra.constructs.ci_grants import acknowledge_ci_grants
+from infra.constructs.endpoint import StageEndpoints
 from infra.constructs.grants import grant_pass_role
 from infra.constructs.model_registry import ModelRegistry
 from infra.constructs.project_storage import ProjectStorage
@@ -180,33 +181,15 @@ class BuildPipeline(Construct):
             ],
         )
 
-    @staticmethod
-    def _find_champion(role: iam.IRole, endpoint_name: str, registry: ModelRegistry) -> list[str]:
+    def _find_champion(self, role: iam.IRole, endpoint_name: str, registry: ModelRegistry) -> list[str]:
         """Let the CLI read which version prod serves, else the newest approved one, and its model's URL
         (``pipelines/runners/sagemaker.py`` ``with_champion``): reads only. Returns the wildcard resources.
 
-        Model and endpoint config names are ``<endpoint>-<version>-<digest>`` (``infra/constructs/endpoint.py``).
-        Listing versions is the registry's grant (kept to the stack's region); reading a package is kept to the
-        project's group.
+        The prod endpoint grants reading what it serves, the registry reading and listing its versions (the
+        listing kept to the stack's region): each action on its own resources only.
         """
-        stack = Stack.of(role)
-
-        def sagemaker_arn(resource: str, name: str) -> str:
-            return stack.format_arn(service="sagemaker", resource=resource, resource_name=name)
-
-        parts = [sagemaker_arn(kind, f"{endpoint_name}-*") for kind in ("model", "endpoint-config")]
-        packages = registry.model_packages_arn
-        role.add_to_principal_policy(
-            iam.PolicyStatement(
-                sid="FindChampion",
-                actions=[
-                    "sagemaker:DescribeEndpoint",
-                    "sagemaker:DescribeEndpointConfig",
-                    "sagemaker:DescribeModel",
-                    "sagemaker:DescribeModelPackage",
-                ],
-                resources=[sagemaker_arn("endpoint", endpoint_name), *parts, packages],
-            )
-        )
+        champion = StageEndpoints(self, (endpoint_name,))
+        champion.grant_describe(role, sid="FindChampion")
+        registry.grant_read_versions(role, sid="ReadChampionVersions")
         registry.grant_list_versions(role, sid="ListModelVersions")
-        return [*parts, packages, "*"]
+        return [*champion.part_arns, registry.model_packages_arn, "*"]

@@ -157,12 +157,14 @@ class StageEndpoints:
         """Their models and endpoint configs, named ``<endpoint>-<version>-<digest>`` (:class:`ModelEndpoint`)."""
         return [self._arn(kind, f"{name}-*") for name in self.names for kind in ("model", "endpoint-config")]
 
-    def grant_describe(self, grantee: iam.IGrantable) -> list[iam.PolicyStatement]:
+    def grant_describe(
+        self, grantee: iam.IGrantable, *, sid: str = "DescribeEndpoints"
+    ) -> list[iam.PolicyStatement]:
         """Read what each endpoint serves: the endpoint, its config and its model."""
         return add_statements(
             grantee,
             iam.PolicyStatement(
-                sid="DescribeEndpoints",
+                sid=sid,
                 actions=[
                     "sagemaker:DescribeEndpoint",
                     "sagemaker:DescribeEndpointConfig",
