@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from aws_cdk import ArnFormat, Duration, Stack
+from aws_cdk import Duration, Stack
 from aws_cdk import aws_codebuild as codebuild
 from aws_cdk import aws_codepipeline as codepipeline
 from aws_cdk import aws_codepipeline_actions as actions
@@ -35,7 +35,7 @@ from constructs import Construct
 
 from infra.constructs.build_pipeline import ENVIRONMENT_VARIABLE, PROJECT_NAME_VARIABLE
 from infra.constructs.ci_grants import acknowledge_ci_grants
-from infra.constructs.endpoint import StageEndpoints, rollback_alarm_arns
+from infra.constructs.endpoint import StageEndpoints
 from infra.constructs.grants import add_statements, grant_pass_role
 from infra.constructs.model_registry import ModelRegistry
 from infra.constructs.project_storage import ProjectStorage
@@ -66,10 +66,6 @@ SMOKE_TEST_COMMAND = (
 )
 RELEASE_NAMESPACE = "Release"
 EXPORTED_VARIABLES = ("MODEL_PACKAGE_ARN", "MODEL_PACKAGE_VERSION")
-APPLICATION_AUTOSCALING_SLR = (
-    "aws-service-role/sagemaker.application-autoscaling.amazonaws.com/"
-    "AWSServiceRoleForApplicationAutoScaling_SageMakerEndpoint"
-)
 
 
 @dataclass(frozen=True)
@@ -286,28 +282,12 @@ class DeployPipeline(Construct):
 
     def _cloudformation_role(self, props: DeployPipelineProps) -> iam.Role:
         """The role CloudFormation deploys endpoint stacks with: their resources, and nothing that grants more."""
-        stack = Stack.of(self)
         role = iam.Role(
             self,
             "EndpointStackRole",
             assumed_by=iam.ServicePrincipal("cloudformation.amazonaws.com"),
             description="CloudFormation deploys this project's endpoint stacks with this role",
         )
-        alarms = [arn for s in props.stages for arn in rollback_alarm_arns(stack, s.endpoint_name)]
-        # Target tracking creates its own alarms, named after the scalable resource.
-        target_tracking_alarms = [
-            stack.format_arn(
-                service="cloudwatch",
-                resource="alarm",
-                resource_name=f"TargetTracking-endpoint/{s.endpoint_name}/variant/*",
-                arn_format=ArnFormat.COLON_RESOURCE_NAME,
-            )
-            for s in props.stages
-        ]
-        scalable_targets = stack.format_arn(
-            service="application-autoscaling", resource="scalable-target", resource_name="*"
-        )
-        self._wildcards += [*target_tracking_alarms, scalable_targets]
         self.endpoints.grant_deploy(role)
         # CreateModel from a model package reads the package.
         props.registry.grant_read_versions(role, sid="ReadModelPackages")
@@ -317,67 +297,8 @@ class DeployPipeline(Construct):
             service="sagemaker.amazonaws.com",
             sid="PassModelRoles",
         )
-        statements = [
-            iam.PolicyStatement(
-                sid="RollbackAlarms",
-                actions=[
-                    "cloudwatch:PutMetricAlarm",
-                    "cloudwatch:DeleteAlarms",
-                    "cloudwatch:DescribeAlarms",
-                    "cloudwatch:TagResource",
-                    "cloudwatch:UntagResource",
-                    "cloudwatch:ListTagsForResource",
-                ],
-                resources=[*alarms, *target_tracking_alarms],
-            ),
-            iam.PolicyStatement(
-                sid="Autoscaling",
-                actions=[
-                    "application-autoscaling:RegisterScalableTarget",
-                    "application-autoscaling:DeregisterScalableTarget",
-                    "application-autoscaling:PutScalingPolicy",
-                    "application-autoscaling:DeleteScalingPolicy",
-                    "application-autoscaling:TagResource",
-                    "application-autoscaling:UntagResource",
-                    "application-autoscaling:ListTagsForResource",
-                ],
-                resources=[scalable_targets],
-            ),
-            # AWS requires "*": application-autoscaling:DescribeScalableTargets has no resource-level permissions.
-            iam.PolicyStatement(
-                sid="DescribeScalableTargets",
-                actions=["application-autoscaling:DescribeScalableTargets"],
-                resources=["*"],
-            ),
-            # AWS requires "*": application-autoscaling:DescribeScalingPolicies has no resource-level permissions.
-            # AWS requires "*": application-autoscaling:DescribeScheduledActions (ScalableTarget's handlers).
-            iam.PolicyStatement(
-                sid="DescribeScalingPolicies",
-                actions=[
-                    "application-autoscaling:DescribeScalingPolicies",
-                    "application-autoscaling:DescribeScheduledActions",
-                ],
-                resources=["*"],
-            ),
-            # AWS requires "*": cloudwatch:GetMetricData has no resource-level permissions; the ScalingPolicy
-            # handlers call it to check the target tracking metric (AWS::ApplicationAutoScaling::ScalingPolicy).
-            iam.PolicyStatement(
-                sid="ReadScalingMetric", actions=["cloudwatch:GetMetricData"], resources=["*"]
-            ),
-            iam.PolicyStatement(
-                sid="AutoscalingServiceLinkedRole",
-                actions=["iam:CreateServiceLinkedRole"],
-                resources=[
-                    stack.format_arn(
-                        service="iam", region="", resource="role", resource_name=APPLICATION_AUTOSCALING_SLR
-                    )
-                ],
-                conditions={
-                    "StringEquals": {"iam:AWSServiceName": "sagemaker.application-autoscaling.amazonaws.com"}
-                },
-            ),
-        ]
-        add_statements(role, *statements)
+        guardrails = self.endpoints.grant_deploy_alarms_and_scaling(role)
+        self._wildcards += [r for st in guardrails for r in st.resources if "*" in r and r != "*"]
         # The endpoint config encrypts the ML storage volume and captures with the project key: SageMaker
         # creates a grant on it for the endpoint, with the caller's permission.
         props.storage.grant_key_describe(role)

@@ -135,6 +135,12 @@ class ModelEndpointProps:
         return self.model_package_arn.rsplit("/", 1)[-1]
 
 
+APPLICATION_AUTOSCALING_SLR = (
+    "aws-service-role/sagemaker.application-autoscaling.amazonaws.com/"
+    "AWSServiceRoleForApplicationAutoScaling_SageMakerEndpoint"
+)
+
+
 @dataclass(frozen=True)
 class StageEndpoints:
     """The stages' endpoints by name, and the grants on them, as CDK's ``Endpoint.fromEndpointName`` and its
@@ -208,6 +214,86 @@ class StageEndpoints:
                     *tagging,
                 ],
                 resources=[*self.arns, *self.part_arns],
+            ),
+        )
+
+    def grant_deploy_alarms_and_scaling(self, grantee: iam.IGrantable) -> list[iam.PolicyStatement]:
+        """What CloudFormation calls for the rest of an endpoint stack: the rollback alarms, the target tracking
+        alarms Application Auto Scaling names after each variant, the scalable targets and their policies."""
+        stack = Stack.of(self.scope)
+        alarms = [arn for name in self.names for arn in rollback_alarm_arns(stack, name)]
+        # Target tracking creates its own alarms, named after the scalable resource.
+        target_tracking_alarms = [
+            stack.format_arn(
+                service="cloudwatch",
+                resource="alarm",
+                resource_name=f"TargetTracking-endpoint/{name}/variant/*",
+                arn_format=ArnFormat.COLON_RESOURCE_NAME,
+            )
+            for name in self.names
+        ]
+        scalable_targets = stack.format_arn(
+            service="application-autoscaling", resource="scalable-target", resource_name="*"
+        )
+        return add_statements(
+            grantee,
+            iam.PolicyStatement(
+                sid="RollbackAlarms",
+                actions=[
+                    "cloudwatch:PutMetricAlarm",
+                    "cloudwatch:DeleteAlarms",
+                    "cloudwatch:DescribeAlarms",
+                    "cloudwatch:TagResource",
+                    "cloudwatch:UntagResource",
+                    "cloudwatch:ListTagsForResource",
+                ],
+                resources=[*alarms, *target_tracking_alarms],
+            ),
+            iam.PolicyStatement(
+                sid="Autoscaling",
+                actions=[
+                    "application-autoscaling:RegisterScalableTarget",
+                    "application-autoscaling:DeregisterScalableTarget",
+                    "application-autoscaling:PutScalingPolicy",
+                    "application-autoscaling:DeleteScalingPolicy",
+                    "application-autoscaling:TagResource",
+                    "application-autoscaling:UntagResource",
+                    "application-autoscaling:ListTagsForResource",
+                ],
+                resources=[scalable_targets],
+            ),
+            # AWS requires "*": application-autoscaling:DescribeScalableTargets has no resource-level permissions.
+            iam.PolicyStatement(
+                sid="DescribeScalableTargets",
+                actions=["application-autoscaling:DescribeScalableTargets"],
+                resources=["*"],
+            ),
+            # AWS requires "*": application-autoscaling:DescribeScalingPolicies has no resource-level permissions.
+            # AWS requires "*": application-autoscaling:DescribeScheduledActions (ScalableTarget's handlers).
+            iam.PolicyStatement(
+                sid="DescribeScalingPolicies",
+                actions=[
+                    "application-autoscaling:DescribeScalingPolicies",
+                    "application-autoscaling:DescribeScheduledActions",
+                ],
+                resources=["*"],
+            ),
+            # AWS requires "*": cloudwatch:GetMetricData has no resource-level permissions; the ScalingPolicy
+            # handlers call it to check the target tracking metric (AWS::ApplicationAutoScaling::ScalingPolicy).
+            iam.PolicyStatement(
+                sid="ReadScalingMetric", actions=["cloudwatch:GetMetricData"], resources=["*"]
+            ),
+            iam.PolicyStatement(
+                sid="AutoscalingServiceLinkedRole",
+                actions=["iam:CreateServiceLinkedRole"],
+                resources=[
+                    stack.format_arn(
+                        service="iam", region="", resource="role", resource_name=APPLICATION_AUTOSCALING_SLR
+                    )
+                ],
+                conditions={
+                    "StringEquals": {"iam:AWSServiceName": "sagemaker.application-autoscaling.amazonaws.com"}
+                },
             ),
         )
 
