@@ -22,20 +22,31 @@ intended IAM change, and commit the file with the change.
 from __future__ import annotations
 
 import json
+import shlex
 import sys
 import tempfile
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from tests.infra.conftest import ALL_OPTIONS_CONTEXT, publish, render, synthesize
+from tests.infra.conftest import ALL_OPTIONS_CONTEXT, REPO_ROOT, publish, render, synthesize
 
-# The settings `make checkov` synthesizes a second time (Makefile CHECKOV_VARIANT_CONTEXT).
 PINNED = Path(__file__).with_name("iam_policies.pinned.json")
 PINNED_VARIANTS = {"default": None, "all-options-github": ALL_OPTIONS_CONTEXT}
 """The apps the session fixtures ``default_app`` and ``all_options_app`` synthesize."""
-CHECKOV_VARIANT = {"retainData": False, "onlineStore": True, "retrainSchedule": "rate(7 days)"}
 GITHUB = {key: ALL_OPTIONS_CONTEXT[key] for key in ("codeConnectionArn", "repositoryOwner", "repositoryName")}
+
+
+def checkov_variant(makefile: Path = REPO_ROOT / "Makefile") -> dict[str, str]:
+    """The settings `make checkov` synthesizes a second time: the Makefile's ``CHECKOV_VARIANT_CONTEXT``
+    (``-c key=value`` pairs, as the CDK CLI passes them: strings)."""
+    text = makefile.read_text().replace("\\\n", " ")
+    (line,) = [line for line in text.splitlines() if line.startswith("CHECKOV_VARIANT_CONTEXT :=")]
+    words = shlex.split(line.split(":=", 1)[1])
+    if len(words) % 2 or any(flag != "-c" for flag in words[::2]):
+        raise ValueError(f"{makefile}: CHECKOV_VARIANT_CONTEXT is not a list of -c key=value: {words}")
+    return dict(pair.split("=", 1) for pair in words[1::2])
+
 
 Atom = tuple[str, str, str, str, str, str]
 """(variant/stack/owner, effect, action, resource or NotResource, principal, condition as JSON)."""
@@ -97,7 +108,7 @@ def atoms(name: str, template: Mapping[str, Any]) -> set[Atom]:
 
 def _variant_templates(outdir: Path) -> Iterator[tuple[str, Mapping[str, Any]]]:
     """(variant/stack, template) for every template the project synthesizes or renders."""
-    for variant, context in (*PINNED_VARIANTS.items(), ("checkov-variant", CHECKOV_VARIANT)):
+    for variant, context in (*PINNED_VARIANTS.items(), ("checkov-variant", checkov_variant())):
         app = synthesize(outdir / variant, context)
         for stack, template in app.templates.items():
             yield f"{variant}/{stack}", template
