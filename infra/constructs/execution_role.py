@@ -177,7 +177,7 @@ def write_statements(artifacts_bucket: s3.IBucket, writes: StepWrites) -> list[i
     return statements
 
 
-def _acknowledge_wildcards(role: iam.Role, statements: list[iam.PolicyStatement], reason: str) -> None:
+def acknowledge_wildcards(role: iam.Role, statements: list[iam.PolicyStatement], reason: str) -> None:
     """Acknowledge IAM5 for exactly the wildcard resources of ``statements``, each spelled as cdk-nag does."""
     wildcards = dict.fromkeys(
         nag_spelling(role, resource)
@@ -197,6 +197,10 @@ class StepRoleProps:
     feature_group_arn: str
     storage: PipelineStorage
     """Where in the two buckets the jobs read (``model_build.storage_layout``); the step's writes are its own."""
+    experiment_tracking: tuple[iam.PolicyStatement, ...] = ()
+    """What logging to the project's MLflow tracking server takes
+    (:meth:`infra.constructs.experiment_tracking.ExperimentTracking.log_run_statements`): held by the role
+    of a step that declares experiment tracking; empty when the project has no server."""
 
 
 class SageMakerStepRole(Construct):
@@ -246,14 +250,16 @@ class SageMakerStepRole(Construct):
                     resources=[props.feature_group_arn],
                 )
             )
+        if step.logs_experiments:
+            statements += props.experiment_tracking
         for statement in statements:
             self.role.add_to_policy(statement)
-        _acknowledge_wildcards(
+        acknowledge_wildcards(
             self.role,
             statements,
             f"Every wildcard is scoped to this project: objects under the prefixes the {step.step} jobs read "
-            "and under the step's own output prefixes (execution ids and job names are known only at run "
-            "time), SageMaker's log groups, the framework image repositories; '*' only for the two actions "
+            "and under the step's own output prefixes and the MLflow artifact store's (execution ids, job names, "
+            "experiment and run ids are known only at run time), SageMaker's log groups, the framework image repositories; '*' only for the two actions "
             "AWS grants on no narrower resource (ecr:GetAuthorizationToken; cloudwatch:PutMetricData, with a "
             "namespace condition).",
         )
@@ -370,7 +376,7 @@ class SageMakerExecutionRole(Construct):
         ]
         for statement in statements:
             self.role.add_to_policy(statement)
-        _acknowledge_wildcards(
+        acknowledge_wildcards(
             self.role,
             statements,
             "Every wildcard is scoped to this project: objects under the pipeline's artifact prefix (execution "

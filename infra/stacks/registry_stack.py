@@ -16,6 +16,7 @@ from infra.constructs.execution_role import (
     SageMakerStepRole,
     StepRoleProps,
 )
+from infra.constructs.experiment_tracking import ExperimentTracking, ExperimentTrackingProps
 from infra.constructs.model_registry import ModelRegistry, ModelRegistryProps
 from infra.settings import InfraSettings
 from infra.stacks.data_stack import ProjectStorage
@@ -30,6 +31,8 @@ class ProjectRegistry:
     execution_role: iam.IRole
     step_roles: dict[str, iam.IRole]
     """Job step name -> the role its jobs run as."""
+    experiment_tracking: ExperimentTracking | None = None
+    """The MLflow tracking server the jobs log to (context ``mlflowTrackingServer``), if any."""
 
 
 def add_registry(
@@ -51,6 +54,21 @@ def add_registry(
         ),
     )
     layout = pipeline_storage(config)
+    tracking = (
+        ExperimentTracking(
+            scope,
+            "ExperimentTracking",
+            ExperimentTrackingProps(
+                setting=settings.mlflow_tracking_server,
+                tracking_server_name=config.mlflow_tracking_server_name,
+                artifacts_bucket=storage.artifacts_bucket,
+                artifacts_prefix=config.mlflow_artifacts_prefix,
+                encryption_key=storage.key,
+            ),
+        )
+        if settings.mlflow_tracking_server
+        else None
+    )
     roles: dict[str, iam.IRole] = {
         step.step: SageMakerStepRole(
             scope,
@@ -62,6 +80,7 @@ def add_registry(
                 encryption_key=storage.key,
                 feature_group_arn=feature_group_arn,
                 storage=layout,
+                experiment_tracking=tuple(tracking.log_run_statements()) if tracking else (),
             ),
         ).role
         for step in step_roles(config)
@@ -80,7 +99,7 @@ def add_registry(
             storage=layout,
         ),
     ).role
-    return ProjectRegistry(registry, execution_role, roles)
+    return ProjectRegistry(registry, execution_role, roles, tracking)
 
 
 class RegistryStack(Stack):
@@ -108,3 +127,5 @@ class RegistryStack(Stack):
         CfnOutput(self, "ModelPackageGroupName", value=self.registry.model_package_group_name)
         CfnOutput(self, "ModelPackageGroupArn", value=self.registry.arn)
         CfnOutput(self, "ExecutionRoleArn", value=self.execution_role.role_arn)
+        if added.experiment_tracking is not None:
+            CfnOutput(self, "MlflowTrackingServerArn", value=added.experiment_tracking.tracking_server_arn)
