@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import ClassVar, Literal
 
 from model_build.steps.diagnostics import ACTIONS, RULES, option, parameter_name
+from model_build.steps.tracking import NO_RUN
 
 ParameterType = Literal["String", "Integer", "Float", "Boolean"]
 ParameterValue = str | int | float | bool
@@ -798,9 +799,9 @@ PARAMETERS: tuple[Parameter, ...] = (
     Parameter(
         MLFLOW_RUN_PARAMETER,
         "String",
-        "",
-        "The execution's MLflow run id: `pipelines run` creates the run and fills it in. Empty: the jobs log "
-        "nothing to MLflow.",
+        NO_RUN,
+        f"The execution's MLflow run id: `pipelines run` creates the run and fills it in. '{NO_RUN}': the jobs "
+        "log nothing to MLflow.",
     ),
     Parameter(
         "TuningMaxJobs",

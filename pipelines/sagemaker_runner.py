@@ -126,7 +126,7 @@ def with_mlflow_run(
     set, or one that cannot be reached: the parameters as they were, and the execution runs untracked."""
     from model_build.pipeline_spec import MLFLOW_RUN_PARAMETER
 
-    if not tracking_server_arn or parameters.get(MLFLOW_RUN_PARAMETER):
+    if not tracking_server_arn or parameters.get(MLFLOW_RUN_PARAMETER, tracking.NO_RUN) != tracking.NO_RUN:
         return dict(parameters), tracking.Tracker(reason="no tracking server, or a run named by the caller")
     commit = os.environ.get("CODEBUILD_RESOLVED_SOURCE_VERSION", "")
     run = tracking.start_pipeline_run(

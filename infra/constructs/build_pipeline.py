@@ -16,8 +16,14 @@ from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from infra.constructs.ci_grants import acknowledge_ci_grants
+from infra.constructs.experiment_tracking import START_RUN_ACTIONS
 from infra.constructs.source_repository import SourceRepository
-from model_build.sagemaker_pipeline import ARTIFACT_BUCKET_VARIABLE, DATA_BUCKET_VARIABLE, ROLE_ARN_VARIABLE
+from model_build.sagemaker_pipeline import (
+    ARTIFACT_BUCKET_VARIABLE,
+    DATA_BUCKET_VARIABLE,
+    ROLE_ARN_VARIABLE,
+    TRACKING_SERVER_VARIABLE,
+)
 from model_build.storage_layout import listing
 
 BUILD_COMMAND = "python -m pipelines run --sagemaker --wait"
@@ -54,6 +60,8 @@ class BuildPipelineProps:
     grants to look for one, and a run must name it (``ChampionModelPackageArn``)."""
     model_package_group_name: str = ""
     """Where the CLI finds the newest approved version when the endpoint serves none (the champion too)."""
+    mlflow_tracking_server_arn: str = ""
+    """The project's MLflow tracking server: the CLI creates each execution's run there (empty: none)."""
 
 
 class BuildPipeline(Construct):
@@ -67,6 +75,11 @@ class BuildPipeline(Construct):
             ROLE_ARN_VARIABLE: props.execution_role.role_arn,
             ARTIFACT_BUCKET_VARIABLE: props.artifacts_bucket.bucket_name,
             DATA_BUCKET_VARIABLE: props.data_bucket.bucket_name,
+            **(
+                {TRACKING_SERVER_VARIABLE: props.mlflow_tracking_server_arn}
+                if props.mlflow_tracking_server_arn
+                else {}
+            ),
         }
         self.project = codebuild.PipelineProject(
             self,
@@ -98,6 +111,15 @@ class BuildPipeline(Construct):
         role = self.project.role
         if role is None:
             raise RuntimeError("a PipelineProject always has a role")
+        if props.mlflow_tracking_server_arn:
+            # `pipelines run --sagemaker` creates the execution's MLflow run, then tags and ends it after --wait.
+            role.add_to_principal_policy(
+                iam.PolicyStatement(
+                    sid="StartExperimentRuns",
+                    actions=[*START_RUN_ACTIONS, "sagemaker-mlflow:UpdateRun"],
+                    resources=[props.mlflow_tracking_server_arn],
+                )
+            )
         sagemaker_pipeline = stack.format_arn(
             service="sagemaker", resource="pipeline", resource_name=props.sagemaker_pipeline_name
         )

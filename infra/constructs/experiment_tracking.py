@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from aws_cdk import Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
@@ -47,6 +48,18 @@ START_RUN_ACTIONS = (
     "sagemaker-mlflow:LogBatch",
 )
 """What ``pipelines run --sagemaker`` (or the build project) calls to create an execution's run."""
+
+
+def tracking_server_arn(scope: Construct, setting: str | None, server_name: str) -> str:
+    """The server's ARN from any stack of the app: the one named by the setting, or the one the registry stack
+    creates (``mlflow-tracking-server/<name>`` in the stack's account and region); empty without a server."""
+    if not setting:
+        return ""
+    if setting != CREATE:
+        return setting
+    return Stack.of(scope).format_arn(
+        service="sagemaker", resource="mlflow-tracking-server", resource_name=server_name
+    )
 
 
 @dataclass(frozen=True)

@@ -34,6 +34,8 @@ logger = logging.getLogger("tracking")
 
 RUN_ID_VARIABLE = "MLOPS_MLFLOW_RUN_ID"
 """The pipeline execution's run. Not MLflow's own ``MLFLOW_RUN_ID``, which its fluent API would resume by itself."""
+NO_RUN = "none"
+"""The run id of an execution that is not tracked (a value, since the registry's metadata takes no empty one)."""
 TRACKING_URI_VARIABLE = "MLFLOW_TRACKING_URI"
 TRIAL_VARIABLE = "MLOPS_TUNING_TRIAL"
 """Set on a tuning trial's job (to the trial's name, or ``1`` on SageMaker, where the job's own name is used)."""
@@ -184,7 +186,7 @@ def from_environment(environ: Mapping[str, str] | None = None) -> Tracker:
     environ = os.environ if environ is None else environ
     run_id = environ.get(RUN_ID_VARIABLE, "").strip()
     uri = environ.get(TRACKING_URI_VARIABLE, "").strip()
-    if not run_id or not uri:
+    if run_id in ("", NO_RUN) or not uri:
         return Tracker(reason=f"no MLflow run configured ({RUN_ID_VARIABLE} and {TRACKING_URI_VARIABLE})")
     bounded_http_retries()
     try:

@@ -287,7 +287,7 @@ class LocalRunner:
 
     def _tracking_environment(self, execution: _Execution, spec_step: JobStep) -> dict[str, str]:
         """What a job that declares experiment tracking needs to log into the execution's run."""
-        run_id = str(execution.values.get(MLFLOW_RUN_PARAMETER) or execution.tracker.run_id or "")
+        run_id = execution.tracker.run_id if execution.tracker.active else None
         if EXPERIMENT_TRACKING not in spec_step.services or not run_id:
             return {}
         return {

@@ -34,6 +34,7 @@ ALL_OPTIONS_CONTEXT = {
     "onlineStore": True,
     "retainData": False,
     "retrainSchedule": "rate(7 days)",
+    "mlflowTrackingServer": "create",
 }
 
 
