@@ -133,7 +133,7 @@ def with_mlflow_run(
         tracking_server_arn,
         config.mlflow_experiment_name,
         f"sagemaker-{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}",
-        parameters,
+        {name: value for name, value in parameters.items() if name != MLFLOW_RUN_PARAMETER},
         {
             tracking.PIPELINE_TAG: config.pipeline_name,
             **({tracking.GIT_COMMIT_TAG: commit} if commit else {}),

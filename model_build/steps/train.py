@@ -573,9 +573,8 @@ def save_outputs(
             for label, weight in enumerate(weights)
         },
         "epochs": [asdict(result) for result in history],
-        "hyperparameters": {
-            key: str(value) if isinstance(value, Path) else value for key, value in vars(args).items()
-        },
+        "hyperparameters": {key: value for key, value in vars(args).items() if key not in PATH_ARGUMENTS},
+        "paths": {key: str(value) for key, value in vars(args).items() if key in PATH_ARGUMENTS},
         REPORT_KEY: diagnostics or {},
     }
     (args.output_data_dir / METRICS_FILE).write_text(json.dumps(report, indent=2), encoding="utf-8")

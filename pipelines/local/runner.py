@@ -269,7 +269,11 @@ class LocalRunner:
             self.workspace.mlflow_tracking_uri,
             self.workspace.config.mlflow_experiment_name,
             record.id,
-            {name: parameters.render(value) for name, value in record.parameters.items()},
+            {
+                name: parameters.render(value)
+                for name, value in record.parameters.items()
+                if name != MLFLOW_RUN_PARAMETER  # the run itself
+            },
             {
                 tracking.EXECUTION_TAG: record.id,
                 tracking.PIPELINE_TAG: record.pipeline,
