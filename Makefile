@@ -52,6 +52,7 @@ lint: setup
 	$(PYTHON) -m ruff check .
 	$(PYTHON) -m ruff format --check .
 	$(PYTHON) -m mypy
+	$(VENV)/bin/lint-imports --no-cache
 	$(VENV)/bin/actionlint -no-color -shellcheck= -pyflakes=
 
 format: setup

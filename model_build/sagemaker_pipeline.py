@@ -70,6 +70,7 @@ from model_build.pipeline_spec import (
 )
 from model_build.step_roles import step_role_arns
 from model_build.steps import tracking
+from model_build.storage_layout import checkpoint_path, code_prefix, models_prefix, step_output_path
 
 if TYPE_CHECKING:
     import boto3
@@ -90,9 +91,6 @@ TRACKING_SERVER_VARIABLE = "MLFLOW_TRACKING_SERVER_ARN"
 output; the build project passes it). Unset: the jobs log nothing to MLflow on AWS."""
 
 CACHE_EXPIRY = "P30D"
-CODE_FOLDER = "code"
-"""``s3://<artifacts>/<prefix>/<pipeline>/code/<digest>/...``: the jobs' code, by content."""
-CHECKPOINTS_FOLDER = "checkpoints"
 METRICS_CONTENT_TYPE = "application/json"
 MAX_TRAINING_SECONDS = 6 * 3600
 TUNING_JOB_PREFIX = "tune"
@@ -245,7 +243,7 @@ class _PipelineBuilder:
         self.code = CodeUploads(
             session.boto_session.client("s3", region_name=settings.region),
             settings.artifact_bucket,
-            f"{config.pipeline_artifacts_prefix}/{config.pipeline_name}/{CODE_FOLDER}",
+            code_prefix(config),
         )
         self.steps: dict[str, Any] = {}
         self.property_files: dict[tuple[str, str], Any] = {}
@@ -316,7 +314,7 @@ class _PipelineBuilder:
                 return step.get_top_model_s3_uri(
                     top_k=0,
                     s3_bucket=self.settings.artifact_bucket,
-                    prefix=f"{self.config.pipeline_artifacts_prefix}/{self.config.pipeline_name}/models",
+                    prefix=models_prefix(self.config),
                 )
             return step.properties.ModelArtifacts.S3ModelArtifacts
         return step.properties.ProcessingOutputConfig.Outputs[output.output].S3Output.S3Uri
@@ -334,16 +332,13 @@ class _PipelineBuilder:
         from sagemaker.core.workflow.execution_variables import ExecutionVariables
         from sagemaker.core.workflow.functions import Join
 
+        execution_id = ExecutionVariables.PIPELINE_EXECUTION_ID
         return Join(
             on="/",
             values=[
                 "s3:/",
                 self.settings.artifact_bucket,
-                self.config.pipeline_artifacts_prefix,
-                self.config.pipeline_name,
-                ExecutionVariables.PIPELINE_EXECUTION_ID,
-                step_name,
-                output_name,
+                *step_output_path(self.config, execution_id, step_name, output_name),
             ],
         )
 
@@ -609,7 +604,9 @@ class _PipelineBuilder:
                 f"SageMaker's ModelTrainer reserves for its own source and driver channels; rename them "
                 f"in model_build/pipeline_spec.py (and in the script that reads SM_CHANNEL_<NAME>)"
             )
-        artifacts = f"s3://{self.settings.artifact_bucket}/{self.config.pipeline_artifacts_prefix}"
+        artifacts = f"s3://{self.settings.artifact_bucket}"
+        # The bucket and the first segment joined, as the definition has always had it: its cache key stays.
+        prefix, *checkpoints = checkpoint_path(self.config, ExecutionVariables.PIPELINE_EXECUTION_ID)
         # The step roles are minimal by design (no VPC, no CloudWatch metrics): the SDK's client-side check
         # of a training role (iam:SimulatePrincipalPolicy) refuses them for any caller allowed to simulate.
         # ModelTrainer takes no argument to skip it, only this variable, so it is set around the build.
@@ -637,14 +634,14 @@ class _PipelineBuilder:
                 },
                 environment=self._environment(step, trial=tuning),
                 output_data_config=OutputDataConfig(
-                    s3_output_path=f"{artifacts}/{self.config.pipeline_name}/models"
+                    s3_output_path=f"{artifacts}/{models_prefix(self.config)}"
                 ),
                 # One checkpoint folder per execution: a retried or interrupted job resumes from it, a new
                 # execution (perhaps with other hyperparameters) starts from the pretrained model.
                 checkpoint_config=CheckpointConfig(
                     s3_uri=Join(
                         on="/",
-                        values=[artifacts, CHECKPOINTS_FOLDER, ExecutionVariables.PIPELINE_EXECUTION_ID],
+                        values=[f"{artifacts}/{prefix}", *checkpoints],
                     ),
                     local_path="/opt/ml/checkpoints",
                 )

@@ -33,10 +33,10 @@ from collections import Counter
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import Any, Protocol
 
 from model_build.pipeline_spec import STEPS_SOURCE_DIR
 from model_build.steps.features import (
@@ -47,10 +47,28 @@ from model_build.steps.features import (
     SENTIMENT_NAMES,
     TEXT_COLUMN,
 )
-from model_deploy.local.state import now
-from model_deploy.stage_config import HumanReviewSettings
 from pipelines.local import sqlite_store
 from pipelines.local.workspace import REPO_ROOT
+
+
+class HumanReviewSettings(Protocol):
+    """Which answers go to people: a stage file's ``human_review`` block (``model_deploy.stage_config``),
+    declared here by what the queue reads, since the deploy side sits above these stand-ins."""
+
+    @property
+    def confidence_threshold(self) -> float: ...
+
+    @property
+    def sample_share(self) -> float: ...
+
+    @property
+    def labels_per_item(self) -> int: ...
+
+
+def now() -> str:
+    """The queue's timestamps: UTC, to the second, as the endpoints' state writes them."""
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
 
 LABELS: tuple[str, ...] = tuple(SENTIMENT_NAMES[s] for s in sorted(SENTIMENT_NAMES))
 """What a reviewer may answer: the model's sentiments, in order (negative, neutral, positive)."""

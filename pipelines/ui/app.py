@@ -19,7 +19,7 @@ import asyncio
 import contextlib
 import json
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -40,8 +40,10 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from model_build.parameters import render
 from model_build.pipeline_spec import MLFLOW_RUN_PARAMETER, PIPELINE, retry_policy_text
 from model_build.steps.tracking import NO_RUN
+from model_deploy.local.rollout import on_model_package_event
 from model_deploy.local.state import EndpointStore
-from pipelines import experiments
+from pipelines.local import mlflow_ui
+from pipelines.local.events import Subscriber
 from pipelines.local.executions import ExecutionNotFound, ExecutionRecord, ExecutionStore, Status
 from pipelines.local.feature_store import FeatureStore, FeatureStoreError
 from pipelines.local.query_limits import DEFAULT_ROWS, TYPED_QUERY_LIMITS, RunningQueries, parse_row_limit
@@ -99,10 +101,14 @@ class SameOriginOnly:
 
 
 def create_app(
-    workspace: Workspace, poll_seconds: float = 2.0, on_ready: Callable[[], None] | None = None
+    workspace: Workspace,
+    poll_seconds: float = 2.0,
+    on_ready: Callable[[], None] | None = None,
+    subscribers: Sequence[Subscriber] = (on_model_package_event,),
 ) -> Starlette:
     """The page for ``workspace``'s run folder; ``poll_seconds``: how often a live page reloads its content;
-    ``on_ready``: called once the app has started (to print its URL)."""
+    ``on_ready``: called once the app has started (to print its URL); ``subscribers``: who gets the events of
+    the page's approvals (``app.state.event_subscribers``; the local rollout, as ``registry approve``'s)."""
     templates = Jinja2Templates(directory=HERE / "templates")
     templates.env.filters["render"] = render
     templates.env.filters["seconds"] = duration_text
@@ -270,7 +276,7 @@ def create_app(
             mlflow_run=(
                 {
                     "id": package.lineage.mlflow_run_id,
-                    "url": experiments.run_url(package.lineage.mlflow_run_id),
+                    "url": mlflow_ui.run_url(package.lineage.mlflow_run_id),
                 }
                 if package.lineage.mlflow_run_id
                 else None
@@ -295,7 +301,7 @@ def create_app(
             job = jobs.start(
                 f"approval-{version}",
                 f"{action.title()} version {version}",
-                lambda: change_approval(workspace, version, status, note)[1],
+                lambda: change_approval(workspace, version, status, note, app.state.event_subscribers)[1],
             )
         except JobRunning as error:
             return await run_in_threadpool(version_page, request, version, 409, str(error))
@@ -507,6 +513,7 @@ def create_app(
     )
     app.state.jobs = jobs
     app.state.queries = queries
+    app.state.event_subscribers = list(subscribers)
     return app
 
 
@@ -548,7 +555,7 @@ def _checks(record: ExecutionRecord) -> list[dict[str, Any]]:
 def _mlflow_run(record: ExecutionRecord) -> dict[str, str] | None:
     """The execution's MLflow run and its page in MLflow's UI (``pipelines experiments``), if it was tracked."""
     run_id = str(record.parameters.get(MLFLOW_RUN_PARAMETER) or NO_RUN)
-    return {"id": run_id, "url": experiments.run_url(run_id)} if run_id != NO_RUN else None
+    return {"id": run_id, "url": mlflow_ui.run_url(run_id)} if run_id != NO_RUN else None
 
 
 def _changed_parameters(record: ExecutionRecord) -> dict[str, Any]:

@@ -13,7 +13,8 @@ from typing import Any
 
 import pytest
 
-from model_deploy.aws.render import MonitorInputs, RenderInputs, render_stage
+from infra.endpoint_template import render_stage
+from model_deploy.aws.render import MonitorInputs, RenderInputs
 from model_deploy.stage_config import load_stage, load_stages
 from tests.infra.conftest import PublishedTemplate, SynthesizedApp
 from tests.infra.iam_conformance import (

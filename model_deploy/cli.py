@@ -106,7 +106,8 @@ def cmd_resolve(args: argparse.Namespace, clients: ClientFactory) -> int:
 
 
 def cmd_render(args: argparse.Namespace, clients: ClientFactory) -> int:
-    from model_deploy.aws.render import RenderInputs, has_local_storage, render_stage
+    from infra.endpoint_template import render_stage
+    from model_deploy.aws.render import RenderInputs, has_local_storage
 
     config = load_config()
     stages = load_stages()  # a bad stage file stops here, before anything is looked up
