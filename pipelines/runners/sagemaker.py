@@ -148,6 +148,8 @@ def with_mlflow_run(
 
 def finish_mlflow_run(run: tracking.Tracker, client: Any, execution_arn: str, status: str) -> None:
     """After a followed execution: the run ends with its status and names the version it registered."""
+    if not run.active:
+        return  # untracked: no call to list the steps again
     for step in _list_steps(client, execution_arn):
         arn = step.get("Metadata", {}).get("RegisterModel", {}).get("Arn")
         if arn:
