@@ -223,6 +223,9 @@ def start_pipeline_run(
     try:
         from mlflow import MlflowClient
 
+        # A new SQLite store is created by migrations that log each step at INFO: not the run's business.
+        for name in ("mlflow.store.db.utils", "alembic"):
+            logging.getLogger(name).setLevel(logging.WARNING)
         client = MlflowClient(tracking_uri=tracking_uri)
         found = client.get_experiment_by_name(experiment)
         experiment_id = (
