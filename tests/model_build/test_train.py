@@ -378,7 +378,8 @@ def test_logs_each_epoch_and_the_diagnostics_into_the_execution_run(
         tracking.TRACKING_URI_VARIABLE: uri,
         tracking.RUN_ID_VARIABLE: run.run_id,
     }
-    result = run_script(hyperparameters(tiny_roberta_dir, epochs=2), env)
+    small = {"epochs": 2, "train-steps-per-epoch": 2, "validation-steps-per-epoch": 1}
+    result = run_script(hyperparameters(tiny_roberta_dir, **small), env)
     assert result.returncode == 0, result.stderr[-3000:]
 
     client = MlflowClient(uri)
@@ -407,7 +408,8 @@ def test_an_unreachable_tracking_server_is_a_warning_and_training_goes_on(
         "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0",
         "MLFLOW_HTTP_REQUEST_TIMEOUT": "2",
     }
-    result = run_script(hyperparameters(tiny_roberta_dir, epochs=1), env)
+    small = {"epochs": 1, "train-steps-per-epoch": 1, "validation-steps-per-epoch": 1}
+    result = run_script(hyperparameters(tiny_roberta_dir, **small), env)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "MLflow tracking is off for the rest of this job" in result.stderr
     assert (tmp_path / "model" / "config.json").is_file()
