@@ -13,7 +13,7 @@ CDK := PATH="$(abspath $(VENV))/bin:$$PATH" JSII_SILENCE_WARNING_END_OF_LIFE_NOD
 CHECKOV_VARIANT_CONTEXT := -c retainData=false -c onlineStore=true -c "retrainSchedule=rate(7 days)" \
 	-c humanReviewWorkteamArn=arn:aws:sagemaker:us-east-1:123456789012:workteam/private-crowd/reviewers
 
-.PHONY: setup run test lint format bench synth checkov clean browser test-ui ui
+.PHONY: setup run test lint format bench synth checkov clean browser test-ui ui experiments
 
 $(INSTALLED): requirements.txt
 	@test -x $(PYTHON) || python3 -m venv $(VENV)
@@ -44,6 +44,10 @@ test-ui: setup browser
 ## The local web page over the run folder (executions, registry, endpoints, Feature Store).
 ui: setup
 	$(PYTHON) -m pipelines ui $(ARGS)
+
+# MLflow's UI over the local runs (one per execution) on 127.0.0.1:5000: compare parameters and curves.
+experiments: setup
+	$(PYTHON) -m pipelines experiments $(ARGS)
 
 lint: setup
 	$(PYTHON) -m ruff check .

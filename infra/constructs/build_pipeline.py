@@ -15,11 +15,17 @@ from constructs import Construct
 
 from infra.constructs.ci_grants import acknowledge_ci_grants
 from infra.constructs.endpoint import StageEndpoints
+from infra.constructs.experiment_tracking import grant_start_runs
 from infra.constructs.grants import grant_pass_role
 from infra.constructs.model_registry import ModelRegistry
 from infra.constructs.project_storage import ProjectStorage
 from infra.constructs.source_repository import SourceRepository
-from model_build.sagemaker_pipeline import ARTIFACT_BUCKET_VARIABLE, DATA_BUCKET_VARIABLE, ROLE_ARN_VARIABLE
+from model_build.sagemaker_pipeline import (
+    ARTIFACT_BUCKET_VARIABLE,
+    DATA_BUCKET_VARIABLE,
+    ROLE_ARN_VARIABLE,
+    TRACKING_SERVER_VARIABLE,
+)
 
 BUILD_COMMAND = "python -m pipelines run --sagemaker --wait"
 BUILD_REQUIREMENTS = "requirements-build.txt"
@@ -52,6 +58,8 @@ class BuildPipelineProps:
     grants to look for one, and a run must name it (``ChampionModelPackageArn``)."""
     registry: ModelRegistry | None = None
     """Where the CLI finds the newest approved version when the endpoint serves none (the champion too)."""
+    mlflow_tracking_server_arn: str = ""
+    """The project's MLflow tracking server: the CLI creates each execution's run there (empty: none)."""
 
 
 class BuildPipeline(Construct):
@@ -65,6 +73,11 @@ class BuildPipeline(Construct):
             ROLE_ARN_VARIABLE: props.execution_role.role_arn,
             ARTIFACT_BUCKET_VARIABLE: props.storage.artifacts_bucket.bucket_name,
             DATA_BUCKET_VARIABLE: props.storage.data_bucket.bucket_name,
+            **(
+                {TRACKING_SERVER_VARIABLE: props.mlflow_tracking_server_arn}
+                if props.mlflow_tracking_server_arn
+                else {}
+            ),
         }
         self.project = codebuild.PipelineProject(
             self,
@@ -96,6 +109,9 @@ class BuildPipeline(Construct):
         role = self.project.role
         if role is None:
             raise RuntimeError("a PipelineProject always has a role")
+        if props.mlflow_tracking_server_arn:
+            # `pipelines run --sagemaker` creates the execution's MLflow run, then tags and ends it after --wait.
+            grant_start_runs(role, props.mlflow_tracking_server_arn)
         sagemaker_pipeline = stack.format_arn(
             service="sagemaker", resource="pipeline", resource_name=props.sagemaker_pipeline_name
         )

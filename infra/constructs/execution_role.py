@@ -21,6 +21,7 @@ from aws_cdk import ArnFormat, Stack
 from aws_cdk import aws_iam as iam
 from constructs import Construct
 
+from infra.constructs.experiment_tracking import ExperimentTracking
 from infra.constructs.feature_group import ReviewFeatureGroup
 from infra.constructs.framework_images import grant_pull_framework_images
 from infra.constructs.grants import acknowledge_wildcards, add_statements, grant_pass_role, grant_write_logs
@@ -37,6 +38,9 @@ class StepRoleProps:
     feature_group: ReviewFeatureGroup
     layout: PipelineStorage
     """Where in the two buckets the jobs read (``model_build.storage_layout``); the step's writes are its own."""
+    experiment_tracking: ExperimentTracking | None = None
+    """The project's MLflow tracking server: it grants logging runs to the role of a step that declares
+    experiment tracking (None: the project has no server)."""
 
 
 class SageMakerStepRole(Construct):
@@ -81,12 +85,14 @@ class SageMakerStepRole(Construct):
         if step.puts_features:
             # preprocess.py's FeatureStoreIngestor (kms:Decrypt on the online store's key is UseProjectKey).
             statements += props.feature_group.grant_put_record(self.role)
+        if step.logs_experiments and props.experiment_tracking is not None:
+            statements += props.experiment_tracking.grant_log_runs(self.role)
         acknowledge_wildcards(
             self.role,
             statements,
             f"Every wildcard is scoped to this project: objects under the prefixes the {step.step} jobs read "
-            "and under the step's own output prefixes (execution ids and job names are known only at run "
-            "time), SageMaker's log groups, the framework image repositories; '*' only for the two actions "
+            "and under the step's own output prefixes and the MLflow artifact store's (execution ids, job names, "
+            "experiment and run ids are known only at run time), SageMaker's log groups, the framework image repositories; '*' only for the two actions "
             "AWS grants on no narrower resource (ecr:GetAuthorizationToken; cloudwatch:PutMetricData, with a "
             "namespace condition).",
         )

@@ -11,6 +11,7 @@ from aws_cdk import aws_kms as kms
 from constructs import Construct
 
 from infra.constructs.build_pipeline import BuildPipeline, BuildPipelineProps
+from infra.constructs.experiment_tracking import tracking_server_arn
 from infra.constructs.model_registry import ModelRegistry
 from infra.constructs.project_storage import ProjectStorage
 from infra.constructs.pull_request_checks import PullRequestChecks, PullRequestChecksProps
@@ -68,6 +69,9 @@ def add_build_pipeline(
             retrain_schedule=settings.retrain_schedule,
             champion_endpoint_name=config.endpoint_name(STAGES[-1]),
             registry=registry,
+            mlflow_tracking_server_arn=tracking_server_arn(
+                scope, settings.mlflow_tracking_server, config.mlflow_tracking_server_name
+            ),
         ),
     )
     checks = None

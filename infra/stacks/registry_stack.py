@@ -16,6 +16,7 @@ from infra.constructs.execution_role import (
     SageMakerStepRole,
     StepRoleProps,
 )
+from infra.constructs.experiment_tracking import ExperimentTracking, ExperimentTrackingProps
 from infra.constructs.feature_group import ReviewFeatureGroup
 from infra.constructs.model_registry import ModelRegistry, ModelRegistryProps
 from infra.constructs.project_storage import ProjectStorage
@@ -31,6 +32,8 @@ class ProjectRegistry:
     execution_role: iam.IRole
     step_roles: dict[str, iam.IRole]
     """Job step name -> the role its jobs run as."""
+    experiment_tracking: ExperimentTracking | None = None
+    """The MLflow tracking server the jobs log to (context ``mlflowTrackingServer``), if any."""
 
 
 def add_registry(
@@ -52,11 +55,31 @@ def add_registry(
         ),
     )
     layout = pipeline_storage(config)
+    tracking = (
+        ExperimentTracking(
+            scope,
+            "ExperimentTracking",
+            ExperimentTrackingProps(
+                setting=settings.mlflow_tracking_server,
+                tracking_server_name=config.mlflow_tracking_server_name,
+                storage=storage,
+                artifacts_prefix=config.mlflow_artifacts_prefix,
+            ),
+        )
+        if settings.mlflow_tracking_server
+        else None
+    )
     roles: dict[str, iam.IRole] = {
         step.step: SageMakerStepRole(
             scope,
             f"{step.step}Role",
-            StepRoleProps(step=step, storage=storage, feature_group=feature_group, layout=layout),
+            StepRoleProps(
+                step=step,
+                storage=storage,
+                feature_group=feature_group,
+                layout=layout,
+                experiment_tracking=tracking,
+            ),
         ).role
         for step in step_roles(config)
     }
@@ -72,7 +95,7 @@ def add_registry(
             layout=layout,
         ),
     ).role
-    return ProjectRegistry(registry, execution_role, roles)
+    return ProjectRegistry(registry, execution_role, roles, tracking)
 
 
 class RegistryStack(Stack):
@@ -100,3 +123,5 @@ class RegistryStack(Stack):
         CfnOutput(self, "ModelPackageGroupName", value=self.registry.model_package_group_name)
         CfnOutput(self, "ModelPackageGroupArn", value=self.registry.arn)
         CfnOutput(self, "ExecutionRoleArn", value=self.execution_role.role_arn)
+        if added.experiment_tracking is not None:
+            CfnOutput(self, "MlflowTrackingServerArn", value=added.experiment_tracking.tracking_server_arn)
