@@ -186,7 +186,7 @@ def _shares(frame: Any) -> str:
     )
 
 
-def _set_section(
+def set_section(
     review_set: ReviewSet, frame: Any, defaults: Outcome, tuned: Outcome | None, run_dir: Path, why: str
 ) -> list[str]:
     champion, evaluate = _steps()
@@ -246,7 +246,7 @@ def _set_section(
     return lines
 
 
-def _verdicts(results: list[tuple[ReviewSet, Outcome, Outcome | None]]) -> list[str]:
+def verdicts(results: list[tuple[ReviewSet, Outcome, Outcome | None]]) -> list[str]:
     _, evaluate = _steps()
     lines = [
         "| set | defaults - TF-IDF | target > 0 | tuned - TF-IDF | target >= 0.03 |",
@@ -291,7 +291,7 @@ def measure(quick: bool, unsearched: dict[str, str] | None = None) -> str:
         sections = []
         for review_set, run_dir, (frame, defaults, tuned) in zip(SETS, run_dirs, outcomes, strict=True):
             why = unsearched.get(review_set.name, "")
-            sections += ["", *_set_section(review_set, frame, defaults, tuned, run_dir, why)]
+            sections += ["", *set_section(review_set, frame, defaults, tuned, run_dir, why)]
     load_after = os.getloadavg()
     local = {
         p.name: p.default_for(local=True) for p in pipeline_spec.PARAMETERS if p.name in TRAINING_DEFAULTS
@@ -310,7 +310,7 @@ def measure(quick: bool, unsearched: dict[str, str] | None = None) -> str:
         f"{', '.join(f'{v:.1f}' for v in load_after)} on {os.cpu_count()} CPUs shared with other work "
         "(it moves the seconds, not the scores).",
         "",
-        *_verdicts(results),
+        *verdicts(results),
         *sections,
     ]
     return "\n".join(lines)

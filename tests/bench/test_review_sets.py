@@ -12,7 +12,9 @@ import pandas as pd
 import pytest
 
 from bench._review_sets import AMAZON_FILE, AMAZON_MEMBER, SETS
+from bench.real_reviews import Outcome, set_section, verdicts
 from model_build.steps import features
+from pipelines.local.executions import ExecutionRecord
 
 DRUGS, AMAZON = SETS
 
@@ -96,3 +98,37 @@ def test_the_written_file_has_the_raw_layout_the_pipeline_reads(tmp_path: Path) 
     DRUGS.write_csv(tmp_path / "reviews.csv", data_dir=tmp_path)
     header = (tmp_path / "reviews.csv").read_text().splitlines()[0]
     assert header == "," + ",".join(features.RAW_COLUMNS)  # the unnamed index column first, as in Kaggle's
+
+
+def outcome(label: str, model_f1: float, tfidf_f1: float = 0.5) -> Outcome:
+    """A run's outcome as the benchmark reads it: the evaluation report's metrics and baselines."""
+    report = {
+        "metrics": {"f1_macro": {"value": model_f1}, "accuracy": {"value": 0.7}},
+        "baselines": {
+            "majority_class": {"f1_macro": {"value": 0.26}, "accuracy": {"value": 0.65}},
+            "tfidf_logistic_regression": {"f1_macro": {"value": tfidf_f1}, "accuracy": {"value": 0.7}},
+        },
+    }
+    return Outcome(label, 1.0, ExecutionRecord("x", "pipeline", {}), report)
+
+
+def test_the_verdicts_hold_each_run_to_its_target_and_a_missing_search_is_not_measured() -> None:
+    beats, ties, tuned_short, tuned_enough = (
+        outcome("d", 0.51),
+        outcome("d", 0.5),
+        outcome("t", 0.52),
+        outcome("t", 0.53),
+    )
+    rows = verdicts([(DRUGS, beats, tuned_short), (AMAZON, ties, tuned_enough), (DRUGS, beats, None)])
+    assert rows[2] == "| drugs.com | +0.010 | met | +0.020 | **not met** |"
+    assert rows[3] == "| amazon | +0.000 | **not met** | +0.030 | met |"
+    assert rows[4] == "| drugs.com | +0.010 | met | - | not measured |"
+
+
+def test_a_set_without_its_search_says_so_and_why(tmp_path: Path) -> None:
+    amazon_archive(tmp_path, [f"1_{n}\t{n % 5 - 2}\tsentence {n}" for n in range(10)])
+    frame = AMAZON.frame(data_dir=tmp_path)
+    lines = set_section(AMAZON, frame, outcome("defaults", 0.6), None, tmp_path, "no time on this machine")
+    assert lines[0].startswith("### amazon: 10 reviews (")
+    assert any(line.startswith("| defaults | 0.600 | 0.700 | +0.100 | no |") for line in lines)
+    assert lines[-1].endswith("was not run on this set**: no time on this machine")
