@@ -81,6 +81,15 @@ class Outcome:
             s.name == pipeline_spec.REGISTER and s.status.value == "Succeeded" for s in self.record.steps
         )
 
+    def seconds_cell(self, run_dir: Path) -> str:
+        """The run's seconds; where training came from the step cache, also the training's own seconds then."""
+        step = next((s for s in self.record.steps if s.name == pipeline_spec.TRAIN), None)
+        if step is None or step.cache_hit is None:
+            return f"{self.seconds:.0f}"
+        source = ExecutionStore(Workspace.open(run_dir).executions_dir).load(step.cache_hit)
+        trained = next(s for s in source.steps if s.name == pipeline_spec.TRAIN).duration_s or 0.0
+        return f"{self.seconds:.0f} (training cached: {trained:.0f} s in execution {step.cache_hit})"
+
     def tuning_detail(self, run_dir: Path) -> dict[str, Any]:
         """The search's trials: this run's, or those of the run whose search the step cache reused."""
         step = next(s for s in self.record.steps if s.name == pipeline_spec.TRAIN)
@@ -208,7 +217,7 @@ def set_section(
         lines.append(
             f"| {outcome.label} | {_cell(model_f1)} | {_cell(metrics['accuracy']['value'])} | "
             f"{'-' if margin is None else f'{margin:+.3f}'} | {'yes' if outcome.registered else 'no'} | "
-            f"{outcome.seconds:.0f} |"
+            f"{outcome.seconds_cell(run_dir)} |"
         )
     for name, entry in (
         ("TF-IDF + logistic regression (baseline)", tfidf),
