@@ -1,7 +1,7 @@
-"""``python -m model_deploy``: the AWS rollout's commands (see :mod:`model_deploy.aws.cli`)."""
+"""``python -m model_deploy``: the AWS rollout's commands (see :mod:`model_deploy.cli`)."""
 
 import sys
 
-from model_deploy.aws.cli import main
+from model_deploy.cli import main
 
 sys.exit(main())

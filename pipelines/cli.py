@@ -36,7 +36,7 @@ from urllib.parse import urlsplit
 from model_build.aws_setup import aws_setup_problem
 from model_build.parameters import ParameterError, parse_assignments, render, resolve, shown
 from model_build.pipeline_spec import PIPELINE, ParameterValue, RegisterStep, retry_policy_text
-from pipelines import review
+from pipelines.commands import UsageError, review
 from pipelines.local.executions import ExecutionNotFound, ExecutionRecord, ExecutionStore, Status
 from pipelines.local.feature_store import FeatureStore, FeatureStoreError
 from pipelines.local.query_limits import DEFAULT_ROWS, MAX_ROWS, parse_row_limit
@@ -44,15 +44,11 @@ from pipelines.local.registry import ModelPackage, ModelRegistry, RegistryError,
 from pipelines.local.workspace import Workspace, default_run_dir
 
 INPUT_PARAMETER = "InputDataUrl"
-SAGEMAKER_RUNNER = "pipelines.sagemaker_runner"
+SAGEMAKER_RUNNER = "pipelines.runners.sagemaker"
 """Imported only for ``--sagemaker`` and ``definition``: it imports the SageMaker SDK."""
 EXIT_INTERRUPTED = 130
 TABLE_WIDTH = 120
 """Columns a table or a wrapped line may take: a terminal beside an editor."""
-
-
-class UsageError(Exception):
-    """Bad input from the command line: printed without a traceback, exit status 2."""
 
 
 # ------------------------------------------------------------------------------------------------- parser
@@ -271,8 +267,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                 return 0
             case "monitor":
                 from model_deploy.local.monitoring import command
+                from model_deploy.local.rollout import on_model_package_event
+                from pipelines.runners.local import LocalRunner
 
-                return command(workspace, args.endpoint, args.since, args.until, args.retrain_on_drift)
+                def start_pipeline(overrides: dict[str, Any]) -> Any:
+                    return LocalRunner(workspace, subscribers=[on_model_package_event]).run(overrides)
+
+                retrain = start_pipeline if args.retrain_on_drift else None
+                return command(workspace, args.endpoint, args.since, args.until, retrain)
             case "review":
                 return review.command(args, workspace)
     except (
@@ -306,11 +308,13 @@ def _run(args: argparse.Namespace, workspace: Workspace) -> int:
             raise UsageError(f"on SageMaker, {INPUT_PARAMETER} must be an s3:// URI, not {url!r}")
         return _sagemaker_runner().run_on_sagemaker(overrides, args.wait)
 
-    from pipelines.local.runner import LocalRunner  # imports the runner's dependencies only when running
+    from pipelines.runners.local import LocalRunner  # imports the runner's dependencies only when running
 
     values = parse_assignments(PIPELINE, assignments)
     values = {name: _absolute_if_local_path(value) for name, value in values.items()}
-    runner = LocalRunner(workspace, use_cache=not args.no_cache)
+    from model_deploy.local.rollout import on_model_package_event
+
+    runner = LocalRunner(workspace, use_cache=not args.no_cache, subscribers=[on_model_package_event])
     try:
         record = runner.run(values)
     except KeyboardInterrupt:
@@ -428,7 +432,7 @@ def _sagemaker_runner() -> Any:
         if error.name != SAGEMAKER_RUNNER:
             raise
         raise UsageError(
-            "the SageMaker runner (pipelines/sagemaker_runner.py) is not in this checkout; use `run --local`"
+            "the SageMaker runner (pipelines/runners/sagemaker.py) is not in this checkout; use `run --local`"
         ) from None
 
 
@@ -588,7 +592,11 @@ def _registry(args: argparse.Namespace, workspace: Workspace) -> int:
                 print(json.dumps(described, indent=2))
             case "approve" | "reject":
                 status = "Approved" if args.registry_command == "approve" else "Rejected"
-                package, failures = change_approval(workspace, args.version, status, args.note)
+                from model_deploy.local.rollout import on_model_package_event
+
+                package, failures = change_approval(
+                    workspace, args.version, status, args.note, [on_model_package_event]
+                )
                 print(f"{group} version {package.version} is now {package.approval_status}")
                 return 1 if failures else 0
     return 0
@@ -743,7 +751,7 @@ def _one_line(text: str, limit: int = 200) -> str:
 
 def _predict(args: argparse.Namespace, workspace: Workspace) -> int:
     if args.input is not None or args.output is not None or args.version is not None:
-        from pipelines.batch_predict import predict_file
+        from pipelines.commands.batch_predict import predict_file
 
         if args.text:
             flags = {"--input": args.input, "--output": args.output, "--version": args.version}

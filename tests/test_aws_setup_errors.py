@@ -97,7 +97,7 @@ def test_model_deploy_without_credentials_says_so(tmp_path: Path, command: str) 
 
 @pytest.mark.parametrize("count", ["0", "-1", "two"])
 def test_transform_refuses_fewer_than_one_instance(count: str, capsys: pytest.CaptureFixture[str]) -> None:
-    from model_deploy.aws.cli import build_parser
+    from model_deploy.cli import build_parser
 
     with pytest.raises(SystemExit) as exit_:
         build_parser().parse_args([*DEPLOY_COMMANDS["transform"], "--instance-count", count])

@@ -190,7 +190,7 @@ class BuildPipeline(Construct):
     @staticmethod
     def _find_champion(role: iam.IRole, props: BuildPipelineProps) -> list[str]:
         """Let the CLI read which version prod serves, else the newest approved one, and its model's URL
-        (``pipelines/sagemaker_runner.py`` ``with_champion``): reads only. Returns the wildcard resources.
+        (``pipelines/runners/sagemaker.py`` ``with_champion``): reads only. Returns the wildcard resources.
 
         Model and endpoint config names are ``<endpoint>-<version>-<digest>`` (``infra/constructs/endpoint.py``).
         ``sagemaker:ListModelPackages`` takes no narrower resource (see ``infra/constructs/deploy_pipeline.py``),

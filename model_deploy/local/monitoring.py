@@ -11,8 +11,9 @@ captures: this module finds what it needs and records what it found.
 
 Each run is kept in ``<run dir>/monitoring/<endpoint>/<run id>/`` (report, violations, picture, log) and listed
 in ``<run dir>/monitoring/runs.jsonl``, one JSON line per run, so that a page or a later command can show
-the history. With ``retrain_on_drift`` a ``drift`` verdict starts a local pipeline run, at most once per the
-stage's ``retrain_cooldown_hours`` (as the alarm on AWS starts the build pipeline).
+the history. Given a ``start_pipeline`` (the command line passes the local runner's), a ``drift`` verdict
+starts a pipeline run, at most once per the stage's ``retrain_cooldown_hours`` (as the alarm on AWS starts the
+build pipeline): this module never imports a runner, which sits above it.
 """
 
 from __future__ import annotations
@@ -38,6 +39,8 @@ MONITOR_SCRIPT = REPO_ROOT / STEPS_SOURCE_DIR / "monitor.py"
 BASELINE_FOLDER = "monitoring-baseline"
 """``drift.BASELINE_FOLDER``: the step scripts' module is not importable from here (it imports siblings)."""
 RUNS_FILE = "runs.jsonl"
+PipelineStarter = Callable[[dict[str, Any]], Any]
+"""Starts a pipeline run with these parameter overrides and returns its execution record (``.id``, ``.status``)."""
 EXIT_CODES = {"no_drift": 0, "drift": 1, "data_quality": 1, "insufficient_traffic": 3, "no_traffic": 3}
 """``monitor``'s exit status per verdict: 0 fine, 1 act on it, 3 nothing judged."""
 
@@ -269,10 +272,10 @@ def command(
     endpoint: str | None,
     since: str | None,
     until: str | None,
-    retrain_on_drift: bool,
+    start_pipeline: PipelineStarter | None = None,
 ) -> int:
     """``python -m pipelines monitor``: run, print the verdict and where the files are, record; exit status
-    per :data:`EXIT_CODES`."""
+    per :data:`EXIT_CODES`. With ``start_pipeline``, a ``drift`` verdict retrains (``--retrain-on-drift``)."""
     run = monitor_endpoint(workspace, endpoint, since, until)
     print(f"\n{run.endpoint} (version {run.version}'s baseline), {run.since[:19]} to {run.until[:19]} UTC:")
     print(f"  verdict     {run.verdict}: {run.summary}")
@@ -289,17 +292,17 @@ def command(
     print(f"  report      {run.report}")
     print(f"  picture     {run.picture}")
     try:
-        if retrain_on_drift and run.verdict == "drift":
+        if start_pipeline is not None and run.verdict == "drift":
             if reason := unchanged_input(workspace, run.version):
                 run = replace(run, retraining=f"not started: {reason}")
             else:
                 run = retrain(
                     workspace,
                     run,
-                    lambda: _run_pipeline(workspace, run.version),
+                    lambda: _run_pipeline(workspace, run.version, start_pipeline),
                     announce=lambda: print("\nDrift: starting a pipeline run (retraining).", flush=True),
                 )
-        elif retrain_on_drift:
+        elif start_pipeline is not None:
             run = replace(run, retraining=f"not started: the verdict is {run.verdict}, not drift")
         if run.retraining:
             print(f"  retraining  {run.retraining}")
@@ -346,10 +349,8 @@ def unchanged_input(workspace: Workspace, version: int) -> str | None:
     )
 
 
-def _run_pipeline(workspace: Workspace, version: int) -> Any:
+def _run_pipeline(workspace: Workspace, version: int, start_pipeline: PipelineStarter) -> Any:
     """The pipeline again, with the parameters that built ``version`` (its input is read afresh)."""
-    from pipelines.local.runner import LocalRunner  # the runner's dependencies, only when retraining
-
     with ModelRegistry(workspace.registry_path, workspace.config.region) as registry:
         lineage = registry.describe(workspace.config.model_package_group_name, version).lineage
     print(
@@ -357,6 +358,6 @@ def _run_pipeline(workspace: Workspace, version: int) -> Any:
     )
     # The champion is whoever serves now, resolved afresh, not the one that version was compared with.
     again = {name: value for name, value in lineage.parameters.items() if name not in CHAMPION_PARAMETERS}
-    record = LocalRunner(workspace).run(again)
+    record = start_pipeline(again)
     print(f"  execution   {record.id}: {record.status}", flush=True)
     return record

@@ -1,8 +1,8 @@
 """The local rollout: what the deploy CodePipeline does on AWS, done by an approval in the local registry.
 
 Approving (or rejecting) a version in the local Model Registry emits its EventBridge-shaped event;
-:func:`on_model_package_event` receives it, as the approval rule's target does on AWS, and rolls the newest
-approved version out to ``staging``:
+:func:`on_model_package_event` receives it, as the approval rule's target does on AWS (the command line and the
+web page subscribe it: ``pipelines.local.events``), and rolls the newest approved version out to ``staging``:
 
 1. resolve: the newest ``Approved`` version of the group (none: say so, touch nothing); a stage that already
    serves it is left alone, so a duplicate event changes nothing;
@@ -42,7 +42,6 @@ from model_deploy.local.state import (
 )
 from model_deploy.smoke_test import run_smoke_test
 from model_deploy.stage_config import STAGES
-from pipelines.local import events
 from pipelines.local.events import SubscriberError
 from pipelines.local.registry import ApprovalStatus, ModelPackage, ModelRegistry
 from pipelines.local.workspace import Workspace
@@ -406,12 +405,10 @@ def raise_if_failed(result: RolloutResult) -> RolloutResult:
     return result
 
 
-def on_model_package_event(event: dict[str, Any]) -> None:
+def on_model_package_event(event: dict[str, Any], workspace: Workspace) -> None:
     """The local approval rule's target: an approval or rejection in this project's group rolls staging."""
     if not rollout_enabled():
         return
-    run_dir = events.publishing_run_dir()
-    workspace = Workspace.open(run_dir)
     detail = event.get("detail", {})
     if detail.get("ModelPackageGroupName") != workspace.config.model_package_group_name:
         return

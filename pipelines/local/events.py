@@ -2,64 +2,43 @@
 
 On AWS, every change of a model package's state (its creation, an approval, a rejection) becomes an
 EventBridge event of detail-type ``SageMaker Model Package State Change``; the deploy pipeline is a rule on it.
-Locally, the registry builds the same event, writes it to ``<run dir>/events/`` (so none is lost, even if a
-subscriber fails) and calls the subscribers:
+Locally, the registry builds the same event once its change is committed, writes it to ``<run dir>/events/``
+(so none is lost, even if a subscriber fails) and calls the subscribers its caller gave it: the command line
+and the web page subscribe the local rollout (``model_deploy.local.rollout.on_model_package_event``), as the
+deploy stack subscribes the deploy pipeline on AWS. A ``"module:function"`` path in
+``$MLOPS_EVENT_SUBSCRIBERS`` (comma-separated) adds yours, in every process.
 
-- in this process: ``unsubscribe = events.subscribe(callback)``;
-- in any process: a ``"module:function"`` path in :data:`SUBSCRIBERS` (the template's own subscribers, e.g.
-  the local deployment adds itself here) or in ``$MLOPS_EVENT_SUBSCRIBERS`` (comma-separated, for yours).
-
-A subscriber gets the event dict, exactly as an EventBridge target (a Lambda function) would. Its failure is
-reported, never raised: the registry change it reacts to has happened.
+A subscriber gets the event, exactly as an EventBridge target (a Lambda function) would, and the workspace
+whose registry changed. Its failure is reported, never raised: the registry change it reacts to has happened.
 """
 
 from __future__ import annotations
 
-import contextvars
 import importlib
 import json
 import os
 import sys
 import traceback
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from pipelines.local.files import write_json_atomic
+from pipelines.local.workspace import Workspace
 
 DETAIL_TYPE = "SageMaker Model Package State Change"
 SOURCE = "aws.sagemaker"
 
 Event = dict[str, Any]
-Subscriber = Callable[[Event], None]
-
-SUBSCRIBERS: list[str] = ["model_deploy.local.rollout:on_model_package_event"]
-"""``"module:function"`` paths called for every event, in every process that changes the registry: the local
-rollout (the approval rule's target on AWS) is one."""
+Subscriber = Callable[[Event, Workspace], None]
+"""Called with each event and the workspace whose registry emitted it."""
 SUBSCRIBERS_ENV = "MLOPS_EVENT_SUBSCRIBERS"
 
 
 class SubscriberError(Exception):
     """A subscriber's expected failure (a rollout that was refused): reported by its message, no traceback."""
-
-
-_in_process: list[Subscriber] = []
-_publishing_from: contextvars.ContextVar[Path | None] = contextvars.ContextVar(
-    "publishing_from", default=None
-)
-
-
-def publishing_run_dir() -> Path | None:
-    """The run folder whose registry emitted the event being delivered (None outside a delivery)."""
-    return _publishing_from.get()
-
-
-def subscribe(callback: Subscriber) -> Callable[[], None]:
-    """Call ``callback(event)`` for every event this process emits; returns the function that unsubscribes."""
-    _in_process.append(callback)
-    return lambda: _in_process.remove(callback)
 
 
 def model_package_state_change(detail: dict[str, Any], account: str, region: str) -> Event:
@@ -84,13 +63,13 @@ def _resolve(path: str) -> Subscriber:
     return getattr(importlib.import_module(module_name), attribute)
 
 
-def subscribers() -> list[tuple[str, Subscriber | None, str | None]]:
-    """(name, callable, why it cannot be loaded) for every subscriber, in delivery order."""
+def _named(subscribers: Sequence[Subscriber]) -> list[tuple[str, Subscriber | None, str | None]]:
+    """(name, callable, why it cannot be loaded) for the given subscribers and ``$MLOPS_EVENT_SUBSCRIBERS``'s,
+    in delivery order."""
     found: list[tuple[str, Subscriber | None, str | None]] = [
-        (getattr(callback, "__qualname__", repr(callback)), callback, None) for callback in _in_process
+        (getattr(callback, "__qualname__", repr(callback)), callback, None) for callback in subscribers
     ]
-    extra = [path.strip() for path in os.environ.get(SUBSCRIBERS_ENV, "").split(",") if path.strip()]
-    for path in [*SUBSCRIBERS, *extra]:
+    for path in [path.strip() for path in os.environ.get(SUBSCRIBERS_ENV, "").split(",") if path.strip()]:
         try:
             found.append((path, _resolve(path), None))
         except Exception as error:
@@ -98,37 +77,41 @@ def subscribers() -> list[tuple[str, Subscriber | None, str | None]]:
     return found
 
 
-class EventLog:
-    """``<run dir>/events/``: every event as a JSON file, named so that ``ls`` sorts them by time."""
+def read_events(folder: Path) -> list[Event]:
+    """Every event recorded in ``folder`` (``<run dir>/events/``), oldest first."""
+    if not folder.is_dir():
+        return []
+    return [json.loads(path.read_text()) for path in sorted(folder.glob("*.json"))]
 
-    def __init__(self, folder: Path) -> None:
-        self.folder = folder
+
+class EventLog:
+    """``<run dir>/events/``: every event as a JSON file, named so that ``ls`` sorts them by time, then
+    delivered to ``subscribers`` with the workspace."""
+
+    def __init__(self, workspace: Workspace, subscribers: Sequence[Subscriber] = ()) -> None:
+        self.workspace = workspace
+        self.folder = workspace.events_dir
+        self.subscribers = tuple(subscribers)
 
     def publish(self, event: Event) -> list[str]:
         """Record the event, then deliver it; returns one message per subscriber that failed."""
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
         write_json_atomic(self.folder / f"{stamp}-{event['id']}.json", event)
         failures = []
-        token = _publishing_from.set(self.folder.parent)
-        try:
-            for name, callback, problem in subscribers():
-                if callback is not None:
-                    try:
-                        callback(event)
-                        continue
-                    except SubscriberError as error:
-                        problem = f"failed: {error}"
-                    except Exception:
-                        problem = "failed:\n" + traceback.format_exc()
-                message = f"event subscriber {name} {problem}"
-                print(f"warning: {message}", file=sys.stderr)
-                failures.append(message)
-        finally:
-            _publishing_from.reset(token)
+        for name, callback, problem in _named(self.subscribers):
+            if callback is not None:
+                try:
+                    callback(event, self.workspace)
+                    continue
+                except SubscriberError as error:
+                    problem = f"failed: {error}"
+                except Exception:
+                    problem = "failed:\n" + traceback.format_exc()
+            message = f"event subscriber {name} {problem}"
+            print(f"warning: {message}", file=sys.stderr)
+            failures.append(message)
         return failures
 
     def read(self) -> list[Event]:
         """Every recorded event, oldest first."""
-        if not self.folder.is_dir():
-            return []
-        return [json.loads(path.read_text()) for path in sorted(self.folder.glob("*.json"))]
+        return read_events(self.folder)

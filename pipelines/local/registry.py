@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from pipelines.local import sqlite_store
-from pipelines.local.events import EventLog, model_package_state_change
+from pipelines.local.events import EventLog, Subscriber, model_package_state_change
 from pipelines.local.workspace import LOCAL_ACCOUNT, Workspace
 
 SCHEMA_VERSION = 1
@@ -225,14 +225,18 @@ class Champion:
 
 
 def change_approval(
-    workspace: Workspace, version: int, status: ApprovalStatus | str, note: str | None = None
+    workspace: Workspace,
+    version: int,
+    status: ApprovalStatus | str,
+    note: str | None = None,
+    subscribers: Sequence[Subscriber] = (),
 ) -> tuple[ModelPackage, list[str]]:
-    """Approve or reject a version of the project's group and deliver its event to every subscriber (the
-    local rollout is one): what ``registry approve`` and the web page's Approve button both do.
+    """Approve or reject a version of the project's group and deliver its event to ``subscribers`` (the
+    command line and the page give the local rollout): what ``registry approve`` and the Approve button do.
 
     Returns the changed version and one message per subscriber that failed (the change itself stands)."""
     with ModelRegistry(
-        workspace.registry_path, workspace.config.region, EventLog(workspace.events_dir)
+        workspace.registry_path, workspace.config.region, EventLog(workspace, subscribers)
     ) as registry:
         package = registry.update_approval(workspace.config.model_package_group_name, version, status, note)
         return package, list(registry.delivery_failures)

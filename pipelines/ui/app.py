@@ -19,7 +19,7 @@ import asyncio
 import contextlib
 import json
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -39,7 +39,9 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from model_build.parameters import render
 from model_build.pipeline_spec import PIPELINE, retry_policy_text
+from model_deploy.local.rollout import on_model_package_event
 from model_deploy.local.state import EndpointStore
+from pipelines.local.events import Subscriber
 from pipelines.local.executions import ExecutionNotFound, ExecutionRecord, ExecutionStore, Status
 from pipelines.local.feature_store import FeatureStore, FeatureStoreError
 from pipelines.local.query_limits import DEFAULT_ROWS, TYPED_QUERY_LIMITS, RunningQueries, parse_row_limit
@@ -97,10 +99,14 @@ class SameOriginOnly:
 
 
 def create_app(
-    workspace: Workspace, poll_seconds: float = 2.0, on_ready: Callable[[], None] | None = None
+    workspace: Workspace,
+    poll_seconds: float = 2.0,
+    on_ready: Callable[[], None] | None = None,
+    subscribers: Sequence[Subscriber] = (on_model_package_event,),
 ) -> Starlette:
     """The page for ``workspace``'s run folder; ``poll_seconds``: how often a live page reloads its content;
-    ``on_ready``: called once the app has started (to print its URL)."""
+    ``on_ready``: called once the app has started (to print its URL); ``subscribers``: who gets the events of
+    the page's approvals (``app.state.event_subscribers``; the local rollout, as ``registry approve``'s)."""
     templates = Jinja2Templates(directory=HERE / "templates")
     templates.env.filters["render"] = render
     templates.env.filters["seconds"] = duration_text
@@ -281,7 +287,7 @@ def create_app(
             job = jobs.start(
                 f"approval-{version}",
                 f"{action.title()} version {version}",
-                lambda: change_approval(workspace, version, status, note)[1],
+                lambda: change_approval(workspace, version, status, note, app.state.event_subscribers)[1],
             )
         except JobRunning as error:
             return await run_in_threadpool(version_page, request, version, 409, str(error))
@@ -493,6 +499,7 @@ def create_app(
     )
     app.state.jobs = jobs
     app.state.queries = queries
+    app.state.event_subscribers = list(subscribers)
     return app
 
 

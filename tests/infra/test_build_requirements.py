@@ -38,7 +38,7 @@ PROBE = textwrap.dedent(
     sys.meta_path.insert(0, NotInstalled())
     os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
     os.environ["SAGEMAKER_VALIDATE_ROLE"] = "false"
-    import pipelines.cli, pipelines.sagemaker_runner
+    import pipelines.cli, pipelines.runners.sagemaker
     from tests.model_build.codebuild_environment import ENVIRONMENT, mocked_aws
     from model_build.config import load_config
     with mocked_aws() as aws:

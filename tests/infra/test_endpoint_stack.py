@@ -1,6 +1,6 @@
 """The endpoint stack as the pipeline renders it: model, data capture, guardrails, alarms, autoscaling.
 
-The templates come from ``model_deploy.aws.render.render_stage`` (what the render action runs) with the real
+The templates come from ``infra.endpoint_template.render_stage`` (what the render action runs) with the real
 stage files, so they are checked by cdk-nag while rendering and by cfn-lint here, as every stack of the app is.
 """
 
@@ -17,10 +17,11 @@ from aws_cdk import App, Stack
 from cfnlint.api import lint
 
 from infra.constructs.endpoint import CSV_CONTENT_TYPES, JSON_CONTENT_TYPES, ModelEndpoint, ModelEndpointProps
+from infra.endpoint_template import TEMPLATE_BODY_LIMIT, render_stage
 from model_build.config import ProjectConfig
 from model_deploy.aws.deploy import has_autoscaling, without_autoscaling
 from model_deploy.aws.names import VARIANT_NAME, alarm_names
-from model_deploy.aws.render import TEMPLATE_BODY_LIMIT, RenderInputs, render_stage
+from model_deploy.aws.render import RenderInputs
 from model_deploy.stage_config import StageConfig, load_stage, load_stages
 
 CONFIG = ProjectConfig()

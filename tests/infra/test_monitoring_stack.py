@@ -14,13 +14,14 @@ from aws_cdk.assertions import Match
 from cfnlint.api import lint
 
 from infra.constructs.drift_monitor import UNIVERSAL_TARGET
+from infra.endpoint_template import render_stage
 from model_deploy.aws.names import (
     drift_alarm_name,
     monitor_job_role_name,
     monitor_metric_namespace,
     monitor_scheduler_role_name,
 )
-from model_deploy.aws.render import MonitorInputs, RenderInputs, render_stage
+from model_deploy.aws.render import MonitorInputs, RenderInputs
 from model_deploy.stage_config import load_stage
 from tests.infra.conftest import SynthesizedApp, render
 

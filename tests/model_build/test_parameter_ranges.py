@@ -9,8 +9,8 @@ import pytest
 from model_build.parameters import ParameterError, resolve
 from model_build.pipeline_spec import PIPELINE, Parameter, ParameterSum, PipelineSpec
 from pipelines import cli
-from pipelines.local.runner import LocalRunner
 from pipelines.local.workspace import Workspace
+from pipelines.runners.local import LocalRunner
 
 
 @pytest.mark.parametrize("local", [True, False])

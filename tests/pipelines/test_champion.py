@@ -19,8 +19,8 @@ from model_deploy.local.state import EndpointRecord, EndpointStore
 from model_deploy.stage_config import STAGES
 from pipelines.local.executions import Status
 from pipelines.local.registry import Lineage, ModelRegistry
-from pipelines.local.runner import LocalRunner
 from pipelines.local.workspace import Workspace
+from pipelines.runners.local import LocalRunner
 
 PROBE = """
 import argparse, json, pathlib

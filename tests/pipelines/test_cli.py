@@ -85,12 +85,12 @@ def test_cli_reports_a_bad_parameter_without_a_traceback(tmp_path, capsys):
 @pytest.fixture
 def fake_sagemaker_runner(monkeypatch):
     calls = []
-    module = types.ModuleType("pipelines.sagemaker_runner")
+    module = types.ModuleType("pipelines.runners.sagemaker")
     module.run_on_sagemaker = lambda parameters, wait: calls.append(("run", parameters, wait)) or 0
     module.definition_json = lambda parameters: (
         calls.append(("definition", parameters)) or '{"Version": "2020-12-01"}'
     )
-    monkeypatch.setitem(sys.modules, "pipelines.sagemaker_runner", module)
+    monkeypatch.setitem(sys.modules, "pipelines.runners.sagemaker", module)
     return calls
 
 
@@ -112,9 +112,9 @@ def test_sagemaker_run_refuses_a_local_input(fake_sagemaker_runner, capsys):
 
 
 def test_missing_sagemaker_runner_is_said_plainly(monkeypatch, capsys):
-    monkeypatch.setitem(sys.modules, "pipelines.sagemaker_runner", None)
+    monkeypatch.setitem(sys.modules, "pipelines.runners.sagemaker", None)
     assert cli.main(["definition"]) == 2
-    assert "pipelines/sagemaker_runner.py) is not in this checkout" in capsys.readouterr().err
+    assert "pipelines/runners/sagemaker.py) is not in this checkout" in capsys.readouterr().err
 
 
 def test_local_commands_on_an_empty_run_folder(tmp_path, capsys):
@@ -133,7 +133,7 @@ def test_local_mode_never_imports_sagemaker(tmp_path, repo_root):
     import subprocess
 
     code = (
-        "import sys; from pipelines import cli; from pipelines.local import runner; "
+        "import sys; from pipelines import cli; from pipelines.runners import local; "
         f"cli.main(['executions', '--run-dir', {str(tmp_path)!r}]); "
         "assert 'sagemaker' not in sys.modules, 'the local mode imported sagemaker'"
     )
@@ -187,8 +187,8 @@ def test_predict_on_prod_before_the_first_promote_says_what_to_do(tmp_path, caps
 def test_executions_read_as_text_within_120_columns(tmp_path, monkeypatch, capsys):
     import io
 
-    from pipelines.local.runner import LocalRunner
     from pipelines.local.workspace import Workspace
+    from pipelines.runners.local import LocalRunner
     from tests.pipelines.toy_pipeline import SPEC, make_repo
 
     monkeypatch.setenv("TOY_MARKERS", str(tmp_path / "markers"))

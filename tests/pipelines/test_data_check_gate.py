@@ -15,8 +15,8 @@ import pytest
 
 from model_build import pipeline_spec as ps
 from pipelines.local.executions import Status
-from pipelines.local.runner import LocalRunner
 from pipelines.local.workspace import Workspace
+from pipelines.runners.local import LocalRunner
 
 
 def rewrite_sample(sample_csv: Path, target: Path, drop: str | None = None, empty: str | None = None) -> Path:

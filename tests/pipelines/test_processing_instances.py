@@ -17,8 +17,8 @@ import pytest
 
 from model_build.pipeline_spec import PIPELINE, PROCESS
 from pipelines.local.executions import Status
-from pipelines.local.runner import LocalRunner, processing_hosts
 from pipelines.local.workspace import Workspace
+from pipelines.runners.local import LocalRunner, processing_hosts
 
 # The step alone: without the data check before it, so nothing for it to wait on.
 PROCESS_ONLY = dataclasses.replace(

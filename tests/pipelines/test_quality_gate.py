@@ -21,8 +21,8 @@ import pytest
 from model_build import pipeline_spec as ps
 from pipelines.local.executions import ExecutionRecord, Status
 from pipelines.local.registry import ModelRegistry
-from pipelines.local.runner import LocalRunner
 from pipelines.local.workspace import Workspace
+from pipelines.runners.local import LocalRunner
 from tests.model_build.review_splits import labelled_model, sample_reviews, write_split
 
 STEPS_DIR = Path(__file__).resolve().parents[2] / "model_build" / "steps"

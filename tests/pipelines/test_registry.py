@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 
 from pipelines.local import events
-from pipelines.local.events import EventLog
+from pipelines.local.events import EventLog, read_events
 from pipelines.local.registry import ApprovalStatus, Lineage, ModelRegistry, RegistryError
+from pipelines.local.workspace import Workspace
 
 RECORDED_EVENT = Path(__file__).with_name("events") / "model_package_state_change.json"
 """The example of this event in the AWS documentation ("Events that Amazon SageMaker sends to EventBridge")."""
@@ -42,8 +43,15 @@ def register(registry: ModelRegistry, **kwargs: object):
 
 
 @pytest.fixture
-def registry(tmp_path: Path):
-    with ModelRegistry(tmp_path / "registry.db", "us-east-1", EventLog(tmp_path / "events")) as opened:
+def received() -> list[dict]:
+    """The events the ``registry`` fixture's subscriber received."""
+    return []
+
+
+@pytest.fixture
+def registry(tmp_path: Path, received: list[dict]):
+    log = EventLog(Workspace.open(tmp_path), [lambda event, workspace: received.append(event)])
+    with ModelRegistry(tmp_path / "registry.db", "us-east-1", log) as opened:
         yield opened
 
 
@@ -106,7 +114,7 @@ def _register_many(arguments: tuple[str, int]) -> list[int]:
     path, count = arguments
     versions = []
     for _ in range(count):
-        with ModelRegistry(Path(path), "us-east-1", EventLog(Path(path).parent / "events")) as registry:
+        with ModelRegistry(Path(path), "us-east-1", EventLog(Workspace.open(Path(path).parent))) as registry:
             versions.append(register(registry).version)
     return versions
 
@@ -119,7 +127,7 @@ def test_concurrent_registrations_from_several_processes_get_distinct_versions(t
     assert versions == list(range(1, 33))
     with ModelRegistry(path, "us-east-1") as registry:
         assert len(registry.list(GROUP)) == 32
-    assert len(EventLog(tmp_path / "events").read()) == 32  # one event per registration, none lost
+    assert len(read_events(tmp_path / "events")) == 32  # one event per registration, none lost
 
 
 def _shape(value: object) -> object:
@@ -150,14 +158,9 @@ def _missing(actual: object, expected: object, path: str = "") -> list[str]:
     return [] if _shape(actual) == expected else [f"{path}: {_shape(actual)}, expected {expected}"]
 
 
-def test_event_has_the_shape_of_the_recorded_eventbridge_event(registry, tmp_path):
-    received = []
-    unsubscribe = events.subscribe(received.append)
-    try:
-        package = register(registry)
-        registry.reject(GROUP, package.version, "not good enough")
-    finally:
-        unsubscribe()
+def test_event_has_the_shape_of_the_recorded_eventbridge_event(registry, received, tmp_path):
+    package = register(registry)
+    registry.reject(GROUP, package.version, "not good enough")
     recorded = json.loads(RECORDED_EVENT.read_text())
     created, rejected = received
     for event in (created, rejected):
@@ -176,28 +179,44 @@ def test_event_has_the_shape_of_the_recorded_eventbridge_event(registry, tmp_pat
     assert rejected["detail"]["ModelApprovalStatus"] == "Rejected"
     assert rejected["detail"]["ApprovalDescription"] == "not good enough"
     assert rejected["detail"]["ModelPackageVersion"] == 1
-    assert EventLog(tmp_path / "events").read() == [created, rejected]  # recorded, in order
+    assert read_events(tmp_path / "events") == [created, rejected]  # recorded, in order
 
 
-def record_event(event: dict) -> None:
+def test_a_subscriber_gets_the_event_after_the_change_is_committed_with_the_workspace(tmp_path):
+    """A subscriber may read the registry (a rollout resolves the newest approved version): the change it
+    reacts to is already there, seen through the workspace it is given."""
+    seen: list[tuple[str, Path]] = []
+
+    def reads_the_registry(event: dict, workspace: Workspace) -> None:
+        with ModelRegistry(workspace.registry_path, "us-east-1") as reader:
+            seen.append((reader.describe(GROUP, 1).approval_status, workspace.root))
+
+    workspace = Workspace.open(tmp_path)
+    with ModelRegistry(
+        workspace.registry_path, "us-east-1", EventLog(workspace, [reads_the_registry])
+    ) as registry:
+        register(registry)
+        registry.approve(GROUP, 1)
+    assert seen == [("PendingManualApproval", workspace.root), ("Approved", workspace.root)]
+
+
+def record_event(event: dict, workspace: Workspace) -> None:
     """A subscriber by import path, as the deploy issue registers its own."""
     Path(event["detail"]["ModelPackageGroupName"] + ".seen").write_text(
         event["detail"]["ModelApprovalStatus"]
     )
 
 
-def test_subscribers_by_import_path_and_failures_are_reported_not_raised(registry, tmp_path, monkeypatch):
+def test_subscribers_by_import_path_and_failures_are_reported_not_raised(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv(events.SUBSCRIBERS_ENV, f"{__name__}:record_event, no_such_module:handler")
 
-    def broken(event: dict) -> None:
+    def broken(event: dict, workspace: Workspace) -> None:
         raise RuntimeError("subscriber bug")
 
-    unsubscribe = events.subscribe(broken)
-    try:
+    log = EventLog(Workspace.open(tmp_path), [broken])
+    with ModelRegistry(tmp_path / "registry.db", "us-east-1", log) as registry:
         package = register(registry)
-    finally:
-        unsubscribe()
     assert package.version == 1  # the registration stands
     assert (tmp_path / f"{GROUP}.seen").read_text() == "PendingManualApproval"
     assert len(registry.delivery_failures) == 2

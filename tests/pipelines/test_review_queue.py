@@ -4,19 +4,18 @@ reviewers, a disagreement) -> export -> the pipeline's own input reader and labe
 from __future__ import annotations
 
 import csv
-import json
 import shutil
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 import features
-import preprocess
 import pytest
+import reviews_csv
+import splits
 
-from model_deploy.local.capture import CaptureWriter
-from model_deploy.local.state import Deployment, EndpointRecord, EndpointStore
 from model_deploy.stage_config import load_stage
 from pipelines.cli import main
+from pipelines.commands.review import queue_of
 from pipelines.local.review_queue import (
     EXPORT_COLUMNS,
     LABEL_SOURCE_COLUMN,
@@ -27,45 +26,8 @@ from pipelines.local.review_queue import (
     sampled,
 )
 from pipelines.local.workspace import Workspace
-from pipelines.review import queue_of
 
 PROD = load_stage("prod").human_review
-
-
-def answer(sentiment: str, probability: float) -> dict:
-    rest = (1 - probability) / 2
-    probabilities = {name: rest for name in ("negative", "neutral", "positive")} | {sentiment: probability}
-    return {"sentiment": sentiment, "probability": probability, "probabilities": probabilities}
-
-
-@pytest.fixture
-def served(tmp_path: Path) -> tuple[Workspace, str, Path]:
-    """A prod endpoint that served version 2 since an hour ago, with captured traffic and one broken line."""
-    workspace = Workspace.open(tmp_path / "run")
-    name = workspace.config.endpoint_name("prod")
-    deployed = (datetime.now(UTC) - timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
-    EndpointStore(workspace.endpoints_dir).save(
-        {
-            name: EndpointRecord(
-                name, "prod", version=2, history=[Deployment(deployed, 2, "arn:local:2", "Deployed")]
-            )
-        }
-    )
-    writer = CaptureWriter(workspace.data_capture_root("prod"), name, "AllTraffic", 100)
-    requests = [
-        (["Runs small, the fabric is fine.", "Love it, wearing it every day!"], [answer("neutral", 0.41), answer("positive", 0.97)]),
-        (["Returned it, the seams came apart."], [answer("negative", 0.55)]),
-        (["It is a dress."], [answer("positive", 0.38)]),
-    ]  # fmt: skip
-    for reviews, answers in requests:
-        writer.write(
-            json.dumps({"features": reviews}).encode(), "application/json", json.dumps(answers).encode(), "application/json"
-        )  # fmt: skip
-    writer.close()
-    (capture_file,) = (workspace.data_capture_root("prod") / name).rglob("*.jsonl")
-    with capture_file.open("a", encoding="utf-8") as handle:
-        handle.write('{"captureData": {"endpointInput": \n')  # a line cut short
-    return workspace, name, capture_file
 
 
 def run_cli(capsys: pytest.CaptureFixture[str], workspace: Workspace, *argv: str) -> tuple[int, str, str]:
@@ -177,12 +139,12 @@ def test_captured_unsure_answers_are_labeled_and_exported_for_the_next_run(
     input_folder.mkdir()
     shutil.copy(sample_csv, input_folder / "reviews.csv")
     shutil.copy(exported, input_folder / exported.name)
-    sources, ignored = preprocess.find_sources(input_folder)
+    sources, ignored = reviews_csv.find_sources(input_folder)
     assert [s.relative for s in sources] == [exported.name, "reviews.csv"] and not ignored
     source = sources[0]
-    assert "Review Text" in preprocess.read_header(source)
-    (chunk,) = list(preprocess.read_chunks(source, 100))
-    label_ids = list(preprocess.row_codes(chunk.frame))
+    assert "Review Text" in reviews_csv.read_header(source)
+    (chunk,) = list(reviews_csv.read_chunks(source, 100))
+    label_ids = list(splits.row_codes(chunk.frame))
     expected = [
         features.LABEL_ID_BY_SENTIMENT[{v: k for k, v in features.SENTIMENT_NAMES.items()}[label]]
         for label in ("neutral", "negative")

@@ -15,11 +15,11 @@ from pathlib import Path
 import pytest
 
 from model_build.pipeline_spec import JOB_RETRIES
-from pipelines.local.events import EventLog
+from pipelines.local.events import read_events
 from pipelines.local.executions import ExecutionStore, Status
 from pipelines.local.registry import ModelRegistry
-from pipelines.local.runner import LocalRunner
 from pipelines.local.workspace import Workspace
+from pipelines.runners.local import LocalRunner
 from tests.pipelines.toy_pipeline import SPEC, make_repo
 
 TOY_SCRIPT = Path(__file__).with_name("toy_pipeline.py")
@@ -97,7 +97,7 @@ def test_true_branch_runs_every_step_in_order_and_registers(toy):
     # Each step's log is kept; the work folders are gone once the outputs are published.
     assert "prepared" in Path(record.step("Prep").log).read_text()
     assert not (workspace.executions_dir / record.id / "work" / "Prep").exists()
-    events = EventLog(workspace.events_dir).read()
+    events = read_events(workspace.events_dir)
     assert [event["detail"]["ModelPackageVersion"] for event in events] == [1]
 
 

@@ -15,10 +15,10 @@ from pathlib import Path
 import pytest
 
 from model_build.pipeline_spec import PipelineSpec, SearchRange, TrainingStep, TuningStep
-from pipelines.local import tuning
 from pipelines.local.executions import Status
-from pipelines.local.runner import LocalRunner
 from pipelines.local.workspace import Workspace
+from pipelines.runners import tuning
+from pipelines.runners.local import LocalRunner
 from tests.pipelines.toy_pipeline import SPEC, make_repo
 
 TUNED_FIT = """

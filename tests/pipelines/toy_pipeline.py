@@ -198,8 +198,8 @@ def make_repo(folder: Path) -> Path:
 
 if __name__ == "__main__":
     from model_build.parameters import parse_assignments
-    from pipelines.local.runner import LocalRunner
     from pipelines.local.workspace import Workspace
+    from pipelines.runners.local import LocalRunner
 
     repo, run_dir, *assignments = sys.argv[1:]
     runner = LocalRunner(Workspace.open(Path(run_dir)), SPEC, repo_root=Path(repo))

@@ -15,7 +15,7 @@ from botocore.stub import ANY
 from model_build import pipeline_spec as ps
 from model_build.config import load_config
 from model_deploy.aws import batch_transform as bt
-from model_deploy.aws.cli import main
+from model_deploy.cli import main
 from tests.model_deploy.aws.conftest import ACCOUNT, GROUP, REGION, StubbedClients, package_arn, summary
 
 ROLE = f"arn:aws:iam::{ACCOUNT}:role/review-sentiment-dev-batch"

@@ -13,8 +13,8 @@ import pytest
 from botocore.response import StreamingBody
 from botocore.stub import ANY
 
-from model_deploy.aws.cli import main
 from model_deploy.aws.release import Release, StagePlan, template_file
+from model_deploy.cli import main
 from model_deploy.smoke_test import SENTIMENT_LABELS, UNMISTAKABLE
 from model_deploy.stage_config import load_stage, load_stages
 from tests.model_deploy.aws.conftest import (

@@ -19,6 +19,11 @@ from pipelines.local.workspace import REPO_ROOT, Workspace
 from tests.model_build import monitoring_windows as w
 
 
+def NOT_CALLED(overrides: dict[str, object]) -> None:
+    """A pipeline starter for tests that replace ``_run_pipeline``: retraining is on, the runner never runs."""
+    pytest.fail("the test's _run_pipeline starts the pipeline, not this")
+
+
 def served_workspace(root: Path, with_baseline: bool = True, input_sha256: str = "0" * 64) -> Workspace:
     """A run folder whose prod endpoint serves version 1, evaluated with a (constructed) baseline; its input
     held ``input_sha256`` (by default not what data/reviews_sample.csv holds now: the data changed)."""
@@ -64,12 +69,12 @@ def test_drift_retrains_once_per_cooldown_and_every_run_is_recorded(
     w.write_window(captures_of(workspace), texts, w.predictions(200, w.BASE_SHARES), datetime.now(UTC))
     started: list[int] = []
 
-    def pipeline(ws: Workspace, version: int) -> SimpleNamespace:
+    def pipeline(ws: Workspace, version: int, start: object) -> SimpleNamespace:
         started.append(version)
         return SimpleNamespace(id=f"exec-{len(started)}")
 
     monkeypatch.setattr(monitoring, "_run_pipeline", pipeline)
-    assert monitoring.command(workspace, None, "1h", None, retrain_on_drift=True) == 1
+    assert monitoring.command(workspace, None, "1h", None, start_pipeline=NOT_CALLED) == 1
     out = capsys.readouterr().out
     assert (
         f"{workspace.config.endpoint_name('prod')} (version 1's baseline)" in out
@@ -77,7 +82,7 @@ def test_drift_retrains_once_per_cooldown_and_every_run_is_recorded(
     )
     assert "Drift: starting a pipeline run" in out and "retraining  started execution exec-1" in out
     assert started == [1]
-    assert monitoring.command(workspace, "prod", "1h", None, retrain_on_drift=True) == 1
+    assert monitoring.command(workspace, "prod", "1h", None, start_pipeline=NOT_CALLED) == 1
     out = capsys.readouterr().out
     assert started == [1] and "within the 24 h cool-down (retrain_cooldown_hours" in out
     assert "Drift: starting" not in out  # nothing started, nothing announced
@@ -109,9 +114,9 @@ def test_drift_on_the_data_the_version_was_built_from_does_not_retrain(
     texts = w.reviews(200, (70, 90, 120), seed=3)
     w.write_window(captures_of(workspace), texts, w.predictions(200, w.BASE_SHARES), datetime.now(UTC))
     monkeypatch.setattr(
-        monitoring, "_run_pipeline", lambda ws, v: pytest.fail("the same data, the same model")
+        monitoring, "_run_pipeline", lambda ws, v, start: pytest.fail("the same data, the same model")
     )
-    assert monitoring.command(workspace, "prod", "1h", None, retrain_on_drift=True) == 1
+    assert monitoring.command(workspace, "prod", "1h", None, start_pipeline=NOT_CALLED) == 1
     assert "retraining  not started: the input data/reviews_sample.csv holds the data version 1" in (
         capsys.readouterr().out
     )
@@ -123,8 +128,10 @@ def test_no_traffic_is_exit_status_3_and_starts_nothing(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     workspace = served_workspace(tmp_path / "run")
-    monkeypatch.setattr(monitoring, "_run_pipeline", lambda ws, v: pytest.fail("no retraining without drift"))
-    assert monitoring.command(workspace, "prod", None, None, retrain_on_drift=True) == 3
+    monkeypatch.setattr(
+        monitoring, "_run_pipeline", lambda ws, v, start: pytest.fail("no retraining without drift")
+    )
+    assert monitoring.command(workspace, "prod", None, None, start_pipeline=NOT_CALLED) == 3
     out = capsys.readouterr().out
     assert "prod captures 20% of requests (data_capture.sampling_percentage" in out
     assert "judged from 100 captured reviews (monitoring.thresholds.min_reviews) and this one holds 0" in out
@@ -169,7 +176,7 @@ def test_a_window_is_judged_against_the_version_that_answered_it(
         writer.write(body, "application/json", json.dumps(answer).encode(), "application/json", None, 2)
     writer.close()
 
-    assert monitoring.command(workspace, "prod", "1h", None, retrain_on_drift=False) == 0
+    assert monitoring.command(workspace, "prod", "1h", None, start_pipeline=None) == 0
     out = capsys.readouterr().out
     assert "(version 2's baseline)" in out and "answered by version 2 (120 reviews)" in out
     (run,) = monitoring.MonitoringRunStore(monitoring.monitoring_dir(workspace)).list()
@@ -183,7 +190,6 @@ def test_a_retraining_repeats_the_versions_parameters_but_finds_todays_champion(
     """The version's parameters say which champion it was compared with then; the retraining leaves them out,
     so the runner finds the champion of the day (what prod serves now)."""
     from model_build.pipeline_spec import CHAMPION_PARAMETER, CHAMPION_URL_PARAMETER
-    from pipelines.local import runner
 
     workspace = Workspace.open(tmp_path / "run")
     old = {"Epochs": "1", CHAMPION_PARAMETER: "arn:old", CHAMPION_URL_PARAMETER: "s3://b/old/model.tar.gz"}
@@ -198,10 +204,7 @@ def test_a_retraining_repeats_the_versions_parameters_but_finds_todays_champion(
             metrics={},
         )
     started: list[dict[str, object]] = []
-    monkeypatch.setattr(
-        runner.LocalRunner,
-        "run",
-        lambda self, overrides: started.append(overrides) or SimpleNamespace(id="x", status="ok"),
+    monitoring._run_pipeline(
+        workspace, 1, lambda overrides: started.append(overrides) or SimpleNamespace(id="x", status="ok")
     )
-    monitoring._run_pipeline(workspace, 1)
     assert started == [{"Epochs": "1"}]

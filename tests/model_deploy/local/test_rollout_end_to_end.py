@@ -20,7 +20,7 @@ from botocore.exceptions import ClientError
 
 from model_deploy.local.rollout import EndpointClient, runtime_client
 from model_deploy.local.state import EndpointStore, ServerInfo
-from pipelines.local.events import EventLog
+from pipelines.local.events import read_events
 from pipelines.local.registry import ModelRegistry
 from pipelines.local.workspace import Workspace
 from tests.model_deploy.local.conftest import register, with_handler_source
@@ -196,15 +196,17 @@ def test_requests_during_a_swap_all_succeed_and_duplicate_events_change_nothing(
     assert EndpointStore(workspace.endpoints_dir).load()[staging].version == retrained
 
     # EventBridge may deliver an approval twice: the second delivery leaves the endpoint alone.
-    event = EventLog(workspace.events_dir).read()[-1]
+    event = read_events(workspace.events_dir)[-1]
     assert event["detail"]["ModelPackageVersion"] == retrained
     duplicate = subprocess.run(
         [
             sys.executable,
             "-c",
             "import json, sys; from pipelines.local.events import EventLog; "
-            "print(EventLog(__import__('pathlib').Path(sys.argv[1])).publish(json.loads(sys.argv[2])))",
-            str(workspace.events_dir),
+            "from pipelines.local.workspace import Workspace; "
+            "from model_deploy.local.rollout import on_model_package_event as rollout; "
+            "print(EventLog(Workspace.open(sys.argv[1]), [rollout]).publish(json.loads(sys.argv[2])))",
+            str(workspace.root),
             json.dumps(event),
         ],
         cwd=REPO_ROOT,

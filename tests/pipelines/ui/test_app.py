@@ -12,8 +12,7 @@ import pytest
 
 from model_build.pipeline_spec import PIPELINE
 from model_deploy.local.state import Deployment, EndpointRecord, EndpointStore
-from pipelines.local import events
-from pipelines.local.events import EventLog, SubscriberError
+from pipelines.local.events import SubscriberError, read_events
 from pipelines.local.executions import ExecutionRecord, ExecutionStore, Status, StepRecord
 from pipelines.local.query_limits import QueryLimits
 from pipelines.local.registry import ApprovalStatus, ModelRegistry
@@ -176,7 +175,7 @@ def test_a_version_shows_its_metrics_baselines_pictures_and_evaluation(run_clien
 
 def test_approve_and_reject_go_through_the_registry_and_emit_its_events(made_up_client, made_up):
     delivered: list[dict] = []
-    unsubscribe = events.subscribe(delivered.append)
+    made_up_client.app.state.event_subscribers = [lambda event, workspace: delivered.append(event)]
     try:
         answer = made_up_client.post(
             "/registry/1/approval",
@@ -190,10 +189,10 @@ def test_approve_and_reject_go_through_the_registry_and_emit_its_events(made_up_
         assert "version 1 Approved" in page and "checked the confusion matrix" in page
         assert "Approve version 1: Done" in page
     finally:
-        unsubscribe()
+        made_up_client.app.state.event_subscribers = []
     assert status_of(made_up, 1) == ApprovalStatus.APPROVED
     assert [event["detail"]["ModelApprovalStatus"] for event in delivered] == ["Approved"]
-    recorded = EventLog(made_up.events_dir).read()
+    recorded = read_events(made_up.events_dir)
     assert recorded[-1]["detail"]["ModelPackageVersion"] == 1
     assert recorded[-1]["detail"]["ApprovalDescription"] == "checked the confusion matrix"
 
@@ -215,11 +214,11 @@ def test_approve_and_reject_go_through_the_registry_and_emit_its_events(made_up_
 def test_a_long_rollout_does_not_hold_the_page_and_its_failure_is_shown(made_up_client, made_up):
     release = threading.Event()
 
-    def slow_rollout(event: dict) -> None:
+    def slow_rollout(event: dict, workspace: Workspace) -> None:
         assert release.wait(60)
         raise SubscriberError("version 2 was not deployed to review-sentiment-dev-staging: smoke test failed")
 
-    unsubscribe = events.subscribe(slow_rollout)
+    made_up_client.app.state.event_subscribers = [slow_rollout]
     try:
         started = time.monotonic()
         answer = made_up_client.post(
@@ -236,7 +235,6 @@ def test_a_long_rollout_does_not_hold_the_page_and_its_failure_is_shown(made_up_
         assert made_up_client.app.state.jobs.wait(timeout=60)
     finally:
         release.set()
-        unsubscribe()
     done = made_up_client.get("/registry/2").text
     assert "Approve version 2: Failed" in text_of(done) and "smoke test failed" in done
     assert "data-live" not in done

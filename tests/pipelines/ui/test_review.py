@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from starlette.testclient import TestClient
 
+from pipelines.commands.review import queue_of
 from pipelines.local.review_queue import Candidate, ReviewQueue
 from pipelines.local.workspace import Workspace
-from pipelines.review import queue_of
 from tests.pipelines.ui.conftest import SAME_ORIGIN, client_of
 
 

@@ -9,7 +9,7 @@ come from the spec; this module only knows how SageMaker executes each *kind* of
   (the Feature Store) served on loopback while it runs;
 - ``Training``: channels under ``/opt/ml/input/data/<channel>`` with ``SM_CHANNEL_*``, hyperparameters as
   ``--name value``, ``SM_MODEL_DIR`` packed into ``model.tar.gz``, the metric regexes applied to its log;
-- ``Tuning``: a training step, or with ``max_jobs`` above 0 a seeded search (:mod:`pipelines.local.tuning`)
+- ``Tuning``: a training step, or with ``max_jobs`` above 0 a seeded search (:mod:`pipelines.runners.tuning`)
   whose trials are training runs of their own; the best trial's model is the step's;
 - ``Condition``: every check's ``JsonGet`` compared with its right-hand value; the branch taken decides which
   of the branch steps listed after it run (the others are recorded as not run);
@@ -30,7 +30,7 @@ import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -63,18 +63,18 @@ from model_build.pipeline_spec import (
     Value,
 )
 from model_build.steps.champion import NO_CHAMPION
-from pipelines.local import container, tuning
+from model_build.storage_layout import checkpoint_path
+from pipelines.local import container
 from pipelines.local.cache import CacheEntry, StepCache, cache_key, content_hash
-from pipelines.local.events import EventLog
+from pipelines.local.events import EventLog, Subscriber
 from pipelines.local.executions import ExecutionRecord, ExecutionStore, Status, StepRecord, now
 from pipelines.local.feature_store import FeatureStore
 from pipelines.local.feature_store_server import ENDPOINT_ENV, serve
 from pipelines.local.registry import Champion, Lineage, ModelRegistry
 from pipelines.local.workspace import LOCAL_ACCOUNT, REPO_ROOT, Workspace
+from pipelines.runners import tuning
 
 MODEL_ARCHIVE = "model.tar.gz"
-CHECKPOINTS_FOLDER = "checkpoints"
-"""As in the SageMaker pipeline: ``s3://<artifacts>/<pipeline prefix>/checkpoints/<execution id>``."""
 TRAINING_HOST = "algo-1"
 
 _OPERATORS: dict[str, Callable[[Any, Any], bool]] = {
@@ -133,8 +133,11 @@ class LocalRunner:
         repo_root: Path = REPO_ROOT,
         use_cache: bool = True,
         console: IO[str] | None = None,
+        subscribers: Sequence[Subscriber] = (),
     ) -> None:
+        """``subscribers`` get the registry's events (the command line gives the local rollout)."""
         self.workspace = workspace
+        self.subscribers = tuple(subscribers)
         self.spec = spec
         self.repo_root = repo_root
         self.steps_dir = repo_root / STEPS_SOURCE_DIR
@@ -513,7 +516,7 @@ class LocalRunner:
         """As SageMaker's CheckpointConfig: ``<artifacts>/<pipeline prefix>/checkpoints/<execution id>``."""
         if not spec_step.checkpoints:
             return None
-        prefix = f"{self.workspace.config.pipeline_artifacts_prefix}/{CHECKPOINTS_FOLDER}/{execution.id}"
+        prefix = "/".join(checkpoint_path(self.workspace.config, execution.id))
         folder = self.workspace.local_path(f"s3://{self.workspace.artifacts_bucket}/{prefix}")
         return folder / trial if trial else folder
 
@@ -709,7 +712,7 @@ class LocalRunner:
             **self._data_report(execution, register),
         )
         with ModelRegistry(
-            self.workspace.registry_path, config.region, EventLog(self.workspace.events_dir)
+            self.workspace.registry_path, config.region, EventLog(self.workspace, self.subscribers)
         ) as registry:
             package = registry.register(
                 str(self._resolve(execution, register.model_package_group)),

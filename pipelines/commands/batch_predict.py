@@ -20,6 +20,7 @@ from model_deploy.batch_scoring import (
     score_file,
     summary_lines,
 )
+from pipelines.commands import UsageError
 from pipelines.local.registry import ModelRegistry, RegistryError
 from pipelines.local.workspace import Workspace
 
@@ -28,8 +29,6 @@ def predict_file(
     args: argparse.Namespace, workspace: Workspace, endpoint_name: Callable[[str | None, Workspace], str]
 ) -> int:
     """Exit status 0 when the file was scored (unscorable rows included: they are reported, not fatal)."""
-    from pipelines.cli import UsageError
-
     if args.input is None or args.output is None:
         raise UsageError("batch scoring needs both --input FILE and --output FILE")
     if args.version is not None and args.endpoint:
@@ -64,8 +63,6 @@ def _scorer(
     endpoint_name: Callable[[str | None, Workspace], str],
     work_dir: Path,
 ) -> tuple[Scorer, str]:
-    from pipelines.cli import UsageError
-
     if args.version is not None:
         from model_deploy.local.host import ServingError
 
