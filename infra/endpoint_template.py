@@ -51,12 +51,14 @@ def render_stage(
     *,
     updating: bool,
     model_image: str | None = None,
+    package_instance_types: tuple[str, ...] = (),
     monitor_inputs: MonitorInputs | None = None,
     local_storage: bool = False,
 ) -> Path:
     """Write ``<stage>-template.json`` and ``<stage>-config.json`` into ``outdir``; return the template's path.
 
-    ``model_image`` is the package's serving image: a stage whose instance type it does not fit is refused.
+    ``model_image`` is the package's serving image: a stage whose instance type it does not fit is refused;
+    so is a stage whose instance type is not among ``package_instance_types`` (when the package lists any).
     With ``monitor_inputs`` (and ``inputs.artifacts_bucket_name``), a stage whose file has a
     ``monitoring.schedule_expression`` also gets the drift monitor's schedule, and with
     ``inputs.human_review_workteam_arn`` one whose ``human_review.schedule_expression`` is set also gets the
@@ -81,6 +83,7 @@ def render_stage(
         encryption_key_arn=inputs.encryption_key_arn,
         updating=updating,
         model_image=model_image,
+        package_instance_types=package_instance_types,
         local_storage=local_storage,
     )
     monitor = None

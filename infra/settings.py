@@ -27,6 +27,11 @@ _CRON_FIELD = re.compile(r"^[0-9*?,/#LW-]*$")
 MAX_NONCURRENT_VERSION_RETENTION_DAYS = 36_500
 """S3 documents no upper limit for ``NoncurrentDays`` beyond a positive integer; 100 years bounds typos (an
 extra digit or two) while allowing any retention a deployment could mean."""
+_TRACKING_SERVER_ARN = re.compile(
+    r"^arn:aws[a-z-]*:sagemaker:[a-z0-9-]+:\d{12}:mlflow-tracking-server/[a-zA-Z0-9](-*[a-zA-Z0-9]){0,255}$"
+)
+"""SageMaker's ``TrackingServerArn`` (API_DescribeMlflowTrackingServer: ``mlflow-tracking-server/<name>``)."""
+MLFLOW_CREATE = "create"
 _GITHUB_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
 _BRANCH = re.compile(r"^[^\s~^:?*\[\\]+$")
 
@@ -59,6 +64,9 @@ class InfraSettings:
     human_review_workteam_arn: str | None = None
     """The private workteam (SageMaker Ground Truth / A2I) whose people review unsure answers and label data;
     None: no human review on AWS (the local review queue needs none)."""
+    mlflow_tracking_server: str | None = None
+    """Where the jobs log their runs on AWS: ``create`` (the stacks create the project's SageMaker managed MLflow
+    tracking server), the ARN of an existing one, or None (no tracking on AWS)."""
 
     def __post_init__(self) -> None:
         if self.source_type not in SOURCE_TYPES:
@@ -106,6 +114,13 @@ class InfraSettings:
                     f"(SageMaker's pattern {pattern}): create a private workteam (SageMaker console > Ground "
                     "Truth > Labeling workforces > Private) and pass its ARN"
                 )
+        server = self.mlflow_tracking_server
+        if server is not None and server != MLFLOW_CREATE and not _TRACKING_SERVER_ARN.match(server):
+            raise SettingsError(
+                f"context mlflowTrackingServer={server!r}: use 'create' (the stacks create the project's "
+                "SageMaker managed MLflow tracking server) or the ARN of an existing one "
+                "(arn:aws:sagemaker:<region>:<account>:mlflow-tracking-server/<name>), or leave it out"
+            )
         days = self.noncurrent_version_retention_days
         if not 1 <= days <= MAX_NONCURRENT_VERSION_RETENTION_DAYS:
             raise SettingsError(
@@ -141,6 +156,7 @@ class InfraSettings:
             retrain_schedule=_optional_str(get, "retrainSchedule"),
             noncurrent_version_retention_days=_int(get, "noncurrentVersionRetentionDays", default=90),
             human_review_workteam_arn=_optional_str(get, "humanReviewWorkteamArn"),
+            mlflow_tracking_server=_optional_str(get, "mlflowTrackingServer"),
         )
 
 

@@ -32,7 +32,7 @@ from model_deploy.aws.names import (
     KMS_KEY_ARN_VARIABLE,
     endpoint_stack_name,
 )
-from model_deploy.aws.registry import ApprovedPackage, newest_approved, package_image
+from model_deploy.aws.registry import ApprovedPackage, newest_approved, package_serving
 from model_deploy.aws.release import Release, StagePlan, template_file
 from model_deploy.aws.serving import current_serving
 from model_deploy.stage_config import STAGES, StageConfigError, load_stages
@@ -130,7 +130,7 @@ def cmd_render(args: argparse.Namespace, clients: ClientFactory) -> int:
             print(
                 f"  no drift monitor: {'the package has no evaluation report' if artifacts else 'no ' + ARTIFACT_BUCKET_VARIABLE}"
             )
-        image = package_image(clients("sagemaker"), release.model_package_arn)
+        serving = package_serving(clients("sagemaker"), release.model_package_arn)
         for stage, stage_config in stages.items():
             path = render_stage(
                 config,
@@ -139,7 +139,8 @@ def cmd_render(args: argparse.Namespace, clients: ClientFactory) -> int:
                 inputs,
                 outdir,
                 updating=exists[stage],
-                model_image=image,
+                model_image=serving.image,
+                package_instance_types=serving.realtime_instance_types,
                 monitor_inputs=monitor,
                 local_storage=has_local_storage(clients("ec2"), stage_config.endpoint.instance_type),
             )

@@ -36,7 +36,8 @@ from urllib.parse import urlsplit
 from model_build.aws_setup import aws_setup_problem
 from model_build.parameters import ParameterError, parse_assignments, render, resolve, shown
 from model_build.pipeline_spec import PIPELINE, ParameterValue, RegisterStep, retry_policy_text
-from pipelines.commands import UsageError, review
+from pipelines.commands import UsageError, experiments, review
+from pipelines.local import mlflow_ui
 from pipelines.local.executions import ExecutionNotFound, ExecutionRecord, ExecutionStore, Status
 from pipelines.local.feature_store import FeatureStore, FeatureStoreError
 from pipelines.local.query_limits import DEFAULT_ROWS, MAX_ROWS, parse_row_limit
@@ -198,6 +199,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     review.add_parser(commands, run_dir)
+    experiments.add_parser(commands, run_dir)
     definition = commands.add_parser(
         "definition", parents=[run_dir], help="The SageMaker pipeline definition JSON."
     )
@@ -277,6 +279,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 return command(workspace, args.endpoint, args.since, args.until, retrain)
             case "review":
                 return review.command(args, workspace)
+            case "experiments":
+                return experiments.command(args, workspace)
     except (
         UsageError,
         ParameterError,
@@ -589,6 +593,13 @@ def _registry(args: argparse.Namespace, workspace: Workspace) -> int:
                 described = {**package.describe(), "ApprovalHistory": package.history}
                 if (champion := package.champion()) is not None:
                     described["ChampionCheck"] = champion  # what the gate compared it with, from evaluation
+                if (
+                    package.lineage.mlflow_run_id
+                ):  # the execution's run in MLflow's UI (`pipelines experiments`)
+                    described["MlflowRun"] = {
+                        "RunId": package.lineage.mlflow_run_id,
+                        "Url": mlflow_ui.run_url(package.lineage.mlflow_run_id),
+                    }
                 print(json.dumps(described, indent=2))
             case "approve" | "reject":
                 status = "Approved" if args.registry_command == "approve" else "Rejected"

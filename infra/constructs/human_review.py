@@ -29,13 +29,12 @@ from dataclasses import dataclass
 
 from aws_cdk import ArnFormat, Aws, Stack
 from aws_cdk import aws_iam as iam
-from aws_cdk import aws_kms as kms
-from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sagemaker as sagemaker
 from constructs import Construct
 
-from infra.constructs.execution_role import framework_images as dlc_repositories
-from infra.constructs.execution_role import pull_framework_images, use_project_key, write_logs
+from infra.constructs.framework_images import framework_images, grant_pull_framework_images
+from infra.constructs.grants import add_statements, grant_pass_role, grant_write_logs
+from infra.constructs.project_storage import ProjectStorage
 from infra.nag import acknowledge, nag_spelling
 from model_build.config import ProjectConfig
 from model_deploy.aws.human_review import TASK_TEMPLATE
@@ -71,9 +70,7 @@ class HumanReviewProps:
     config: ProjectConfig
     stages: dict[str, StageConfig]
     workteam_arn: str
-    data_bucket: s3.IBucket
-    artifacts_bucket: s3.IBucket
-    encryption_key: kms.IKey
+    storage: ProjectStorage
 
 
 class HumanReview(Construct):
@@ -105,7 +102,7 @@ class HumanReview(Construct):
             ),
             description="Amazon A2I flow definitions and Ground Truth labeling jobs run as this role",
         )
-        objects = props.artifacts_bucket.arn_for_objects(f"{HUMAN_REVIEW_PREFIX}/*")
+        objects = props.storage.artifacts_bucket.arn_for_objects(f"{HUMAN_REVIEW_PREFIX}/*")
         role.add_to_policy(
             iam.PolicyStatement(
                 sid="ReadAndWriteHumanReview", actions=["s3:GetObject", "s3:PutObject"], resources=[objects]
@@ -115,11 +112,11 @@ class HumanReview(Construct):
             iam.PolicyStatement(
                 sid="ListHumanReview",
                 actions=["s3:ListBucket"],
-                resources=[props.artifacts_bucket.bucket_arn],
+                resources=[props.storage.artifacts_bucket.bucket_arn],
                 conditions={"StringLike": {"s3:prefix": [f"{HUMAN_REVIEW_PREFIX}/*"]}},
             )
         )
-        role.add_to_policy(use_project_key(props.encryption_key))
+        props.storage.grant_key_use(role)
         acknowledge(
             role,
             "AwsSolutions-IAM5",
@@ -140,8 +137,9 @@ class HumanReview(Construct):
             assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"),
             description="The human-loop processing jobs run as this role",
         )
-        baselines = props.artifacts_bucket.arn_for_objects(f"{config.pipeline_artifacts_prefix}/*")
-        captures = props.data_bucket.arn_for_objects(f"{config.data_capture_prefix}/*")
+        storage = props.storage
+        baselines = storage.artifacts_bucket.arn_for_objects(f"{config.pipeline_artifacts_prefix}/*")
+        captures = storage.data_bucket.arn_for_objects(f"{config.data_capture_prefix}/*")
         flows = [
             stack.format_arn(
                 service="sagemaker",
@@ -156,14 +154,14 @@ class HumanReview(Construct):
             resource_name="/aws/sagemaker/ProcessingJobs",
             arn_format=ArnFormat.COLON_RESOURCE_NAME,
         )
-        framework_images = dlc_repositories(stack)
-        statements = [
+        add_statements(
+            role,
             iam.PolicyStatement(sid="ReadBaselineCode", actions=["s3:GetObject"], resources=[baselines]),
             iam.PolicyStatement(sid="ReadCaptures", actions=["s3:GetObject"], resources=[captures]),
             iam.PolicyStatement(
                 sid="ListBaselinesAndCaptures",
                 actions=["s3:ListBucket"],
-                resources=[props.artifacts_bucket.bucket_arn, props.data_bucket.bucket_arn],
+                resources=[storage.artifacts_bucket.bucket_arn, storage.data_bucket.bucket_arn],
                 conditions={
                     "StringLike": {
                         "s3:prefix": [
@@ -173,12 +171,13 @@ class HumanReview(Construct):
                     }
                 },
             ),
-            use_project_key(props.encryption_key),
-            *pull_framework_images(framework_images),
-            write_logs("JobLogs", [log_group, f"{log_group}:*"]),
-        ]
+        )
+        storage.grant_key_use(role)
+        grant_pull_framework_images(role, stack)
+        grant_write_logs(role, "JobLogs", [log_group, f"{log_group}:*"])
         if flows:
-            statements += [
+            add_statements(
+                role,
                 iam.PolicyStatement(
                     sid="CreateFlowDefinitions",
                     actions=["sagemaker:CreateFlowDefinition"],
@@ -190,15 +189,10 @@ class HumanReview(Construct):
                     actions=["sagemaker:DescribeFlowDefinition", "sagemaker:StartHumanLoop"],
                     resources=flows,
                 ),
-                iam.PolicyStatement(
-                    sid="PassReviewRole",
-                    actions=["iam:PassRole"],
-                    resources=[self.review_role.role_arn],
-                    conditions={"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}},
-                ),
-            ]
-        for statement in statements:
-            role.add_to_policy(statement)
+            )
+            grant_pass_role(
+                role, [self.review_role.role_arn], service="sagemaker.amazonaws.com", sid="PassReviewRole"
+            )
         acknowledge(
             role,
             "AwsSolutions-IAM5",
@@ -208,7 +202,7 @@ class HumanReview(Construct):
             "streams, the framework images; '*' only for ecr:GetAuthorizationToken.",
             [
                 f"Resource::{nag_spelling(self, resource)}"
-                for resource in (baselines, captures, *flows, f"{log_group}:*", framework_images, "*")
+                for resource in (baselines, captures, *flows, f"{log_group}:*", framework_images(stack), "*")
             ],
         )
         return role
@@ -248,20 +242,6 @@ class HumanReview(Construct):
                 "the schedule fires.",
                 [f"Resource::{nag_spelling(self, job)}" for job in jobs],
             )
-        role.add_to_policy(
-            iam.PolicyStatement(
-                sid="GrantProjectKeyToSageMaker",
-                actions=["kms:CreateGrant", "kms:DescribeKey"],
-                resources=[props.encryption_key.key_arn],
-                conditions={"Bool": {"kms:GrantIsForAWSResource": "true"}},
-            )
-        )
-        role.add_to_policy(
-            iam.PolicyStatement(
-                sid="PassJobRole",
-                actions=["iam:PassRole"],
-                resources=[self.job_role.role_arn],
-                conditions={"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}},
-            )
-        )
+        props.storage.grant_key_to_aws_resources(role, actions=("kms:CreateGrant", "kms:DescribeKey"))
+        grant_pass_role(role, [self.job_role.role_arn], service="sagemaker.amazonaws.com", sid="PassJobRole")
         return role

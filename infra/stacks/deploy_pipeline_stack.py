@@ -20,9 +20,9 @@ from infra.constructs.approval_rule import ApprovalRuleProps, ModelApprovedRule
 from infra.constructs.deploy_pipeline import DeployPipeline, DeployPipelineProps, DeployStage
 from infra.constructs.endpoint import EndpointExecutionRole, EndpointExecutionRoleProps
 from infra.constructs.model_registry import ModelRegistry
+from infra.constructs.project_storage import ProjectStorage
 from infra.constructs.source_repository import SourceRepository
 from infra.settings import InfraSettings
-from infra.stacks.data_stack import ProjectStorage
 from model_build.config import ProjectConfig
 from model_build.storage_layout import models_prefix
 from model_deploy.aws.names import endpoint_role_name, endpoint_stack_name
@@ -55,11 +55,9 @@ def add_deploy_pipeline(
             EndpointExecutionRoleProps(
                 role_name=endpoint_role_name(config, stage),
                 endpoint_name=config.endpoint_name(stage),
-                artifacts_bucket=storage.artifacts_bucket,
+                storage=storage,
                 model_artifacts_prefix=models_prefix(config),
-                data_bucket=storage.data_bucket,
                 data_capture_key=config.data_capture_key(stage),
-                encryption_key=storage.key,
             ),
         ).role
         stages.append(
@@ -79,14 +77,11 @@ def add_deploy_pipeline(
             project_name=config.project_name,
             environment=config.environment,
             model_package_group_name=config.model_package_group_name,
-            model_package_group_arn=registry.arn,
-            model_packages_arn=registry.model_packages_arn,
+            registry=registry,
             source=source,
-            cicd_bucket=storage.cicd_bucket,
+            storage=storage,
             artifacts_bucket_name=storage.artifacts_bucket.bucket_name,
             human_review_workteam_arn=human_review_workteam_arn or "",
-            data_bucket=storage.data_bucket,
-            encryption_key=storage.key,
             stages=tuple(stages),
         ),
     )

@@ -14,8 +14,8 @@ from constructs import Construct
 
 from infra.constructs.human_review import HumanReview, HumanReviewProps
 from infra.constructs.model_monitoring import ModelMonitoring, ModelMonitoringProps
+from infra.constructs.project_storage import ProjectStorage
 from infra.settings import InfraSettings
-from infra.stacks.data_stack import ProjectStorage
 from model_build.config import ProjectConfig
 from model_deploy.stage_config import load_stages
 
@@ -30,9 +30,7 @@ def add_monitoring(
         ModelMonitoringProps(
             config=config,
             stages=load_stages(),
-            data_bucket=storage.data_bucket,
-            artifacts_bucket=storage.artifacts_bucket,
-            encryption_key=storage.key,
+            storage=storage,
             build_pipeline_arn=build_pipeline_arn,
             build_pipeline_name=config.build_pipeline_name,
         ),
@@ -50,9 +48,7 @@ def add_human_review(
             config=config,
             stages=load_stages(),
             workteam_arn=workteam_arn,
-            data_bucket=storage.data_bucket,
-            artifacts_bucket=storage.artifacts_bucket,
-            encryption_key=storage.key,
+            storage=storage,
         ),
     )
 

@@ -38,9 +38,11 @@ from starlette.templating import Jinja2Templates
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from model_build.parameters import render
-from model_build.pipeline_spec import PIPELINE, retry_policy_text
+from model_build.pipeline_spec import MLFLOW_RUN_PARAMETER, PIPELINE, retry_policy_text
+from model_build.steps.tracking import NO_RUN
 from model_deploy.local.rollout import on_model_package_event
 from model_deploy.local.state import EndpointStore
+from pipelines.local import mlflow_ui
 from pipelines.local.events import Subscriber
 from pipelines.local.executions import ExecutionNotFound, ExecutionRecord, ExecutionStore, Status
 from pipelines.local.feature_store import FeatureStore, FeatureStoreError
@@ -181,8 +183,11 @@ def create_app(
                     "detail": {
                         k: v
                         for k, v in step.detail.items()
-                        if k not in ("metric_series", "checks", "outcome", "retry_policies")
+                        if k not in ("metric_series", "checks", "outcome", "retry_policies", "diagnostics")
                     },
+                    # The training diagnostics' verdicts as the job printed them (none: every rule passed).
+                    "diagnostics": step.detail.get("diagnostics", []),
+                    "diagnosed": step.type in ("Training", "Tuning") and not step.cache_hit,
                     "retries": [
                         retry_policy_text(policy)
                         for policy in step.detail.get("retry_policies", [])
@@ -202,6 +207,7 @@ def create_app(
             pictures=pictures,
             version=_registered_version(record),
             retries=[retry_policy_text(policy) for policy in common_retries],
+            mlflow_run=_mlflow_run(record),
         )
 
     def step_log(request: Request) -> Response:
@@ -267,6 +273,14 @@ def create_app(
             serving=serving,
             job=job,
             error=error,
+            mlflow_run=(
+                {
+                    "id": package.lineage.mlflow_run_id,
+                    "url": mlflow_ui.run_url(package.lineage.mlflow_run_id),
+                }
+                if package.lineage.mlflow_run_id
+                else None
+            ),
             can_approve=package.approval_status == ApprovalStatus.PENDING,
             can_reject=package.approval_status != ApprovalStatus.REJECTED,
         )
@@ -536,6 +550,12 @@ def _checks(record: ExecutionRecord) -> list[dict[str, Any]]:
     return [
         check for step in record.steps if step.type == "Condition" for check in step.detail.get("checks", [])
     ]
+
+
+def _mlflow_run(record: ExecutionRecord) -> dict[str, str] | None:
+    """The execution's MLflow run and its page in MLflow's UI (``pipelines experiments``), if it was tracked."""
+    run_id = str(record.parameters.get(MLFLOW_RUN_PARAMETER) or NO_RUN)
+    return {"id": run_id, "url": mlflow_ui.run_url(run_id)} if run_id != NO_RUN else None
 
 
 def _changed_parameters(record: ExecutionRecord) -> dict[str, Any]:

@@ -37,6 +37,7 @@ ALL_OPTIONS_CONTEXT = {
     "retainData": False,
     "retrainSchedule": "rate(7 days)",
     "humanReviewWorkteamArn": WORKTEAM_ARN,
+    "mlflowTrackingServer": "create",
 }
 
 

@@ -73,6 +73,14 @@ def test_an_execution_shows_the_graph_of_the_shared_description_with_logs_and_pi
     assert set(drawn.values()) == {"Succeeded"}
     assert "if true" in page.text and "if false" in page.text
     assert 'href="/registry/1"' in page.text
+    # The execution's MLflow run (MLflow's UI, `pipelines experiments`), and training's diagnostics.
+    run_id = record.parameters["MlflowRunId"]
+    assert f'id="mlflow-run">{run_id}</a>' in page.text and f"/#/runs/{run_id}" in page.text
+    fired = record.step("TrainModel").detail.get("diagnostics", [])
+    if fired:
+        assert all(html.escape(verdict["message"], quote=False) in page.text for verdict in fired)
+    else:
+        assert "Training diagnostics: no rule fired" in page.text
 
     train = record.step("TrainModel")
     assert train.log is not None
@@ -162,6 +170,7 @@ def test_a_version_shows_its_metrics_baselines_pictures_and_evaluation(run_clien
     assert "majority_class" in shown and "tfidf_logistic_regression" in shown
     assert f'href="/executions/{package.lineage.execution_id}"' in page.text
     assert package.lineage.input_data_sha256 in shown
+    assert f"/#/runs/{package.lineage.mlflow_run_id}" in page.text  # the version links to its MLflow run
     report = pipeline_run.local_path(package.metrics_report_uri or "")
     assert report.read_text() in html.unescape(page.text)
     pictures = re.findall(r'<img src="([^"]+)"', page.text)
