@@ -2,9 +2,9 @@
 
 SageMaker Debugger watched a training job through its hook library (``smdebug``), which hooks PyTorch's modules
 and saves tensors for rule jobs to read. That library is no longer maintained and does not support current
-PyTorch (README, "Training diagnostics"), so the same rules run here, inside the job, on numbers ``Trainer``
-computes anyway: each step's loss and pre-clipping gradient norm, each evaluation's losses and predictions,
-and the step's wall time split into waiting for the batch and computing on it.
+PyTorch (docs/data-scientists.md, "Training diagnostics"), so the same rules run here, inside the job, on
+numbers ``Trainer`` computes anyway: each step's loss and pre-clipping gradient norm, each evaluation's losses
+and predictions, and the step's wall time split into waiting for the batch and computing on it.
 
 Rules (:data:`RULES`), each with an action (:data:`ACTIONS`) that a pipeline parameter sets
 (``model_build/pipeline_spec.py``, ``Diagnose*``): ``warn`` logs the verdict, ``stop`` also stops the training
