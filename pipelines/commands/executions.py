@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import argparse
 import textwrap
+from typing import Any
 
 from model_build.parameters import render, shown
 from model_build.pipeline_spec import retry_policy_text
 from pipelines.commands.common import TABLE_WIDTH, print_table
-from pipelines.local.executions import ExecutionRecord, ExecutionStore, Status
+from pipelines.local.executions import ExecutionRecord, ExecutionStore, Status, StepRecord
 from pipelines.local.workspace import Workspace
 
 NAME = "executions"
@@ -76,28 +77,34 @@ def _print_execution(record: ExecutionRecord, workspace: Workspace) -> None:
     for policy in common or []:
         print(f"  retries    {retry_policy_text(policy)}")
     for step in record.steps:
-        took = f"{step.duration_s:.1f}s" if step.duration_s is not None else "running"
-        print(f"\n  {step.name} ({step.type}): {step.status} in {took}")
-        if step.cache_hit:
-            print(f"    cache hit: outputs of execution {step.cache_hit}")
-        if step.failure_reason:
-            print(f"    reason: {step.failure_reason}")
-        for name, value in step.metrics.items():
-            print(f"    metric {name} = {value}")
-        for name, uri in step.outputs.items():
-            print(f"    output {name}: {workspace.local_path(uri)}")
-        for name, value in step.detail.items():
-            if name == "retry_policies":
-                for policy in value if value != common else []:  # only where a step differs
-                    print(f"    retries: {retry_policy_text(policy)}")
-            elif name == "checks":
-                for check in value:
-                    verdict = "holds" if check["outcome"] else "FAILS"
-                    print(
-                        f"    check {check['check']}: {check['json_path']} = {shown(check['left'])} "
-                        f"{check['operator']} {shown(check['right'])}: {verdict}"
-                    )
-            elif name not in ("metric_series", "outcome"):
-                print(f"    {name}: {value}")
-        if step.log:
-            print(f"    log: {step.log}")
+        _print_step(step, workspace, common)
+
+
+def _print_step(step: StepRecord, workspace: Workspace, common_retries: list[Any] | None) -> None:
+    """A step's status, cache hit, metrics, outputs and details; its retry policies only where they differ
+    from the execution's ``common_retries`` (printed once above)."""
+    took = f"{step.duration_s:.1f}s" if step.duration_s is not None else "running"
+    print(f"\n  {step.name} ({step.type}): {step.status} in {took}")
+    if step.cache_hit:
+        print(f"    cache hit: outputs of execution {step.cache_hit}")
+    if step.failure_reason:
+        print(f"    reason: {step.failure_reason}")
+    for name, value in step.metrics.items():
+        print(f"    metric {name} = {value}")
+    for name, uri in step.outputs.items():
+        print(f"    output {name}: {workspace.local_path(uri)}")
+    for name, value in step.detail.items():
+        if name == "retry_policies":
+            for policy in value if value != common_retries else []:  # only where a step differs
+                print(f"    retries: {retry_policy_text(policy)}")
+        elif name == "checks":
+            for check in value:
+                verdict = "holds" if check["outcome"] else "FAILS"
+                print(
+                    f"    check {check['check']}: {check['json_path']} = {shown(check['left'])} "
+                    f"{check['operator']} {shown(check['right'])}: {verdict}"
+                )
+        elif name not in ("metric_series", "outcome"):
+            print(f"    {name}: {value}")
+    if step.log:
+        print(f"    log: {step.log}")

@@ -218,3 +218,20 @@ def test_a_wide_table_wraps_within_120_columns_and_loses_nothing(capsys):
     assert max(len(line) for line in lines) <= TABLE_WIDTH
     assert "".join(lines).count("x") == 200 and lines[1].endswith("y" * 30)
     assert lines[-1].startswith("short") and lines[-1].endswith("z")
+
+
+def test_every_command_module_is_registered_under_its_own_name():
+    """A command is one module of pipelines.commands (``register`` and ``run``): one left out of
+    ``cli.COMMANDS`` would be unreachable, one named apart from its module hard to find."""
+    import importlib
+    import pkgutil
+
+    from pipelines import commands
+
+    modules = [
+        importlib.import_module(f"pipelines.commands.{info.name}")
+        for info in pkgutil.iter_modules(commands.__path__)
+    ]
+    command_modules = [m for m in modules if hasattr(m, "register") and hasattr(m, "run")]
+    assert sorted(m.__name__ for m in command_modules) == sorted(m.__name__ for m in cli.COMMANDS)
+    assert [m.NAME for m in cli.COMMANDS] == [m.__name__.rsplit(".", 1)[-1] for m in cli.COMMANDS]
