@@ -128,8 +128,9 @@ def time_one_core(input_dir: Path, model_dir: Path) -> float:
 
     sys.path.insert(0, str(STEP.parent))
     import preprocess
+    import tokenization
 
-    backend = preprocess.load_tokenizer(str(model_dir), MAX_SEQ_LENGTH)
+    backend = tokenization.load_tokenizer(str(model_dir), MAX_SEQ_LENGTH)
     chunk_size = preprocess.parse_args([]).chunk_size
     seconds = 0.0
     for path in sorted(input_dir.glob("*.csv")):
@@ -137,7 +138,7 @@ def time_one_core(input_dir: Path, model_dir: Path) -> float:
         for frame in reader:
             texts = [text for text in frame["Review Text"] if text.strip()]
             started = time.perf_counter()
-            preprocess.tokenize(backend, texts)
+            tokenization.tokenize(backend, texts)
             seconds += time.perf_counter() - started
     return seconds
 

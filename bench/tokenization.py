@@ -12,7 +12,7 @@ fast tokenizer of ``roberta-base`` is the same Rust ``tokenizers`` machinery), s
 - **transformers batched**: ``tokenizer(texts, truncation=True, max_length=128)`` per chunk, for reference;
 - **reference**: this step's calls with the tokenizer's threads turned off: what the same work costs on one
   core, so cores x its rate is what perfect parallelism would give on this machine;
-- **this step**: ``preprocess.tokenize`` per chunk: one ``encode_batch_fast`` call on the Rust tokenizer
+- **this step**: ``tokenization.tokenize`` per chunk: one ``encode_batch_fast`` call on the Rust tokenizer
   (all cores), unpadded, ids gathered into the flat array an Arrow list column is made of.
 
 Each method runs in a fresh process of its own on the same texts, and their outputs are checked equal (the
@@ -55,7 +55,7 @@ METHODS: dict[str, str] = {
     "course": "course: per-row call, padding='max_length', in pandas apply",
     "batched": "transformers batched: tokenizer(texts) per chunk",
     "one_core": "reference: this step's calls on one core (`TOKENIZERS_PARALLELISM=false`)",
-    "step": "this step: preprocess.tokenize per chunk",
+    "step": "this step: tokenization.tokenize per chunk",
 }
 """Each method runs in a fresh process of its own, so none inherits another's threads or heap (the course's
 ``return_tensors='pt'`` starts torch's thread pool, which then competes with the tokenizer's threads)."""
@@ -69,12 +69,12 @@ def time_method(method: str, texts: list[str], model_dir: Path, chunk_size: int)
     from transformers import AutoTokenizer
 
     sys.path.insert(0, str(STEP.parent))
-    import preprocess
+    import tokenization
 
     from bench.course_preprocess import convert_to_bert_input_ids
 
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    backend = preprocess.load_tokenizer(str(model_dir), MAX_SEQ_LENGTH)
+    backend = tokenization.load_tokenizer(str(model_dir), MAX_SEQ_LENGTH)
     chunks = [texts[start : start + chunk_size] for start in range(0, len(texts), chunk_size)]
 
     # method -> (the timed work, what makes its output comparable: unpadded token ids per row)
@@ -96,11 +96,11 @@ def time_method(method: str, texts: list[str], model_dir: Path, chunk_size: int)
             lambda output: output,
         ),
         "one_core": (  # the same calls as "step"; its process runs with TOKENIZERS_PARALLELISM=false
-            lambda: [preprocess.tokenize(backend, chunk).lists() for chunk in chunks],
+            lambda: [tokenization.tokenize(backend, chunk).lists() for chunk in chunks],
             lambda output: [ids for array in output for ids in array.to_pylist()],
         ),
         "step": (
-            lambda: [preprocess.tokenize(backend, chunk).lists() for chunk in chunks],
+            lambda: [tokenization.tokenize(backend, chunk).lists() for chunk in chunks],
             lambda output: [ids for array in output for ids in array.to_pylist()],
         ),
     }

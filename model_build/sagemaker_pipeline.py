@@ -67,6 +67,7 @@ from model_build.pipeline_spec import (
     TuningStep,
 )
 from model_build.step_roles import step_role_arns
+from model_build.storage_layout import checkpoint_path, code_prefix, models_prefix, step_output_path
 
 if TYPE_CHECKING:
     import boto3
@@ -84,9 +85,6 @@ SDK_VALIDATE_ROLE_VARIABLE = "SAGEMAKER_VALIDATE_ROLE"
 DATA_BUCKET_VARIABLE = "DATA_BUCKET"
 
 CACHE_EXPIRY = "P30D"
-CODE_FOLDER = "code"
-"""``s3://<artifacts>/<prefix>/<pipeline>/code/<digest>/...``: the jobs' code, by content."""
-CHECKPOINTS_FOLDER = "checkpoints"
 METRICS_CONTENT_TYPE = "application/json"
 MAX_TRAINING_SECONDS = 6 * 3600
 TUNING_JOB_PREFIX = "tune"
@@ -232,7 +230,7 @@ class _PipelineBuilder:
         self.code = CodeUploads(
             session.boto_session.client("s3", region_name=settings.region),
             settings.artifact_bucket,
-            f"{config.pipeline_artifacts_prefix}/{config.pipeline_name}/{CODE_FOLDER}",
+            code_prefix(config),
         )
         self.steps: dict[str, Any] = {}
         self.property_files: dict[tuple[str, str], Any] = {}
@@ -303,7 +301,7 @@ class _PipelineBuilder:
                 return step.get_top_model_s3_uri(
                     top_k=0,
                     s3_bucket=self.settings.artifact_bucket,
-                    prefix=f"{self.config.pipeline_artifacts_prefix}/{self.config.pipeline_name}/models",
+                    prefix=models_prefix(self.config),
                 )
             return step.properties.ModelArtifacts.S3ModelArtifacts
         return step.properties.ProcessingOutputConfig.Outputs[output.output].S3Output.S3Uri
@@ -321,16 +319,13 @@ class _PipelineBuilder:
         from sagemaker.core.workflow.execution_variables import ExecutionVariables
         from sagemaker.core.workflow.functions import Join
 
+        execution_id = ExecutionVariables.PIPELINE_EXECUTION_ID
         return Join(
             on="/",
             values=[
                 "s3:/",
                 self.settings.artifact_bucket,
-                self.config.pipeline_artifacts_prefix,
-                self.config.pipeline_name,
-                ExecutionVariables.PIPELINE_EXECUTION_ID,
-                step_name,
-                output_name,
+                *step_output_path(self.config, execution_id, step_name, output_name),
             ],
         )
 
@@ -581,7 +576,9 @@ class _PipelineBuilder:
                 f"SageMaker's ModelTrainer reserves for its own source and driver channels; rename them "
                 f"in model_build/pipeline_spec.py (and in the script that reads SM_CHANNEL_<NAME>)"
             )
-        artifacts = f"s3://{self.settings.artifact_bucket}/{self.config.pipeline_artifacts_prefix}"
+        artifacts = f"s3://{self.settings.artifact_bucket}"
+        # The bucket and the first segment joined, as the definition has always had it: its cache key stays.
+        prefix, *checkpoints = checkpoint_path(self.config, ExecutionVariables.PIPELINE_EXECUTION_ID)
         # The step roles are minimal by design (no VPC, no CloudWatch metrics): the SDK's client-side check
         # of a training role (iam:SimulatePrincipalPolicy) refuses them for any caller allowed to simulate.
         # ModelTrainer takes no argument to skip it, only this variable, so it is set around the build.
@@ -608,14 +605,14 @@ class _PipelineBuilder:
                     name: self.resolve_string(value) for name, value in step.hyperparameters.items()
                 },
                 output_data_config=OutputDataConfig(
-                    s3_output_path=f"{artifacts}/{self.config.pipeline_name}/models"
+                    s3_output_path=f"{artifacts}/{models_prefix(self.config)}"
                 ),
                 # One checkpoint folder per execution: a retried or interrupted job resumes from it, a new
                 # execution (perhaps with other hyperparameters) starts from the pretrained model.
                 checkpoint_config=CheckpointConfig(
                     s3_uri=Join(
                         on="/",
-                        values=[artifacts, CHECKPOINTS_FOLDER, ExecutionVariables.PIPELINE_EXECUTION_ID],
+                        values=[f"{artifacts}/{prefix}", *checkpoints],
                     ),
                     local_path="/opt/ml/checkpoints",
                 )

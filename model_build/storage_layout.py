@@ -1,4 +1,8 @@
-"""Where the SageMaker pipeline's jobs read and write in the project's two buckets, step by step.
+"""Where the pipeline's jobs read and write in the project's two buckets, step by step: the one S3 layout.
+
+Both runners lay their outputs out with these functions (the SageMaker definition with the execution id as a
+pipeline variable, the local runner with its own id, in its local S3 folder), and the roles' IAM patterns come
+from the same functions with ``*`` for the id.
 
 The S3 grants of the roles the jobs run as (one per job step, :mod:`model_build.step_roles`) are made from this
 (``infra/constructs/execution_role.py``): a job step may write only under its own prefixes in the artifacts
@@ -18,6 +22,7 @@ the build project that creates the pipeline (the CLI uploads it under ``pipeline
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TypeVar
 
 from model_build.config import ProjectConfig
 from model_build.pipeline_spec import PIPELINE, PipelineSpec, ProcessingStep, TrainingStep
@@ -30,6 +35,12 @@ MODELS_FOLDER = "models"
 
 CHECKPOINTS_FOLDER = "checkpoints"
 """Below ``<pipeline_artifacts_prefix>``: ``<folder>/<execution id>`` is a training job's checkpoint location."""
+
+CODE_FOLDER = "code"
+"""Below ``<pipeline_artifacts_prefix>/<pipeline>``: ``<folder>/<digest>/...`` is the jobs' code, by content."""
+
+ExecutionId = TypeVar("ExecutionId")
+"""An execution id: a string locally and in IAM patterns, a pipeline variable in the SageMaker definition."""
 
 
 @dataclass(frozen=True)
@@ -89,11 +100,28 @@ def listing(prefixes: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(pattern for prefix in prefixes for pattern in (prefix, f"{prefix}/*"))
 
 
+def step_output_path(
+    config: ProjectConfig, execution_id: ExecutionId, step: str, output: str
+) -> list[str | ExecutionId]:
+    """The segments of ``<artifacts prefix>/<pipeline>/<execution id>/<step>/<output>``: one folder per run and
+    output, below the artifacts bucket."""
+    return [config.pipeline_artifacts_prefix, config.pipeline_name, execution_id, step, output]
+
+
+def checkpoint_path(config: ProjectConfig, execution_id: ExecutionId) -> list[str | ExecutionId]:
+    """The segments of ``<artifacts prefix>/checkpoints/<execution id>``: a training step's checkpoints, shared
+    by the retries of one execution and by no other execution."""
+    return [config.pipeline_artifacts_prefix, CHECKPOINTS_FOLDER, execution_id]
+
+
+def code_prefix(config: ProjectConfig) -> str:
+    """``<artifacts prefix>/<pipeline>/code``: where the build uploads the jobs' code by content."""
+    return "/".join((config.pipeline_artifacts_prefix, config.pipeline_name, CODE_FOLDER))
+
+
 def processing_output_key(config: ProjectConfig, step: str, output: str) -> str:
-    """``<artifacts prefix>/<pipeline>/<execution id>/<step>/<output>``: one folder per run and output."""
-    return "/".join(
-        (config.pipeline_artifacts_prefix, config.pipeline_name, RUNTIME_NAME, step, output, RUNTIME_NAME)
-    )
+    """``<artifacts prefix>/<pipeline>/<execution id>/<step>/<output>/*``, as an IAM pattern."""
+    return "/".join((*step_output_path(config, RUNTIME_NAME, step, output), RUNTIME_NAME))
 
 
 def models_prefix(config: ProjectConfig) -> str:
@@ -108,7 +136,7 @@ def training_output_key(config: ProjectConfig) -> str:
 
 def checkpoint_key(config: ProjectConfig) -> str:
     """``<artifacts prefix>/checkpoints/<execution id>/...``: a retried job of the same execution resumes here."""
-    return "/".join((config.pipeline_artifacts_prefix, CHECKPOINTS_FOLDER, RUNTIME_NAME))
+    return "/".join(checkpoint_path(config, RUNTIME_NAME))
 
 
 def step_writes(config: ProjectConfig, spec: PipelineSpec = PIPELINE) -> tuple[StepWrites, ...]:

@@ -65,17 +65,12 @@ gate) and for failed ingestion.
 from __future__ import annotations
 
 import argparse
-import codecs
-import csv
-import gzip
 import hashlib
-import itertools
 import json
-import os
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -89,53 +84,42 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
-import token_cut
 from arguments import non_negative_int, positive_int, str_to_bool
+from feature_store_ingest import PUT_ATTEMPTS, FeatureStoreIngestor, feature_records
+from reviews_csv import (
+    RAW_ERRORS,
+    REASON_BY_CODE,
+    REJECT_REASONS,
+    InputError,
+    Source,
+    find_sources,
+    is_valid_utf8,
+    read_chunks,
+    read_header,
+    review_id_strings,
+    row_ids,
+)
+from splits import (
+    assign_splits,
+    balance,
+    check_test_size,
+    hash_keys,
+    mark_duplicates,
+    row_codes,
+    sentiment_name,
+)
+from tokenization import Tokenized, load_tokenizer, tokenize
 from tqdm import tqdm
 
 if TYPE_CHECKING:
     from tokenizers import Tokenizer
 
-# Rows are tokenized in one batched Rust call per chunk; that parallelism is the point of batching. Set before
-# `tokenizers` is imported (it reads the variable once); nothing here forks after tokenizing.
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "true")
 
 SPLIT_OUTPUTS: tuple[str, ...] = features.SPLITS
 REJECTS = "rejects"
 FEATURES = "features"
 SUMMARY_PREFIX = "summary-"
 INGEST_FAILURES_PREFIX = "ingest-failures-"
-PUT_ATTEMPTS = 10
-"""Tries per record, the first included, before it counts as failed (botocore's adaptive retry mode)."""
-"""``rejects/summary-<hash>.json``: in a declared output, so SageMaker uploads it with the rejects."""
-
-# Why a row is not kept; the order is the order of the checks.
-TOO_MANY_FIELDS = csv_rows.TOO_MANY_FIELDS
-TOO_FEW_FIELDS = csv_rows.TOO_FEW_FIELDS
-INVALID_ENCODING = "invalid_encoding"
-MISSING_TEXT = "missing_review_text"
-INVALID_RATING = "invalid_rating"
-DUPLICATE = "duplicate_review"
-BALANCED_OUT = "balanced_out"
-REJECT_REASONS: tuple[str, ...] = (
-    TOO_MANY_FIELDS,
-    TOO_FEW_FIELDS,
-    INVALID_ENCODING,
-    MISSING_TEXT,
-    INVALID_RATING,
-    DUPLICATE,
-    BALANCED_OUT,
-)
-# A row's decision is one int8: a label id (0, 1, 2) when kept, or a negative reject code.
-REJECT_CODES: dict[str, int] = {reason: -(index + 1) for index, reason in enumerate(REJECT_REASONS)}
-REASON_BY_CODE: dict[int, str] = {code: reason for reason, code in REJECT_CODES.items()}
-
-RAW_ERRORS = "surrogateescape"
-"""How the bytes of a file that is not valid UTF-8 are decoded, and how its rejects are written back."""
-UTF8_CHECK_BLOCK = 1 << 20
-HEADER_LIMIT = 1 << 20
-"""The most bytes a header row may take: past that, the file is not a CSV file with a header."""
-
 REJECT_EXTRA_COLUMNS: tuple[str, ...] = ("reject_reason", "source_file", "source_row", "source_line")
 """Appended to the raw columns in ``rejects/``; ``source_row`` counts data rows from 1 (the header is row 0),
 ``source_line`` is the physical line the row starts on (1 = the header's; what an editor shows)."""
@@ -157,17 +141,8 @@ No wall-clock value: the same input, parameters and seed give the same files byt
 inputs (and its cache key) do not change when the same data is processed again. The event time belongs to
 the Feature Store records only."""
 
-_ARROW_TYPES = {"Integral": pa.int64(), "Fractional": pa.float64(), "String": pa.string()}
-FEATURE_SCHEMA = pa.schema([(f.name, _ARROW_TYPES[f.type]) for f in features.FEATURE_DEFINITIONS])
-"""The Feature Store records, typed as ``features.FEATURE_DEFINITIONS`` says (``input_ids`` as a JSON list)."""
-
-
 RESOURCE_CONFIG = Path("/opt/ml/config/resourceconfig.json")
 """Where SageMaker Processing says which instance this is: ``{"current_host": "algo-2", "hosts": [...]}``."""
-
-
-class InputError(Exception):
-    """Input the step cannot process; the message names the file, column or folder."""
 
 
 @dataclass(frozen=True)
@@ -202,6 +177,12 @@ class Instance:
     def suffix(self) -> str:
         """What tells this instance's output files apart from the others' (nothing on a single instance)."""
         return "" if self.count == 1 else f"-i{self.index}"
+
+
+def summary_file_name(sources: Sequence[Source], instance: Instance) -> str:
+    """One name per set of input files and instance, so that instances never overwrite each other's summary."""
+    digest = hashlib.sha1("\n".join(sorted(source.relative for source in sources)).encode()).hexdigest()
+    return f"{SUMMARY_PREFIX}{digest[:8]}{instance.suffix}.json"
 
 
 # --------------------------------------------------------------------------------------------- arguments
@@ -257,501 +238,6 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
             f"{args.test_split_percentage} = {total:g}"
         )
     return args
-
-
-# ------------------------------------------------------------------------------------------------ input
-
-
-@dataclass(frozen=True)
-class Source:
-    """One input CSV: its path, its path under the input folder, and the stem its outputs are named by."""
-
-    path: Path
-    relative: str
-
-    @property
-    def output_stem(self) -> str:
-        name = Path(self.relative).name
-        stem = name[: -len(".csv.gz")] if name.lower().endswith(".csv.gz") else name[: -len(".csv")]
-        return f"{stem}-{hashlib.sha1(self.relative.encode()).hexdigest()[:8]}"
-
-
-def summary_file_name(sources: Sequence[Source], instance: Instance) -> str:
-    """One name per set of input files and instance, so that instances never overwrite each other's summary."""
-    digest = hashlib.sha1("\n".join(sorted(source.relative for source in sources)).encode()).hexdigest()
-    return f"{SUMMARY_PREFIX}{digest[:8]}{instance.suffix}.json"
-
-
-def find_sources(input_data: Path) -> tuple[list[Source], list[str]]:
-    """Every ``*.csv`` and ``*.csv.gz`` under ``input_data`` (or that one file), sorted; and the files ignored."""
-    if input_data.is_file():
-        return [Source(input_data, input_data.name)], []
-    if not input_data.is_dir():
-        raise InputError(f"the input folder {input_data} does not exist")
-    sources, ignored = [], []
-    for path in sorted(p for p in input_data.rglob("*") if p.is_file()):
-        relative = path.relative_to(input_data).as_posix()
-        if path.name.lower().endswith((".csv", ".csv.gz")):
-            sources.append(Source(path, relative))
-        else:
-            ignored.append(relative)
-    if not sources:
-        raise InputError(f"no CSV files (*.csv, *.csv.gz) under {input_data}")
-    return sources, ignored
-
-
-def read_header_names(source: Source) -> list[str]:
-    """The header row exactly as written (pandas renames an empty name to ``Unnamed: 0``; rejects keep it).
-
-    The header must be UTF-8 text (rows that are not are rejected one by one, but a column name that is not
-    cannot be matched or written back), so it is decoded strictly, line by line, and the first bad byte is
-    named with its offset; a NUL byte says the file is binary. Blank lines before it are skipped, as pandas
-    does. Both steps call this before parsing a file: pandas cannot even build a frame on such a header.
-    """
-    opener = gzip.open if source.relative.lower().endswith(".gz") else open
-    try:
-        with opener(source.path, "rb") as handle:
-            for record in csv.reader(_header_lines(source, handle.readline)):
-                if record:
-                    return record
-    except (OSError, EOFError, csv.Error) as error:
-        raise InputError(f"{source.relative}: cannot be read as a CSV file: {error}") from error
-    raise InputError(
-        f"{source.relative}: the file is empty; expected a header with "
-        f"{features.TEXT_COLUMN!r} and {features.RATING_COLUMN!r}"
-    )
-
-
-def _header_lines(source: Source, readline: Callable[[int], bytes]) -> Iterator[str]:
-    """The file's first lines, strictly decoded, as the CSV reader asks for them (a quoted header name may
-    hold a newline); at most :data:`HEADER_LIMIT` bytes, so a binary file without newlines is not read whole.
-    """
-    offset = 0
-    while line := readline(HEADER_LIMIT + 1 - offset):
-        if offset + len(line) > HEADER_LIMIT:
-            raise InputError(
-                f"{source.relative}: no header row ends within the first {HEADER_LIMIT // 1024} KiB; "
-                "is it a CSV file?"
-            )
-        nul = line.find(b"\0")
-        try:
-            decoded = line.decode("utf-8")
-        except UnicodeDecodeError as error:
-            if nul < 0 or error.start < nul:
-                before = line[: error.start].decode("utf-8")[-30:]
-                after = f", after {before!r}" if before.strip() else ""
-                raise InputError(
-                    f"{source.relative}: the header is not valid UTF-8 (byte 0x{line[error.start]:02x} at "
-                    f"offset {offset + error.start}{after}); expected CSV text saved as UTF-8"
-                ) from None
-        if nul >= 0:
-            raise InputError(
-                f"{source.relative}: the header holds a NUL byte (offset {offset + nul}): a binary file, "
-                "not CSV text"
-            )
-        offset += len(line)
-        yield decoded
-
-
-def read_header(source: Source) -> list[str]:
-    """The header row (:func:`read_header_names`), which must name ``Review Text`` and ``Rating``."""
-    header = read_header_names(source)
-    missing = [name for name in (features.TEXT_COLUMN, features.RATING_COLUMN) if name not in header]
-    if missing:
-        found = ", ".join(repr(name) for name in header)
-        raise InputError(
-            f"{source.relative}: missing column {' and '.join(map(repr, missing))} "
-            f"(found: {found if len(found) <= 300 else found[:300] + ' ...'})"
-        )
-    return header
-
-
-def is_valid_utf8(source: Source) -> bool:
-    """Whether the whole file (decompressed) is valid UTF-8: one sequential read through the C decoder.
-
-    It decides how the file is parsed (:func:`read_chunks`): strictly, the fast path, or with invalid bytes
-    escaped so that the rows holding them can be rejected one by one.
-    """
-    opener = gzip.open if source.relative.lower().endswith(".gz") else open
-    decoder = codecs.getincrementaldecoder("utf-8")()
-    try:
-        with opener(source.path, "rb") as handle:
-            while block := handle.read(UTF8_CHECK_BLOCK):
-                decoder.decode(block)
-            decoder.decode(b"", final=True)
-    except UnicodeDecodeError:
-        return False
-    except (OSError, EOFError) as error:
-        raise InputError(f"{source.relative}: cannot be read: {error}") from error
-    return True
-
-
-@dataclass(frozen=True)
-class Chunk:
-    """Rows of a file as strings, the physical line each starts on, which of them held bytes that are not
-    UTF-8 (None: none did) and which had another number of fields than the header (None: none did).
-
-    A row with the wrong number of fields is made as wide as the header (:func:`csv_rows.fit`: padded, or its
-    extra fields joined into the last one), so that it can be written to the rejects without losing anything.
-    """
-
-    frame: pd.DataFrame
-    invalid_encoding: np.ndarray | None = None
-    lines: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
-    malformed: np.ndarray | None = None
-    """Per row: 0, or the reject code of :data:`TOO_MANY_FIELDS` / :data:`TOO_FEW_FIELDS`."""
-    field_counts: np.ndarray = field(default_factory=lambda: np.empty(0, np.int32))
-
-    def __len__(self) -> int:
-        return len(self.frame)
-
-
-def escaped_rows(frame: pd.DataFrame) -> np.ndarray:
-    """Rows with a lone surrogate in some field: the bytes ``surrogateescape`` could not decode as UTF-8.
-
-    Per column, one join and one strict encode (C speed) says whether the column holds any; only a column
-    that does is checked value by value.
-    """
-    invalid = np.zeros(len(frame), dtype=bool)
-    for name in frame.columns:
-        values = frame[name].tolist()
-        try:
-            "".join(values).encode("utf-8")
-        except UnicodeEncodeError:
-            invalid |= np.fromiter((_has_surrogate(value) for value in values), dtype=bool, count=len(values))
-    return invalid
-
-
-def _has_surrogate(value: str) -> bool:
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        return True
-    return False
-
-
-def read_chunks(source: Source, chunk_size: int, valid_utf8: bool = True) -> Iterator[Chunk]:
-    """The file's rows as strings, exactly as written (empty fields stay ``""``), ``chunk_size`` at a time,
-    each with the physical line it starts on (:mod:`csv_rows`, the reader batch scoring uses too).
-
-    ``valid_utf8`` (from :func:`is_valid_utf8`): decode strictly. Otherwise decode with invalid bytes escaped
-    and mark the rows that hold any. A row with more or fewer fields than the header is marked, not fatal.
-    """
-    # Python strings (object), not pandas' Arrow-backed ``str``: every value goes on to Python code (row
-    # hashes, the texts handed to the tokenizer), and converting each column to Arrow and back costs more than
-    # the string operations gain; Arrow strings could not hold the escaped bytes of an invalid file anyway.
-    errors = "strict" if valid_utf8 else RAW_ERRORS
-    opener: Any = gzip.open if source.relative.lower().endswith(".gz") else open
-    try:
-        # The column names as pandas writes them ("Unnamed: 0" for an empty one, "a.1" for a repeated one).
-        columns = list(
-            pd.read_csv(source.path, nrows=0, encoding="utf-8", encoding_errors=errors, dtype=object).columns
-        )
-        width = len(columns)
-        with (
-            csv_rows.any_field_size(),
-            opener(source.path, "rt", encoding="utf-8", errors=errors, newline="") as handle,
-        ):
-            rows = csv_rows.records(handle)
-            next(rows, None)  # the header, read and checked by read_header_names
-            empty = True
-            while batch := list(itertools.islice(rows, chunk_size)):
-                empty = False
-                yield _chunk(batch, columns, width, valid_utf8)
-            if empty:
-                yield _chunk([], columns, width, valid_utf8)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError, EOFError) as error:
-        raise InputError(f"{source.relative}: cannot be read as a CSV file: {error}") from error
-    except csv.Error as error:
-        raise InputError(f"{source.relative}: cannot be read as a CSV file: {error}") from error
-
-
-def _chunk(batch: list[tuple[int, list[str]]], columns: list[str], width: int, valid_utf8: bool) -> Chunk:
-    counts = np.fromiter((len(fields) for _, fields in batch), dtype=np.int32, count=len(batch))
-    lines = np.fromiter((line for line, _ in batch), dtype=np.int64, count=len(batch))
-    wrong = counts != width
-    values = [
-        csv_rows.fit(fields, width) if bad else fields for (_, fields), bad in zip(batch, wrong, strict=True)
-    ]
-    frame = (
-        pd.DataFrame(values, columns=columns, dtype=object)
-        if values
-        else pd.DataFrame(columns=columns, dtype=object)
-    )
-    malformed = None
-    if wrong.any():
-        malformed = np.where(
-            counts > width,
-            REJECT_CODES[TOO_MANY_FIELDS],
-            np.where(counts < width, REJECT_CODES[TOO_FEW_FIELDS], 0),
-        ).astype(np.int8)
-    invalid = None if valid_utf8 else escaped_rows(frame)
-    return Chunk(frame, invalid, lines, malformed, counts)
-
-
-# ------------------------------------------------------------------------------------- labels, ids, split
-
-
-def row_ids(frame: pd.DataFrame) -> np.ndarray:
-    """64-bit ids from a hash of each row's raw values (every column, the unnamed index included).
-
-    The same row gets the same id in every run, whatever the file is called or where it sits in the input.
-    ``surrogateescape`` turns escaped invalid bytes back into the bytes they were (and changes nothing for
-    valid text), so a row that is not UTF-8 gets an id too.
-    """
-    columns = [frame[name].tolist() for name in frame.columns]  # whole columns: far faster than itertuples
-    digests = b"".join(
-        hashlib.sha1("\x1f".join(row).encode("utf-8", RAW_ERRORS)).digest()[:8]
-        for row in zip(*columns, strict=True)
-    )
-    return np.frombuffer(digests, dtype=">u8").astype(np.uint64)
-
-
-def review_id_strings(ids: np.ndarray) -> list[str]:
-    """The ``review_id`` feature: 16 hex characters (the first 64 bits of the row's SHA-1)."""
-    return [f"{int(value):016x}" for value in ids]
-
-
-def row_codes(
-    frame: pd.DataFrame, invalid_encoding: np.ndarray | None = None, malformed: np.ndarray | None = None
-) -> np.ndarray:
-    """Each row's label id (0, 1, 2), or the code of why it cannot be used (another number of fields than
-    the header, not UTF-8, no text, rating not 1-5).
-
-    Only these two columns decide (and, first, whether the row has the header's shape and its bytes were
-    UTF-8): a review without a title or an age is still a review. A row of the wrong shape has its fields
-    in the wrong columns, so it is rejected whatever they hold.
-    """
-    text_missing = frame[features.TEXT_COLUMN].str.strip().eq("").to_numpy()
-    rating = pd.to_numeric(frame[features.RATING_COLUMN].str.strip(), errors="coerce").to_numpy(float)
-    with np.errstate(invalid="ignore"):
-        valid_rating = np.isin(rating, list(features.SENTIMENT_BY_RATING))  # "5" and "5.0", not "4.5"
-    label_by_rating = np.full(6, -1, dtype=np.int8)
-    for stars, sentiment in features.SENTIMENT_BY_RATING.items():
-        label_by_rating[stars] = features.LABEL_ID_BY_SENTIMENT[sentiment]
-    codes = np.where(valid_rating, label_by_rating[np.where(valid_rating, rating, 0).astype(int)], 0)
-    codes = np.where(valid_rating, codes, REJECT_CODES[INVALID_RATING])
-    codes = np.where(text_missing, REJECT_CODES[MISSING_TEXT], codes)
-    if invalid_encoding is not None:
-        codes = np.where(invalid_encoding, REJECT_CODES[INVALID_ENCODING], codes)
-    if malformed is not None:
-        codes = np.where(malformed != 0, malformed, codes)
-    return codes.astype(np.int8)
-
-
-def _mix64(values: np.ndarray) -> np.ndarray:
-    """SplitMix64's finalizer: a bijection on 64-bit integers that scatters nearby inputs uniformly."""
-    x = values.astype(np.uint64)
-    with np.errstate(over="ignore"):
-        x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-        x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-    return x ^ (x >> np.uint64(31))
-
-
-def hash_keys(ids: np.ndarray, seed: int, purpose: str) -> np.ndarray:
-    """Per-row pseudo-random keys from ``(seed, purpose, review_id)``: distinct ids give distinct keys."""
-    salt = int.from_bytes(hashlib.sha1(f"{seed}:{purpose}".encode()).digest()[:8], "big")
-    return _mix64(ids.astype(np.uint64) ^ np.uint64(salt))
-
-
-def split_sizes(count: int, ratios: Sequence[float]) -> list[int]:
-    """How many of ``count`` rows go to each split: exact shares, rounded so that they add up to ``count``.
-
-    Largest remainder (ties to the earlier split), then every split with a ratio above 0 gets at least one row
-    while there are enough rows, taken from the largest split. With 3 splits: any class of 3 rows or more is in
-    all three.
-    """
-    total = sum(ratios)
-    exact = [count * ratio / total for ratio in ratios]  # ratios add up to 1 only within argparse's 1e-6
-    sizes = [int(share) for share in exact]
-    while sum(sizes) > count:  # float rounding of a share just above an integer
-        sizes[sizes.index(max(sizes))] -= 1
-    by_remainder = sorted(
-        (index for index, ratio in enumerate(ratios) if ratio > 0),
-        key=lambda index: sizes[index] - exact[index],
-    )
-    for index in by_remainder[: count - sum(sizes)]:
-        sizes[index] += 1
-    for index, ratio in enumerate(ratios):
-        if ratio > 0 and sizes[index] == 0:
-            largest = max(range(len(sizes)), key=lambda other: sizes[other])
-            if sizes[largest] < 2:
-                break  # fewer rows than splits: some split stays without this class
-            sizes[largest] -= 1
-            sizes[index] += 1
-    return sizes
-
-
-def assign_splits(ids: np.ndarray, codes: np.ndarray, seed: int, ratios: Sequence[float]) -> np.ndarray:
-    """Split index per row (0 train, 1 validation, 2 test), stratified exactly per class of the kept rows.
-
-    Each class's rows are ordered by their key from ``(seed, review_id)`` and cut into :func:`split_sizes`:
-    the same rows give the same split in any order. Rows that are not kept get 0 (they are never written).
-    Kept ids are distinct (duplicates are rejected first), so are their keys: there are no ties to break.
-    """
-    splits = np.zeros(ids.size, dtype=np.int8)
-    keys = hash_keys(ids, seed, "split")
-    for label in features.SENTIMENT_BY_LABEL_ID:
-        members = np.flatnonzero(codes == label)
-        ordered = members[np.argsort(keys[members], kind="stable")]
-        sizes = split_sizes(ordered.size, ratios)
-        splits[ordered] = np.repeat(np.arange(len(sizes), dtype=np.int8), sizes)
-    return splits
-
-
-def check_test_size(codes: np.ndarray, splits: np.ndarray, minimum: int) -> None:
-    """Refuse a test split with fewer than ``minimum`` reviews of some class: the gate would mean little.
-
-    Runs before anything is written. The message names every class that is short, with its counts.
-    """
-    test = SPLIT_OUTPUTS.index("test")
-    short = []
-    for label in features.SENTIMENT_BY_LABEL_ID:
-        in_test = int(np.count_nonzero((codes == label) & (splits == test)))
-        if in_test < minimum:
-            kept = int(np.count_nonzero(codes == label))
-            short.append(f"{_sentiment_name(label)!r} has {in_test} test reviews (of {kept} kept)")
-    if short:
-        raise InputError(
-            f"the test split is too small for the quality gate: {'; '.join(short)}, fewer than "
-            f"--min-test-reviews-per-class {minimum}. "
-            "Add reviews of that class, raise --test-split-percentage, turn off --balance-dataset if it drops "
-            "too many, or lower --min-test-reviews-per-class"
-        )
-
-
-def mark_duplicates(ids: np.ndarray, codes: np.ndarray) -> None:
-    """Reject (in place) every kept row whose raw values equal an earlier kept row's: it would count twice."""
-    kept = np.flatnonzero(codes >= 0)
-    _, first = np.unique(ids[kept], return_index=True)
-    duplicate = np.ones(kept.size, dtype=bool)
-    duplicate[first] = False
-    codes[kept[duplicate]] = REJECT_CODES[DUPLICATE]
-
-
-def balance(ids: np.ndarray, codes: np.ndarray, seed: int) -> dict[int, int]:
-    """Downsample (in place) every class to the smallest present class's count; returns the counts before.
-
-    Which rows stay is decided by a per-row hash key, not by position, so it does not depend on file order.
-    Like the course's ``groupby('sentiment')`` sampling, a class with no rows at all does not count.
-    """
-    counts = {label: int(np.count_nonzero(codes == label)) for label in features.SENTIMENT_BY_LABEL_ID}
-    present = [count for count in counts.values() if count > 0]
-    if not present:
-        return counts
-    target = min(present)
-    keys = hash_keys(ids, seed, "balance")
-    for label, count in counts.items():
-        if count > target:
-            members = np.flatnonzero(codes == label)
-            # Keys are distinct (distinct ids after deduplication), so exactly `target` keys are <= the cut.
-            cut = np.partition(keys[members], target - 1)[target - 1]
-            codes[members[keys[members] > cut]] = REJECT_CODES[BALANCED_OUT]
-    return counts
-
-
-# ------------------------------------------------------------------------------------------- tokenizing
-
-
-def load_tokenizer(pretrained_model: str, max_seq_length: int) -> Tokenizer:
-    """The model's fast (Rust) tokenizer, set to truncate at ``max_seq_length`` and not to pad.
-
-    We call the ``tokenizers`` backend directly, which is what the ``transformers`` wrapper runs underneath,
-    without the per-row Python conversion the wrapper adds. A model folder with the backend's own file
-    (``tokenizer.json``) is loaded from it without importing ``transformers``, whose import (torch with it)
-    takes seconds of a step that otherwise needs none of it; a model id, or a folder without that file, goes
-    through ``AutoTokenizer``. Both give the same backend (a test compares them token for token).
-    """
-    folder = Path(pretrained_model)
-    if (folder / TOKENIZER_FILE).is_file():
-        backend, model_max_length = _tokenizer_from_folder(folder)
-    else:
-        backend, model_max_length = _tokenizer_from_transformers(pretrained_model)
-    if model_max_length is not None and max_seq_length > model_max_length:
-        raise InputError(
-            f"--max-seq-length {max_seq_length} is longer than {pretrained_model!r} accepts "
-            f"({model_max_length} tokens)"
-        )
-    backend.enable_truncation(max_length=max_seq_length)
-    backend.no_padding()
-    return backend
-
-
-TOKENIZER_FILE = "tokenizer.json"
-UNSET_MAX_LENGTH = 10**12
-"""``transformers`` stands a huge number in for a model without a length limit; above this, there is none."""
-
-
-def _tokenizer_from_folder(folder: Path) -> tuple[Tokenizer, int | None]:
-    from tokenizers import Tokenizer
-
-    try:
-        backend = Tokenizer.from_file(str(folder / TOKENIZER_FILE))
-        config_path = folder / "tokenizer_config.json"
-        config = json.loads(config_path.read_text()) if config_path.is_file() else {}
-    except Exception as error:  # tokenizers raises a bare Exception on a file it cannot parse
-        raise InputError(f"--pretrained-model {str(folder)!r}: cannot load its tokenizer: {error}") from error
-    limit = config.get("model_max_length")
-    return backend, int(limit) if isinstance(limit, int | float) and limit < UNSET_MAX_LENGTH else None
-
-
-def _tokenizer_from_transformers(pretrained_model: str) -> tuple[Tokenizer, int | None]:
-    from transformers import AutoTokenizer
-
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(pretrained_model)
-    except (OSError, ValueError) as error:
-        offline = (
-            " (HF_HUB_OFFLINE is set, so the Hugging Face hub was not asked: give a model folder, or set "
-            "HF_HUB_OFFLINE=0 to download it)"
-            if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on")
-            else ""
-        )
-        raise InputError(
-            f"--pretrained-model {pretrained_model!r}: cannot load its tokenizer{offline}: {error}"
-        ) from error
-    if not tokenizer.is_fast:
-        raise InputError(f"--pretrained-model {pretrained_model!r} has no fast (tokenizers) tokenizer")
-    from tokenizers import Tokenizer
-
-    backend = Tokenizer.from_str(tokenizer.backend_tokenizer.to_str())  # a copy: leave the wrapper as it was
-    limit = tokenizer.model_max_length
-    return backend, int(limit) if limit < UNSET_MAX_LENGTH else None
-
-
-@dataclass(frozen=True)
-class Tokenized:
-    """Token ids of a batch of texts as one flat array plus row offsets (the layout of an Arrow list)."""
-
-    values: np.ndarray
-    offsets: np.ndarray
-
-    def lists(self) -> pa.ListArray:
-        return pa.ListArray.from_arrays(pa.array(self.offsets, pa.int32()), pa.array(self.values, pa.int32()))
-
-    def ones(self) -> pa.ListArray:
-        """The attention mask: unpadded sequences attend to every token."""
-        ones = np.ones(self.values.size, dtype=np.int32)
-        return pa.ListArray.from_arrays(pa.array(self.offsets, pa.int32()), pa.array(ones))
-
-
-def tokenize(tokenizer: Tokenizer, texts: Sequence[str]) -> Tokenized:
-    """One batched call for all texts (Rust threads), truncated, special tokens added, not padded; each text
-    cut first to what the truncation keeps (:mod:`token_cut`, as the serving handler does: the same ids)."""
-    limit = (tokenizer.truncation or {}).get("max_length")
-    kept = [token_cut.cut(text, limit) for text in texts] if limit else list(texts)
-    ids = [encoding.ids for encoding in tokenizer.encode_batch_fast(kept)]
-    whole = [
-        i
-        for i, text in enumerate(texts)
-        if limit and token_cut.must_tokenize_whole(text, kept[i], len(ids[i]), limit)
-    ]
-    for i, encoding in zip(whole, tokenizer.encode_batch_fast([texts[i] for i in whole]), strict=True):
-        ids[i] = encoding.ids
-    offsets = np.zeros(len(ids) + 1, dtype=np.int64)
-    np.cumsum([len(row) for row in ids], out=offsets[1:])
-    values = np.fromiter(itertools.chain.from_iterable(ids), dtype=np.int32, count=int(offsets[-1]))
-    return Tokenized(values, offsets)
 
 
 # ---------------------------------------------------------------------------------------------- output
@@ -831,87 +317,6 @@ def write_rejects(
     rows[source_row] = row_numbers[rejected]
     rows[source_line] = line_numbers[rejected]
     rows.to_csv(handle, header=handle.tell() == 0, index=False, lineterminator="\n")
-
-
-class FeatureStoreIngestor:
-    """Puts records into a feature group with a thread pool; keeps every record that failed after retries.
-
-    Rate: ``PutRecord`` takes one record a call, so an instance puts about ``workers / latency`` records a
-    second: at the 10-30 ms a call takes from inside the region, the default 16 threads give roughly 500-1,500
-    records/s per instance (the threads wait on the network, not the CPU), and N instances put N times that,
-    each its own share. Throttling (``ThrottlingException``, 429, 5xx) is retried by botocore's *adaptive* mode:
-    exponential backoff with jitter, plus a client-side rate limit that slows every thread of the instance
-    once the service throttles, up to ``PUT_ATTEMPTS`` tries a record. A record that still fails is counted
-    and written to ``rejects/ingest-failures-*.csv`` with the error (the record itself is in ``features/``,
-    ready to put again), and the step then fails, naming how many: it never reports success with records
-    missing from the online store.
-
-    The client is created plainly, so ``AWS_ENDPOINT_URL_SAGEMAKER_FEATURESTORE_RUNTIME`` redirects it (the
-    local mode's stand-in). boto3 is imported only here: without ingestion the step needs no AWS library.
-    """
-
-    def __init__(self, feature_group_name: str, workers: int) -> None:
-        import boto3
-        from botocore.config import Config
-
-        self.feature_group_name = feature_group_name
-        self.client = boto3.client(
-            "sagemaker-featurestore-runtime",
-            config=Config(
-                retries={"max_attempts": PUT_ATTEMPTS, "mode": "adaptive"}, max_pool_connections=workers
-            ),
-        )
-        self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="put-record")
-        self.put = 0
-        self.failures: list[tuple[str, str]] = []
-        """(review_id, error) of every record that could not be put."""
-
-    @property
-    def failed(self) -> int:
-        return len(self.failures)
-
-    @property
-    def errors(self) -> list[str]:
-        """The first few failures, for the step's error message."""
-        return [
-            f"{features.RECORD_IDENTIFIER}={review_id}: {error}" for review_id, error in self.failures[:5]
-        ]
-
-    def write_failures(self, path: Path) -> None:
-        """``review_id,error`` of each failed record (nothing when none failed)."""
-        if self.failures:
-            pd.DataFrame(self.failures, columns=[features.RECORD_IDENTIFIER, "error"]).to_csv(
-                path, index=False
-            )
-
-    def _put(self, record: list[dict[str, str]]) -> tuple[str, str] | None:
-        from botocore.exceptions import BotoCoreError, ClientError
-
-        try:
-            self.client.put_record(FeatureGroupName=self.feature_group_name, Record=record)
-        except (ClientError, BotoCoreError) as error:
-            review_id = next(
-                v["ValueAsString"] for v in record if v["FeatureName"] == features.RECORD_IDENTIFIER
-            )
-            return review_id, str(error)
-        return None
-
-    def ingest(self, table: pa.Table) -> None:
-        columns = [table.column(name).to_pylist() for name in features.FEATURE_NAMES]
-        records = [
-            [
-                {"FeatureName": name, "ValueAsString": str(value)}
-                for name, value in zip(features.FEATURE_NAMES, row, strict=True)
-            ]
-            for row in zip(*columns, strict=True)
-        ]
-        for failure in self.pool.map(self._put, records):
-            self.put += 1
-            if failure is not None:
-                self.failures.append(failure)
-
-    def close(self) -> None:
-        self.pool.shutdown()
 
 
 def print_summary(counts: Counts) -> None:
@@ -998,7 +403,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         before = balance(ids, codes, args.seed)
         print(
             "balancing: "
-            + ", ".join(f"{_sentiment_name(label)} {count}" for label, count in before.items())
+            + ", ".join(f"{sentiment_name(label)} {count}" for label, count in before.items())
             + f" -> {int(np.count_nonzero(codes >= 0))} rows kept"
         )
     if not np.any(codes >= 0):
@@ -1158,10 +563,6 @@ def process_file(
     counts.read += owned_rows
 
 
-def _sentiment_name(label_id: int) -> str:
-    return features.SENTIMENT_NAMES[features.SENTIMENT_BY_LABEL_ID[label_id]]
-
-
 @dataclass(frozen=True)
 class KeptRows:
     """The kept rows of a chunk, before tokenizing: ids, label ids, texts and split indices."""
@@ -1188,7 +589,7 @@ def write_kept(
         writers.write(shared.output / split / f"{stem}.parquet", part)
         by_label = np.bincount(part["label_id"].to_numpy(), minlength=len(features.SENTIMENT_BY_LABEL_ID))
         shared.counts.by_split[split].update(
-            {_sentiment_name(label): int(count) for label, count in enumerate(by_label) if count}
+            {sentiment_name(label): int(count) for label, count in enumerate(by_label) if count}
         )
     records = feature_records(table, shared.date)
     writers.write(shared.output / FEATURES / f"{stem}.parquet", records)
@@ -1214,24 +615,6 @@ def kept_table(kept: KeptRows, tokens: Tokenized) -> pa.Table:
         ],
         schema=SPLIT_SCHEMA,
     )
-
-
-def json_lists(lists: pa.ChunkedArray) -> pa.ChunkedArray:
-    """``input_ids`` as the Feature Store stores it, a JSON list per row (``[0,713,2]``), built in Arrow's C++.
-
-    Casting the ids to strings and joining them in Arrow is several times faster than a Python join per row.
-    """
-    joined = pc.binary_join(pc.cast(lists, pa.list_(pa.string())), ",")
-    return pc.binary_join_element_wise("[", joined, "]", "")
-
-
-def feature_records(table: pa.Table, event_time: str) -> pa.Table:
-    """The Feature Store records of kept rows: ``input_ids`` as a JSON list string, the run's event time."""
-    special = {"input_ids", features.EVENT_TIME}
-    columns = {name: table[name] for name in features.FEATURE_NAMES if name not in special}
-    columns["input_ids"] = json_lists(table["input_ids"])
-    columns[features.EVENT_TIME] = pa.array([event_time] * table.num_rows, pa.string())
-    return pa.table({name: columns[name] for name in features.FEATURE_NAMES}, schema=FEATURE_SCHEMA)
 
 
 if __name__ == "__main__":

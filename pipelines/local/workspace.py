@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from model_build.config import ProjectConfig, load_config
+from model_build.storage_layout import step_output_path
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 LOCAL_ACCOUNT = "000000000000"
@@ -99,8 +100,7 @@ class Workspace:
 
     def step_output_uri(self, execution_id: str, step: str, output: str) -> str:
         """Where a step's output goes, as SageMaker lays out pipeline outputs in the artifacts bucket."""
-        key = f"{self.config.pipeline_artifacts_prefix}/{self.config.pipeline_name}/{execution_id}/{step}"
-        return f"s3://{self.artifacts_bucket}/{key}/{output}"
+        return f"s3://{self.artifacts_bucket}/{'/'.join(step_output_path(self.config, execution_id, step, output))}"
 
     # --- the local services
     @property

@@ -63,6 +63,7 @@ from model_build.pipeline_spec import (
     Value,
 )
 from model_build.steps.champion import NO_CHAMPION
+from model_build.storage_layout import checkpoint_path
 from pipelines.local import container
 from pipelines.local.cache import CacheEntry, StepCache, cache_key, content_hash
 from pipelines.local.events import EventLog, Subscriber
@@ -74,8 +75,6 @@ from pipelines.local.workspace import LOCAL_ACCOUNT, REPO_ROOT, Workspace
 from pipelines.runners import tuning
 
 MODEL_ARCHIVE = "model.tar.gz"
-CHECKPOINTS_FOLDER = "checkpoints"
-"""As in the SageMaker pipeline: ``s3://<artifacts>/<pipeline prefix>/checkpoints/<execution id>``."""
 TRAINING_HOST = "algo-1"
 
 _OPERATORS: dict[str, Callable[[Any, Any], bool]] = {
@@ -517,7 +516,7 @@ class LocalRunner:
         """As SageMaker's CheckpointConfig: ``<artifacts>/<pipeline prefix>/checkpoints/<execution id>``."""
         if not spec_step.checkpoints:
             return None
-        prefix = f"{self.workspace.config.pipeline_artifacts_prefix}/{CHECKPOINTS_FOLDER}/{execution.id}"
+        prefix = "/".join(checkpoint_path(self.workspace.config, execution.id))
         folder = self.workspace.local_path(f"s3://{self.workspace.artifacts_bucket}/{prefix}")
         return folder / trial if trial else folder
 

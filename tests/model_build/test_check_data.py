@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import check_data
+import data_profile
 import pytest
 
 from model_build.pipeline_spec import PIPELINE, RegisterStep
@@ -91,10 +92,10 @@ def test_ci_and_dpl_are_clarifys_on_a_hand_computed_example(tmp_path):
 
 
 def test_the_metric_functions_follow_the_definitions():
-    assert check_data.class_imbalance(n_a=4, n_d=6) == pytest.approx(-0.2)
-    assert check_data.class_imbalance(0, 0) is None
-    assert check_data.difference_in_proportions_of_labels(7, 4, 3, 1) == pytest.approx(5 / 21)
-    assert check_data.difference_in_proportions_of_labels(10, 5, 0, 0) is None  # facet d has no rows
+    assert data_profile.class_imbalance(n_a=4, n_d=6) == pytest.approx(-0.2)
+    assert data_profile.class_imbalance(0, 0) is None
+    assert data_profile.difference_in_proportions_of_labels(7, 4, 3, 1) == pytest.approx(5 / 21)
+    assert data_profile.difference_in_proportions_of_labels(10, 5, 0, 0) is None  # facet d has no rows
 
 
 def test_other_positive_ratings_change_dpl_not_ci(tmp_path):

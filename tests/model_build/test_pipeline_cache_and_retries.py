@@ -98,8 +98,12 @@ def test_training_code_and_drivers_are_uploaded_by_content_not_by_time(first) ->
 @pytest.mark.parametrize(
     ("edited", "affected"),
     [
-        # check_data.py reads the input with preprocess's readers.
-        (f"{ps.STEPS_SOURCE_DIR}/preprocess.py", {ps.CHECK_DATA, ps.PROCESS}),
+        # The data check and processing read the input with one reader; each step's script is its own.
+        (f"{ps.STEPS_SOURCE_DIR}/reviews_csv.py", {ps.CHECK_DATA, ps.PROCESS}),
+        (f"{ps.STEPS_SOURCE_DIR}/preprocess.py", {ps.PROCESS}),
+        (f"{ps.STEPS_SOURCE_DIR}/splits.py", {ps.PROCESS}),
+        (f"{ps.STEPS_SOURCE_DIR}/tokenization.py", {ps.PROCESS}),
+        (f"{ps.STEPS_SOURCE_DIR}/feature_store_ingest.py", {ps.PROCESS}),
         (f"{ps.STEPS_SOURCE_DIR}/check_data.py", {ps.CHECK_DATA}),
         # Both steps read the splits with training_data; the training recipe is train.py's alone.
         (f"{ps.STEPS_SOURCE_DIR}/training_data.py", {ps.TRAIN, ps.EVALUATE}),
@@ -110,7 +114,7 @@ def test_training_code_and_drivers_are_uploaded_by_content_not_by_time(first) ->
         # The serving code is packed into the model by training.
         (f"{ps.SERVING_SOURCE_DIR}/inference.py", {ps.TRAIN}),
         # The text cut: processing runs it, and training packs it into the model's code/ (a link).
-        (f"{ps.STEPS_SOURCE_DIR}/token_cut.py", {ps.CHECK_DATA, ps.PROCESS, ps.TRAIN}),
+        (f"{ps.STEPS_SOURCE_DIR}/token_cut.py", {ps.PROCESS, ps.TRAIN}),
     ],
 )
 def test_a_code_change_changes_only_the_steps_that_run_that_code(
@@ -204,11 +208,16 @@ def test_a_steps_code_is_its_script_what_it_imports_and_the_requirements() -> No
     assert CodeSet.script(steps, "preprocess.py", always).names() == (
         "arguments.py",
         "csv_rows.py",
+        "feature_store_ingest.py",
         "features.py",
         "preprocess.py",
         "requirements.txt",
+        "reviews_csv.py",
+        "splits.py",
         "token_cut.py",
+        "tokenization.py",
     )
+    assert "preprocess.py" not in CodeSet.script(steps, "check_data.py", always).names()
     evaluation = CodeSet.script(steps, "evaluate.py", always).names()
     assert "training_data.py" in evaluation and "train.py" not in evaluation
     with pytest.raises(FileNotFoundError, match="missing"):

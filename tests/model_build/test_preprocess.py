@@ -24,6 +24,8 @@ import pandas as pd
 import preprocess
 import pyarrow.parquet as pq
 import pytest
+import reviews_csv
+from splits import assign_splits, balance, row_codes, split_sizes
 
 SCRIPT = Path(preprocess.__file__)
 TEXT, RATING = features.TEXT_COLUMN, features.RATING_COLUMN
@@ -126,7 +128,7 @@ def test_counts_add_up_and_nothing_is_lost(sample_run: Path, sample_csv: Path) -
         original = raw.iloc[int(reject["source_row"]) - 1]
         assert reject[list(raw.columns)].tolist() == original.tolist()
         assert reject["source_file"] == sample_csv.name
-    assert set(rejects["reject_reason"]) <= set(preprocess.REJECT_REASONS)
+    assert set(rejects["reject_reason"]) <= set(reviews_csv.REJECT_REASONS)
 
 
 def test_outputs_have_the_contract_schema(sample_run: Path, minilm_dir: Path) -> None:
@@ -174,7 +176,7 @@ def test_splits_are_disjoint_and_stratified_exactly(sample_run: Path) -> None:
     counts = split_counts(kept)
     assert set(counts) == {-1, 0, 1}
     for sentiment, sizes in counts.items():
-        assert sizes == preprocess.split_sizes(sum(sizes), (0.90, 0.05, 0.05)), sentiment
+        assert sizes == split_sizes(sum(sizes), (0.90, 0.05, 0.05)), sentiment
         assert min(sizes) > 0, sentiment
     assert summary_of(sample_run)["split_sentiments"]["test"] == {
         features.SENTIMENT_NAMES[sentiment]: sizes[2] for sentiment, sizes in counts.items()
@@ -212,7 +214,7 @@ def test_shards_give_the_same_union_as_one_run_and_ids_are_stable(
     pd.testing.assert_frame_equal(by_id(shards)[same], by_id(both)[same])
     for index in range(2):
         for sentiment, sizes in split_counts(splits_of(tmp_path / f"out-{index}")).items():
-            assert sizes == preprocess.split_sizes(sum(sizes), (0.90, 0.05, 0.05)), (index, sentiment)
+            assert sizes == split_sizes(sum(sizes), (0.90, 0.05, 0.05)), (index, sentiment)
     # Another file name, tokenizer, chunk size and CSV quoting: the same ids and splits as the MiniLM run.
     columns = ["split_type", "label_id"]
     pd.testing.assert_frame_equal(by_id(both)[columns], by_id(splits_of(sample_run))[columns])
@@ -302,7 +304,7 @@ def _nul_bytes(folder: Path, raw: pd.DataFrame) -> None:
 
 def _no_line_end(folder: Path, raw: pd.DataFrame) -> None:
     folder.mkdir(parents=True)
-    (folder / "one-line.csv").write_bytes(b"a" * (preprocess.HEADER_LIMIT + 10))
+    (folder / "one-line.csv").write_bytes(b"a" * (reviews_csv.HEADER_LIMIT + 10))
 
 
 def _no_valid_rows(folder: Path, raw: pd.DataFrame) -> None:
@@ -414,10 +416,10 @@ def test_row_codes_check_only_text_and_rating() -> None:
             RATING: ["5", "5", "5.0", "3", "1", "4.5", "x"],
         }
     )
-    codes = preprocess.row_codes(frame).tolist()
+    codes = row_codes(frame).tolist()
     missing, invalid = (
-        preprocess.REJECT_CODES["missing_review_text"],
-        preprocess.REJECT_CODES["invalid_rating"],
+        reviews_csv.REJECT_CODES["missing_review_text"],
+        reviews_csv.REJECT_CODES["invalid_rating"],
     )
     assert codes == [2, missing, 2, 1, 0, invalid, missing]
 
@@ -428,15 +430,15 @@ def test_splits_are_exact_per_class_and_depend_only_on_seed_and_ids() -> None:
     ids = np.arange(1_500, dtype=np.uint64) * np.uint64(0x9E3779B97F4A7C15)  # odd factor: distinct ids
     # Classes of 3, 97 and 1,380 rows; 20 rejected rows (code < 0) are in no split that counts.
     codes = np.array([0] * 3 + [1] * 97 + [2] * 1_380 + [-1] * 20, dtype=np.int8)
-    splits = preprocess.assign_splits(ids, codes, seed=42, ratios=ratios)
+    splits = assign_splits(ids, codes, seed=42, ratios=ratios)
     for label, count in ((0, 3), (1, 97), (2, 1_380)):
         sizes = np.bincount(splits[codes == label], minlength=3).tolist()
-        assert sizes == preprocess.split_sizes(count, ratios)
+        assert sizes == split_sizes(count, ratios)
         assert min(sizes) >= 1  # even the class of 3: one review in each split
     # Any row order gives every row the same split; another seed gives another split with the same sizes.
     order = rng.permutation(ids.size)
-    assert np.array_equal(preprocess.assign_splits(ids[order], codes[order], 42, ratios), splits[order])
-    other = preprocess.assign_splits(ids, codes, 43, ratios)
+    assert np.array_equal(assign_splits(ids[order], codes[order], 42, ratios), splits[order])
+    other = assign_splits(ids, codes, 43, ratios)
     assert not np.array_equal(other[codes >= 0], splits[codes >= 0])
     assert np.array_equal(np.bincount(other[codes >= 0]), np.bincount(splits[codes >= 0]))
 
@@ -455,15 +457,15 @@ def test_splits_are_exact_per_class_and_depend_only_on_seed_and_ids() -> None:
     ],
 )
 def test_split_sizes(count: int, ratios: tuple[float, ...], expected: list[int]) -> None:
-    assert preprocess.split_sizes(count, ratios) == expected
+    assert split_sizes(count, ratios) == expected
 
 
 def test_balance_keeps_exactly_the_smallest_class() -> None:
     ids = np.arange(1000, dtype=np.uint64)
     codes = np.array([0] * 100 + [1] * 300 + [2] * 600, dtype=np.int8)
-    assert preprocess.balance(ids, codes, seed=1) == {0: 100, 1: 300, 2: 600}
+    assert balance(ids, codes, seed=1) == {0: 100, 1: 300, 2: 600}
     assert np.bincount(codes[codes >= 0]).tolist() == [100, 100, 100]
-    assert np.count_nonzero(codes == preprocess.REJECT_CODES["balanced_out"]) == 700
+    assert np.count_nonzero(codes == reviews_csv.REJECT_CODES["balanced_out"]) == 700
 
 
 # ------------------------------------------------------------------------------- Feature Store ingestion
@@ -525,7 +527,7 @@ def test_records_are_put_into_the_feature_group(
     """Every record is put once (a throttled one after a retry); one the service refuses fails the step."""
     handler, env = feature_store
     write_raw(read_raw(sample_csv).head(60), tmp_path / "in" / "a.csv")
-    ids = preprocess.review_id_strings(preprocess.row_ids(read_raw(tmp_path / "in" / "a.csv")))
+    ids = reviews_csv.review_id_strings(reviews_csv.row_ids(read_raw(tmp_path / "in" / "a.csv")))
     handler.fail_once.add(ids[0])
     handler.fail_always.add(ids[1])
     output = tmp_path / "out"
@@ -621,16 +623,16 @@ def test_rows_that_are_not_utf8_are_rejected_one_by_one(
     assert len(kept_ids) == summary["kept"]
     clean = raw.drop(index=raw.index[[row - 1 for row in broken]])
     valid = clean[(clean[TEXT].str.strip() != "") & clean[RATING].isin(["1", "2", "3", "4", "5"])]
-    assert kept_ids == set(preprocess.review_id_strings(preprocess.row_ids(valid)))
+    assert kept_ids == set(reviews_csv.review_id_strings(reviews_csv.row_ids(valid)))
 
 
 def test_row_ids_of_escaped_bytes_are_ids_of_the_raw_bytes() -> None:
     escaped = b"caf\xe9".decode("utf-8", "surrogateescape")
     frame = pd.DataFrame({TEXT: [escaped, "café"], RATING: ["5", "5"]}, dtype=object)
-    assert preprocess.escaped_rows(frame).tolist() == [True, False]
-    codes = preprocess.row_codes(frame, preprocess.escaped_rows(frame))
-    assert codes.tolist() == [preprocess.REJECT_CODES["invalid_encoding"], 2]
-    ids = preprocess.row_ids(frame)
+    assert reviews_csv.escaped_rows(frame).tolist() == [True, False]
+    codes = row_codes(frame, reviews_csv.escaped_rows(frame))
+    assert codes.tolist() == [reviews_csv.REJECT_CODES["invalid_encoding"], 2]
+    ids = reviews_csv.row_ids(frame)
     assert ids[0] != ids[1]  # latin-1 é and UTF-8 é are other bytes: other rows
 
 

@@ -9,9 +9,9 @@ import sys
 from pathlib import Path
 from types import ModuleType, SimpleNamespace
 
-import preprocess
 import pytest
 import token_cut
+import tokenization
 from transformers import AutoTokenizer
 
 from model_build.pipeline_spec import SERVING_SOURCE_DIR
@@ -70,8 +70,8 @@ def test_processing_gets_the_ids_of_the_whole_text(
 ) -> None:
     folder: Path = request.getfixturevalue(model)
     texts = [*HOSTILE.values(), *sample_texts(sample_csv)[:300]]
-    tokenizer = preprocess.load_tokenizer(str(folder), MAX_LENGTH)
-    tokenized = preprocess.tokenize(tokenizer, texts)
+    tokenizer = tokenization.load_tokenizer(str(folder), MAX_LENGTH)
+    tokenized = tokenization.tokenize(tokenizer, texts)
     got = [
         tokenized.values[start:end].tolist()
         for start, end in zip(tokenized.offsets[:-1], tokenized.offsets[1:], strict=True)

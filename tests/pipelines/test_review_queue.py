@@ -10,8 +10,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import features
-import preprocess
 import pytest
+import reviews_csv
+import splits
 
 from model_deploy.local.capture import CaptureWriter
 from model_deploy.local.state import Deployment, EndpointRecord, EndpointStore
@@ -177,12 +178,12 @@ def test_captured_unsure_answers_are_labeled_and_exported_for_the_next_run(
     input_folder.mkdir()
     shutil.copy(sample_csv, input_folder / "reviews.csv")
     shutil.copy(exported, input_folder / exported.name)
-    sources, ignored = preprocess.find_sources(input_folder)
+    sources, ignored = reviews_csv.find_sources(input_folder)
     assert [s.relative for s in sources] == [exported.name, "reviews.csv"] and not ignored
     source = sources[0]
-    assert "Review Text" in preprocess.read_header(source)
-    (chunk,) = list(preprocess.read_chunks(source, 100))
-    label_ids = list(preprocess.row_codes(chunk.frame))
+    assert "Review Text" in reviews_csv.read_header(source)
+    (chunk,) = list(reviews_csv.read_chunks(source, 100))
+    label_ids = list(splits.row_codes(chunk.frame))
     expected = [
         features.LABEL_ID_BY_SENTIMENT[{v: k for k, v in features.SENTIMENT_NAMES.items()}[label]]
         for label in ("neutral", "negative")

@@ -15,7 +15,7 @@ from model_build.config import load_config
 from model_build.data_fingerprint import fingerprint
 from model_build.pipeline_spec import PIPELINE
 from model_build.step_roles import step_roles
-from pipelines import sagemaker_runner
+from pipelines.runners import sagemaker as sagemaker_runner
 
 ROLE_ARN = "arn:aws:iam::123456789012:role/test-execution"
 ARTIFACT_BUCKET = "test-artifacts"
