@@ -1,6 +1,7 @@
 """Hand-written fragments that reviews are composed from: the sample data and the benchmark inputs share them.
 
-Written for this project (nothing here comes from the Kaggle dataset). Sentences are grouped by aspect of a
+Written for this project (nothing here comes from the Kaggle dataset). Over 600 lines because it is data:
+phrase tables, not logic. Sentences are grouped by aspect of a
 garment and by tone, so that a review's wording follows its rating the way real reviews do: a model trained on
 the composed text has a real signal to learn, and the benchmark inputs have realistic lengths.
 

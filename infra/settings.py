@@ -56,6 +56,9 @@ class InfraSettings:
     retrain_schedule: str | None = None
     """An EventBridge schedule expression that also starts the build pipeline, or None for pushes only."""
     noncurrent_version_retention_days: int = 90
+    human_review_workteam_arn: str | None = None
+    """The private workteam (SageMaker Ground Truth / A2I) whose people review unsure answers and label data;
+    None: no human review on AWS (the local review queue needs none)."""
 
     def __post_init__(self) -> None:
         if self.source_type not in SOURCE_TYPES:
@@ -95,6 +98,14 @@ class InfraSettings:
                     "schedule expression such as 'rate(1 day)', 'rate(7 days)' or 'cron(0 3 ? * MON *)', "
                     "or leave it empty for no schedule"
                 )
+        if self.human_review_workteam_arn is not None:
+            pattern = _workteam_arn_pattern()
+            if not re.fullmatch(pattern, self.human_review_workteam_arn):
+                raise SettingsError(
+                    f"context humanReviewWorkteamArn={self.human_review_workteam_arn!r} is not a workteam ARN "
+                    f"(SageMaker's pattern {pattern}): create a private workteam (SageMaker console > Ground "
+                    "Truth > Labeling workforces > Private) and pass its ARN"
+                )
         days = self.noncurrent_version_retention_days
         if not 1 <= days <= MAX_NONCURRENT_VERSION_RETENTION_DAYS:
             raise SettingsError(
@@ -129,7 +140,16 @@ class InfraSettings:
             branch=_optional_str(get, "branch") or "main",
             retrain_schedule=_optional_str(get, "retrainSchedule"),
             noncurrent_version_retention_days=_int(get, "noncurrentVersionRetentionDays", default=90),
+            human_review_workteam_arn=_optional_str(get, "humanReviewWorkteamArn"),
         )
+
+
+def _workteam_arn_pattern() -> str:
+    """What SageMaker accepts as a workteam ARN: botocore's model of ``CreateFlowDefinition``."""
+    import botocore.session
+
+    shape = botocore.session.get_session().get_service_model("sagemaker").shape_for("HumanLoopConfig")
+    return str(shape.members["WorkteamArn"].metadata["pattern"])
 
 
 def _schedule_problem(expression: str) -> str | None:

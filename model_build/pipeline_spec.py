@@ -1,8 +1,10 @@
 """The model-build pipeline, described once: its parameters and its steps, gates included.
 
 Two runners read this description and nothing else: ``model_build.sagemaker_pipeline`` turns it into a
-SageMaker Pipeline (SDK v3), and ``pipelines.local`` runs the same steps as subprocesses under the container
-contract. It is plain data with no SageMaker import, so the local mode stays fast and offline.
+SageMaker Pipeline (SDK v3), and ``pipelines.runners.local`` runs the same steps as subprocesses under the
+container contract. It is plain data with no SageMaker import, so the local mode stays fast and offline. It is
+one module, over 600 lines, on purpose: the step kinds, the parameters with their ranges and the pipeline that
+uses them are read together, and splitting them would spread one description over several files.
 
 A pipeline is one ordered tuple of steps of six kinds (:data:`Step`): processing, training, tuning (a training
 step that may search its hyperparameters), condition, register and fail. Each runner maps a step's ``kind`` to one handler, so a new kind is one handler per runner

@@ -1,10 +1,12 @@
-"""``python -m model_deploy resolve | render | deploy | smoke-test | transform``: rollout, batch scoring.
+"""``python -m model_deploy resolve | render | deploy | smoke-test | transform``: rollout, batch scoring; and
+``human-review start|collect`` (A2I, :mod:`model_deploy.aws.human_review`) and ``label start|collect`` (Ground
+Truth, :mod:`model_deploy.aws.ground_truth`): people's labels back into the pipeline's input.
 
 And ``python -m model_deploy transform --input s3://... --output s3://... --role-arn ARN [--version N]``: a
 Batch Transform of the newest approved version (or version N, approved) over an S3 prefix of JSON Lines.
 
 Exit status: 0 when the step did its work or found nothing to do (the message says which), 1 when a deploy or
-the smoke test failed, 2 for a usage or settings error (a bad stage file, a missing variable, no AWS
+the smoke test failed, 2 for a usage, input or settings error (a bad stage file, a missing variable, no AWS
 credentials or region).
 """
 
@@ -20,12 +22,13 @@ from typing import Any, Literal
 
 from model_build.aws_setup import aws_setup_problem
 from model_build.config import ProjectConfig, load_config
-from model_deploy.aws import human_review
+from model_deploy.aws import ground_truth, human_review
 from model_deploy.aws.names import (
     ARTIFACT_BUCKET_VARIABLE,
     CLOUDFORMATION_ROLE_VARIABLE,
     DATA_BUCKET_VARIABLE,
     EXECUTION_ID_VARIABLE,
+    HUMAN_REVIEW_WORKTEAM_VARIABLE,
     KMS_KEY_ARN_VARIABLE,
     endpoint_stack_name,
 )
@@ -118,7 +121,10 @@ def cmd_render(args: argparse.Namespace, clients: ClientFactory) -> int:
         from model_deploy.aws.monitoring import monitor_inputs
 
         artifacts = os.environ.get(ARTIFACT_BUCKET_VARIABLE, "").strip() or None
-        inputs = RenderInputs(_require(DATA_BUCKET_VARIABLE), _require(KMS_KEY_ARN_VARIABLE), artifacts)
+        workteam = os.environ.get(HUMAN_REVIEW_WORKTEAM_VARIABLE, "").strip() or None
+        inputs = RenderInputs(
+            _require(DATA_BUCKET_VARIABLE), _require(KMS_KEY_ARN_VARIABLE), artifacts, workteam
+        )
         monitor = monitor_inputs(clients("sagemaker"), release.model_package_arn) if artifacts else None
         if monitor is None:
             print(
@@ -299,6 +305,7 @@ def build_parser() -> argparse.ArgumentParser:
     transform.add_argument("--id-field", default="review_id", help="the id kept beside each answer")
     transform.set_defaults(run=cmd_transform)
     human_review.add_parser(commands)
+    ground_truth.add_parser(commands)
     return parser
 
 

@@ -46,8 +46,11 @@ from model_deploy.aws.names import (
     CLOUDFORMATION_ROLE_VARIABLE,
     DATA_BUCKET_VARIABLE,
     EXECUTION_ID_VARIABLE,
+    HUMAN_REVIEW_WORKTEAM_VARIABLE,
     KMS_KEY_ARN_VARIABLE,
     drift_schedule_name,
+    human_loop_schedule_name,
+    human_loop_scheduler_role_name,
     monitor_scheduler_role_name,
 )
 
@@ -105,6 +108,9 @@ class DeployPipelineProps:
     artifacts_bucket_name: str = ""
     """Where the drift monitor's reports go: a name the render action writes into the stage template, with no
     grant on the bucket to any role here (empty: no drift monitor is rendered)."""
+    human_review_workteam_arn: str = ""
+    """The private workteam of human review (the setting ``humanReviewWorkteamArn``), which the render action
+    writes into the stages' human-loop jobs (empty: none is rendered)."""
 
 
 def _install(requirements: str, *, node: bool = False) -> dict[str, object]:
@@ -153,6 +159,7 @@ class DeployPipeline(Construct):
                 DATA_BUCKET_VARIABLE: props.data_bucket.bucket_name,
                 KMS_KEY_ARN_VARIABLE: props.encryption_key.key_arn,
                 ARTIFACT_BUCKET_VARIABLE: props.artifacts_bucket_name,
+                HUMAN_REVIEW_WORKTEAM_VARIABLE: props.human_review_workteam_arn,
             },
             {
                 "version": "0.2",
@@ -469,7 +476,7 @@ class DeployPipeline(Construct):
         return role
 
     def _drift_monitor_statements(self, props: DeployPipelineProps) -> list[iam.PolicyStatement]:
-        """The endpoint stacks' drift monitor schedules (``infra/constructs/drift_monitor.py``) and their role."""
+        """The endpoint stacks' schedules (drift monitor, human loops) and their scheduler roles."""
         stack = Stack.of(self)
         config = ProjectConfig(project_name=props.project_name, environment=props.environment)
         schedules = [
@@ -480,9 +487,19 @@ class DeployPipeline(Construct):
             )
             for s in props.stages
         ]
-        scheduler_role = stack.format_arn(
-            service="iam", region="", resource="role", resource_name=monitor_scheduler_role_name(config)
-        )
+        scheduler_roles = [
+            stack.format_arn(service="iam", region="", resource="role", resource_name=name)
+            for name in (monitor_scheduler_role_name(config), human_loop_scheduler_role_name(config))
+        ]
+        # The human-loop schedules (infra/constructs/human_loop_schedule.py) sit beside the drift monitor's.
+        schedules += [
+            stack.format_arn(
+                service="scheduler",
+                resource="schedule",
+                resource_name=f"default/{human_loop_schedule_name(s.endpoint_name)}",
+            )
+            for s in props.stages
+        ]
         return [
             iam.PolicyStatement(
                 sid="DriftMonitorSchedules",
@@ -495,9 +512,9 @@ class DeployPipeline(Construct):
                 resources=schedules,
             ),
             iam.PolicyStatement(
-                sid="PassDriftMonitorSchedulerRole",
+                sid="PassSchedulerRoles",
                 actions=["iam:PassRole"],
-                resources=[scheduler_role],
+                resources=scheduler_roles,
                 conditions={"StringEquals": {"iam:PassedToService": "scheduler.amazonaws.com"}},
             ),
         ]

@@ -43,6 +43,7 @@ def add_deploy_pipeline(
     *,
     source: SourceRepository,
     registry: ModelRegistry,
+    human_review_workteam_arn: str | None = None,
 ) -> ProjectDeploy:
     """Adds each stage's model role, the deploy pipeline and its approval rule to ``scope``: the stack, or a
     project."""
@@ -83,6 +84,7 @@ def add_deploy_pipeline(
             source=source,
             cicd_bucket=storage.cicd_bucket,
             artifacts_bucket_name=storage.artifacts_bucket.bucket_name,
+            human_review_workteam_arn=human_review_workteam_arn or "",
             data_bucket=storage.data_bucket,
             encryption_key=storage.key,
             stages=tuple(stages),
@@ -120,6 +122,7 @@ class DeployPipelineStack(Stack):
             ProjectStorage.imported(self, config, encryption_key),
             source=source,
             registry=registry,
+            human_review_workteam_arn=settings.human_review_workteam_arn,
         )
         self.deploy, self.approval_rule = added.deploy, added.approval_rule
         CfnOutput(self, "DeployPipelineName", value=self.deploy.pipeline.pipeline_name)

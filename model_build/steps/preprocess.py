@@ -24,7 +24,8 @@ How rows are decided, in two passes over the files so that memory stays flat how
    header, ``invalid_encoding``, ``missing_review_text``, ``invalid_rating``).
    Only 9 bytes a row are kept. Then duplicates of an earlier row (``duplicate_review``) and, with
    ``--balance-dataset``, rows beyond the smallest class's count (``balanced_out``) are marked, and the kept
-   rows are split.
+   rows are split. Balancing never drops a human label (a row with a ``Label Source``): each class keeps
+   those first (``splits.balance``), and the log and the summary say per class what was dropped.
 2. *Process*: read the files again in chunks; write rejects; tokenize the kept rows' text in one batched call
    per chunk; write the split and feature Parquet files; optionally put the records into the Feature Store.
 
@@ -96,14 +97,15 @@ from reviews_csv import (
     is_valid_utf8,
     read_chunks,
     read_header,
-    review_id_strings,
     row_ids,
 )
+from split_files import KeptRows, kept_rows, kept_table
 from splits import (
     assign_splits,
     balance,
     check_test_size,
     hash_keys,
+    human_labels,
     mark_duplicates,
     row_codes,
     sentiment_name,
@@ -123,23 +125,6 @@ INGEST_FAILURES_PREFIX = "ingest-failures-"
 REJECT_EXTRA_COLUMNS: tuple[str, ...] = ("reject_reason", "source_file", "source_row", "source_line")
 """Appended to the raw columns in ``rejects/``; ``source_row`` counts data rows from 1 (the header is row 0),
 ``source_line`` is the physical line the row starts on (1 = the header's; what an editor shows)."""
-
-SPLIT_SCHEMA = pa.schema(
-    [
-        ("review_id", pa.string()),
-        ("sentiment", pa.int64()),
-        ("label_id", pa.int64()),
-        ("input_ids", pa.list_(pa.int32())),
-        ("attention_mask", pa.list_(pa.int32())),
-        ("review_body", pa.string()),
-        ("split_type", pa.string()),
-    ]
-)
-"""The train/validation/test files. Sequences are not padded: training pads each batch to its longest.
-
-No wall-clock value: the same input, parameters and seed give the same files byte for byte, so training's
-inputs (and its cache key) do not change when the same data is processed again. The event time belongs to
-the Feature Store records only."""
 
 RESOURCE_CONFIG = Path("/opt/ml/config/resourceconfig.json")
 """Where SageMaker Processing says which instance this is: ``{"current_host": "algo-2", "hosts": [...]}``."""
@@ -342,16 +327,18 @@ def print_summary(counts: Counts) -> None:
 
 def scan(
     sources: Sequence[Source], chunk_size: int, valid_utf8: Sequence[bool]
-) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    """Pass 1: the id and the label (or reject code) of every row, per file."""
-    ids_per_file, codes_per_file = [], []
+) -> tuple[list[np.ndarray], list[np.ndarray], list[np.ndarray]]:
+    """Pass 1: per file, every row's id, label (or reject code) and whether the label is a person's."""
+    ids_per_file, codes_per_file, human_per_file = [], [], []
     with tqdm(desc="scan", unit=" rows", mininterval=2.0) as bar:
         for source, valid in zip(sources, valid_utf8, strict=True):
             file_ids, file_codes = [np.empty(0, np.uint64)], [np.empty(0, np.int8)]
+            file_human = [np.empty(0, bool)]
             malformed: list[str] = []
             for chunk in read_chunks(source, chunk_size, valid):
                 file_ids.append(row_ids(chunk.frame))
                 file_codes.append(row_codes(chunk.frame, chunk.invalid_encoding, chunk.malformed))
+                file_human.append(human_labels(chunk.frame))
                 bar.update(len(chunk))
                 if chunk.malformed is not None:
                     width = chunk.frame.shape[1]
@@ -371,7 +358,8 @@ def scan(
                 )
             ids_per_file.append(np.concatenate(file_ids))
             codes_per_file.append(np.concatenate(file_codes))
-    return ids_per_file, codes_per_file
+            human_per_file.append(np.concatenate(file_human))
+    return ids_per_file, codes_per_file, human_per_file
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -394,18 +382,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     for source, valid in zip(sources, valid_utf8, strict=True):
         if not valid:
             print(f"{source.relative}: not all valid UTF-8; rows with invalid bytes are rejected one by one")
-    ids_per_file, codes_per_file = scan(sources, args.chunk_size, valid_utf8)
+    ids_per_file, codes_per_file, human_per_file = scan(sources, args.chunk_size, valid_utf8)
     file_sizes = [file_ids.size for file_ids in ids_per_file]
     ids, codes = np.concatenate(ids_per_file), np.concatenate(codes_per_file)
-    del ids_per_file, codes_per_file
+    human = np.concatenate(human_per_file)
+    del ids_per_file, codes_per_file, human_per_file
     mark_duplicates(ids, codes)
+    balancing = None
     if args.balance_dataset:
-        before = balance(ids, codes, args.seed)
-        print(
-            "balancing: "
-            + ", ".join(f"{sentiment_name(label)} {count}" for label, count in before.items())
-            + f" -> {int(np.count_nonzero(codes >= 0))} rows kept"
-        )
+        balancing = balance(ids, codes, args.seed, human)
+        print(balancing.describe() + f" -> {int(np.count_nonzero(codes >= 0))} rows kept")
     if not np.any(codes >= 0):
         reasons = Counter(REASON_BY_CODE[int(code)] for code in codes)
         raise InputError(
@@ -462,6 +448,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         "pretrained_model": args.pretrained_model,
         "max_seq_length": args.max_seq_length,
         "balance_dataset": args.balance_dataset,
+        "balancing": balancing.as_dict() if balancing else None,
+        "human_labels": {
+            "kept": int(np.count_nonzero((codes >= 0) & human)),
+            "splits": {
+                split: int(np.count_nonzero((codes >= 0) & human & (splits == index)))
+                for index, split in enumerate(SPLIT_OUTPUTS)
+            },
+        },
         "split_ratios": dict(zip(SPLIT_OUTPUTS, ratios, strict=True)),
         "seed": args.seed,
         "min_test_reviews_per_class": args.min_test_reviews_per_class,
@@ -563,22 +557,6 @@ def process_file(
     counts.read += owned_rows
 
 
-@dataclass(frozen=True)
-class KeptRows:
-    """The kept rows of a chunk, before tokenizing: ids, label ids, texts and split indices."""
-
-    ids: np.ndarray
-    labels: np.ndarray
-    texts: list[str]
-    splits: np.ndarray
-
-
-def kept_rows(chunk: pd.DataFrame, ids: np.ndarray, codes: np.ndarray, splits: np.ndarray) -> KeptRows:
-    kept = np.flatnonzero(codes >= 0)
-    texts = chunk[features.TEXT_COLUMN].to_numpy()[kept].tolist()
-    return KeptRows(ids[kept], codes[kept].astype(np.int64), texts, splits[kept])
-
-
 def write_kept(
     kept: KeptRows, tokenizing: Future[Tokenized], stem: str, writers: ChunkWriters, shared: SecondPass
 ) -> None:
@@ -596,25 +574,6 @@ def write_kept(
     if shared.ingestor:
         shared.ingestor.ingest(records)
     shared.counts.kept += table.num_rows
-
-
-SENTIMENT_BY_LABEL = np.array([features.SENTIMENT_BY_LABEL_ID[label] for label in range(3)], dtype=np.int64)
-
-
-def kept_table(kept: KeptRows, tokens: Tokenized) -> pa.Table:
-    """The kept rows of a chunk in the split files' schema, with their tokens."""
-    return pa.Table.from_arrays(
-        [
-            pa.array(review_id_strings(kept.ids), pa.string()),
-            pa.array(SENTIMENT_BY_LABEL[kept.labels]),
-            pa.array(kept.labels),
-            tokens.lists(),
-            tokens.ones(),
-            pa.array(kept.texts, pa.string()),
-            pa.array(np.array(SPLIT_OUTPUTS, dtype=object)[kept.splits].tolist(), pa.string()),
-        ],
-        schema=SPLIT_SCHEMA,
-    )
 
 
 if __name__ == "__main__":

@@ -12,7 +12,9 @@ import drift
 import pyarrow.parquet as pq
 import pytest
 
+from model_build.code_upload import CodeSet
 from model_build.pipeline_spec import STEPS_SOURCE_DIR
+from pipelines.local.workspace import REPO_ROOT
 from tests.model_build import monitoring_windows as w
 from tests.model_build.review_splits import labelled_model, write_splits
 
@@ -79,6 +81,13 @@ def test_with_the_data_checks_class_shares_each_class_weighs_its_share_of_the_da
         cwd=STEPS_DIR, capture_output=True, text=True, timeout=600,
     )  # fmt: skip
     assert result.returncode == 2 and f"--class-shares {missing}: no data check report" in result.stderr
+
+
+def test_the_baseline_carries_exactly_the_monitoring_and_human_loop_jobs_and_what_they_import() -> None:
+    steps = REPO_ROOT / STEPS_SOURCE_DIR
+    monitor = CodeSet.script(steps, "monitor.py", ("requirements.txt",)).names()
+    human_loops = CodeSet.script(steps, "human_loops.py", ()).names()
+    assert tuple(sorted({*monitor, *human_loops})) == tuple(sorted(drift.CODE_FILES))
 
 
 def test_the_baseline_profiles_the_test_split(evaluated: tuple[Path, dict]) -> None:
