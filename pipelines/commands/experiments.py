@@ -14,11 +14,13 @@ import sys
 from pipelines.local import mlflow_ui
 from pipelines.local.workspace import Workspace
 
+NAME = "experiments"
 
-def add_parser(commands: argparse._SubParsersAction, run_dir: argparse.ArgumentParser) -> None:
-    parser = commands.add_parser(
-        "experiments",
-        parents=[run_dir],
+
+def register(subparsers: argparse._SubParsersAction, parents: list[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser(
+        NAME,
+        parents=parents,
         help="MLflow's UI on 127.0.0.1: every execution is a run; compare parameters and curves.",
     )
     parser.add_argument(
@@ -26,7 +28,7 @@ def add_parser(commands: argparse._SubParsersAction, run_dir: argparse.ArgumentP
     )
 
 
-def command(args: argparse.Namespace, workspace: Workspace) -> int:
+def run(args: argparse.Namespace, workspace: Workspace) -> int:
     if not (workspace.mlflow_dir / "mlflow.db").is_file():
         print(
             f"No MLflow runs in {workspace.mlflow_dir} yet: `python -m pipelines run --local` logs one per "

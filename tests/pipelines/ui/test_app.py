@@ -359,7 +359,7 @@ FOREVER_SQL = "SELECT sum(hash(range)) FROM range(1000000000000000)"
 
 
 def test_a_query_past_the_time_limit_is_stopped_and_the_box_still_works(made_up_client, monkeypatch):
-    monkeypatch.setattr("pipelines.ui.app.SQL_LIMITS", QueryLimits(seconds=1.0))
+    monkeypatch.setattr("pipelines.ui.features.SQL_LIMITS", QueryLimits(seconds=1.0))
     started = time.monotonic()
     stopped = made_up_client.get("/features", params={"sql": FOREVER_SQL})
     assert time.monotonic() - started < 60, "the time limit did not stop the query"
@@ -372,7 +372,7 @@ def test_a_query_past_the_time_limit_is_stopped_and_the_box_still_works(made_up_
 
 
 def test_a_query_past_the_memory_limit_is_stopped_with_a_clear_message(made_up_client, monkeypatch):
-    monkeypatch.setattr("pipelines.ui.app.SQL_LIMITS", QueryLimits(memory="64MB"))
+    monkeypatch.setattr("pipelines.ui.features.SQL_LIMITS", QueryLimits(memory="64MB"))
     heavy = made_up_client.get("/features", params={"sql": "SELECT list(range) FROM range(100000000)"})
     assert heavy.status_code == 400
     assert "the query needed more than 64MB of memory and was stopped" in text_of(heavy.text)
@@ -390,7 +390,7 @@ def test_stopping_the_server_stops_its_running_query_rather_than_waiting(made_up
     from model_deploy.local.server import bind, url_of
     from pipelines.ui.server import HOST, page_server
 
-    monkeypatch.setattr("pipelines.ui.app.SQL_LIMITS", QueryLimits(seconds=600.0))
+    monkeypatch.setattr("pipelines.ui.features.SQL_LIMITS", QueryLimits(seconds=600.0))
     sock = bind(HOST, 0)
     url = url_of(sock)
     ready = threading.Event()
