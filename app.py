@@ -18,7 +18,8 @@ def main() -> int:
         print(f"error: {error}", file=sys.stderr)
         return 1
     build_app(app, config, settings)
-    if template_settings.enabled:  # context sagemakerExecutionRoleArns: see README "SageMaker projects"
+    # context sagemakerExecutionRoleArns: see docs/platform-teams.md, "As a SageMaker project template"
+    if template_settings.enabled:
         build_project_template(app, config, settings, template_settings)
     app.synth()
     return 0

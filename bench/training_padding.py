@@ -19,6 +19,7 @@ the speed, not what the model learns (within noise: the standard error is given)
 from __future__ import annotations
 
 import math
+import os
 import shutil
 import subprocess
 import sys
@@ -149,7 +150,12 @@ def score(run: Run) -> None:
     run.val_loss, run.val_acc = metrics["eval_loss"], metrics["eval_accuracy"]
 
 
+def _load(averages: tuple[float, float, float]) -> str:
+    return ", ".join(f"{value:.1f}" for value in averages)
+
+
 def run(quick: bool) -> str:
+    load_before = os.getloadavg()
     sys.path.insert(0, str(STEPS_DIR))
     sys.path.insert(0, str(REPO_ROOT))
     import torch
@@ -180,6 +186,7 @@ def run(quick: bool) -> str:
         for run_ in results:
             score(run_)
 
+    load_after = os.getloadavg()
     baseline = results[0]
     sorted_lengths = sorted(lengths)
     median = sorted_lengths[len(lengths) // 2]
@@ -197,6 +204,8 @@ batch size {BATCH_SIZE}, {steps} optimizer steps{"" if quick else " (one epoch)"
 `Trainer` (AdamW lr {LEARNING_RATE}, its sampler and collator; `training_step` driven by the benchmark),
 {torch.get_num_threads()} CPU threads{" (quick run: too few steps for the accuracies to mean much)" if quick else ""}.
 Validation: {validation_size} reviews (standard error of an accuracy near {baseline.val_acc:.2f}: ±{standard_error:.3f}).
+Load average (1, 5, 15 min) before: {_load(load_before)}; after: {_load(load_after)}, on {os.cpu_count()} CPUs shared with
+other work: it slows every mode alike (they take turns a step at a time), so read the ratios, not the samples/s.
 
 | batching | samples/s | vs fixed 128 | tokens per row (padded) | validation loss | validation accuracy |
 |---|---|---|---|---|---|

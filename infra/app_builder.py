@@ -76,6 +76,7 @@ def build_app(
         config=config,
         settings=settings,
         encryption_key=data.key,
+        catalog=data.catalog,
         description="MLOps template: the review feature group",
         **stack_args,
     )
@@ -85,7 +86,7 @@ def build_app(
         config=config,
         settings=settings,
         encryption_key=data.key,
-        feature_group_arn=feature_store.feature_group.arn,
+        feature_group=feature_store.feature_group,
         description="MLOps template: model registry, SageMaker execution role and job step roles",
         **stack_args,
     )
@@ -95,6 +96,7 @@ def build_app(
         config=config,
         settings=settings,
         execution_role=registry.execution_role,
+        registry=registry.registry,
         encryption_key=data.key,
         description="MLOps template: model build CI/CD",
         **stack_args,

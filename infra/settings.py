@@ -27,6 +27,11 @@ _CRON_FIELD = re.compile(r"^[0-9*?,/#LW-]*$")
 MAX_NONCURRENT_VERSION_RETENTION_DAYS = 36_500
 """S3 documents no upper limit for ``NoncurrentDays`` beyond a positive integer; 100 years bounds typos (an
 extra digit or two) while allowing any retention a deployment could mean."""
+_TRACKING_SERVER_ARN = re.compile(
+    r"^arn:aws[a-z-]*:sagemaker:[a-z0-9-]+:\d{12}:mlflow-tracking-server/[a-zA-Z0-9](-*[a-zA-Z0-9]){0,255}$"
+)
+"""SageMaker's ``TrackingServerArn`` (API_DescribeMlflowTrackingServer: ``mlflow-tracking-server/<name>``)."""
+MLFLOW_CREATE = "create"
 _GITHUB_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
 _BRANCH = re.compile(r"^[^\s~^:?*\[\\]+$")
 
@@ -56,6 +61,12 @@ class InfraSettings:
     retrain_schedule: str | None = None
     """An EventBridge schedule expression that also starts the build pipeline, or None for pushes only."""
     noncurrent_version_retention_days: int = 90
+    human_review_workteam_arn: str | None = None
+    """The private workteam (SageMaker Ground Truth / A2I) whose people review unsure answers and label data;
+    None: no human review on AWS (the local review queue needs none)."""
+    mlflow_tracking_server: str | None = None
+    """Where the jobs log their runs on AWS: ``create`` (the stacks create the project's SageMaker managed MLflow
+    tracking server), the ARN of an existing one, or None (no tracking on AWS)."""
 
     def __post_init__(self) -> None:
         if self.source_type not in SOURCE_TYPES:
@@ -95,6 +106,21 @@ class InfraSettings:
                     "schedule expression such as 'rate(1 day)', 'rate(7 days)' or 'cron(0 3 ? * MON *)', "
                     "or leave it empty for no schedule"
                 )
+        if self.human_review_workteam_arn is not None:
+            pattern = _workteam_arn_pattern()
+            if not re.fullmatch(pattern, self.human_review_workteam_arn):
+                raise SettingsError(
+                    f"context humanReviewWorkteamArn={self.human_review_workteam_arn!r} is not a workteam ARN "
+                    f"(SageMaker's pattern {pattern}): create a private workteam (SageMaker console > Ground "
+                    "Truth > Labeling workforces > Private) and pass its ARN"
+                )
+        server = self.mlflow_tracking_server
+        if server is not None and server != MLFLOW_CREATE and not _TRACKING_SERVER_ARN.match(server):
+            raise SettingsError(
+                f"context mlflowTrackingServer={server!r}: use 'create' (the stacks create the project's "
+                "SageMaker managed MLflow tracking server) or the ARN of an existing one "
+                "(arn:aws:sagemaker:<region>:<account>:mlflow-tracking-server/<name>), or leave it out"
+            )
         days = self.noncurrent_version_retention_days
         if not 1 <= days <= MAX_NONCURRENT_VERSION_RETENTION_DAYS:
             raise SettingsError(
@@ -129,7 +155,17 @@ class InfraSettings:
             branch=_optional_str(get, "branch") or "main",
             retrain_schedule=_optional_str(get, "retrainSchedule"),
             noncurrent_version_retention_days=_int(get, "noncurrentVersionRetentionDays", default=90),
+            human_review_workteam_arn=_optional_str(get, "humanReviewWorkteamArn"),
+            mlflow_tracking_server=_optional_str(get, "mlflowTrackingServer"),
         )
+
+
+def _workteam_arn_pattern() -> str:
+    """What SageMaker accepts as a workteam ARN: botocore's model of ``CreateFlowDefinition``."""
+    import botocore.session
+
+    shape = botocore.session.get_session().get_service_model("sagemaker").shape_for("HumanLoopConfig")
+    return str(shape.members["WorkteamArn"].metadata["pattern"])
 
 
 def _schedule_problem(expression: str) -> str | None:

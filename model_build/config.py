@@ -229,6 +229,22 @@ class ProjectConfig:
     def athena_workgroup_name(self) -> str:
         return f"{self.prefix}-athena"
 
+    # --- experiment tracking
+    @property
+    def mlflow_tracking_server_name(self) -> str:
+        """The SageMaker managed MLflow tracking server the stacks create (context ``mlflowTrackingServer=create``)."""
+        return f"{self.prefix}-mlflow"
+
+    @property
+    def mlflow_artifacts_prefix(self) -> str:
+        """Where in the artifacts bucket that server keeps its runs' artifacts (the jobs upload there)."""
+        return "mlflow"
+
+    @property
+    def mlflow_experiment_name(self) -> str:
+        """One experiment per pipeline: each execution is a run of it, on both runners."""
+        return self.pipeline_name
+
     # --- IAM and CI/CD
     @property
     def execution_role_name(self) -> str:

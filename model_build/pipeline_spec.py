@@ -27,6 +27,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import ClassVar, Literal
 
+from model_build.steps.diagnostics import ACTIONS, RULES, option, parameter_name
+from model_build.steps.tracking import NO_RUN
+
 ParameterType = Literal["String", "Integer", "Float", "Boolean"]
 ParameterValue = str | int | float | bool
 
@@ -166,6 +169,10 @@ Value = ParameterValue | Param | Config | StepOutput
 
 FEATURE_STORE = "feature_store"
 """A service a processing step may need: the Feature Store runtime (the local mode serves a stand-in)."""
+EXPERIMENT_TRACKING = "experiment_tracking"
+"""A service a job step may need: the execution's MLflow run (:mod:`model_build.steps.tracking`). The runners
+hand such a job the tracking URI and the run (:data:`MLFLOW_RUN_PARAMETER`); on AWS its role may log to the
+project's tracking server."""
 
 
 RetryReason = Literal[
@@ -323,6 +330,10 @@ class TrainingStep:
     instance_count: Value = 1
     metric_definitions: tuple[tuple[str, str], ...] = ()
     """(metric name, regex over the script's log lines); the regexes are tested on real log output."""
+    services: tuple[str, ...] = ()
+    """As a processing step's: what the job talks to besides its channels (:data:`EXPERIMENT_TRACKING`)."""
+    environment: dict[str, Value] = field(default_factory=dict)
+    """Environment variables of the job, as a processing step's."""
     checkpoints: bool = True
     """Checkpoint to ``s3://<artifacts>/<pipeline prefix>/checkpoints/<execution id>`` (both runners), so a
     retried or interrupted job resumes; a new execution starts from the pretrained model."""
@@ -337,7 +348,7 @@ class TrainingStep:
         return dict(self.hyperparameters)
 
     def references(self) -> tuple[Value | JsonValue, ...]:
-        return (*self.channels.values(), *self.hyperparameters.values())
+        return (*self.channels.values(), *self.hyperparameters.values(), *self.environment.values())
 
 
 @dataclass(frozen=True)
@@ -623,6 +634,9 @@ CHAMPION_URL_PARAMETER = "ChampionModelUrl"
 CHAMPION_PARAMETERS = (CHAMPION_PARAMETER, CHAMPION_URL_PARAMETER)
 """Filled in by the runners when an execution starts (:mod:`model_build.steps.champion` says what they mean):
 a rerun with an earlier execution's parameters leaves them out, so that it is compared with today's champion."""
+MLFLOW_RUN_PARAMETER = "MlflowRunId"
+"""The execution's MLflow run, created by the runner that starts it; a rerun leaves it out (a run of its own)."""
+FILLED_AT_START = (*CHAMPION_PARAMETERS, MLFLOW_RUN_PARAMETER)
 
 INSTANCE_TYPE_PATTERN = r"ml\.[a-z0-9]+(-[a-z0-9]+)*\.[a-z0-9]+"
 """A SageMaker instance type: ``ml.<family>.<size>`` (``ml.m5.large``, ``ml.g5.2xlarge``, ``ml.p4d.24xlarge``)."""
@@ -779,6 +793,24 @@ PARAMETERS: tuple[Parameter, ...] = (
         True,
         "Weight the loss by inverse class frequency in the train split (all ~1 on balanced data).",
     ),
+    *(
+        Parameter(
+            parameter_name(rule),
+            "String",
+            "warn",
+            f"The training diagnostic {rule} (model_build/steps/diagnostics.py): 'warn' logs its verdict, "
+            "'stop' also stops the training job with it, 'off' skips the rule.",
+            choices=ACTIONS,
+        )
+        for rule in RULES
+    ),
+    Parameter(
+        MLFLOW_RUN_PARAMETER,
+        "String",
+        NO_RUN,
+        f"The execution's MLflow run id: `pipelines run` creates the run and fills it in. '{NO_RUN}': the jobs "
+        "log nothing to MLflow.",
+    ),
     Parameter(
         "TuningMaxJobs",
         "Integer",
@@ -926,7 +958,9 @@ PIPELINE = PipelineSpec(
                 "warmup-ratio": Param("WarmupRatio"),
                 "class-weighted-loss": Param("ClassWeightedLoss"),
                 "seed": Param("Seed"),
+                **{option(rule): Param(parameter_name(rule)) for rule in RULES},
             },
+            services=(EXPERIMENT_TRACKING,),
             metric_definitions=(
                 ("train:loss", r"train_loss=([0-9.]+)"),
                 ("validation:loss", r"val_loss=([0-9.]+)"),
@@ -961,6 +995,7 @@ PIPELINE = PipelineSpec(
                 # answers the test split like the PyTorch model (evaluation.json's onnx_int8 says which).
                 ProcessingOutput(PACKAGE_OUTPUT, f"{PROCESSING_OUTPUT}/{PACKAGE_OUTPUT}"),
             ),
+            services=(EXPERIMENT_TRACKING,),
             arguments={
                 "--model-path": f"{PROCESSING_INPUT}/model",
                 "--package-output": f"{PROCESSING_OUTPUT}/{PACKAGE_OUTPUT}",

@@ -50,6 +50,8 @@ from model_build import images
 from model_build.code_upload import CodeSet, CodeUploads
 from model_build.config import ProjectConfig, load_config
 from model_build.pipeline_spec import (
+    EXPERIMENT_TRACKING,
+    MLFLOW_RUN_PARAMETER,
     PIPELINE,
     STEPS_SOURCE_DIR,
     ConditionStep,
@@ -67,6 +69,7 @@ from model_build.pipeline_spec import (
     TuningStep,
 )
 from model_build.step_roles import step_role_arns
+from model_build.steps import tracking
 from model_build.storage_layout import checkpoint_path, code_prefix, models_prefix, step_output_path
 
 if TYPE_CHECKING:
@@ -83,6 +86,9 @@ ARTIFACT_BUCKET_VARIABLE = "ARTIFACT_BUCKET"
 SDK_VALIDATE_ROLE_VARIABLE = "SAGEMAKER_VALIDATE_ROLE"
 """The SageMaker SDK's switch for its client-side IAM role check (``resolve_and_validate_role``)."""
 DATA_BUCKET_VARIABLE = "DATA_BUCKET"
+TRACKING_SERVER_VARIABLE = "MLFLOW_TRACKING_SERVER_ARN"
+"""The project's SageMaker managed MLflow tracking server (the registry stack's ``MlflowTrackingServerArn``
+output; the build project passes it). Unset: the jobs log nothing to MLflow on AWS."""
 
 CACHE_EXPIRY = "P30D"
 METRICS_CONTENT_TYPE = "application/json"
@@ -110,6 +116,14 @@ class AwsSettings:
     step_role_arns: Mapping[str, str] = field(default_factory=dict)
     """Job step name -> the role its jobs run as (:mod:`model_build.step_roles`); a step not here runs as
     ``role_arn``."""
+    tracking_server_arn: str = ""
+    """The MLflow tracking server the jobs that declare experiment tracking log to; empty: none."""
+
+    serving_instance_types: tuple[str, ...] = ()
+    """The instance types the deploy stages serve on (``endpoint.instance_type`` of each stage file, which the
+    caller reads: model_build does not import model_deploy). Registered besides ``DeployInstanceType`` in
+    ``SupportedRealtimeInferenceInstanceTypes``, so the deploy can check a version against its stage. They are
+    fixed when the definition is built: SageMaker's pipeline parameters are scalars, and a list cannot be one."""
 
     def job_role_arn(self, step: str) -> str:
         return self.step_role_arns.get(step, self.role_arn)
@@ -151,7 +165,12 @@ def aws_settings(
         data_bucket = data_bucket or f"{config.data_bucket_prefix}-{account}-{region}"
     partition, account = _partition_and_account(role_arn)
     return AwsSettings(
-        region, role_arn, artifact_bucket, data_bucket, step_role_arns(config, account, partition)
+        region,
+        role_arn,
+        artifact_bucket,
+        data_bucket,
+        step_role_arns(config, account, partition),
+        environ.get(TRACKING_SERVER_VARIABLE, "").strip(),
     )
 
 
@@ -329,6 +348,21 @@ class _PipelineBuilder:
             ],
         )
 
+    def _environment(self, step: ProcessingStep | TrainingStep, trial: bool = False) -> dict[str, Any]:
+        """A job's environment: the step's own, and the execution's MLflow run where the step logs to it.
+
+        The run id is a parameter (``MlflowRunId``, which ``pipelines run --sagemaker`` fills in), so these
+        steps are cache hits only for an execution of the same run, never another's: a reused result would
+        leave this execution's run without its numbers. A tuning trial logs into a child run of it.
+        """
+        environment = {name: self.resolve_string(value) for name, value in step.environment.items()}
+        if EXPERIMENT_TRACKING in step.services and self.settings.tracking_server_arn:
+            environment[tracking.TRACKING_URI_VARIABLE] = self.settings.tracking_server_arn
+            environment[tracking.RUN_ID_VARIABLE] = self.resolve_string(Param(MLFLOW_RUN_PARAMETER))
+            if trial:
+                environment[tracking.TRIAL_VARIABLE] = "1"  # the child run takes the job's name
+        return environment
+
     def _cache(self):
         from sagemaker.mlops.workflow import CacheConfig
 
@@ -427,7 +461,7 @@ class _PipelineBuilder:
             base_job_name=f"{self.config.prefix}-{step.name}",
             sagemaker_session=self.session,
             tags=[{"Key": key, "Value": value} for key, value in self.config.tags.items()],
-            env={name: self.resolve_string(value) for name, value in step.environment.items()} or None,
+            env=self._environment(step) or None,
         )
         inputs = [
             ProcessingInput(
@@ -604,6 +638,7 @@ class _PipelineBuilder:
                 hyperparameters={
                     name: self.resolve_string(value) for name, value in step.hyperparameters.items()
                 },
+                environment=self._environment(step, trial=tuning),
                 output_data_config=OutputDataConfig(
                     s3_output_path=f"{artifacts}/{models_prefix(self.config)}"
                 ),
@@ -671,8 +706,10 @@ class _PipelineBuilder:
         from sagemaker.serve.model_builder import ModelBuilder
 
         deploy_instance_type = self.resolve(spec.inference_instance_type)
+        serving_image = self._image(spec.inference_instance_type, "inference")
+        instance_types = [deploy_instance_type, *self._serving_instance_types(spec, serving_image)]
         builder = ModelBuilder(
-            image_uri=self._image(spec.inference_instance_type, "inference"),
+            image_uri=serving_image,
             s3_model_data_url=(
                 Join(on="/", values=[self.resolve(spec.model), spec.model_file])
                 if spec.model_file
@@ -693,16 +730,38 @@ class _PipelineBuilder:
             model_package_group_name=self.resolve(spec.model_package_group),
             content_types=list(spec.content_types),
             response_types=list(spec.response_types),
-            inference_instances=[deploy_instance_type],
+            inference_instances=instance_types,
             transform_instances=[deploy_instance_type],
             model_metrics=ModelMetrics(
                 model_statistics=MetricsSource(content_type=METRICS_CONTENT_TYPE, s3_uri=report),
                 bias_pre_training=data_report,
             ),
-            customer_metadata_properties=data_figures or None,
+            customer_metadata_properties={**data_figures, **self._run_metadata()} or None,
             approval_status=self.resolve(spec.approval_status),
         )
         return ModelStep(name=spec.name, step_args=step_args, description=spec.description or None)
+
+    def _serving_instance_types(self, spec: RegisterStep, serving_image: str) -> list[str]:
+        """The stages' instance types other than ``DeployInstanceType``'s default, each checked to run the
+        image the version is registered with (CPU with CPU, GPU with GPU)."""
+        default = str(self.default_of(spec.inference_instance_type))
+        extra = [t for t in dict.fromkeys(self.settings.serving_instance_types) if t != default]
+        for instance_type in extra:
+            try:
+                images.check_fits(serving_image, instance_type)
+            except images.ImageMismatch as error:
+                raise ValueError(
+                    f"a deploy stage serves on {instance_type}, which the image registered for "
+                    f"DeployInstanceType={default} cannot run: {error}. Make the stages' endpoint.instance_type "
+                    "and DeployInstanceType the same kind (CPU or GPU)"
+                ) from None
+        return extra
+
+    def _run_metadata(self) -> dict[str, Any]:
+        """The execution's MLflow run id on the version (``registry describe`` links to the run)."""
+        if MLFLOW_RUN_PARAMETER not in self.parameters or not self.settings.tracking_server_arn:
+            return {}
+        return {MLFLOW_RUN_PARAMETER: self.parameters[MLFLOW_RUN_PARAMETER]}
 
     def _data_report(self, spec: RegisterStep) -> tuple[Any, dict[str, Any]]:
         """The data check's report as the pre-training bias report, and its figures as metadata (text)."""

@@ -12,7 +12,8 @@ What a step needs is read from the spec, not from a list of step names: its writ
 :func:`model_build.storage_layout.step_writes`, whether it reads the pipeline's input (a data input that is a
 parameter, ``InputDataUrl``: the raw reviews) from its inputs, and whether it puts Feature Store records from
 the services it declares (:data:`~model_build.pipeline_spec.FEATURE_STORE`, which its script's
-``FeatureStoreIngestor`` uses). No step script queries Athena or reads the Glue catalog, so no role may.
+``FeatureStoreIngestor`` uses), and whether it logs to the project's MLflow tracking server the same way
+(:data:`~model_build.pipeline_spec.EXPERIMENT_TRACKING`). No step script queries Athena or reads the Glue catalog, so no role may.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from dataclasses import dataclass
 
 from model_build.config import ProjectConfig
 from model_build.pipeline_spec import (
+    EXPERIMENT_TRACKING,
     FEATURE_STORE,
     PIPELINE,
     Param,
@@ -42,6 +44,8 @@ class StepRole:
     """The step reads the pipeline's input data (a parameter: the raw reviews by default)."""
     puts_features: bool
     """The step puts records into the feature group (it declares :data:`FEATURE_STORE`)."""
+    logs_experiments: bool = False
+    """The step logs to the execution's MLflow run (it declares :data:`EXPERIMENT_TRACKING`)."""
 
 
 def step_roles(config: ProjectConfig, spec: PipelineSpec = PIPELINE) -> tuple[StepRole, ...]:
@@ -51,7 +55,7 @@ def step_roles(config: ProjectConfig, spec: PipelineSpec = PIPELINE) -> tuple[St
         step = spec.step(writes.step)
         if not isinstance(step, ProcessingStep | TrainingStep):
             raise TypeError(f"{step.name!r} writes like a job step but is a {step.kind} step")
-        services = step.services if isinstance(step, ProcessingStep) else ()
+        services = step.services
         found.append(
             StepRole(
                 step=step.name,
@@ -59,6 +63,7 @@ def step_roles(config: ProjectConfig, spec: PipelineSpec = PIPELINE) -> tuple[St
                 writes=writes,
                 reads_input=any(isinstance(source, Param) for _, source in step.data_inputs()),
                 puts_features=FEATURE_STORE in services,
+                logs_experiments=EXPERIMENT_TRACKING in services,
             )
         )
     return tuple(found)

@@ -5,7 +5,8 @@ pipeline variable, the local runner with its own id, in its local S3 folder), an
 from the same functions with ``*`` for the id.
 
 The S3 grants of the roles the jobs run as (one per job step, :mod:`model_build.step_roles`) are made from this
-(``infra/constructs/execution_role.py``): a job step may write only under its own prefixes in the artifacts
+(the storage's ``grant_pipeline_read`` and ``grant_step_prefix_write``, ``infra/constructs/project_storage.py``,
+called by ``infra/constructs/execution_role.py``): a job step may write only under its own prefixes in the artifacts
 bucket, and the data bucket (raw reviews above all) is read-only to the pipeline. The keys are the ones the
 definition builder (``model_build/sagemaker_pipeline.py``) gives SageMaker;
 ``tests/infra/test_pipeline_data_access.py`` builds the definition offline and checks every place a job writes

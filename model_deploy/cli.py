@@ -1,10 +1,12 @@
-"""``python -m model_deploy resolve | render | deploy | smoke-test | transform``: rollout, batch scoring.
+"""``python -m model_deploy resolve | render | deploy | smoke-test | transform``: rollout, batch scoring; and
+``human-review start|collect`` (A2I, :mod:`model_deploy.aws.human_review`) and ``label start|collect`` (Ground
+Truth, :mod:`model_deploy.aws.ground_truth`): people's labels back into the pipeline's input.
 
 And ``python -m model_deploy transform --input s3://... --output s3://... --role-arn ARN [--version N]``: a
 Batch Transform of the newest approved version (or version N, approved) over an S3 prefix of JSON Lines.
 
 Exit status: 0 when the step did its work or found nothing to do (the message says which), 1 when a deploy or
-the smoke test failed, 2 for a usage or settings error (a bad stage file, a missing variable, no AWS
+the smoke test failed, 2 for a usage, input or settings error (a bad stage file, a missing variable, no AWS
 credentials or region).
 """
 
@@ -20,16 +22,17 @@ from typing import Any, Literal
 
 from model_build.aws_setup import aws_setup_problem
 from model_build.config import ProjectConfig, load_config
-from model_deploy.aws import human_review
+from model_deploy.aws import ground_truth, human_review
 from model_deploy.aws.names import (
     ARTIFACT_BUCKET_VARIABLE,
     CLOUDFORMATION_ROLE_VARIABLE,
     DATA_BUCKET_VARIABLE,
     EXECUTION_ID_VARIABLE,
+    HUMAN_REVIEW_WORKTEAM_VARIABLE,
     KMS_KEY_ARN_VARIABLE,
     endpoint_stack_name,
 )
-from model_deploy.aws.registry import ApprovedPackage, newest_approved, package_image
+from model_deploy.aws.registry import ApprovedPackage, newest_approved, package_serving
 from model_deploy.aws.release import Release, StagePlan, template_file
 from model_deploy.aws.serving import current_serving
 from model_deploy.stage_config import STAGES, StageConfigError, load_stages
@@ -118,13 +121,16 @@ def cmd_render(args: argparse.Namespace, clients: ClientFactory) -> int:
         from model_deploy.aws.monitoring import monitor_inputs
 
         artifacts = os.environ.get(ARTIFACT_BUCKET_VARIABLE, "").strip() or None
-        inputs = RenderInputs(_require(DATA_BUCKET_VARIABLE), _require(KMS_KEY_ARN_VARIABLE), artifacts)
+        workteam = os.environ.get(HUMAN_REVIEW_WORKTEAM_VARIABLE, "").strip() or None
+        inputs = RenderInputs(
+            _require(DATA_BUCKET_VARIABLE), _require(KMS_KEY_ARN_VARIABLE), artifacts, workteam
+        )
         monitor = monitor_inputs(clients("sagemaker"), release.model_package_arn) if artifacts else None
         if monitor is None:
             print(
                 f"  no drift monitor: {'the package has no evaluation report' if artifacts else 'no ' + ARTIFACT_BUCKET_VARIABLE}"
             )
-        image = package_image(clients("sagemaker"), release.model_package_arn)
+        serving = package_serving(clients("sagemaker"), release.model_package_arn)
         for stage, stage_config in stages.items():
             path = render_stage(
                 config,
@@ -133,7 +139,8 @@ def cmd_render(args: argparse.Namespace, clients: ClientFactory) -> int:
                 inputs,
                 outdir,
                 updating=exists[stage],
-                model_image=image,
+                model_image=serving.image,
+                package_instance_types=serving.realtime_instance_types,
                 monitor_inputs=monitor,
                 local_storage=has_local_storage(clients("ec2"), stage_config.endpoint.instance_type),
             )
@@ -290,7 +297,7 @@ def build_parser() -> argparse.ArgumentParser:
     transform.add_argument(
         "--role-arn",
         required=True,
-        help="the role the job runs as: reads the model artifact and --input, writes --output (see README)",
+        help="the role the job runs as: reads the model artifact and --input, writes --output (see docs/approvers.md)",
     )
     transform.add_argument("--version", type=int, help="this approved version (default: the newest)")
     transform.add_argument("--instance-type", default="ml.m5.xlarge")
@@ -299,6 +306,7 @@ def build_parser() -> argparse.ArgumentParser:
     transform.add_argument("--id-field", default="review_id", help="the id kept beside each answer")
     transform.set_defaults(run=cmd_transform)
     human_review.add_parser(commands)
+    ground_truth.add_parser(commands)
     return parser
 
 

@@ -233,11 +233,18 @@ class HumanReviewSettings:
     An answer whose top probability is below ``confidence_threshold`` is queued; of the confident ones a
     ``sample_share`` is queued too, as a check on answers the model is sure of. Each item needs
     ``labels_per_item`` labels from different reviewers before its majority answer counts.
+
+    On AWS (with the setting ``humanReviewWorkteamArn``) an EventBridge Scheduler schedule runs the human-loop
+    job on ``schedule_expression`` (null: none), over the last ``window_hours`` of captures, on one
+    ``instance_type`` instance: it starts an Amazon A2I human loop for each review the rule picks.
     """
 
     confidence_threshold: float = 0.6
     sample_share: float = 0.02
     labels_per_item: int = 1
+    schedule_expression: str | None = None
+    window_hours: int = 1
+    instance_type: str = "ml.m5.large"
 
     def check(self) -> list[str]:
         problems = []
@@ -250,6 +257,15 @@ class HumanReviewSettings:
                 f"labels_per_item must be within 1-{MAX_LABELS_PER_ITEM} (the most an A2I flow definition's "
                 "TaskCount allows)"
             )
+        if self.schedule_expression is not None and not _SCHEDULE.match(self.schedule_expression):
+            problems.append(
+                f"schedule_expression {self.schedule_expression!r} is not an EventBridge Scheduler rate(...) "
+                "or cron(...) expression (e.g. 'rate(1 hour)')"
+            )
+        if not 1 <= self.window_hours <= 168:
+            problems.append("window_hours must be within 1-168")
+        if not self.instance_type.startswith("ml."):
+            problems.append(f"instance_type {self.instance_type!r} is not a SageMaker instance type (ml.*)")
         return problems
 
 

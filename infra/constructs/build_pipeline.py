@@ -11,14 +11,21 @@ from aws_cdk import aws_codepipeline_actions as actions
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
-from aws_cdk import aws_kms as kms
-from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from infra.constructs.ci_grants import acknowledge_ci_grants
+from infra.constructs.endpoint import StageEndpoints
+from infra.constructs.experiment_tracking import grant_start_runs
+from infra.constructs.grants import grant_pass_role
+from infra.constructs.model_registry import ModelRegistry
+from infra.constructs.project_storage import ProjectStorage
 from infra.constructs.source_repository import SourceRepository
-from model_build.sagemaker_pipeline import ARTIFACT_BUCKET_VARIABLE, DATA_BUCKET_VARIABLE, ROLE_ARN_VARIABLE
-from model_build.storage_layout import listing
+from model_build.sagemaker_pipeline import (
+    ARTIFACT_BUCKET_VARIABLE,
+    DATA_BUCKET_VARIABLE,
+    ROLE_ARN_VARIABLE,
+    TRACKING_SERVER_VARIABLE,
+)
 
 BUILD_COMMAND = "python -m pipelines run --sagemaker --wait"
 BUILD_REQUIREMENTS = "requirements-build.txt"
@@ -38,22 +45,21 @@ class BuildPipelineProps:
     environment: str
     source: SourceRepository
     execution_role: iam.IRole
-    data_bucket: s3.IBucket
+    storage: ProjectStorage
+    """The key, the artifact store (CodePipeline's ``cicd_bucket``), and the buckets the CLI lists and writes."""
     input_prefixes: tuple[str, ...]
     """The data bucket's prefixes the pipeline reads (``PipelineStorage.data_prefixes``: the raw reviews), which
     the CLI lists to fingerprint ``InputDataUrl`` before it starts an execution."""
-    artifacts_bucket: s3.IBucket
     code_prefix: str
     """Where in the artifacts bucket the CLI uploads the step code (the config's ``pipeline_artifacts_prefix``)."""
-    cicd_bucket: s3.IBucket
-    """CodePipeline's artifact store (source snapshots), apart from the model artifacts."""
-    encryption_key: kms.IKey
     retrain_schedule: str | None = None
     champion_endpoint_name: str = ""
     """The prod endpoint, whose model package the CLI compares a new model with (the champion); empty: no
     grants to look for one, and a run must name it (``ChampionModelPackageArn``)."""
-    model_package_group_name: str = ""
+    registry: ModelRegistry | None = None
     """Where the CLI finds the newest approved version when the endpoint serves none (the champion too)."""
+    mlflow_tracking_server_arn: str = ""
+    """The project's MLflow tracking server: the CLI creates each execution's run there (empty: none)."""
 
 
 class BuildPipeline(Construct):
@@ -65,8 +71,13 @@ class BuildPipeline(Construct):
             PROJECT_NAME_VARIABLE: props.project_name,
             ENVIRONMENT_VARIABLE: props.environment,
             ROLE_ARN_VARIABLE: props.execution_role.role_arn,
-            ARTIFACT_BUCKET_VARIABLE: props.artifacts_bucket.bucket_name,
-            DATA_BUCKET_VARIABLE: props.data_bucket.bucket_name,
+            ARTIFACT_BUCKET_VARIABLE: props.storage.artifacts_bucket.bucket_name,
+            DATA_BUCKET_VARIABLE: props.storage.data_bucket.bucket_name,
+            **(
+                {TRACKING_SERVER_VARIABLE: props.mlflow_tracking_server_arn}
+                if props.mlflow_tracking_server_arn
+                else {}
+            ),
         }
         self.project = codebuild.PipelineProject(
             self,
@@ -91,13 +102,16 @@ class BuildPipeline(Construct):
                     },
                 }
             ),
-            encryption_key=props.encryption_key,
+            encryption_key=props.storage.key,
             # --wait follows the SageMaker pipeline through training; 8 hours bounds a stuck run.
             timeout=Duration.hours(8),
         )
         role = self.project.role
         if role is None:
             raise RuntimeError("a PipelineProject always has a role")
+        if props.mlflow_tracking_server_arn:
+            # `pipelines run --sagemaker` creates the execution's MLflow run, then tags and ends it after --wait.
+            grant_start_runs(role, props.mlflow_tracking_server_arn)
         sagemaker_pipeline = stack.format_arn(
             service="sagemaker", resource="pipeline", resource_name=props.sagemaker_pipeline_name
         )
@@ -118,29 +132,23 @@ class BuildPipeline(Construct):
                 resources=[sagemaker_pipeline, f"{sagemaker_pipeline}/execution/*"],
             )
         )
-        role.add_to_principal_policy(
-            iam.PolicyStatement(
-                sid="PassExecutionRoleToSageMaker",
-                actions=["iam:PassRole"],
-                resources=[props.execution_role.role_arn],
-                conditions={"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}},
-            )
+        grant_pass_role(
+            role,
+            [props.execution_role.role_arn],
+            service="sagemaker.amazonaws.com",
+            sid="PassExecutionRoleToSageMaker",
         )
         # The CLI lists the input (the raw reviews by default) to fingerprint it, so that SageMaker's step cache
         # misses exactly when the data changes; without the listing every run gets a unique fingerprint and no
         # step is ever reused. Listing is all it does in the data bucket: it reads and writes no object there.
-        role.add_to_principal_policy(
-            iam.PolicyStatement(
-                sid="ListPipelineInput",
-                actions=["s3:ListBucket"],
-                resources=[props.data_bucket.bucket_arn],
-                conditions={"StringLike": {"s3:prefix": list(listing(props.input_prefixes))}},
-            )
-        )
+        props.storage.grant_input_listing(role, props.input_prefixes)
         # The CLI uploads the step code under the pipeline's prefix of the artifacts bucket.
-        code = f"{props.code_prefix}/*"
-        props.artifacts_bucket.grant_read_write(role, code)
-        champion_resources = self._find_champion(role, props) if props.champion_endpoint_name else []
+        code = props.storage.grant_code_upload(role, props.code_prefix)
+        champion_resources = (
+            self._find_champion(role, props.champion_endpoint_name, props.registry)
+            if props.champion_endpoint_name and props.registry
+            else []
+        )
 
         source_output = codepipeline.Artifact("Source")
         self.pipeline = codepipeline.Pipeline(
@@ -148,13 +156,15 @@ class BuildPipeline(Construct):
             "Pipeline",
             pipeline_name=props.pipeline_name,
             pipeline_type=codepipeline.PipelineType.V2,
-            artifact_bucket=props.cicd_bucket,
+            artifact_bucket=props.storage.cicd_bucket,
             restart_execution_on_update=False,
             stages=[
                 codepipeline.StageProps(
                     stage_name="Source",
                     actions=[
-                        props.source.source_action(self, source_output, props.cicd_bucket, start_on_push=True)
+                        props.source.source_action(
+                            self, source_output, props.storage.cicd_bucket, start_on_push=True
+                        )
                     ],
                 ),
                 codepipeline.StageProps(
@@ -178,51 +188,24 @@ class BuildPipeline(Construct):
             )
         acknowledge_ci_grants(
             self,
-            artifact_store=props.cicd_bucket,
+            artifact_store=props.storage.cicd_bucket,
             projects=[self.project],
             extra_resources=[
                 f"{sagemaker_pipeline}/execution/*",
-                props.artifacts_bucket.arn_for_objects(code),
+                code,
                 *champion_resources,
             ],
         )
 
-    @staticmethod
-    def _find_champion(role: iam.IRole, props: BuildPipelineProps) -> list[str]:
+    def _find_champion(self, role: iam.IRole, endpoint_name: str, registry: ModelRegistry) -> list[str]:
         """Let the CLI read which version prod serves, else the newest approved one, and its model's URL
         (``pipelines/runners/sagemaker.py`` ``with_champion``): reads only. Returns the wildcard resources.
 
-        Model and endpoint config names are ``<endpoint>-<version>-<digest>`` (``infra/constructs/endpoint.py``).
-        ``sagemaker:ListModelPackages`` takes no narrower resource (see ``infra/constructs/deploy_pipeline.py``),
-        so it is kept to the stack's region; reading a package is kept to the project's group.
+        The prod endpoint grants reading what it serves, the registry reading and listing its versions (the
+        listing kept to the stack's region): each action on its own resources only.
         """
-        stack = Stack.of(role)
-
-        def sagemaker_arn(resource: str, name: str) -> str:
-            return stack.format_arn(service="sagemaker", resource=resource, resource_name=name)
-
-        parts = [
-            sagemaker_arn(kind, f"{props.champion_endpoint_name}-*") for kind in ("model", "endpoint-config")
-        ]
-        packages = sagemaker_arn("model-package", f"{props.model_package_group_name}/*")
-        role.add_to_principal_policy(
-            iam.PolicyStatement(
-                sid="FindChampion",
-                actions=[
-                    "sagemaker:DescribeEndpoint",
-                    "sagemaker:DescribeEndpointConfig",
-                    "sagemaker:DescribeModel",
-                    "sagemaker:DescribeModelPackage",
-                ],
-                resources=[sagemaker_arn("endpoint", props.champion_endpoint_name), *parts, packages],
-            )
-        )
-        role.add_to_principal_policy(
-            iam.PolicyStatement(
-                sid="ListModelVersions",
-                actions=["sagemaker:ListModelPackages"],
-                resources=["*"],
-                conditions={"StringEquals": {"aws:RequestedRegion": stack.region}},
-            )
-        )
-        return [*parts, packages, "*"]
+        champion = StageEndpoints(self, (endpoint_name,))
+        champion.grant_describe(role, sid="FindChampion")
+        registry.grant_read_versions(role, sid="ReadChampionVersions")
+        registry.grant_list_versions(role, sid="ListModelVersions")
+        return [*champion.part_arns, registry.model_packages_arn, "*"]

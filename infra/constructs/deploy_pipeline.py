@@ -26,18 +26,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from aws_cdk import ArnFormat, Duration, Stack
+from aws_cdk import Duration, Stack
 from aws_cdk import aws_codebuild as codebuild
 from aws_cdk import aws_codepipeline as codepipeline
 from aws_cdk import aws_codepipeline_actions as actions
 from aws_cdk import aws_iam as iam
-from aws_cdk import aws_kms as kms
-from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from infra.constructs.build_pipeline import ENVIRONMENT_VARIABLE, PROJECT_NAME_VARIABLE
 from infra.constructs.ci_grants import acknowledge_ci_grants
-from infra.constructs.endpoint import rollback_alarm_arns
+from infra.constructs.endpoint import StageEndpoints
+from infra.constructs.grants import add_statements, grant_pass_role
+from infra.constructs.model_registry import ModelRegistry
+from infra.constructs.project_storage import ProjectStorage
 from infra.constructs.source_repository import SourceRepository
 from infra.nag import acknowledge, nag_spelling
 from model_build.config import ProjectConfig
@@ -46,8 +47,11 @@ from model_deploy.aws.names import (
     CLOUDFORMATION_ROLE_VARIABLE,
     DATA_BUCKET_VARIABLE,
     EXECUTION_ID_VARIABLE,
+    HUMAN_REVIEW_WORKTEAM_VARIABLE,
     KMS_KEY_ARN_VARIABLE,
     drift_schedule_name,
+    human_loop_schedule_name,
+    human_loop_scheduler_role_name,
     monitor_scheduler_role_name,
 )
 
@@ -65,10 +69,6 @@ SMOKE_TEST_COMMAND = (
 )
 RELEASE_NAMESPACE = "Release"
 EXPORTED_VARIABLES = ("MODEL_PACKAGE_ARN", "MODEL_PACKAGE_VERSION")
-APPLICATION_AUTOSCALING_SLR = (
-    "aws-service-role/sagemaker.application-autoscaling.amazonaws.com/"
-    "AWSServiceRoleForApplicationAutoScaling_SageMakerEndpoint"
-)
 
 
 @dataclass(frozen=True)
@@ -93,18 +93,20 @@ class DeployPipelineProps:
     project_name: str
     environment: str
     model_package_group_name: str
-    model_package_group_arn: str
-    model_packages_arn: str
+    registry: ModelRegistry
+    """The group whose approved versions are deployed: the render reads it, CloudFormation its versions."""
     source: SourceRepository
-    cicd_bucket: s3.IBucket
-    """CodePipeline's artifact store: every action's role gets it, and no role here the model artifacts."""
-    data_bucket: s3.IBucket
-    encryption_key: kms.IKey
+    storage: ProjectStorage
+    """Its ``cicd_bucket`` is CodePipeline's artifact store: every action's role gets it, and no role here the
+    model artifacts; the render names the data bucket and the key in the endpoint stacks."""
     stages: tuple[DeployStage, ...]
     """In rollout order; a manual approval precedes every stage but the first."""
     artifacts_bucket_name: str = ""
     """Where the drift monitor's reports go: a name the render action writes into the stage template, with no
     grant on the bucket to any role here (empty: no drift monitor is rendered)."""
+    human_review_workteam_arn: str = ""
+    """The private workteam of human review (the setting ``humanReviewWorkteamArn``), which the render action
+    writes into the stages' human-loop jobs (empty: none is rendered)."""
 
 
 def _install(requirements: str, *, node: bool = False) -> dict[str, object]:
@@ -118,41 +120,24 @@ class DeployPipeline(Construct):
         super().__init__(scope, construct_id)
         stack = Stack.of(self)
         self._props = props
-        self._wildcards: list[str] = [props.model_packages_arn]
+        self._wildcards: list[str] = [props.registry.model_packages_arn]
 
-        def sagemaker_arn(resource: str, name: str) -> str:
-            return stack.format_arn(service="sagemaker", resource=resource, resource_name=name)
-
-        endpoints = [sagemaker_arn("endpoint", s.endpoint_name) for s in props.stages]
-        # Model and endpoint config names are "<endpoint>-<version>-<digest>" (infra/constructs/endpoint.py).
-        endpoint_parts = [
-            sagemaker_arn(kind, f"{s.endpoint_name}-*")
-            for s in props.stages
-            for kind in ("model", "endpoint-config")
-        ]
-        self._wildcards += endpoint_parts
-        describe_endpoints = iam.PolicyStatement(
-            sid="DescribeEndpoints",
-            actions=[
-                "sagemaker:DescribeEndpoint",
-                "sagemaker:DescribeEndpointConfig",
-                "sagemaker:DescribeModel",
-            ],
-            resources=[*endpoints, *endpoint_parts],
-        )
+        self.endpoints = StageEndpoints(self, tuple(s.endpoint_name for s in props.stages))
+        self._wildcards += self.endpoints.part_arns
         pipeline_arn = stack.format_arn(service="codepipeline", resource=props.pipeline_name)
         common = {PROJECT_NAME_VARIABLE: props.project_name, ENVIRONMENT_VARIABLE: props.environment}
 
-        self.cloudformation_role = self._cloudformation_role(props, endpoints, endpoint_parts)
+        self.cloudformation_role = self._cloudformation_role(props)
 
         self.render_project = self._project(
             "Render",
             "Finds the newest approved model version and renders each stage's endpoint template",
             {
                 **common,
-                DATA_BUCKET_VARIABLE: props.data_bucket.bucket_name,
-                KMS_KEY_ARN_VARIABLE: props.encryption_key.key_arn,
+                DATA_BUCKET_VARIABLE: props.storage.data_bucket.bucket_name,
+                KMS_KEY_ARN_VARIABLE: props.storage.key.key_arn,
                 ARTIFACT_BUCKET_VARIABLE: props.artifacts_bucket_name,
+                HUMAN_REVIEW_WORKTEAM_VARIABLE: props.human_review_workteam_arn,
             },
             {
                 "version": "0.2",
@@ -172,28 +157,9 @@ class DeployPipeline(Construct):
             Duration.minutes(30),
         )
         render_role = self._role(self.render_project)
-        render_role.add_to_principal_policy(
-            iam.PolicyStatement(
-                sid="ReadApprovedModels",
-                actions=["sagemaker:DescribeModelPackageGroup", "sagemaker:DescribeModelPackage"],
-                resources=[props.model_package_group_arn, props.model_packages_arn],
-            )
-        )
-        # The Service Authorization Reference for SageMaker ("Actions, resources, and condition keys for Amazon
-        # SageMaker") gives ListModelPackages no condition keys and one optional resource type, model-package,
-        # without saying which ARN a listing is checked against: a narrower resource cannot be relied on. The
-        # global aws:RequestedRegion key keeps it to this region; the listing returns names and statuses, and
-        # reading a package (DescribeModelPackage, above) is limited to this project's group.
-        # AWS requires "*": sagemaker:ListModelPackages has no resource-level permission to rely on (see above).
-        render_role.add_to_principal_policy(
-            iam.PolicyStatement(
-                sid="ListModelPackages",
-                actions=["sagemaker:ListModelPackages"],
-                resources=["*"],
-                conditions={"StringEquals": {"aws:RequestedRegion": stack.region}},
-            )
-        )
-        render_role.add_to_principal_policy(describe_endpoints)
+        props.registry.grant_read(render_role, sid="ReadApprovedModels")
+        props.registry.grant_list_versions(render_role, sid="ListModelPackages")
+        self.endpoints.grant_describe(render_role)
         # AWS requires "*": ec2:DescribeInstanceTypes has no resource-level permissions; the render reads
         # whether a stage's instance type has local storage (then its endpoint config takes no KmsKeyId).
         render_role.add_to_principal_policy(
@@ -248,21 +214,15 @@ class DeployPipeline(Construct):
                 resources=stacks,
             )
         )
-        deploy_role.add_to_principal_policy(
-            iam.PolicyStatement(
-                sid="PassCloudFormationRole",
-                actions=["iam:PassRole"],
-                resources=[self.cloudformation_role.role_arn],
-                conditions={"StringEquals": {"iam:PassedToService": "cloudformation.amazonaws.com"}},
-            )
+        grant_pass_role(
+            deploy_role,
+            [self.cloudformation_role.role_arn],
+            service="cloudformation.amazonaws.com",
+            sid="PassCloudFormationRole",
         )
-        deploy_role.add_to_principal_policy(describe_endpoints)
+        self.endpoints.grant_describe(deploy_role)
         # The deploy sends the smoke test's requests during the bake, and smoke-tests the new version.
-        deploy_role.add_to_principal_policy(
-            iam.PolicyStatement(
-                sid="InvokeEndpoints", actions=["sagemaker:InvokeEndpoint"], resources=endpoints
-            )
-        )
+        self.endpoints.grant_invoke(deploy_role)
 
         self.smoke_test_project = self._project(
             "SmokeTest",
@@ -277,18 +237,12 @@ class DeployPipeline(Construct):
             },
             Duration.hours(2),
         )
-        self._role(self.smoke_test_project).add_to_principal_policy(
-            iam.PolicyStatement(
-                sid="InvokeEndpoints",
-                actions=["sagemaker:DescribeEndpoint", "sagemaker:InvokeEndpoint"],
-                resources=endpoints,
-            )
-        )
+        self.endpoints.grant_invoke(self._role(self.smoke_test_project), describe=True)
 
         self.pipeline = self._pipeline(props)
         acknowledge_ci_grants(
             self,
-            artifact_store=props.cicd_bucket,
+            artifact_store=props.storage.cicd_bucket,
             projects=[self.render_project, self.deploy_project, self.smoke_test_project],
         )
         acknowledge(
@@ -323,7 +277,7 @@ class DeployPipeline(Construct):
                 name: codebuild.BuildEnvironmentVariable(value=value) for name, value in variables.items()
             },
             build_spec=codebuild.BuildSpec.from_object(build_spec),
-            encryption_key=self._props.encryption_key,
+            encryption_key=self._props.storage.key,
             timeout=timeout,
         )
 
@@ -333,143 +287,34 @@ class DeployPipeline(Construct):
             raise RuntimeError("a PipelineProject always has a role")
         return project.role
 
-    def _cloudformation_role(
-        self, props: DeployPipelineProps, endpoints: list[str], endpoint_parts: list[str]
-    ) -> iam.Role:
+    def _cloudformation_role(self, props: DeployPipelineProps) -> iam.Role:
         """The role CloudFormation deploys endpoint stacks with: their resources, and nothing that grants more."""
-        stack = Stack.of(self)
         role = iam.Role(
             self,
             "EndpointStackRole",
             assumed_by=iam.ServicePrincipal("cloudformation.amazonaws.com"),
             description="CloudFormation deploys this project's endpoint stacks with this role",
         )
-        alarms = [arn for s in props.stages for arn in rollback_alarm_arns(stack, s.endpoint_name)]
-        # Target tracking creates its own alarms, named after the scalable resource.
-        target_tracking_alarms = [
-            stack.format_arn(
-                service="cloudwatch",
-                resource="alarm",
-                resource_name=f"TargetTracking-endpoint/{s.endpoint_name}/variant/*",
-                arn_format=ArnFormat.COLON_RESOURCE_NAME,
-            )
-            for s in props.stages
-        ]
-        scalable_targets = stack.format_arn(
-            service="application-autoscaling", resource="scalable-target", resource_name="*"
+        self.endpoints.grant_deploy(role)
+        # CreateModel from a model package reads the package.
+        props.registry.grant_read_versions(role, sid="ReadModelPackages")
+        grant_pass_role(
+            role,
+            [s.execution_role.role_arn for s in props.stages],
+            service="sagemaker.amazonaws.com",
+            sid="PassModelRoles",
         )
-        self._wildcards += [*target_tracking_alarms, scalable_targets]
-        tagging = ["sagemaker:AddTags", "sagemaker:ListTags", "sagemaker:DeleteTags"]
-        statements = [
-            iam.PolicyStatement(
-                sid="EndpointResources",
-                actions=[
-                    "sagemaker:CreateModel",
-                    "sagemaker:DeleteModel",
-                    "sagemaker:DescribeModel",
-                    "sagemaker:CreateEndpointConfig",
-                    "sagemaker:DeleteEndpointConfig",
-                    "sagemaker:DescribeEndpointConfig",
-                    "sagemaker:CreateEndpoint",
-                    "sagemaker:UpdateEndpoint",
-                    "sagemaker:DeleteEndpoint",
-                    "sagemaker:DescribeEndpoint",
-                    "sagemaker:UpdateEndpointWeightsAndCapacities",
-                    *tagging,
-                ],
-                resources=[*endpoints, *endpoint_parts],
-            ),
-            # CreateModel from a model package reads the package.
-            iam.PolicyStatement(
-                sid="ReadModelPackages",
-                actions=["sagemaker:DescribeModelPackage"],
-                resources=[props.model_packages_arn],
-            ),
-            iam.PolicyStatement(
-                sid="PassModelRoles",
-                actions=["iam:PassRole"],
-                resources=[s.execution_role.role_arn for s in props.stages],
-                conditions={"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}},
-            ),
-            iam.PolicyStatement(
-                sid="RollbackAlarms",
-                actions=[
-                    "cloudwatch:PutMetricAlarm",
-                    "cloudwatch:DeleteAlarms",
-                    "cloudwatch:DescribeAlarms",
-                    "cloudwatch:TagResource",
-                    "cloudwatch:UntagResource",
-                    "cloudwatch:ListTagsForResource",
-                ],
-                resources=[*alarms, *target_tracking_alarms],
-            ),
-            iam.PolicyStatement(
-                sid="Autoscaling",
-                actions=[
-                    "application-autoscaling:RegisterScalableTarget",
-                    "application-autoscaling:DeregisterScalableTarget",
-                    "application-autoscaling:PutScalingPolicy",
-                    "application-autoscaling:DeleteScalingPolicy",
-                    "application-autoscaling:TagResource",
-                    "application-autoscaling:UntagResource",
-                    "application-autoscaling:ListTagsForResource",
-                ],
-                resources=[scalable_targets],
-            ),
-            # AWS requires "*": application-autoscaling:DescribeScalableTargets has no resource-level permissions.
-            iam.PolicyStatement(
-                sid="DescribeScalableTargets",
-                actions=["application-autoscaling:DescribeScalableTargets"],
-                resources=["*"],
-            ),
-            # AWS requires "*": application-autoscaling:DescribeScalingPolicies has no resource-level permissions.
-            # AWS requires "*": application-autoscaling:DescribeScheduledActions (ScalableTarget's handlers).
-            iam.PolicyStatement(
-                sid="DescribeScalingPolicies",
-                actions=[
-                    "application-autoscaling:DescribeScalingPolicies",
-                    "application-autoscaling:DescribeScheduledActions",
-                ],
-                resources=["*"],
-            ),
-            # AWS requires "*": cloudwatch:GetMetricData has no resource-level permissions; the ScalingPolicy
-            # handlers call it to check the target tracking metric (AWS::ApplicationAutoScaling::ScalingPolicy).
-            iam.PolicyStatement(
-                sid="ReadScalingMetric", actions=["cloudwatch:GetMetricData"], resources=["*"]
-            ),
-            iam.PolicyStatement(
-                sid="AutoscalingServiceLinkedRole",
-                actions=["iam:CreateServiceLinkedRole"],
-                resources=[
-                    stack.format_arn(
-                        service="iam", region="", resource="role", resource_name=APPLICATION_AUTOSCALING_SLR
-                    )
-                ],
-                conditions={
-                    "StringEquals": {"iam:AWSServiceName": "sagemaker.application-autoscaling.amazonaws.com"}
-                },
-            ),
-            # The endpoint config encrypts the ML storage volume and captures with the project key: SageMaker
-            # creates a grant on it for the endpoint, with the caller's permission.
-            iam.PolicyStatement(
-                sid="DescribeProjectKey",
-                actions=["kms:DescribeKey"],
-                resources=[props.encryption_key.key_arn],
-            ),
-            iam.PolicyStatement(
-                sid="GrantProjectKeyToSageMaker",
-                actions=["kms:CreateGrant"],
-                resources=[props.encryption_key.key_arn],
-                conditions={"Bool": {"kms:GrantIsForAWSResource": "true"}},
-            ),
-        ]
-        statements += self._drift_monitor_statements(props)
-        for statement in statements:
-            role.add_to_policy(statement)
+        guardrails = self.endpoints.grant_deploy_alarms_and_scaling(role)
+        self._wildcards += [r for st in guardrails for r in st.resources if "*" in r and r != "*"]
+        # The endpoint config encrypts the ML storage volume and captures with the project key: SageMaker
+        # creates a grant on it for the endpoint, with the caller's permission.
+        props.storage.grant_key_describe(role)
+        props.storage.grant_key_to_aws_resources(role)
+        self._grant_drift_monitor_schedules(role, props)
         return role
 
-    def _drift_monitor_statements(self, props: DeployPipelineProps) -> list[iam.PolicyStatement]:
-        """The endpoint stacks' drift monitor schedules (``infra/constructs/drift_monitor.py``) and their role."""
+    def _grant_drift_monitor_schedules(self, role: iam.IRole, props: DeployPipelineProps) -> None:
+        """The endpoint stacks' schedules (drift monitor, human loops) and their scheduler roles."""
         stack = Stack.of(self)
         config = ProjectConfig(project_name=props.project_name, environment=props.environment)
         schedules = [
@@ -480,10 +325,21 @@ class DeployPipeline(Construct):
             )
             for s in props.stages
         ]
-        scheduler_role = stack.format_arn(
-            service="iam", region="", resource="role", resource_name=monitor_scheduler_role_name(config)
-        )
-        return [
+        scheduler_roles = [
+            stack.format_arn(service="iam", region="", resource="role", resource_name=name)
+            for name in (monitor_scheduler_role_name(config), human_loop_scheduler_role_name(config))
+        ]
+        # The human-loop schedules (infra/constructs/human_loop_schedule.py) sit beside the drift monitor's.
+        schedules += [
+            stack.format_arn(
+                service="scheduler",
+                resource="schedule",
+                resource_name=f"default/{human_loop_schedule_name(s.endpoint_name)}",
+            )
+            for s in props.stages
+        ]
+        add_statements(
+            role,
             iam.PolicyStatement(
                 sid="DriftMonitorSchedules",
                 actions=[
@@ -494,13 +350,8 @@ class DeployPipeline(Construct):
                 ],
                 resources=schedules,
             ),
-            iam.PolicyStatement(
-                sid="PassDriftMonitorSchedulerRole",
-                actions=["iam:PassRole"],
-                resources=[scheduler_role],
-                conditions={"StringEquals": {"iam:PassedToService": "scheduler.amazonaws.com"}},
-            ),
-        ]
+        )
+        grant_pass_role(role, scheduler_roles, service="scheduler.amazonaws.com", sid="PassSchedulerRoles")
 
     def _pipeline(self, props: DeployPipelineProps) -> codepipeline.Pipeline:
         source_output = codepipeline.Artifact("Source")
@@ -522,7 +373,9 @@ class DeployPipeline(Construct):
             codepipeline.StageProps(
                 stage_name="Source",
                 actions=[
-                    props.source.source_action(self, source_output, props.cicd_bucket, start_on_push=False)
+                    props.source.source_action(
+                        self, source_output, props.storage.cicd_bucket, start_on_push=False
+                    )
                 ],
             ),
             codepipeline.StageProps(stage_name="Render", actions=[self.render_action]),
@@ -584,7 +437,7 @@ class DeployPipeline(Construct):
             pipeline_name=props.pipeline_name,
             pipeline_type=codepipeline.PipelineType.V2,
             execution_mode=codepipeline.ExecutionMode.SUPERSEDED,
-            artifact_bucket=props.cicd_bucket,
+            artifact_bucket=props.storage.cicd_bucket,
             restart_execution_on_update=False,
             stages=stages,
         )

@@ -34,19 +34,12 @@ from aws_cdk import ArnFormat, Duration, Stack
 from aws_cdk import aws_applicationautoscaling as appscaling
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_iam as iam
-from aws_cdk import aws_kms as kms
-from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sagemaker as sagemaker
 from constructs import Construct
 
-from infra.constructs.execution_role import (
-    framework_images as dlc_repositories,
-)
-from infra.constructs.execution_role import (
-    pull_framework_images,
-    use_project_key,
-    write_logs,
-)
+from infra.constructs.framework_images import framework_images, grant_pull_framework_images
+from infra.constructs.grants import add_statements, grant_write_logs
+from infra.constructs.project_storage import ProjectStorage
 from infra.nag import acknowledge, nag_spelling
 from model_build import images
 from model_deploy.aws.names import MODEL_NAME_DIGEST_LENGTH, VARIANT_NAME, alarm_names
@@ -101,13 +94,26 @@ class ModelEndpointProps:
     model_image: str | None = None
     """The serving image of the model package (its ``InferenceSpecification``), when known: the endpoint
     runs that image on the stage's instance type, so a CPU image on a GPU instance or the reverse is refused."""
+    package_instance_types: tuple[str, ...] = ()
+    """The package's ``SupportedRealtimeInferenceInstanceTypes`` (empty: it lists none, or unknown): a stage
+    whose instance type is not among them is refused."""
 
     def __post_init__(self) -> None:
         problem = canary_problem(self.stage)
         if problem:
             raise ValueError(problem)
+        instance_type = self.stage.endpoint.instance_type
+        # The list is optional for versioned packages and the API reference names no check of it when an
+        # endpoint config is created (https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_InferenceSpecification.html):
+        # nothing on AWS would stop a stage serving a version on an instance type it was not registered for.
+        if self.package_instance_types and instance_type not in self.package_instance_types:
+            raise ValueError(
+                f"{self.stage.stage}: the model package {self.model_package_arn} lists "
+                f"{', '.join(self.package_instance_types)} for real-time inference, not {instance_type} "
+                f"(endpoint.instance_type in model_deploy/stages/{self.stage.stage}.json). Register a version for it "
+                f"(`pipelines run --sagemaker` registers every stage's instance type), or serve on a listed type"
+            )
         if self.model_image is not None:
-            instance_type = self.stage.endpoint.instance_type
             try:
                 images.check_fits(self.model_image, instance_type, framework=None)
             except images.ImageMismatch as error:
@@ -127,6 +133,169 @@ class ModelEndpointProps:
     def package_version(self) -> str:
         """The version at the end of the package ARN (``.../<group>/<version>``), for readable model names."""
         return self.model_package_arn.rsplit("/", 1)[-1]
+
+
+APPLICATION_AUTOSCALING_SLR = (
+    "aws-service-role/sagemaker.application-autoscaling.amazonaws.com/"
+    "AWSServiceRoleForApplicationAutoScaling_SageMakerEndpoint"
+)
+
+
+@dataclass(frozen=True)
+class StageEndpoints:
+    """The stages' endpoints by name, and the grants on them, as CDK's ``Endpoint.fromEndpointName`` and its
+    ``grantInvoke``: the endpoints exist only once the deploy pipeline has deployed their stacks (one per stage,
+    :class:`ModelEndpoint`), so what may use them is granted here, on the names they will have."""
+
+    scope: Construct
+    """Where the ARNs are built (its stack's partition, region and account)."""
+    names: tuple[str, ...]
+
+    def _arn(self, resource: str, name: str) -> str:
+        return Stack.of(self.scope).format_arn(service="sagemaker", resource=resource, resource_name=name)
+
+    @property
+    def arns(self) -> list[str]:
+        return [self._arn("endpoint", name) for name in self.names]
+
+    @property
+    def part_arns(self) -> list[str]:
+        """Their models and endpoint configs, named ``<endpoint>-<version>-<digest>`` (:class:`ModelEndpoint`)."""
+        return [self._arn(kind, f"{name}-*") for name in self.names for kind in ("model", "endpoint-config")]
+
+    def grant_describe(
+        self, grantee: iam.IGrantable, *, sid: str = "DescribeEndpoints"
+    ) -> list[iam.PolicyStatement]:
+        """Read what each endpoint serves: the endpoint, its config and its model."""
+        return add_statements(
+            grantee,
+            iam.PolicyStatement(
+                sid=sid,
+                actions=[
+                    "sagemaker:DescribeEndpoint",
+                    "sagemaker:DescribeEndpointConfig",
+                    "sagemaker:DescribeModel",
+                ],
+                resources=[*self.arns, *self.part_arns],
+            ),
+        )
+
+    def grant_invoke(self, grantee: iam.IGrantable, *, describe: bool = False) -> list[iam.PolicyStatement]:
+        """Invoke the endpoints; with ``describe``, also read their status (to wait for ``InService``)."""
+        return add_statements(
+            grantee,
+            iam.PolicyStatement(
+                sid="InvokeEndpoints",
+                actions=[*(["sagemaker:DescribeEndpoint"] if describe else []), "sagemaker:InvokeEndpoint"],
+                resources=self.arns,
+            ),
+        )
+
+    def grant_deploy(self, grantee: iam.IGrantable) -> list[iam.PolicyStatement]:
+        """What CloudFormation calls to create, update and delete the endpoints, their configs and models, and
+        their tags (the handlers of the three resource types)."""
+        tagging = ["sagemaker:AddTags", "sagemaker:ListTags", "sagemaker:DeleteTags"]
+        return add_statements(
+            grantee,
+            iam.PolicyStatement(
+                sid="EndpointResources",
+                actions=[
+                    "sagemaker:CreateModel",
+                    "sagemaker:DeleteModel",
+                    "sagemaker:DescribeModel",
+                    "sagemaker:CreateEndpointConfig",
+                    "sagemaker:DeleteEndpointConfig",
+                    "sagemaker:DescribeEndpointConfig",
+                    "sagemaker:CreateEndpoint",
+                    "sagemaker:UpdateEndpoint",
+                    "sagemaker:DeleteEndpoint",
+                    "sagemaker:DescribeEndpoint",
+                    "sagemaker:UpdateEndpointWeightsAndCapacities",
+                    *tagging,
+                ],
+                resources=[*self.arns, *self.part_arns],
+            ),
+        )
+
+    def grant_deploy_alarms_and_scaling(self, grantee: iam.IGrantable) -> list[iam.PolicyStatement]:
+        """What CloudFormation calls for the rest of an endpoint stack: the rollback alarms, the target tracking
+        alarms Application Auto Scaling names after each variant, the scalable targets and their policies."""
+        stack = Stack.of(self.scope)
+        alarms = [arn for name in self.names for arn in rollback_alarm_arns(stack, name)]
+        # Target tracking creates its own alarms, named after the scalable resource.
+        target_tracking_alarms = [
+            stack.format_arn(
+                service="cloudwatch",
+                resource="alarm",
+                resource_name=f"TargetTracking-endpoint/{name}/variant/*",
+                arn_format=ArnFormat.COLON_RESOURCE_NAME,
+            )
+            for name in self.names
+        ]
+        scalable_targets = stack.format_arn(
+            service="application-autoscaling", resource="scalable-target", resource_name="*"
+        )
+        return add_statements(
+            grantee,
+            iam.PolicyStatement(
+                sid="RollbackAlarms",
+                actions=[
+                    "cloudwatch:PutMetricAlarm",
+                    "cloudwatch:DeleteAlarms",
+                    "cloudwatch:DescribeAlarms",
+                    "cloudwatch:TagResource",
+                    "cloudwatch:UntagResource",
+                    "cloudwatch:ListTagsForResource",
+                ],
+                resources=[*alarms, *target_tracking_alarms],
+            ),
+            iam.PolicyStatement(
+                sid="Autoscaling",
+                actions=[
+                    "application-autoscaling:RegisterScalableTarget",
+                    "application-autoscaling:DeregisterScalableTarget",
+                    "application-autoscaling:PutScalingPolicy",
+                    "application-autoscaling:DeleteScalingPolicy",
+                    "application-autoscaling:TagResource",
+                    "application-autoscaling:UntagResource",
+                    "application-autoscaling:ListTagsForResource",
+                ],
+                resources=[scalable_targets],
+            ),
+            # AWS requires "*": application-autoscaling:DescribeScalableTargets has no resource-level permissions.
+            iam.PolicyStatement(
+                sid="DescribeScalableTargets",
+                actions=["application-autoscaling:DescribeScalableTargets"],
+                resources=["*"],
+            ),
+            # AWS requires "*": application-autoscaling:DescribeScalingPolicies has no resource-level permissions.
+            # AWS requires "*": application-autoscaling:DescribeScheduledActions (ScalableTarget's handlers).
+            iam.PolicyStatement(
+                sid="DescribeScalingPolicies",
+                actions=[
+                    "application-autoscaling:DescribeScalingPolicies",
+                    "application-autoscaling:DescribeScheduledActions",
+                ],
+                resources=["*"],
+            ),
+            # AWS requires "*": cloudwatch:GetMetricData has no resource-level permissions; the ScalingPolicy
+            # handlers call it to check the target tracking metric (AWS::ApplicationAutoScaling::ScalingPolicy).
+            iam.PolicyStatement(
+                sid="ReadScalingMetric", actions=["cloudwatch:GetMetricData"], resources=["*"]
+            ),
+            iam.PolicyStatement(
+                sid="AutoscalingServiceLinkedRole",
+                actions=["iam:CreateServiceLinkedRole"],
+                resources=[
+                    stack.format_arn(
+                        service="iam", region="", resource="role", resource_name=APPLICATION_AUTOSCALING_SLR
+                    )
+                ],
+                conditions={
+                    "StringEquals": {"iam:AWSServiceName": "sagemaker.application-autoscaling.amazonaws.com"}
+                },
+            ),
+        )
 
 
 def rollback_alarm_arns(stack: Stack, endpoint_name: str) -> list[str]:
@@ -350,14 +519,12 @@ class ModelEndpoint(Construct):
 class EndpointExecutionRoleProps:
     role_name: str
     endpoint_name: str
-    artifacts_bucket: s3.IBucket
+    storage: ProjectStorage
     model_artifacts_prefixes: tuple[str, ...]
     """Where the pipeline writes the models it registers in the artifacts bucket (``storage_layout.served_prefixes``:
     the training jobs' ``model.tar.gz``, the evaluation step's package): the model may read its archive, not the
     splits and reports beside it."""
-    data_bucket: s3.IBucket
     data_capture_key: str
-    encryption_key: kms.IKey
 
 
 class EndpointExecutionRole(Construct):
@@ -373,25 +540,20 @@ class EndpointExecutionRole(Construct):
             assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"),
             description=f"The model of endpoint {props.endpoint_name} runs as this role",
         )
-        model_artifacts = [
-            props.artifacts_bucket.arn_for_objects(f"{prefix}/*") for prefix in props.model_artifacts_prefixes
-        ]
-        captures = props.data_bucket.arn_for_objects(f"{props.data_capture_key}/*")
         log_group = stack.format_arn(
             service="logs",
             resource="log-group",
             resource_name=f"/aws/sagemaker/Endpoints/{props.endpoint_name}",
             arn_format=ArnFormat.COLON_RESOURCE_NAME,
         )
-        framework_images = dlc_repositories(stack)
-        statements = [
-            iam.PolicyStatement(
-                sid="ReadModelArtifacts", actions=["s3:GetObject"], resources=model_artifacts
-            ),
-            iam.PolicyStatement(sid="WriteCaptures", actions=["s3:PutObject"], resources=[captures]),
-            use_project_key(props.encryption_key),
-            *pull_framework_images(framework_images),
-            write_logs("EndpointLogs", [log_group, f"{log_group}:*"]),
+        storage = props.storage
+        (read_models,) = storage.grant_model_read(self.role, props.model_artifacts_prefixes)
+        (write_captures,) = storage.grant_capture_write(self.role, props.data_capture_key)
+        storage.grant_key_use(self.role)
+        grant_pull_framework_images(self.role, stack)
+        grant_write_logs(self.role, "EndpointLogs", [log_group, f"{log_group}:*"])
+        add_statements(
+            self.role,
             # "Ensure that your IAM execution role has permission to perform the cloudwatch:DescribeAlarms
             # action on the auto-rollback alarms you specify"
             # (https://docs.aws.amazon.com/sagemaker/latest/dg/deployment-guardrails-configuration.html).
@@ -408,9 +570,7 @@ class EndpointExecutionRole(Construct):
                 resources=["*"],
                 conditions={"StringLike": {"cloudwatch:namespace": ["/aws/sagemaker/*", NAMESPACE]}},
             ),
-        ]
-        for statement in statements:
-            self.role.add_to_policy(statement)
+        )
         acknowledge(
             self.role,
             "AwsSolutions-IAM5",
@@ -420,6 +580,12 @@ class EndpointExecutionRole(Construct):
             "ecr:GetAuthorizationToken and cloudwatch:PutMetricData (with a namespace condition).",
             [
                 f"Resource::{nag_spelling(self, resource)}"
-                for resource in (*model_artifacts, captures, f"{log_group}:*", framework_images, "*")
+                for resource in (
+                    *read_models.resources,
+                    *write_captures.resources,
+                    f"{log_group}:*",
+                    framework_images(stack),
+                    "*",
+                )
             ],
         )

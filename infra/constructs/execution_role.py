@@ -7,196 +7,40 @@ role of its step (``iam:PassRole`` on those roles only, to SageMaker only). Each
 write only under its own prefixes (:mod:`model_build.storage_layout`), write its logs and metrics, pull the
 framework images and use the project key; only the step that declares the Feature Store (ProcessReviews) may
 put records into the feature group. No job queries Athena or reads the Glue catalog, so no role may.
+
+The storage, the registry, the feature group and the framework images grant what a role may do with them
+(their ``grant_*`` methods); written here is only what belongs to the pipeline itself: its jobs, its
+experiment, its metrics and the roles it passes.
 """
 
 from __future__ import annotations
 
-import importlib.util
-import json
 from dataclasses import dataclass
-from pathlib import Path
 
-from aws_cdk import ArnFormat, Aws, CfnMapping, Stack
+from aws_cdk import ArnFormat, Stack
 from aws_cdk import aws_iam as iam
-from aws_cdk import aws_kms as kms
-from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
-from infra.nag import acknowledge, nag_spelling
-from model_build.images import FRAMEWORK
+from infra.constructs.experiment_tracking import ExperimentTracking
+from infra.constructs.feature_group import ReviewFeatureGroup
+from infra.constructs.framework_images import grant_pull_framework_images
+from infra.constructs.grants import acknowledge_wildcards, add_statements, grant_pass_role, grant_write_logs
+from infra.constructs.model_registry import ModelRegistry
+from infra.constructs.project_storage import ProjectStorage
 from model_build.step_roles import StepRole
-from model_build.storage_layout import PipelineStorage, StepWrites, listing
-
-# What a job needs to put an object, multipart uploads included (large model archives are uploaded in parts).
-PUT_OBJECT_ACTIONS = ("s3:PutObject", "s3:AbortMultipartUpload")
-DEEP_LEARNING_CONTAINERS_MAPPING = "DeepLearningContainersAccounts"
-
-
-def deep_learning_containers_accounts(torch_version: str = FRAMEWORK.torch) -> dict[str, str]:
-    """The account that publishes the PyTorch Deep Learning Containers in each region, from the SageMaker SDK's
-    own image configuration (what ``image_uris.retrieve`` reads; opt-in regions use accounts of their own).
-
-    The JSON is read where the SDK installs it, without importing the SDK: the CDK app does not need it.
-    """
-    spec = importlib.util.find_spec("sagemaker.core")
-    if spec is None or not spec.submodule_search_locations:
-        raise RuntimeError(
-            "the SageMaker SDK (sagemaker-core) is not installed: pip install -r requirements.txt"
-        )
-    path = Path(next(iter(spec.submodule_search_locations))) / "image_uri_config" / "pytorch.json"
-    config = json.loads(path.read_text(encoding="utf-8"))
-    accounts: dict[str, str] = {}
-    for scope in ("training", "inference"):
-        versions = config[scope]["versions"]
-        aliases = config[scope].get("version_aliases", {})
-        version = (
-            versions.get(torch_version)
-            or versions[aliases.get(torch_version, torch_version.rsplit(".", 1)[0])]
-        )
-        for region, account in version["registries"].items():
-            if accounts.setdefault(region, account) != account:
-                raise RuntimeError(
-                    f"the SDK names two DLC accounts for {region}: {accounts[region]}, {account}"
-                )
-    return accounts
-
-
-def framework_images(scope: Construct) -> str:
-    """The Deep Learning Containers' repositories in the stack's region: the account comes from a mapping of
-    :func:`deep_learning_containers_accounts`, added to the stack once."""
-    stack = Stack.of(scope)
-    mapping = stack.node.try_find_child(DEEP_LEARNING_CONTAINERS_MAPPING)
-    if not isinstance(mapping, CfnMapping):
-        mapping = CfnMapping(
-            stack,
-            DEEP_LEARNING_CONTAINERS_MAPPING,
-            mapping={
-                region: {"account": account}
-                for region, account in deep_learning_containers_accounts().items()
-            },
-        )
-    account = mapping.find_in_map(Aws.REGION, "account")
-    return stack.format_arn(service="ecr", account=account, resource="repository", resource_name="*")
-
-
-def pull_framework_images(framework_images: str) -> list[iam.PolicyStatement]:
-    """What a job or an endpoint needs to pull the Deep Learning Containers' images (``framework_images``)."""
-    return [
-        iam.PolicyStatement(
-            sid="PullFrameworkImages",
-            actions=["ecr:BatchCheckLayerAvailability", "ecr:GetDownloadUrlForLayer", "ecr:BatchGetImage"],
-            resources=[framework_images],
-        ),
-        # AWS requires "*": ecr:GetAuthorizationToken has no resource-level permissions.
-        iam.PolicyStatement(sid="EcrLogin", actions=["ecr:GetAuthorizationToken"], resources=["*"]),
-    ]
-
-
-LOG_ACTIONS = ("logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams")
-
-
-def write_logs(sid: str, log_groups: list[str]) -> iam.PolicyStatement:
-    """What a SageMaker job or endpoint needs to write its CloudWatch logs into ``log_groups``."""
-    return iam.PolicyStatement(sid=sid, actions=list(LOG_ACTIONS), resources=log_groups)
-
-
-def use_project_key(key: kms.IKey) -> iam.PolicyStatement:
-    """Decrypt what is read and encrypt what is written (a data key per object, S3 bucket keys) with ``key``."""
-    return iam.PolicyStatement(
-        sid="UseProjectKey", actions=["kms:Decrypt", "kms:GenerateDataKey"], resources=[key.key_arn]
-    )
-
-
-def _sid(name: str) -> str:
-    """A statement id from a step name (IAM allows only letters and digits)."""
-    return "".join(character for character in name if character.isalnum())
-
-
-def read_statements(
-    data_bucket: s3.IBucket, artifacts_bucket: s3.IBucket, storage: PipelineStorage, *, reads_input: bool
-) -> list[iam.PolicyStatement]:
-    """Read the pipeline's artifacts (code, earlier steps' outputs) and, with ``reads_input``, the raw reviews:
-    nothing here lets a role write or delete in either bucket."""
-    statements = []
-    buckets = [artifacts_bucket]
-    if reads_input:
-        buckets.insert(0, data_bucket)
-        statements += [
-            iam.PolicyStatement(
-                sid="ListReviewData",
-                actions=["s3:ListBucket"],
-                resources=[data_bucket.bucket_arn],
-                conditions={"StringLike": {"s3:prefix": list(listing(storage.data_prefixes))}},
-            ),
-            iam.PolicyStatement(
-                sid="ReadReviewData",
-                actions=["s3:GetObject"],
-                resources=[data_bucket.arn_for_objects(key) for key in storage.data_reads],
-            ),
-        ]
-    statements += [
-        iam.PolicyStatement(
-            sid="ListPipelineArtifacts",
-            actions=["s3:ListBucket"],
-            resources=[artifacts_bucket.bucket_arn],
-            conditions={"StringLike": {"s3:prefix": list(listing(storage.artifact_prefixes))}},
-        ),
-        iam.PolicyStatement(
-            sid="ReadPipelineArtifacts",
-            actions=["s3:GetObject"],
-            resources=[artifacts_bucket.arn_for_objects(key) for key in storage.artifact_reads],
-        ),
-        iam.PolicyStatement(
-            sid="LocateBuckets",
-            actions=["s3:GetBucketLocation"],
-            resources=[bucket.bucket_arn for bucket in buckets],
-        ),
-    ]
-    return statements
-
-
-def write_statements(artifacts_bucket: s3.IBucket, writes: StepWrites) -> list[iam.PolicyStatement]:
-    """Create objects only under the step's own prefixes; delete only in its checkpoint folder (training)."""
-    statements = [
-        iam.PolicyStatement(
-            sid=f"Write{_sid(writes.step)}",
-            actions=list(PUT_OBJECT_ACTIONS),
-            resources=[
-                artifacts_bucket.arn_for_objects(key) for key in (*writes.outputs, *writes.checkpoints)
-            ],
-        )
-    ]
-    if writes.checkpoints:
-        statements.append(
-            iam.PolicyStatement(
-                sid=f"Sync{_sid(writes.step)}Checkpoints",
-                actions=["s3:DeleteObject"],
-                resources=[artifacts_bucket.arn_for_objects(key) for key in writes.checkpoints],
-            )
-        )
-    return statements
-
-
-def _acknowledge_wildcards(role: iam.Role, statements: list[iam.PolicyStatement], reason: str) -> None:
-    """Acknowledge IAM5 for exactly the wildcard resources of ``statements``, each spelled as cdk-nag does."""
-    wildcards = dict.fromkeys(
-        nag_spelling(role, resource)
-        for statement in statements
-        for resource in statement.resources
-        if "*" in resource
-    )
-    acknowledge(role, "AwsSolutions-IAM5", reason, [f"Resource::{resource}" for resource in wildcards])
+from model_build.storage_layout import PipelineStorage
 
 
 @dataclass(frozen=True)
 class StepRoleProps:
     step: StepRole
-    data_bucket: s3.IBucket
-    artifacts_bucket: s3.IBucket
-    encryption_key: kms.IKey
-    feature_group_arn: str
-    storage: PipelineStorage
+    storage: ProjectStorage
+    feature_group: ReviewFeatureGroup
+    layout: PipelineStorage
     """Where in the two buckets the jobs read (``model_build.storage_layout``); the step's writes are its own."""
+    experiment_tracking: ExperimentTracking | None = None
+    """The project's MLflow tracking server: it grants logging runs to the role of a step that declares
+    experiment tracking (None: the project has no server)."""
 
 
 class SageMakerStepRole(Construct):
@@ -219,41 +63,36 @@ class SageMakerStepRole(Construct):
             resource_name="/aws/sagemaker/*",
             arn_format=ArnFormat.COLON_RESOURCE_NAME,
         )
+        storage = props.storage
         statements = [
-            *read_statements(
-                props.data_bucket, props.artifacts_bucket, props.storage, reads_input=step.reads_input
-            ),
-            *write_statements(props.artifacts_bucket, step.writes),
-            write_logs("JobLogs", [sagemaker_logs]),
-            *pull_framework_images(framework_images(stack)),
+            *storage.grant_pipeline_read(self.role, props.layout, reads_input=step.reads_input),
+            *storage.grant_step_prefix_write(self.role, step.writes),
+            *grant_write_logs(self.role, "JobLogs", [sagemaker_logs]),
+            *grant_pull_framework_images(self.role, stack),
             # AWS requires "*": cloudwatch:PutMetricData has no resource-level permissions; the namespace
             # condition keeps it to SageMaker's own metrics.
-            iam.PolicyStatement(
-                sid="JobMetrics",
-                actions=["cloudwatch:PutMetricData"],
-                resources=["*"],
-                conditions={"StringLike": {"cloudwatch:namespace": "/aws/sagemaker/*"}},
+            *add_statements(
+                self.role,
+                iam.PolicyStatement(
+                    sid="JobMetrics",
+                    actions=["cloudwatch:PutMetricData"],
+                    resources=["*"],
+                    conditions={"StringLike": {"cloudwatch:namespace": "/aws/sagemaker/*"}},
+                ),
             ),
-            use_project_key(props.encryption_key),
+            *storage.grant_key_use(self.role),
         ]
         if step.puts_features:
-            # preprocess.py's FeatureStoreIngestor: PutRecord only (kms:Decrypt on the online store's key is
-            # in UseProjectKey).
-            statements.append(
-                iam.PolicyStatement(
-                    sid="PutFeatureRecords",
-                    actions=["sagemaker:PutRecord"],
-                    resources=[props.feature_group_arn],
-                )
-            )
-        for statement in statements:
-            self.role.add_to_policy(statement)
-        _acknowledge_wildcards(
+            # preprocess.py's FeatureStoreIngestor (kms:Decrypt on the online store's key is UseProjectKey).
+            statements += props.feature_group.grant_put_record(self.role)
+        if step.logs_experiments and props.experiment_tracking is not None:
+            statements += props.experiment_tracking.grant_log_runs(self.role)
+        acknowledge_wildcards(
             self.role,
             statements,
             f"Every wildcard is scoped to this project: objects under the prefixes the {step.step} jobs read "
-            "and under the step's own output prefixes (execution ids and job names are known only at run "
-            "time), SageMaker's log groups, the framework image repositories; '*' only for the two actions "
+            "and under the step's own output prefixes and the MLflow artifact store's (execution ids, job names, "
+            "experiment and run ids are known only at run time), SageMaker's log groups, the framework image repositories; '*' only for the two actions "
             "AWS grants on no narrower resource (ecr:GetAuthorizationToken; cloudwatch:PutMetricData, with a "
             "namespace condition).",
         )
@@ -263,13 +102,11 @@ class SageMakerStepRole(Construct):
 class ExecutionRoleProps:
     role_name: str
     pipeline_name: str
-    artifacts_bucket: s3.IBucket
-    encryption_key: kms.IKey
-    model_package_group_arn: str
-    model_packages_arn: str
+    storage: ProjectStorage
+    registry: ModelRegistry
     step_roles: tuple[iam.IRole, ...]
     """The roles the pipeline's jobs run as: the only roles it may pass."""
-    storage: PipelineStorage
+    layout: PipelineStorage
     """Where in the artifacts bucket the pipeline reads its property files and reports."""
 
 
@@ -291,18 +128,9 @@ class SageMakerExecutionRole(Construct):
             assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"),
             description="SageMaker pipeline role of this project only; its jobs run as their steps' roles",
         )
-        statements = [
-            iam.PolicyStatement(
-                sid="RegisterModels",
-                actions=[
-                    "sagemaker:DescribeModelPackageGroup",
-                    "sagemaker:CreateModelPackage",
-                    "sagemaker:DescribeModelPackage",
-                    "sagemaker:UpdateModelPackage",
-                    "sagemaker:AddTags",
-                ],
-                resources=[props.model_package_group_arn, props.model_packages_arn],
-            ),
+        statements = props.registry.grant_register(self.role)
+        statements += add_statements(
+            self.role,
             # SageMaker Pipelines names the jobs of its steps "pipelines-<execution id>-<step>-<suffix>".
             iam.PolicyStatement(
                 sid="PipelineStepJobs",
@@ -339,38 +167,19 @@ class SageMakerExecutionRole(Construct):
                     sagemaker_arn("experiment-trial-component", "*"),
                 ],
             ),
-            iam.PolicyStatement(
-                sid="PassStepRolesToSageMaker",
-                actions=["iam:PassRole"],
-                resources=[role.role_arn for role in props.step_roles],
-                conditions={"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}},
-            ),
-            # The property files (data check, evaluation) that conditions and registration read.
-            iam.PolicyStatement(
-                sid="ListPipelineArtifacts",
-                actions=["s3:ListBucket"],
-                resources=[props.artifacts_bucket.bucket_arn],
-                conditions={"StringLike": {"s3:prefix": list(listing(props.storage.artifact_prefixes))}},
-            ),
-            iam.PolicyStatement(
-                sid="ReadPipelineArtifacts",
-                actions=["s3:GetObject"],
-                resources=[
-                    props.artifacts_bucket.arn_for_objects(key) for key in props.storage.artifact_reads
-                ],
-            ),
-            iam.PolicyStatement(
-                sid="LocateBuckets",
-                actions=["s3:GetBucketLocation"],
-                resources=[props.artifacts_bucket.bucket_arn],
-            ),
-            # The registered model names its inference image.
-            *pull_framework_images(framework_images(stack)),
-            use_project_key(props.encryption_key),
-        ]
-        for statement in statements:
-            self.role.add_to_policy(statement)
-        _acknowledge_wildcards(
+        )
+        statements += grant_pass_role(
+            self.role,
+            [role.role_arn for role in props.step_roles],
+            service="sagemaker.amazonaws.com",
+            sid="PassStepRolesToSageMaker",
+        )
+        # The property files (data check, evaluation) that conditions and registration read.
+        statements += props.storage.grant_pipeline_read(self.role, props.layout, reads_input=False)
+        # The registered model names its inference image.
+        statements += grant_pull_framework_images(self.role, stack)
+        statements += props.storage.grant_key_use(self.role)
+        acknowledge_wildcards(
             self.role,
             statements,
             "Every wildcard is scoped to this project: objects under the pipeline's artifact prefix (execution "

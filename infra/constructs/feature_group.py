@@ -6,11 +6,12 @@ from dataclasses import dataclass
 
 from aws_cdk import RemovalPolicy, Stack
 from aws_cdk import aws_iam as iam
-from aws_cdk import aws_kms as kms
-from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sagemaker as sagemaker
 from constructs import Construct
 
+from infra.constructs.grants import add_statements
+from infra.constructs.project_storage import ProjectStorage
+from infra.constructs.raw_reviews_catalog import RawReviewsCatalog
 from infra.nag import acknowledge, nag_spelling
 from model_build.steps import features
 
@@ -19,10 +20,11 @@ from model_build.steps import features
 class FeatureGroupProps:
     feature_group_name: str
     offline_store_table_name: str
-    data_bucket: s3.IBucket
+    storage: ProjectStorage
+    """The offline store is in its data bucket, encrypted with its key."""
     offline_store_prefix: str
-    glue_database_name: str
-    encryption_key: kms.IKey
+    catalog: RawReviewsCatalog
+    """The Glue database the offline store's table is registered in."""
     online_store: bool = False
     removal_policy: RemovalPolicy = RemovalPolicy.DESTROY
     """Deleting the group leaves its offline store files in S3; only its online records would be lost."""
@@ -33,43 +35,18 @@ class ReviewFeatureGroup(Construct):
 
     def __init__(self, scope: Construct, construct_id: str, props: FeatureGroupProps) -> None:
         super().__init__(scope, construct_id)
-        stack = Stack.of(self)
         self.feature_group_name = props.feature_group_name
         self.offline_store_table_name = props.offline_store_table_name
-        self.offline_store_uri = f"s3://{props.data_bucket.bucket_name}/{props.offline_store_prefix}"
+        self.offline_store_uri = f"s3://{props.storage.data_bucket.bucket_name}/{props.offline_store_prefix}"
         self.role = iam.Role(
             self,
             "OfflineStoreRole",
             assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"),
             description="Lets Feature Store write the offline store and register its Glue table",
         )
-        offline_store_objects = props.data_bucket.arn_for_objects(f"{props.offline_store_prefix}/*")
-        self.role.add_to_policy(
-            iam.PolicyStatement(
-                actions=["s3:PutObject", "s3:PutObjectAcl", "s3:GetObject"],
-                resources=[offline_store_objects],
-            )
-        )
-        self.role.add_to_policy(
-            iam.PolicyStatement(actions=["s3:GetBucketAcl"], resources=[props.data_bucket.bucket_arn])
-        )
-        self.role.add_to_policy(
-            iam.PolicyStatement(
-                actions=["glue:GetDatabase", "glue:GetTable", "glue:CreateTable", "glue:UpdateTable"],
-                resources=[
-                    stack.format_arn(service="glue", resource="catalog"),
-                    stack.format_arn(
-                        service="glue", resource="database", resource_name=props.glue_database_name
-                    ),
-                    stack.format_arn(
-                        service="glue",
-                        resource="table",
-                        resource_name=f"{props.glue_database_name}/{self.offline_store_table_name}",
-                    ),
-                ],
-            )
-        )
-        props.encryption_key.grant_encrypt_decrypt(self.role)
+        offline_store, _ = props.storage.grant_offline_store_write(self.role, props.offline_store_prefix)
+        props.catalog.grant_table_upkeep(self.role, self.offline_store_table_name)
+        props.storage.key.grant_encrypt_decrypt(self.role)
         acknowledge(
             self.role,
             "AwsSolutions-IAM5",
@@ -79,7 +56,7 @@ class ReviewFeatureGroup(Construct):
             [
                 "Action::kms:GenerateDataKey*",
                 "Action::kms:ReEncrypt*",
-                "Resource::" + nag_spelling(self, offline_store_objects),
+                *("Resource::" + nag_spelling(self, resource) for resource in offline_store.resources),
             ],
         )
 
@@ -100,17 +77,17 @@ class ReviewFeatureGroup(Construct):
             offline_store_config={
                 "S3StorageConfig": {
                     "S3Uri": self.offline_store_uri,
-                    "KmsKeyId": props.encryption_key.key_arn,
+                    "KmsKeyId": props.storage.key.key_arn,
                 },
                 "DataCatalogConfig": {
                     "Catalog": "AwsDataCatalog",
-                    "Database": props.glue_database_name,
+                    "Database": props.catalog.database_name,
                     "TableName": self.offline_store_table_name,
                 },
                 "DisableGlueTableCreation": False,
             },
             online_store_config=(
-                {"EnableOnlineStore": True, "SecurityConfig": {"KmsKeyId": props.encryption_key.key_arn}}
+                {"EnableOnlineStore": True, "SecurityConfig": {"KmsKeyId": props.storage.key.key_arn}}
                 if props.online_store
                 else None
             ),
@@ -122,6 +99,17 @@ class ReviewFeatureGroup(Construct):
 
     @property
     def arn(self) -> str:
+        """Built from the group's name, so another stack's policy can name it without a cross-stack export."""
         return Stack.of(self).format_arn(
             service="sagemaker", resource="feature-group", resource_name=self.feature_group_name
+        )
+
+    def grant_put_record(self, grantee: iam.IGrantable) -> list[iam.PolicyStatement]:
+        """Put records into the group (``FeatureStoreIngestor`` in the preprocessing step): PutRecord only; the
+        online store's key is the project key, which the grantee gets from the storage's ``grant_key_use``."""
+        return add_statements(
+            grantee,
+            iam.PolicyStatement(
+                sid="PutFeatureRecords", actions=["sagemaker:PutRecord"], resources=[self.arn]
+            ),
         )

@@ -34,20 +34,14 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
-from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from infra.constructs.endpoint import NAMESPACE as ENDPOINT_NAMESPACE
-from infra.constructs.execution_role import (
-    framework_images as dlc_repositories,
-)
-from infra.constructs.execution_role import (
-    pull_framework_images,
-    use_project_key,
-    write_logs,
-)
+from infra.constructs.framework_images import framework_images, grant_pull_framework_images
+from infra.constructs.grants import add_statements, grant_pass_role, grant_write_logs
+from infra.constructs.project_storage import ProjectStorage
 from infra.nag import acknowledge, nag_spelling
 from model_build.config import ProjectConfig
 from model_deploy.aws.names import (
@@ -79,9 +73,7 @@ DRIFT_STATISTICS = (
 class ModelMonitoringProps:
     config: ProjectConfig
     stages: dict[str, StageConfig]
-    data_bucket: s3.IBucket
-    artifacts_bucket: s3.IBucket
-    encryption_key: kms.IKey
+    storage: ProjectStorage
     build_pipeline_arn: str
     build_pipeline_name: str
 
@@ -221,36 +213,23 @@ class ModelMonitoring(Construct):
             assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"),
             description="The drift monitor's processing jobs run as this role",
         )
-        baselines = props.artifacts_bucket.arn_for_objects(f"{config.pipeline_artifacts_prefix}/*")
-        reports = props.artifacts_bucket.arn_for_objects("monitoring/*")
-        captures = props.data_bucket.arn_for_objects(f"{config.data_capture_prefix}/*")
         log_group = stack.format_arn(
             service="logs",
             resource="log-group",
             resource_name="/aws/sagemaker/ProcessingJobs",
             arn_format=ArnFormat.COLON_RESOURCE_NAME,
         )
-        framework_images = dlc_repositories(stack)
-        statements = [
-            iam.PolicyStatement(sid="ReadBaselines", actions=["s3:GetObject"], resources=[baselines]),
-            iam.PolicyStatement(sid="ReadCaptures", actions=["s3:GetObject"], resources=[captures]),
-            iam.PolicyStatement(
-                sid="ListBaselinesAndCaptures",
-                actions=["s3:ListBucket"],
-                resources=[props.artifacts_bucket.bucket_arn, props.data_bucket.bucket_arn],
-                conditions={
-                    "StringLike": {
-                        "s3:prefix": [
-                            f"{config.pipeline_artifacts_prefix}/*",
-                            f"{config.data_capture_prefix}/*",
-                        ]
-                    }
-                },
-            ),
-            iam.PolicyStatement(sid="WriteReports", actions=["s3:PutObject"], resources=[reports]),
-            use_project_key(props.encryption_key),
-            *pull_framework_images(framework_images),
-            write_logs("JobLogs", [log_group, f"{log_group}:*"]),
+        data = props.storage.grant_drift_monitor_data(
+            role,
+            baselines_prefix=config.pipeline_artifacts_prefix,
+            captures_prefix=config.data_capture_prefix,
+            reports_prefix="monitoring",
+        )
+        props.storage.grant_key_use(role)
+        grant_pull_framework_images(role, stack)
+        grant_write_logs(role, "JobLogs", [log_group, f"{log_group}:*"])
+        add_statements(
+            role,
             # AWS requires "*": cloudwatch:PutMetricData has no resource-level permissions.
             iam.PolicyStatement(
                 sid="PublishDriftMetrics",
@@ -258,9 +237,7 @@ class ModelMonitoring(Construct):
                 resources=["*"],
                 conditions={"StringEquals": {"cloudwatch:namespace": self.namespace}},
             ),
-        ]
-        for statement in statements:
-            role.add_to_policy(statement)
+        )
         acknowledge(
             role,
             "AwsSolutions-IAM5",
@@ -270,7 +247,12 @@ class ModelMonitoring(Construct):
             "images; '*' only for ecr:GetAuthorizationToken and cloudwatch:PutMetricData (namespace condition).",
             [
                 f"Resource::{nag_spelling(self, resource)}"
-                for resource in (baselines, captures, reports, f"{log_group}:*", framework_images, "*")
+                for resource in (
+                    *(r for statement in data for r in statement.resources if r.endswith("*")),
+                    f"{log_group}:*",
+                    framework_images(stack),
+                    "*",
+                )
             ],
         )
         return role
@@ -305,22 +287,8 @@ class ModelMonitoring(Construct):
             )
         # The jobs' volumes and outputs are encrypted with the project key: SageMaker creates a grant on it
         # for the job, with the caller's permission.
-        role.add_to_policy(
-            iam.PolicyStatement(
-                sid="GrantProjectKeyToSageMaker",
-                actions=["kms:CreateGrant", "kms:DescribeKey"],
-                resources=[props.encryption_key.key_arn],
-                conditions={"Bool": {"kms:GrantIsForAWSResource": "true"}},
-            )
-        )
-        role.add_to_policy(
-            iam.PolicyStatement(
-                sid="PassJobRole",
-                actions=["iam:PassRole"],
-                resources=[self.job_role.role_arn],
-                conditions={"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}},
-            )
-        )
+        props.storage.grant_key_to_aws_resources(role, actions=("kms:CreateGrant", "kms:DescribeKey"))
+        grant_pass_role(role, [self.job_role.role_arn], service="sagemaker.amazonaws.com", sid="PassJobRole")
         if jobs:
             acknowledge(
                 role,
@@ -340,7 +308,7 @@ class ModelMonitoring(Construct):
             self,
             f"{stage.title()}RetrainLogs",
             log_group_name=f"/aws/lambda/{name}",
-            encryption_key=props.encryption_key,  # its policy lets this account's CloudWatch Logs use it
+            encryption_key=props.storage.key,  # its policy lets this account's CloudWatch Logs use it
             retention=logs.RetentionDays.THREE_MONTHS,
             removal_policy=RemovalPolicy.DESTROY,
         )
@@ -365,7 +333,7 @@ class ModelMonitoring(Construct):
             )
         )
         self.topic.grant_publish(role)
-        props.encryption_key.grant_decrypt(role)  # its environment variables are encrypted with the key
+        props.storage.key.grant_decrypt(role)  # its environment variables are encrypted with the key
         # EventBridge invokes the function asynchronously: an event it still cannot handle after Lambda's own
         # retries is kept here, encrypted with the topic's key, instead of being dropped.
         dead_letters = sqs.Queue(
@@ -391,7 +359,7 @@ class ModelMonitoring(Construct):
             # cool-down check; the build pipeline runs in SUPERSEDED mode (CodePipeline's default), so the second
             # start replaces the first.
             dead_letter_queue=dead_letters,
-            environment_encryption=props.encryption_key,
+            environment_encryption=props.storage.key,
             role=role,
             log_group=log_group,
             environment={

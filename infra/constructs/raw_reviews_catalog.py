@@ -13,6 +13,7 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
+from infra.constructs.grants import add_statements
 from infra.nag import acknowledge, nag_spelling
 from model_build.steps import features
 
@@ -130,6 +131,24 @@ class RawReviewsCatalog(Construct):
         self.crawler.add_resource_dependency(security_configuration)
         # Glue checks the role's permissions when the crawler is created: wait for its policy too.
         self.crawler.node.add_dependency(self.crawler_role.node.find_child("DefaultPolicy"))
+
+    def grant_table_upkeep(self, grantee: iam.IGrantable, table_name: str) -> list[iam.PolicyStatement]:
+        """Read the database and create or update one table of it, ``table_name`` (the Feature Store offline
+        store's, which Feature Store registers as the feature group's role)."""
+        stack = Stack.of(self)
+        return add_statements(
+            grantee,
+            iam.PolicyStatement(
+                actions=["glue:GetDatabase", "glue:GetTable", "glue:CreateTable", "glue:UpdateTable"],
+                resources=[
+                    stack.format_arn(service="glue", resource="catalog"),
+                    stack.format_arn(service="glue", resource="database", resource_name=self.database_name),
+                    stack.format_arn(
+                        service="glue", resource="table", resource_name=f"{self.database_name}/{table_name}"
+                    ),
+                ],
+            ),
+        )
 
     def _crawler_role(self, props: RawReviewsCatalogProps) -> iam.Role:
         stack = Stack.of(self)

@@ -11,10 +11,12 @@ from aws_cdk import aws_kms as kms
 from constructs import Construct
 
 from infra.constructs.build_pipeline import BuildPipeline, BuildPipelineProps
+from infra.constructs.experiment_tracking import tracking_server_arn
+from infra.constructs.model_registry import ModelRegistry
+from infra.constructs.project_storage import ProjectStorage
 from infra.constructs.pull_request_checks import PullRequestChecks, PullRequestChecksProps
 from infra.constructs.source_repository import SourceRepository, SourceRepositoryProps
 from infra.settings import InfraSettings
-from infra.stacks.data_stack import ProjectStorage
 from model_build.config import ProjectConfig
 from model_build.storage_layout import pipeline_storage
 from model_deploy.stage_config import STAGES
@@ -35,6 +37,7 @@ def add_build_pipeline(
     storage: ProjectStorage,
     *,
     execution_role: iam.IRole,
+    registry: ModelRegistry,
     repository_name: str,
 ) -> ProjectBuild:
     """Adds the repository, the build pipeline and the pull request checks to ``scope``: the stack, or a project."""
@@ -60,15 +63,15 @@ def add_build_pipeline(
             environment=config.environment,
             source=source,
             execution_role=execution_role,
-            data_bucket=storage.data_bucket,
+            storage=storage,
             input_prefixes=pipeline_storage(config).data_prefixes,
-            artifacts_bucket=storage.artifacts_bucket,
             code_prefix=config.pipeline_artifacts_prefix,
-            cicd_bucket=storage.cicd_bucket,
-            encryption_key=storage.key,
             retrain_schedule=settings.retrain_schedule,
             champion_endpoint_name=config.endpoint_name(STAGES[-1]),
-            model_package_group_name=config.model_package_group_name,
+            registry=registry,
+            mlflow_tracking_server_arn=tracking_server_arn(
+                scope, settings.mlflow_tracking_server, config.mlflow_tracking_server_name
+            ),
         ),
     )
     checks = None
@@ -88,6 +91,7 @@ class BuildPipelineStack(Stack):
         config: ProjectConfig,
         settings: InfraSettings,
         execution_role: iam.IRole,
+        registry: ModelRegistry,
         encryption_key: kms.IKey,
         **kwargs: Any,
     ) -> None:
@@ -98,6 +102,7 @@ class BuildPipelineStack(Stack):
             settings,
             ProjectStorage.imported(self, config, encryption_key),
             execution_role=execution_role,
+            registry=registry,
             repository_name=settings.repository_name or config.project_name,
         )
         self.source, self.build, self.pull_request_checks = (

@@ -6,38 +6,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from aws_cdk import CfnOutput, RemovalPolicy, Stack
-from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from infra.constructs.athena_workgroup import AthenaWorkgroup, AthenaWorkgroupProps
 from infra.constructs.encryption_key import EncryptionKey, EncryptionKeyProps
+from infra.constructs.project_storage import ProjectStorage
 from infra.constructs.raw_reviews_catalog import RawReviewsCatalog, RawReviewsCatalogProps
-from infra.constructs.secure_bucket import SecureBucket, SecureBucketProps, import_project_bucket
+from infra.constructs.secure_bucket import SecureBucket, SecureBucketProps
 from infra.settings import InfraSettings
 from model_build.config import ProjectConfig
-
-
-@dataclass(frozen=True)
-class ProjectStorage:
-    """The project's key and the three buckets its data lives in, as every part of the app takes them."""
-
-    key: kms.IKey
-    data_bucket: s3.IBucket
-    artifacts_bucket: s3.IBucket
-    cicd_bucket: s3.IBucket
-
-    @classmethod
-    def imported(cls, scope: Construct, config: ProjectConfig, key: kms.IKey) -> ProjectStorage:
-        """The data stack's buckets seen from another stack, by their derived names (no cross-stack exports)."""
-        return cls(
-            key=key,
-            data_bucket=import_project_bucket(scope, "DataBucket", config.data_bucket_prefix, key),
-            artifacts_bucket=import_project_bucket(
-                scope, "ArtifactsBucket", config.artifacts_bucket_prefix, key
-            ),
-            cicd_bucket=import_project_bucket(scope, "CicdBucket", config.cicd_bucket_prefix, key),
-        )
 
 
 @dataclass(frozen=True)

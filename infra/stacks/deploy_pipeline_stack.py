@@ -20,9 +20,9 @@ from infra.constructs.approval_rule import ApprovalRuleProps, ModelApprovedRule
 from infra.constructs.deploy_pipeline import DeployPipeline, DeployPipelineProps, DeployStage
 from infra.constructs.endpoint import EndpointExecutionRole, EndpointExecutionRoleProps
 from infra.constructs.model_registry import ModelRegistry
+from infra.constructs.project_storage import ProjectStorage
 from infra.constructs.source_repository import SourceRepository
 from infra.settings import InfraSettings
-from infra.stacks.data_stack import ProjectStorage
 from model_build.config import ProjectConfig
 from model_build.storage_layout import served_prefixes
 from model_deploy.aws.names import endpoint_role_name, endpoint_stack_name
@@ -43,6 +43,7 @@ def add_deploy_pipeline(
     *,
     source: SourceRepository,
     registry: ModelRegistry,
+    human_review_workteam_arn: str | None = None,
 ) -> ProjectDeploy:
     """Adds each stage's model role, the deploy pipeline and its approval rule to ``scope``: the stack, or a
     project."""
@@ -54,11 +55,9 @@ def add_deploy_pipeline(
             EndpointExecutionRoleProps(
                 role_name=endpoint_role_name(config, stage),
                 endpoint_name=config.endpoint_name(stage),
-                artifacts_bucket=storage.artifacts_bucket,
+                storage=storage,
                 model_artifacts_prefixes=served_prefixes(config),
-                data_bucket=storage.data_bucket,
                 data_capture_key=config.data_capture_key(stage),
-                encryption_key=storage.key,
             ),
         ).role
         stages.append(
@@ -78,13 +77,11 @@ def add_deploy_pipeline(
             project_name=config.project_name,
             environment=config.environment,
             model_package_group_name=config.model_package_group_name,
-            model_package_group_arn=registry.arn,
-            model_packages_arn=registry.model_packages_arn,
+            registry=registry,
             source=source,
-            cicd_bucket=storage.cicd_bucket,
+            storage=storage,
             artifacts_bucket_name=storage.artifacts_bucket.bucket_name,
-            data_bucket=storage.data_bucket,
-            encryption_key=storage.key,
+            human_review_workteam_arn=human_review_workteam_arn or "",
             stages=tuple(stages),
         ),
     )
@@ -120,6 +117,7 @@ class DeployPipelineStack(Stack):
             ProjectStorage.imported(self, config, encryption_key),
             source=source,
             registry=registry,
+            human_review_workteam_arn=settings.human_review_workteam_arn,
         )
         self.deploy, self.approval_rule = added.deploy, added.approval_rule
         CfnOutput(self, "DeployPipelineName", value=self.deploy.pipeline.pipeline_name)

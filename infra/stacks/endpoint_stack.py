@@ -14,6 +14,7 @@ from constructs import Construct
 
 from infra.constructs.drift_monitor import DriftMonitorProps, DriftMonitorSchedule
 from infra.constructs.endpoint import ModelEndpoint, ModelEndpointProps
+from infra.constructs.human_loop_schedule import HumanLoopProps, HumanLoopSchedule
 
 
 class EndpointStack(Stack):
@@ -24,6 +25,7 @@ class EndpointStack(Stack):
         *,
         endpoint: ModelEndpointProps,
         monitor: DriftMonitorProps | None = None,
+        human_loops: HumanLoopProps | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)
@@ -32,3 +34,6 @@ class EndpointStack(Stack):
         CfnOutput(self, "ModelPackageArn", value=endpoint.model_package_arn)
         CfnOutput(self, "VariantName", value=endpoint.variant_name)
         self.monitor = DriftMonitorSchedule(self, "DriftMonitor", monitor) if monitor is not None else None
+        self.human_loops = (
+            HumanLoopSchedule(self, "HumanLoops", human_loops) if human_loops is not None else None
+        )

@@ -9,13 +9,18 @@ from aws_cdk import aws_kms as kms
 from constructs import Construct
 
 from infra.constructs.feature_group import FeatureGroupProps, ReviewFeatureGroup
+from infra.constructs.project_storage import ProjectStorage
+from infra.constructs.raw_reviews_catalog import RawReviewsCatalog
 from infra.settings import InfraSettings
-from infra.stacks.data_stack import ProjectStorage
 from model_build.config import ProjectConfig
 
 
 def add_feature_group(
-    scope: Construct, config: ProjectConfig, settings: InfraSettings, storage: ProjectStorage
+    scope: Construct,
+    config: ProjectConfig,
+    settings: InfraSettings,
+    storage: ProjectStorage,
+    catalog: RawReviewsCatalog,
 ) -> ReviewFeatureGroup:
     """Adds the review feature group to ``scope``: the feature store stack, or a project."""
     # The offline store's files stay in the bucket whatever happens to the group; only the online store
@@ -27,10 +32,9 @@ def add_feature_group(
         FeatureGroupProps(
             feature_group_name=config.feature_group_name,
             offline_store_table_name=config.feature_group_table_name,
-            data_bucket=storage.data_bucket,
+            storage=storage,
             offline_store_prefix=config.feature_store_prefix,
-            glue_database_name=config.glue_database_name,
-            encryption_key=storage.key,
+            catalog=catalog,
             online_store=settings.online_store,
             removal_policy=RemovalPolicy.RETAIN if keep else RemovalPolicy.DESTROY,
         ),
@@ -46,11 +50,12 @@ class FeatureStoreStack(Stack):
         config: ProjectConfig,
         settings: InfraSettings,
         encryption_key: kms.IKey,
+        catalog: RawReviewsCatalog,
         **kwargs: Any,
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)
         storage = ProjectStorage.imported(self, config, encryption_key)
-        self.feature_group = add_feature_group(self, config, settings, storage)
+        self.feature_group = add_feature_group(self, config, settings, storage, catalog)
         CfnOutput(self, "FeatureGroupName", value=self.feature_group.feature_group_name)
         CfnOutput(self, "FeatureGroupArn", value=self.feature_group.arn)
         CfnOutput(self, "OfflineStoreUri", value=self.feature_group.offline_store_uri)

@@ -12,9 +12,10 @@ from aws_cdk import CfnOutput, Stack
 from aws_cdk import aws_kms as kms
 from constructs import Construct
 
+from infra.constructs.human_review import HumanReview, HumanReviewProps
 from infra.constructs.model_monitoring import ModelMonitoring, ModelMonitoringProps
+from infra.constructs.project_storage import ProjectStorage
 from infra.settings import InfraSettings
-from infra.stacks.data_stack import ProjectStorage
 from model_build.config import ProjectConfig
 from model_deploy.stage_config import load_stages
 
@@ -29,11 +30,25 @@ def add_monitoring(
         ModelMonitoringProps(
             config=config,
             stages=load_stages(),
-            data_bucket=storage.data_bucket,
-            artifacts_bucket=storage.artifacts_bucket,
-            encryption_key=storage.key,
+            storage=storage,
             build_pipeline_arn=build_pipeline_arn,
             build_pipeline_name=config.build_pipeline_name,
+        ),
+    )
+
+
+def add_human_review(
+    scope: Construct, config: ProjectConfig, storage: ProjectStorage, *, workteam_arn: str
+) -> HumanReview:
+    """Adds the task UIs and the roles of human review (A2I, Ground Truth) for the workteam to ``scope``."""
+    return HumanReview(
+        scope,
+        "HumanReview",
+        HumanReviewProps(
+            config=config,
+            stages=load_stages(),
+            workteam_arn=workteam_arn,
+            storage=storage,
         ),
     )
 
@@ -50,12 +65,19 @@ class MonitoringStack(Stack):
         **kwargs: Any,
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)
+        storage = ProjectStorage.imported(self, config, encryption_key)
         self.monitoring = add_monitoring(
             self,
             config,
-            ProjectStorage.imported(self, config, encryption_key),
+            storage,
             build_pipeline_arn=self.format_arn(service="codepipeline", resource=config.build_pipeline_name),
         )
+        self.human_review = None
+        if settings.human_review_workteam_arn:
+            self.human_review = add_human_review(
+                self, config, storage, workteam_arn=settings.human_review_workteam_arn
+            )
+            CfnOutput(self, "HumanReviewRoleArn", value=self.human_review.review_role.role_arn)
         CfnOutput(self, "MonitoringTopicArn", value=self.monitoring.topic.topic_arn)
         CfnOutput(self, "DashboardName", value=self.monitoring.dashboard.dashboard_name)
         CfnOutput(self, "MonitorJobRoleArn", value=self.monitoring.job_role.role_arn)

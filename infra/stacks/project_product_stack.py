@@ -119,13 +119,13 @@ class ProjectProductStack(servicecatalog.ProductStack):
             "The crawler names its security configuration, which encrypts CloudWatch logs with the project key; "
             "cdk-nag cannot match the two names here because they hold the project id's Fn::Select",
         )
-        feature_group = add_feature_group(self, config, settings, storage)
+        feature_group = add_feature_group(self, config, settings, storage, data.catalog)
         registry = add_registry(
             self,
             config,
             settings,
             storage,
-            feature_group_arn=feature_group.arn,
+            feature_group=feature_group,
         )
         build = add_build_pipeline(
             self,
@@ -133,6 +133,7 @@ class ProjectProductStack(servicecatalog.ProductStack):
             settings,
             storage,
             execution_role=registry.execution_role,
+            registry=registry.registry,
             # Each project gets its own repository; with GitHub, one the project's name names.
             repository_name=config.prefix if settings.source_type == "codecommit" else config.project_name,
         )

@@ -16,9 +16,11 @@ from infra.constructs.execution_role import (
     SageMakerStepRole,
     StepRoleProps,
 )
+from infra.constructs.experiment_tracking import ExperimentTracking, ExperimentTrackingProps
+from infra.constructs.feature_group import ReviewFeatureGroup
 from infra.constructs.model_registry import ModelRegistry, ModelRegistryProps
+from infra.constructs.project_storage import ProjectStorage
 from infra.settings import InfraSettings
-from infra.stacks.data_stack import ProjectStorage
 from model_build.config import ProjectConfig
 from model_build.step_roles import step_roles
 from model_build.storage_layout import pipeline_storage
@@ -30,6 +32,8 @@ class ProjectRegistry:
     execution_role: iam.IRole
     step_roles: dict[str, iam.IRole]
     """Job step name -> the role its jobs run as."""
+    experiment_tracking: ExperimentTracking | None = None
+    """The MLflow tracking server the jobs log to (context ``mlflowTrackingServer``), if any."""
 
 
 def add_registry(
@@ -38,7 +42,7 @@ def add_registry(
     settings: InfraSettings,
     storage: ProjectStorage,
     *,
-    feature_group_arn: str,
+    feature_group: ReviewFeatureGroup,
 ) -> ProjectRegistry:
     """Adds the model package group, the execution role and one role per job step of the pipeline to
     ``scope``: the registry stack, or a project."""
@@ -51,17 +55,30 @@ def add_registry(
         ),
     )
     layout = pipeline_storage(config)
+    tracking = (
+        ExperimentTracking(
+            scope,
+            "ExperimentTracking",
+            ExperimentTrackingProps(
+                setting=settings.mlflow_tracking_server,
+                tracking_server_name=config.mlflow_tracking_server_name,
+                storage=storage,
+                artifacts_prefix=config.mlflow_artifacts_prefix,
+            ),
+        )
+        if settings.mlflow_tracking_server
+        else None
+    )
     roles: dict[str, iam.IRole] = {
         step.step: SageMakerStepRole(
             scope,
             f"{step.step}Role",
             StepRoleProps(
                 step=step,
-                data_bucket=storage.data_bucket,
-                artifacts_bucket=storage.artifacts_bucket,
-                encryption_key=storage.key,
-                feature_group_arn=feature_group_arn,
-                storage=layout,
+                storage=storage,
+                feature_group=feature_group,
+                layout=layout,
+                experiment_tracking=tracking,
             ),
         ).role
         for step in step_roles(config)
@@ -72,15 +89,13 @@ def add_registry(
         ExecutionRoleProps(
             role_name=config.execution_role_name,
             pipeline_name=config.pipeline_name,
-            artifacts_bucket=storage.artifacts_bucket,
-            encryption_key=storage.key,
-            model_package_group_arn=registry.arn,
-            model_packages_arn=registry.model_packages_arn,
+            storage=storage,
+            registry=registry,
             step_roles=tuple(roles.values()),
-            storage=layout,
+            layout=layout,
         ),
     ).role
-    return ProjectRegistry(registry, execution_role, roles)
+    return ProjectRegistry(registry, execution_role, roles, tracking)
 
 
 class RegistryStack(Stack):
@@ -92,7 +107,7 @@ class RegistryStack(Stack):
         config: ProjectConfig,
         settings: InfraSettings,
         encryption_key: kms.IKey,
-        feature_group_arn: str,
+        feature_group: ReviewFeatureGroup,
         **kwargs: Any,
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)
@@ -101,10 +116,12 @@ class RegistryStack(Stack):
             config,
             settings,
             ProjectStorage.imported(self, config, encryption_key),
-            feature_group_arn=feature_group_arn,
+            feature_group=feature_group,
         )
         self.registry, self.execution_role = added.registry, added.execution_role
         self.step_roles = added.step_roles
         CfnOutput(self, "ModelPackageGroupName", value=self.registry.model_package_group_name)
         CfnOutput(self, "ModelPackageGroupArn", value=self.registry.arn)
         CfnOutput(self, "ExecutionRoleArn", value=self.execution_role.role_arn)
+        if added.experiment_tracking is not None:
+            CfnOutput(self, "MlflowTrackingServerArn", value=added.experiment_tracking.tracking_server_arn)

@@ -46,11 +46,15 @@ CODE_FILES: tuple[str, ...] = (
     "drift_checks.py",
     "monitoring_thresholds.py",
     "features.py",
+    "review_rule.py",
+    "human_loops.py",
     "requirements.txt",
 )
 """The monitoring job and what it imports, copied into the baseline: the code that reads a baseline is the
-code that wrote it (the scheduled job on AWS runs ``<baseline>/code/monitor.py``). A test holds it to what
-``monitor.py`` imports (``model_build.code_upload.CodeSet.script``), which this script cannot import."""
+code that wrote it (the scheduled job on AWS runs ``<baseline>/code/monitor.py``). The human-loop job
+(``human_loops.py`` and its rule) rides along: it reads the same captures for the same version. A test holds
+the list to what the two jobs import (``model_build.code_upload.CodeSet.script``), which this script cannot
+import."""
 
 LENGTH_BIN_EDGES: tuple[int, ...] = (0, 16, 32, 48, 64, 96, 128, 160, 256, 512)
 """Lower edges of the token-length bins; the last bin is open (512 tokens and more)."""

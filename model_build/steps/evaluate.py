@@ -69,12 +69,13 @@ import champion
 import drift
 import features
 import onnx_int8
+import tracking
 from arguments import positive_int
 from training_data import SplitDataset, TrainingInputError, make_collator, model_inputs, read_split
 
 logger = logging.getLogger("evaluate")
 
-EVALUATION_FILE = "evaluation.json"
+EVALUATION_FILE = tracking.EVALUATION_REPORT_FILE
 CONFUSION_MATRIX_FILE = "confusion_matrix.png"
 MODEL_ARCHIVE = "model.tar.gz"
 SENTIMENTS: tuple[int, ...] = tuple(sorted(features.SENTIMENT_NAMES))
@@ -665,6 +666,8 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
     check = report[champion.CHAMPION_CHECK_JSON_KEY]
     logger.info("champion: %s", check["message"])
     (logger.info if int8_entry["packaged"] else logger.warning)("int8 ONNX: %s", int8_entry["message"])
+    # The execution's MLflow run: the test metrics beside the baselines' and the champion's, the files.
+    tracking.log_evaluation_report(tracking.from_environment(), report, args.output_data)
     return report
 
 

@@ -24,7 +24,8 @@ How rows are decided, in two passes over the files so that memory stays flat how
    header, ``invalid_encoding``, ``missing_review_text``, ``invalid_rating``).
    Only 9 bytes a row are kept. Then duplicates of an earlier row (``duplicate_review``) and, with
    ``--balance-dataset``, rows beyond the smallest class's count (``balanced_out``) are marked, and the kept
-   rows are split.
+   rows are split. Balancing never drops a human label (a row with a ``Label Source``): each class keeps
+   those first (``splits.balance``), and the log and the summary say per class what was dropped.
 2. *Process*: read the files again in chunks; write rejects; tokenize the kept rows' text in one batched call
    per chunk; write the split and feature Parquet files; optionally put the records into the Feature Store.
 
@@ -104,6 +105,7 @@ from splits import (
     balance,
     check_test_size,
     hash_keys,
+    human_labels,
     mark_duplicates,
     row_codes,
     sentiment_name,
@@ -325,16 +327,18 @@ def print_summary(counts: Counts) -> None:
 
 def scan(
     sources: Sequence[Source], chunk_size: int, valid_utf8: Sequence[bool]
-) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    """Pass 1: the id and the label (or reject code) of every row, per file."""
-    ids_per_file, codes_per_file = [], []
+) -> tuple[list[np.ndarray], list[np.ndarray], list[np.ndarray]]:
+    """Pass 1: per file, every row's id, label (or reject code) and whether the label is a person's."""
+    ids_per_file, codes_per_file, human_per_file = [], [], []
     with tqdm(desc="scan", unit=" rows", mininterval=2.0) as bar:
         for source, valid in zip(sources, valid_utf8, strict=True):
             file_ids, file_codes = [np.empty(0, np.uint64)], [np.empty(0, np.int8)]
+            file_human = [np.empty(0, bool)]
             malformed: list[str] = []
             for chunk in read_chunks(source, chunk_size, valid):
                 file_ids.append(row_ids(chunk.frame))
                 file_codes.append(row_codes(chunk.frame, chunk.invalid_encoding, chunk.malformed))
+                file_human.append(human_labels(chunk.frame))
                 bar.update(len(chunk))
                 if chunk.malformed is not None:
                     width = chunk.frame.shape[1]
@@ -354,7 +358,8 @@ def scan(
                 )
             ids_per_file.append(np.concatenate(file_ids))
             codes_per_file.append(np.concatenate(file_codes))
-    return ids_per_file, codes_per_file
+            human_per_file.append(np.concatenate(file_human))
+    return ids_per_file, codes_per_file, human_per_file
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -377,18 +382,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     for source, valid in zip(sources, valid_utf8, strict=True):
         if not valid:
             print(f"{source.relative}: not all valid UTF-8; rows with invalid bytes are rejected one by one")
-    ids_per_file, codes_per_file = scan(sources, args.chunk_size, valid_utf8)
+    ids_per_file, codes_per_file, human_per_file = scan(sources, args.chunk_size, valid_utf8)
     file_sizes = [file_ids.size for file_ids in ids_per_file]
     ids, codes = np.concatenate(ids_per_file), np.concatenate(codes_per_file)
-    del ids_per_file, codes_per_file
+    human = np.concatenate(human_per_file)
+    del ids_per_file, codes_per_file, human_per_file
     mark_duplicates(ids, codes)
+    balancing = None
     if args.balance_dataset:
-        before = balance(ids, codes, args.seed)
-        print(
-            "balancing: "
-            + ", ".join(f"{sentiment_name(label)} {count}" for label, count in before.items())
-            + f" -> {int(np.count_nonzero(codes >= 0))} rows kept"
-        )
+        balancing = balance(ids, codes, args.seed, human)
+        print(balancing.describe() + f" -> {int(np.count_nonzero(codes >= 0))} rows kept")
     if not np.any(codes >= 0):
         reasons = Counter(REASON_BY_CODE[int(code)] for code in codes)
         raise InputError(
@@ -445,6 +448,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         "pretrained_model": args.pretrained_model,
         "max_seq_length": args.max_seq_length,
         "balance_dataset": args.balance_dataset,
+        "balancing": balancing.as_dict() if balancing else None,
+        "human_labels": {
+            "kept": int(np.count_nonzero((codes >= 0) & human)),
+            "splits": {
+                split: int(np.count_nonzero((codes >= 0) & human & (splits == index)))
+                for index, split in enumerate(SPLIT_OUTPUTS)
+            },
+        },
         "split_ratios": dict(zip(SPLIT_OUTPUTS, ratios, strict=True)),
         "seed": args.seed,
         "min_test_reviews_per_class": args.min_test_reviews_per_class,

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import features
 import numpy as np
@@ -148,25 +149,86 @@ def mark_duplicates(ids: np.ndarray, codes: np.ndarray) -> None:
     codes[kept[duplicate]] = REJECT_CODES[DUPLICATE]
 
 
-def balance(ids: np.ndarray, codes: np.ndarray, seed: int) -> dict[int, int]:
-    """Downsample (in place) every class to the smallest present class's count; returns the counts before.
+def human_labels(frame: pd.DataFrame) -> np.ndarray:
+    """Per row: whether its label is a person's (a non-blank ``Label Source``: ``pipelines review export``,
+    A2I, Ground Truth). A file without the column holds none."""
+    if features.LABEL_SOURCE_COLUMN not in frame:
+        return np.zeros(len(frame), dtype=bool)
+    return frame[features.LABEL_SOURCE_COLUMN].str.strip().ne("").to_numpy(dtype=bool)
 
-    Which rows stay is decided by a per-row hash key, not by position, so it does not depend on file order.
-    Like the course's ``groupby('sentiment')`` sampling, a class with no rows at all does not count.
+
+@dataclass(frozen=True)
+class Balancing:
+    """What balancing did, per class (label id): the kept rows before it, the human labels among them (all
+    kept), and the rows it dropped (``balanced_out``, never a human label)."""
+
+    before: dict[int, int]
+    human: dict[int, int]
+    dropped: dict[int, int]
+    target: int
+
+    def describe(self) -> str:
+        """One line for the log: per class, before -> kept, what was dropped, and the human labels kept."""
+        parts = []
+        for label, count in self.before.items():
+            part = f"{sentiment_name(label)} {count} -> {count - self.dropped[label]} (dropped {self.dropped[label]}"
+            part += f", all {self.human[label]} human labels kept" if self.human[label] else ""
+            parts.append(part + ")")
+        over = [sentiment_name(label) for label in self.before if self.human[label] > self.target]
+        note = (
+            f"; {', '.join(over)}: more human labels than {self.target}, all kept (balancing never drops a "
+            "person's label)"
+            if over
+            else ""
+        )
+        return f"balancing to {self.target} per class: " + "; ".join(parts) + note
+
+    def as_dict(self) -> dict[str, Any]:
+        def named(counts: dict[int, int]) -> dict[str, int]:
+            return {sentiment_name(label): count for label, count in counts.items()}
+
+        return {
+            "target": self.target,
+            "before": named(self.before),
+            "human_labels": named(self.human),
+            "dropped": named(self.dropped),
+        }
+
+
+def balance(ids: np.ndarray, codes: np.ndarray, seed: int, human: np.ndarray | None = None) -> Balancing:
+    """Downsample (in place) every class to the smallest present class's count, human labels first.
+
+    A human label (``human``: :func:`human_labels` per row) is the input's most expensive row and the one that
+    corrects the model where it was unsure, so balancing never drops one: each class keeps all of its human
+    labels, then fills up to the target with its other rows. A class with more human labels than the target
+    keeps them all and ends above the others (:meth:`Balancing.describe` says so). Which other rows stay is
+    decided by a per-row hash key, not by position, so it does not depend on file order. Like the course's
+    ``groupby('sentiment')`` sampling, a class with no rows at all does not count.
     """
-    counts = {label: int(np.count_nonzero(codes == label)) for label in features.SENTIMENT_BY_LABEL_ID}
+    human = np.zeros(ids.size, dtype=bool) if human is None else human
+    labels = list(features.SENTIMENT_BY_LABEL_ID)
+    counts = {label: int(np.count_nonzero(codes == label)) for label in labels}
+    humans = {label: int(np.count_nonzero((codes == label) & human)) for label in labels}
+    dropped = dict.fromkeys(labels, 0)
     present = [count for count in counts.values() if count > 0]
     if not present:
-        return counts
+        return Balancing(counts, humans, dropped, 0)
     target = min(present)
     keys = hash_keys(ids, seed, "balance")
-    for label, count in counts.items():
-        if count > target:
-            members = np.flatnonzero(codes == label)
-            # Keys are distinct (distinct ids after deduplication), so exactly `target` keys are <= the cut.
-            cut = np.partition(keys[members], target - 1)[target - 1]
-            codes[members[keys[members] > cut]] = REJECT_CODES[BALANCED_OUT]
-    return counts
+    for label in labels:
+        room = max(target - humans[label], 0)  # places left for the class's rows that are not human labels
+        others = np.flatnonzero((codes == label) & ~human)
+        if others.size <= room:
+            continue
+        if room == 0:
+            out = others
+        else:
+            # Keys are distinct (distinct ids after deduplication), so exactly `room` keys are <= the cut.
+            cut = np.partition(keys[others], room - 1)[room - 1]
+            out = others[keys[others] > cut]
+        codes[out] = REJECT_CODES[BALANCED_OUT]
+        dropped[label] = int(out.size)
+    return Balancing(counts, humans, dropped, target)
 
 
 def sentiment_name(label_id: int) -> str:

@@ -40,7 +40,10 @@ from pathlib import Path
 from typing import Any
 
 import features
+import tracking
 from arguments import non_negative_int, positive_int, str_to_bool
+from diagnostics import ACTIONS, REPORT_KEY, RULES, Diagnostics, TrainingStopped, option, top_share
+from diagnostics_callback import LABEL_TOP_SHARE, PREDICTED_TOP_SHARE, DiagnosticsCallback, StepObservations
 from training_data import (
     INDEX_KEY,
     NUM_LABELS,
@@ -61,7 +64,7 @@ logger = logging.getLogger("train")
 
 SERVING_FILES = ("*.py", "requirements.txt")
 SETTINGS_FILE = "run_settings.json"
-METRICS_FILE = "training_metrics.json"
+METRICS_FILE = tracking.TRAINING_REPORT_FILE
 CURVES_FILE = "training_curves.png"
 SELECTION_METRIC = "f1_macro"
 """Validation macro-F1 picks the best epoch (``validation:f1_macro``, the tuning objective, is the same number)."""
@@ -86,6 +89,10 @@ HYPERPARAMETERS: tuple[tuple[str, Any, Any, str], ...] = (
     ("seed", int, 42, ""),
     ("pad-to-max-length", str_to_bool, False, "Pad to --max-seq-length (the benchmark's baseline)."),
     ("group-by-length", str_to_bool, True, "Batch reviews of similar length together: little padding."),
+    *(
+        (option(rule), str, "warn", f"The {rule} diagnostic: {', '.join(ACTIONS)} (diagnostics.py).")
+        for rule in RULES
+    ),
 )
 CHANNELS: tuple[tuple[str, str, str, str], ...] = (
     # name, SageMaker's variable, its value in a SageMaker container, help
@@ -118,7 +125,15 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         parser.error(f"--warmup-ratio must be in [0, 1), got {args.warmup_ratio}")
     if args.learning_rate <= 0:
         parser.error(f"--learning-rate must be positive, got {args.learning_rate}")
+    for rule in RULES:
+        action = getattr(args, option(rule).replace("-", "_"))
+        if action not in ACTIONS:
+            parser.error(f"--{option(rule)} must be one of {', '.join(ACTIONS)}, got {action!r}")
     return args
+
+
+def diagnostic_actions(args: argparse.Namespace) -> dict[str, Any]:
+    return {rule: getattr(args, option(rule).replace("-", "_")) for rule in RULES}
 
 
 # --------------------------------------------------------------------------------------------- inputs
@@ -287,6 +302,20 @@ class WeightedLossTrainer(Trainer):
         self.class_weights = class_weights
         self.trained_indices: list[int] = []
         """The dataset indices this process trained on since the last evaluation (``EpochLog`` reports them)."""
+        self.observations = StepObservations()
+        """The last step's loss, gradient norm and batch size, for the diagnostics callback."""
+
+    def training_step(self, model: Any, inputs: dict[str, Any], num_items_in_batch: Any = None) -> Any:
+        loss = super().training_step(model, inputs, num_items_in_batch)
+        self.observations.loss = loss.detach()
+        self.observations.samples = len(inputs["labels"])
+        return loss
+
+    def _clip_grad_norm(self, model: Any) -> Any:
+        """``Trainer``'s clipping returns the norm before clipping: the one the gradient-norm rule judges."""
+        norm = super()._clip_grad_norm(model)
+        self.observations.grad_norm = float(norm.item() if hasattr(norm, "item") else norm)
+        return norm
 
     def compute_loss(
         self, model: Any, inputs: dict[str, Any], return_outputs: bool = False, num_items_in_batch: Any = None
@@ -335,6 +364,10 @@ def compute_metrics(prediction: Any) -> dict[str, float]:
         SELECTION_METRIC: float(
             f1_score(labels, predicted, labels=list(range(NUM_LABELS)), average="macro", zero_division=0)
         ),
+        # The largest class's share of the predictions and of the labels: the class-collapse rule's inputs.
+        PREDICTED_TOP_SHARE: top_share([int((predicted == label).sum()) for label in range(NUM_LABELS)])
+        or 0.0,
+        LABEL_TOP_SHARE: top_share([int((labels == label).sum()) for label in range(NUM_LABELS)]) or 0.0,
     }
 
 
@@ -509,6 +542,8 @@ def save_outputs(
     history: Sequence[EpochResult],
     best_epoch: int,
     weights: Sequence[float] | None,
+    diagnostics: dict[str, Any] | None = None,
+    tracker: tracking.Tracker | None = None,
 ) -> None:
     args.model_dir.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(args.model_dir)
@@ -538,12 +573,14 @@ def save_outputs(
             for label, weight in enumerate(weights)
         },
         "epochs": [asdict(result) for result in history],
-        "hyperparameters": {
-            key: str(value) if isinstance(value, Path) else value for key, value in vars(args).items()
-        },
+        "hyperparameters": {key: value for key, value in vars(args).items() if key not in PATH_ARGUMENTS},
+        "paths": {key: str(value) for key, value in vars(args).items() if key in PATH_ARGUMENTS},
+        REPORT_KEY: diagnostics or {},
     }
     (args.output_data_dir / METRICS_FILE).write_text(json.dumps(report, indent=2), encoding="utf-8")
     plot_training_curves(history, best.epoch, args.output_data_dir / CURVES_FILE)
+    if tracker is not None:
+        tracking.log_training_report(tracker, report, args.output_data_dir)
     # Last: the tuning objective (pipeline_spec.TUNING_OBJECTIVE); SageMaker's tuner reads a job's latest value.
     print(f"best_validation_f1_macro={best.val_f1_macro:.6f}", flush=True)
 
@@ -589,22 +626,43 @@ def train(args: argparse.Namespace) -> list[EpochResult]:
             parameter.requires_grad = False
     folder, resume = open_checkpoint_folder(args, run_settings(args, world_size, len(train_split)), rank)
 
+    # The execution's MLflow run (a child run in a tuning trial); rank 0 logs for the job.
+    tracker = tracking.from_environment() if rank == 0 else tracking.Tracker(reason=f"rank {rank}")
+    diagnostics = Diagnostics(diagnostic_actions(args))
     try:
         # Train: validate and checkpoint after every epoch; the best epoch's weights are loaded at the end.
         trainer = build_trainer(args, model, tokenizer, train_split, validation_split, folder, world_size)
         per_epoch, _ = steps_per_epoch(args, len(train_split), world_size)
         trainer.add_callback(EpochLog(trainer, per_epoch))
+        watch = DiagnosticsCallback(diagnostics, trainer.observations, tracker)
+        trainer.add_callback(watch)
         if rank == 0:
             logger.info("class weights of the loss: %s", describe_weights(trainer.class_weights))
         if resume:
             logger.info("resuming from %s after epoch %d", resume, int(resume.rsplit("-", 1)[1]) // per_epoch)
         trainer.train(resume_from_checkpoint=resume)
+        if watch.stopped is not None:  # every rank: they agreed to stop (the callback's all-reduce)
+            tracking.log_diagnostics(tracker, diagnostics.summary())
+            if os.environ.get(tracking.TRIAL_VARIABLE):
+                tracker.end("FAILED")
+            raise TrainingStopped(watch.stopped)
 
         # Save: rank 0 writes the model folder, the metrics and the curves; the others wait for it.
         history = epoch_history(trainer.state.log_history, per_epoch)
         best_epoch = round((trainer.state.best_global_step or 0) / per_epoch)
         if trainer.is_world_process_zero():
-            save_outputs(args, trainer.model, tokenizer, history, best_epoch, trainer.class_weights)
+            save_outputs(
+                args,
+                trainer.model,
+                tokenizer,
+                history,
+                best_epoch,
+                trainer.class_weights,
+                diagnostics.summary(),
+                tracker,
+            )
+            if os.environ.get(tracking.TRIAL_VARIABLE):
+                tracker.end()  # a trial's child run ends with its job; the execution's run with the execution
         finish_distributed()
     finally:
         if rank == 0 and resolve_checkpoint_dir(args.checkpoint_dir) is None:
@@ -622,7 +680,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         train(args)
-    except TrainingInputError as error:
+    except (TrainingInputError, TrainingStopped) as error:
         return fail(str(error))
     return 0
 

@@ -2,15 +2,19 @@
 
 - :data:`TASK_TEMPLATE`: the worker task template (Liquid, with the ``crowd-classifier`` element) that the
   ``AWS::SageMaker::HumanTaskUi`` resource holds: the review, and negative / neutral / positive. Like the local
-  page, it does not show the model's answer (reviewers are not anchored on it).
+  page, it does not show the model's answer (reviewers are not anchored on it). Ground Truth's template
+  (``model_deploy.aws.ground_truth``) is the same text (:func:`task_template`).
 - :func:`flow_definition_request`: ``CreateFlowDefinition`` for a stage (CloudFormation has no flow definition
-  resource): the private workteam (a setting: the platform's team), ``TaskCount`` = the stage's
-  ``human_review.labels_per_item``, output under the stage's prefix, encrypted with the project's key.
-- :func:`start_human_loops`: ``StartHumanLoop`` for the queue's candidates (read from the capture window with
-  :func:`pipelines.local.review_queue.read_captures`, the same rule as locally), each loop named after the
-  capture's inference id (:func:`human_loop_name`), so a second run over the same window starts nothing twice.
+  resource; the scheduled human-loop job creates it): the private workteam (a setting: the platform's team),
+  ``TaskCount`` = the stage's ``human_review.labels_per_item``, output under the stage's prefix, encrypted with
+  the project's key, named after a digest of all that (``model_build/steps/review_rule.py``).
+- :func:`start_human_loops`: ``StartHumanLoop`` for the candidates the rule picks from the capture window
+  (``review_rule.read_captures``, which the local queue and the scheduled job run too), each loop named after
+  the capture's inference id (:func:`human_loop_name`), so a second run over the same window starts nothing
+  twice.
 - :func:`rows_from_output`: a completed loop's ``output.json`` as a row of the pipeline's input (the local
-  export's columns, ``Label Source`` naming the loop), majority of the answers as locally.
+  export's columns, ``Label Source`` naming the loop), majority of the answers as locally;
+  ``human-review collect`` writes them under the raw-reviews prefix.
 
 Output format: https://docs.aws.amazon.com/sagemaker/latest/dg/a2i-output-data.html
 """
@@ -19,13 +23,12 @@ from __future__ import annotations
 
 import argparse
 import csv
-import hashlib
 import io
 import json
-import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from types import ModuleType
 from typing import Any
 
 from model_deploy.stage_config import STAGES, HumanReviewSettings, load_stage
@@ -40,13 +43,20 @@ from pipelines.local.review_queue import (
     labeled_row,
     majority,
     read_captures,
+    step_library,
 )
 
 ANSWER_NAME = "sentiment"
 """The ``crowd-classifier``'s ``name``: the key of each answer in the output's ``answerContent``."""
-TASK_TEMPLATE = f"""<script src="https://assets.crowd.aws/crowd-html-elements.js"></script>
+
+
+def task_template(answer_name: str, categories: str) -> str:
+    """The worker task template (Liquid, the ``crowd-classifier`` element): the review and the three labels,
+    with the instructions; A2I's and Ground Truth's differ only in the answer's name and where the categories
+    come from. Like the local page, it does not show the model's answer."""
+    return f"""<script src="https://assets.crowd.aws/crowd-html-elements.js"></script>
 <crowd-form>
-  <crowd-classifier name="{ANSWER_NAME}" categories="{json.dumps(list(LABELS)).replace('"', "'")}"
+  <crowd-classifier name="{answer_name}" categories="{categories}"
                     header="What is the sentiment of this clothing review?">
     <classification-target>{{{{ task.input.taskObject | escape }}}}</classification-target>
     <full-instructions header="Sentiment">
@@ -57,9 +67,11 @@ TASK_TEMPLATE = f"""<script src="https://assets.crowd.aws/crowd-html-elements.js
   </crowd-classifier>
 </crowd-form>
 """
-TASK_TITLE = "Sentiment of a clothing review"
-TASK_DESCRIPTION = "Read one customer review and choose whether it is negative, neutral or positive."
-_LOOP_NAME_SAFE = re.compile(r"[^a-z0-9]+")
+
+
+TASK_TEMPLATE = task_template(ANSWER_NAME, json.dumps(list(LABELS)).replace('"', "'"))
+TASK_TITLE: str = step_library("review_rule").TASK_TITLE
+TASK_DESCRIPTION: str = step_library("review_rule").TASK_DESCRIPTION
 
 
 @dataclass(frozen=True)
@@ -74,67 +86,33 @@ class FlowDefinitionProps:
 
 
 def flow_definition_request(props: FlowDefinitionProps) -> dict[str, Any]:
-    """The ``CreateFlowDefinition`` request of a stage's human review."""
-    return {
-        "FlowDefinitionName": props.name,
-        "HumanLoopConfig": {
-            "WorkteamArn": props.workteam_arn,
-            "HumanTaskUiArn": props.human_task_ui_arn,
-            "TaskTitle": TASK_TITLE,
-            "TaskDescription": TASK_DESCRIPTION,
-            "TaskCount": props.settings.labels_per_item,
-            "TaskAvailabilityLifetimeInSeconds": 7 * 24 * 3600,
-            "TaskTimeLimitInSeconds": 600,
-            "TaskKeywords": ["sentiment", "text classification", "reviews"],
-        },
-        "OutputConfig": {"S3OutputPath": props.output_uri, "KmsKeyId": props.kms_key_arn},
-        "RoleArn": props.role_arn,
-    }
+    """The ``CreateFlowDefinition`` request of a stage's human review (``review_rule.flow_definition_request``:
+    the human-loop job creates it from the same function), named ``<props.name>-<digest>``."""
+    request: dict[str, Any] = _rule().flow_definition_request(
+        props.name,
+        props.workteam_arn,
+        props.human_task_ui_arn,
+        props.role_arn,
+        props.output_uri,
+        props.kms_key_arn,
+        props.settings.labels_per_item,
+    )
+    return request
 
 
 def human_loop_name(source_key: str) -> str:
-    """A loop name derived from the candidate's key (endpoint, inference id, review index): lower-case letters,
-    digits and single hyphens, at most 63 characters (the API's pattern), and the same on every run."""
-    digest = hashlib.sha256(source_key.encode("utf-8")).hexdigest()[:16]
-    readable = _LOOP_NAME_SAFE.sub("-", source_key.lower()).strip("-")[: 63 - len(digest) - 1].strip("-")
-    return f"{readable}-{digest}" if readable else digest
+    """The loop name of a candidate (``review_rule.human_loop_name``): the same on every run."""
+    return str(_rule().human_loop_name(source_key))
 
 
-@dataclass
-class StartedLoops:
-    started: list[str]
-    already: list[str]
-    """Loops that existed (a run over a window already seen): ``ConflictException``, nothing new started."""
+def start_human_loops(client: Any, flow_definition_arn: str, candidates: Iterable[Candidate]) -> Any:
+    """``StartHumanLoop`` for each candidate (``review_rule.start_human_loops``); returns the
+    ``StartedLoops`` (started, and already started by an earlier run)."""
+    return _rule().start_human_loops(client, flow_definition_arn, candidates)
 
 
-def start_human_loops(client: Any, flow_definition_arn: str, candidates: Iterable[Candidate]) -> StartedLoops:
-    """``StartHumanLoop`` for each candidate, with its text as ``taskObject`` and the model's answer kept in the
-    input (for the export and the accuracy per version; the task template does not show it)."""
-    result = StartedLoops([], [])
-    for candidate in candidates:
-        name = human_loop_name(candidate.source_key)
-        content = {
-            "taskObject": candidate.text,
-            "sourceKey": candidate.source_key,
-            "source": candidate.source,
-            "reason": candidate.reason,
-            "endpoint": candidate.endpoint,
-            "version": candidate.version,
-            "predicted": candidate.predicted,
-            "probability": candidate.probability,
-        }
-        try:
-            client.start_human_loop(
-                HumanLoopName=name,
-                FlowDefinitionArn=flow_definition_arn,
-                HumanLoopInput={"InputContent": json.dumps(content)},
-                DataAttributes={"ContentClassifiers": ["FreeOfPersonallyIdentifiableInformation"]},
-            )
-        except client.exceptions.ConflictException:
-            result.already.append(name)
-            continue
-        result.started.append(name)
-    return result
+def _rule() -> ModuleType:
+    return step_library("review_rule")
 
 
 def rows_from_output(documents: Sequence[dict[str, Any]]) -> list[dict[str, str]]:
@@ -184,7 +162,7 @@ def start_from_captures(
     settings: HumanReviewSettings,
     since: datetime,
     until: datetime,
-) -> tuple[StartedLoops, FillResult]:
+) -> tuple[Any, FillResult]:
     """The scheduled job: the capture window on S3 -> human loops, by the local queue's rule and reader."""
     reader = capture_window()
     source = reader.S3Captures(captures_uri, s3_client)

@@ -90,12 +90,65 @@ def drift_alarm_name(endpoint_name: str) -> str:
     return f"{endpoint_name}-drift"
 
 
+# Human review (``infra/constructs/human_review.py``, ``infra/constructs/human_loop_schedule.py``).
+HUMAN_REVIEW_WORKTEAM_VARIABLE = "HUMAN_REVIEW_WORKTEAM_ARN"
+"""The private workteam that reviews (the setting ``humanReviewWorkteamArn``); without it no human-loop job
+is rendered."""
+
+
+def human_review_role_name(config: ProjectConfig) -> str:
+    """The role A2I flow definitions and Ground Truth labeling jobs run as (created by the monitoring stack)."""
+    return f"{config.prefix}-human-review"
+
+
+def human_loop_job_role_name(config: ProjectConfig) -> str:
+    """The role the human-loop processing jobs run as."""
+    return f"{config.prefix}-human-loops"
+
+
+def human_loop_scheduler_role_name(config: ProjectConfig) -> str:
+    """The role EventBridge Scheduler assumes to start a human-loop job."""
+    return f"{config.prefix}-human-loops-scheduler"
+
+
+def human_loop_job_prefix(endpoint_name: str) -> str:
+    """Human-loop jobs are named ``<endpoint>-h-<scheduler execution id>`` (as the monitoring jobs)."""
+    return f"{endpoint_name}-h-"
+
+
+def human_loop_schedule_name(endpoint_name: str) -> str:
+    return f"{endpoint_name}-human-loops"
+
+
+def human_review_output_key(endpoint_name: str) -> str:
+    """Where A2I writes the human loops' ``output.json`` in the artifacts bucket."""
+    return f"human-review/{endpoint_name}"
+
+
+HUMAN_REVIEW_PREFIX = "human-review"
+"""The artifacts bucket's prefix that the human review role reads and writes: A2I's outputs, and Ground Truth
+jobs' inputs (``label start`` copies them there) and outputs."""
+
+
+def flow_definition_prefix(endpoint_name: str) -> str:
+    """A stage's flow definitions are ``<endpoint>-review-<digest of the request>``
+    (``review_rule.flow_definition_request``)."""
+    return f"{endpoint_name}-review"
+
+
+def human_task_ui_name(endpoint_name: str) -> str:
+    """The stage's worker task UI, found by name by the flow definition request."""
+    return f"{endpoint_name}-sentiment-review"
+
+
 # --- Every name the project generates, checked against botocore's service models ---------------------------
 
 # A model package version as long as any the checks assume (a group's 9,999th version).
 LONGEST_PACKAGE_VERSION = "9999"
 # The digest at the end of model and endpoint config names (``infra/constructs/endpoint.py``).
 MODEL_NAME_DIGEST_LENGTH = 8
+FLOW_DIGEST_LENGTH = 8
+"""The digest at the end of flow definition names (``model_build/steps/review_rule.py``, checked equal)."""
 
 
 def generated_names(config: ProjectConfig, stages: Iterable[str]) -> list[tuple[str, str, str, str, str]]:
@@ -116,6 +169,9 @@ def generated_names(config: ProjectConfig, stages: Iterable[str]) -> list[tuple[
         ("drift monitor role", monitor_job_role_name(config), "iam", "CreateRole", "RoleName"),
         ("drift monitor scheduler role", monitor_scheduler_role_name(config), "iam", "CreateRole", "RoleName"),
         *(("step role", step.role_name, "iam", "CreateRole", "RoleName") for step in step_roles(config)),
+        ("human review role", human_review_role_name(config), "iam", "CreateRole", "RoleName"),
+        ("human-loop job role", human_loop_job_role_name(config), "iam", "CreateRole", "RoleName"),
+        ("human-loop scheduler role", human_loop_scheduler_role_name(config), "iam", "CreateRole", "RoleName"),
     ]  # fmt: skip
     for stage in stages:
         endpoint = config.endpoint_name(stage)
@@ -138,6 +194,34 @@ def generated_names(config: ProjectConfig, stages: Iterable[str]) -> list[tuple[
                 "scheduler",
                 "CreateSchedule",
                 "Name",
+            ),
+            (
+                f"{stage} human-loop job",
+                f"{human_loop_job_prefix(endpoint)}{'0' * SCHEDULER_EXECUTION_ID_LENGTH}",
+                sagemaker,
+                "CreateProcessingJob",
+                "ProcessingJobName",
+            ),
+            (
+                f"{stage} human-loop schedule",
+                human_loop_schedule_name(endpoint),
+                "scheduler",
+                "CreateSchedule",
+                "Name",
+            ),
+            (
+                f"{stage} flow definition",
+                f"{flow_definition_prefix(endpoint)}-{'0' * FLOW_DIGEST_LENGTH}",
+                sagemaker,
+                "CreateFlowDefinition",
+                "FlowDefinitionName",
+            ),
+            (
+                f"{stage} task UI",
+                human_task_ui_name(endpoint),
+                sagemaker,
+                "CreateHumanTaskUi",
+                "HumanTaskUiName",
             ),
             *(
                 (f"{stage} alarm", name, "cloudwatch", "PutMetricAlarm", "AlarmName")

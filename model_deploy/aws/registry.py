@@ -25,13 +25,28 @@ class ApprovedPackage:
         return f"{version} ({self.arn}, created {self.created.isoformat()})"
 
 
-def package_image(sagemaker: Any, package_arn: str) -> str:
-    """The serving image the package was registered with (``InferenceSpecification.Containers[0].Image``)."""
+@dataclass(frozen=True)
+class PackageServing:
+    """What a package says it serves with: its image, and the instance types it lists for real-time inference."""
+
+    image: str
+    realtime_instance_types: tuple[str, ...]
+    """``InferenceSpecification.SupportedRealtimeInferenceInstanceTypes``; empty when the package lists none
+    (the list is optional for versioned packages, API_InferenceSpecification)."""
+
+
+def package_serving(sagemaker: Any, package_arn: str) -> PackageServing:
+    """The serving image the package was registered with (``InferenceSpecification.Containers[0].Image``) and
+    the real-time instance types it lists, from one ``DescribeModelPackage``."""
     package = sagemaker.describe_model_package(ModelPackageName=package_arn)
-    containers = package.get("InferenceSpecification", {}).get("Containers", [])
+    specification = package.get("InferenceSpecification", {})
+    containers = specification.get("Containers", [])
     if not containers or not containers[0].get("Image"):
         raise ValueError(f"{package_arn} has no inference container image: it cannot be deployed")
-    return str(containers[0]["Image"])
+    return PackageServing(
+        str(containers[0]["Image"]),
+        tuple(specification.get("SupportedRealtimeInferenceInstanceTypes", ())),
+    )
 
 
 def approved_version(sagemaker: Any, group_name: str, version: int) -> ApprovedPackage | None:

@@ -17,6 +17,8 @@ class RenderInputs:
     encryption_key_arn: str
     artifacts_bucket_name: str | None = None
     """Where the drift monitor writes its reports; without it, no monitor is rendered."""
+    human_review_workteam_arn: str | None = None
+    """The private workteam of human review; without it, no human-loop job is rendered."""
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from model_build.pipeline_spec import CHAMPION_PARAMETERS, STEPS_SOURCE_DIR
+from model_build.pipeline_spec import FILLED_AT_START, STEPS_SOURCE_DIR
 from model_deploy.local.state import EndpointStore
 from model_deploy.stage_config import STAGES, StageConfig, load_stage
 from pipelines.local import container
@@ -357,7 +357,7 @@ def _run_pipeline(workspace: Workspace, version: int, start_pipeline: PipelineSt
         f"  parameters  those of execution {lineage.execution_id}, which built version {version}", flush=True
     )
     # The champion is whoever serves now, resolved afresh, not the one that version was compared with.
-    again = {name: value for name, value in lineage.parameters.items() if name not in CHAMPION_PARAMETERS}
+    again = {name: value for name, value in lineage.parameters.items() if name not in FILLED_AT_START}
     record = start_pipeline(again)
     print(f"  execution   {record.id}: {record.status}", flush=True)
     return record

@@ -28,6 +28,7 @@ from pipelines.local.review_queue import (
 )
 from pipelines.local.workspace import Workspace
 
+NAME = "review"
 DEFAULT_SINCE = "1d"
 EXPORT_PREFIX = "human-labels-"
 
@@ -36,28 +37,28 @@ def queue_of(workspace: Workspace) -> ReviewQueue:
     return ReviewQueue(workspace.root / DATABASE)
 
 
-def add_parser(commands: argparse._SubParsersAction, run_dir: argparse.ArgumentParser) -> None:
+def register(subparsers: argparse._SubParsersAction, parents: list[argparse.ArgumentParser]) -> None:
     """Register ``review`` and its subcommands on the CLI's subparsers."""
-    review = commands.add_parser("review", parents=[run_dir], help="The human review (labeling) queue.")
+    review = subparsers.add_parser(NAME, parents=parents, help="The human review (labeling) queue.")
     actions = review.add_subparsers(dest="review_command", required=True, metavar="ACTION")
     fill = actions.add_parser(
-        "fill", parents=[run_dir], help="Queue the unsure (and a sample of the sure) captured answers."
+        "fill", parents=parents, help="Queue the unsure (and a sample of the sure) captured answers."
     )
     fill.add_argument("--endpoint", help="A stage (staging, prod) or an endpoint name (default: prod).")
     fill.add_argument(
         "--since", default=DEFAULT_SINCE, help=f"Start: ISO-8601 or an age (default: {DEFAULT_SINCE})."
     )
     fill.add_argument("--until", help="End of the window (default: now).")
-    add = actions.add_parser("add", parents=[run_dir], help="Queue a CSV of unlabeled reviews.")
+    add = actions.add_parser("add", parents=parents, help="Queue a CSV of unlabeled reviews.")
     add.add_argument("--input", type=Path, required=True, help="A CSV with a 'Review Text' column.")
     add.add_argument("--endpoint", help="Whose stage's labels_per_item applies (default: prod).")
-    listing = actions.add_parser("list", parents=[run_dir], help="Items, progress, agreement, accuracy.")
+    listing = actions.add_parser("list", parents=parents, help="Items, progress, agreement, accuracy.")
     listing.add_argument("--open", action="store_true", help="Only the items still to label.")
-    label = actions.add_parser("label", parents=[run_dir], help="Record one reviewer's label for an item.")
+    label = actions.add_parser("label", parents=parents, help="Record one reviewer's label for an item.")
     label.add_argument("item", type=int, help="The item's id (see `review list`).")
     label.add_argument("label", help=f"One of {', '.join(LABELS)} or {SKIP}.")
     label.add_argument("--reviewer", required=True, help="Who labels (recorded with the label).")
-    out = actions.add_parser("export", parents=[run_dir], help="Write the consolidated labels as a new CSV.")
+    out = actions.add_parser("export", parents=parents, help="Write the consolidated labels as a new CSV.")
     out.add_argument(
         "--output",
         type=Path,
@@ -65,7 +66,7 @@ def add_parser(commands: argparse._SubParsersAction, run_dir: argparse.ArgumentP
     )
 
 
-def command(args: argparse.Namespace, workspace: Workspace) -> int:
+def run(args: argparse.Namespace, workspace: Workspace) -> int:
     with queue_of(workspace) as queue:
         match args.review_command:
             case "fill":

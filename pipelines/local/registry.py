@@ -22,6 +22,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+from model_build.pipeline_spec import MLFLOW_RUN_PARAMETER
 from pipelines.local import sqlite_store
 from pipelines.local.events import EventLog, Subscriber, model_package_state_change
 from pipelines.local.workspace import LOCAL_ACCOUNT, Workspace
@@ -93,6 +94,8 @@ class Lineage:
     """The data check's report (schema, quality, pre-training bias): ``ModelMetrics.Bias.PreTrainingReport``."""
     data_check: dict[str, str] = field(default_factory=dict)
     """Figures of that report (metadata key -> value as text), as SageMaker's ``CustomerMetadataProperties``."""
+    mlflow_run_id: str | None = None
+    """The execution's MLflow run (``pipelines experiments`` shows it), as the version's ``MlflowRunId``."""
 
 
 @dataclass(frozen=True)
@@ -211,6 +214,7 @@ class ModelPackage:
                 "CodeSha256": self.lineage.code_sha256,
                 "PipelineParameters": json.dumps(self.lineage.parameters, sort_keys=True),
                 **self.lineage.data_check,
+                **({MLFLOW_RUN_PARAMETER: self.lineage.mlflow_run_id} if self.lineage.mlflow_run_id else {}),
             },
             "ModelPackageType": "Versioned",
         }

@@ -32,11 +32,11 @@ import sys
 from collections import Counter
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from types import ModuleType
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from model_build.pipeline_spec import STEPS_SOURCE_DIR
 from model_build.steps.features import (
@@ -303,48 +303,31 @@ def _item(row: sqlite3.Row, labels: Sequence[Label]) -> Item:
 
 
 # ------------------------------------------------------------------------------------------------- filling
-@dataclass(frozen=True)
-class Candidate:
-    """A review that may enter the queue; ``source_key`` decides whether it already did."""
-
-    source_key: str
-    source: str
-    reason: str
-    text: str
-    endpoint: str | None = None
-    version: int | None = None
-    predicted: str | None = None
-    probability: float | None = None
-    probabilities: dict[str, float] | None = None
-    row: dict[str, str] | None = None
-
-
-@dataclass
-class FillResult:
-    """What one fill read and did; ``unreadable`` names each capture line it could not use."""
-
-    lines: int = 0
-    reviews: int = 0
-    candidates: int = 0
-    added: int = 0
-    unreadable: list[str] = field(default_factory=list)
-
-
-def capture_window() -> ModuleType:
-    """The monitoring job's capture reader (``model_build/steps/capture_window.py``): one reader of SageMaker's
-    capture files for both. It imports its siblings as top-level modules, as in the processing container, so
-    the steps folder goes on ``sys.path``."""
+def step_library(name: str) -> ModuleType:
+    """A library of the steps' folder (``model_build/steps/<name>.py``), imported as the processing container
+    imports it: its siblings are top-level modules, so the steps folder goes on ``sys.path``. The capture reader
+    (``capture_window``) and the rule (``review_rule``) are the monitoring and human-loop jobs' own."""
     steps = str(REPO_ROOT / STEPS_SOURCE_DIR)
     if steps not in sys.path:
         sys.path.append(steps)
-    return importlib.import_module("capture_window")
+    return importlib.import_module(name)
+
+
+def capture_window() -> ModuleType:
+    """The monitoring job's capture reader (``model_build/steps/capture_window.py``): one reader for both."""
+    return step_library("capture_window")
+
+
+if TYPE_CHECKING:
+    from model_build.steps.review_rule import Candidate, FillResult
+else:
+    Candidate = step_library("review_rule").Candidate
+    FillResult = step_library("review_rule").FillResult
 
 
 def sampled(source_key: str, share: float) -> bool:
-    """Whether a confident answer is in the quality-control sample: a hash of its key, so that the decision is
-    the same on every fill (a random draw would queue a different sample each time)."""
-    fraction = int.from_bytes(hashlib.sha256(source_key.encode("utf-8")).digest()[:8], "big") / 2**64
-    return fraction < share
+    """Whether a confident answer is in the quality-control sample (``review_rule.sampled``)."""
+    return bool(step_library("review_rule").sampled(source_key, share))
 
 
 def read_captures(
@@ -355,77 +338,18 @@ def read_captures(
     until: datetime,
     version_at: Any = None,
 ) -> tuple[list[Candidate], FillResult]:
-    """The window's captured reviews that go to people (see the module's docstring), and what was read.
+    """The window's captured reviews that go to people, by the stage's rule (``review_rule.read_captures``,
+    which the human-loop job on AWS runs too), and what was read.
 
     ``captures``: a local folder, or a ``capture_window.CaptureSource`` (S3 on AWS).
     ``version_at(time) -> int | None``: the version that served at a time, for captures that do not name it
     (``eventMetadata.modelVersion``).
     """
-    reader = capture_window()
-    result = FillResult()
-    candidates: list[Candidate] = []
-    source = reader.capture_source(str(captures)) if isinstance(captures, Path) else captures
-    for path, lines in source.files(reader.Window(since, until)):
-        for number, line in enumerate(lines, start=1):
-            if not line.strip():
-                continue
-            result.lines += 1
-            where = f"{path} line {number}"
-            try:
-                invocation = reader.parse_line(line)
-            except reader.Malformed as error:
-                detail = f" ({error.detail})" if error.detail else ""
-                result.unreadable.append(f"{where}: {error.reason}{detail}")
-                continue
-            if invocation.time is not None and invocation.time not in reader.Window(since, until):
-                continue
-            if invocation.predictions is None:
-                continue  # an empty, non-UTF-8 or refused request: no answer to review
-            metadata = json.loads(line).get("eventMetadata") or {}
-            event = str(metadata.get("inferenceId") or metadata.get("eventId") or where)
-            version = metadata.get("modelVersion")
-            if not isinstance(version, int) and version_at is not None and invocation.time is not None:
-                version = version_at(invocation.time)
-            probabilities = _probabilities(reader, line, len(invocation.reviews))
-            for index, (text, (sentiment, probability)) in enumerate(
-                zip(invocation.reviews, invocation.predictions, strict=True)
-            ):
-                result.reviews += 1
-                key = f"capture:{endpoint}:{event}:{index}"
-                if probability < settings.confidence_threshold:
-                    reason = "low_confidence"
-                elif sampled(key, settings.sample_share):
-                    reason = "quality_sample"
-                else:
-                    continue
-                candidates.append(
-                    Candidate(
-                        key,
-                        f"{where}, review {index + 1}",
-                        reason,
-                        text,
-                        endpoint,
-                        version if isinstance(version, int) else None,
-                        sentiment,
-                        probability,
-                        probabilities[index] if probabilities else None,
-                    )
-                )
-    result.candidates = len(candidates)
+    source = capture_window().capture_source(str(captures)) if isinstance(captures, Path) else captures
+    candidates, result = step_library("review_rule").read_captures(
+        source, endpoint, settings.confidence_threshold, settings.sample_share, since, until, version_at
+    )
     return candidates, result
-
-
-def _probabilities(reader: ModuleType, line: bytes, count: int) -> list[dict[str, float]] | None:
-    """Each review's class probabilities, when the response carries them (the handler's ``probabilities``)."""
-    try:
-        _, body = reader._payload_bytes(json.loads(line)["captureData"]["endpointOutput"], "endpointOutput")
-        results = [json.loads(x) for x in body.decode("utf-8").splitlines() if x.strip()]
-        if len(results) == 1 and isinstance(results[0], list):
-            results = results[0]
-        found = [{k: float(v) for k, v in r["probabilities"].items() if k in LABELS} for r in results]
-    except (ValueError, KeyError, TypeError, AttributeError, reader.Malformed):
-        return None
-    return found if len(found) == count else None
 
 
 def read_unlabeled(path: Path) -> list[Candidate]:

@@ -6,6 +6,7 @@ Layout (``.mlops/`` by default)::
     executions/<id>/             one pipeline execution: execution.json, logs/<step>.log, work/<step>/
     cache/<step>/<key>.json      which earlier execution's outputs a cached step reuses
     registry.db                  the Model Registry (SQLite)
+    mlflow/                      MLflow's tracking store (mlflow.db) and artifacts: one run per execution
     events/                      every EventBridge-shaped event the registry emitted
 
 Bucket names follow the CDK app (``<prefix>-<account>-<region>``) with the placeholder account
@@ -118,6 +119,19 @@ class Workspace:
     @property
     def cache_dir(self) -> Path:
         return self.root / "cache"
+
+    @property
+    def mlflow_dir(self) -> Path:
+        """MLflow's embedded tracking store (``mlflow.db``, SQLite) and its artifacts (``artifacts/``)."""
+        return self.root / "mlflow"
+
+    @property
+    def mlflow_tracking_uri(self) -> str:
+        return f"sqlite:///{self.mlflow_dir / 'mlflow.db'}"
+
+    @property
+    def mlflow_artifacts_uri(self) -> str:
+        return (self.mlflow_dir / "artifacts").as_uri()
 
     @property
     def registry_path(self) -> Path:

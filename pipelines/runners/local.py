@@ -43,7 +43,9 @@ from model_build.pipeline_spec import (
     CHAMPION_PARAMETER,
     CHAMPION_URL_PARAMETER,
     EXIT_MESSAGE,
+    EXPERIMENT_TRACKING,
     FEATURE_STORE,
+    MLFLOW_RUN_PARAMETER,
     MODEL_ARCHIVE,
     PIPELINE,
     RESOURCE_CONFIG,
@@ -63,6 +65,7 @@ from model_build.pipeline_spec import (
     TuningStep,
     Value,
 )
+from model_build.steps import diagnostics, tracking
 from model_build.steps.champion import NO_CHAMPION
 from model_build.storage_layout import checkpoint_path
 from pipelines.local import container
@@ -107,6 +110,8 @@ class _Execution:
     """Step name -> output name -> S3 URI."""
     input_hashes: dict[str, str] = field(default_factory=dict)
     """Content hash of each external input, by parameter name (InputDataUrl): the registry's lineage."""
+    tracker: tracking.Tracker = field(default_factory=tracking.Tracker)
+    """The execution's MLflow run in the run folder's store (off when it could not be created)."""
 
     @property
     def id(self) -> str:
@@ -173,6 +178,7 @@ class LocalRunner:
             f"Pipeline {record.pipeline}, execution {record.id}\n"
             f"  run folder {self.workspace.root}, record {self.executions.folder(record.id) / 'execution.json'}"
         )
+        execution.tracker = self._start_tracking(record)
         with _signals_raise_interrupted():
             try:
                 taken: set[str] = set()
@@ -256,10 +262,53 @@ class LocalRunner:
         )
         return {**values, CHAMPION_PARAMETER: package.arn, CHAMPION_URL_PARAMETER: url}
 
+    def _start_tracking(self, record: ExecutionRecord) -> tracking.Tracker:
+        """The execution's MLflow run: its parameters, the code's commit; its id becomes ``MlflowRunId``."""
+        if MLFLOW_RUN_PARAMETER not in self.spec.parameter_names:
+            return tracking.Tracker(reason=f"the pipeline has no {MLFLOW_RUN_PARAMETER} parameter")
+        self.workspace.mlflow_dir.mkdir(parents=True, exist_ok=True)
+        commit = _git_commit(self.repo_root)
+        tracker = tracking.start_pipeline_run(
+            self.workspace.mlflow_tracking_uri,
+            self.workspace.config.mlflow_experiment_name,
+            record.id,
+            {
+                name: parameters.render(value)
+                for name, value in record.parameters.items()
+                if name != MLFLOW_RUN_PARAMETER  # the run itself
+            },
+            {
+                tracking.EXECUTION_TAG: record.id,
+                tracking.PIPELINE_TAG: record.pipeline,
+                **({tracking.GIT_COMMIT_TAG: commit} if commit else {}),
+            },
+            artifact_location=self.workspace.mlflow_artifacts_uri,
+        )
+        if tracker.active:
+            record.parameters[MLFLOW_RUN_PARAMETER] = tracker.run_id
+            self.executions.save(record)
+            self._say(f"  MLflow run {tracker.run_id} (`python -m pipelines experiments` opens MLflow's UI)")
+        else:
+            self._say(f"  MLflow: not tracked ({tracker.reason})")
+        return tracker
+
+    def _tracking_environment(self, execution: _Execution, spec_step: JobStep) -> dict[str, str]:
+        """What a job that declares experiment tracking needs to log into the execution's run."""
+        run_id = execution.tracker.run_id if execution.tracker.active else None
+        if EXPERIMENT_TRACKING not in spec_step.services or not run_id:
+            return {}
+        return {
+            tracking.TRACKING_URI_VARIABLE: self.workspace.mlflow_tracking_uri,
+            tracking.RUN_ID_VARIABLE: run_id,
+        }
+
     def _finish(self, execution: _Execution, status: Status, reason: str | None = None) -> None:
         record = execution.record
         record.status, record.failure_reason, record.ended = status, reason, now()
         self.executions.save(record)
+        if reason:
+            execution.tracker.set_tags({"pipeline.failure_reason": reason})
+        execution.tracker.end("FINISHED" if status == Status.SUCCEEDED else "FAILED")
 
     def _fail_running_steps(self, execution: _Execution, reason: str) -> None:
         for step in execution.record.steps:
@@ -315,6 +364,9 @@ class LocalRunner:
             if hit is not None:
                 step.cache_hit, step.outputs = hit.execution_id, hit.outputs
                 step.metrics = self._cached_metrics(hit)
+                if EXPERIMENT_TRACKING in spec_step.services:  # its job did not log: its reports are reused
+                    folders = [self.workspace.local_path(uri) for uri in step.outputs.values()]
+                    tracking.cached_step_reports(execution.tracker, (f for f in folders if f.is_dir()))
             else:
                 run(execution, spec_step, step, sources)
                 self.cache.store(
@@ -324,6 +376,11 @@ class LocalRunner:
             self._end_step(execution, step, Status.FAILED, str(error))
             raise StepFailed(f"{spec_step.name} failed: {error}") from None
         execution.outputs[spec_step.name] = step.outputs
+        source = f"cache hit of {step.cache_hit}" if step.cache_hit else "ran"
+        execution.tracker.set_tags({f"{tracking.STEP_TAG_PREFIX}{spec_step.name}": source})
+        execution.tracker.log_params(
+            {f"data.{name}.sha256": digest for name, digest in execution.input_hashes.items()}
+        )
         self._end_step(execution, step, Status.SUCCEEDED)
 
     def _input_sources(self, execution: _Execution, step: JobStep) -> dict[str, Path]:
@@ -398,6 +455,7 @@ class LocalRunner:
         hosts = processing_hosts(self._resolve(execution, spec_step.instance_count))
         environment = self._base_environment()
         environment.update({name: self._render(execution, v) for name, v in spec_step.environment.items()})
+        environment.update(self._tracking_environment(execution, spec_step))
         with self._feature_store() if FEATURE_STORE in spec_step.services else nullcontext() as server:
             if server is not None:
                 environment.update(_feature_store_client_environment(server.endpoint_url, self.workspace))
@@ -448,8 +506,24 @@ class LocalRunner:
         checkpoints = self._checkpoint_dir(execution, spec_step, "")
         step.log = str(self._log_path(execution, spec_step.name))
         self.executions.save(execution.record)  # the log is readable while the job runs
-        run = self._fit(execution, spec_step, sources, hyperparameters, checkpoints, spec_step.name)
+        run = self._fit(
+            execution,
+            spec_step,
+            sources,
+            hyperparameters,
+            checkpoints,
+            spec_step.name,
+            on_verdict=lambda verdict: self._record_verdict(execution, step, verdict),
+        )
         self._publish_training(execution, spec_step, step, run)
+
+    def _record_verdict(
+        self, execution: _Execution, step: StepRecord, verdict: diagnostics.Verdict, trial: str = ""
+    ) -> None:
+        """A training diagnostic's verdict, as the job printed it: kept in the record as it comes."""
+        entry = {**vars(verdict), **({"trial": trial} if trial else {})}
+        step.detail.setdefault("diagnostics", []).append(entry)
+        self.executions.save(execution.record)
 
     def _tune(
         self,
@@ -477,7 +551,15 @@ class LocalRunner:
             checkpoints = self._checkpoint_dir(execution, spec_step, f"trial-{number:02d}")
             try:
                 runs[number] = self._fit(
-                    execution, spec_step, sources, {**base, **drawn}, checkpoints, name, threads, cancel
+                    execution,
+                    spec_step,
+                    sources,
+                    {**base, **drawn},
+                    checkpoints,
+                    name,
+                    {**threads, tracking.TRIAL_VARIABLE: name},
+                    cancel,
+                    on_verdict=lambda verdict: self._record_verdict(execution, step, verdict, name),
                 )
             except BaseException:
                 container.remove_tree(self.executions.folder(execution.id) / "work" / name)  # its log stays
@@ -530,13 +612,19 @@ class LocalRunner:
         name: str,
         extra_environment: Mapping[str, str] | None = None,
         cancel: threading.Event | None = None,
+        on_verdict: Callable[[diagnostics.Verdict], None] = lambda verdict: None,
     ) -> _TrainingRun:
         """One training job in a container folder of its own; its metric series from the spec's regexes.
 
         A run with ``cancel`` is a trial beside others: its output goes to its log only, not the console.
         """
         folder = container.ContainerFolder(self._work_dir(execution, name))
-        environment = {**self._base_environment(), **(extra_environment or {})}
+        environment = {
+            **self._base_environment(),
+            **{name: self._render(execution, value) for name, value in spec_step.environment.items()},
+            **self._tracking_environment(execution, spec_step),
+            **(extra_environment or {}),
+        }
         for channel in spec_step.channels:
             channel_dir = folder.path(f"/opt/ml/input/data/{channel}")
             container.stage(sources[channel], channel_dir)
@@ -569,6 +657,8 @@ class LocalRunner:
             for metric, pattern in patterns:
                 if match := pattern.search(line):
                     series.setdefault(metric, []).append(float(match.group(1)))
+            if (verdict := diagnostics.parse_line(line)) is not None:
+                on_verdict(verdict)
 
         log = self._log_path(execution, name)
         run = container.ScriptRun(
@@ -709,6 +799,7 @@ class LocalRunner:
             input_data_sha256=execution.input_hashes.get(input_parameter, "") if input_parameter else "",
             code_sha256=content_hash(self.steps_dir),
             git_commit=_git_commit(self.repo_root),
+            mlflow_run_id=execution.tracker.run_id if execution.tracker.active else None,
             **self._data_report(execution, register),
         )
         with ModelRegistry(
@@ -732,6 +823,13 @@ class LocalRunner:
             "ModelApprovalStatus": str(package.approval_status),
         }
         self._say(f"  registered {package.arn} ({package.approval_status})")
+        # The run names the version, and the model (its model.tar.gz) is a logged model of the run.
+        execution.tracker.set_tags(
+            {tracking.MODEL_PACKAGE_ARN_TAG: package.arn, tracking.MODEL_VERSION_TAG: package.version}
+        )
+        execution.tracker.log_model_link(
+            package.group, package.model_data_url, {tracking.MODEL_PACKAGE_ARN_TAG: package.arn}
+        )
         self._end_step(execution, step, Status.SUCCEEDED)
 
     def _model_data(self, execution: _Execution, register: RegisterStep) -> str:

@@ -6,11 +6,14 @@ CLI imports this module lazily, since it imports the SageMaker SDK. The AWS side
 
 Environment (set by the CodeBuild project): ``SAGEMAKER_PIPELINE_ROLE_ARN`` (the execution role, required to
 run), ``ARTIFACT_BUCKET`` and ``DATA_BUCKET`` (else derived from the account, as CDK names them), and
-``MLOPS_PROJECT_NAME`` / ``MLOPS_ENVIRONMENT`` (read by ``model_build.config.load_config``).
+``MLOPS_PROJECT_NAME`` / ``MLOPS_ENVIRONMENT`` (read by ``model_build.config.load_config``), and
+``MLFLOW_TRACKING_SERVER_ARN`` (the project's MLflow tracking server: each execution is a run of it).
 """
 
 from __future__ import annotations
 
+import dataclasses
+import os
 import time
 import uuid
 from collections.abc import Callable, Mapping
@@ -19,12 +22,21 @@ from typing import TYPE_CHECKING, Any
 import boto3
 
 from model_build.config import ProjectConfig, load_config
+from model_build.steps import tracking
 
 if TYPE_CHECKING:
     from sagemaker.mlops.workflow import Pipeline
 
 TERMINAL_STATUSES = frozenset({"Succeeded", "Failed", "Stopped"})
 POLL_SECONDS = 30.0
+
+
+def stage_instance_types() -> tuple[str, ...]:
+    """Every deploy stage's ``endpoint.instance_type`` (the stage files are their one source), in stage order:
+    what the registered version lists as ``SupportedRealtimeInferenceInstanceTypes``."""
+    from model_deploy.stage_config import load_stages
+
+    return tuple(dict.fromkeys(stage.endpoint.instance_type for stage in load_stages().values()))
 
 
 def _build(
@@ -44,7 +56,10 @@ def _build(
     config = load_config()
     defaults = parse_parameter_overrides(parameters)
     boto_session = boto_session or boto3.Session(region_name=config.region)
-    settings = aws_settings(config, boto_session, require_role=require_role)
+    settings = dataclasses.replace(
+        aws_settings(config, boto_session, require_role=require_role),
+        serving_instance_types=stage_instance_types(),
+    )
     session = pipeline_session(settings, config, boto_session, sagemaker_client)
     return build_pipeline(settings, session, config, defaults), settings.role_arn
 
@@ -84,7 +99,7 @@ def run_on_sagemaker(
     """
     from model_build import images
     from model_build.pipeline_spec import PIPELINE
-    from model_build.sagemaker_pipeline import parse_parameter_overrides
+    from model_build.sagemaker_pipeline import TRACKING_SERVER_VARIABLE, parse_parameter_overrides
 
     # Unknown names, bad values and an instance type its step's image cannot run on fail before any AWS call.
     problems = images.override_problems(PIPELINE, parse_parameter_overrides(parameters))
@@ -97,13 +112,63 @@ def run_on_sagemaker(
     print(f"Upserted pipeline {response['PipelineArn']}", flush=True)
     s3 = pipeline.sagemaker_session.boto_session.client("s3")
     client = pipeline.sagemaker_session.sagemaker_client
-    started_with = with_champion(with_input_fingerprints(pipeline, parameters, s3), client, load_config())
+    config = load_config()
+    started_with = with_champion(with_input_fingerprints(pipeline, parameters, s3), client, config)
+    started_with, run = with_mlflow_run(started_with, config, os.environ.get(TRACKING_SERVER_VARIABLE, ""))
     execution = pipeline.start(parameters=started_with)
     print(f"Started execution {execution.arn}", flush=True)
+    run.set_tags(
+        {tracking.EXECUTION_TAG: execution.arn.rsplit("/", 1)[-1], "pipeline.execution_arn": execution.arn}
+    )
     if not wait:
         return 0
     status = wait_for_execution(client, execution.arn, poll_seconds=poll_seconds, sleep=sleep)
+    finish_mlflow_run(run, client, execution.arn, status)
     return 0 if status == "Succeeded" else 1
+
+
+def with_mlflow_run(
+    parameters: Mapping[str, Any],
+    config: ProjectConfig,
+    tracking_server_arn: str,
+    out: Callable[[str], None] = print,
+) -> tuple[dict[str, Any], tracking.Tracker]:
+    """``parameters`` with ``MlflowRunId`` filled in: a new run of the pipeline's experiment on the tracking
+    server, with the parameters and the commit (CodeBuild's ``CODEBUILD_RESOLVED_SOURCE_VERSION``). No server
+    set, or one that cannot be reached: the parameters as they were, and the execution runs untracked."""
+    from model_build.pipeline_spec import MLFLOW_RUN_PARAMETER
+
+    if not tracking_server_arn or parameters.get(MLFLOW_RUN_PARAMETER, tracking.NO_RUN) != tracking.NO_RUN:
+        return dict(parameters), tracking.Tracker(reason="no tracking server, or a run named by the caller")
+    commit = os.environ.get("CODEBUILD_RESOLVED_SOURCE_VERSION", "")
+    run = tracking.start_pipeline_run(
+        tracking_server_arn,
+        config.mlflow_experiment_name,
+        f"sagemaker-{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}",
+        {name: value for name, value in parameters.items() if name != MLFLOW_RUN_PARAMETER},
+        {
+            tracking.PIPELINE_TAG: config.pipeline_name,
+            **({tracking.GIT_COMMIT_TAG: commit} if commit else {}),
+        },
+    )
+    if not run.active:
+        out(f"MLflow: not tracked ({run.reason})")
+        return dict(parameters), run
+    out(f"MLflow run {run.run_id} on {tracking_server_arn}")
+    return {**parameters, MLFLOW_RUN_PARAMETER: run.run_id}, run
+
+
+def finish_mlflow_run(run: tracking.Tracker, client: Any, execution_arn: str, status: str) -> None:
+    """After a followed execution: the run ends with its status and names the version it registered."""
+    if not run.active:
+        return  # untracked: no call to list the steps again
+    for step in _list_steps(client, execution_arn):
+        arn = step.get("Metadata", {}).get("RegisterModel", {}).get("Arn")
+        if arn:
+            run.set_tags(
+                {tracking.MODEL_PACKAGE_ARN_TAG: arn, tracking.MODEL_VERSION_TAG: arn.rsplit("/", 1)[-1]}
+            )
+    run.end("FINISHED" if status == "Succeeded" else "FAILED")
 
 
 def with_input_fingerprints(

@@ -9,9 +9,12 @@ order they are described.
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
+from html import escape
+from pathlib import Path
 
-from model_build.pipeline_spec import ConditionStep, JsonValue, PipelineSpec, StepOutput
+from model_build.pipeline_spec import PIPELINE, ConditionStep, JsonValue, PipelineSpec, StepOutput
 from pipelines.local.executions import ExecutionRecord, StepRecord
 
 NODE_WIDTH = 178
@@ -146,3 +149,51 @@ def duration_text(seconds: float | None) -> str:
     if seconds is None:
         return "-"
     return f"{seconds:.1f} s" if seconds < 120 else f"{seconds / 60:.1f} min"
+
+
+DOCS_PICTURE = Path(__file__).resolve().parents[2] / "docs" / "images" / "pipeline.svg"
+"""The README's picture: :func:`description_svg` of :data:`~model_build.pipeline_spec.PIPELINE`, written by
+``python -m pipelines.ui.graph`` (a test fails when the file and the description differ)."""
+
+
+def description_svg(spec: PipelineSpec) -> str:
+    """The pipeline as described, no execution: every step with its kind, the condition's branches labelled.
+
+    A standalone SVG with its style inline (no page stylesheet, no link), drawn with the page's layout, so
+    that a picture of the pipeline in the docs is made from the description rather than drawn by hand.
+    """
+    graph = build_graph(spec, ExecutionRecord(id="", pipeline="", parameters={}))
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {graph.width} {graph.height}" '
+        f'width="{graph.width}" height="{graph.height}" role="img" aria-label="{escape(spec.description or "the pipeline")}">',
+        "<style>"
+        "rect{fill:#fff;stroke:#b7c0ce;stroke-width:1.5}"
+        ".edge{fill:none;stroke:#8a94a6;stroke-width:1.6}"
+        "text{font-family:system-ui,'DejaVu Sans',sans-serif}"
+        ".name{font-size:13px;font-weight:600;fill:#1f2733}"
+        ".meta,.label{font-size:11px;fill:#667085}"
+        "</style>",
+        '<defs><marker id="arrow" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" markerHeight="7" '
+        'orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z" fill="#8a94a6"/></marker></defs>',
+    ]
+    for edge in graph.edges:
+        parts.append(f'<path class="edge" d="{edge.path}" marker-end="url(#arrow)"/>')
+        if edge.label:
+            parts.append(
+                f'<text class="label" x="{edge.label_x}" y="{edge.label_y}" text-anchor="middle">'
+                f"{escape(edge.label)}</text>"
+            )
+    for node in graph.nodes:
+        parts.append(
+            f'<rect x="{node.x}" y="{node.y}" width="{graph.node_width}" height="{graph.node_height}" rx="8"/>'
+            f'<text class="name" x="{node.x + 12}" y="{node.y + 22}">{escape(node.name)}</text>'
+            f'<text class="meta" x="{node.x + 12}" y="{node.y + 42}">{escape(node.kind)}</text>'
+        )
+    parts.append("</svg>")
+    return "\n".join(parts) + "\n"
+
+
+if __name__ == "__main__":  # python -m pipelines.ui.graph [PATH]: (re)write the docs' picture
+    target = Path(sys.argv[1]) if len(sys.argv) > 1 else DOCS_PICTURE
+    target.write_text(description_svg(PIPELINE), encoding="utf-8")
+    print(f"wrote {target}")

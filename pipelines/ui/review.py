@@ -19,6 +19,7 @@ from starlette.routing import Route
 
 from pipelines.local.review_queue import DATABASE, LABELS, SKIP, ReviewError, ReviewQueue, progress
 from pipelines.local.workspace import Workspace
+from pipelines.ui.pages import read_form
 
 REVIEWER_COOKIE = "reviewer"
 SHORTCUTS: tuple[tuple[str, str], ...] = (
@@ -79,15 +80,13 @@ def review_routes(workspace: Workspace, page: Callable[..., Response]) -> list[R
         return review_page(request)
 
     async def label(request: Request) -> Response:
-        from pipelines.ui.app import _form  # the page's form reader; app.py imports this module
-
         try:
             item_id = int(request.path_params["item_id"])
         except ValueError:
             raise HTTPException(
                 404, f"{request.path_params['item_id']!r} is not a review item (a number)"
             ) from None
-        form = await _form(request)
+        form = await read_form(request)
         reviewer = form.get("reviewer", "").strip() or request.cookies.get(REVIEWER_COOKIE, "").strip()
 
         def record() -> None:

@@ -25,7 +25,9 @@ from model_build.config import SAGEMAKER_PROJECT_ID_VARIABLE, ProjectConfig
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CDK_JSON = REPO_ROOT / "cdk.json"
 
-# Every option away from its default: GitHub source, online store, scheduled retraining, data not retained.
+# Every option away from its default: GitHub source, online store, scheduled retraining, data not retained,
+# human review by a private workteam.
+WORKTEAM_ARN = "arn:aws:sagemaker:us-east-1:123456789012:workteam/private-crowd/review-sentiment-reviewers"
 ALL_OPTIONS_CONTEXT = {
     "codeConnectionArn": "arn:aws:codeconnections:us-east-1:123456789012:connection/6f1c3f0e-2b7a-4d7e-9d5c-1a2b3c4d5e6f",
     "repositoryOwner": "acme",
@@ -34,6 +36,8 @@ ALL_OPTIONS_CONTEXT = {
     "onlineStore": True,
     "retainData": False,
     "retrainSchedule": "rate(7 days)",
+    "humanReviewWorkteamArn": WORKTEAM_ARN,
+    "mlflowTrackingServer": "create",
 }
 
 

@@ -491,6 +491,10 @@ _SAMPLE_ARNS: dict[tuple[str, str], str] = {
         "AWS::SageMaker::ModelPackageGroup",
         "ModelPackageGroupArn",
     ): "arn:aws:sagemaker:{region}:{account}:model-package-group/{name}",
+    (
+        "AWS::SageMaker::MlflowTrackingServer",
+        "TrackingServerArn",
+    ): "arn:aws:sagemaker:{region}:{account}:mlflow-tracking-server/{name}",
 }
 _PSEUDO = {
     "AWS::Partition": "aws",

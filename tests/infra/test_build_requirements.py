@@ -21,7 +21,7 @@ from tests.infra.conftest import REPO_ROOT
 # imports then fail as they would there. Prints the distributions imported.
 PROBE = textwrap.dedent(
     """
-    import importlib.abc, importlib.metadata, json, os, sys
+    import dataclasses, importlib.abc, importlib.metadata, json, os, sys
     allowed = set(json.loads(sys.argv[1]))
     owners = importlib.metadata.packages_distributions()
 
@@ -44,7 +44,10 @@ PROBE = textwrap.dedent(
     with mocked_aws() as aws:
         from model_build.sagemaker_pipeline import aws_settings, build_pipeline, pipeline_session
         config = load_config()
-        settings = aws_settings(config, aws, ENVIRONMENT)
+        settings = dataclasses.replace(
+            aws_settings(config, aws, ENVIRONMENT),
+            serving_instance_types=pipelines.runners.sagemaker.stage_instance_types(),
+        )
         build_pipeline(settings, pipeline_session(settings, config, aws), config).definition()
     tops = {name.split(".")[0] for name in sys.modules}
     print(json.dumps(sorted({d for top in tops for d in owners.get(top, [])})))

@@ -164,13 +164,19 @@ def test_cloudformation_deploys_endpoint_stacks_with_a_role_that_creates_no_iam(
     assert iam_actions == {"iam:PassRole", "iam:CreateServiceLinkedRole"}
     resources = default_app.templates[default_app.stacks.deploy.stack_name]["Resources"]
     role_names = {f"${{{i}.Arn}}": r["Properties"].get("RoleName") for i, r in resources.items()}
-    scheduler_role, model_roles = sorted(
+    model_roles, scheduler_roles = sorted(
         (s for s in statements if s["Action"] == "iam:PassRole"), key=lambda s: s["Sid"]
     )
-    # the drift monitor's schedule (prod endpoint stack) runs as the monitoring stack's scheduler role
-    assert scheduler_role["Sid"] == "PassDriftMonitorSchedulerRole"
-    assert scheduler_role["Resource"].endswith(":role/review-sentiment-dev-drift-monitor-scheduler")
-    assert scheduler_role["Condition"] == {"StringEquals": {"iam:PassedToService": "scheduler.amazonaws.com"}}
+    # the schedules of the endpoint stacks (drift monitor, human loops) run as the monitoring stack's
+    # scheduler roles
+    assert scheduler_roles["Sid"] == "PassSchedulerRoles"
+    assert sorted(r.rsplit(":role/", 1)[1] for r in scheduler_roles["Resource"]) == [
+        "review-sentiment-dev-drift-monitor-scheduler",
+        "review-sentiment-dev-human-loops-scheduler",
+    ]
+    assert scheduler_roles["Condition"] == {
+        "StringEquals": {"iam:PassedToService": "scheduler.amazonaws.com"}
+    }
     pass_role = model_roles
     assert sorted(role_names[r] for r in pass_role["Resource"]) == sorted(
         endpoint_role_name(config, stage) for stage in STAGES

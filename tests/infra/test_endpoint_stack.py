@@ -288,6 +288,20 @@ def test_a_package_image_of_the_other_processor_type_is_refused() -> None:
     _props(prod, model_image=cpu.replace("2.6.0", "2.5.1").replace("py312", "py311"))
 
 
+def test_a_stage_on_an_instance_type_the_package_does_not_list_is_refused() -> None:
+    """The package's SupportedRealtimeInferenceInstanceTypes must hold the stage's instance type; a package that
+    lists none (optional for versioned packages) is not checked."""
+    prod = load_stage("prod")
+    with pytest.raises(
+        ValueError,
+        match=re.escape("prod: the model package ")
+        + r".*lists ml\.m5\.large for real-time inference, not ml\.m5\.xlarge",
+    ):
+        _props(prod, package_instance_types=("ml.m5.large",))
+    _props(prod, package_instance_types=("ml.m5.large", "ml.m5.xlarge"))
+    _props(prod, package_instance_types=())
+
+
 def test_a_linear_shift_uses_the_step_size() -> None:
     prod = _with(load_stage("prod"), "deployment", traffic_routing="LINEAR", canary_size_percent=50)
     stack = Stack(App(), "Linear")

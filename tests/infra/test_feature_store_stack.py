@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from aws_cdk import App, Stack
 from aws_cdk import aws_kms as kms
+from aws_cdk import aws_s3 as s3
 from aws_cdk.assertions import Template
 
+from infra.constructs.raw_reviews_catalog import RawReviewsCatalog, RawReviewsCatalogProps
 from infra.settings import InfraSettings
 from infra.stacks.feature_store_stack import FeatureStoreStack
 from model_build.config import load_config
@@ -96,12 +98,26 @@ def test_online_store_is_optional_encrypted_and_kept(all_options_app: Synthesize
 def test_online_store_is_retained_when_data_is() -> None:
     """Online records exist nowhere else, so with retainData (the default) the group is kept."""
     app = App()
-    key = kms.Key(Stack(app, "Keys"), "Key")
+    config = load_config()
+    data = Stack(app, "Data")
+    key = kms.Key(data, "Key")
+    catalog = RawReviewsCatalog(
+        data,
+        "Catalog",
+        RawReviewsCatalogProps(
+            database_name=config.glue_database_name,
+            table_name=config.raw_reviews_table_name,
+            data_bucket=s3.Bucket(data, "Bucket"),
+            raw_prefix=config.raw_reviews_prefix,
+            encryption_key=key,
+        ),
+    )
     stack = FeatureStoreStack(
         app,
         "FeatureStore",
-        config=load_config(),
+        config=config,
         settings=InfraSettings(online_store=True),
         encryption_key=key,
+        catalog=catalog,
     )
     Template.from_stack(stack).has_resource("AWS::SageMaker::FeatureGroup", {"DeletionPolicy": "Retain"})

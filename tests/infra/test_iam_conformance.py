@@ -16,7 +16,7 @@ import pytest
 from infra.endpoint_template import render_stage
 from model_deploy.aws.render import MonitorInputs, RenderInputs
 from model_deploy.stage_config import load_stage, load_stages
-from tests.infra.conftest import PublishedTemplate, SynthesizedApp
+from tests.infra.conftest import WORKTEAM_ARN, PublishedTemplate, SynthesizedApp
 from tests.infra.iam_conformance import (
     ACCOUNT,
     REGION,
@@ -33,6 +33,7 @@ INPUTS = RenderInputs(
     data_bucket_name="review-sentiment-dev-data-123456789012-us-east-1",
     encryption_key_arn="arn:aws:kms:us-east-1:123456789012:key/6f1c3f0e-2b7a-4d7e-9d5c-1a2b3c4d5e6f",
     artifacts_bucket_name="review-sentiment-dev-artifacts-123456789012-us-east-1",
+    human_review_workteam_arn=WORKTEAM_ARN,
 )
 PACKAGE = "arn:aws:sagemaker:us-east-1:123456789012:model-package/review-sentiment-dev-models/3"
 MONITOR = MonitorInputs(
@@ -106,6 +107,10 @@ def test_the_endpoint_stacks_cloudformation_role_may_manage_every_resource_it_de
     statements = role_statements(deploy, role_id)
     types = {r["Type"] for t in endpoint_templates.values() for r in t["Resources"].values()}
     assert "AWS::Scheduler::Schedule" in types, "the drift monitor is rendered too"
+    schedules = [r for t in endpoint_templates.values() for r in t["Resources"].values()]
+    assert any("-human-loops" in str(r.get("Properties", {}).get("Name")) for r in schedules), (
+        "and human loops"
+    )
     missing = [
         finding
         for name, template in endpoint_templates.items()

@@ -230,7 +230,7 @@ def test_build_project_may_run_only_this_pipeline_and_pass_only_the_execution_ro
 def test_framework_images_are_pulled_from_the_regions_own_dlc_account(any_app: SynthesizedApp) -> None:
     """The Deep Learning Containers' account differs in opt-in regions: every stack that pulls them maps the
     region to the account the SageMaker SDK's image configuration names, and no account is spelled."""
-    from infra.constructs.execution_role import (
+    from infra.constructs.framework_images import (
         DEEP_LEARNING_CONTAINERS_MAPPING,
         deep_learning_containers_accounts,
     )

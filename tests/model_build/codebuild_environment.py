@@ -13,10 +13,15 @@ ACCOUNT = "123456789012"  # moto's account
 ROLE_ARN = f"arn:aws:iam::{ACCOUNT}:role/test-execution"
 ARTIFACT_BUCKET = "test-artifacts"
 DATA_BUCKET = "test-data"
+TRACKING_SERVER_ARN = (
+    f"arn:aws:sagemaker:us-east-1:{ACCOUNT}:mlflow-tracking-server/review-sentiment-dev-mlflow"
+)
 ENVIRONMENT = {
     "SAGEMAKER_PIPELINE_ROLE_ARN": ROLE_ARN,
     "ARTIFACT_BUCKET": ARTIFACT_BUCKET,
     "DATA_BUCKET": DATA_BUCKET,
+    # With context mlflowTrackingServer, the build project passes the registry stack's tracking server.
+    "MLFLOW_TRACKING_SERVER_ARN": TRACKING_SERVER_ARN,
 }
 
 

@@ -83,11 +83,11 @@ def test_with_the_data_checks_class_shares_each_class_weighs_its_share_of_the_da
     assert result.returncode == 2 and f"--class-shares {missing}: no data check report" in result.stderr
 
 
-def test_the_baseline_carries_exactly_the_monitoring_job_and_what_it_imports() -> None:
+def test_the_baseline_carries_exactly_the_monitoring_and_human_loop_jobs_and_what_they_import() -> None:
     steps = REPO_ROOT / STEPS_SOURCE_DIR
-    assert CodeSet.script(steps, "monitor.py", ("requirements.txt",)).names() == tuple(
-        sorted(drift.CODE_FILES)
-    )
+    monitor = CodeSet.script(steps, "monitor.py", ("requirements.txt",)).names()
+    human_loops = CodeSet.script(steps, "human_loops.py", ()).names()
+    assert tuple(sorted({*monitor, *human_loops})) == tuple(sorted(drift.CODE_FILES))
 
 
 def test_the_baseline_profiles_the_test_split(evaluated: tuple[Path, dict]) -> None:

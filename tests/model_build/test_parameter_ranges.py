@@ -9,6 +9,7 @@ import pytest
 from model_build.parameters import ParameterError, resolve
 from model_build.pipeline_spec import PIPELINE, Parameter, ParameterSum, PipelineSpec
 from pipelines import cli
+from pipelines.commands import run as run_command
 from pipelines.local.workspace import Workspace
 from pipelines.runners.local import LocalRunner
 
@@ -65,7 +66,7 @@ def test_the_local_runner_refuses_before_any_step_or_record(tmp_path):
 
 def test_the_sagemaker_path_refuses_in_the_cli_before_starting(monkeypatch, capsys):
     started: list[object] = []
-    monkeypatch.setattr(cli, "_sagemaker_runner", lambda: started.append("runner"))
+    monkeypatch.setattr(run_command, "sagemaker_runner", lambda: started.append("runner"))
     args = ["run", "--sagemaker", "--param", "TrainSplitPercentage=0.5", "--input", "s3://bucket/reviews/"]
     assert cli.main(args) == 2
     assert "they must add up to 1" in capsys.readouterr().err

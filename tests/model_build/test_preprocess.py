@@ -464,9 +464,69 @@ def test_split_sizes(count: int, ratios: tuple[float, ...], expected: list[int])
 def test_balance_keeps_exactly_the_smallest_class() -> None:
     ids = np.arange(1000, dtype=np.uint64)
     codes = np.array([0] * 100 + [1] * 300 + [2] * 600, dtype=np.int8)
-    assert balance(ids, codes, seed=1) == {0: 100, 1: 300, 2: 600}
+    balancing = balance(ids, codes, seed=1)
+    assert balancing.before == {0: 100, 1: 300, 2: 600}
+    assert balancing.dropped == {0: 0, 1: 200, 2: 500}
     assert np.bincount(codes[codes >= 0]).tolist() == [100, 100, 100]
     assert np.count_nonzero(codes == reviews_csv.REJECT_CODES["balanced_out"]) == 700
+
+
+def test_balance_never_drops_a_human_label() -> None:
+    """Human labels are kept first; a class with more of them than the target keeps them all, and says so."""
+    ids = np.arange(1000, dtype=np.uint64)
+    codes = np.array([0] * 100 + [1] * 300 + [2] * 600, dtype=np.int8)
+    human = np.zeros(1000, dtype=bool)
+    human[[100, 101, 102]] = True  # 3 neutral human labels: the class still ends at the target
+    human[400:520] = True  # 120 positive human labels: more than the smallest class's 100
+    before = codes.copy()
+    balancing = balance(ids, codes, seed=1, human=human)
+    assert (codes[human] == before[human]).all(), "a human label was balanced out"
+    assert np.bincount(codes[codes >= 0]).tolist() == [100, 100, 120]
+    assert balancing.human == {0: 0, 1: 3, 2: 120}
+    assert balancing.dropped == {0: 0, 1: 200, 2: 480}
+    assert np.count_nonzero(codes == reviews_csv.REJECT_CODES["balanced_out"]) == 680
+    line = balancing.describe()
+    assert "neutral 300 -> 100 (dropped 200, all 3 human labels kept)" in line
+    assert "positive 600 -> 120 (dropped 480, all 120 human labels kept)" in line
+    assert "positive: more human labels than 100, all kept" in line
+    # Without the human labels the same call keeps other rows of the class: the flags decide, not luck.
+    plain = before.copy()
+    balance(ids, plain, seed=1)
+    assert (plain[human] == reviews_csv.REJECT_CODES["balanced_out"]).any()
+
+
+def test_human_labels_survive_balancing_end_to_end(
+    tmp_path: Path, sample_csv: Path, minilm_dir: Path
+) -> None:
+    """An exported file of human labels (``Label Source``) next to the sample: every one of them is trained or
+    tested on, the summary counts them per split, and the log says what balancing dropped."""
+    raw = read_raw(sample_csv).head(300)
+    write_raw(raw, tmp_path / "in" / "reviews.csv")
+    positive = raw[raw[RATING].isin(["4", "5"])].head(60).copy()  # positive is the largest class
+    positive[TEXT] = positive[TEXT] + " (read again by a person)"  # new rows, not duplicates
+    positive[features.LABEL_SOURCE_COLUMN] = [
+        f"human-review:item-{i}:1 of 1 reviewers agreed" for i in range(60)
+    ]
+    write_raw(positive, tmp_path / "in" / "human-labels.csv")
+    result = run_ok(tmp_path / "in", tmp_path / "out", minilm_dir, *SMALL)
+    summary = summary_of(tmp_path / "out")
+    assert summary["balancing"]["human_labels"]["positive"] == 60
+    assert summary["human_labels"]["kept"] == 60
+    assert sum(summary["human_labels"]["splits"].values()) == 60
+    assert summary["rejected"]["balanced_out"] == sum(summary["balancing"]["dropped"].values())
+    assert "all 60 human labels kept" in result.stdout
+    rejects = pd.concat(
+        [
+            read_raw(path)
+            for path in (tmp_path / "out" / "rejects").glob("*.csv")
+            if "summary" not in path.name
+        ]
+    )
+    if features.LABEL_SOURCE_COLUMN in rejects:
+        balanced_out = rejects[rejects["reject_reason"] == "balanced_out"]
+        assert (balanced_out[features.LABEL_SOURCE_COLUMN].fillna("") == "").all()
+    kept = set(splits_of(tmp_path / "out")["review_body"])
+    assert set(positive[TEXT]) <= kept
 
 
 # ------------------------------------------------------------------------------- Feature Store ingestion

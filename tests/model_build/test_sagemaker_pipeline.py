@@ -23,6 +23,7 @@ from tests.model_build.codebuild_environment import (
     DATA_BUCKET,
     ENVIRONMENT,
     ROLE_ARN,
+    TRACKING_SERVER_ARN,
     mocked_aws,
 )
 
@@ -348,6 +349,32 @@ def test_register_attaches_the_report_to_a_version_in_the_projects_group(steps):
     assert inference["SupportedRealtimeInferenceInstanceTypes"] == [get("DeployInstanceType")]
 
 
+def test_the_jobs_that_log_to_mlflow_get_the_tracking_server_and_the_executions_run(steps):
+    """Training and evaluation declare experiment tracking: their jobs get the server's ARN (the
+    sagemaker-mlflow plugin's tracking URI) and the run ``pipelines run`` created; no other job does."""
+    tracked = {
+        "MLFLOW_TRACKING_URI": TRACKING_SERVER_ARN,
+        "MLOPS_MLFLOW_RUN_ID": get(ps.MLFLOW_RUN_PARAMETER),
+    }
+    assert steps[ps.TRAIN]["Arguments"]["Environment"] == tracked
+    assert steps[ps.EVALUATE]["Arguments"]["Environment"] == tracked
+    for name in (ps.CHECK_DATA, ps.PROCESS):
+        assert "MLFLOW_TRACKING_URI" not in steps[name]["Arguments"].get("Environment", {}), name
+    # The registered version names the run (`registry describe` on AWS links to it).
+    metadata = steps[ps.REGISTER]["Arguments"]["CustomerMetadataProperties"]
+    assert metadata[ps.MLFLOW_RUN_PARAMETER] == get(ps.MLFLOW_RUN_PARAMETER)
+
+
+def test_without_a_tracking_server_no_job_logs_to_mlflow(aws):
+    from model_build.sagemaker_pipeline import aws_settings, build_pipeline, pipeline_session
+
+    config = load_config()
+    environment = {key: value for key, value in ENVIRONMENT.items() if key != "MLFLOW_TRACKING_SERVER_ARN"}
+    settings = aws_settings(config, aws, environment)
+    definition = build_pipeline(settings, pipeline_session(settings, config, aws), config).definition()
+    assert "MLFLOW_TRACKING_URI" not in definition and "MLOPS_MLFLOW_RUN_ID" not in definition
+
+
 def test_the_data_check_runs_first_on_the_whole_input_and_processing_waits_for_it(steps):
     check = steps[ps.CHECK_DATA]
     arguments = check["Arguments"]
@@ -594,6 +621,9 @@ def test_each_trial_runs_the_training_script_with_the_other_hyperparameters_fixe
     metrics = job["AlgorithmSpecification"]["MetricDefinitions"]
     assert [(m["Name"], m["Regex"]) for m in metrics] == list(spec.metric_definitions)
     assert "CheckpointConfig" not in job, "trials must not resume from each other's checkpoints"
+    # Each trial logs into a child run of the execution's run, named after its training job.
+    assert job["Environment"]["MLOPS_TUNING_TRIAL"] == "1"
+    assert job["Environment"]["MLOPS_MLFLOW_RUN_ID"] == get(ps.MLFLOW_RUN_PARAMETER)
     assert job["RoleArn"] == f"arn:aws:iam::{ACCOUNT}:role/{load_config().step_role_name(ps.TRAIN)}"
 
 

@@ -11,10 +11,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import diagnostics
 import features
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+import tracking
 import train
 import training_data
 
@@ -69,6 +71,7 @@ def hyperparameters(pretrained_model: Path, **overrides: object) -> list[str]:
         "warmup-ratio": 0.1,
         "class-weighted-loss": "true",
         "seed": 42,
+        **{diagnostics.option(rule): "warn" for rule in diagnostics.RULES},
         **overrides,
     }
     assert set(PIPELINE.step(TRAIN).hyperparameters) <= set(values), "a pipeline hyperparameter is not tested"
@@ -355,3 +358,58 @@ def test_hyperparameters_as_sagemaker_passes_them() -> None:
     with pytest.raises(SystemExit) as refused:
         train.parse_args(["--freeze-bert-layer", "maybe"])
     assert refused.value.code == 2
+
+
+def test_logs_each_epoch_and_the_diagnostics_into_the_execution_run(
+    tmp_path: Path, splits: dict[str, Path], tiny_roberta_dir: Path
+) -> None:
+    """What the job logs into its execution's MLflow run (a SQLite store, as the local runner's), read back
+    through MLflow's client: the hyperparameters, each epoch's numbers at step = epoch, every rule's verdict,
+    the throughput profile, the report and the curves."""
+    from mlflow import MlflowClient
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    run = tracking.start_pipeline_run(
+        uri, "tests", "execution-1", {"Epochs": 2}, {}, artifact_location=(tmp_path / "artifacts").as_uri()
+    )
+    assert run.active, run.reason
+    env = {
+        **container_env(tmp_path, splits),
+        tracking.TRACKING_URI_VARIABLE: uri,
+        tracking.RUN_ID_VARIABLE: run.run_id,
+    }
+    small = {"epochs": 2, "train-steps-per-epoch": 2, "validation-steps-per-epoch": 1}
+    result = run_script(hyperparameters(tiny_roberta_dir, **small), env)
+    assert result.returncode == 0, result.stderr[-3000:]
+
+    client = MlflowClient(uri)
+    logged = client.get_run(run.run_id).data
+    assert logged.params["Epochs"] == "2" and logged.params["train.learning_rate"] == "0.001"
+    for name in ("train_loss", "val_loss", "val_accuracy", "val_f1_macro"):
+        assert [m.step for m in client.get_metric_history(run.run_id, name)] == [1, 2], name
+    val_losses = [m.value for m in client.get_metric_history(run.run_id, "val_loss")]
+    assert val_losses == [
+        e["val_loss"]
+        for e in json.loads((tmp_path / "output/data/training_metrics.json").read_text())["epochs"]
+    ]
+    assert {f"diagnostic.{rule}" for rule in diagnostics.RULES} <= set(logged.tags)
+    assert logged.metrics["profile.samples_per_second"] > 0 and logged.metrics["best_epoch"] in (1, 2)
+    files = {item.path for item in client.list_artifacts(run.run_id, tracking.TRAINING_ARTIFACTS)}
+    assert files == {"training/training_metrics.json", "training/training_curves.png"}
+
+
+def test_an_unreachable_tracking_server_is_a_warning_and_training_goes_on(
+    tmp_path: Path, splits: dict[str, Path], tiny_roberta_dir: Path
+) -> None:
+    env = {
+        **container_env(tmp_path, splits),
+        tracking.TRACKING_URI_VARIABLE: "http://127.0.0.1:9",  # nothing listens on the discard port
+        tracking.RUN_ID_VARIABLE: "0123456789abcdef",
+        "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0",
+        "MLFLOW_HTTP_REQUEST_TIMEOUT": "2",
+    }
+    small = {"epochs": 1, "train-steps-per-epoch": 1, "validation-steps-per-epoch": 1}
+    result = run_script(hyperparameters(tiny_roberta_dir, **small), env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "MLflow tracking is off for the rest of this job" in result.stderr
+    assert (tmp_path / "model" / "config.json").is_file()

@@ -10,6 +10,7 @@ import pytest
 from model_build.parameters import ParameterError, parse_assignments, render, resolve
 from model_build.pipeline_spec import PIPELINE
 from pipelines import cli
+from pipelines.commands.common import TABLE_WIDTH, print_table
 from pipelines.local.registry import ApprovalStatus
 
 
@@ -198,7 +199,7 @@ def test_executions_read_as_text_within_120_columns(tmp_path, monkeypatch, capsy
     capsys.readouterr()
     assert cli.main(["executions", "--run-dir", str(workspace.root)]) == 0
     listing = capsys.readouterr().out.splitlines()
-    assert all(len(line) <= cli.TABLE_WIDTH for line in listing), listing
+    assert all(len(line) <= TABLE_WIDTH for line in listing), listing
     cached = [line for line in listing if "6 steps, 3 cached" in line]  # two runs in one second: any order
     assert len(cached) == 1 and "accuracy 0.9, F1 0.5" in cached[0]
 
@@ -212,8 +213,25 @@ def test_executions_read_as_text_within_120_columns(tmp_path, monkeypatch, capsy
 
 
 def test_a_wide_table_wraps_within_120_columns_and_loses_nothing(capsys):
-    cli._print_table(["a", "b"], [["x" * 200, "y" * 30], ["short", "z"]])
+    print_table(["a", "b"], [["x" * 200, "y" * 30], ["short", "z"]])
     lines = capsys.readouterr().out.splitlines()
-    assert max(len(line) for line in lines) <= cli.TABLE_WIDTH
+    assert max(len(line) for line in lines) <= TABLE_WIDTH
     assert "".join(lines).count("x") == 200 and lines[1].endswith("y" * 30)
     assert lines[-1].startswith("short") and lines[-1].endswith("z")
+
+
+def test_every_command_module_is_registered_under_its_own_name():
+    """A command is one module of pipelines.commands (``register`` and ``run``): one left out of
+    ``cli.COMMANDS`` would be unreachable, one named apart from its module hard to find."""
+    import importlib
+    import pkgutil
+
+    from pipelines import commands
+
+    modules = [
+        importlib.import_module(f"pipelines.commands.{info.name}")
+        for info in pkgutil.iter_modules(commands.__path__)
+    ]
+    command_modules = [m for m in modules if hasattr(m, "register") and hasattr(m, "run")]
+    assert sorted(m.__name__ for m in command_modules) == sorted(m.__name__ for m in cli.COMMANDS)
+    assert [m.NAME for m in cli.COMMANDS] == [m.__name__.rsplit(".", 1)[-1] for m in cli.COMMANDS]

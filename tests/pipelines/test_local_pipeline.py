@@ -178,9 +178,62 @@ def test_the_condition_false_branch_fails_the_run_reusing_the_cache(first_run, r
     assert all(step.cache_hit for step in record.steps[:4])
     with ModelRegistry(workspace.registry_path, workspace.config.region) as registry:
         assert len(registry.list(GROUP)) == 1  # nothing registered
+    # Its MLflow run has the reused steps' numbers, logged from their cached reports, and says so.
+    from mlflow import MlflowClient
+
+    run = MlflowClient(workspace.mlflow_tracking_uri).get_run(record.parameters["MlflowRunId"])
+    assert run.info.status == "FAILED" and "quality gate" in run.data.tags["pipeline.failure_reason"]
+    first = ExecutionStore(workspace.executions_dir).list()[0].id
+    assert run.data.tags["pipeline.step.TrainModel"] == f"cache hit of {first}"
+    assert "val_f1_macro" in run.data.metrics and "test.f1_macro" in run.data.metrics
 
     listing = cli(run_dir, "executions").stdout
     assert "Succeeded" in listing and "Failed" in listing and "cached" in listing
+
+
+def test_each_execution_is_an_mlflow_run_linked_to_its_version(first_run, run_dir, workspace, sample_csv):
+    """The run folder's MLflow store, read back through MLflow's client: the execution's parameters, data
+    fingerprint and commit, training's epochs, the evaluation beside the baselines, the files, and the
+    registered version (the run's tags, a logged model of the run, and the version's link back)."""
+    from mlflow import MlflowClient
+
+    record = ExecutionStore(workspace.executions_dir).list()[0]  # the first run: it registered version 1
+    run_id = record.parameters["MlflowRunId"]
+    client = MlflowClient(workspace.mlflow_tracking_uri)
+    run = client.get_run(run_id)
+    assert run.info.status == "FINISHED" and run.info.run_name == record.id
+    assert run.data.params["Epochs"] == "1" and run.data.params["MinAccuracy"] == "0.0"
+    assert run.data.params["data.InputDataUrl.sha256"] == hashlib.sha256(sample_csv.read_bytes()).hexdigest()
+    tags = run.data.tags
+    assert tags["pipeline.execution_id"] == record.id and tags["mlflow.source.git.commit"]
+    assert tags["registry.model_version"] == "1"
+    assert tags["registry.model_package_arn"].endswith(f"model-package/{GROUP}/1")
+    assert [m.step for m in client.get_metric_history(run_id, "val_f1_macro")] == [1]
+    for name in (
+        "test.accuracy",
+        "test.f1_macro",
+        "baseline.majority_class.f1_macro",
+        "f1_macro_margin_over_best_baseline",
+    ):
+        assert name in run.data.metrics, name
+    assert {f"diagnostic.{rule}" for rule in ("overfitting", "gradient_norm")} <= set(tags)
+    artifacts = {
+        item.path for folder in ("training", "evaluation") for item in client.list_artifacts(run_id, folder)
+    }
+    assert {
+        "evaluation/evaluation.json",
+        "evaluation/confusion_matrix.png",
+        "training/training_curves.png",
+    } <= artifacts
+    [model] = client.search_logged_models([run.info.experiment_id])
+    assert (
+        model.source_run_id == run_id
+        and model.tags["model_data_url"] == record.step("TrainModel").outputs["model"]
+    )
+
+    described = json.loads(cli(run_dir, "registry", "describe", "1").stdout)
+    assert described["CustomerMetadataProperties"]["MlflowRunId"] == run_id
+    assert described["MlflowRun"]["Url"].endswith(f"/#/runs/{run_id}")
 
 
 def test_registry_commands_approve_and_refuse_with_clear_errors(first_run, run_dir, workspace):

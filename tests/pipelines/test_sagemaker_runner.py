@@ -443,3 +443,33 @@ def test_definition_applies_overrides_as_defaults_without_a_role(aws, monkeypatc
     assert roles == {
         step.step: f"arn:aws:iam::123456789012:role/{step.role_name}" for step in step_roles(load_config())
     }
+
+
+def test_the_registered_version_lists_every_stages_instance_type_in_a_request_the_api_accepts(aws):
+    """The stage files are the one source of the instance types a version serves on: the definition the runner
+    builds registers each of them, and its RegisterModel step is still a CreateModelPackage request that
+    botocore's service model accepts."""
+    from model_deploy.stage_config import load_stages
+    from tests.model_build.test_definition_request_shapes import request_problems
+
+    definition = json.loads(sagemaker_runner.definition_json({}, boto_session=aws))
+    top = definition["Steps"]
+    branches = [inner for s in top for b in ("IfSteps", "ElseSteps") for inner in s["Arguments"].get(b, [])]
+    (register,) = [s for s in top + branches if s["Type"] == "RegisterModel"]
+    listed = register["Arguments"]["InferenceSpecification"]["SupportedRealtimeInferenceInstanceTypes"]
+    assert listed[0] == {"Get": "Parameters.DeployInstanceType"}
+    defaults = {p["Name"]: p.get("DefaultValue") for p in definition["Parameters"]}
+    served = {stage.endpoint.instance_type for stage in load_stages().values()}
+    assert {defaults["DeployInstanceType"], *listed[1:]} == served | {defaults["DeployInstanceType"]}
+    assert "ml.m5.xlarge" in listed[1:], "prod serves ml.m5.xlarge (model_deploy/stages/prod.json)"
+    assert request_problems(register, defaults) == []
+
+
+def test_a_stage_instance_type_the_serving_image_cannot_run_is_refused_before_calling_aws(aws, monkeypatch):
+    """A GPU stage with the CPU image DeployInstanceType picks: the definition is not built, and the message
+    names the instance type, the parameter and what to change."""
+    monkeypatch.setattr(sagemaker_runner, "stage_instance_types", lambda: ("ml.m5.large", "ml.g5.xlarge"))
+    with pytest.raises(
+        ValueError, match=r"a deploy stage serves on ml\.g5\.xlarge.*DeployInstanceType=ml\.m5\.large"
+    ):
+        sagemaker_runner.definition_json({}, boto_session=aws)

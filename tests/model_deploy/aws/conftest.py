@@ -14,6 +14,8 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
+from pipelines.runners import sagemaker as sagemaker_runner
+
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
 GROUP = "review-sentiment-dev-models"
@@ -156,10 +158,17 @@ def stub_serving(
 
 SERVING_IMAGE = f"763104351884.dkr.ecr.{REGION}.amazonaws.com/pytorch-inference:2.6.0-cpu-py312"
 """What the pipeline registers for the ``DeployInstanceType`` default (a CPU instance)."""
+REGISTERED_INSTANCE_TYPES = tuple(dict.fromkeys(("ml.m5.large", *sagemaker_runner.stage_instance_types())))
+"""What ``pipelines run --sagemaker`` registers: ``DeployInstanceType``'s default and every stage's type."""
 
 
-def stub_package_image(stubber: Stubber, package: str, image: str = SERVING_IMAGE) -> None:
-    """What ``package_image`` reads of a package: its inference container."""
+def stub_package_image(
+    stubber: Stubber,
+    package: str,
+    image: str = SERVING_IMAGE,
+    instance_types: tuple[str, ...] = REGISTERED_INSTANCE_TYPES,
+) -> None:
+    """What ``package_serving`` reads of a package: its inference container and real-time instance types."""
     stubber.add_response(
         "describe_model_package",
         {
@@ -172,6 +181,7 @@ def stub_package_image(stubber: Stubber, package: str, image: str = SERVING_IMAG
                 "Containers": [{"Image": image, "ModelDataUrl": "s3://bucket/model.tar.gz"}],
                 "SupportedContentTypes": ["application/json"],
                 "SupportedResponseMIMETypes": ["application/json"],
+                "SupportedRealtimeInferenceInstanceTypes": list(instance_types),
             },
         },
         {"ModelPackageName": package},

@@ -204,6 +204,27 @@ def test_render_refuses_a_package_whose_image_does_not_fit_a_stages_instances(
     aws.assert_no_pending_responses()
 
 
+def test_render_refuses_a_package_not_registered_for_a_stages_instance_type(
+    aws: StubbedClients, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A version that lists only ml.m5.large (what the pipeline registered before it read the stage files)
+    is not rendered for prod, which serves ml.m5.xlarge: SageMaker would not refuse it, so the render does."""
+    monkeypatch.setenv("DATA_BUCKET", DATA_BUCKET)
+    monkeypatch.setenv("KMS_KEY_ARN", KMS_KEY)
+    stub_registry(aws, summary(5))
+    stub_serving(aws.stub("sagemaker"), STAGING, None)
+    stub_serving(aws.stub("sagemaker"), PROD, None)
+    stub_package_image(aws.stub("sagemaker"), package_arn(5), instance_types=("ml.m5.large",))
+    for stage in load_stages().values():
+        stub_instance_storage(aws.stub("ec2"), stage.endpoint.instance_type)
+    assert main(["render", "--out", str(tmp_path)], aws) == 2
+    error = capsys.readouterr().err
+    assert f"prod: the model package {package_arn(5)} lists ml.m5.large for real-time inference" in error
+    assert "not ml.m5.xlarge (endpoint.instance_type in model_deploy/stages/prod.json)" in error
+    assert not (tmp_path / "prod-template.json").exists()
+    aws.assert_no_pending_responses()
+
+
 def test_render_needs_the_bucket_and_key_from_the_pipeline(
     aws: StubbedClients, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -50,7 +50,7 @@ def model_member(service: str, operation: str, *path: str) -> object:
 def test_the_task_ui_is_a_valid_cloudformation_resource_with_the_three_labels() -> None:
     app = App()
     stack = Stack(app, "Review")
-    ui = HumanTaskUi(stack, "Ui", prefix="review-sentiment-dev", stage="prod")
+    ui = HumanTaskUi(stack, "Ui", name="review-sentiment-dev-prod-sentiment-review")
     template = app.synth().get_stack_by_name("Review").template
     (resource,) = template["Resources"].values()
     assert resource["Type"] == "AWS::SageMaker::HumanTaskUi"

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from model_deploy.aws.registry import newest_approved, package_image
+from model_deploy.aws.registry import PackageServing, newest_approved, package_serving
 from tests.model_deploy.aws.conftest import (
     GROUP,
     SERVING_IMAGE,
@@ -66,9 +66,13 @@ def test_none_when_nothing_is_approved(aws: StubbedClients) -> None:
     assert newest_approved(aws.client("sagemaker"), GROUP) is None
 
 
-def test_the_package_image_is_its_inference_containers(aws: StubbedClients) -> None:
-    stub_package_image(aws.stub("sagemaker"), package_arn(4))
-    assert package_image(aws.client("sagemaker"), package_arn(4)) == SERVING_IMAGE
+def test_the_package_serves_with_its_inference_container_on_the_instance_types_it_lists(
+    aws: StubbedClients,
+) -> None:
+    stub_package_image(aws.stub("sagemaker"), package_arn(4), instance_types=("ml.m5.large", "ml.m5.xlarge"))
+    assert package_serving(aws.client("sagemaker"), package_arn(4)) == PackageServing(
+        SERVING_IMAGE, ("ml.m5.large", "ml.m5.xlarge")
+    )
 
 
 def test_a_package_without_an_inference_image_is_refused(aws: StubbedClients) -> None:
@@ -84,4 +88,4 @@ def test_a_package_without_an_inference_image_is_refused(aws: StubbedClients) ->
         {"ModelPackageName": package_arn(4)},
     )
     with pytest.raises(ValueError, match="has no inference container image"):
-        package_image(aws.client("sagemaker"), package_arn(4))
+        package_serving(aws.client("sagemaker"), package_arn(4))

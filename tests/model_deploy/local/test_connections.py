@@ -24,7 +24,7 @@ import pytest
 from model_deploy.local import server as endpoint_server
 from model_deploy.local.server import RunningServer, adhoc_state, bind, start_in_thread
 from pipelines.local.feature_store import FeatureStore
-from pipelines.local.feature_store_server import FeatureStoreServer
+from pipelines.local.feature_store_server import serve as serve_feature_store
 from pipelines.local.workspace import Workspace
 from pipelines.ui.server import page_server
 from tests.model_deploy.local.conftest import read_until_closed, request
@@ -95,14 +95,12 @@ def test_the_page_server_turns_nagle_off_on_every_accepted_connection(tmp_path: 
 
 
 def test_the_feature_store_stand_in_turns_nagle_off_on_every_accepted_connection(tmp_path: Path) -> None:
-    server = FeatureStoreServer(FeatureStore(tmp_path / "offline"), "group")
-    try:
-        with socket.create_connection(server.server_address[:2], timeout=60):
-            accepted, _ = server.get_request()
-            with accepted:
-                assert nodelay(accepted) == 1
-    finally:
-        server.server_close()
+    with (
+        serve_feature_store(FeatureStore(tmp_path / "offline"), "group") as feature_store,
+        socket.create_connection(feature_store.sock.getsockname()[:2], timeout=60),
+    ):
+        accepted = wait_for(lambda: accepted_sockets_of(feature_store.server))
+        assert [nodelay(accepted_socket) for accepted_socket in accepted] == [1] * len(accepted)
 
 
 # ------------------------------------------------------------------------------------------------ head deadline

@@ -73,6 +73,14 @@ def test_an_execution_shows_the_graph_of_the_shared_description_with_logs_and_pi
     assert set(drawn.values()) == {"Succeeded"}
     assert "if true" in page.text and "if false" in page.text
     assert 'href="/registry/1"' in page.text
+    # The execution's MLflow run (MLflow's UI, `pipelines experiments`), and training's diagnostics.
+    run_id = record.parameters["MlflowRunId"]
+    assert f'id="mlflow-run">{run_id}</a>' in page.text and f"/#/runs/{run_id}" in page.text
+    fired = record.step("TrainModel").detail.get("diagnostics", [])
+    if fired:
+        assert all(html.escape(verdict["message"], quote=False) in page.text for verdict in fired)
+    else:
+        assert "Training diagnostics: no rule fired" in page.text
 
     train = record.step("TrainModel")
     assert train.log is not None
@@ -162,6 +170,7 @@ def test_a_version_shows_its_metrics_baselines_pictures_and_evaluation(run_clien
     assert "majority_class" in shown and "tfidf_logistic_regression" in shown
     assert f'href="/executions/{package.lineage.execution_id}"' in page.text
     assert package.lineage.input_data_sha256 in shown
+    assert f"/#/runs/{package.lineage.mlflow_run_id}" in page.text  # the version links to its MLflow run
     report = pipeline_run.local_path(package.metrics_report_uri or "")
     assert report.read_text() in html.unescape(page.text)
     pictures = re.findall(r'<img src="([^"]+)"', page.text)
@@ -350,7 +359,7 @@ FOREVER_SQL = "SELECT sum(hash(range)) FROM range(1000000000000000)"
 
 
 def test_a_query_past_the_time_limit_is_stopped_and_the_box_still_works(made_up_client, monkeypatch):
-    monkeypatch.setattr("pipelines.ui.app.SQL_LIMITS", QueryLimits(seconds=1.0))
+    monkeypatch.setattr("pipelines.ui.features.SQL_LIMITS", QueryLimits(seconds=1.0))
     started = time.monotonic()
     stopped = made_up_client.get("/features", params={"sql": FOREVER_SQL})
     assert time.monotonic() - started < 60, "the time limit did not stop the query"
@@ -363,7 +372,7 @@ def test_a_query_past_the_time_limit_is_stopped_and_the_box_still_works(made_up_
 
 
 def test_a_query_past_the_memory_limit_is_stopped_with_a_clear_message(made_up_client, monkeypatch):
-    monkeypatch.setattr("pipelines.ui.app.SQL_LIMITS", QueryLimits(memory="64MB"))
+    monkeypatch.setattr("pipelines.ui.features.SQL_LIMITS", QueryLimits(memory="64MB"))
     heavy = made_up_client.get("/features", params={"sql": "SELECT list(range) FROM range(100000000)"})
     assert heavy.status_code == 400
     assert "the query needed more than 64MB of memory and was stopped" in text_of(heavy.text)
@@ -381,7 +390,7 @@ def test_stopping_the_server_stops_its_running_query_rather_than_waiting(made_up
     from model_deploy.local.server import bind, url_of
     from pipelines.ui.server import HOST, page_server
 
-    monkeypatch.setattr("pipelines.ui.app.SQL_LIMITS", QueryLimits(seconds=600.0))
+    monkeypatch.setattr("pipelines.ui.features.SQL_LIMITS", QueryLimits(seconds=600.0))
     sock = bind(HOST, 0)
     url = url_of(sock)
     ready = threading.Event()
