@@ -228,7 +228,8 @@ def test_each_execution_is_an_mlflow_run_linked_to_its_version(first_run, run_di
     [model] = client.search_logged_models([run.info.experiment_id])
     assert (
         model.source_run_id == run_id
-        and model.tags["model_data_url"] == record.step("TrainModel").outputs["model"]
+        # the registered package: the evaluation's, with the int8 model when it passed its parity check
+        and model.tags["model_data_url"] == f"{record.step('EvaluateModel').outputs['package']}/model.tar.gz"
     )
 
     described = json.loads(cli(run_dir, "registry", "describe", "1").stdout)
