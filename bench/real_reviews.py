@@ -100,15 +100,15 @@ class Outcome:
 
 
 def _steps() -> tuple[ModuleType, ModuleType]:
-    """The evaluation step's modules, for the report's keys: step scripts import their siblings by bare name
+    """The evaluation step's libraries, for the report's keys: step scripts import their siblings by bare name
     (as in the container), so their folder goes on the path; imported here, not at the top (they load
     scikit-learn, and the bench runner imports every module to find the benchmarks)."""
     if str(STEPS_DIR) not in sys.path:
         sys.path.insert(0, str(STEPS_DIR))
+    import baselines
     import champion
-    import evaluate
 
-    return champion, evaluate
+    return champion, baselines
 
 
 def _run(run_dir: Path, label: str, parameters: dict[str, str]) -> Outcome:
@@ -198,9 +198,9 @@ def _shares(frame: Any) -> str:
 def set_section(
     review_set: ReviewSet, frame: Any, defaults: Outcome, tuned: Outcome | None, run_dir: Path, why: str
 ) -> list[str]:
-    champion, evaluate = _steps()
-    tfidf = defaults.report[evaluate.BASELINES_JSON_KEY][evaluate.TFIDF_LOGISTIC_REGRESSION]
-    majority = defaults.report[evaluate.BASELINES_JSON_KEY][evaluate.MAJORITY_CLASS]
+    champion, baselines = _steps()
+    tfidf = defaults.report[baselines.BASELINES_JSON_KEY][baselines.TFIDF_LOGISTIC_REGRESSION]
+    majority = defaults.report[baselines.BASELINES_JSON_KEY][baselines.MAJORITY_CLASS]
     tfidf_f1 = _f1(tfidf)
     lines = [
         f"### {review_set.name}: {len(frame)} reviews ({_shares(frame)})",
@@ -256,13 +256,13 @@ def set_section(
 
 
 def verdicts(results: list[tuple[ReviewSet, Outcome, Outcome | None]]) -> list[str]:
-    _, evaluate = _steps()
+    _, baselines = _steps()
     lines = [
         "| set | defaults - TF-IDF | target > 0 | tuned - TF-IDF | target >= 0.03 |",
         "|---|---:|---|---:|---|",
     ]
     for review_set, defaults, tuned in results:
-        tfidf_f1 = _f1(defaults.report[evaluate.BASELINES_JSON_KEY][evaluate.TFIDF_LOGISTIC_REGRESSION])
+        tfidf_f1 = _f1(defaults.report[baselines.BASELINES_JSON_KEY][baselines.TFIDF_LOGISTIC_REGRESSION])
         cells = []
         for outcome, target in ((defaults, TARGET_DEFAULTS), (tuned, TARGET_TUNED)):
             model_f1 = None if outcome is None else _f1(outcome.report["metrics"])

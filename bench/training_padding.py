@@ -105,6 +105,7 @@ def process(source: Path, model_dir: Path, output: Path) -> Path:
 def prepare(mode: Mode, model_dir: Path, splits: tuple[Any, Any], steps: int, workspace: Path) -> Run:
     """``train.py``'s ``Trainer`` for ``mode``: its sampler, collator, optimizer and schedule."""
     import train
+    import trainer_setup
     from transformers import set_seed
 
     set_seed(SEED)  # the same classifier initialisation and batch order seed in every mode
@@ -122,7 +123,7 @@ def prepare(mode: Mode, model_dir: Path, splits: tuple[Any, Any], steps: int, wo
             ),
         ]
     )
-    trainer = train.build_trainer(args, model, tokenizer, *splits, workspace / "checkpoints")
+    trainer = trainer_setup.build_trainer(args, model, tokenizer, *splits, workspace / "checkpoints")
     trainer.create_optimizer_and_scheduler(num_training_steps=steps)
     trainer.current_gradient_accumulation_steps = 1  # set by Trainer's own loop, which is not run here
     return Run(mode, trainer, trainer.get_train_dataloader())

@@ -2,7 +2,8 @@
 
 Every parameter, step, argument, channel, metric regex, the conditions, the registration and the failure
 message come from :data:`~model_build.pipeline_spec.PIPELINE`; this module only translates them, with one
-builder method per step kind (:attr:`_PipelineBuilder.builders`; an unknown kind is an error). A condition's
+builder method per step kind (:attr:`_PipelineBuilder.builders`; an unknown kind is an error). Over 600 lines
+for the local runner's reason: the builders share the parameters, the property files and the code uploads. A condition's
 branch steps are nested in its ``ConditionStep``; every other step is a step of the ``Pipeline``.
 
 - ``Param`` -> the ``sagemaker.core.workflow`` parameter of that name (same type and default; the empty

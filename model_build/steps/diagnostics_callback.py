@@ -2,7 +2,7 @@
 
 The callback times each step (the batch is fetched before ``on_step_begin``: the gap since the previous step's
 end is data loading, ``on_step_begin`` to ``on_step_end`` is compute), reads the step's loss and pre-clipping
-gradient norm from the trainer (:class:`StepObservations`, which ``train.WeightedLossTrainer`` fills in), and
+gradient norm from the trainer (:class:`StepObservations`, which ``trainer_setup.WeightedLossTrainer`` fills in), and
 each evaluation's losses and prediction shares from its metrics. A verdict is printed as one line on stdout
 (rank 0), logged to MLflow as a tag (:mod:`tracking`), and with the action ``stop`` ends the training after the
 step (``control.should_training_stop``). Under ``torchrun`` every rank sees its own shard's losses, so the ranks
@@ -21,7 +21,7 @@ from transformers import TrainerCallback
 
 PREDICTED_TOP_SHARE = "predicted_top_share"
 LABEL_TOP_SHARE = "label_top_share"
-"""Keys ``train.compute_metrics`` adds to each evaluation (``eval_`` prefixed in the callback's metrics)."""
+"""Keys ``trainer_setup.compute_metrics`` adds to each evaluation (``eval_`` prefixed in the callback's metrics)."""
 
 
 @dataclass

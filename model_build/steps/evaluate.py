@@ -59,9 +59,7 @@ import logging
 import sys
 import tarfile
 import tempfile
-from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -71,6 +69,20 @@ import features
 import onnx_int8
 import tracking
 from arguments import positive_int
+from baselines import (
+    BASELINES,
+    BASELINES_JSON_KEY,
+    BEST_BASELINE_JSON_KEY,
+    IDS_COLUMN,
+    MARGIN_JSON_KEY,
+    SENTIMENTS,
+    TEXT_COLUMN,
+    EvaluationInputError,
+    compute_metrics,
+    score_baselines,
+    split_files,
+)
+from evaluation_pictures import plot_confusion_matrix
 from training_data import SplitDataset, TrainingInputError, make_collator, model_inputs, read_split
 
 logger = logging.getLogger("evaluate")
@@ -78,25 +90,12 @@ logger = logging.getLogger("evaluate")
 EVALUATION_FILE = tracking.EVALUATION_REPORT_FILE
 CONFUSION_MATRIX_FILE = "confusion_matrix.png"
 MODEL_ARCHIVE = "model.tar.gz"
-SENTIMENTS: tuple[int, ...] = tuple(sorted(features.SENTIMENT_NAMES))
 
-MAJORITY_CLASS = "majority_class"
-TFIDF_LOGISTIC_REGRESSION = "tfidf_logistic_regression"
-BASELINES: tuple[str, ...] = (MAJORITY_CLASS, TFIDF_LOGISTIC_REGRESSION)
-TEXT_COLUMN = "review_body"
-IDS_COLUMN = "input_ids"
-BASELINES_JSON_KEY = "baselines"
-BEST_BASELINE_JSON_KEY = "best_baseline"
-MARGIN_JSON_KEY = "f1_macro_margin_over_best_baseline"
 MARGINS_JSON_KEY = "f1_macro_margin_over_baselines"
 F1_MACRO_JSON_PATH = "metrics.f1_macro.value"
 BEST_BASELINE_F1_MACRO_JSON_PATH = f"{BEST_BASELINE_JSON_KEY}.f1_macro.value"
 MARGIN_JSON_PATH = f"{MARGIN_JSON_KEY}.value"
 ONNX_INT8_JSON_KEY = "onnx_int8"
-
-
-class EvaluationInputError(TrainingInputError):
-    """Bad input found before scoring: the message names what is wrong and where."""
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -241,183 +240,6 @@ def predict_probabilities(
     return rows
 
 
-def compute_metrics(y_true: Sequence[int], y_pred: Sequence[int]) -> dict[str, Any]:
-    """The ``metrics`` object of ``evaluation.json``, from true and predicted sentiments (-1, 0, 1)."""
-    from sklearn.metrics import accuracy_score, confusion_matrix, precision_recall_fscore_support
-
-    labels = list(SENTIMENTS)
-    precision, recall, f1, support = precision_recall_fscore_support(
-        y_true, y_pred, labels=labels, zero_division=0
-    )
-    macro = precision_recall_fscore_support(y_true, y_pred, labels=labels, average="macro", zero_division=0)
-    return {
-        "accuracy": {"value": float(accuracy_score(y_true, y_pred))},
-        "f1_macro": {"value": float(macro[2])},
-        "precision_macro": {"value": float(macro[0])},
-        "recall_macro": {"value": float(macro[1])},
-        "per_class": {
-            features.SENTIMENT_NAMES[label]: {
-                "sentiment": label,
-                "precision": float(precision[index]),
-                "recall": float(recall[index]),
-                "f1": float(f1[index]),
-                "support": int(support[index]),
-            }
-            for index, label in enumerate(labels)
-        },
-        "confusion_matrix": confusion_matrix(y_true, y_pred, labels=labels).tolist(),
-        "confusion_matrix_labels": labels,
-        "examples": len(y_true),
-    }
-
-
-@dataclass
-class TextSplit:
-    """What the text baseline reads from a split: one document per review, its sentiment, and its id."""
-
-    review_ids: list[str]
-    documents: list[str]
-    sentiments: list[int]
-
-
-def split_files(folder: Path, name: str) -> list[Path]:
-    """The split's Parquet files, in the order :func:`training_data.read_split` reads them (rows stay aligned)."""
-    if not folder.is_dir():
-        raise EvaluationInputError(f"the {name} data folder {folder} does not exist")
-    files = sorted(folder.rglob("*.parquet"))
-    if not files:
-        raise EvaluationInputError(f"the {name} data folder {folder} has no *.parquet files")
-    return files
-
-
-def document_column(folders: dict[str, Path]) -> str:
-    """``review_body`` when every file of every split has it, else ``input_ids``.
-
-    Both splits must use the same one: a vectorizer fitted on words cannot read token ids. The processing
-    step writes the text; the ids are the fallback for splits written without it.
-    """
-    import pyarrow.parquet as pq
-
-    for name, folder in folders.items():
-        for file in split_files(folder, name):
-            if TEXT_COLUMN not in pq.read_schema(file).names:
-                return IDS_COLUMN
-    return TEXT_COLUMN
-
-
-def read_documents(folder: Path, name: str, column: str) -> TextSplit:
-    """The split's reviews as documents: the text, or the token ids joined by spaces (one word per id)."""
-    import pyarrow.parquet as pq
-
-    split = TextSplit([], [], [])
-    for file in split_files(folder, name):
-        table = pq.read_table(file, columns=["review_id", "label_id", column])
-        for review_id, label, value in zip(
-            *(table.column(c).to_pylist() for c in table.column_names), strict=True
-        ):
-            if label not in features.SENTIMENT_BY_LABEL_ID:
-                raise EvaluationInputError(
-                    f"{file} (review_id {review_id}): label_id {label!r} is not one of "
-                    f"{sorted(features.SENTIMENT_BY_LABEL_ID)}"
-                )
-            split.review_ids.append(str(review_id))
-            split.documents.append(
-                str(value or "") if column == TEXT_COLUMN else " ".join(map(str, value or []))
-            )
-            split.sentiments.append(features.SENTIMENT_BY_LABEL_ID[label])
-    if not split.sentiments:
-        raise EvaluationInputError(f"the {name} data in {folder} has no rows")
-    return split
-
-
-def majority_class(train_sentiments: Sequence[int]) -> tuple[int, dict[int, int]]:
-    """The train split's most frequent sentiment, and the counts; a tie goes to the lowest sentiment.
-
-    The tie rule makes the baseline the same on every run, whatever order the files were read in.
-    """
-    counts = Counter(train_sentiments)
-    top = max(counts.values())
-    return min(sentiment for sentiment, count in counts.items() if count == top), dict(counts)
-
-
-def majority_baseline(train: TextSplit, test: TextSplit) -> dict[str, Any]:
-    predicted, counts = majority_class(train.sentiments)
-    report = compute_metrics(test.sentiments, [predicted] * len(test.sentiments))
-    report["baseline"] = {
-        "description": "the most frequent sentiment of the train split, predicted for every test review",
-        "predicted_sentiment": predicted,
-        "train_counts": {features.SENTIMENT_NAMES[s]: counts.get(s, 0) for s in SENTIMENTS},
-    }
-    return report
-
-
-def tfidf_predictions(train: TextSplit, test: TextSplit, column: str, seed: int) -> list[int]:
-    """Fit TF-IDF + logistic regression on the train documents; predict the test documents' sentiments.
-
-    ``class_weight="balanced"``: on imbalanced data an unweighted model drifts toward the majority class,
-    and a baseline that does that is no harder to beat than the majority baseline itself.
-    """
-    from sklearn.feature_extraction.text import TfidfVectorizer
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import make_pipeline
-
-    if column == TEXT_COLUMN:
-        vectorizer = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, strip_accents="unicode")
-    else:  # one word per token id: no lowercasing or token pattern that would drop or merge ids
-        vectorizer = TfidfVectorizer(analyzer=str.split, sublinear_tf=True)
-    model = make_pipeline(
-        vectorizer, LogisticRegression(class_weight="balanced", max_iter=1000, random_state=seed)
-    )
-    model.fit(train.documents, train.sentiments)
-    return [int(sentiment) for sentiment in model.predict(test.documents)]
-
-
-def tfidf_baseline(train: TextSplit, test: TextSplit, column: str, seed: int) -> dict[str, Any]:
-    """The text baseline's metrics, or a ``skipped`` reason when the train split cannot fit one."""
-    details = {
-        "description": "TF-IDF + logistic regression (class_weight=balanced) trained on the train split",
-        "features": column,
-        "train_examples": len(train.sentiments),
-        "seed": seed,
-    }
-    if len(set(train.sentiments)) < 2:
-        only = features.SENTIMENT_NAMES[train.sentiments[0]]
-        return skipped(f"the train split holds one sentiment only ({only}): nothing to fit", details)
-    try:
-        predicted = tfidf_predictions(train, test, column, seed)
-    except ValueError as error:  # e.g. an empty vocabulary: every document empty
-        return skipped(f"cannot fit the TF-IDF baseline on the train split: {error}", details)
-    return {**compute_metrics(test.sentiments, predicted), "baseline": details}
-
-
-def skipped(reason: str, details: dict[str, Any] | None = None) -> dict[str, Any]:
-    """An entry that was not computed, with why: a reader sees the reason and ``null`` values, not no key."""
-    entry: dict[str, Any] = {"skipped": reason, "accuracy": {"value": None}, "f1_macro": {"value": None}}
-    if details is not None:
-        entry["baseline"] = details
-    return entry
-
-
-def score_baselines(
-    train_folder: Path | None, test_folder: Path, test_ids: Sequence[str], seed: int
-) -> dict[str, Any]:
-    """The ``baselines`` object of ``evaluation.json``: each baseline's metrics, or why it was skipped."""
-    if train_folder is None:
-        reason = "no --train-data given: the baselines need the train split"
-        return {name: skipped(reason) for name in BASELINES}
-    column = document_column({"train": train_folder, "test": test_folder})
-    train = read_documents(train_folder, "train", column)
-    test = read_documents(test_folder, "test", column)
-    if test.review_ids != list(test_ids):
-        raise EvaluationInputError(f"the test data in {test_folder} changed while it was read")
-    if column == IDS_COLUMN:
-        logger.warning("no %s column in the splits: the TF-IDF baseline reads the token ids", TEXT_COLUMN)
-    return {
-        MAJORITY_CLASS: majority_baseline(train, test),
-        TFIDF_LOGISTIC_REGRESSION: tfidf_baseline(train, test, column, seed),
-    }
-
-
 def compare(metrics: dict[str, Any], baselines: dict[str, Any]) -> dict[str, Any]:
     """``best_baseline`` (highest macro-F1; on a tie, the first in :data:`BASELINES`) and the model's margins.
 
@@ -449,115 +271,6 @@ def compare(metrics: dict[str, Any], baselines: dict[str, Any]) -> dict[str, Any
         MARGIN_JSON_KEY: margins[best],
         MARGINS_JSON_KEY: margins,
     }
-
-
-def plot_confusion_matrix(
-    y_true: Sequence[int], y_pred: Sequence[int], report: dict[str, Any], path: Path
-) -> None:
-    """The confusion matrix, and beside it the model's accuracy and macro-F1 against each baseline's.
-
-    The comparison sits on the same page because the matrix alone hides what the numbers mean: 0.64
-    accuracy looks fine until the majority baseline beside it scores 0.64 too.
-    """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from sklearn.metrics import ConfusionMatrixDisplay
-
-    figure, (matrix_ax, bars_ax) = plt.subplots(
-        1, 2, figsize=(11, 4.6), gridspec_kw={"width_ratios": [1, 1.25]}
-    )
-    display = ConfusionMatrixDisplay.from_predictions(
-        y_true,
-        y_pred,
-        labels=list(SENTIMENTS),
-        display_labels=[features.SENTIMENT_NAMES[label] for label in SENTIMENTS],
-        cmap="Blues",
-        colorbar=False,
-        ax=matrix_ax,
-    )
-    display.ax_.set(
-        title=f"Model on the test set ({len(y_true)} reviews)",
-        xlabel="predicted sentiment",
-        ylabel="true sentiment",
-    )
-    plot_comparison(bars_ax, report)
-    figure.tight_layout()
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
-
-
-def baseline_label(name: str, entry: dict[str, Any]) -> str:
-    """The bar panel's row name: what the baseline is, in words (the majority one names its class)."""
-    if name == MAJORITY_CLASS:
-        if "skipped" in entry:
-            return "majority class"
-        return (
-            f"majority class\n(always {features.SENTIMENT_NAMES[entry['baseline']['predicted_sentiment']]})"
-        )
-    if name == TFIDF_LOGISTIC_REGRESSION:
-        if "skipped" in entry:
-            return "TF-IDF + logistic\nregression"
-        on = "text" if entry["baseline"]["features"] == TEXT_COLUMN else "token ids"
-        return f"TF-IDF + logistic\nregression ({on})"
-    return name.replace("_", " ")
-
-
-def plot_comparison(ax: Any, report: dict[str, Any]) -> None:
-    """Horizontal bars: accuracy and macro-F1 of the model and of each baseline, values written on.
-
-    A skipped baseline keeps its row, with the reason written where its bars would be: an empty row says
-    more than a missing one.
-    """
-    import textwrap
-
-    rows = [("model", report["metrics"])]
-    scored_champion = report.get(champion.CHAMPION_JSON_KEY, {})
-    if "skipped" not in scored_champion and scored_champion:  # no champion: no row, the title says so
-        version = (scored_champion.get("model_package_arn") or "").rsplit("/", 1)[-1]
-        rows.append((f"champion\n(version {version})" if version.isdigit() else "champion", scored_champion))
-    rows += [(baseline_label(name, entry), entry) for name, entry in report[BASELINES_JSON_KEY].items()]
-    height = 0.38
-    for offset, (metric, label, color) in enumerate(
-        (("accuracy", "accuracy", "#9ecae1"), ("f1_macro", "macro-F1", "#08519c"))
-    ):
-        scored = [
-            (row, entry[metric]["value"]) for row, (_, entry) in enumerate(rows) if "skipped" not in entry
-        ]
-        bars = ax.barh(
-            [row + (offset - 0.5) * height for row, _ in scored],
-            [value for _, value in scored],
-            height,
-            label=label,
-            color=color,
-        )
-        ax.bar_label(bars, fmt="%.3f", padding=3, fontsize=9)
-    for row, (_, entry) in enumerate(rows):
-        if "skipped" in entry:
-            note = textwrap.fill(f"not scored: {entry['skipped']}", width=48)
-            ax.text(0.02, row, note, fontsize=8, color="#a50f15", va="center")
-    ax.set_yticks(range(len(rows)), [name for name, _ in rows])
-    ax.set_ylim(len(rows) - 0.5, -0.5)  # the model on top
-    ax.set_xlim(0, 1.15)
-    ax.set_xlabel("score on the test set")
-    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2, fontsize=9, frameon=False)
-    margin, best = report[MARGIN_JSON_KEY]["value"], report[BEST_BASELINE_JSON_KEY]["name"]
-    if margin is None:
-        ax.set_title("Model vs baselines\n(baselines not scored)", color="#a50f15")
-    else:
-        short = {MAJORITY_CLASS: "majority class", TFIDF_LOGISTIC_REGRESSION: "TF-IDF + LR"}.get(best, best)
-        ax.set_title(f"Model vs baselines\nmacro-F1 margin over the best ({short}): {margin:+.3f}")
-    check = report.get(champion.CHAMPION_CHECK_JSON_KEY)
-    if check is not None:
-        said = (
-            "no champion"
-            if check["outcome"] == champion.NO_CHAMPION_OUTCOME
-            else f"vs champion {check['margin']:+.3f}: {check['outcome']}"
-        )
-        title = ax.set_title(f"{ax.get_title()}\n{said}")
-        if not check["holds"]:
-            title.set_color("#a50f15")
 
 
 def score_champion(

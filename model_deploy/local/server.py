@@ -1,6 +1,9 @@
 """The local endpoint server: SageMaker's runtime API and hosting contract on 127.0.0.1, for every endpoint.
 
-One Starlette app on uvicorn hosts every local endpoint (``<project>-<env>-staging``, ``-prod``):
+One Starlette app on uvicorn hosts every local endpoint (``<project>-<env>-staging``, ``-prod``). The module is
+over 600 lines because the routes, the batching that makes requests take turns and the HTTP protocol that
+bounds each request's head share one event loop's state; loading and running a model is
+:mod:`model_deploy.local.host`'s:
 
 - ``POST /endpoints/{name}/invocations``: ``InvokeEndpoint`` as boto3's ``sagemaker-runtime`` client calls it
   (``endpoint_url=http://127.0.0.1:PORT``): request headers ``Content-Type``, ``Accept``,

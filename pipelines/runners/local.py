@@ -2,7 +2,9 @@
 
 The order of the steps, their scripts, arguments, inputs and outputs, the conditions and their branches all
 come from the spec; this module only knows how SageMaker executes each *kind* of step, one handler per kind
-(:attr:`LocalRunner.handlers`; an unknown kind is an error):
+(:attr:`LocalRunner.handlers`; an unknown kind is an error). It is over 600 lines on purpose: the handlers
+share one execution's state (the run folder, the step cache, the services a step declares, the registry), so
+they are methods of one class, as SageMaker is one service for every kind of step:
 
 - ``Processing``: inputs staged under ``/opt/ml/processing/input/...``, the script run with its arguments,
   each output folder published to the (local) S3 location of the execution; the services the step declares

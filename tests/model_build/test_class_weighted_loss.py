@@ -17,6 +17,7 @@ from pathlib import Path
 import features
 import pytest
 import train
+import training_data
 
 from model_build.pipeline_spec import SERVING_SOURCE_DIR
 from tests.model_build.review_splits import write_split
@@ -133,10 +134,10 @@ def test_weighted_loss_predicts_every_class_where_plain_loss_collapses(
 
 
 def test_class_weights_are_inverse_frequencies() -> None:
-    assert train.class_weights([0, 1, 2] * 5) == [1.0, 1.0, 1.0]  # balanced: on changes nothing
-    assert train.class_weights([0, 0, 0, 1, 2, 2]) == pytest.approx([6 / 9, 6 / 3, 6 / 6])
+    assert training_data.class_weights([0, 1, 2] * 5) == [1.0, 1.0, 1.0]  # balanced: on changes nothing
+    assert training_data.class_weights([0, 0, 0, 1, 2, 2]) == pytest.approx([6 / 9, 6 / 3, 6 / 6])
     # A class missing from the train split is never a target; the others still share the loss equally.
-    assert train.class_weights([0, 2, 2, 2]) == pytest.approx([4 / 2, 1.0, 4 / 6])
+    assert training_data.class_weights([0, 2, 2, 2]) == pytest.approx([4 / 2, 1.0, 4 / 6])
     assert train.describe_weights([2.0, 1.0, 0.5]) == "negative 2.0000, neutral 1.0000, positive 0.5000"
     assert train.describe_weights(None) == "off (plain cross-entropy)"
 

@@ -8,6 +8,7 @@ import sys
 import tarfile
 from pathlib import Path
 
+import baselines
 import evaluate
 import pyarrow.parquet as pq
 import pytest
@@ -47,7 +48,7 @@ def test_confusion_matrix_rows_are_the_true_sentiment() -> None:
     # Three negative reviews: one predicted right, one as neutral, one as positive; the rest right.
     y_true = [-1, -1, -1, 0, 1, 1]
     y_pred = [-1, 0, 1, 0, 1, 1]
-    metrics = evaluate.compute_metrics(y_true, y_pred)
+    metrics = baselines.compute_metrics(y_true, y_pred)
     assert metrics["confusion_matrix_labels"] == [-1, 0, 1]
     assert metrics["confusion_matrix"] == [[1, 1, 1], [0, 1, 0], [0, 0, 2]]
     assert metrics["accuracy"]["value"] == pytest.approx(4 / 6)

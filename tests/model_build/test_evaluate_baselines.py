@@ -14,7 +14,9 @@ import struct
 from pathlib import Path
 from typing import Any
 
+import baselines
 import evaluate
+import evaluation_pictures
 import features
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -45,8 +47,8 @@ def reviews(counts: dict[int, int], seed: int) -> list[tuple[str, int]]:
     return out
 
 
-def text_split(pairs: list[tuple[str, int]]) -> evaluate.TextSplit:
-    return evaluate.TextSplit(
+def text_split(pairs: list[tuple[str, int]]) -> baselines.TextSplit:
+    return baselines.TextSplit(
         [f"r{i}" for i in range(len(pairs))], [text for text, _ in pairs], [s for _, s in pairs]
     )
 
@@ -81,9 +83,9 @@ def at(report: dict[str, Any], path: str) -> Any:
 
 def test_majority_baseline_by_hand() -> None:
     # Train: 3 positive, 1 neutral, 1 negative -> always positive. Test: 2 positive, 1 neutral, 1 negative.
-    train = evaluate.TextSplit(list("abcde"), ["x"] * 5, [1, 0, 1, -1, 1])
-    test = evaluate.TextSplit(list("fghi"), ["x"] * 4, [1, 0, -1, 1])
-    entry = evaluate.majority_baseline(train, test)
+    train = baselines.TextSplit(list("abcde"), ["x"] * 5, [1, 0, 1, -1, 1])
+    test = baselines.TextSplit(list("fghi"), ["x"] * 4, [1, 0, -1, 1])
+    entry = baselines.majority_baseline(train, test)
     assert entry["baseline"]["predicted_sentiment"] == 1
     assert entry["baseline"]["train_counts"] == {"negative": 1, "neutral": 1, "positive": 3}
     assert entry["accuracy"]["value"] == pytest.approx(2 / 4)
@@ -96,12 +98,12 @@ def test_majority_baseline_by_hand() -> None:
 
 
 def test_majority_tie_goes_to_the_lowest_sentiment_whatever_the_order() -> None:
-    assert evaluate.majority_class([1, 0, 1, 0, -1])[0] == 0
-    assert evaluate.majority_class([0, 1, -1, 0, 1])[0] == 0
-    assert evaluate.majority_class([1, -1, 0])[0] == -1
+    assert baselines.majority_class([1, 0, 1, 0, -1])[0] == 0
+    assert baselines.majority_class([0, 1, -1, 0, 1])[0] == 0
+    assert baselines.majority_class([1, -1, 0])[0] == -1
 
 
-@pytest.mark.parametrize("column", [evaluate.TEXT_COLUMN, evaluate.IDS_COLUMN])
+@pytest.mark.parametrize("column", [baselines.TEXT_COLUMN, baselines.IDS_COLUMN])
 def test_tfidf_beats_the_majority_baseline_when_words_give_the_label_away(
     tmp_path: Path, column: str
 ) -> None:
@@ -112,42 +114,42 @@ def test_tfidf_beats_the_majority_baseline_when_words_give_the_label_away(
     test = write_parquet(tmp_path / "test", reviews({-1: 10, 0: 10, 1: 10}, seed=2), column == "review_body")
     test_ids = pq.read_table(test).column("review_id").to_pylist()
 
-    baselines = evaluate.score_baselines(train, test, test_ids, seed=7)
-    majority, tfidf = baselines[evaluate.MAJORITY_CLASS], baselines[evaluate.TFIDF_LOGISTIC_REGRESSION]
+    scored = baselines.score_baselines(train, test, test_ids, seed=7)
+    majority, tfidf = scored[baselines.MAJORITY_CLASS], scored[baselines.TFIDF_LOGISTIC_REGRESSION]
     assert majority["f1_macro"]["value"] == pytest.approx(1 / 6)
     assert tfidf["baseline"]["features"] == column
     assert tfidf["baseline"]["train_examples"] == 75
     assert tfidf["f1_macro"]["value"] > 0.9
     assert tfidf["per_class"]["neutral"]["recall"] > 0.8  # the minority class is found, not drowned out
     # The same seed gives the same baseline.
-    assert evaluate.score_baselines(train, test, test_ids, seed=7) == baselines
+    assert baselines.score_baselines(train, test, test_ids, seed=7) == scored
 
 
 def test_ids_are_the_fallback_when_a_split_lacks_the_text(tmp_path: Path) -> None:
     train = write_parquet(tmp_path / "train", reviews({-1: 5, 0: 5, 1: 5}, seed=1), with_text=True)
     test = write_parquet(tmp_path / "test", reviews({-1: 2, 0: 2, 1: 2}, seed=2), with_text=False)
-    assert evaluate.document_column({"train": train, "test": test}) == evaluate.IDS_COLUMN
-    documents = evaluate.read_documents(test, "test", evaluate.IDS_COLUMN).documents
+    assert baselines.document_column({"train": train, "test": test}) == baselines.IDS_COLUMN
+    documents = baselines.read_documents(test, "test", baselines.IDS_COLUMN).documents
     assert all(document.startswith("0 ") and document.endswith(" 2") for document in documents)
 
 
 def test_a_one_class_train_split_skips_the_text_baseline_with_the_reason() -> None:
     train = text_split([("great love", 1)] * 4)
     test = text_split([("great", 1), ("awful", -1)])
-    entry = evaluate.tfidf_baseline(train, test, evaluate.TEXT_COLUMN, seed=0)
+    entry = baselines.tfidf_baseline(train, test, baselines.TEXT_COLUMN, seed=0)
     assert "one sentiment only (positive)" in entry["skipped"]
     assert entry["f1_macro"]["value"] is None
     comparison = evaluate.compare(
         {"f1_macro": {"value": 0.6}},
         {
-            evaluate.MAJORITY_CLASS: evaluate.majority_baseline(train, test),
-            evaluate.TFIDF_LOGISTIC_REGRESSION: entry,
+            baselines.MAJORITY_CLASS: baselines.majority_baseline(train, test),
+            baselines.TFIDF_LOGISTIC_REGRESSION: entry,
         },
     )
-    assert comparison["best_baseline"]["name"] == evaluate.MAJORITY_CLASS
+    assert comparison["best_baseline"]["name"] == baselines.MAJORITY_CLASS
     # Always positive on (positive, negative): F1 2/3, 0 and 0 (neutral: no review, no prediction).
     assert comparison["f1_macro_margin_over_best_baseline"]["value"] == pytest.approx(0.6 - (2 / 3) / 3)
-    assert comparison["f1_macro_margin_over_baselines"][evaluate.TFIDF_LOGISTIC_REGRESSION]["value"] is None
+    assert comparison["f1_macro_margin_over_baselines"][baselines.TFIDF_LOGISTIC_REGRESSION]["value"] is None
 
 
 def test_best_baseline_is_the_highest_macro_f1_and_a_tie_goes_to_the_first() -> None:
@@ -155,13 +157,13 @@ def test_best_baseline_is_the_highest_macro_f1_and_a_tie_goes_to_the_first() -> 
         return {"accuracy": {"value": 0.5}, "f1_macro": {"value": f1}}
 
     metrics = {"f1_macro": {"value": 0.7}}
-    both = {evaluate.MAJORITY_CLASS: scored(0.2), evaluate.TFIDF_LOGISTIC_REGRESSION: scored(0.75)}
+    both = {baselines.MAJORITY_CLASS: scored(0.2), baselines.TFIDF_LOGISTIC_REGRESSION: scored(0.75)}
     comparison = evaluate.compare(metrics, both)
-    assert comparison["best_baseline"]["name"] == evaluate.TFIDF_LOGISTIC_REGRESSION
+    assert comparison["best_baseline"]["name"] == baselines.TFIDF_LOGISTIC_REGRESSION
     assert at(comparison, evaluate.MARGIN_JSON_PATH) == pytest.approx(-0.05)
     assert at(comparison, "f1_macro_margin_over_baselines.majority_class.value") == pytest.approx(0.5)
-    tie = {evaluate.MAJORITY_CLASS: scored(0.4), evaluate.TFIDF_LOGISTIC_REGRESSION: scored(0.4)}
-    assert evaluate.compare(metrics, tie)["best_baseline"]["name"] == evaluate.MAJORITY_CLASS
+    tie = {baselines.MAJORITY_CLASS: scored(0.4), baselines.TFIDF_LOGISTIC_REGRESSION: scored(0.4)}
+    assert evaluate.compare(metrics, tie)["best_baseline"]["name"] == baselines.MAJORITY_CLASS
 
 
 @pytest.fixture(scope="module")
@@ -200,10 +202,10 @@ def test_evaluation_json_holds_the_baselines_where_the_gate_reads_them(
         evaluate.MARGIN_JSON_PATH,
         *(
             f"baselines.{name}.{metric}.value"
-            for name in evaluate.BASELINES
+            for name in baselines.BASELINES
             for metric in ("accuracy", "f1_macro")
         ),
-        *(f"f1_macro_margin_over_baselines.{name}.value" for name in evaluate.BASELINES),
+        *(f"f1_macro_margin_over_baselines.{name}.value" for name in baselines.BASELINES),
     ):
         assert isinstance(at(report, path), float), path
 
@@ -223,7 +225,7 @@ def test_evaluation_json_holds_the_baselines_where_the_gate_reads_them(
     assert set(tfidf["per_class"]) == {"negative", "neutral", "positive"}
     assert sum(map(sum, tfidf["confusion_matrix"])) == len(test_sentiments)
 
-    best = max(evaluate.BASELINES, key=lambda name: report["baselines"][name]["f1_macro"]["value"])
+    best = max(baselines.BASELINES, key=lambda name: report["baselines"][name]["f1_macro"]["value"])
     assert report["best_baseline"]["name"] == best
     assert at(report, evaluate.MARGIN_JSON_PATH) == pytest.approx(
         report["metrics"]["f1_macro"]["value"] - report["baselines"][best]["f1_macro"]["value"]
@@ -238,7 +240,7 @@ def test_without_train_data_every_baseline_says_it_was_skipped(
     tmp_path: Path, model_dir: Path, splits: dict[str, Path]
 ) -> None:
     report = run(model_dir, splits, tmp_path / "out")
-    for name in evaluate.BASELINES:
+    for name in baselines.BASELINES:
         assert "--train-data" in report["baselines"][name]["skipped"]
         assert report["baselines"][name]["f1_macro"]["value"] is None
         assert report["f1_macro_margin_over_baselines"][name]["value"] is None
@@ -272,16 +274,20 @@ def test_the_picture_has_the_matrix_and_the_comparison_panel(tmp_path: Path, wit
     train = text_split(reviews({-1: 6, 0: 6, 1: 6}, seed=1))
     test = text_split(reviews({-1: 3, 0: 3, 1: 3}, seed=2))
     y_pred = [1] * len(test.sentiments)
-    report: dict[str, Any] = {"metrics": evaluate.compute_metrics(test.sentiments, y_pred)}
+    report: dict[str, Any] = {"metrics": baselines.compute_metrics(test.sentiments, y_pred)}
     if with_baselines:
         report["baselines"] = {
-            evaluate.MAJORITY_CLASS: evaluate.majority_baseline(train, test),
-            evaluate.TFIDF_LOGISTIC_REGRESSION: evaluate.tfidf_baseline(train, test, evaluate.TEXT_COLUMN, 0),
+            baselines.MAJORITY_CLASS: baselines.majority_baseline(train, test),
+            baselines.TFIDF_LOGISTIC_REGRESSION: baselines.tfidf_baseline(
+                train, test, baselines.TEXT_COLUMN, 0
+            ),
         }
     else:
-        report["baselines"] = {name: evaluate.skipped("no --train-data given") for name in evaluate.BASELINES}
+        report["baselines"] = {
+            name: baselines.skipped("no --train-data given") for name in baselines.BASELINES
+        }
     report.update(evaluate.compare(report["metrics"], report["baselines"]))
     path = tmp_path / evaluate.CONFUSION_MATRIX_FILE
-    evaluate.plot_confusion_matrix(test.sentiments, y_pred, report, path)
+    evaluation_pictures.plot_confusion_matrix(test.sentiments, y_pred, report, path)
     width, height = png_size(path)
     assert width > 2 * height  # the matrix and the bar panel side by side, not the matrix alone

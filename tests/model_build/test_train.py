@@ -18,6 +18,7 @@ import pyarrow.parquet as pq
 import pytest
 import tracking
 import train
+import trainer_setup
 import training_data
 
 from model_build.pipeline_spec import (
@@ -337,7 +338,7 @@ def test_dynamic_padding_pads_each_batch_to_its_longest_row(tiny_roberta_dir: Pa
 
 
 def test_metric_line_is_plain_decimals_the_regexes_parse() -> None:
-    line = train.EpochResult(2, 1.5e-7, 12.25, 1.0, 0.5).log_line()
+    line = trainer_setup.EpochResult(2, 1.5e-7, 12.25, 1.0, 0.5).log_line()
     assert "e-" not in line
     assert parse_metrics(line) == {
         "train:loss": [0.0],
