@@ -44,3 +44,23 @@ def run_measured(command: list[str], log_path: Path, env: dict[str, str] | None 
     if result.returncode != 0:
         raise RuntimeError(f"{' '.join(command[:2])} failed (exit {result.returncode}):\n{log[-3000:]}")
     return Measured(seconds, int(peak_file.read_text()) / 1024, log)
+
+
+def run_local_pipeline(
+    run_dir: Path, assignments: list[str]
+) -> tuple[float, subprocess.CompletedProcess[str]]:
+    """``python -m pipelines run --local`` in ``run_dir`` with ``NAME=VALUE`` parameters, offline: its wall
+    seconds and the finished process (the caller decides what a non-zero exit means)."""
+    command = [sys.executable, "-m", "pipelines", "run", "--local", "--run-dir", str(run_dir)]
+    for assignment in assignments:
+        command += ["--param", assignment]
+    started = time.perf_counter()
+    result = subprocess.run(
+        command,
+        cwd=Path(__file__).resolve().parents[1],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"},
+        check=False,
+    )
+    return time.perf_counter() - started, result

@@ -16,16 +16,13 @@ on a 2-core machine.
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import tempfile
-import time
 from pathlib import Path
 
+from bench._process import run_local_pipeline
 from pipelines.local.executions import ExecutionRecord, ExecutionStore
 from pipelines.local.workspace import Workspace
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
 TITLE = "Local pipeline run: wall time per step, cold and cached"
 TARGET_SECONDS = 180.0
 TIMING_PARAMETERS = ["MinAccuracy=0.0", "MinF1Macro=0.0", "MinBaselineMargin=-1.0", "MinChampionMargin=-1.0"]
@@ -34,20 +31,11 @@ QUICK_PARAMETERS = ["Epochs=1", "TrainStepsPerEpoch=4"]
 
 
 def _run(run_dir: Path, parameters: list[str]) -> tuple[float, ExecutionRecord]:
-    command = [sys.executable, "-m", "pipelines", "run", "--local", "--run-dir", str(run_dir)]
-    for parameter in parameters:
-        command += ["--param", parameter]
-    started = time.perf_counter()
-    result = subprocess.run(
-        command,
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        env={**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"},
-    )
-    seconds = time.perf_counter() - started
+    seconds, result = run_local_pipeline(run_dir, parameters)
     if result.returncode != 0:
-        raise RuntimeError(f"{' '.join(command)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
+        raise RuntimeError(
+            f"{' '.join(result.args)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+        )
     return seconds, ExecutionStore(Workspace.open(run_dir).executions_dir).load("latest")
 
 

@@ -29,16 +29,15 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 import tempfile
-import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from bench._process import run_local_pipeline
 from bench._review_sets import SETS, ReviewSet
 from model_build import pipeline_spec
 from model_build.steps import features
@@ -112,19 +111,7 @@ def _steps() -> tuple[ModuleType, ModuleType]:
 
 
 def _run(run_dir: Path, label: str, parameters: dict[str, str]) -> Outcome:
-    command = [sys.executable, "-m", "pipelines", "run", "--local", "--run-dir", str(run_dir)]
-    for name, value in parameters.items():
-        command += ["--param", f"{name}={value}"]
-    started = time.perf_counter()
-    result = subprocess.run(
-        command,
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        env={**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"},
-        check=False,
-    )
-    seconds = time.perf_counter() - started
+    seconds, result = run_local_pipeline(run_dir, [f"{name}={value}" for name, value in parameters.items()])
     workspace = Workspace.open(run_dir)
     record = ExecutionStore(workspace.executions_dir).load("latest")
     evaluation = next((s for s in record.steps if s.name == pipeline_spec.EVALUATE), None)
